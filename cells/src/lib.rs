@@ -1,0 +1,1 @@
+//! Ready-made cells built on cellrt's public API.

@@ -1,0 +1,1 @@
+//! Loom models of cellrt's protocols live in `tests/`; this library is empty.

@@ -1,0 +1,308 @@
+//! Request and reply: [`Reply`], the handle a cell answers through, and
+//! [`Pending`], the caller's side.
+//!
+//! A reply is answered at most once. If the `Reply` is dropped unanswered
+//! (the cell stopped, panicked, or forgot), the `Pending` resolves to
+//! [`AskError::Unanswered`] at once: an ask never hangs on a dead cell. If the
+//! caller gives up first (timeout, or dropping the `Pending`), a late
+//! [`Reply::send`] hands the value back and nothing is kept.
+//!
+//! `Pending` works without any async runtime: `wait(timeout)` blocks the
+//! calling thread; awaiting it (it implements `Future`) parks the task and is
+//! woken by the reply. The protocol is a small state machine behind one lock;
+//! the loom model `loom-tests/tests/ask.rs` checks that it resolves exactly once.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::sync::{Arc, Condvar, Mutex};
+
+enum State<T> {
+    /// No answer yet; the waker of an awaiting task, if any.
+    Waiting(Option<Waker>),
+    /// The answer, not yet taken.
+    Ready(T),
+    /// The reply handle was dropped without an answer.
+    Unanswered,
+    /// The caller took the result or gave up.
+    Closed,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    ready: Condvar,
+}
+
+/// Creates a connected reply handle and pending result.
+pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
+    let shared = Arc::new(Shared { state: Mutex::new(State::Waiting(None)), ready: Condvar::new() });
+    (Reply { shared: Some(shared.clone()) }, Pending { shared })
+}
+
+/// The handle a cell answers an ask through. Put it in the message.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cellrt::{Cell, CellError, Context, Reply, Runtime};
+///
+/// enum Msg {
+///     Add(u64),
+///     Total(Reply<u64>),
+/// }
+///
+/// #[derive(Default)]
+/// struct Sum(u64);
+///
+/// impl Cell for Sum {
+///     type Message = Msg;
+///
+///     fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
+///         match msg {
+///             Msg::Add(n) => self.0 += n,
+///             Msg::Total(reply) => {
+///                 // A caller that gave up gets nothing; the value comes back.
+///                 let _ = reply.send(self.0);
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let runtime = Runtime::builder().build()?;
+/// let sum = runtime.spawn(Sum::default())?;
+/// sum.try_send(Msg::Add(2)).unwrap();
+/// sum.try_send(Msg::Add(3)).unwrap();
+/// let total = sum.ask(Msg::Total).unwrap().wait(Duration::from_secs(5))?;
+/// assert_eq!(total, 5);
+/// # runtime.shutdown(Duration::from_secs(5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Reply<T> {
+    shared: Option<Arc<Shared<T>>>,
+}
+
+impl<T> Reply<T> {
+    /// Answers the ask. Hands `value` back when the caller already gave up.
+    pub fn send(mut self, value: T) -> Result<(), T> {
+        let shared = self.shared.take().expect("a reply is answered at most once");
+        let mut state = shared.state.lock();
+        match std::mem::replace(&mut *state, State::Closed) {
+            State::Waiting(waker) => {
+                *state = State::Ready(value);
+                drop(state);
+                shared.ready.notify_all();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Ok(())
+            }
+            // The caller gave up; `Closed` stays.
+            _ => Err(value),
+        }
+    }
+
+    /// Whether the caller has given up (timed out or dropped its `Pending`).
+    pub fn is_abandoned(&self) -> bool {
+        match &self.shared {
+            Some(shared) => matches!(*shared.state.lock(), State::Closed),
+            None => true,
+        }
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.take() else { return };
+        let mut state = shared.state.lock();
+        if let State::Waiting(waker) = std::mem::replace(&mut *state, State::Unanswered) {
+            drop(state);
+            shared.ready.notify_all();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        } else {
+            // Already closed by the caller: keep it closed.
+            *state = State::Closed;
+        }
+    }
+}
+
+impl<T> fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply").field("abandoned", &self.is_abandoned()).finish()
+    }
+}
+
+/// The result of an ask, still to come.
+///
+/// Wait for it with [`wait`](Pending::wait), or `.await` it. Dropping it
+/// abandons the ask: a late reply is handed back to the replying cell.
+#[must_use = "an ask's result is lost unless it is waited for or awaited"]
+pub struct Pending<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// Why an ask produced no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AskError {
+    /// No answer before the timeout. A late answer is discarded.
+    Timeout,
+    /// The reply handle was dropped unanswered: the cell stopped, failed
+    /// while handling the request, or did not answer.
+    Unanswered,
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AskError::Timeout => "ask timed out",
+            AskError::Unanswered => "ask dropped unanswered",
+        })
+    }
+}
+
+impl std::error::Error for AskError {}
+
+impl<T> Pending<T> {
+    /// Blocks until the answer arrives, the reply is dropped unanswered, or
+    /// `timeout` passes.
+    ///
+    /// Called on a worker thread this blocks that worker: prefer passing the
+    /// answer back as a message when asking from inside a cell.
+    pub fn wait(self, timeout: Duration) -> Result<T, AskError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = self.shared.state.lock();
+        loop {
+            match std::mem::replace(&mut *state, State::Closed) {
+                State::Ready(value) => return Ok(value),
+                State::Unanswered => return Err(AskError::Unanswered),
+                State::Closed => return Err(AskError::Unanswered),
+                waiting @ State::Waiting(_) => {
+                    *state = waiting;
+                    let left = match deadline {
+                        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                            Some(left) if !left.is_zero() => left,
+                            _ => return Err(AskError::Timeout),
+                        },
+                        None => Duration::from_secs(3600),
+                    };
+                    state = self.shared.ready.wait_timeout(state, left).0;
+                }
+            }
+        }
+    }
+
+    /// The answer if it has arrived, without blocking. `Ok(None)` while it
+    /// is still to come.
+    pub fn try_take(&mut self) -> Result<Option<T>, AskError> {
+        let mut state = self.shared.state.lock();
+        match std::mem::replace(&mut *state, State::Closed) {
+            State::Ready(value) => Ok(Some(value)),
+            State::Unanswered | State::Closed => Err(AskError::Unanswered),
+            waiting @ State::Waiting(_) => {
+                *state = waiting;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl<T> Drop for Pending<T> {
+    fn drop(&mut self) {
+        // Give up: a reply still to come finds `Closed` and is handed back.
+        *self.shared.state.lock() = State::Closed;
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, AskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut state = self.shared.state.lock();
+        match std::mem::replace(&mut *state, State::Closed) {
+            State::Ready(value) => Poll::Ready(Ok(value)),
+            State::Unanswered | State::Closed => Poll::Ready(Err(AskError::Unanswered)),
+            State::Waiting(_) => {
+                *state = State::Waiting(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pending(..)")
+    }
+}
+
+#[cfg(all(test, not(cellrt_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn answer_before_wait_is_returned() {
+        let (reply, pending) = channel();
+        reply.send(5).unwrap();
+        assert_eq!(pending.wait(Duration::from_secs(1)), Ok(5));
+    }
+
+    #[test]
+    fn dropped_reply_resolves_to_unanswered_at_once() {
+        let (reply, pending) = channel::<u8>();
+        drop(reply);
+        let started = Instant::now();
+        assert_eq!(pending.wait(Duration::from_secs(60)), Err(AskError::Unanswered));
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn timeout_then_late_reply_is_handed_back() {
+        let (reply, pending) = channel();
+        assert_eq!(pending.wait(Duration::from_millis(1)), Err(AskError::Timeout));
+        assert!(reply.is_abandoned());
+        assert_eq!(reply.send(9), Err(9));
+    }
+
+    #[test]
+    fn late_reply_value_is_dropped_not_leaked() {
+        struct Counted<'a>(&'a AtomicUsize);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = AtomicUsize::new(0);
+        let (reply, pending) = channel();
+        drop(pending);
+        let value = reply.send(Counted(&drops)).unwrap_err();
+        drop(value);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn try_take_sees_nothing_then_the_answer() {
+        let (reply, mut pending) = channel();
+        assert_eq!(pending.try_take(), Ok(None));
+        reply.send("hi").unwrap();
+        assert_eq!(pending.try_take(), Ok(Some("hi")));
+    }
+
+    #[test]
+    fn answer_from_another_thread_wakes_the_waiter() {
+        let (reply, pending) = channel();
+        let answer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            reply.send(42).unwrap();
+        });
+        assert_eq!(pending.wait(Duration::from_secs(10)), Ok(42));
+        answer.join().unwrap();
+    }
+}

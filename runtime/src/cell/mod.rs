@@ -1,0 +1,131 @@
+//! Cells: the [`Cell`] trait, its [`Context`], and the running instance.
+//!
+//! - `error.rs`: [`CellError`], what a failing hook returns.
+//! - `context.rs`: [`Context`], the cell's view of the runtime, and
+//!   [`CellConfig`], the options of a spawn.
+//! - `instance.rs`: a spawned cell: its mailbox, its state, its turns.
+//!
+//! # Lifecycle
+//!
+//! ```text
+//!  spawn ─► started ─► handle, handle, … ─► stopped
+//!              │            │
+//!              └─ Err/panic ┴─► Failure ─► stopped(Failed)
+//! ```
+//!
+//! Every hook runs on a worker of the cell's dispatcher, never on the thread
+//! that spawned the cell, and never concurrently with another hook of the
+//! same cell.
+//!
+//! - [`Cell::started`] runs before the first message. Messages sent in the
+//!   meantime wait in the mailbox. An error or panic here is a failure with
+//!   [`Hook::Started`](crate::Hook::Started); the cell then stops without
+//!   handling any message.
+//! - [`Cell::handle`] runs once per message. An error or panic is a failure
+//!   with [`Hook::Handle`](crate::Hook::Handle): the runtime records it, drops
+//!   the message (an ask inside it resolves to `Unanswered`) and stops the cell.
+//! - [`Cell::stopped`] runs once when the cell stops for any reason but a
+//!   kill. A panic here is recorded as a failure with
+//!   [`Hook::Stopped`](crate::Hook::Stopped); the cell stops regardless.
+//!
+//! Panics never unwind into a worker thread: each hook runs under
+//! `catch_unwind`.
+
+mod context;
+mod error;
+pub(crate) mod instance;
+
+pub use self::context::{CellConfig, Context};
+pub use self::error::CellError;
+
+use crate::failure::Failure;
+
+/// An autonomous unit of state and behaviour that handles one message type.
+///
+/// Implement [`handle`](Cell::handle); the other hooks have defaults. A cell
+/// is spawned on a [`Runtime`](crate::Runtime), which returns an
+/// [`Addr`](crate::Addr) for its message type.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cellrt::{Cell, CellError, Context, Runtime};
+///
+/// struct Greeter {
+///     greeted: Vec<String>,
+/// }
+///
+/// impl Cell for Greeter {
+///     type Message = String;
+///
+///     fn handle(&mut self, ctx: &mut Context<Self>, name: String) -> Result<(), CellError> {
+///         if name.is_empty() {
+///             return Err(CellError::msg("no name"));
+///         }
+///         tracing::info!(cell = %ctx.path(), %name, "hello");
+///         self.greeted.push(name);
+///         Ok(())
+///     }
+/// }
+///
+/// let runtime = Runtime::builder().worker_threads(1).build()?;
+/// let greeter = runtime.spawn(Greeter { greeted: Vec::new() })?;
+/// greeter.send("Ada".to_string())?;
+/// let report = runtime.shutdown(Duration::from_secs(5));
+/// assert_eq!(report.cells_stopped, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Cell: Send + Sized + 'static {
+    /// The message type this cell handles: its contract.
+    type Message: Send + 'static;
+
+    /// Handles one message. An error or a panic is a failure (see the
+    /// module docs).
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: Self::Message) -> Result<(), CellError>;
+
+    /// Runs once before the first message. The default does nothing.
+    fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Runs once when the cell stops, with the reason. Not run on a kill.
+    /// The default does nothing.
+    fn stopped(&mut self, ctx: &mut Context<Self>, reason: &StopReason) {
+        let _ = (ctx, reason);
+    }
+
+    /// Names the kind of a message, for failures and metrics. Override it
+    /// for enums to return the variant name; the default is the type name.
+    fn message_kind(msg: &Self::Message) -> &'static str {
+        let _ = msg;
+        std::any::type_name::<Self::Message>()
+    }
+}
+
+/// Why a cell stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The cell called [`Context::stop`], or was stopped through the runtime.
+    Requested,
+    /// The runtime shut down gracefully: the mailbox was closed and drained.
+    Shutdown,
+    /// The cell was replaced behind its address by another cell.
+    Replaced,
+    /// Its parent stopped.
+    ParentStopped,
+    /// The runtime terminated it without running hooks: a shutdown whose
+    /// deadline passed, or a runtime dropped without `shutdown`.
+    Killed,
+    /// A hook failed.
+    Failed(Box<Failure>),
+}
+
+impl StopReason {
+    /// Whether the stop was abnormal (a failure).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, StopReason::Failed(_))
+    }
+}

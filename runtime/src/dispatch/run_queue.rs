@@ -1,0 +1,176 @@
+//! The shared run queue of one dispatcher and how its idle workers sleep.
+//!
+//! A dispatcher's workers take cells from one FIFO. Cells scheduled from
+//! inside a worker usually skip it through the worker's `next` slot (see
+//! `worker.rs`); the FIFO holds cells scheduled from outside, cells that used
+//! their budget, and cells pushed out of a `next` slot.
+//!
+//! # Sleeping without losing a wake-up
+//!
+//! A worker that finds nothing registers itself in `sleepers`, issues a SeqCst
+//! fence, looks at the queue once more, and only then parks. A pusher adds the
+//! task, issues a SeqCst fence and wakes a registered sleeper. The fences order
+//! "register, then look" against "push, then look for sleepers": one side
+//! always sees the other. Each worker has its own parker, and an unpark that
+//! arrives before the park makes the park return at once.
+
+use std::collections::VecDeque;
+
+use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
+use crate::sync::{Condvar, Mutex};
+
+use super::Task;
+
+/// One worker's sleep flag.
+#[derive(Debug, Default)]
+struct Parker {
+    woken: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Parker {
+    fn park(&self) {
+        let mut woken = self.woken.lock();
+        while !*woken {
+            woken = self.cond.wait(woken);
+        }
+        *woken = false;
+    }
+
+    fn unpark(&self) {
+        *self.woken.lock() = true;
+        self.cond.notify_one();
+    }
+}
+
+/// The FIFO of runnable cells of one dispatcher, and its sleeping workers.
+pub(crate) struct RunQueue {
+    tasks: Mutex<VecDeque<Task>>,
+    len: AtomicUsize,
+    sleepers: Mutex<Vec<usize>>,
+    sleeping: AtomicUsize,
+    parkers: Box<[Parker]>,
+    shutdown: AtomicBool,
+}
+
+impl std::fmt::Debug for RunQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunQueue")
+            .field("len", &self.len.load(Relaxed))
+            .field("sleeping", &self.sleeping.load(Relaxed))
+            .field("shutdown", &self.shutdown.load(Relaxed))
+            .finish()
+    }
+}
+
+impl RunQueue {
+    pub(crate) fn new(workers: usize) -> Self {
+        RunQueue {
+            tasks: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
+            sleepers: Mutex::new(Vec::with_capacity(workers)),
+            sleeping: AtomicUsize::new(0),
+            parkers: (0..workers).map(|_| Parker::default()).collect(),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
+    /// Appends a runnable cell and wakes a sleeping worker if there is one.
+    pub(crate) fn push(&self, task: Task) {
+        {
+            let mut tasks = self.tasks.lock();
+            tasks.push_back(task);
+            self.len.store(tasks.len(), Release);
+        }
+        self.wake_one();
+    }
+
+    /// Takes the oldest runnable cell.
+    pub(crate) fn pop(&self) -> Option<Task> {
+        if self.len.load(Acquire) == 0 {
+            return None;
+        }
+        let mut tasks = self.tasks.lock();
+        let task = tasks.pop_front();
+        self.len.store(tasks.len(), Release);
+        task
+    }
+
+    /// Puts `task` at the back and takes the front, in one lock: a worker
+    /// rotating a cell that used its budget.
+    pub(crate) fn rotate(&self, task: Task) -> Task {
+        let mut tasks = self.tasks.lock();
+        match tasks.pop_front() {
+            Some(front) => {
+                tasks.push_back(task);
+                front
+            }
+            None => task,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Acquire) == 0
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Acquire)
+    }
+
+    /// Makes every worker leave its loop, sleeping ones included.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.store(true, Release);
+        for parker in self.parkers.iter() {
+            parker.unpark();
+        }
+    }
+
+    /// Drops every queued task; after shutdown, when no worker runs them.
+    pub(crate) fn clear(&self) -> Vec<Task> {
+        let mut tasks = self.tasks.lock();
+        self.len.store(0, Release);
+        tasks.drain(..).collect()
+    }
+
+    fn wake_one(&self) {
+        // Pairs with the fence in `park`: see the module docs.
+        fence(SeqCst);
+        if self.sleeping.load(Relaxed) == 0 {
+            return;
+        }
+        let woken = {
+            let mut sleepers = self.sleepers.lock();
+            let woken = sleepers.pop();
+            if woken.is_some() {
+                self.sleeping.fetch_sub(1, Relaxed);
+            }
+            woken
+        };
+        if let Some(index) = woken {
+            self.parkers[index].unpark();
+        }
+    }
+
+    /// Puts worker `index` to sleep until a push or shutdown wakes it.
+    /// Returns at once when work or shutdown is already visible.
+    pub(crate) fn park(&self, index: usize) {
+        {
+            let mut sleepers = self.sleepers.lock();
+            sleepers.push(index);
+            self.sleeping.fetch_add(1, Relaxed);
+        }
+        // Pairs with the fence in `wake_one`: see the module docs.
+        fence(SeqCst);
+        if self.len.load(Relaxed) > 0 || self.shutdown.load(Relaxed) {
+            let mut sleepers = self.sleepers.lock();
+            if let Some(pos) = sleepers.iter().position(|&i| i == index) {
+                sleepers.swap_remove(pos);
+                self.sleeping.fetch_sub(1, Relaxed);
+            }
+            // Otherwise a pusher already took us off the list and unparked
+            // us: the stale token only makes a later park return early.
+            return;
+        }
+        self.parkers[index].park();
+    }
+}

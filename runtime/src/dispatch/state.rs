@@ -1,0 +1,287 @@
+//! The state word of one cell: its scheduling state, its admission gate and
+//! whether it may still be scheduled.
+//!
+//! One `AtomicUsize` per cell, packed as:
+//!
+//! | bits   | meaning                                                     | moved by                    |
+//! |--------|-------------------------------------------------------------|-----------------------------|
+//! | 0..=1  | `IDLE` (0), `SCHEDULED` (1) or `RUNNING` (2)                | senders, the running worker |
+//! | 2      | `CLOSED`: the user mailbox admits nothing new; never cleared | whoever stops or replaces   |
+//! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
+//! | 4..    | number of senders inside the admission gate                 | senders                     |
+//!
+//! # Invariants
+//!
+//! - Exactly one party holds the *run token* while the state is `SCHEDULED` or
+//!   `RUNNING`: whoever moved it out of `IDLE`. That party either enqueues the
+//!   cell on its dispatcher or runs it, so a cell is never run by two workers.
+//! - A sender publishes its message with the read-modify-write that leaves the
+//!   gate (`Release`); a worker going idle does a read-modify-write on the
+//!   same word (`Acquire`) and then looks at the queues again. Both are RMWs of
+//!   one location, so one of them observes the other: either the sender sees
+//!   `IDLE` and schedules the cell, or the worker's re-check sees the message.
+//!   That is the whole no-lost-wake-up argument, and the loom model
+//!   `loom-tests/tests/dispatch_state.rs` checks it.
+//! - System-queue pushes call [`CellState::notify`], which always *writes*
+//!   (a compare-exchange that stores the value it read when the cell is
+//!   already scheduled), for the same reason: a failed CAS is only a load and
+//!   would not order against the worker's idle transition.
+//! - `CLOSED` is set with senders possibly inside the gate; the closer then
+//!   waits for the sender count to reach zero, after which no message can be
+//!   added to the user queue.
+
+use crate::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::sync::spin_loop;
+
+const SCHED_MASK: usize = 0b11;
+const IDLE: usize = 0;
+const SCHEDULED: usize = 1;
+const RUNNING: usize = 2;
+/// The user mailbox admits nothing new. Never cleared.
+const CLOSED: usize = 1 << 2;
+/// The cell has terminated and must never be scheduled again. Never cleared.
+const DONE: usize = 1 << 3;
+/// One sender inside the admission gate.
+const SENDER_ONE: usize = 1 << 4;
+
+/// The packed state word of one cell. See the module docs.
+#[derive(Debug)]
+pub(crate) struct CellState {
+    word: AtomicUsize,
+}
+
+/// A copy of the state word at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot(usize);
+
+impl Snapshot {
+    #[cfg(any(test, cellrt_loom))]
+    pub(crate) fn is_idle(self) -> bool {
+        self.0 & SCHED_MASK == IDLE
+    }
+
+    #[cfg(any(test, cellrt_loom))]
+    pub(crate) fn is_running(self) -> bool {
+        self.0 & SCHED_MASK == RUNNING
+    }
+
+    pub(crate) fn is_closed(self) -> bool {
+        self.0 & CLOSED != 0
+    }
+
+    #[cfg(any(test, cellrt_loom))]
+    pub(crate) fn is_done(self) -> bool {
+        self.0 & DONE != 0
+    }
+
+    #[cfg(any(test, cellrt_loom))]
+    pub(crate) fn senders_in_gate(self) -> usize {
+        self.0 / SENDER_ONE
+    }
+}
+
+/// What the caller of a transition must do next.
+#[must_use = "a `Schedule` result says whether the caller now holds the run token"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Schedule {
+    /// The caller moved the cell out of `IDLE`: it must enqueue (or run) it.
+    Enqueue,
+    /// Someone else holds the run token, or the cell is done.
+    Nothing,
+}
+
+impl Default for CellState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CellState {
+    pub(crate) fn new() -> Self {
+        CellState { word: AtomicUsize::new(IDLE) }
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot(self.word.load(Acquire))
+    }
+
+    /// Enters the admission gate before pushing a user message.
+    ///
+    /// Fails when the mailbox is closed; the caller then keeps its message.
+    #[inline]
+    pub(crate) fn enter_gate(&self) -> Result<(), ()> {
+        // Acquire pairs with the Release of `close`, so a sender that sees
+        // CLOSED also sees everything the closer did before.
+        let prev = self.word.fetch_add(SENDER_ONE, Acquire);
+        if prev & CLOSED != 0 {
+            self.word.fetch_sub(SENDER_ONE, Release);
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// Leaves the gate after a push that did not enqueue anything.
+    #[inline]
+    pub(crate) fn leave_gate(&self) {
+        self.word.fetch_sub(SENDER_ONE, Release);
+    }
+
+    /// Leaves the gate after a successful push and takes the run token when
+    /// the cell is idle, in one read-modify-write.
+    #[inline]
+    pub(crate) fn leave_gate_after_push(&self) -> Schedule {
+        let mut cur = self.word.load(Relaxed);
+        loop {
+            let take = cur & SCHED_MASK == IDLE && cur & DONE == 0;
+            let next = (cur - SENDER_ONE) | if take { SCHEDULED } else { 0 };
+            // Release publishes the pushed message to the worker whose idle
+            // transition reads this value (or a later one in the RMW chain);
+            // Acquire pairs with the Release of `finish_turn_idle`, so a sender
+            // that takes the token sees the previous turn's writes.
+            match self.word.compare_exchange_weak(cur, next, AcqRel, Relaxed) {
+                Ok(_) if take => return Schedule::Enqueue,
+                Ok(_) => return Schedule::Nothing,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Signals work that did not pass the gate (a system message, moved
+    /// messages): takes the run token when the cell is idle. Always writes, so
+    /// it orders against `finish_turn_idle` like `leave_gate_after_push`.
+    pub(crate) fn notify(&self) -> Schedule {
+        let mut cur = self.word.load(Relaxed);
+        loop {
+            let take = cur & SCHED_MASK == IDLE && cur & DONE == 0;
+            let next = if take { cur | SCHEDULED } else { cur };
+            match self.word.compare_exchange_weak(cur, next, AcqRel, Relaxed) {
+                Ok(_) if take => return Schedule::Enqueue,
+                Ok(_) => return Schedule::Nothing,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// `SCHEDULED → RUNNING`, by the worker that dequeued the cell.
+    #[inline]
+    pub(crate) fn start_turn(&self) {
+        // Acquire: the turn sees everything done before the token was handed over.
+        let prev = self.word.fetch_add(RUNNING - SCHEDULED, Acquire);
+        debug_assert_eq!(prev & SCHED_MASK, SCHEDULED, "a cell was run without its run token");
+    }
+
+    /// `RUNNING → SCHEDULED`: the turn used its budget and work is left; the
+    /// worker keeps the token and must enqueue the cell again.
+    #[inline]
+    pub(crate) fn yield_turn(&self) {
+        let prev = self.word.fetch_sub(RUNNING - SCHEDULED, Release);
+        debug_assert_eq!(prev & SCHED_MASK, RUNNING);
+    }
+
+    /// `RUNNING → IDLE`: the worker found no work and gives the token up.
+    ///
+    /// The caller must then look at the queues again and, when it finds work,
+    /// call [`CellState::notify`] to try to take the token back.
+    #[inline]
+    pub(crate) fn finish_turn_idle(&self) {
+        // AcqRel: Release hands this turn's writes to the next token holder;
+        // Acquire pairs with the Release of senders' gate exits that came
+        // earlier in this word's modification order, so the re-check sees
+        // their messages.
+        let prev = self.word.fetch_sub(RUNNING, AcqRel);
+        debug_assert_eq!(prev & SCHED_MASK, RUNNING);
+    }
+
+    /// Marks the cell done while its last turn runs: no one can take the run
+    /// token again.
+    pub(crate) fn finish(&self) {
+        self.word.fetch_or(DONE, AcqRel);
+    }
+
+    /// Closes the admission gate and waits until no sender is inside it.
+    /// Afterwards nothing can be added to the user queue. Returns `false`
+    /// when the gate was already closed.
+    pub(crate) fn close(&self) -> bool {
+        // Release pairs with the Acquire of `enter_gate`.
+        let prev = self.word.fetch_or(CLOSED, AcqRel);
+        // A sender inside the gate only runs a non-blocking push, so this
+        // wait is as short as one push.
+        while self.word.load(Acquire) / SENDER_ONE != 0 {
+            spin_loop();
+        }
+        prev & CLOSED == 0
+    }
+
+    /// Takes the run token from an idle cell without enqueueing it, so the
+    /// caller can act on the cell directly (forced termination).
+    pub(crate) fn try_claim_idle(&self) -> bool {
+        let mut cur = self.word.load(Relaxed);
+        loop {
+            if cur & SCHED_MASK != IDLE || cur & DONE != 0 {
+                return false;
+            }
+            match self.word.compare_exchange_weak(cur, cur | RUNNING, AcqRel, Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(cellrt_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_push_takes_the_token_and_later_pushes_do_not() {
+        let state = CellState::new();
+        state.enter_gate().unwrap();
+        assert_eq!(state.leave_gate_after_push(), Schedule::Enqueue);
+        state.enter_gate().unwrap();
+        assert_eq!(state.leave_gate_after_push(), Schedule::Nothing);
+        state.start_turn();
+        assert!(state.snapshot().is_running());
+    }
+
+    #[test]
+    fn idle_cell_can_be_scheduled_again_after_its_turn() {
+        let state = CellState::new();
+        assert_eq!(state.notify(), Schedule::Enqueue);
+        state.start_turn();
+        assert_eq!(state.notify(), Schedule::Nothing);
+        state.finish_turn_idle();
+        assert!(state.snapshot().is_idle());
+        assert_eq!(state.notify(), Schedule::Enqueue);
+    }
+
+    #[test]
+    fn closed_gate_rejects_senders_and_counts_none_inside() {
+        let state = CellState::new();
+        assert!(state.close());
+        assert!(state.enter_gate().is_err());
+        assert_eq!(state.snapshot().senders_in_gate(), 0);
+        assert!(!state.close(), "closing twice reports the gate was already closed");
+    }
+
+    #[test]
+    fn done_cell_is_never_scheduled() {
+        let state = CellState::new();
+        assert_eq!(state.notify(), Schedule::Enqueue);
+        state.start_turn();
+        state.finish();
+        state.finish_turn_idle();
+        assert!(state.snapshot().is_done());
+        assert_eq!(state.notify(), Schedule::Nothing);
+        state.enter_gate().unwrap();
+        assert_eq!(state.leave_gate_after_push(), Schedule::Nothing);
+        assert!(!state.try_claim_idle());
+    }
+
+    #[test]
+    fn claim_succeeds_only_on_an_idle_cell() {
+        let state = CellState::new();
+        assert!(state.try_claim_idle());
+        assert!(!state.try_claim_idle());
+        assert!(state.snapshot().is_running());
+    }
+}

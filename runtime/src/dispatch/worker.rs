@@ -1,0 +1,158 @@
+//! The loop each worker thread runs, and the worker-local `next` slot.
+//!
+//! # Locality
+//!
+//! A cell scheduled by a handler running on a worker goes into that worker's
+//! `next` slot instead of the shared queue: it runs right after the current
+//! turn, on the same thread, with no cross-thread wake-up. This is what makes
+//! a message to an idle cell cheap (a ring of cells passes its token without
+//! leaving the core). Fairness limits:
+//!
+//! - a slot holds one cell; scheduling another pushes the older one out to
+//!   the shared queue, where other workers can take it;
+//! - before a turn handles its second and later messages, a filled slot is
+//!   pushed out, so a long turn never holds another cell back;
+//! - after `NEXT_STREAK_LIMIT` consecutive slot runs, the worker serves the
+//!   shared queue first.
+
+use std::cell::RefCell;
+
+use crate::sync::{Arc, Backoff};
+
+use super::{Dispatcher, Task, TurnEnd};
+
+/// Consecutive `next`-slot runs before the shared queue gets a turn.
+const NEXT_STREAK_LIMIT: u32 = 64;
+/// Rounds of spinning on an empty queue before parking.
+const SPIN_ROUNDS: u32 = 64;
+
+struct WorkerLocal {
+    /// The dispatcher this thread works for.
+    dispatcher: Arc<Dispatcher>,
+    next: Option<Task>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<WorkerLocal>> = const { RefCell::new(None) };
+}
+
+/// Whether the calling thread is a worker of any dispatcher.
+pub(crate) fn on_worker_thread() -> bool {
+    LOCAL.with(|local| local.borrow().is_some())
+}
+
+/// Puts `task` in this thread's `next` slot when the thread is a worker of
+/// `dispatcher`. Hands the task back otherwise; when the slot was full, hands
+/// back its previous occupant instead, for the shared queue.
+pub(crate) fn try_schedule_local(dispatcher: &Dispatcher, task: Task) -> Option<Task> {
+    LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        match local.as_mut() {
+            Some(worker) if std::ptr::eq(Arc::as_ptr(&worker.dispatcher), dispatcher) => {
+                worker.next.replace(task)
+            }
+            _ => Some(task),
+        }
+    })
+}
+
+/// Moves this worker's `next` cell to the shared queue, so other workers can
+/// run it while the current turn goes on.
+#[inline]
+pub(crate) fn offload_next() {
+    LOCAL.with(|local| {
+        if let Some(worker) = local.borrow_mut().as_mut() {
+            if let Some(task) = worker.next.take() {
+                worker.dispatcher.queue.push(task);
+            }
+        }
+    });
+}
+
+fn take_next() -> Option<Task> {
+    LOCAL.with(|local| local.borrow_mut().as_mut().and_then(|w| w.next.take()))
+}
+
+/// Clears the thread-local on every exit path, panics included.
+struct LocalGuard;
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        let leftover = LOCAL.with(|local| local.borrow_mut().take());
+        drop(leftover);
+    }
+}
+
+/// The body of worker thread `index` of `dispatcher`.
+pub(crate) fn run(dispatcher: Arc<Dispatcher>, index: usize) {
+    LOCAL
+        .with(|local| *local.borrow_mut() = Some(WorkerLocal { dispatcher: dispatcher.clone(), next: None }));
+    let _guard = LocalGuard;
+    let queue = &dispatcher.queue;
+    let mut streak = 0_u32;
+    tracing::trace!(dispatcher = %dispatcher.name, index, "worker started");
+    while !queue.is_shutdown() {
+        let task = match take_next() {
+            Some(task) if streak < NEXT_STREAK_LIMIT => {
+                streak += 1;
+                Some(task)
+            }
+            Some(task) => {
+                streak = 0;
+                Some(queue.rotate(task))
+            }
+            None => {
+                streak = 0;
+                queue.pop()
+            }
+        };
+        match task {
+            Some(task) => run_task(&dispatcher, task),
+            None => {
+                if !spin_for_work(&dispatcher) {
+                    queue.park(index);
+                }
+            }
+        }
+    }
+    // Tasks left in `next` at shutdown belong to cells being torn down.
+    drop(take_next());
+    tracing::trace!(dispatcher = %dispatcher.name, index, "worker stopped");
+}
+
+fn run_task(dispatcher: &Dispatcher, task: Task) {
+    loop {
+        match task.run_turn(dispatcher.throughput) {
+            TurnEnd::Idle | TurnEnd::Done => return,
+            TurnEnd::Yield => {
+                // The cell kept its run token: run it again when nothing else
+                // waits, otherwise send it to the back of the queue.
+                if dispatcher.queue.is_empty() && !has_next() {
+                    continue;
+                }
+                dispatcher.queue.push(task);
+                return;
+            }
+        }
+    }
+}
+
+fn has_next() -> bool {
+    LOCAL.with(|local| local.borrow().as_ref().is_some_and(|w| w.next.is_some()))
+}
+
+/// Spins briefly for new work before the worker parks; `true` when some
+/// arrived or shutdown began.
+fn spin_for_work(dispatcher: &Dispatcher) -> bool {
+    let backoff = Backoff::new();
+    for _ in 0..SPIN_ROUNDS {
+        if !dispatcher.queue.is_empty() || dispatcher.queue.is_shutdown() {
+            return true;
+        }
+        if backoff.is_completed() {
+            break;
+        }
+        backoff.snooze();
+    }
+    false
+}

@@ -1,0 +1,222 @@
+//! Failures: what went wrong in a cell, as a value.
+//!
+//! Every handler error, panic and failed `started` hook becomes one
+//! [`Failure`]: which cell, which kind of cell, in which hook, handling which
+//! kind of message, why, where, and when. Supervision decides what to do with
+//! it; observation folds it into a failure signature. Keep it complete: a
+//! field dropped here is evidence lost downstream.
+//!
+//! # Panic locations
+//!
+//! A panic payload does not carry its location, so the runtime installs a
+//! process-wide panic hook (once, chained to the hook that was there before)
+//! that records the location of panics raised inside cell code. The previous
+//! hook still runs, so panics are printed as usual, unless the runtime was
+//! built with `quiet_panics(true)`. A hook installed later by the application
+//! replaces ours; locations are then `None`.
+
+use std::any::Any;
+use std::cell::{Cell as StdCell, RefCell};
+use std::fmt;
+use std::sync::Once;
+use std::time::SystemTime;
+
+use crate::path::CellPath;
+
+/// One failure of one cell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Failure {
+    /// The cell that failed.
+    pub path: CellPath,
+    /// The Rust type of the cell, as `std::any::type_name` gives it.
+    pub cell_kind: &'static str,
+    /// The hook that failed.
+    pub hook: Hook,
+    /// The kind of the message being handled, from [`Cell::message_kind`];
+    /// `None` outside `handle`.
+    ///
+    /// [`Cell::message_kind`]: crate::Cell::message_kind
+    pub message_kind: Option<&'static str>,
+    /// The error or panic.
+    pub cause: FailureCause,
+    /// When it happened.
+    pub at: SystemTime,
+}
+
+/// The lifecycle hook in which a failure happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hook {
+    /// [`Cell::started`](crate::Cell::started): the cell never ran.
+    Started,
+    /// [`Cell::handle`](crate::Cell::handle).
+    Handle,
+    /// [`Cell::stopped`](crate::Cell::stopped).
+    Stopped,
+}
+
+/// Why a cell failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// The hook returned an error.
+    Error {
+        /// The error's text (its `Display`, with sources joined by `: `).
+        text: String,
+        /// The error's Rust type, when it came from a typed error.
+        type_name: Option<&'static str>,
+    },
+    /// The hook panicked.
+    Panic {
+        /// The payload as text: the `&str` or `String` given to `panic!`, or
+        /// a note naming a payload of another type.
+        payload: String,
+        /// Where the panic was raised, when known.
+        location: Option<PanicLocation>,
+    },
+}
+
+/// Source location of a panic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PanicLocation {
+    /// Source file.
+    pub file: String,
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
+}
+
+impl fmt::Display for PanicLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+impl Failure {
+    /// Whether the failure was a panic.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.cause, FailureCause::Panic { .. })
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hook = match self.hook {
+            Hook::Started => "started",
+            Hook::Handle => "handle",
+            Hook::Stopped => "stopped",
+        };
+        write!(f, "cell {} failed in {hook}", self.path)?;
+        if let Some(kind) = self.message_kind {
+            write!(f, " ({kind})")?;
+        }
+        match &self.cause {
+            FailureCause::Error { text, .. } => write!(f, ": error: {text}"),
+            FailureCause::Panic { payload, location: Some(at) } => {
+                write!(f, ": panicked at {at}: {payload}")
+            }
+            FailureCause::Panic { payload, location: None } => write!(f, ": panicked: {payload}"),
+        }
+    }
+}
+
+/// Turns a panic payload into text.
+pub(crate) fn payload_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+thread_local! {
+    /// Set while cell code runs on this thread.
+    static IN_CELL: StdCell<bool> = const { StdCell::new(false) };
+    /// Suppress the previous hook's report for panics in cell code.
+    static QUIET: StdCell<bool> = const { StdCell::new(false) };
+    /// Location of the last panic raised in cell code on this thread.
+    static LAST_LOCATION: RefCell<Option<PanicLocation>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Installs the chained panic hook once per process.
+pub(crate) fn install_panic_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CELL.with(StdCell::get) {
+                let location = info.location().map(|l| PanicLocation {
+                    file: l.file().to_owned(),
+                    line: l.line(),
+                    column: l.column(),
+                });
+                LAST_LOCATION.with(|last| *last.borrow_mut() = location);
+                if QUIET.with(StdCell::get) {
+                    return;
+                }
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// Marks this thread as running cell code for the guard's lifetime.
+pub(crate) struct InCellGuard;
+
+impl InCellGuard {
+    pub(crate) fn enter(quiet: bool) -> Self {
+        IN_CELL.with(|c| c.set(true));
+        QUIET.with(|c| c.set(quiet));
+        LAST_LOCATION.with(|last| last.borrow_mut().take());
+        InCellGuard
+    }
+
+    /// The location recorded for the panic just caught on this thread.
+    pub(crate) fn take_location(&self) -> Option<PanicLocation> {
+        LAST_LOCATION.with(|last| last.borrow_mut().take())
+    }
+}
+
+impl Drop for InCellGuard {
+    fn drop(&mut self) {
+        IN_CELL.with(|c| c.set(false));
+        QUIET.with(|c| c.set(false));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_text_reads_str_string_and_other_payloads() {
+        assert_eq!(payload_text(&"boom"), "boom");
+        assert_eq!(payload_text(&String::from("bang")), "bang");
+        assert_eq!(payload_text(&42_u32), "non-string panic payload");
+    }
+
+    #[test]
+    fn display_names_path_hook_message_kind_and_cause() {
+        let failure = Failure {
+            path: CellPath::root().child("parser").unwrap(),
+            cell_kind: "app::Parser",
+            hook: Hook::Handle,
+            message_kind: Some("Line"),
+            cause: FailureCause::Panic {
+                payload: "bad byte".into(),
+                location: Some(PanicLocation { file: "src/parser.rs".into(), line: 7, column: 9 }),
+            },
+            at: SystemTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            failure.to_string(),
+            "cell /parser failed in handle (Line): panicked at src/parser.rs:7:9: bad byte"
+        );
+        assert!(failure.is_panic());
+    }
+}

@@ -1,0 +1,117 @@
+//! cellrt runs applications as a topology of **cells**: autonomous units that
+//! each own their state and handle one message type, scheduled on worker
+//! pools over bounded, lock-free mailboxes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cellrt::{Cell, CellError, Context, Reply, Runtime};
+//!
+//! struct Counter(u64);
+//!
+//! enum Msg {
+//!     Add(u64),
+//!     Get(Reply<u64>),
+//! }
+//!
+//! impl Cell for Counter {
+//!     type Message = Msg;
+//!
+//!     fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
+//!         match msg {
+//!             Msg::Add(n) => self.0 += n,
+//!             Msg::Get(reply) => drop(reply.send(self.0)),
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let runtime = Runtime::builder().build()?;
+//! let counter = runtime.spawn(Counter(0))?;
+//! counter.send(Msg::Add(40))?;
+//! counter.send(Msg::Add(2))?;
+//! assert_eq!(counter.ask(Msg::Get)?.wait(Duration::from_secs(5))?, 42);
+//! runtime.shutdown(Duration::from_secs(5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Cells
+//!
+//! A [`Cell`] handles messages of one type, one at a time, on a worker of its
+//! dispatcher. Its hooks ([`started`](Cell::started), [`handle`](Cell::handle),
+//! [`stopped`](Cell::stopped)) never run concurrently. A [`Context`] gives the
+//! cell its address and path, lets it spawn children, stop itself, and
+//! schedule messages to itself. An error or a panic in a hook is caught and
+//! becomes a typed [`Failure`]; it never takes a worker thread down.
+//!
+//! # Addresses
+//!
+//! An [`Addr<M>`] is a handle to a contract, the message type `M`, not to one
+//! cell instance: the runtime can [`replace`](Runtime::replace) the cell
+//! behind it while senders keep sending, and no message is lost or handled
+//! twice. Every rejected send hands the message back inside a [`SendError`].
+//! [`ask`](Addr::ask) sends a request carrying a [`Reply`] and returns a
+//! [`Pending`] answer, which can be waited for or awaited; a reply dropped
+//! unanswered resolves it to an error at once.
+//!
+//! # Mailboxes and backpressure
+//!
+//! Each cell's user mailbox is bounded (crossbeam-channel). A full mailbox
+//! pushes back: `try_send` returns `Full`, `send` waits up to a timeout on
+//! threads that are not workers, and never blocks inside a cell (see
+//! [`Addr`]). Control messages travel in a separate system queue, so a full
+//! mailbox never delays a stop.
+//!
+//! # Dispatchers
+//!
+//! Cells run on dispatchers: named pools of worker threads. The default one
+//! has a worker per core; a runtime can run on a single thread. A cell put on
+//! its own dispatcher cannot take threads from the others (a bulkhead). Idle
+//! workers block: an idle runtime uses no CPU.
+//!
+//! # Shutdown
+//!
+//! [`Runtime::shutdown`] drains cells in reverse spawn order and returns a
+//! [`ShutdownReport`] counting cells stopped, killed and abandoned, and
+//! messages left undelivered.
+//!
+//! # For cell authors and for embedders
+//!
+//! Cell authors implement [`Cell`] and talk to other cells through [`Addr`].
+//! Embedders build the [`Runtime`], choose dispatchers and capacities, and
+//! read failures and shutdown reports. `docs/semantics.md` in the repository
+//! states the guarantees: ordering, priorities, stop versus kill, panics.
+//!
+//! # Features
+//!
+//! - `parking_lot` (default): locks from parking_lot instead of std.
+//!
+//! With `--no-default-features` the crate depends only on crossbeam and
+//! tracing.
+//!
+//! # Minimum supported Rust version
+//!
+//! 1.80.
+
+mod address;
+mod ask;
+mod cell;
+mod dispatch;
+mod failure;
+mod mailbox;
+mod path;
+mod runtime;
+mod sync;
+mod timer;
+
+#[cfg(cellrt_loom)]
+#[doc(hidden)]
+pub mod loom_api;
+
+pub use crate::address::{Addr, WeakAddr};
+pub use crate::ask::{AskError, Pending, Reply};
+pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
+pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
+pub use crate::mailbox::SendError;
+pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
+pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
+pub use crate::timer::TimerHandle;

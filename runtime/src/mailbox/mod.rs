@@ -1,0 +1,239 @@
+//! A cell's inbox: a bounded user queue behind an admission gate, a lane for
+//! messages moved in from a replaced target, and an unbounded system queue.
+//!
+//! - `error.rs`: [`SendError`], the rejected message handed back.
+//! - `system.rs`: the system queue and its control messages.
+//! - `space.rs`: how blocking senders wait for room.
+//!
+//! # Order of delivery
+//!
+//! A worker takes system messages first, then moved messages, then the user
+//! queue. Moved messages were queued at a replaced target before anything that
+//! reached this mailbox directly after the swap, so taking them first keeps
+//! each sender's messages in the order it sent them.
+//!
+//! # Closing
+//!
+//! [`Mailbox::close`] shuts the gate and waits out the senders inside it; from
+//! then on a push hands its message back as `Closed`, and every message that
+//! did get in is still in the queues for the worker or [`Mailbox::take_user`].
+//! No message is both rejected and queued, and none is neither: the loom
+//! model `loom-tests/tests/mailbox_close.rs` checks this.
+
+mod error;
+mod space;
+mod system;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+pub use self::error::SendError;
+pub(crate) use self::system::{StopCause, SystemMsg};
+
+use self::space::SpaceSignal;
+use self::system::SystemQueue;
+use crate::dispatch::state::{CellState, Schedule, Snapshot};
+use crate::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::sync::{MailboxQueue, Mutex};
+
+/// The inbox of one cell, with the cell's scheduling state word.
+#[derive(Debug)]
+pub(crate) struct Mailbox<M> {
+    state: CellState,
+    queue: MailboxQueue<M>,
+    moved: Mutex<VecDeque<M>>,
+    moved_len: AtomicUsize,
+    system: SystemQueue,
+    space: SpaceSignal,
+}
+
+impl<M> Mailbox<M> {
+    /// A mailbox whose user queue holds `capacity` messages (at least 1).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Mailbox {
+            state: CellState::new(),
+            queue: MailboxQueue::new(capacity),
+            moved: Mutex::new(VecDeque::new()),
+            moved_len: AtomicUsize::new(0),
+            system: SystemQueue::default(),
+            space: SpaceSignal::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> &CellState {
+        &self.state
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.state.snapshot()
+    }
+
+    /// Adds a user message without blocking. On success, says whether the
+    /// caller took the run token and must enqueue the cell.
+    #[inline]
+    pub(crate) fn push(&self, msg: M) -> Result<Schedule, SendError<M>> {
+        if self.state.enter_gate().is_err() {
+            return Err(SendError::Closed(msg));
+        }
+        match self.queue.try_push(msg) {
+            Ok(()) => Ok(self.state.leave_gate_after_push()),
+            Err(msg) => {
+                self.state.leave_gate();
+                Err(SendError::Full(msg))
+            }
+        }
+    }
+
+    /// Adds a control message. Never blocks, never fails.
+    pub(crate) fn push_system(&self, msg: SystemMsg) -> Schedule {
+        self.system.push(msg);
+        self.state.notify()
+    }
+
+    /// Appends messages taken from a replaced target. They are delivered
+    /// before the user queue. Bypasses the gate and the capacity: the moved
+    /// lane only ever holds what one replaced queue held.
+    pub(crate) fn accept_moved(&self, msgs: impl IntoIterator<Item = M>) -> Schedule {
+        let mut moved = self.moved.lock();
+        moved.extend(msgs);
+        self.moved_len.store(moved.len(), Release);
+        drop(moved);
+        self.state.notify()
+    }
+
+    /// The next control message, if any.
+    pub(crate) fn pop_system(&self) -> Option<SystemMsg> {
+        self.system.pop()
+    }
+
+    /// The next user message: moved messages first, then the queue.
+    #[inline]
+    pub(crate) fn pop_user(&self) -> Option<M> {
+        if self.moved_len.load(Acquire) > 0 {
+            let mut moved = self.moved.lock();
+            if let Some(msg) = moved.pop_front() {
+                self.moved_len.store(moved.len(), Release);
+                return Some(msg);
+            }
+        }
+        self.queue.pop()
+    }
+
+    /// Whether any queue holds something. Used for the re-check after going idle.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.system.is_empty() || self.has_user_work()
+    }
+
+    /// Whether a user message (moved or queued) is waiting.
+    pub(crate) fn has_user_work(&self) -> bool {
+        self.moved_len.load(Acquire) > 0 || !self.queue.is_empty()
+    }
+
+    /// User messages waiting, moved ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.moved_len.load(Acquire) + self.queue.len()
+    }
+
+    /// The capacity of the user queue.
+    pub(crate) fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    /// Closes the gate (see the module docs) and wakes blocked senders so they
+    /// see `Closed`. Returns `false` when it was already closed.
+    pub(crate) fn close(&self) -> bool {
+        let first = self.state.close();
+        self.space.notify();
+        first
+    }
+
+    /// Takes every queued user message, moved ones first. After [`close`]
+    /// this empties the mailbox for good.
+    ///
+    /// [`close`]: Mailbox::close
+    pub(crate) fn take_user(&self) -> Vec<M> {
+        let mut out: Vec<M> = {
+            let mut moved = self.moved.lock();
+            self.moved_len.store(0, Release);
+            moved.drain(..).collect()
+        };
+        while let Some(msg) = self.queue.pop() {
+            out.push(msg);
+        }
+        out
+    }
+
+    /// Blocks until the queue may have room, the mailbox closes, or
+    /// `deadline` passes. Returns `false` when the deadline passed.
+    pub(crate) fn wait_for_space(&self, deadline: Instant) -> bool {
+        self.space.wait(deadline, || {
+            !self.state.snapshot().is_closed() && self.queue.len() >= self.queue.capacity()
+        })
+    }
+
+    /// Wakes blocked senders after a turn freed room.
+    pub(crate) fn notify_space(&self) {
+        self.space.notify();
+    }
+}
+
+#[cfg(all(test, not(cellrt_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_mailbox_hands_message_back() {
+        let mailbox = Mailbox::new(2);
+        assert_eq!(mailbox.push(1).unwrap(), Schedule::Enqueue);
+        assert_eq!(mailbox.push(2).unwrap(), Schedule::Nothing);
+        let err = mailbox.push(3).unwrap_err();
+        assert!(err.is_full());
+        assert_eq!(err.into_inner(), 3);
+        assert_eq!(mailbox.len(), 2);
+    }
+
+    #[test]
+    fn closed_mailbox_rejects_and_keeps_what_got_in() {
+        let mailbox = Mailbox::new(4);
+        let _ = mailbox.push(1).unwrap();
+        assert!(mailbox.close());
+        assert_eq!(mailbox.push(2).unwrap_err(), SendError::Closed(2));
+        assert_eq!(mailbox.take_user(), vec![1]);
+        assert!(!mailbox.has_user_work());
+    }
+
+    #[test]
+    fn moved_messages_come_before_queued_ones() {
+        let mailbox = Mailbox::new(4);
+        let _ = mailbox.push(10).unwrap();
+        let _ = mailbox.accept_moved(vec![1, 2]);
+        assert_eq!(mailbox.len(), 3);
+        let order: Vec<i32> = std::iter::from_fn(|| mailbox.pop_user()).collect();
+        assert_eq!(order, vec![1, 2, 10]);
+    }
+
+    #[test]
+    fn system_messages_are_separate_from_user_messages() {
+        let mailbox: Mailbox<u8> = Mailbox::new(1);
+        assert_eq!(mailbox.push_system(SystemMsg::Stop(StopCause::Requested)), Schedule::Enqueue);
+        assert!(mailbox.has_work());
+        assert!(!mailbox.has_user_work());
+        assert_eq!(mailbox.pop_system(), Some(SystemMsg::Stop(StopCause::Requested)));
+        assert_eq!(mailbox.pop_system(), None);
+    }
+
+    #[test]
+    fn wait_for_space_times_out_on_a_full_queue() {
+        let mailbox = Mailbox::new(1);
+        let _ = mailbox.push(1).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_millis(5);
+        assert!(!mailbox.wait_for_space(deadline));
+    }
+
+    #[test]
+    fn wait_for_space_returns_at_once_when_room_exists() {
+        let mailbox: Mailbox<u8> = Mailbox::new(1);
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        assert!(mailbox.wait_for_space(deadline));
+    }
+}

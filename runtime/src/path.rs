@@ -1,0 +1,181 @@
+//! Cell paths: where a cell stands in the supervision tree.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The longest cell name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// The path of a cell in the tree, such as `/orders/parser`.
+///
+/// Top-level cells are children of the root `/`; a child's path is its
+/// parent's path plus `/name`. Paths are unique among live cells, cheap to
+/// clone, and stable across restarts: storage, failure signatures and the
+/// journal all key on them.
+///
+/// # Examples
+///
+/// ```
+/// use cellrt::CellPath;
+///
+/// let parser = CellPath::root().child("orders")?.child("parser")?;
+/// assert_eq!(parser.as_str(), "/orders/parser");
+/// assert_eq!(parser.name(), "parser");
+/// assert_eq!(parser.parent().unwrap().as_str(), "/orders");
+/// # Ok::<(), cellrt::NameError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellPath(Arc<str>);
+
+/// Why a cell name was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than [`MAX_NAME_LEN`] bytes.
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The name contains `/` or a control character.
+    InvalidChar {
+        /// The first offending character.
+        found: char,
+    },
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("cell name is empty"),
+            NameError::TooLong { len } => {
+                write!(f, "cell name is {len} bytes long, the limit is {MAX_NAME_LEN}")
+            }
+            NameError::InvalidChar { found } => {
+                write!(f, "cell name contains {found:?}, which is not allowed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// Checks a cell name: 1 to 255 bytes, no `/`, no control characters.
+pub(crate) fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong { len: name.len() });
+    }
+    if let Some(found) = name.chars().find(|c| *c == '/' || c.is_control()) {
+        return Err(NameError::InvalidChar { found });
+    }
+    Ok(())
+}
+
+impl CellPath {
+    /// The root of the tree, `/`. No cell has this path.
+    pub fn root() -> Self {
+        CellPath(Arc::from("/"))
+    }
+
+    /// The path of a child called `name`.
+    pub fn child(&self, name: &str) -> Result<Self, NameError> {
+        validate_name(name)?;
+        Ok(self.child_unchecked(name))
+    }
+
+    pub(crate) fn child_unchecked(&self, name: &str) -> Self {
+        let mut path = String::with_capacity(self.0.len() + 1 + name.len());
+        path.push_str(&self.0);
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        path.push_str(name);
+        CellPath(path.into())
+    }
+
+    /// The path as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last segment: the cell's own name (empty for the root).
+    pub fn name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or("")
+    }
+
+    /// The parent's path; `None` for the root.
+    pub fn parent(&self) -> Option<CellPath> {
+        if self.is_root() {
+            return None;
+        }
+        match self.0.rfind('/') {
+            Some(0) => Some(CellPath::root()),
+            Some(i) => Some(CellPath(self.0[..i].into())),
+            None => None,
+        }
+    }
+
+    /// Whether this is the root `/`.
+    pub fn is_root(&self) -> bool {
+        &*self.0 == "/"
+    }
+
+    /// Number of segments: 0 for the root, 1 for a top-level cell.
+    pub fn depth(&self) -> usize {
+        if self.is_root() {
+            0
+        } else {
+            self.0.matches('/').count()
+        }
+    }
+}
+
+impl fmt::Display for CellPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CellPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_and_nested_paths() {
+        let a = CellPath::root().child("a").unwrap();
+        let b = a.child("b").unwrap();
+        assert_eq!(a.as_str(), "/a");
+        assert_eq!(b.as_str(), "/a/b");
+        assert_eq!(b.depth(), 2);
+        assert_eq!(b.parent(), Some(a.clone()));
+        assert_eq!(a.parent(), Some(CellPath::root()));
+        assert_eq!(CellPath::root().parent(), None);
+        assert_eq!(CellPath::root().depth(), 0);
+    }
+
+    #[test]
+    fn names_with_slash_control_or_nothing_are_refused() {
+        let root = CellPath::root();
+        assert_eq!(root.child(""), Err(NameError::Empty));
+        assert_eq!(root.child("a/b"), Err(NameError::InvalidChar { found: '/' }));
+        assert_eq!(root.child("a\nb"), Err(NameError::InvalidChar { found: '\n' }));
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        assert_eq!(root.child(&long), Err(NameError::TooLong { len: 256 }));
+    }
+
+    #[test]
+    fn awkward_but_printable_names_are_kept_verbatim() {
+        let path = CellPath::root().child("ordres élevés #1 (v2)").unwrap();
+        assert_eq!(path.name(), "ordres élevés #1 (v2)");
+    }
+}

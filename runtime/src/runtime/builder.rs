@@ -1,0 +1,181 @@
+//! [`Builder`]: the settings of a runtime.
+
+use std::time::Duration;
+
+use crate::dispatch::Dispatcher;
+use crate::sync::{thread, Arc};
+
+use super::{BuildError, Runtime, RuntimeShared, Settings};
+
+/// The name of the dispatcher every cell runs on unless told otherwise.
+pub const DEFAULT_DISPATCHER: &str = "default";
+
+/// Settings of a [`Runtime`]. Create one with [`Runtime::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cellrt::Runtime;
+///
+/// let runtime = Runtime::builder()
+///     .worker_threads(2)
+///     .dispatcher("io", 1)
+///     .default_capacity(64)
+///     .throughput(16)
+///     .send_timeout(Duration::from_secs(1))
+///     .build()?;
+/// # runtime.shutdown(Duration::from_secs(1));
+/// # Ok::<(), cellrt::BuildError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    worker_threads: Option<usize>,
+    throughput: usize,
+    default_capacity: usize,
+    send_timeout: Duration,
+    dispatchers: Vec<(String, usize)>,
+    quiet_panics: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            worker_threads: None,
+            throughput: 32,
+            default_capacity: 32,
+            send_timeout: Duration::from_secs(5),
+            dispatchers: Vec::new(),
+            quiet_panics: false,
+        }
+    }
+}
+
+impl Builder {
+    /// Worker threads of the default dispatcher.
+    ///
+    /// # Default
+    ///
+    /// One per core. `1` gives a single-threaded runtime (plus a timer
+    /// thread, started only if a cell schedules a timer). `0` is refused by
+    /// [`build`](Builder::build).
+    pub fn worker_threads(&mut self, threads: usize) -> &mut Self {
+        self.worker_threads = Some(threads);
+        self
+    }
+
+    /// Adds a dispatcher: a separate pool of `threads` workers. Cells spawned
+    /// with [`CellConfig::dispatcher`](crate::CellConfig::dispatcher) naming
+    /// it run only there (a bulkhead).
+    ///
+    /// Names must be unique, non-empty, without whitespace or control
+    /// characters, and not `"default"`; `build` checks.
+    pub fn dispatcher(&mut self, name: impl Into<String>, threads: usize) -> &mut Self {
+        self.dispatchers.push((name.into(), threads));
+        self
+    }
+
+    /// Most user messages a cell handles in one turn before its worker moves
+    /// on to another cell. Lower is fairer, higher is faster.
+    ///
+    /// # Default
+    ///
+    /// 32. `0` is refused by `build`.
+    pub fn throughput(&mut self, messages: usize) -> &mut Self {
+        self.throughput = messages;
+        self
+    }
+
+    /// Mailbox capacity of cells spawned without one, in messages. All slots
+    /// are allocated at spawn, so this sets the memory of an idle cell.
+    ///
+    /// # Default
+    ///
+    /// 32. `0` is refused by `build`.
+    pub fn default_capacity(&mut self, messages: usize) -> &mut Self {
+        self.default_capacity = messages;
+        self
+    }
+
+    /// How long [`Addr::send`](crate::Addr::send) and
+    /// [`Addr::ask`](crate::Addr::ask) wait for room in a full mailbox.
+    ///
+    /// # Default
+    ///
+    /// 5 seconds.
+    pub fn send_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// Whether panics in cell code skip the process's panic hook (which
+    /// prints them). They are recorded as failures either way.
+    ///
+    /// # Default
+    ///
+    /// `false`: panics are printed as usual.
+    pub fn quiet_panics(&mut self, quiet: bool) -> &mut Self {
+        self.quiet_panics = quiet;
+        self
+    }
+
+    /// Starts the runtime's worker threads.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] names the refused setting, or the thread the operating
+    /// system would not start.
+    pub fn build(&mut self) -> Result<Runtime, BuildError> {
+        if self.throughput == 0 {
+            return Err(BuildError::ZeroThroughput);
+        }
+        if self.default_capacity == 0 {
+            return Err(BuildError::ZeroCapacity);
+        }
+        let default_threads = self.worker_threads.unwrap_or_else(thread::available_parallelism);
+        let mut pools = vec![(DEFAULT_DISPATCHER.to_owned(), default_threads)];
+        for (name, threads) in &self.dispatchers {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(BuildError::InvalidDispatcherName { name: name.clone() });
+            }
+            if pools.iter().any(|(existing, _)| existing == name) {
+                return Err(BuildError::DuplicateDispatcher { name: name.clone() });
+            }
+            pools.push((name.clone(), *threads));
+        }
+        if let Some((name, _)) = pools.iter().find(|(_, threads)| *threads == 0) {
+            return Err(BuildError::ZeroWorkers { dispatcher: name.clone() });
+        }
+        crate::failure::install_panic_hook();
+        let mut dispatchers: Vec<Arc<Dispatcher>> = Vec::with_capacity(pools.len());
+        for (name, threads) in &pools {
+            match Dispatcher::start(name, *threads, self.throughput) {
+                Ok(dispatcher) => dispatchers.push(dispatcher),
+                Err(err) => {
+                    for started in &dispatchers {
+                        started.stop_workers();
+                        for handle in started.take_threads() {
+                            let _ = handle.join();
+                        }
+                    }
+                    return Err(BuildError::ThreadSpawn {
+                        thread: format!("cellrt-{name}"),
+                        reason: err.to_string(),
+                    });
+                }
+            }
+        }
+        let settings = Settings {
+            default_capacity: self.default_capacity,
+            send_timeout: self.send_timeout,
+            quiet_panics: self.quiet_panics,
+        };
+        tracing::debug!(
+            dispatchers = ?pools,
+            throughput = self.throughput,
+            default_capacity = self.default_capacity,
+            "runtime started"
+        );
+        Ok(Runtime::from_shared(RuntimeShared::new(settings, dispatchers)))
+    }
+}

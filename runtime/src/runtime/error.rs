@@ -1,0 +1,105 @@
+//! Errors of building a runtime and of spawning a cell.
+
+use std::fmt;
+
+use crate::path::{CellPath, NameError};
+
+/// Why [`Builder::build`](crate::Builder::build) refused its settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A dispatcher was configured with zero worker threads.
+    ZeroWorkers {
+        /// The dispatcher's name.
+        dispatcher: String,
+    },
+    /// `throughput` was zero: a turn could never handle a message.
+    ZeroThroughput,
+    /// The default mailbox capacity was zero.
+    ZeroCapacity,
+    /// Two dispatchers share a name.
+    DuplicateDispatcher {
+        /// The repeated name.
+        name: String,
+    },
+    /// A dispatcher name is empty or contains whitespace or control characters.
+    InvalidDispatcherName {
+        /// The refused name.
+        name: String,
+    },
+    /// The operating system refused to start a thread.
+    ThreadSpawn {
+        /// The thread that could not start.
+        thread: String,
+        /// The system's error text.
+        reason: String,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroWorkers { dispatcher } => {
+                write!(f, "dispatcher {dispatcher:?} needs at least one worker thread")
+            }
+            BuildError::ZeroThroughput => f.write_str("throughput must be at least 1 message per turn"),
+            BuildError::ZeroCapacity => f.write_str("default mailbox capacity must be at least 1"),
+            BuildError::DuplicateDispatcher { name } => write!(f, "dispatcher {name:?} is defined twice"),
+            BuildError::InvalidDispatcherName { name } => write!(f, "invalid dispatcher name {name:?}"),
+            BuildError::ThreadSpawn { thread, reason } => {
+                write!(f, "cannot start thread {thread}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Why a cell could not be spawned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The runtime is shutting down or has shut down.
+    ShutDown,
+    /// A mailbox capacity of zero was requested.
+    ZeroCapacity,
+    /// No dispatcher has this name.
+    UnknownDispatcher {
+        /// The requested name.
+        name: String,
+    },
+    /// The name is not a valid cell name.
+    InvalidName(NameError),
+    /// A live cell already has this path.
+    NameTaken {
+        /// The path in use.
+        path: CellPath,
+    },
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::ShutDown => f.write_str("runtime is shut down"),
+            SpawnError::ZeroCapacity => f.write_str("mailbox capacity must be at least 1"),
+            SpawnError::UnknownDispatcher { name } => write!(f, "no dispatcher named {name:?}"),
+            SpawnError::InvalidName(_) => f.write_str("invalid cell name"),
+            SpawnError::NameTaken { path } => write!(f, "a cell at {path} is already running"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::InvalidName(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<NameError> for SpawnError {
+    fn from(err: NameError) -> Self {
+        SpawnError::InvalidName(err)
+    }
+}

@@ -1,0 +1,383 @@
+//! The [`Runtime`]: dispatchers, the registry of live cells, spawning,
+//! replacing, failures and shutdown.
+//!
+//! - `builder.rs`: [`Builder`], the settings.
+//! - `registry.rs`: live cells in spawn order, and the handle the runtime
+//!   holds on each.
+//! - `shutdown.rs`: graceful shutdown and its [`ShutdownReport`].
+//! - `error.rs`: [`BuildError`] and [`SpawnError`].
+
+mod builder;
+mod error;
+mod registry;
+mod shutdown;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+pub use self::builder::{Builder, DEFAULT_DISPATCHER};
+pub use self::error::{BuildError, SpawnError};
+pub(crate) use self::registry::CellControl;
+pub use self::shutdown::ShutdownReport;
+
+use self::registry::Registry;
+use crate::address::{Addr, Slot};
+use crate::cell::instance::CellInstance;
+use crate::cell::{Cell, CellConfig, Context, StopReason};
+use crate::dispatch::Dispatcher;
+use crate::failure::Failure;
+use crate::mailbox::{StopCause, SystemMsg};
+use crate::path::CellPath;
+use crate::sync::atomic::{AtomicU64, Ordering::*};
+use crate::sync::{Arc, Condvar, Mutex};
+use crate::timer::TimerService;
+
+/// How many recent failures [`Runtime::failures`] keeps.
+const FAILURES_KEPT: usize = 1024;
+
+pub(crate) struct Settings {
+    pub(crate) default_capacity: usize,
+    pub(crate) send_timeout: Duration,
+    pub(crate) quiet_panics: bool,
+}
+
+/// State shared by the runtime handle, every cell and every context.
+pub(crate) struct RuntimeShared {
+    settings: Settings,
+    dispatchers: HashMap<Arc<str>, Arc<Dispatcher>>,
+    /// In start order, the default one first.
+    dispatcher_order: Vec<Arc<Dispatcher>>,
+    registry: Mutex<Registry>,
+    /// Signalled, under the registry lock, whenever a cell terminates.
+    terminated: Condvar,
+    next_id: AtomicU64,
+    failures: Mutex<VecDeque<Failure>>,
+    failures_total: AtomicU64,
+    timers: TimerService,
+}
+
+impl RuntimeShared {
+    fn new(settings: Settings, dispatchers: Vec<Arc<Dispatcher>>) -> Arc<Self> {
+        Arc::new(RuntimeShared {
+            settings,
+            dispatchers: dispatchers.iter().map(|d| (d.name.clone(), d.clone())).collect(),
+            dispatcher_order: dispatchers,
+            registry: Mutex::new(Registry::new()),
+            terminated: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            failures: Mutex::new(VecDeque::new()),
+            failures_total: AtomicU64::new(0),
+            timers: TimerService::default(),
+        })
+    }
+
+    pub(crate) fn quiet_panics(&self) -> bool {
+        self.settings.quiet_panics
+    }
+
+    pub(crate) fn timers(&self) -> &TimerService {
+        &self.timers
+    }
+
+    fn dispatcher(&self, name: &str) -> Result<&Arc<Dispatcher>, SpawnError> {
+        self.dispatchers.get(name).ok_or_else(|| SpawnError::UnknownDispatcher { name: name.to_owned() })
+    }
+
+    /// Spawns `cell` as a child of `parent` (path and dispatcher), or at the
+    /// top level.
+    pub(crate) fn spawn_cell<C: Cell>(
+        self: &Arc<Self>,
+        parent: Option<(&CellPath, &Arc<str>)>,
+        config: CellConfig,
+        cell: C,
+    ) -> Result<(Addr<C::Message>, Arc<dyn CellControl>), SpawnError> {
+        let capacity = config.capacity.unwrap_or(self.settings.default_capacity);
+        if capacity == 0 {
+            return Err(SpawnError::ZeroCapacity);
+        }
+        let dispatcher = match (&config.dispatcher, parent) {
+            (Some(name), _) => self.dispatcher(name)?,
+            (None, Some((_, inherited))) => self.dispatcher(inherited)?,
+            (None, None) => &self.dispatcher_order[0],
+        }
+        .clone();
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let root = CellPath::root();
+        let parent_path = parent.map_or(&root, |(path, _)| path);
+        let path = match &config.name {
+            Some(name) => parent_path.child(name)?,
+            None => parent_path.child_unchecked(&format!("#{id}")),
+        };
+        let instance = CellInstance::<C>::new(id, path.clone(), capacity, dispatcher.clone(), self.clone());
+        let addr =
+            Addr::from_slot(Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)));
+        self.register(id, &path, instance.clone(), false)?;
+        tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), dispatcher = %dispatcher.name, capacity, "spawned");
+        let ctx = Context::new(addr.clone(), self.clone(), dispatcher.name.clone());
+        instance.start(cell, ctx);
+        Ok((addr, instance))
+    }
+
+    /// Puts a new cell behind `addr`; see [`Runtime::replace_with`].
+    fn replace_cell<C: Cell>(
+        self: &Arc<Self>,
+        addr: &Addr<C::Message>,
+        config: CellConfig,
+        cell: C,
+    ) -> Result<usize, SpawnError> {
+        let capacity = config.capacity.unwrap_or_else(|| addr.capacity());
+        if capacity == 0 {
+            return Err(SpawnError::ZeroCapacity);
+        }
+        let dispatcher = match &config.dispatcher {
+            Some(name) => self.dispatcher(name)?,
+            None => &self.dispatcher_order[0],
+        }
+        .clone();
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let path = addr.path().clone();
+        let instance = CellInstance::<C>::new(id, path.clone(), capacity, dispatcher.clone(), self.clone());
+        self.register(id, &path, instance.clone(), true)?;
+        let ctx = Context::new(addr.clone(), self.clone(), dispatcher.name.clone());
+        // `Start` is queued before the moved messages arrive, and system
+        // messages go first: `started` runs before any of them is handled.
+        instance.start(cell, ctx);
+        let moved = addr.slot().replace(instance);
+        tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), moved, "replaced");
+        Ok(moved)
+    }
+
+    fn register(
+        &self,
+        id: u64,
+        path: &CellPath,
+        control: Arc<dyn CellControl>,
+        take_over_path: bool,
+    ) -> Result<(), SpawnError> {
+        let mut registry = self.registry.lock();
+        if !registry.accepting {
+            return Err(SpawnError::ShutDown);
+        }
+        if !take_over_path && registry.paths.contains_key(path) {
+            return Err(SpawnError::NameTaken { path: path.clone() });
+        }
+        registry.paths.insert(path.clone(), id);
+        registry.cells.insert(id, control);
+        Ok(())
+    }
+
+    /// Called once by each cell as its last act.
+    pub(crate) fn cell_terminated(&self, id: u64, path: &CellPath, undelivered: usize, reason: &StopReason) {
+        {
+            let mut registry = self.registry.lock();
+            registry.cells.remove(&id);
+            if registry.paths.get(path) == Some(&id) {
+                registry.paths.remove(path);
+            }
+            if matches!(reason, StopReason::Killed) {
+                registry.killed += 1;
+            } else {
+                registry.stopped += 1;
+            }
+            registry.undelivered += undelivered as u64;
+            self.terminated.notify_all();
+        }
+        if undelivered > 0 {
+            tracing::debug!(cell = %path, ?reason, undelivered, "stopped with messages left undelivered");
+        } else {
+            tracing::debug!(cell = %path, ?reason, "stopped");
+        }
+    }
+
+    pub(crate) fn record_failure(&self, failure: &Failure) {
+        tracing::error!(
+            cell = %failure.path,
+            kind = failure.cell_kind,
+            hook = ?failure.hook,
+            message = failure.message_kind,
+            cause = ?failure.cause,
+            "cell failed"
+        );
+        self.failures_total.fetch_add(1, Relaxed);
+        let mut failures = self.failures.lock();
+        if failures.len() == FAILURES_KEPT {
+            failures.pop_front();
+        }
+        failures.push_back(failure.clone());
+    }
+}
+
+/// A running cellrt runtime: worker pools and the cells on them.
+///
+/// Build one with [`Runtime::builder`], spawn cells on it, and end it with
+/// [`shutdown`](Runtime::shutdown). Dropping a runtime without `shutdown`
+/// kills its cells (their `stopped` hooks do not run) and stops its threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cellrt::{Cell, CellError, Context, Reply, Runtime};
+///
+/// struct Counter(u64);
+///
+/// enum Msg {
+///     Add(u64),
+///     Get(Reply<u64>),
+/// }
+///
+/// impl Cell for Counter {
+///     type Message = Msg;
+///     fn handle(&mut self, _: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
+///         match msg {
+///             Msg::Add(n) => self.0 += n,
+///             Msg::Get(reply) => drop(reply.send(self.0)),
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let runtime = Runtime::builder().build()?;
+/// let counter = runtime.spawn(Counter(0))?;
+/// for n in 1..=10 {
+///     counter.send(Msg::Add(n))?;
+/// }
+/// assert_eq!(counter.ask(Msg::Get)?.wait(Duration::from_secs(5))?, 55);
+/// let report = runtime.shutdown(Duration::from_secs(5));
+/// assert_eq!(report.cells_stopped, 1);
+/// assert_eq!(report.messages_undelivered, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Runtime {
+    shared: Arc<RuntimeShared>,
+    shut_down: bool,
+}
+
+impl Runtime {
+    /// Settings for a new runtime.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    fn from_shared(shared: Arc<RuntimeShared>) -> Self {
+        Runtime { shared, shut_down: false }
+    }
+
+    /// Spawns a top-level cell with default options.
+    ///
+    /// The cell's `started` hook runs on a worker; messages sent before it
+    /// finishes wait in the mailbox.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::ShutDown`] once shutdown has begun.
+    pub fn spawn<C: Cell>(&self, cell: C) -> Result<Addr<C::Message>, SpawnError> {
+        self.spawn_with(CellConfig::new(), cell)
+    }
+
+    /// Spawns a top-level cell with the given options.
+    ///
+    /// # Errors
+    ///
+    /// A [`SpawnError`] naming the refused option, or `ShutDown`.
+    pub fn spawn_with<C: Cell>(&self, config: CellConfig, cell: C) -> Result<Addr<C::Message>, SpawnError> {
+        self.shared.spawn_cell(None, config, cell).map(|(addr, _)| addr)
+    }
+
+    /// Puts `cell` behind `addr` in place of the cell serving it now; see
+    /// [`replace_with`](Runtime::replace_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`replace_with`](Runtime::replace_with).
+    pub fn replace<C: Cell>(&self, addr: &Addr<C::Message>, cell: C) -> Result<usize, SpawnError> {
+        self.replace_with(addr, CellConfig::new(), cell)
+    }
+
+    /// Puts `cell` behind `addr` in place of the cell serving it now, and
+    /// returns how many queued messages were moved to it.
+    ///
+    /// The swap is atomic for senders: every message sent to `addr` is
+    /// handled exactly once, by the old cell (before the swap) or the new one
+    /// (after), and each sender's messages keep their order. The new cell's
+    /// `started` runs before it handles anything. The old cell finishes the
+    /// message it is handling, then stops with [`StopReason::Replaced`].
+    ///
+    /// The new cell takes the address's path. `config.name` is ignored; the
+    /// capacity defaults to the current one and the dispatcher to the default.
+    ///
+    /// # Errors
+    ///
+    /// `ShutDown`, `ZeroCapacity` or `UnknownDispatcher`; the address is then
+    /// unchanged.
+    pub fn replace_with<C: Cell>(
+        &self,
+        addr: &Addr<C::Message>,
+        config: CellConfig,
+        cell: C,
+    ) -> Result<usize, SpawnError> {
+        self.shared.replace_cell(addr, config, cell)
+    }
+
+    /// Asks the cell behind `addr` to stop after its current message. Queued
+    /// messages are not handled (they count as undelivered). Does nothing if
+    /// it has already stopped.
+    pub fn stop<M: Send + 'static>(&self, addr: &Addr<M>) {
+        if let Some(control) = addr.slot().current().control() {
+            control.send_system(SystemMsg::Stop(StopCause::Requested));
+        }
+    }
+
+    /// The most recent failures (up to 1,024), oldest first.
+    pub fn failures(&self) -> Vec<Failure> {
+        self.shared.failures.lock().iter().cloned().collect()
+    }
+
+    /// Failures recorded since the runtime started.
+    pub fn failure_count(&self) -> u64 {
+        self.shared.failures_total.load(Relaxed)
+    }
+
+    /// Number of live cells.
+    pub fn cell_count(&self) -> usize {
+        self.shared.registry.lock().cells.len()
+    }
+
+    /// Worker threads of the named dispatcher, `None` if there is none.
+    pub fn dispatcher_threads(&self, name: &str) -> Option<usize> {
+        self.shared.dispatchers.get(name).map(|d| d.workers())
+    }
+
+    /// Stops every cell and every thread, and reports what happened.
+    ///
+    /// Cells are drained one at a time in reverse spawn order (children and
+    /// later cells before the cells they may depend on): the mailbox is
+    /// closed, what is queued is handled, `stopped` runs. When `timeout`
+    /// passes, the cells left are killed: queued messages are dropped and
+    /// counted, hooks do not run. A cell whose handler still does not return
+    /// a second later is abandoned: reported, its mailbox discarded, its
+    /// worker thread left to finish on its own.
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.shut_down = true;
+        shutdown::run(&self.shared, timeout)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !self.shut_down {
+            let report = shutdown::run(&self.shared, Duration::ZERO);
+            tracing::debug!(?report, "runtime dropped without shutdown");
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("dispatchers", &self.shared.dispatcher_order)
+            .field("cells", &self.cell_count())
+            .finish()
+    }
+}

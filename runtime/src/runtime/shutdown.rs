@@ -1,0 +1,156 @@
+//! Shutdown: drain cells in reverse spawn order, kill what is left at the
+//! deadline, stop the threads, report.
+
+use std::time::{Duration, Instant};
+
+use crate::mailbox::SystemMsg;
+use crate::path::CellPath;
+use crate::sync::{thread, Arc};
+
+use super::{CellControl, RuntimeShared};
+
+/// How long killed cells get to terminate before they count as abandoned.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// What [`Runtime::shutdown`](crate::Runtime::shutdown) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Cells that stopped with their `stopped` hook run.
+    pub cells_stopped: usize,
+    /// Cells killed at the deadline, without hooks.
+    pub cells_killed: usize,
+    /// Cells whose handler had not returned when the runtime gave up on
+    /// them; their worker threads are left to finish on their own.
+    pub cells_abandoned: Vec<CellPath>,
+    /// User messages that were queued but never handled.
+    pub messages_undelivered: u64,
+    /// Whether the timeout passed before every cell drained.
+    pub timed_out: bool,
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// Whether every cell stopped gracefully and every message was handled.
+    pub fn is_clean(&self) -> bool {
+        !self.timed_out
+            && self.cells_killed == 0
+            && self.cells_abandoned.is_empty()
+            && self.messages_undelivered == 0
+    }
+}
+
+pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownReport {
+    let started = Instant::now();
+    let deadline = started.checked_add(timeout);
+    let (cells, stopped_before, killed_before, undelivered_before) = {
+        let mut registry = shared.registry.lock();
+        registry.accepting = false;
+        (registry.reverse_spawn_order(), registry.stopped, registry.killed, registry.undelivered)
+    };
+    tracing::info!(cells = cells.len(), ?timeout, "shutting down");
+
+    let mut timed_out = false;
+    if !timeout.is_zero() {
+        for cell in &cells {
+            if cell.is_terminated() {
+                continue;
+            }
+            cell.send_system(SystemMsg::Drain);
+            if !wait_terminated(shared, std::slice::from_ref(cell), deadline) {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+
+    let remaining: Vec<Arc<dyn CellControl>> = cells.into_iter().filter(|c| !c.is_terminated()).collect();
+    for cell in &remaining {
+        if !cell.try_kill_idle() {
+            cell.send_system(SystemMsg::Kill);
+        }
+    }
+    let kill_deadline = Instant::now() + KILL_GRACE;
+    wait_terminated(shared, &remaining, Some(kill_deadline));
+    let mut discarded = 0_u64;
+    let mut abandoned = Vec::new();
+    for cell in remaining.iter().filter(|c| !c.is_terminated()) {
+        discarded += cell.discard_queued() as u64;
+        abandoned.push(cell.path().clone());
+    }
+    drop(remaining);
+
+    shared.timers.shut_down();
+    let detached = stop_workers(shared, kill_deadline);
+
+    let report = {
+        let mut registry = shared.registry.lock();
+        // Abandoned cells stay out of reach: drop the registry's handles.
+        registry.cells.clear();
+        registry.paths.clear();
+        ShutdownReport {
+            cells_stopped: registry.stopped - stopped_before,
+            cells_killed: registry.killed - killed_before,
+            cells_abandoned: abandoned,
+            messages_undelivered: registry.undelivered - undelivered_before + discarded,
+            timed_out,
+            elapsed: started.elapsed(),
+        }
+    };
+    if report.cells_abandoned.is_empty() {
+        tracing::info!(?report, "shut down");
+    } else {
+        tracing::warn!(?report, detached_workers = detached, "shut down with abandoned cells");
+    }
+    report
+}
+
+/// Waits until every cell in `cells` terminated; `false` if `deadline` came first.
+fn wait_terminated(
+    shared: &RuntimeShared,
+    cells: &[Arc<dyn CellControl>],
+    deadline: Option<Instant>,
+) -> bool {
+    let mut registry = shared.registry.lock();
+    loop {
+        if cells.iter().all(|c| c.is_terminated()) {
+            return true;
+        }
+        let left = match deadline {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return false,
+            },
+            None => Duration::from_secs(3600),
+        };
+        registry = shared.terminated.wait_timeout(registry, left).0;
+    }
+}
+
+/// Stops every dispatcher's workers and joins those that exit by `deadline`.
+/// Returns how many were left running (stuck in an abandoned handler).
+fn stop_workers(shared: &RuntimeShared, deadline: Instant) -> usize {
+    for dispatcher in &shared.dispatcher_order {
+        dispatcher.stop_workers();
+    }
+    let mut handles: Vec<thread::JoinHandle<()>> =
+        shared.dispatcher_order.iter().flat_map(|d| d.take_threads()).collect();
+    loop {
+        let (done, running): (Vec<_>, Vec<_>) = handles.into_iter().partition(|h| h.is_finished());
+        for handle in done {
+            let _ = handle.join();
+        }
+        handles = running;
+        if handles.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    for dispatcher in &shared.dispatcher_order {
+        // Tasks of killed or abandoned cells: dropping them breaks the
+        // cycle cell → runtime → dispatcher → queue → cell.
+        drop(dispatcher.queue.clear());
+    }
+    handles.len()
+}

@@ -1,0 +1,157 @@
+//! loom's model-checked primitives, selected by `--cfg cellrt_loom`.
+//!
+//! Same names and signatures as `std.rs`. Locks unwrap loom's `LockResult`
+//! here, once. Nondeterminism is fixed: a model sees two cores.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+// loom's `Arc` has no `Weak` and cannot coerce to `Arc<dyn Trait>`; reference
+// counts are not part of any protocol the models check, so std's are used.
+pub(crate) use std::sync::{Arc, Weak};
+
+pub(crate) mod atomic {
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+}
+
+pub(crate) mod thread {
+    // Worker and timer threads are not part of any model (models drive the
+    // protocols directly), so their spawning stays std's.
+    pub(crate) use loom::thread::yield_now;
+    pub(crate) use std::thread::{sleep, Builder, JoinHandle};
+
+    /// A model runs with a fixed core count so schedules are reproducible.
+    pub(crate) fn available_parallelism() -> usize {
+        2
+    }
+}
+
+/// Under loom a spin must yield, or the model never lets the other thread run.
+#[inline]
+pub(crate) fn spin_loop() {
+    loom::thread::yield_now();
+}
+
+/// Backoff under loom: every step yields to the model scheduler.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(std::cell::Cell<u32>);
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff::default()
+    }
+
+    pub(crate) fn snooze(&self) {
+        self.0.set(self.0.get() + 1);
+        loom::thread::yield_now();
+    }
+
+    pub(crate) fn is_completed(&self) -> bool {
+        self.0.get() > 2
+    }
+}
+
+/// A loom mutex whose `lock` never reports poisoning.
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Mutex(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+}
+
+/// A loom reader-writer lock whose guards never report poisoning.
+#[derive(Debug, Default)]
+pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+impl<T> RwLock<T> {
+    pub(crate) fn new(value: T) -> Self {
+        RwLock(loom::sync::RwLock::new(value))
+    }
+
+    pub(crate) fn read(&self) -> loom::sync::RwLockReadGuard<'_, T> {
+        self.0.read().unwrap()
+    }
+
+    pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
+        self.0.write().unwrap()
+    }
+}
+
+/// A loom condition variable paired with [`Mutex`].
+#[derive(Debug, Default)]
+pub(crate) struct Condvar(loom::sync::Condvar);
+
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Condvar(loom::sync::Condvar::new())
+    }
+
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.0.wait(guard).unwrap()
+    }
+
+    /// loom does not model time: a timed wait is a plain wait, which is the
+    /// stricter schedule (a timeout can only add wake-ups).
+    pub(crate) fn wait_timeout<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        _timeout: Duration,
+    ) -> (MutexGuard<'a, T>, bool) {
+        (self.wait(guard), false)
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.0.notify_one();
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
+
+/// The mailbox queue under loom: a bounded `VecDeque` behind a loom mutex,
+/// with the same contract as the crossbeam queue of normal builds.
+#[derive(Debug)]
+pub(crate) struct MailboxQueue<T> {
+    items: loom::sync::Mutex<VecDeque<T>>,
+    capacity: usize,
+}
+
+impl<T> MailboxQueue<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        MailboxQueue { items: loom::sync::Mutex::new(VecDeque::new()), capacity }
+    }
+
+    pub(crate) fn try_push(&self, item: T) -> Result<(), T> {
+        let mut items = self.items.lock().unwrap();
+        if items.len() >= self.capacity {
+            return Err(item);
+        }
+        items.push_back(item);
+        Ok(())
+    }
+
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.items.lock().unwrap().pop_front()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.lock().unwrap().len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.lock().unwrap().is_empty()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+}

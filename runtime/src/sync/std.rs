@@ -1,0 +1,240 @@
+//! Real primitives for normal builds. See the parent module for the contract.
+
+pub(crate) use std::sync::{Arc, Weak};
+
+pub(crate) mod atomic {
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+}
+
+pub(crate) mod thread {
+    pub(crate) use std::thread::{sleep, Builder, JoinHandle};
+
+    /// Number of worker threads a default dispatcher starts: one per core.
+    pub(crate) fn available_parallelism() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Exponential spin-then-yield backoff for short waits.
+pub(crate) use crossbeam_utils::Backoff;
+
+/// A busy-wait hint for short spins on a state another thread is about to change.
+#[inline]
+pub(crate) fn spin_loop() {
+    std::hint::spin_loop();
+}
+
+#[cfg(feature = "parking_lot")]
+mod lock {
+    use std::marker::PhantomData;
+    use std::time::Duration;
+
+    /// A mutual-exclusion lock whose `lock` never reports poisoning.
+    ///
+    /// The `PhantomData` keeps `Send`/`Sync` identical to `std::sync::Mutex`, so
+    /// the auto traits of cellrt's types do not change with the feature.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T: ?Sized> {
+        _std: PhantomData<std::sync::Mutex<()>>,
+        inner: parking_lot::Mutex<T>,
+    }
+
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Mutex { _std: PhantomData, inner: parking_lot::const_mutex(value) }
+        }
+    }
+
+    impl<T: ?Sized> Mutex<T> {
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.inner.lock()
+        }
+    }
+
+    /// A reader-writer lock whose guards never report poisoning.
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T: ?Sized> {
+        _std: PhantomData<std::sync::RwLock<()>>,
+        inner: parking_lot::RwLock<T>,
+    }
+
+    impl<T> RwLock<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            RwLock { _std: PhantomData, inner: parking_lot::const_rwlock(value) }
+        }
+    }
+
+    impl<T: ?Sized> RwLock<T> {
+        pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, T> {
+            self.inner.read()
+        }
+
+        pub(crate) fn write(&self) -> parking_lot::RwLockWriteGuard<'_, T> {
+            self.inner.write()
+        }
+    }
+
+    /// A condition variable paired with [`Mutex`].
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar {
+        _std: PhantomData<std::sync::Condvar>,
+        inner: parking_lot::Condvar,
+    }
+
+    impl Condvar {
+        pub(crate) const fn new() -> Self {
+            Condvar { _std: PhantomData, inner: parking_lot::Condvar::new() }
+        }
+
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.inner.wait(&mut guard);
+            guard
+        }
+
+        /// Waits at most `timeout`; the flag is `true` when the wait timed out.
+        pub(crate) fn wait_timeout<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            timeout: Duration,
+        ) -> (MutexGuard<'a, T>, bool) {
+            let result = self.inner.wait_for(&mut guard, timeout);
+            (guard, result.timed_out())
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.inner.notify_one();
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.inner.notify_all();
+        }
+    }
+}
+
+#[cfg(not(feature = "parking_lot"))]
+mod lock {
+    use std::sync::PoisonError;
+    use std::time::Duration;
+
+    /// A mutual-exclusion lock whose `lock` never reports poisoning.
+    ///
+    /// cellrt catches every panic of user code before it can unwind through a
+    /// held lock, so a poisoned lock carries no information worth stopping for.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T: ?Sized>(std::sync::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Mutex(std::sync::Mutex::new(value))
+        }
+    }
+
+    impl<T: ?Sized> Mutex<T> {
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// A reader-writer lock whose guards never report poisoning.
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T: ?Sized>(std::sync::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            RwLock(std::sync::RwLock::new(value))
+        }
+    }
+
+    impl<T: ?Sized> RwLock<T> {
+        pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// A condition variable paired with [`Mutex`].
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(std::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) const fn new() -> Self {
+            Condvar(std::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// Waits at most `timeout`; the flag is `true` when the wait timed out.
+        pub(crate) fn wait_timeout<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            timeout: Duration,
+        ) -> (MutexGuard<'a, T>, bool) {
+            let (guard, result) = self.0.wait_timeout(guard, timeout).unwrap_or_else(PoisonError::into_inner);
+            (guard, result.timed_out())
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+}
+
+pub(crate) use lock::{Condvar, Mutex, MutexGuard, RwLock};
+
+/// The bounded, lock-free queue behind a cell's user mailbox.
+///
+/// Both ends live together: the mailbox is the single owner, senders reach it
+/// through the mailbox's admission gate and only the running worker pops.
+#[derive(Debug)]
+pub(crate) struct MailboxQueue<T> {
+    tx: crossbeam_channel::Sender<T>,
+    rx: crossbeam_channel::Receiver<T>,
+}
+
+impl<T> MailboxQueue<T> {
+    /// A queue holding at most `capacity` items. `capacity` must be at least 1.
+    pub(crate) fn new(capacity: usize) -> Self {
+        debug_assert!(capacity > 0, "a mailbox queue needs room for one item");
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        MailboxQueue { tx, rx }
+    }
+
+    /// Appends `item`, or hands it back when the queue is full.
+    #[inline]
+    pub(crate) fn try_push(&self, item: T) -> Result<(), T> {
+        self.tx.try_send(item).map_err(crossbeam_channel::TrySendError::into_inner)
+    }
+
+    /// Takes the oldest item.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.rx.capacity().unwrap_or(usize::MAX)
+    }
+}
