@@ -254,17 +254,7 @@ impl<C: Cell> Runnable for CellInstance<C> {
         }
         drop(guard);
         drop(slot);
-        if self.mailbox.has_work() {
-            state.yield_turn();
-            return TurnEnd::Yield;
-        }
-        state.finish_turn_idle();
-        // See `dispatch::state`: a sender that saw RUNNING left its message
-        // for this re-check.
-        if self.mailbox.has_work() && state.notify() == Schedule::Enqueue {
-            return TurnEnd::Yield;
-        }
-        TurnEnd::Idle
+        self.mailbox.end_turn()
     }
 }
 

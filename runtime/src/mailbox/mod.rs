@@ -33,6 +33,7 @@ pub(crate) use self::system::{StopCause, SystemMsg};
 use self::space::SpaceSignal;
 use self::system::SystemQueue;
 use crate::dispatch::state::{CellState, Schedule, Snapshot};
+use crate::dispatch::TurnEnd;
 use crate::sync::atomic::{AtomicUsize, Ordering::*};
 use crate::sync::{MailboxQueue, Mutex};
 
@@ -169,6 +170,22 @@ impl<M> Mailbox<M> {
         self.space.wait(deadline, || {
             !self.state.snapshot().is_closed() && self.queue.len() >= self.queue.capacity()
         })
+    }
+
+    /// Ends a turn of the worker holding the run token: keeps the token when
+    /// work is left (`Yield`), otherwise goes idle and re-checks the queues,
+    /// taking the token back if a message slipped in (see `dispatch::state`).
+    pub(crate) fn end_turn(&self) -> TurnEnd {
+        if self.has_work() {
+            self.state.yield_turn();
+            return TurnEnd::Yield;
+        }
+        self.state.finish_turn_idle();
+        // A sender that saw RUNNING left its message for this re-check.
+        if self.has_work() && self.state.notify() == Schedule::Enqueue {
+            return TurnEnd::Yield;
+        }
+        TurnEnd::Idle
     }
 
     /// Wakes blocked senders after a turn freed room.
