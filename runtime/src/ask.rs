@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::dispatch::worker;
 use crate::sync::{Arc, Condvar, Mutex};
 
 enum State<T> {
@@ -174,8 +175,12 @@ impl<T> Pending<T> {
     /// `timeout` passes.
     ///
     /// Called on a worker thread this blocks that worker: prefer passing the
-    /// answer back as a message when asking from inside a cell.
+    /// answer back as a message when asking from inside a cell. Before it
+    /// blocks, the worker hands the cell it was about to run next to its
+    /// dispatcher's shared queue, so asking a cell this handler just woke
+    /// cannot wait on itself.
     pub fn wait(self, timeout: Duration) -> Result<T, AskError> {
+        worker::offload_next();
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.shared.state.lock();
         loop {

@@ -1,0 +1,38 @@
+//! Every public type is `Send` and `Sync` where a user would share it.
+
+use cellrt::*;
+
+fn send_sync<T: Send + Sync>() {}
+fn send<T: Send>() {}
+
+struct Nothing;
+
+impl Cell for Nothing {
+    type Message = Reply<u8>;
+
+    fn handle(&mut self, _ctx: &mut Context<Self>, _msg: Reply<u8>) -> Result<(), CellError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    send_sync::<Addr<Reply<u8>>>();
+    send_sync::<WeakAddr<Reply<u8>>>();
+    send_sync::<Runtime>();
+    send_sync::<Builder>();
+    send_sync::<Pending<Vec<u8>>>();
+    send_sync::<Reply<Vec<u8>>>();
+    send_sync::<SendError<Reply<u8>>>();
+    send_sync::<AskError>();
+    send_sync::<Failure>();
+    send_sync::<ShutdownReport>();
+    send_sync::<TimerHandle>();
+    send_sync::<CellPath>();
+    send_sync::<CellConfig>();
+    send_sync::<SpawnError>();
+    send_sync::<BuildError>();
+    send_sync::<StopReason>();
+    send::<CellError>();
+    send::<Context<Nothing>>();
+}
