@@ -1,1 +1,399 @@
-//! hidden
+//! Hooks for the loom models in `loom-tests/`. Not part of cellrt's API.
+//!
+//! This module exists only under `RUSTFLAGS="--cfg cellrt_loom"` and is
+//! `#[doc(hidden)]`: it is a test harness hook with no stability promise of
+//! any kind, and may change or vanish in any release.
+//!
+//! The protocols the models check (the cell state word, the mailbox, the slot
+//! swap, asks, the run queue) are crate-internal, so this module gives them
+//! small `pub` wrappers. Every wrapper calls the real code and adds no
+//! synchronization of its own: a model that drives a wrapper drives the very
+//! atomics, locks and re-checks that normal builds run, on loom's primitives
+//! (see `sync/loom.rs`). Where the real code hands a result to the rest of
+//! the runtime (a [`Schedule`], a [`TurnEnd`], a task to run), the wrapper
+//! reports it to the model instead, as a plain `bool` or count.
+//!
+//! | wrapper | real code |
+//! |---|---|
+//! | [`ModelMailbox`] | `mailbox::Mailbox` and its `dispatch::state::CellState` |
+//! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox`, `address::Slot` |
+//! | [`reply_channel`] | `ask::channel` |
+//! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::address::{Deliver, Slot};
+use crate::ask::{self, Pending, Reply};
+use crate::dispatch::run_queue::RunQueue;
+use crate::dispatch::state::{Schedule, Snapshot};
+use crate::dispatch::{Runnable, Task, TurnEnd};
+use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
+use crate::path::CellPath;
+use crate::runtime::CellControl;
+use crate::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::sync::Arc;
+
+/// A connected [`Reply`] and [`Pending`], from the real `ask::channel`.
+pub fn reply_channel<T>() -> (Reply<T>, Pending<T>) {
+    ask::channel()
+}
+
+/// A copy of a cell's state word at one instant (`dispatch::state::Snapshot`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelSnapshot(Snapshot);
+
+impl ModelSnapshot {
+    /// No one holds the run token.
+    pub fn is_idle(self) -> bool {
+        self.0.is_idle()
+    }
+
+    /// The token holder is inside a turn (`RUNNING`).
+    pub fn is_running(self) -> bool {
+        self.0.is_running()
+    }
+
+    /// The admission gate is closed.
+    pub fn is_closed(self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// The cell is done and never scheduled again.
+    pub fn is_done(self) -> bool {
+        self.0.is_done()
+    }
+
+    /// Senders currently inside the admission gate.
+    pub fn senders_in_gate(self) -> usize {
+        self.0.senders_in_gate()
+    }
+}
+
+/// A cell's inbox: the real `Mailbox`, with its state word.
+///
+/// Methods returning `bool` for a scheduling decision return `true` exactly
+/// when the real code returned `Schedule::Enqueue` / `TurnEnd::Yield`, that
+/// is when the caller now holds (or kept) the cell's run token.
+pub struct ModelMailbox<M> {
+    inner: Mailbox<M>,
+}
+
+impl<M> ModelMailbox<M> {
+    /// A mailbox whose user queue holds `capacity` messages (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        ModelMailbox { inner: Mailbox::new(capacity) }
+    }
+
+    /// `Mailbox::push`: `Ok(true)` when the sender took the run token.
+    ///
+    /// # Errors
+    ///
+    /// `Full(msg)` or `Closed(msg)`, the message handed back.
+    pub fn push(&self, msg: M) -> Result<bool, SendError<M>> {
+        self.inner.push(msg).map(|schedule| schedule == Schedule::Enqueue)
+    }
+
+    /// `Mailbox::push_system` with a stop request: `true` when the caller
+    /// took the run token.
+    pub fn push_system_stop(&self) -> bool {
+        self.inner.push_system(SystemMsg::Stop(StopCause::Requested)) == Schedule::Enqueue
+    }
+
+    /// `Mailbox::pop_system`: whether a control message was taken.
+    pub fn pop_system(&self) -> bool {
+        self.inner.pop_system().is_some()
+    }
+
+    /// `Mailbox::accept_moved`: `true` when the caller took the run token.
+    pub fn accept_moved(&self, msgs: Vec<M>) -> bool {
+        self.inner.accept_moved(msgs) == Schedule::Enqueue
+    }
+
+    /// `CellState::start_turn`: the token holder begins a turn.
+    pub fn start_turn(&self) {
+        self.inner.state().start_turn();
+    }
+
+    /// `Mailbox::pop_user`: moved messages first, then the queue.
+    pub fn pop_user(&self) -> Option<M> {
+        self.inner.pop_user()
+    }
+
+    /// `Mailbox::has_work`.
+    pub fn has_work(&self) -> bool {
+        self.inner.has_work()
+    }
+
+    /// `Mailbox::end_turn`: `true` (`Yield`) when the worker kept the run
+    /// token, `false` (`Idle`) when it gave it up.
+    pub fn end_turn(&self) -> bool {
+        match self.inner.end_turn() {
+            TurnEnd::Yield => true,
+            TurnEnd::Idle => false,
+            TurnEnd::Done => unreachable!("end_turn never reports Done"),
+        }
+    }
+
+    /// `Mailbox::close`: `false` when it was already closed.
+    pub fn close(&self) -> bool {
+        self.inner.close()
+    }
+
+    /// `Mailbox::take_user`: every queued user message, moved ones first.
+    pub fn take_user(&self) -> Vec<M> {
+        self.inner.take_user()
+    }
+
+    /// `Mailbox::len`: user messages waiting, moved ones included.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether no user message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    /// The state word now.
+    pub fn snapshot(&self) -> ModelSnapshot {
+        ModelSnapshot(self.inner.snapshot())
+    }
+}
+
+impl<M> fmt::Debug for ModelMailbox<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelMailbox").field("state", &self.inner.snapshot()).finish()
+    }
+}
+
+struct TargetInner<M> {
+    mailbox: ModelMailbox<M>,
+    /// Run tokens taken by pushes through `Deliver` that no consumer has
+    /// claimed yet: where the real target would enqueue the cell.
+    tokens: AtomicUsize,
+    retired: AtomicUsize,
+}
+
+/// A target for [`ModelSlot`]: the real `Deliver` calls over a [`ModelMailbox`].
+///
+/// Where the real cell would put itself on a run queue (a push or a move that
+/// took the run token), this target counts a token instead; a model's
+/// consumer claims it with [`take_token`](ModelTarget::take_token) and then
+/// runs turns on [`mailbox`](ModelTarget::mailbox). Cloning gives another
+/// handle to the same target.
+pub struct ModelTarget<M> {
+    inner: Arc<TargetInner<M>>,
+}
+
+impl<M: Send + 'static> ModelTarget<M> {
+    /// A target whose user queue holds `capacity` messages.
+    pub fn new(capacity: usize) -> Self {
+        ModelTarget {
+            inner: Arc::new(TargetInner {
+                mailbox: ModelMailbox::new(capacity),
+                tokens: AtomicUsize::new(0),
+                retired: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The target's mailbox, for the consumer that holds its run token.
+    pub fn mailbox(&self) -> &ModelMailbox<M> {
+        &self.inner.mailbox
+    }
+
+    /// Claims one run token recorded by a push or a move, if there is one.
+    pub fn take_token(&self) -> bool {
+        self.inner.tokens.fetch_update(AcqRel, Acquire, |n| n.checked_sub(1)).is_ok()
+    }
+
+    /// Run tokens recorded and not yet claimed.
+    pub fn tokens(&self) -> usize {
+        self.inner.tokens.load(Acquire)
+    }
+
+    /// How many times the slot retired this target.
+    pub fn retired(&self) -> usize {
+        self.inner.retired.load(Acquire)
+    }
+}
+
+impl<M: Send + 'static> TargetInner<M> {
+    fn record(&self, took_token: bool) {
+        if took_token {
+            self.tokens.fetch_add(1, AcqRel);
+        }
+    }
+}
+
+impl<M: Send + 'static> Deliver<M> for TargetInner<M> {
+    fn try_deliver(&self, msg: M) -> Result<(), SendError<M>> {
+        let took = self.mailbox.push(msg)?;
+        self.record(took);
+        Ok(())
+    }
+
+    fn wait_for_space(&self, deadline: Instant) -> bool {
+        self.mailbox.inner.wait_for_space(deadline)
+    }
+
+    fn close_and_take(&self) -> Vec<M> {
+        self.mailbox.close();
+        self.mailbox.take_user()
+    }
+
+    fn accept_moved(&self, msgs: Vec<M>) {
+        let took = self.mailbox.accept_moved(msgs);
+        self.record(took);
+    }
+
+    fn retire(&self) {
+        self.retired.fetch_add(1, AcqRel);
+        let took = self.mailbox.inner.push_system(SystemMsg::Stop(StopCause::Replaced)) == Schedule::Enqueue;
+        self.record(took);
+    }
+
+    fn queued(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.mailbox.inner.capacity()
+    }
+
+    fn control(&self) -> Option<Arc<dyn CellControl>> {
+        None
+    }
+}
+
+impl<M> Clone for ModelTarget<M> {
+    fn clone(&self) -> Self {
+        ModelTarget { inner: self.inner.clone() }
+    }
+}
+
+impl<M> fmt::Debug for ModelTarget<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelTarget")
+            .field("mailbox", &self.inner.mailbox)
+            .field("tokens", &self.inner.tokens.load(Relaxed))
+            .finish()
+    }
+}
+
+/// The real `address::Slot`: what an address points at.
+pub struct ModelSlot<M> {
+    inner: Slot<M>,
+}
+
+impl<M: Send + 'static> ModelSlot<M> {
+    /// A slot whose current target is `target`.
+    pub fn new(target: &ModelTarget<M>) -> Self {
+        let target: Arc<dyn Deliver<M>> = target.inner.clone();
+        ModelSlot { inner: Slot::new(target, CellPath::root(), Duration::from_secs(3600)) }
+    }
+
+    /// `Slot::try_send`: delivers to the current target without blocking.
+    ///
+    /// # Errors
+    ///
+    /// `Full(msg)` or `Closed(msg)`, the message handed back.
+    pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.inner.try_send(msg)
+    }
+
+    /// `Slot::replace`: swaps the target to `new`, moving what the old one
+    /// had queued. Returns the number of messages moved.
+    pub fn replace(&self, new: &ModelTarget<M>) -> usize {
+        let new: Arc<dyn Deliver<M>> = new.inner.clone();
+        self.inner.replace(new)
+    }
+}
+
+impl<M> fmt::Debug for ModelSlot<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ModelSlot(..)")
+    }
+}
+
+/// A dummy cell for [`ModelRunQueue`]: a real `Runnable` that counts its turns.
+#[derive(Debug, Default)]
+pub struct ModelTask {
+    turns: AtomicUsize,
+}
+
+impl ModelTask {
+    /// A task that has run no turn. (`Arc` is std's, as in the loom shim.)
+    pub fn new() -> Arc<Self> {
+        Arc::new(ModelTask::default())
+    }
+
+    /// Turns run so far.
+    pub fn turns(&self) -> usize {
+        self.turns.load(Acquire)
+    }
+}
+
+impl Runnable for ModelTask {
+    fn run_turn(&self, _budget: usize) -> TurnEnd {
+        self.turns.fetch_add(1, AcqRel);
+        TurnEnd::Idle
+    }
+}
+
+/// The real `dispatch::run_queue::RunQueue`, with its sleeping-worker protocol.
+pub struct ModelRunQueue {
+    inner: RunQueue,
+}
+
+impl ModelRunQueue {
+    /// A run queue for `workers` workers, numbered from 0.
+    pub fn new(workers: usize) -> Self {
+        ModelRunQueue { inner: RunQueue::new(workers) }
+    }
+
+    /// `RunQueue::push`: appends `task` and wakes a sleeping worker.
+    pub fn push(&self, task: &Arc<ModelTask>) {
+        let task: Task = task.clone();
+        self.inner.push(task);
+    }
+
+    /// `RunQueue::pop`, then runs one turn of the task taken, as a worker
+    /// does. `false` when the queue was empty.
+    pub fn pop_and_run(&self) -> bool {
+        match self.inner.pop() {
+            Some(task) => {
+                let _ = task.run_turn(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `RunQueue::park`: worker `index` sleeps until a push or shutdown.
+    pub fn park(&self, index: usize) {
+        self.inner.park(index);
+    }
+
+    /// `RunQueue::shut_down`: every worker leaves its loop.
+    pub fn shut_down(&self) {
+        self.inner.shut_down();
+    }
+
+    /// `RunQueue::is_shutdown`.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.is_shutdown()
+    }
+
+    /// `RunQueue::is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+impl fmt::Debug for ModelRunQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}

@@ -1,0 +1,160 @@
+//! Counting: one producer thread (not a cell) sends 1,000,000 `u64` messages
+//! to one cell with the blocking [`Addr::send`], then asks for the count.
+//!
+//! Baseline, same run: a crossbeam `bounded` channel of the same capacity,
+//! a consumer thread that counts and sums, the same 1,000,000 messages, then
+//! a reply over a second channel. The message types of both sides have the
+//! same shape (a `u64` or a reply handle, 16 bytes).
+//!
+//! Parameters: mailbox capacity 32 (the runtime default) and 1024; worker
+//! threads 1 and 2 (the machine's cores). A further variant sends with
+//! `try_send` in a spin loop instead of `send`, to isolate the cost of the
+//! blocking send path when there is room.
+//!
+//! Project target: cellrt at least 50 % of the crossbeam baseline's msgs/s.
+
+mod common;
+
+use std::hint::black_box;
+use std::thread;
+
+use cellrt::{Addr, Cell, CellError, Context, Reply, SendError};
+use crossbeam_channel::{bounded, Sender};
+use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
+
+use common::{quiet_tracing, runtime, WAIT};
+
+const MESSAGES: u64 = 1_000_000;
+const CAPACITIES: [usize; 2] = [32, 1024];
+
+#[derive(Debug)]
+enum Msg {
+    Add(u64),
+    Take(Reply<(u64, u64)>),
+}
+
+/// Counts and sums what it receives; `Take` answers `(count, sum)` and resets.
+#[derive(Default)]
+struct Counter {
+    count: u64,
+    sum: u64,
+}
+
+impl Cell for Counter {
+    type Message = Msg;
+
+    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
+        match msg {
+            Msg::Add(n) => {
+                self.count += 1;
+                self.sum = self.sum.wrapping_add(n);
+            }
+            Msg::Take(reply) => {
+                let _ = reply.send((self.count, self.sum));
+                *self = Counter::default();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn expected_sum() -> u64 {
+    (0..MESSAGES).fold(0_u64, u64::wrapping_add)
+}
+
+fn cellrt_round(addr: &Addr<Msg>, spin: bool) {
+    for n in 0..MESSAGES {
+        if spin {
+            let mut msg = Msg::Add(n);
+            loop {
+                match addr.try_send(msg) {
+                    Ok(()) => break,
+                    Err(SendError::Full(back)) => {
+                        msg = back;
+                        std::hint::spin_loop();
+                    }
+                    Err(_) => panic!("counter closed"),
+                }
+            }
+        } else {
+            addr.send(Msg::Add(n)).expect("send");
+        }
+    }
+    let (count, sum) = addr.ask(Msg::Take).expect("ask").wait(WAIT).expect("answer");
+    assert_eq!(count, MESSAGES);
+    assert_eq!(sum, expected_sum());
+    black_box(sum);
+}
+
+/// The baseline's messages: the same shape as [`Msg`].
+enum RawMsg {
+    Add(u64),
+    Take(Sender<(u64, u64)>),
+}
+
+fn crossbeam_round(tx: &Sender<RawMsg>) {
+    for n in 0..MESSAGES {
+        tx.send(RawMsg::Add(n)).expect("send");
+    }
+    let (reply_tx, reply_rx) = bounded(1);
+    tx.send(RawMsg::Take(reply_tx)).expect("send");
+    let (count, sum) = reply_rx.recv_timeout(WAIT).expect("answer");
+    assert_eq!(count, MESSAGES);
+    assert_eq!(sum, expected_sum());
+    black_box(sum);
+}
+
+fn counting(c: &mut Criterion) {
+    let mut group = c.benchmark_group("counting");
+    group.throughput(Throughput::Elements(MESSAGES));
+    group.sampling_mode(SamplingMode::Flat);
+    for capacity in CAPACITIES {
+        for workers in [1, 2] {
+            let rt = runtime(workers, capacity);
+            let addr = rt.spawn(Counter::default()).expect("spawn");
+            group.bench_function(BenchmarkId::new(format!("cellrt_send/w{workers}"), capacity), |b| {
+                b.iter(|| cellrt_round(&addr, false));
+            });
+            if workers == 2 {
+                group.bench_function(
+                    BenchmarkId::new(format!("cellrt_try_send_spin/w{workers}"), capacity),
+                    |b| b.iter(|| cellrt_round(&addr, true)),
+                );
+            }
+            rt.shutdown(WAIT);
+        }
+
+        let (tx, rx) = bounded::<RawMsg>(capacity);
+        let consumer = thread::spawn(move || {
+            let (mut count, mut sum) = (0_u64, 0_u64);
+            for msg in rx {
+                match msg {
+                    RawMsg::Add(n) => {
+                        count += 1;
+                        sum = sum.wrapping_add(n);
+                    }
+                    RawMsg::Take(reply) => {
+                        let _ = reply.send((count, sum));
+                        (count, sum) = (0, 0);
+                    }
+                }
+            }
+        });
+        group.bench_function(BenchmarkId::new("crossbeam", capacity), |b| b.iter(|| crossbeam_round(&tx)));
+        drop(tx);
+        consumer.join().expect("consumer thread");
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::heavy();
+    targets = counting
+}
+
+fn main() {
+    quiet_tracing();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
