@@ -87,10 +87,9 @@ struct Interval<M, F> {
 impl<M: Send + 'static, F: FnMut() -> M + Send> Job for Interval<M, F> {
     fn fire(&mut self, now: Instant) -> Option<Instant> {
         let addr = self.target.upgrade()?;
-        match addr.try_send((self.make)()) {
-            Err(SendError::Closed(_)) => return None,
-            // A full mailbox skips this tick.
-            Ok(()) | Err(_) => {}
+        // A full mailbox skips this tick; a closed one ends the timer.
+        if let Err(SendError::Closed(_)) = addr.try_send((self.make)()) {
+            return None;
         }
         self.next += self.period;
         if self.next <= now {

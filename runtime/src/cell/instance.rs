@@ -84,15 +84,15 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
-    fn failure(&self, hook: Hook, message_kind: Option<&'static str>, cause: FailureCause) -> Failure {
-        Failure {
+    fn failure(&self, hook: Hook, message_kind: Option<&'static str>, cause: FailureCause) -> Box<Failure> {
+        Box::new(Failure {
             path: self.path.clone(),
             cell_kind: std::any::type_name::<C>(),
             hook,
             message_kind,
             cause,
             at: SystemTime::now(),
-        }
+        })
     }
 
     fn error_cause(err: CellError) -> FailureCause {
@@ -106,7 +106,7 @@ impl<C: Cell> CellInstance<C> {
         FailureCause::Panic { payload: text, location: guard.take_location() }
     }
 
-    fn call_started(&self, running: &mut Running<C>, guard: &InCellGuard) -> Result<(), Failure> {
+    fn call_started(&self, running: &mut Running<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
         let Running { cell, ctx, .. } = running;
         match catch_unwind(AssertUnwindSafe(|| cell.started(ctx))) {
             Ok(Ok(())) => Ok(()),
@@ -120,7 +120,7 @@ impl<C: Cell> CellInstance<C> {
         running: &mut Running<C>,
         msg: C::Message,
         guard: &InCellGuard,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Box<Failure>> {
         let Running { cell, ctx, .. } = running;
         let mut kind = None;
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -161,9 +161,9 @@ impl<C: Cell> CellInstance<C> {
     }
 
     /// Records a failure and turns it into the stop reason.
-    fn failed(&self, failure: Failure) -> StopReason {
+    fn failed(&self, failure: Box<Failure>) -> StopReason {
         self.runtime.record_failure(&failure);
-        StopReason::Failed(Box::new(failure))
+        StopReason::Failed(failure)
     }
 
     /// Ends the cell: closes and empties the mailbox, stops children and

@@ -36,6 +36,9 @@ use crate::timer::TimerService;
 /// How many recent failures [`Runtime::failures`] keeps.
 const FAILURES_KEPT: usize = 1024;
 
+/// A spawned cell's address and the runtime's handle on its lifecycle.
+pub(crate) type Spawned<M> = (Addr<M>, Arc<dyn CellControl>);
+
 pub(crate) struct Settings {
     pub(crate) default_capacity: usize,
     pub(crate) send_timeout: Duration,
@@ -91,7 +94,7 @@ impl RuntimeShared {
         parent: Option<(&CellPath, &Arc<str>)>,
         config: CellConfig,
         cell: C,
-    ) -> Result<(Addr<C::Message>, Arc<dyn CellControl>), SpawnError> {
+    ) -> Result<Spawned<C::Message>, SpawnError> {
         let capacity = config.capacity.unwrap_or(self.settings.default_capacity);
         if capacity == 0 {
             return Err(SpawnError::ZeroCapacity);
