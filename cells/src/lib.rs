@@ -1,4 +1,4 @@
-//! Ready-made cells for [cellrt](cellrt), built only on its public API.
+//! Ready-made cells for [`cellrt`], built only on its public API.
 //!
 //! - [`FnCell`]: a cell from a closure, for small stages and glue.
 //! - [`Collector`]: gathers items and hands them over on request, for sinks
