@@ -30,6 +30,8 @@ use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 struct Running<C: Cell> {
     cell: C,
     ctx: Context<C>,
+    /// Whether `started` has run; the first turn runs it before anything else.
+    started: bool,
     /// Set by `Drain`: handle what is queued, then stop.
     draining: bool,
 }
@@ -72,10 +74,13 @@ impl<C: Cell> CellInstance<C> {
         })
     }
 
-    /// Gives the instance its value and context, and queues `Start`.
+    /// Gives the instance its value and context, and schedules the first
+    /// turn, which runs `started` before any message.
     pub(crate) fn start(&self, cell: C, ctx: Context<C>) {
-        *self.running.lock() = Some(Running { cell, ctx, draining: false });
-        self.send_system(SystemMsg::Start);
+        *self.running.lock() = Some(Running { cell, ctx, started: false, draining: false });
+        if self.mailbox.state().notify() == Schedule::Enqueue {
+            self.schedule();
+        }
     }
 
     fn schedule(&self) {
@@ -134,15 +139,17 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
-    /// Handles system messages; `Some` when one of them ends the cell.
+    /// Runs `started` if it has not run, then the system messages; `Some`
+    /// when one of them ends the cell.
     fn run_system(&self, running: &mut Running<C>, guard: &InCellGuard) -> Option<Exit> {
+        if !running.started {
+            running.started = true;
+            if let Err(failure) = self.call_started(running, guard) {
+                return Some(Exit::Stop(self.failed(failure)));
+            }
+        }
         while let Some(msg) = self.mailbox.pop_system() {
             match msg {
-                SystemMsg::Start => {
-                    if let Err(failure) = self.call_started(running, guard) {
-                        return Some(Exit::Stop(self.failed(failure)));
-                    }
-                }
                 SystemMsg::Stop(cause) => {
                     return Some(Exit::Stop(match cause {
                         StopCause::Requested => StopReason::Requested,

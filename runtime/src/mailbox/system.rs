@@ -9,8 +9,6 @@ use crate::sync::Mutex;
 /// A control message for one cell. Handled before any user message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SystemMsg {
-    /// Run the `started` hook. The first message of every cell.
-    Start,
     /// Stop after the current message; queued user messages are undelivered.
     Stop(StopCause),
     /// Close the mailbox, handle what is queued, then stop.
