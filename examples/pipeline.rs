@@ -182,6 +182,8 @@ fn log_lines(count: usize) -> impl Iterator<Item = String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     const LINES: usize = 100_000;
+    // Failures and shutdown problems are logged at WARN and above.
+    tracing_subscriber::fmt().with_max_level(tracing_subscriber::filter::LevelFilter::WARN).init();
     let runtime = Runtime::builder().build()?;
     let aggregator =
         runtime.spawn_with(CellConfig::named("aggregator").capacity(256), Aggregator::default())?;
