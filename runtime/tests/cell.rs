@@ -329,3 +329,37 @@ fn panic_in_stopped_is_recorded_and_the_cell_still_stops() {
     assert_eq!(rt.cell_count(), 0);
     rt.shutdown(Duration::from_secs(1));
 }
+
+/// Stops itself in `started`.
+struct Quitter {
+    log: Log<String>,
+}
+
+impl Cell for Quitter {
+    type Message = u8;
+
+    fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+        ctx.stop();
+        Ok(())
+    }
+
+    fn handle(&mut self, _ctx: &mut Context<Self>, n: u8) -> Result<(), CellError> {
+        self.log.push(format!("handled {n}"));
+        Ok(())
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &StopReason) {
+        self.log.push(format!("stopped {reason:?}"));
+    }
+}
+
+#[test]
+fn stop_requested_in_started_stops_before_any_message() {
+    let rt = runtime(1);
+    let log = Log::default();
+    let addr = rt.spawn(Quitter { log: log.clone() }).unwrap();
+    let _ = addr.send(1);
+    assert!(eventually(|| addr.is_closed()));
+    assert_eq!(log.items(), ["stopped Requested"]);
+    rt.shutdown(PATIENCE);
+}

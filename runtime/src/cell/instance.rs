@@ -147,6 +147,9 @@ impl<C: Cell> CellInstance<C> {
             if let Err(failure) = self.call_started(running, guard) {
                 return Some(Exit::Stop(self.failed(failure)));
             }
+            if running.ctx.stop_requested {
+                return Some(Exit::Stop(StopReason::Requested));
+            }
         }
         while let Some(msg) = self.mailbox.pop_system() {
             match msg {
