@@ -16,8 +16,8 @@ use std::hint::black_box;
 use std::thread;
 
 use cellrt::{Addr, Cell, CellError, Context, Reply};
-use crossbeam_channel::{bounded, Sender};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
+use crossbeam_channel::{bounded, Sender};
 
 use common::{quiet_tracing, runtime, WAIT};
 

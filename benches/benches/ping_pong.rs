@@ -21,8 +21,8 @@ use std::thread;
 use std::time::Duration;
 
 use cellrt::{Addr, Cell, CellError, Context, Reply};
-use crossbeam_channel::{bounded, Receiver, Sender};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use common::{quiet_tracing, runtime, WAIT};
 
@@ -107,7 +107,9 @@ impl Cell for Player {
             PingMsg::Ball(left, done) => {
                 self.hits += 1;
                 let partner = self.partner.as_ref().ok_or_else(|| CellError::msg("no partner"))?;
-                partner.try_send(PingMsg::Ball(left - 1, done)).map_err(|_| CellError::msg("partner full"))?;
+                partner
+                    .try_send(PingMsg::Ball(left - 1, done))
+                    .map_err(|_| CellError::msg("partner full"))?;
             }
         }
         Ok(())

@@ -24,8 +24,8 @@ mod common;
 use std::thread;
 
 use cellrt::{Addr, Cell, CellError, Context, Reply};
-use crossbeam_channel::{bounded, Receiver, Sender};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use common::{quiet_tracing, runtime, WAIT};
 

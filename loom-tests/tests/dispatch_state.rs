@@ -144,7 +144,7 @@ fn assert_quiescent(cell: &Cell, tokens: &RunTokens) {
 
 #[test]
 fn two_senders_never_strand_a_message() {
-    cellrt_loom_tests::check(2, || {
+    cellrt_loom_tests::check(3, || {
         let cell = Arc::new(Cell::new(2));
         let tokens = Arc::new(RunTokens::new(2));
         let senders = [spawn_sender(&cell, &tokens, 1), spawn_sender(&cell, &tokens, 2)];
@@ -183,7 +183,7 @@ fn two_workers_never_run_the_cell_at_once() {
 
 #[test]
 fn control_message_racing_the_idle_transition_is_not_lost() {
-    cellrt_loom_tests::check(2, || {
+    cellrt_loom_tests::check(3, || {
         let cell = Arc::new(Cell::new(1));
         let tokens = Arc::new(RunTokens::new(2));
         let sender = spawn_sender(&cell, &tokens, 7);

@@ -20,11 +20,7 @@ pub(crate) fn quiet_tracing() {
 /// A runtime with `workers` threads on its default dispatcher and mailboxes
 /// of `capacity` messages (other settings at their defaults).
 pub(crate) fn runtime(workers: usize, capacity: usize) -> Runtime {
-    Runtime::builder()
-        .worker_threads(workers)
-        .default_capacity(capacity)
-        .build()
-        .expect("runtime builds")
+    Runtime::builder().worker_threads(workers).default_capacity(capacity).build().expect("runtime builds")
 }
 
 /// Criterion settings for benches whose one iteration moves a large batch

@@ -143,8 +143,7 @@ impl RuntimeShared {
         let instance = CellInstance::<C>::new(id, path.clone(), capacity, dispatcher.clone(), self.clone());
         self.register(id, &path, instance.clone(), true)?;
         let ctx = Context::new(addr.clone(), self.clone(), dispatcher.name.clone());
-        // `Start` is queued before the moved messages arrive, and system
-        // messages go first: `started` runs before any of them is handled.
+        // The first turn runs `started` before any message, moved ones included.
         instance.start(cell, ctx);
         let moved = addr.slot().replace(instance);
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), moved, "replaced");
