@@ -6,17 +6,23 @@
 //! runtime can swap the target ([`Runtime::replace`](crate::Runtime::replace))
 //! while senders keep using the same address.
 //!
-//! # Replacing the target without losing or duplicating a message
+//! # Replacing the target without losing, duplicating or reordering
 //!
 //! Senders hold the slot's read lock for one non-blocking push. A replace
-//! takes the write lock, so no sender is mid-push; it then closes the old
-//! target's gate, moves what was queued there into the new target's *moved*
-//! lane (delivered before anything sent directly to the new target), and
-//! publishes the new target. Every message is therefore in exactly one place:
-//! handled by the old cell before the swap, moved, or queued at the new cell
-//! after it. Per-sender order is kept. A sender blocked for room on the old
-//! target is woken by the close and retries through the slot. The loom model
-//! `loom-tests/tests/address_replace.rs` checks this.
+//! takes the write lock, so no sender is mid-push, publishes the successor
+//! and closes the old target's gate. The successor starts *held*: it queues
+//! what senders now send it but handles none of it yet. The old target keeps
+//! handling the message it may be in the middle of; when it stops (at its
+//! next system check, or at once if idle), it takes what is left in its
+//! queues and [`Handover::retire`]s into the successor, which puts those
+//! messages ahead of its own queue and starts handling. So every message is
+//! handled exactly once, each sender's messages in the order sent, and never
+//! by two cells at the same time. A sender blocked for room on the old target
+//! is woken by the close and retries through the slot.
+//!
+//! A replace while the current target is still held (its own predecessor has
+//! not handed over) is refused: the caller retries later. The loom model
+//! `loom-tests/tests/address_replace.rs` checks the protocol.
 //!
 //! # Sending from inside a cell
 //!
@@ -34,10 +40,10 @@ use std::time::{Duration, Instant};
 
 use crate::ask::{self, Pending, Reply};
 use crate::dispatch::worker::on_worker_thread;
-use crate::mailbox::SendError;
+use crate::mailbox::{Mailbox, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
-use crate::sync::{Arc, Backoff, RwLock, Weak};
+use crate::sync::{Arc, Backoff, Mutex, RwLock, Weak};
 
 /// What can stand behind an address: something that takes messages of type `M`.
 pub(crate) trait Deliver<M>: Send + Sync + 'static {
@@ -46,12 +52,14 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     /// Blocks until there may be room, the target closes, or `deadline`
     /// passes (then `false`).
     fn wait_for_space(&self, deadline: Instant) -> bool;
-    /// Closes the target to new messages and takes what is queued.
-    fn close_and_take(&self) -> Vec<M>;
-    /// Takes messages moved from a replaced target, ahead of its own queue.
-    fn accept_moved(&self, msgs: Vec<M>);
-    /// Tells a replaced target to stop once it has no more work.
-    fn retire(&self);
+    /// Replaced by `successor`: closes to new messages, finishes the message
+    /// in hand, then hands what is queued to `successor` and stops.
+    fn hand_over(&self, successor: Arc<dyn Deliver<M>>);
+    /// Takes a predecessor's leftovers ahead of its own queue and starts
+    /// handling (lifts the hold).
+    fn release(&self, moved: Vec<M>);
+    /// Whether the target still waits for its predecessor's leftovers.
+    fn is_held(&self) -> bool;
     /// Messages waiting.
     fn queued(&self) -> usize;
     /// Capacity of the queue.
@@ -108,23 +116,84 @@ impl<M: Send + 'static> Slot<M> {
         }
     }
 
-    /// Swaps the target; see the module docs. Returns the number of queued
-    /// messages moved to the new target.
-    pub(crate) fn replace(&self, new: Arc<dyn Deliver<M>>) -> usize {
+    /// Swaps the target for `new`, which must be held; see the module docs.
+    /// Hands `new` back when the current target is itself still held.
+    pub(crate) fn replace(&self, new: Arc<dyn Deliver<M>>) -> Result<(), Arc<dyn Deliver<M>>> {
         let mut target = self.target.write();
-        let queued = target.close_and_take();
-        let moved = queued.len();
-        if moved > 0 {
-            new.accept_moved(queued);
+        if target.is_held() {
+            return Err(new);
         }
-        let old = std::mem::replace(&mut *target, new);
-        drop(target);
-        old.retire();
-        moved
+        let old = std::mem::replace(&mut *target, new.clone());
+        // Still under the write lock: no sender reaches `old` through the
+        // slot any more, and its gate closes before anyone can look again.
+        old.hand_over(new);
+        Ok(())
     }
 
     pub(crate) fn current(&self) -> Arc<dyn Deliver<M>> {
         self.target.read().clone()
+    }
+}
+
+enum HandoverState<M> {
+    /// No replace asked for this target's messages.
+    Serving,
+    /// A replace is waiting for this target's leftovers.
+    Pending(Arc<dyn Deliver<M>>),
+    /// The target stopped; its leftovers went to the successor or were dropped.
+    Retired,
+}
+
+/// How a replaced target gives what it still holds to its successor, exactly
+/// once, whether the target stops before or after the replace asks.
+pub(crate) struct Handover<M> {
+    state: Mutex<HandoverState<M>>,
+}
+
+impl<M: Send + 'static> Handover<M> {
+    pub(crate) fn new() -> Self {
+        Handover { state: Mutex::new(HandoverState::Serving) }
+    }
+
+    /// The replacer's side: `successor` is to receive this target's leftovers
+    /// when it stops. Hands `successor` back when the target already stopped
+    /// (its leftovers were dropped then); the caller releases it empty.
+    pub(crate) fn request(&self, successor: Arc<dyn Deliver<M>>) -> Result<(), Arc<dyn Deliver<M>>> {
+        let mut state = self.state.lock();
+        match *state {
+            HandoverState::Serving => {
+                *state = HandoverState::Pending(successor);
+                Ok(())
+            }
+            HandoverState::Pending(_) | HandoverState::Retired => Err(successor),
+        }
+    }
+
+    /// The target's side, as it stops for good with no message in hand:
+    /// closes `mailbox`, takes what it holds, and gives it to the successor if
+    /// a replace asked for it. Returns the messages no one will handle.
+    pub(crate) fn retire(&self, mailbox: &Mailbox<M>) -> Vec<M> {
+        let mut state = self.state.lock();
+        mailbox.close();
+        let leftovers = mailbox.take_user();
+        match std::mem::replace(&mut *state, HandoverState::Retired) {
+            HandoverState::Pending(successor) => {
+                drop(state);
+                successor.release(leftovers);
+                Vec::new()
+            }
+            HandoverState::Serving | HandoverState::Retired => leftovers,
+        }
+    }
+
+    /// The successor's side: runs `accept` on a predecessor's leftovers
+    /// unless this target already stopped, in which case they come back.
+    pub(crate) fn accept<R>(&self, msgs: Vec<M>, accept: impl FnOnce(Vec<M>) -> R) -> Result<R, Vec<M>> {
+        let state = self.state.lock();
+        match *state {
+            HandoverState::Retired => Err(msgs),
+            HandoverState::Serving | HandoverState::Pending(_) => Ok(accept(msgs)),
+        }
     }
 }
 

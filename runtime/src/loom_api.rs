@@ -6,24 +6,27 @@
 //!
 //! The protocols the models check (the cell state word, the mailbox, the slot
 //! swap, asks, the run queue) are crate-internal, so this module gives them
-//! small `pub` wrappers. Every wrapper calls the real code and adds no
-//! synchronization of its own: a model that drives a wrapper drives the very
-//! atomics, locks and re-checks that normal builds run, on loom's primitives
-//! (see `sync/loom.rs`). Where the real code hands a result to the rest of
-//! the runtime (a [`Schedule`], a [`TurnEnd`], a task to run), the wrapper
-//! reports it to the model instead, as a plain `bool` or count.
+//! small `pub` wrappers. Every wrapper calls the real code and never
+//! re-implements a protocol step: a model that drives a wrapper drives the
+//! very atomics, locks and re-checks that normal builds run, on loom's
+//! primitives (see `sync/loom.rs`). Where the real code hands a result to the
+//! rest of the runtime (a `Schedule`, a `TurnEnd`, a task to run), the
+//! wrapper reports it to the model instead, as a plain `bool` or count. The
+//! only synchronization added here is [`ModelTarget`]'s token count, which
+//! stands in for a dispatcher's run queue and, like it, hands the run token
+//! over with Release/Acquire.
 //!
 //! | wrapper | real code |
 //! |---|---|
 //! | [`ModelMailbox`] | `mailbox::Mailbox` and its `dispatch::state::CellState` |
-//! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox`, `address::Slot` |
+//! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
 //! | [`reply_channel`] | `ask::channel` |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::address::{Deliver, Slot};
+use crate::address::{Deliver, Handover, Slot};
 use crate::ask::{self, Pending, Reply};
 use crate::dispatch::run_queue::RunQueue;
 use crate::dispatch::state::{Schedule, Snapshot};
@@ -105,9 +108,10 @@ impl<M> ModelMailbox<M> {
         self.inner.pop_system().is_some()
     }
 
-    /// `Mailbox::accept_moved`: `true` when the caller took the run token.
-    pub fn accept_moved(&self, msgs: Vec<M>) -> bool {
-        self.inner.accept_moved(msgs) == Schedule::Enqueue
+    /// `Mailbox::release`: takes handed-over messages and lifts the hold;
+    /// `true` when the caller took the run token.
+    pub fn release(&self, msgs: Vec<M>) -> bool {
+        self.inner.release(msgs) == Schedule::Enqueue
     }
 
     /// `CellState::start_turn`: the token holder begins a turn.
@@ -169,10 +173,12 @@ impl<M> fmt::Debug for ModelMailbox<M> {
 
 struct TargetInner<M> {
     mailbox: ModelMailbox<M>,
+    handover: Handover<M>,
     /// Run tokens taken by pushes through `Deliver` that no consumer has
     /// claimed yet: where the real target would enqueue the cell.
     tokens: AtomicUsize,
-    retired: AtomicUsize,
+    /// Times a replace asked this target to hand over.
+    replaced: AtomicUsize,
 }
 
 /// A target for [`ModelSlot`]: the real `Deliver` calls over a [`ModelMailbox`].
@@ -189,13 +195,39 @@ pub struct ModelTarget<M> {
 impl<M: Send + 'static> ModelTarget<M> {
     /// A target whose user queue holds `capacity` messages.
     pub fn new(capacity: usize) -> Self {
+        ModelTarget::with_mailbox(Mailbox::new(capacity))
+    }
+
+    /// A successor for a replace: holds what it receives until its
+    /// predecessor hands over (`Mailbox::new_held`).
+    pub fn new_held(capacity: usize) -> Self {
+        ModelTarget::with_mailbox(Mailbox::new_held(capacity))
+    }
+
+    fn with_mailbox(mailbox: Mailbox<M>) -> Self {
         ModelTarget {
             inner: Arc::new(TargetInner {
-                mailbox: ModelMailbox::new(capacity),
+                mailbox: ModelMailbox { inner: mailbox },
+                handover: Handover::new(),
                 tokens: AtomicUsize::new(0),
-                retired: AtomicUsize::new(0),
+                replaced: AtomicUsize::new(0),
             }),
         }
+    }
+
+    /// What `CellInstance::terminate` does with the mailbox when the cell
+    /// stops with no message in hand: `Handover::retire` (close, take what is
+    /// left, give it to a successor if a replace asked), then the state word
+    /// is marked done. Returns the messages no one will handle.
+    pub fn stop(&self) -> Vec<M> {
+        let leftovers = self.inner.handover.retire(&self.inner.mailbox.inner);
+        self.inner.mailbox.inner.state().finish();
+        leftovers
+    }
+
+    /// Whether the target still waits for a predecessor (`Mailbox::is_held`).
+    pub fn is_held(&self) -> bool {
+        self.inner.mailbox.inner.is_held()
     }
 
     /// The target's mailbox, for the consumer that holds its run token.
@@ -213,9 +245,9 @@ impl<M: Send + 'static> ModelTarget<M> {
         self.inner.tokens.load(Acquire)
     }
 
-    /// How many times the slot retired this target.
-    pub fn retired(&self) -> usize {
-        self.inner.retired.load(Acquire)
+    /// How many times a replace asked this target to hand over.
+    pub fn replaced(&self) -> usize {
+        self.inner.replaced.load(Acquire)
     }
 }
 
@@ -238,20 +270,30 @@ impl<M: Send + 'static> Deliver<M> for TargetInner<M> {
         self.mailbox.inner.wait_for_space(deadline)
     }
 
-    fn close_and_take(&self) -> Vec<M> {
+    /// As `CellInstance::hand_over`.
+    fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
+        self.replaced.fetch_add(1, AcqRel);
         self.mailbox.close();
-        self.mailbox.take_user()
+        match self.handover.request(successor) {
+            Ok(()) => {
+                let took =
+                    self.mailbox.inner.push_system(SystemMsg::Stop(StopCause::Replaced)) == Schedule::Enqueue;
+                self.record(took);
+            }
+            Err(successor) => successor.release(Vec::new()),
+        }
     }
 
-    fn accept_moved(&self, msgs: Vec<M>) {
-        let took = self.mailbox.accept_moved(msgs);
-        self.record(took);
+    /// As `CellInstance::release`; leftovers reaching a stopped target are
+    /// dropped (the runtime counts them undelivered).
+    fn release(&self, moved: Vec<M>) {
+        if let Ok(took) = self.handover.accept(moved, |moved| self.mailbox.release(moved)) {
+            self.record(took);
+        }
     }
 
-    fn retire(&self) {
-        self.retired.fetch_add(1, AcqRel);
-        let took = self.mailbox.inner.push_system(SystemMsg::Stop(StopCause::Replaced)) == Schedule::Enqueue;
-        self.record(took);
+    fn is_held(&self) -> bool {
+        self.mailbox.inner.is_held()
     }
 
     fn queued(&self) -> usize {
@@ -303,11 +345,12 @@ impl<M: Send + 'static> ModelSlot<M> {
         self.inner.try_send(msg)
     }
 
-    /// `Slot::replace`: swaps the target to `new`, moving what the old one
-    /// had queued. Returns the number of messages moved.
-    pub fn replace(&self, new: &ModelTarget<M>) -> usize {
+    /// `Slot::replace`: swaps the target to `new` (which should be held),
+    /// asking the old one to hand over. `false` when refused because the
+    /// current target is itself still held.
+    pub fn replace(&self, new: &ModelTarget<M>) -> bool {
         let new: Arc<dyn Deliver<M>> = new.inner.clone();
-        self.inner.replace(new)
+        self.inner.replace(new).is_ok()
     }
 }
 

@@ -201,13 +201,15 @@ fn replace_moves_queued_messages_to_the_new_cell() {
     }
     let new_log = Log::default();
     let open_gate = gate_opened();
-    let moved = rt.replace(&addr, Gated { gate: open_gate, log: new_log.clone() }).unwrap();
-    assert_eq!(moved, 4);
+    rt.replace(&addr, Gated { gate: open_gate, log: new_log.clone() }).unwrap();
     addr.send(6).unwrap();
+    // The new cell waits while the old one is still inside message 1.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(new_log.items(), Vec::<u64>::new(), "nothing is handled by two cells at once");
     open(&gate);
     assert!(eventually(|| new_log.len() == 5));
     assert_eq!(old_log.items(), vec![1]);
-    assert_eq!(new_log.items(), vec![2, 3, 4, 5, 6], "moved messages first, in order");
+    assert_eq!(new_log.items(), vec![2, 3, 4, 5, 6], "handed-over messages first, in order");
     assert_eq!(addr.path().as_str(), "/stage");
     assert!(eventually(|| rt.cell_count() == 1), "the old cell stopped");
     rt.shutdown(PATIENCE);
@@ -267,9 +269,15 @@ fn replace_under_concurrent_senders_loses_and_duplicates_nothing() {
             })
         })
         .collect();
-    for _ in 0..20 {
+    let mut replaced = 0;
+    while replaced < 20 {
         std::thread::sleep(Duration::from_millis(2));
-        rt.replace(&addr, tally()).unwrap();
+        match rt.replace(&addr, tally()) {
+            Ok(()) => replaced += 1,
+            // The previous replacement is still taking over: try again.
+            Err(cellrt::SpawnError::ReplaceInProgress { .. }) => {}
+            Err(other) => panic!("replace failed: {other}"),
+        }
     }
     for sender in senders {
         sender.join().unwrap();
@@ -296,5 +304,33 @@ fn replace_refuses_zero_capacity_and_leaves_the_address_alone() {
     assert_eq!(err, cellrt::SpawnError::ZeroCapacity);
     addr.send(Rec::Put(7)).unwrap();
     assert_eq!(addr.ask(Rec::Dump).unwrap().wait(PATIENCE).unwrap(), vec![7]);
+    rt.shutdown(PATIENCE);
+}
+
+#[test]
+fn replacing_a_cell_that_is_still_taking_over_is_refused() {
+    let rt = runtime(2);
+    let gate = gate();
+    let old_log = Log::default();
+    let addr =
+        rt.spawn_with(CellConfig::named("busy"), Gated { gate: gate.clone(), log: old_log.clone() }).unwrap();
+    addr.send(1).unwrap();
+    assert!(eventually(|| addr.queued() == 0), "the old cell is inside message 1");
+    let second_log = Log::default();
+    rt.replace(&addr, Gated { gate: gate_opened(), log: second_log.clone() }).unwrap();
+    let third_log = Log::default();
+    let err = rt.replace(&addr, Gated { gate: gate_opened(), log: third_log.clone() }).unwrap_err();
+    assert_eq!(err, cellrt::SpawnError::ReplaceInProgress { path: addr.path().clone() });
+    addr.send(2).unwrap();
+    open(&gate);
+    assert!(eventually(|| second_log.len() == 1));
+    assert_eq!(old_log.items(), vec![1]);
+    assert_eq!(second_log.items(), vec![2]);
+    // Once the handover is done, the address can be replaced again.
+    assert!(eventually(|| rt.replace(&addr, Gated { gate: gate_opened(), log: third_log.clone() }).is_ok()));
+    addr.send(3).unwrap();
+    assert!(eventually(|| third_log.len() == 1));
+    assert_eq!(third_log.items(), vec![3]);
+    assert!(eventually(|| rt.cell_count() == 1));
     rt.shutdown(PATIENCE);
 }

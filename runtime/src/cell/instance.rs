@@ -16,7 +16,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Instant, SystemTime};
 
-use crate::address::Deliver;
+use crate::address::{Deliver, Handover};
 use crate::cell::{Cell, CellError, Context, StopReason};
 use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
@@ -41,6 +41,8 @@ pub(crate) struct CellInstance<C: Cell> {
     id: u64,
     path: CellPath,
     mailbox: Mailbox<C::Message>,
+    /// Where this cell's leftovers go if it is replaced.
+    handover: Handover<C::Message>,
     running: Mutex<Option<Running<C>>>,
     terminated: AtomicBool,
     dispatcher: Arc<Dispatcher>,
@@ -55,17 +57,21 @@ enum Exit {
 }
 
 impl<C: Cell> CellInstance<C> {
+    /// A cell with an empty mailbox; `held` for the successor of a replaced
+    /// cell, which waits for its predecessor's leftovers.
     pub(crate) fn new(
         id: u64,
         path: CellPath,
         capacity: usize,
+        held: bool,
         dispatcher: Arc<Dispatcher>,
         runtime: Arc<RuntimeShared>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CellInstance {
             id,
             path,
-            mailbox: Mailbox::new(capacity),
+            mailbox: if held { Mailbox::new_held(capacity) } else { Mailbox::new(capacity) },
+            handover: Handover::new(),
             running: Mutex::new(None),
             terminated: AtomicBool::new(false),
             dispatcher,
@@ -74,10 +80,15 @@ impl<C: Cell> CellInstance<C> {
         })
     }
 
-    /// Gives the instance its value and context, and schedules the first
-    /// turn, which runs `started` before any message.
-    pub(crate) fn start(&self, cell: C, ctx: Context<C>) {
+    /// Gives the instance its value and context. Nothing runs until [`begin`].
+    ///
+    /// [`begin`]: CellInstance::begin
+    pub(crate) fn install(&self, cell: C, ctx: Context<C>) {
         *self.running.lock() = Some(Running { cell, ctx, started: false, draining: false });
+    }
+
+    /// Schedules the first turn, which runs `started` before any message.
+    pub(crate) fn begin(&self) {
         if self.mailbox.state().notify() == Schedule::Enqueue {
             self.schedule();
         }
@@ -184,9 +195,9 @@ impl<C: Cell> CellInstance<C> {
         reason: StopReason,
         guard: Option<&InCellGuard>,
     ) {
-        self.mailbox.close();
-        // Dropping them resolves asks among them to `Unanswered`.
-        let undelivered = self.mailbox.take_user().len();
+        // Closes the mailbox; what is left goes to a successor if this cell
+        // was replaced. Dropping the rest resolves asks among it to `Unanswered`.
+        let undelivered = self.handover.retire(&self.mailbox).len();
         if let Some(mut running) = slot.take() {
             for child in running.ctx.children.iter().rev() {
                 child.send_system(SystemMsg::Stop(StopCause::ParentStopped));
@@ -281,19 +292,30 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
         self.mailbox.wait_for_space(deadline)
     }
 
-    fn close_and_take(&self) -> Vec<C::Message> {
+    fn hand_over(&self, successor: Arc<dyn Deliver<C::Message>>) {
+        // Blocked senders wake, see `Closed` here and retry through the slot.
         self.mailbox.close();
-        self.mailbox.take_user()
-    }
-
-    fn accept_moved(&self, msgs: Vec<C::Message>) {
-        if self.mailbox.accept_moved(msgs) == Schedule::Enqueue {
-            self.schedule();
+        match self.handover.request(successor) {
+            // `terminate` hands the leftovers over once the message in hand
+            // (if any) is done.
+            Ok(()) => self.send_system(SystemMsg::Stop(StopCause::Replaced)),
+            // Already stopped: its leftovers were dropped and counted then.
+            Err(successor) => successor.release(Vec::new()),
         }
     }
 
-    fn retire(&self) {
-        self.send_system(SystemMsg::Stop(StopCause::Replaced));
+    fn release(&self, moved: Vec<C::Message>) {
+        match self.handover.accept(moved, |moved| self.mailbox.release(moved)) {
+            Ok(Schedule::Enqueue) => self.schedule(),
+            Ok(Schedule::Nothing) => {}
+            // Stopped (killed at shutdown, or stopped by request) while it
+            // waited: the leftovers are undelivered.
+            Err(moved) => self.runtime.count_undelivered(&self.path, moved.len()),
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        self.mailbox.is_held()
     }
 
     fn queued(&self) -> usize {

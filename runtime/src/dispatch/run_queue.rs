@@ -12,7 +12,8 @@
 //! task, issues a SeqCst fence and wakes a registered sleeper. The fences order
 //! "register, then look" against "push, then look for sleepers": one side
 //! always sees the other. Each worker has its own parker, and an unpark that
-//! arrives before the park makes the park return at once.
+//! arrives before the park makes the park return at once. The loom model
+//! `loom-tests/tests/dispatch_run_queue.rs` checks this.
 
 use std::collections::VecDeque;
 

@@ -1,5 +1,5 @@
 //! A cell's inbox: a bounded user queue behind an admission gate, a lane for
-//! messages moved in from a replaced target, and an unbounded system queue.
+//! messages handed over by a replaced target, and an unbounded system queue.
 //!
 //! - `error.rs`: [`SendError`], the rejected message handed back.
 //! - `system.rs`: the system queue and its control messages.
@@ -11,6 +11,13 @@
 //! queue. Moved messages were queued at a replaced target before anything that
 //! reached this mailbox directly after the swap, so taking them first keeps
 //! each sender's messages in the order it sent them.
+//!
+//! # Held mailboxes
+//!
+//! The successor of a replaced cell starts *held*: it admits and queues user
+//! messages but hands none to its worker until [`Mailbox::release`] brings
+//! the predecessor's leftovers. Until then the queues look empty to the
+//! worker, so a held cell goes idle instead of spinning.
 //!
 //! # Closing
 //!
@@ -34,7 +41,7 @@ use self::space::SpaceSignal;
 use self::system::SystemQueue;
 use crate::dispatch::state::{CellState, Schedule, Snapshot};
 use crate::dispatch::TurnEnd;
-use crate::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use crate::sync::{MailboxQueue, Mutex};
 
 /// The inbox of one cell, with the cell's scheduling state word.
@@ -44,6 +51,8 @@ pub(crate) struct Mailbox<M> {
     queue: MailboxQueue<M>,
     moved: Mutex<VecDeque<M>>,
     moved_len: AtomicUsize,
+    /// Set until the predecessor's messages arrive; see the module docs.
+    held: AtomicBool,
     system: SystemQueue,
     space: SpaceSignal,
 }
@@ -51,11 +60,21 @@ pub(crate) struct Mailbox<M> {
 impl<M> Mailbox<M> {
     /// A mailbox whose user queue holds `capacity` messages (at least 1).
     pub(crate) fn new(capacity: usize) -> Self {
+        Mailbox::with_hold(capacity, false)
+    }
+
+    /// A mailbox that hands no user message to its worker until released.
+    pub(crate) fn new_held(capacity: usize) -> Self {
+        Mailbox::with_hold(capacity, true)
+    }
+
+    fn with_hold(capacity: usize, held: bool) -> Self {
         Mailbox {
             state: CellState::new(),
             queue: MailboxQueue::new(capacity),
             moved: Mutex::new(VecDeque::new()),
             moved_len: AtomicUsize::new(0),
+            held: AtomicBool::new(held),
             system: SystemQueue::default(),
             space: SpaceSignal::default(),
         }
@@ -91,15 +110,24 @@ impl<M> Mailbox<M> {
         self.state.notify()
     }
 
-    /// Appends messages taken from a replaced target. They are delivered
-    /// before the user queue. Bypasses the gate and the capacity: the moved
-    /// lane only ever holds what one replaced queue held.
-    pub(crate) fn accept_moved(&self, msgs: impl IntoIterator<Item = M>) -> Schedule {
+    /// Takes the messages a replaced predecessor left, ahead of the user
+    /// queue, and lifts the hold. Bypasses the gate and the capacity: the
+    /// moved lane only ever holds what one replaced queue held.
+    pub(crate) fn release(&self, msgs: impl IntoIterator<Item = M>) -> Schedule {
         let mut moved = self.moved.lock();
         moved.extend(msgs);
         self.moved_len.store(moved.len(), Release);
         drop(moved);
+        // Release pairs with the Acquire in `pop_user`/`has_user_work`: a
+        // worker that sees the hold lifted sees the moved messages. The
+        // `notify` RMW after it orders it against an idle transition.
+        self.held.store(false, Release);
         self.state.notify()
+    }
+
+    /// Whether the mailbox waits for a predecessor's messages.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.load(Acquire)
     }
 
     /// The next control message, if any.
@@ -107,9 +135,13 @@ impl<M> Mailbox<M> {
         self.system.pop()
     }
 
-    /// The next user message: moved messages first, then the queue.
+    /// The next user message: moved messages first, then the queue. Nothing
+    /// while held.
     #[inline]
     pub(crate) fn pop_user(&self) -> Option<M> {
+        if self.held.load(Acquire) {
+            return None;
+        }
         if self.moved_len.load(Acquire) > 0 {
             let mut moved = self.moved.lock();
             if let Some(msg) = moved.pop_front() {
@@ -125,9 +157,10 @@ impl<M> Mailbox<M> {
         !self.system.is_empty() || self.has_user_work()
     }
 
-    /// Whether a user message (moved or queued) is waiting.
+    /// Whether a user message (moved or queued) is waiting for the worker;
+    /// never while held.
     pub(crate) fn has_user_work(&self) -> bool {
-        self.moved_len.load(Acquire) > 0 || !self.queue.is_empty()
+        !self.held.load(Acquire) && (self.moved_len.load(Acquire) > 0 || !self.queue.is_empty())
     }
 
     /// User messages waiting, moved ones included.
@@ -220,13 +253,18 @@ mod tests {
     }
 
     #[test]
-    fn moved_messages_come_before_queued_ones() {
-        let mailbox = Mailbox::new(4);
+    fn held_mailbox_queues_but_hands_out_nothing_until_released() {
+        let mailbox = Mailbox::new_held(4);
         let _ = mailbox.push(10).unwrap();
-        let _ = mailbox.accept_moved(vec![1, 2]);
+        assert!(mailbox.is_held());
+        assert_eq!(mailbox.pop_user(), None);
+        assert!(!mailbox.has_work(), "a held cell must go idle, not spin");
+        assert_eq!(mailbox.len(), 1);
+        let _ = mailbox.release(vec![1, 2]);
+        assert!(!mailbox.is_held());
         assert_eq!(mailbox.len(), 3);
         let order: Vec<i32> = std::iter::from_fn(|| mailbox.pop_user()).collect();
-        assert_eq!(order, vec![1, 2, 10]);
+        assert_eq!(order, vec![1, 2, 10], "moved messages come before queued ones");
     }
 
     #[test]

@@ -75,6 +75,12 @@ pub enum SpawnError {
         /// The path in use.
         path: CellPath,
     },
+    /// The cell behind the address is a replacement still waiting for its
+    /// predecessor's messages; replace it once that handover is done.
+    ReplaceInProgress {
+        /// The address's path.
+        path: CellPath,
+    },
 }
 
 impl fmt::Display for SpawnError {
@@ -85,6 +91,9 @@ impl fmt::Display for SpawnError {
             SpawnError::UnknownDispatcher { name } => write!(f, "no dispatcher named {name:?}"),
             SpawnError::InvalidName(_) => f.write_str("invalid cell name"),
             SpawnError::NameTaken { path } => write!(f, "a cell at {path} is already running"),
+            SpawnError::ReplaceInProgress { path } => {
+                write!(f, "the cell at {path} is still taking over from the cell it replaced")
+            }
         }
     }
 }

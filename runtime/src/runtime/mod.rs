@@ -112,13 +112,15 @@ impl RuntimeShared {
             Some(name) => parent_path.child(name)?,
             None => parent_path.child_unchecked(&format!("#{id}")),
         };
-        let instance = CellInstance::<C>::new(id, path.clone(), capacity, dispatcher.clone(), self.clone());
+        let instance =
+            CellInstance::<C>::new(id, path.clone(), capacity, false, dispatcher.clone(), self.clone());
         let addr =
             Addr::from_slot(Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)));
         self.register(id, &path, instance.clone(), false)?;
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), dispatcher = %dispatcher.name, capacity, "spawned");
         let ctx = Context::new(addr.clone(), self.clone(), dispatcher.name.clone());
-        instance.start(cell, ctx);
+        instance.install(cell, ctx);
+        instance.begin();
         Ok((addr, instance))
     }
 
@@ -128,7 +130,7 @@ impl RuntimeShared {
         addr: &Addr<C::Message>,
         config: CellConfig,
         cell: C,
-    ) -> Result<usize, SpawnError> {
+    ) -> Result<(), SpawnError> {
         let capacity = config.capacity.unwrap_or_else(|| addr.capacity());
         if capacity == 0 {
             return Err(SpawnError::ZeroCapacity);
@@ -140,23 +142,29 @@ impl RuntimeShared {
         .clone();
         let id = self.next_id.fetch_add(1, Relaxed);
         let path = addr.path().clone();
-        let instance = CellInstance::<C>::new(id, path.clone(), capacity, dispatcher.clone(), self.clone());
-        self.register(id, &path, instance.clone(), true)?;
-        let ctx = Context::new(addr.clone(), self.clone(), dispatcher.name.clone());
-        // The first turn runs `started` before any message, moved ones included.
-        instance.start(cell, ctx);
-        let moved = addr.slot().replace(instance);
-        tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), moved, "replaced");
-        Ok(moved)
+        let instance =
+            CellInstance::<C>::new(id, path.clone(), capacity, true, dispatcher.clone(), self.clone());
+        instance.install(cell, Context::new(addr.clone(), self.clone(), dispatcher.name.clone()));
+        let previous_owner = self.register(id, &path, instance.clone(), true)?;
+        if addr.slot().replace(instance.clone()).is_err() {
+            self.unregister(id, &path, previous_owner);
+            return Err(SpawnError::ReplaceInProgress { path });
+        }
+        tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), "replaced");
+        // `started` runs now; messages wait for the predecessor's leftovers.
+        instance.begin();
+        Ok(())
     }
 
+    /// Adds a live cell; with `take_over_path`, it becomes the owner of a
+    /// path in use, whose previous owner is returned.
     fn register(
         &self,
         id: u64,
         path: &CellPath,
         control: Arc<dyn CellControl>,
         take_over_path: bool,
-    ) -> Result<(), SpawnError> {
+    ) -> Result<Option<u64>, SpawnError> {
         let mut registry = self.registry.lock();
         if !registry.accepting {
             return Err(SpawnError::ShutDown);
@@ -164,9 +172,30 @@ impl RuntimeShared {
         if !take_over_path && registry.paths.contains_key(path) {
             return Err(SpawnError::NameTaken { path: path.clone() });
         }
-        registry.paths.insert(path.clone(), id);
+        let previous = registry.paths.insert(path.clone(), id);
         registry.cells.insert(id, control);
-        Ok(())
+        Ok(previous)
+    }
+
+    /// Undoes `register` for a cell that never ran.
+    fn unregister(&self, id: u64, path: &CellPath, previous_owner: Option<u64>) {
+        let mut registry = self.registry.lock();
+        registry.cells.remove(&id);
+        if registry.paths.get(path) == Some(&id) {
+            match previous_owner {
+                Some(owner) => registry.paths.insert(path.clone(), owner),
+                None => registry.paths.remove(path),
+            };
+        }
+    }
+
+    /// Counts messages dropped outside a cell's own termination (leftovers
+    /// handed to a successor that had already stopped).
+    pub(crate) fn count_undelivered(&self, path: &CellPath, messages: usize) {
+        if messages > 0 {
+            self.registry.lock().undelivered += messages as u64;
+            tracing::debug!(cell = %path, messages, "handed-over messages left undelivered");
+        }
     }
 
     /// Called once by each cell as its last act.
@@ -293,32 +322,36 @@ impl Runtime {
     /// # Errors
     ///
     /// As [`replace_with`](Runtime::replace_with).
-    pub fn replace<C: Cell>(&self, addr: &Addr<C::Message>, cell: C) -> Result<usize, SpawnError> {
+    pub fn replace<C: Cell>(&self, addr: &Addr<C::Message>, cell: C) -> Result<(), SpawnError> {
         self.replace_with(addr, CellConfig::new(), cell)
     }
 
-    /// Puts `cell` behind `addr` in place of the cell serving it now, and
-    /// returns how many queued messages were moved to it.
+    /// Puts `cell` behind `addr` in place of the cell serving it now.
     ///
     /// The swap is atomic for senders: every message sent to `addr` is
-    /// handled exactly once, by the old cell (before the swap) or the new one
-    /// (after), and each sender's messages keep their order. The new cell's
-    /// `started` runs before it handles anything. The old cell finishes the
-    /// message it is handling, then stops with [`StopReason::Replaced`].
+    /// handled exactly once, by the old cell or the new one, never by both at
+    /// the same time, and each sender's messages in the order sent. The old
+    /// cell finishes the message it is handling, then stops with
+    /// [`StopReason::Replaced`] and hands what was queued to the new cell,
+    /// which handles it before anything sent after the swap. The new cell's
+    /// `started` runs at once; its first message waits for that handover.
     ///
     /// The new cell takes the address's path. `config.name` is ignored; the
     /// capacity defaults to the current one and the dispatcher to the default.
     ///
     /// # Errors
     ///
-    /// `ShutDown`, `ZeroCapacity` or `UnknownDispatcher`; the address is then
-    /// unchanged.
+    /// `ReplaceInProgress` when the cell behind `addr` is itself a
+    /// replacement still waiting for its predecessor's messages (retry once
+    /// that predecessor has finished its message); `ShutDown`,
+    /// `ZeroCapacity` or `UnknownDispatcher`. The address is then unchanged
+    /// and `cell` is dropped without running.
     pub fn replace_with<C: Cell>(
         &self,
         addr: &Addr<C::Message>,
         config: CellConfig,
         cell: C,
-    ) -> Result<usize, SpawnError> {
+    ) -> Result<(), SpawnError> {
         self.shared.replace_cell(addr, config, cell)
     }
 

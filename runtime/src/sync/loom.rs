@@ -17,7 +17,6 @@ pub(crate) mod atomic {
 pub(crate) mod thread {
     // Worker and timer threads are not part of any model (models drive the
     // protocols directly), so their spawning stays std's.
-    pub(crate) use loom::thread::yield_now;
     pub(crate) use std::thread::{sleep, Builder, JoinHandle};
 
     /// A model runs with a fixed core count so schedules are reproducible.
