@@ -19,7 +19,8 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::dispatch::worker;
-use crate::sync::{Arc, Condvar, Mutex};
+use crate::sync::atomic::{AtomicBool, Ordering::*};
+use crate::sync::{Arc, Backoff, Condvar, Mutex};
 
 enum State<T> {
     /// No answer yet; the waker of an awaiting task, if any.
@@ -35,11 +36,18 @@ enum State<T> {
 struct Shared<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
+    /// Set (Release, under the lock) once the state left `Waiting` on the
+    /// reply side; lets `wait` spin briefly without taking the lock.
+    resolved: AtomicBool,
 }
 
 /// Creates a connected reply handle and pending result.
 pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
-    let shared = Arc::new(Shared { state: Mutex::new(State::Waiting(None)), ready: Condvar::new() });
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::Waiting(None)),
+        ready: Condvar::new(),
+        resolved: AtomicBool::new(false),
+    });
     (Reply { shared: Some(shared.clone()) }, Pending { shared })
 }
 
@@ -95,6 +103,7 @@ impl<T> Reply<T> {
         match std::mem::replace(&mut *state, State::Closed) {
             State::Waiting(waker) => {
                 *state = State::Ready(value);
+                shared.resolved.store(true, Release);
                 drop(state);
                 shared.ready.notify_all();
                 if let Some(waker) = waker {
@@ -121,6 +130,7 @@ impl<T> Drop for Reply<T> {
         let Some(shared) = self.shared.take() else { return };
         let mut state = shared.state.lock();
         if let State::Waiting(waker) = std::mem::replace(&mut *state, State::Unanswered) {
+            shared.resolved.store(true, Release);
             drop(state);
             shared.ready.notify_all();
             if let Some(waker) = waker {
@@ -182,6 +192,13 @@ impl<T> Pending<T> {
     pub fn wait(self, timeout: Duration) -> Result<T, AskError> {
         worker::offload_next();
         let deadline = Instant::now().checked_add(timeout);
+        // A reply usually comes within microseconds: spin a little before
+        // sleeping on the condition variable. Acquire pairs with the Release
+        // on the reply side.
+        let backoff = Backoff::new();
+        while !self.shared.resolved.load(Acquire) && !backoff.is_completed() {
+            backoff.snooze();
+        }
         let mut state = self.shared.state.lock();
         loop {
             match std::mem::replace(&mut *state, State::Closed) {

@@ -288,6 +288,8 @@ fn replace_under_concurrent_senders_loses_and_duplicates_nothing() {
         "handled {}",
         handled.load(Ordering::SeqCst)
     );
+    // Predecessors hand over before their `stopped` hook: let the last finish.
+    assert!(eventually(|| rt.cell_count() == 1));
     let report = rt.shutdown(PATIENCE);
     assert_eq!(handled.load(Ordering::SeqCst), expected, "no message lost or handled twice");
     assert_eq!(out_of_order.load(Ordering::SeqCst), 0, "each sender's order is kept within a cell");

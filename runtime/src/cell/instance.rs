@@ -241,12 +241,12 @@ impl<C: Cell> Runnable for CellInstance<C> {
             if handled == budget {
                 break None;
             }
+            let Some(msg) = self.mailbox.pop_user() else { break None };
             if handled > 0 {
-                // Whatever this turn scheduled so far should not wait for the
-                // rest of the turn: let another worker take it.
+                // The turn goes on: whatever it scheduled so far should not
+                // wait for the rest of it. Let another worker take it.
                 worker::offload_next();
             }
-            let Some(msg) = self.mailbox.pop_user() else { break None };
             handled += 1;
             if let Err(failure) = self.call_handle(running, msg, &guard) {
                 break Some(Exit::Stop(self.failed(failure)));
