@@ -84,16 +84,22 @@ impl CellPath {
     /// The path of a child called `name`.
     pub fn child(&self, name: &str) -> Result<Self, NameError> {
         validate_name(name)?;
-        Ok(self.child_unchecked(name))
+        Ok(self.joined(format_args!("{name}")))
     }
 
-    pub(crate) fn child_unchecked(&self, name: &str) -> Self {
-        let mut path = String::with_capacity(self.0.len() + 1 + name.len());
+    /// The path of an unnamed child: `#<id>`.
+    pub(crate) fn numbered_child(&self, id: u64) -> Self {
+        self.joined(format_args!("#{id}"))
+    }
+
+    fn joined(&self, segment: std::fmt::Arguments<'_>) -> Self {
+        use std::fmt::Write;
+        let mut path = String::with_capacity(self.0.len() + 24);
         path.push_str(&self.0);
         if !path.ends_with('/') {
             path.push('/');
         }
-        path.push_str(name);
+        let _ = path.write_fmt(segment);
         CellPath(path.into())
     }
 

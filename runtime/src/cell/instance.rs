@@ -10,7 +10,6 @@
 //!   `unsafe` is needed to hand the value from worker to worker. `None` once
 //!   the cell terminated, which also breaks the cycle context → address →
 //!   slot → instance.
-//! - `terminated`: set once, after the last hook ran.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,7 +23,6 @@ use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
 use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
-use crate::sync::atomic::{AtomicBool, Ordering::*};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 
 struct Running<C: Cell> {
@@ -44,7 +42,6 @@ pub(crate) struct CellInstance<C: Cell> {
     /// Where this cell's leftovers go if it is replaced.
     handover: Handover<C::Message>,
     running: Mutex<Option<Running<C>>>,
-    terminated: AtomicBool,
     dispatcher: Arc<Dispatcher>,
     runtime: Arc<RuntimeShared>,
     me: Weak<CellInstance<C>>,
@@ -73,7 +70,6 @@ impl<C: Cell> CellInstance<C> {
             mailbox: if held { Mailbox::new_held(capacity) } else { Mailbox::new(capacity) },
             handover: Handover::new(),
             running: Mutex::new(None),
-            terminated: AtomicBool::new(false),
             dispatcher,
             runtime,
             me: me.clone(),
@@ -215,8 +211,8 @@ impl<C: Cell> CellInstance<C> {
             // The cell's own `Drop` is user code too.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(running)));
         }
+        // DONE in the state word is what `is_terminated` reads.
         self.mailbox.state().finish();
-        self.terminated.store(true, Release);
         self.mailbox.notify_space();
         self.runtime.cell_terminated(self.id, &self.path, undelivered, &reason);
     }
@@ -343,7 +339,7 @@ impl<C: Cell> CellControl for CellInstance<C> {
     }
 
     fn is_terminated(&self) -> bool {
-        self.terminated.load(Acquire)
+        self.mailbox.snapshot().is_done()
     }
 
     fn try_kill_idle(&self) -> bool {

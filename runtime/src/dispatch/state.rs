@@ -69,7 +69,6 @@ impl Snapshot {
         self.0 & CLOSED != 0
     }
 
-    #[cfg(any(test, cellrt_loom))]
     pub(crate) fn is_done(self) -> bool {
         self.0 & DONE != 0
     }

@@ -1,8 +1,8 @@
 //! A cell's inbox: a bounded user queue behind an admission gate, a lane for
-//! messages handed over by a replaced target, and an unbounded system queue.
+//! messages handed over by a replaced target, and a lane of control requests.
 //!
 //! - `error.rs`: [`SendError`], the rejected message handed back.
-//! - `system.rs`: the system queue and its control messages.
+//! - `system.rs`: the control requests (stop, drain, kill), as pending flags.
 //! - `space.rs`: how blocking senders wait for room.
 //!
 //! # Order of delivery
@@ -104,7 +104,8 @@ impl<M> Mailbox<M> {
         }
     }
 
-    /// Adds a control message. Never blocks, never fails.
+    /// Adds a control request. Never blocks, never fails; a request already
+    /// pending is not doubled.
     pub(crate) fn push_system(&self, msg: SystemMsg) -> Schedule {
         self.system.push(msg);
         self.state.notify()

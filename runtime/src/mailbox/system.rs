@@ -1,15 +1,17 @@
-//! The system queue: control messages that never wait behind user messages
+//! The system lane: control requests that never wait behind user messages
 //! and never block their sender.
-
-use std::collections::VecDeque;
+//!
+//! Control requests are idempotent (stopping twice is stopping once), so the
+//! lane is a word of pending flags rather than a queue: a push sets a bit, a
+//! pop clears the most urgent one. No lock, no allocation, one word per cell.
 
 use crate::sync::atomic::{AtomicUsize, Ordering::*};
-use crate::sync::Mutex;
 
-/// A control message for one cell. Handled before any user message.
+/// A control request for one cell. Handled before any user message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SystemMsg {
-    /// Stop after the current message; queued user messages are undelivered.
+    /// Stop after the current message; queued user messages are undelivered
+    /// (or handed to a successor).
     Stop(StopCause),
     /// Close the mailbox, handle what is queued, then stop.
     Drain,
@@ -28,35 +30,76 @@ pub(crate) enum StopCause {
     ParentStopped,
 }
 
-/// An unbounded FIFO of [`SystemMsg`]. Control messages are few (a handful per
-/// cell lifetime), so a locked deque with a length hint for the lock-free
-/// emptiness check is enough.
+/// Requests in the order a pop hands them out: most urgent first.
+const BY_URGENCY: [SystemMsg; 5] = [
+    SystemMsg::Kill,
+    SystemMsg::Stop(StopCause::Replaced),
+    SystemMsg::Stop(StopCause::ParentStopped),
+    SystemMsg::Stop(StopCause::Requested),
+    SystemMsg::Drain,
+];
+
+fn bit(msg: SystemMsg) -> usize {
+    1 << BY_URGENCY.iter().position(|m| *m == msg).unwrap_or(0)
+}
+
+/// Pending control requests of one cell, as bits of one word.
 #[derive(Debug, Default)]
 pub(crate) struct SystemQueue {
-    items: Mutex<VecDeque<SystemMsg>>,
-    len: AtomicUsize,
+    pending: AtomicUsize,
 }
 
 impl SystemQueue {
+    /// Records a request; a request already pending is not doubled.
     pub(crate) fn push(&self, msg: SystemMsg) {
-        let mut items = self.items.lock();
-        items.push_back(msg);
-        // Release under the lock: a reader that sees the new length (Acquire)
-        // and then takes the lock finds the message.
-        self.len.store(items.len(), Release);
+        // Release: pairs with the Acquire of `pop`/`is_empty`. The caller's
+        // `CellState::notify` that follows orders it against an idle turn.
+        self.pending.fetch_or(bit(msg), Release);
     }
 
+    /// Takes the most urgent pending request.
     pub(crate) fn pop(&self) -> Option<SystemMsg> {
-        if self.len.load(Acquire) == 0 {
-            return None;
+        let mut pending = self.pending.load(Acquire);
+        loop {
+            if pending == 0 {
+                return None;
+            }
+            let lowest = pending & pending.wrapping_neg();
+            match self.pending.compare_exchange_weak(pending, pending & !lowest, AcqRel, Acquire) {
+                Ok(_) => return Some(BY_URGENCY[lowest.trailing_zeros() as usize]),
+                Err(actual) => pending = actual,
+            }
         }
-        let mut items = self.items.lock();
-        let msg = items.pop_front();
-        self.len.store(items.len(), Release);
-        msg
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len.load(Acquire) == 0
+        self.pending.load(Acquire) == 0
+    }
+}
+
+#[cfg(all(test, not(cellrt_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pop_hands_out_the_most_urgent_request_first() {
+        let queue = SystemQueue::default();
+        queue.push(SystemMsg::Drain);
+        queue.push(SystemMsg::Stop(StopCause::Requested));
+        queue.push(SystemMsg::Kill);
+        assert_eq!(queue.pop(), Some(SystemMsg::Kill));
+        assert_eq!(queue.pop(), Some(SystemMsg::Stop(StopCause::Requested)));
+        assert_eq!(queue.pop(), Some(SystemMsg::Drain));
+        assert_eq!(queue.pop(), None);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_repeated_request_is_pending_once() {
+        let queue = SystemQueue::default();
+        queue.push(SystemMsg::Stop(StopCause::Replaced));
+        queue.push(SystemMsg::Stop(StopCause::Replaced));
+        assert_eq!(queue.pop(), Some(SystemMsg::Stop(StopCause::Replaced)));
+        assert_eq!(queue.pop(), None);
     }
 }

@@ -110,7 +110,7 @@ impl RuntimeShared {
         let parent_path = parent.map_or(&root, |(path, _)| path);
         let path = match &config.name {
             Some(name) => parent_path.child(name)?,
-            None => parent_path.child_unchecked(&format!("#{id}")),
+            None => parent_path.numbered_child(id),
         };
         let instance =
             CellInstance::<C>::new(id, path.clone(), capacity, false, dispatcher.clone(), self.clone());
