@@ -125,11 +125,7 @@ impl Cell for Patient {
 
     fn handle(&mut self, _ctx: &mut Context<Self>, n: u64) -> Result<(), CellError> {
         if n == 1 {
-            let (lock, cond) = &*self.gate;
-            let mut open = lock.lock().unwrap();
-            while !*open {
-                open = cond.wait(open).unwrap();
-            }
+            common::wait_open(&self.gate);
         }
         self.log.push(n);
         Ok(())

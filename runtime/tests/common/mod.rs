@@ -127,15 +127,20 @@ pub fn open(gate: &Arc<(Mutex<bool>, std::sync::Condvar)>) {
     gate.1.notify_all();
 }
 
+/// Blocks the calling thread until `gate` is opened.
+pub fn wait_open(gate: &Arc<(Mutex<bool>, std::sync::Condvar)>) {
+    let (lock, cond) = &**gate;
+    let mut open = lock.lock().unwrap();
+    while !*open {
+        open = cond.wait(open).unwrap();
+    }
+}
+
 impl Cell for Gated {
     type Message = u64;
 
     fn handle(&mut self, _ctx: &mut Context<Self>, n: u64) -> Result<(), CellError> {
-        let (lock, cond) = &*self.gate;
-        let mut open = lock.lock().unwrap();
-        while !*open {
-            open = cond.wait(open).unwrap();
-        }
+        wait_open(&self.gate);
         self.log.push(n);
         Ok(())
     }
