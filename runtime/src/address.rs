@@ -287,7 +287,12 @@ impl<M: Send + 'static> Addr<M> {
     /// # Errors
     ///
     /// As [`send`](Addr::send).
-    pub fn send_timeout(&self, mut msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+        // The common case needs no clock: only a full mailbox starts the wait.
+        let mut msg = match self.slot.try_send(msg) {
+            Err(SendError::Full(msg)) => msg,
+            other => return other,
+        };
         match Instant::now().checked_add(timeout) {
             Some(deadline) => self.slot.send_until(msg, deadline),
             // A timeout too far away to represent: wait in long slices.

@@ -43,6 +43,8 @@ pub enum NameError {
         /// The first offending character.
         found: char,
     },
+    /// The name starts with `#`, which is kept for unnamed cells (`#<id>`).
+    Reserved,
 }
 
 impl fmt::Display for NameError {
@@ -55,16 +57,21 @@ impl fmt::Display for NameError {
             NameError::InvalidChar { found } => {
                 write!(f, "cell name contains {found:?}, which is not allowed")
             }
+            NameError::Reserved => f.write_str("cell names starting with '#' are kept for unnamed cells"),
         }
     }
 }
 
 impl std::error::Error for NameError {}
 
-/// Checks a cell name: 1 to 255 bytes, no `/`, no control characters.
+/// Checks a cell name: 1 to 255 bytes, no `/`, no control characters, not
+/// starting with `#`.
 pub(crate) fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
+    }
+    if name.starts_with('#') {
+        return Err(NameError::Reserved);
     }
     if name.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong { len: name.len() });
@@ -175,6 +182,7 @@ mod tests {
         assert_eq!(root.child(""), Err(NameError::Empty));
         assert_eq!(root.child("a/b"), Err(NameError::InvalidChar { found: '/' }));
         assert_eq!(root.child("a\nb"), Err(NameError::InvalidChar { found: '\n' }));
+        assert_eq!(root.child("#7"), Err(NameError::Reserved));
         let long = "x".repeat(MAX_NAME_LEN + 1);
         assert_eq!(root.child(&long), Err(NameError::TooLong { len: 256 }));
     }

@@ -42,8 +42,8 @@ impl CellConfig {
     }
 
     /// The cell's name, unique among its siblings: 1 to 255 bytes, no `/`,
-    /// no control characters. Checked at spawn. Unnamed cells are called
-    /// `#<id>`; avoid that form for names of your own.
+    /// no control characters, not starting with `#` (unnamed cells are
+    /// called `#<id>`). Checked at spawn.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self

@@ -12,6 +12,7 @@ mod error;
 mod registry;
 mod shutdown;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
@@ -35,6 +36,17 @@ use crate::timer::TimerService;
 
 /// How many recent failures [`Runtime::failures`] keeps.
 const FAILURES_KEPT: usize = 1024;
+
+/// How a new cell claims its path in the registry.
+#[derive(Clone, Copy)]
+enum PathClaim {
+    /// A chosen name: refused if a live cell has the path.
+    Unique,
+    /// An automatic `#<id>` name: unique by construction, not indexed.
+    Numbered,
+    /// A replacement: takes the path over from the cell it replaces.
+    TakeOver,
+}
 
 /// A spawned cell's address and the runtime's handle on its lifecycle.
 pub(crate) type Spawned<M> = (Addr<M>, Arc<dyn CellControl>);
@@ -108,15 +120,20 @@ impl RuntimeShared {
         let id = self.next_id.fetch_add(1, Relaxed);
         let root = CellPath::root();
         let parent_path = parent.map_or(&root, |(path, _)| path);
-        let path = match &config.name {
-            Some(name) => parent_path.child(name)?,
-            None => parent_path.numbered_child(id),
+        let (path, named) = match &config.name {
+            Some(name) => (parent_path.child(name)?, true),
+            None => (parent_path.numbered_child(id), false),
         };
         let instance =
             CellInstance::<C>::new(id, path.clone(), capacity, false, dispatcher.clone(), self.clone());
         let addr =
             Addr::from_slot(Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)));
-        self.register(id, &path, instance.clone(), false)?;
+        self.register(
+            id,
+            &path,
+            instance.clone(),
+            if named { PathClaim::Unique } else { PathClaim::Numbered },
+        )?;
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), dispatcher = %dispatcher.name, capacity, "spawned");
         let ctx = Context::new(addr.clone(), self.clone(), dispatcher.name.clone());
         instance.install(cell, ctx);
@@ -145,7 +162,7 @@ impl RuntimeShared {
         let instance =
             CellInstance::<C>::new(id, path.clone(), capacity, true, dispatcher.clone(), self.clone());
         instance.install(cell, Context::new(addr.clone(), self.clone(), dispatcher.name.clone()));
-        let previous_owner = self.register(id, &path, instance.clone(), true)?;
+        let previous_owner = self.register(id, &path, instance.clone(), PathClaim::TakeOver)?;
         if addr.slot().replace(instance.clone()).is_err() {
             self.unregister(id, &path, previous_owner);
             return Err(SpawnError::ReplaceInProgress { path });
@@ -156,23 +173,32 @@ impl RuntimeShared {
         Ok(())
     }
 
-    /// Adds a live cell; with `take_over_path`, it becomes the owner of a
-    /// path in use, whose previous owner is returned.
+    /// Adds a live cell under `path`, as `claim` says; returns the path's
+    /// previous owner when taking it over.
     fn register(
         &self,
         id: u64,
         path: &CellPath,
         control: Arc<dyn CellControl>,
-        take_over_path: bool,
+        claim: PathClaim,
     ) -> Result<Option<u64>, SpawnError> {
         let mut registry = self.registry.lock();
         if !registry.accepting {
             return Err(SpawnError::ShutDown);
         }
-        if !take_over_path && registry.paths.contains_key(path) {
-            return Err(SpawnError::NameTaken { path: path.clone() });
-        }
-        let previous = registry.paths.insert(path.clone(), id);
+        let previous = match claim {
+            // `#<id>` paths are unique by construction: named cells cannot
+            // start with `#`, and ids are never reused.
+            PathClaim::Numbered => None,
+            PathClaim::Unique => match registry.paths.entry(path.clone()) {
+                Entry::Occupied(_) => return Err(SpawnError::NameTaken { path: path.clone() }),
+                Entry::Vacant(vacant) => {
+                    vacant.insert(id);
+                    None
+                }
+            },
+            PathClaim::TakeOver => registry.paths.insert(path.clone(), id),
+        };
         registry.cells.insert(id, control);
         Ok(previous)
     }

@@ -28,7 +28,7 @@ pub(crate) struct Registry {
     pub(crate) accepting: bool,
     /// Live cells by id; ids grow with spawn order.
     pub(crate) cells: BTreeMap<u64, Arc<dyn CellControl>>,
-    /// Which live cell owns each path.
+    /// Which live cell owns each named path (`#<id>` paths are not indexed).
     pub(crate) paths: HashMap<CellPath, u64>,
     /// Cells terminated with hooks run, since the runtime started.
     pub(crate) stopped: usize,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::mailbox::SystemMsg;
 use crate::path::CellPath;
-use crate::sync::{thread, Arc};
+use crate::sync::{thread, Arc, Backoff};
 
 use super::{CellControl, RuntimeShared};
 
