@@ -15,48 +15,17 @@ mod common;
 use std::hint::black_box;
 use std::thread;
 
-use cellrt::{Addr, Cell, CellError, Context, Reply};
+use cellrt::Addr;
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Sender};
 
-use common::{quiet_tracing, runtime, WAIT};
+use common::{quiet_tracing, raw_counter, runtime, Counter, Msg, RawMsg, WAIT};
 
 const PRODUCERS: u64 = 4;
 const PER_PRODUCER: u64 = 250_000;
 const MESSAGES: u64 = PRODUCERS * PER_PRODUCER;
 const CAPACITIES: [usize; 2] = [32, 1024];
 const WORKERS: usize = 2;
-
-#[derive(Debug)]
-enum Msg {
-    Add(u64),
-    Take(Reply<(u64, u64)>),
-}
-
-/// Counts and sums what it receives; `Take` answers `(count, sum)` and resets.
-#[derive(Default)]
-struct Counter {
-    count: u64,
-    sum: u64,
-}
-
-impl Cell for Counter {
-    type Message = Msg;
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
-        match msg {
-            Msg::Add(n) => {
-                self.count += 1;
-                self.sum = self.sum.wrapping_add(n);
-            }
-            Msg::Take(reply) => {
-                let _ = reply.send((self.count, self.sum));
-                *self = Counter::default();
-            }
-        }
-        Ok(())
-    }
-}
 
 fn cellrt_round(addr: &Addr<Msg>) {
     thread::scope(|scope| {
@@ -71,11 +40,6 @@ fn cellrt_round(addr: &Addr<Msg>) {
     let answer = addr.ask(Msg::Take).expect("ask").wait(WAIT).expect("answer");
     assert_eq!(answer, (MESSAGES, expected_sum()));
     black_box(answer);
-}
-
-enum RawMsg {
-    Add(u64),
-    Take(Sender<(u64, u64)>),
 }
 
 fn expected_sum() -> u64 {
@@ -111,22 +75,7 @@ fn fan_in(c: &mut Criterion) {
         });
         rt.shutdown(WAIT);
 
-        let (tx, rx) = bounded::<RawMsg>(capacity);
-        let consumer = thread::spawn(move || {
-            let (mut count, mut sum) = (0_u64, 0_u64);
-            for msg in rx {
-                match msg {
-                    RawMsg::Add(n) => {
-                        count += 1;
-                        sum = sum.wrapping_add(n);
-                    }
-                    RawMsg::Take(reply) => {
-                        let _ = reply.send((count, sum));
-                        (count, sum) = (0, 0);
-                    }
-                }
-            }
-        });
+        let (tx, consumer) = raw_counter(capacity);
         group.bench_function(BenchmarkId::new("crossbeam", capacity), |b| b.iter(|| crossbeam_round(&tx)));
         drop(tx);
         consumer.join().expect("consumer thread");

@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
-use cellrt::Runtime;
+use std::thread;
+
+use cellrt::{Cell, CellError, Context, Reply, Runtime};
 use criterion::Criterion;
+use crossbeam_channel::{bounded, Sender};
 
 /// How long a bench waits for an answer before it declares the run broken.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
@@ -31,4 +34,68 @@ pub(crate) fn heavy() -> Criterion {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .configure_from_args()
+}
+
+/// Messages of [`Counter`].
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// Count one message and add its value.
+    Add(u64),
+    /// Answer with (count, sum) and start over.
+    Take(Reply<(u64, u64)>),
+}
+
+/// The cell the counting and fan-in stories send to.
+#[derive(Default)]
+pub(crate) struct Counter {
+    count: u64,
+    sum: u64,
+}
+
+impl Cell for Counter {
+    type Message = Msg;
+
+    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
+        match msg {
+            Msg::Add(n) => {
+                self.count += 1;
+                self.sum = self.sum.wrapping_add(n);
+            }
+            Msg::Take(reply) => {
+                let _ = reply.send((self.count, self.sum));
+                *self = Counter::default();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Messages of the crossbeam baseline's consumer thread: the same shape as [`Msg`].
+pub(crate) enum RawMsg {
+    /// Count one message and add its value.
+    Add(u64),
+    /// Answer with (count, sum) and start over.
+    Take(Sender<(u64, u64)>),
+}
+
+/// The crossbeam baseline of [`Counter`]: a consumer thread on a
+/// `bounded(capacity)` channel. Drop the sender, then join the thread.
+pub(crate) fn raw_counter(capacity: usize) -> (Sender<RawMsg>, thread::JoinHandle<()>) {
+    let (tx, rx) = bounded::<RawMsg>(capacity);
+    let consumer = thread::spawn(move || {
+        let (mut count, mut sum) = (0_u64, 0_u64);
+        for msg in rx {
+            match msg {
+                RawMsg::Add(n) => {
+                    count += 1;
+                    sum = sum.wrapping_add(n);
+                }
+                RawMsg::Take(reply) => {
+                    let _ = reply.send((count, sum));
+                    (count, sum) = (0, 0);
+                }
+            }
+        }
+    });
+    (tx, consumer)
 }

@@ -112,6 +112,14 @@ fn wait_terminated(
     cells: &[Arc<dyn CellControl>],
     deadline: Option<Instant>,
 ) -> bool {
+    // An idle cell drains in microseconds: spin a little before sleeping.
+    let backoff = Backoff::new();
+    while !backoff.is_completed() {
+        if cells.iter().all(|c| c.is_terminated()) {
+            return true;
+        }
+        backoff.snooze();
+    }
     let mut registry = shared.registry.lock();
     loop {
         if cells.iter().all(|c| c.is_terminated()) {
