@@ -8,7 +8,8 @@
 //! `cargo xtask loom` runs only the loom models.
 
 use std::env;
-use std::process::{exit, Command};
+use std::io::{BufRead, BufReader};
+use std::process::{exit, Command, Stdio};
 
 /// Preemption bound of the loom models: 2 finds the classic lost-wake-up
 /// interleavings in milliseconds and keeps every model within minutes.
@@ -24,10 +25,36 @@ fn main() {
             exit(2);
         }
     };
+    let mut totals = Totals::default();
     for step in steps {
-        step.run();
+        step.run(&mut totals);
     }
     println!("xtask: all test steps passed");
+    println!("xtask: {} passed, {} failed", totals.passed, totals.failed);
+}
+
+/// Test counts summed over every `test result:` line cargo printed.
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+impl Totals {
+    /// Adds the counts of a line like `test result: ok. 12 passed; 0 failed; …`.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.trim_start().strip_prefix("test result: ") else { return };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else { continue };
+            let Ok(count) = count.parse::<u64>() else { continue };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                _ => {}
+            }
+        }
+    }
 }
 
 enum Step {
@@ -40,7 +67,7 @@ enum Step {
 }
 
 impl Step {
-    fn run(&self) {
+    fn run(&self, totals: &mut Totals) {
         let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut cmd = Command::new(cargo);
         let title = match self {
@@ -67,13 +94,40 @@ impl Step {
             }
         };
         println!("xtask: {title}: {cmd:?}");
-        let status = cmd.status().unwrap_or_else(|err| {
+        // cargo's test output is passed through line by line and counted.
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|err| {
             eprintln!("xtask: cannot run cargo: {err}");
+            exit(1);
+        });
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("{line}");
+                totals.add(&line);
+            }
+        }
+        let status = child.wait().unwrap_or_else(|err| {
+            eprintln!("xtask: cargo did not finish: {err}");
             exit(1);
         });
         if !status.success() {
             eprintln!("xtask: {title} failed");
             exit(status.code().unwrap_or(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn totals_sum_passed_and_failed_of_cargo_result_lines() {
+        let mut totals = Totals::default();
+        totals.add(
+            "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.08s",
+        );
+        totals.add("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out");
+        totals.add("running 5 tests");
+        assert_eq!((totals.passed, totals.failed), (15, 2));
     }
 }
