@@ -21,7 +21,7 @@ use cellrt::{Addr, SendError};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Sender};
 
-use common::{quiet_tracing, raw_counter, runtime, Counter, Msg, RawMsg, WAIT};
+use common::{raw_counter, runtime, Counter, Msg, RawMsg, WAIT};
 
 const MESSAGES: u64 = 1_000_000;
 const CAPACITIES: [usize; 2] = [32, 1024];
@@ -101,7 +101,5 @@ criterion_group! {
 }
 
 fn main() {
-    quiet_tracing();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::run(benches);
 }

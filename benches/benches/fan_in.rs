@@ -19,7 +19,7 @@ use cellrt::Addr;
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Sender};
 
-use common::{quiet_tracing, raw_counter, runtime, Counter, Msg, RawMsg, WAIT};
+use common::{raw_counter, runtime, Counter, Msg, RawMsg, WAIT};
 
 const PRODUCERS: u64 = 4;
 const PER_PRODUCER: u64 = 250_000;
@@ -90,7 +90,5 @@ criterion_group! {
 }
 
 fn main() {
-    quiet_tracing();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::run(benches);
 }

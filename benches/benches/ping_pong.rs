@@ -24,7 +24,7 @@ use cellrt::{Addr, Cell, CellError, Context, Reply};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use common::{quiet_tracing, runtime, WAIT};
+use common::{runtime, WAIT};
 
 /// Round trips per `cell_to_cell` iteration.
 const ROUND_TRIPS: u64 = 100_000;
@@ -192,7 +192,5 @@ criterion_group! {
 }
 
 fn main() {
-    quiet_tracing();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::run(benches);
 }

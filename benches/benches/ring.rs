@@ -27,7 +27,7 @@ use cellrt::{Addr, Cell, CellError, Context, Reply};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use common::{quiet_tracing, runtime, WAIT};
+use common::{runtime, WAIT};
 
 const CELLS: usize = 1_000;
 const HOPS: u64 = 200_000;
@@ -139,7 +139,5 @@ criterion_group! {
 }
 
 fn main() {
-    quiet_tracing();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::run(benches);
 }

@@ -20,6 +20,14 @@ pub(crate) fn quiet_tracing() {
     let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
 }
 
+/// The body of every bench binary's `main`: quiet tracing, run the groups,
+/// print criterion's summary.
+pub(crate) fn run(benches: fn()) {
+    quiet_tracing();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
 /// A runtime with `workers` threads on its default dispatcher and mailboxes
 /// of `capacity` messages (other settings at their defaults).
 pub(crate) fn runtime(workers: usize, capacity: usize) -> Runtime {
