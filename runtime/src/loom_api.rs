@@ -139,6 +139,13 @@ impl<M> ModelMailbox<M> {
         }
     }
 
+    /// `Mailbox::wait_for_space`: a blocked sender sleeps until the queue may
+    /// have room or the mailbox closes (loom does not model time, so this is
+    /// an untimed sleep: a lost wake-up is a deadlock the model reports).
+    pub fn wait_for_space(&self) {
+        self.inner.wait_for_space(Instant::now() + Duration::from_secs(3600));
+    }
+
     /// `Mailbox::close`: `false` when it was already closed.
     pub fn close(&self) -> bool {
         self.inner.close()

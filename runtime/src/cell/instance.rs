@@ -211,9 +211,9 @@ impl<C: Cell> CellInstance<C> {
             // The cell's own `Drop` is user code too.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(running)));
         }
-        // DONE in the state word is what `is_terminated` reads.
+        // DONE in the state word is what `is_terminated` reads. Blocked
+        // senders were woken when `retire` closed the mailbox.
         self.mailbox.state().finish();
-        self.mailbox.notify_space();
         self.runtime.cell_terminated(self.id, &self.path, undelivered, &reason);
     }
 }
@@ -251,9 +251,6 @@ impl<C: Cell> Runnable for CellInstance<C> {
                 break Some(Exit::Stop(StopReason::Requested));
             }
         };
-        if handled > 0 {
-            self.mailbox.notify_space();
-        }
         match exit {
             Some(Exit::Stop(reason)) => {
                 self.terminate(&mut slot, reason, Some(&guard));

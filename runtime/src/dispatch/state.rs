@@ -8,7 +8,8 @@
 //! | 0..=1  | `IDLE` (0), `SCHEDULED` (1) or `RUNNING` (2)                | senders, the running worker |
 //! | 2      | `CLOSED`: the user mailbox admits nothing new; never cleared | whoever stops or replaces   |
 //! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
-//! | 4..    | number of senders inside the admission gate                 | senders                     |
+//! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by blocked senders, cleared by the worker ending a turn |
+//! | 5..    | number of senders inside the admission gate                 | senders                     |
 //!
 //! # Invariants
 //!
@@ -26,11 +27,16 @@
 //!   (a compare-exchange that stores the value it read when the cell is
 //!   already scheduled), for the same reason: a failed CAS is only a load and
 //!   would not order against the worker's idle transition.
+//! - A blocked sender sets `SPACE_WAITERS` with a read-modify-write and then
+//!   looks at the queue; the worker ending a turn (after popping) clears it
+//!   in its own read-modify-write and, if it was set, wakes the sleepers. One
+//!   of the two sees the other, with no fence on the worker's path (see
+//!   `mailbox/space.rs`).
 //! - `CLOSED` is set with senders possibly inside the gate; the closer then
 //!   waits for the sender count to reach zero, after which no message can be
 //!   added to the user queue.
 
-use crate::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::sync::atomic::{AtomicUsize, Ordering, Ordering::*};
 use crate::sync::spin_loop;
 
 const SCHED_MASK: usize = 0b11;
@@ -41,8 +47,11 @@ const RUNNING: usize = 2;
 const CLOSED: usize = 1 << 2;
 /// The cell has terminated and must never be scheduled again. Never cleared.
 const DONE: usize = 1 << 3;
+/// A sender sleeps until the queue has room. Cleared by the worker that
+/// ends a turn, which then wakes the sleepers.
+const SPACE_WAITERS: usize = 1 << 4;
 /// One sender inside the admission gate.
-const SENDER_ONE: usize = 1 << 4;
+const SENDER_ONE: usize = 1 << 5;
 
 /// The packed state word of one cell. See the module docs.
 #[derive(Debug)]
@@ -170,25 +179,48 @@ impl CellState {
     }
 
     /// `RUNNING → SCHEDULED`: the turn used its budget and work is left; the
-    /// worker keeps the token and must enqueue the cell again.
+    /// worker keeps the token and must enqueue the cell again. Returns whether
+    /// senders were waiting for room (the flag is cleared; wake them).
     #[inline]
-    pub(crate) fn yield_turn(&self) {
-        let prev = self.word.fetch_sub(RUNNING - SCHEDULED, Release);
-        debug_assert_eq!(prev & SCHED_MASK, RUNNING);
+    #[must_use = "sleeping senders must be woken when this returns true"]
+    pub(crate) fn yield_turn(&self) -> bool {
+        // Release: the next token holder sees this turn's writes.
+        self.end_turn(|cur| cur - (RUNNING - SCHEDULED), Release)
     }
 
     /// `RUNNING → IDLE`: the worker found no work and gives the token up.
+    /// Returns whether senders were waiting for room (cleared; wake them).
     ///
     /// The caller must then look at the queues again and, when it finds work,
     /// call [`CellState::notify`] to try to take the token back.
     #[inline]
-    pub(crate) fn finish_turn_idle(&self) {
+    #[must_use = "sleeping senders must be woken when this returns true"]
+    pub(crate) fn finish_turn_idle(&self) -> bool {
         // AcqRel: Release hands this turn's writes to the next token holder;
         // Acquire pairs with the Release of senders' gate exits that came
         // earlier in this word's modification order, so the re-check sees
         // their messages.
-        let prev = self.word.fetch_sub(RUNNING, AcqRel);
-        debug_assert_eq!(prev & SCHED_MASK, RUNNING);
+        self.end_turn(|cur| cur - RUNNING, AcqRel)
+    }
+
+    fn end_turn(&self, transition: impl Fn(usize) -> usize, success: Ordering) -> bool {
+        let mut cur = self.word.load(Relaxed);
+        loop {
+            debug_assert_eq!(cur & SCHED_MASK, RUNNING);
+            let next = transition(cur) & !SPACE_WAITERS;
+            match self.word.compare_exchange_weak(cur, next, success, Relaxed) {
+                Ok(_) => return cur & SPACE_WAITERS != 0,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// A blocked sender announces it sleeps until there is room. The
+    /// returned snapshot is the word just before, for the closed check.
+    pub(crate) fn wait_for_space(&self) -> Snapshot {
+        // AcqRel: Acquire pairs with the Release of the worker's turn-ending
+        // RMW, so a sender ordered after it sees that turn's pops.
+        Snapshot(self.word.fetch_or(SPACE_WAITERS, AcqRel))
     }
 
     /// Marks the cell done while its last turn runs: no one can take the run
@@ -248,7 +280,7 @@ mod tests {
         assert_eq!(state.notify(), Schedule::Enqueue);
         state.start_turn();
         assert_eq!(state.notify(), Schedule::Nothing);
-        state.finish_turn_idle();
+        assert!(!state.finish_turn_idle());
         assert!(state.snapshot().is_idle());
         assert_eq!(state.notify(), Schedule::Enqueue);
     }
@@ -268,12 +300,24 @@ mod tests {
         assert_eq!(state.notify(), Schedule::Enqueue);
         state.start_turn();
         state.finish();
-        state.finish_turn_idle();
+        assert!(!state.finish_turn_idle());
         assert!(state.snapshot().is_done());
         assert_eq!(state.notify(), Schedule::Nothing);
         state.enter_gate().unwrap();
         assert_eq!(state.leave_gate_after_push(), Schedule::Nothing);
         assert!(!state.try_claim_idle());
+    }
+
+    #[test]
+    fn ending_a_turn_reports_and_clears_space_waiters() {
+        let state = CellState::new();
+        assert_eq!(state.notify(), Schedule::Enqueue);
+        state.start_turn();
+        assert!(!state.wait_for_space().is_closed());
+        assert!(state.yield_turn(), "the waiter is reported once");
+        state.start_turn();
+        assert!(!state.finish_turn_idle(), "and then cleared");
+        assert!(state.snapshot().is_idle());
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl<M> Mailbox<M> {
     /// see `Closed`. Returns `false` when it was already closed.
     pub(crate) fn close(&self) -> bool {
         let first = self.state.close();
-        self.space.notify();
+        self.space.wake();
         first
     }
 
@@ -198,23 +198,20 @@ impl<M> Mailbox<M> {
         out
     }
 
-    /// Blocks until the queue may have room, the mailbox closes, or
-    /// `deadline` passes. Returns `false` when the deadline passed.
-    pub(crate) fn wait_for_space(&self, deadline: Instant) -> bool {
-        self.space.wait(deadline, || {
-            !self.state.snapshot().is_closed() && self.queue.len() >= self.queue.capacity()
-        })
-    }
-
     /// Ends a turn of the worker holding the run token: keeps the token when
     /// work is left (`Yield`), otherwise goes idle and re-checks the queues,
     /// taking the token back if a message slipped in (see `dispatch::state`).
+    /// Wakes senders that wait for room, if the turn-ending RMW found any.
     pub(crate) fn end_turn(&self) -> TurnEnd {
         if self.has_work() {
-            self.state.yield_turn();
+            if self.state.yield_turn() {
+                self.space.wake();
+            }
             return TurnEnd::Yield;
         }
-        self.state.finish_turn_idle();
+        if self.state.finish_turn_idle() {
+            self.space.wake();
+        }
         // A sender that saw RUNNING left its message for this re-check.
         if self.has_work() && self.state.notify() == Schedule::Enqueue {
             return TurnEnd::Yield;
@@ -222,9 +219,16 @@ impl<M> Mailbox<M> {
         TurnEnd::Idle
     }
 
-    /// Wakes blocked senders after a turn freed room.
-    pub(crate) fn notify_space(&self) {
-        self.space.notify();
+    /// Blocks until the queue may have room, the mailbox closes, or
+    /// `deadline` passes. Returns `false` when the deadline passed. See
+    /// `space.rs` for the protocol.
+    pub(crate) fn wait_for_space(&self, deadline: Instant) -> bool {
+        let guard = self.space.lock();
+        let before = self.state.wait_for_space();
+        if before.is_closed() || self.queue.len() < self.queue.capacity() {
+            return true;
+        }
+        self.space.sleep(guard, deadline)
     }
 }
 

@@ -2,49 +2,44 @@
 
 use std::time::Instant;
 
-use crate::sync::atomic::{fence, AtomicUsize, Ordering::*};
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
-/// Blocking senders wait here; the worker that frees slots wakes them.
+/// Blocking senders sleep here; the worker that frees slots wakes them.
 ///
-/// Protocol: a waiter registers (`waiters += 1`), issues a SeqCst fence and
-/// re-checks the condition under the lock before sleeping; the worker pops,
-/// issues a SeqCst fence and wakes under the lock only when `waiters > 0`.
-/// The two fences order "register, then look" against "free, then look", so
-/// either the waiter sees the free slot or the worker sees the waiter.
+/// Protocol (with `SPACE_WAITERS` in the cell's state word, see
+/// `dispatch/state.rs`): a sender takes this lock, sets the flag with a
+/// read-modify-write, looks at the queue, and sleeps only if it is still
+/// full. A worker pops during its turn, then ends the turn with a
+/// read-modify-write that clears the flag; if the flag was set, it takes this
+/// lock and wakes every sleeper. The two RMWs are on one word, so one sees the
+/// other: either the sender sees the freed slots or the worker sees the flag.
+/// The lock makes "look, then sleep" atomic against "wake". The worker's
+/// common path (no sleeper) costs nothing beyond the RMW it does anyway. The
+/// loom model `loom-tests/tests/mailbox_space.rs` checks this.
 #[derive(Debug, Default)]
 pub(crate) struct SpaceSignal {
-    waiters: AtomicUsize,
     lock: Mutex<()>,
     cond: Condvar,
 }
 
 impl SpaceSignal {
-    /// Sleeps until `still_blocked()` is false, a wake-up arrives, or
-    /// `deadline` passes. Returns `false` when the deadline passed.
-    pub(crate) fn wait(&self, deadline: Instant, still_blocked: impl Fn() -> bool) -> bool {
-        self.waiters.fetch_add(1, SeqCst);
-        fence(SeqCst);
-        let guard = self.lock.lock();
-        let in_time = if still_blocked() {
-            match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => !self.cond.wait_timeout(guard, left).1,
-                _ => false,
-            }
-        } else {
-            true
-        };
-        self.waiters.fetch_sub(1, Relaxed);
-        in_time
+    /// Takes the lock a sender holds from registering to sleeping.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock()
     }
 
-    /// Wakes every waiter when there is one. Called after freeing room or
-    /// closing the mailbox.
-    pub(crate) fn notify(&self) {
-        fence(SeqCst);
-        if self.waiters.load(Relaxed) > 0 {
-            let _guard = self.lock.lock();
-            self.cond.notify_all();
+    /// Sleeps (releasing `guard`) until woken or `deadline` passes; `false`
+    /// when the deadline passed.
+    pub(crate) fn sleep(&self, guard: MutexGuard<'_, ()>, deadline: Instant) -> bool {
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => !self.cond.wait_timeout(guard, left).1,
+            _ => false,
         }
+    }
+
+    /// Wakes every sleeper.
+    pub(crate) fn wake(&self) {
+        let _guard = self.lock.lock();
+        self.cond.notify_all();
     }
 }

@@ -1,0 +1,80 @@
+//! Model of a blocked sender waiting for room (`Mailbox::wait_for_space`,
+//! `Mailbox::end_turn` and `SPACE_WAITERS` in `runtime/src/dispatch/state.rs`,
+//! `runtime/src/mailbox/space.rs`).
+//!
+//! Property: a sender that found the mailbox full and went to sleep is woken
+//! once the worker's turn freed a slot (or the mailbox closed); no wake-up is
+//! lost. Under loom a sleep has no timeout, so a lost wake-up is reported as a
+//! deadlock.
+#![cfg(cellrt_loom)]
+
+use cellrt::loom_api::ModelMailbox;
+use loom::sync::Arc;
+use loom::thread;
+
+/// Sends `msg`, sleeping for room while the mailbox is full, as `Addr::send`
+/// does off the workers. `None` when the mailbox closed; otherwise whether
+/// the push took the run token (the caller must then run the cell).
+fn send_blocking(mailbox: &ModelMailbox<u32>, mut msg: u32) -> Option<bool> {
+    loop {
+        match mailbox.push(msg) {
+            Ok(took_token) => return Some(took_token),
+            Err(err) if err.is_closed() => return None,
+            Err(err) => {
+                msg = err.into_inner();
+                mailbox.wait_for_space();
+            }
+        }
+    }
+}
+
+/// The worker holding the run token: turns until it gives the token up,
+/// handling what it pops. Returns the messages handled.
+fn work(mailbox: &ModelMailbox<u32>) -> Vec<u32> {
+    let mut handled = Vec::new();
+    loop {
+        mailbox.start_turn();
+        if let Some(msg) = mailbox.pop_user() {
+            handled.push(msg);
+        }
+        if !mailbox.end_turn() {
+            return handled;
+        }
+    }
+}
+
+#[test]
+fn sender_sleeping_on_a_full_mailbox_is_woken_by_the_turn_that_frees_room() {
+    cellrt_loom_tests::check(3, || {
+        let mailbox = Arc::new(ModelMailbox::new(1));
+        assert!(mailbox.push(1).unwrap(), "the first message takes the run token");
+        let sender = {
+            let mailbox = mailbox.clone();
+            thread::spawn(move || send_blocking(&mailbox, 2))
+        };
+        let mut handled = work(&mailbox);
+        let took_token = sender.join().unwrap().expect("the blocked send got through");
+        // A sender that took the run token (the worker had gone idle, or had
+        // already popped its message) must get its turn run.
+        if took_token {
+            handled.extend(work(&mailbox));
+        }
+        assert_eq!(handled, [1, 2]);
+        assert!(mailbox.snapshot().is_idle());
+    });
+}
+
+#[test]
+fn sender_sleeping_on_a_full_mailbox_is_woken_by_close() {
+    cellrt_loom_tests::check(3, || {
+        let mailbox = Arc::new(ModelMailbox::new(1));
+        mailbox.push(1).unwrap();
+        let sender = {
+            let mailbox = mailbox.clone();
+            thread::spawn(move || send_blocking(&mailbox, 2))
+        };
+        mailbox.close();
+        assert_eq!(sender.join().unwrap(), None, "the blocked send sees the mailbox closed");
+        assert_eq!(mailbox.take_user(), [1]);
+    });
+}
