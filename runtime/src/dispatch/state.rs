@@ -138,30 +138,30 @@ impl CellState {
     /// the cell is idle, in one read-modify-write.
     #[inline]
     pub(crate) fn leave_gate_after_push(&self) -> Schedule {
-        let mut cur = self.word.load(Relaxed);
-        loop {
-            let take = cur & SCHED_MASK == IDLE && cur & DONE == 0;
-            let next = (cur - SENDER_ONE) | if take { SCHEDULED } else { 0 };
-            // Release publishes the pushed message to the worker whose idle
-            // transition reads this value (or a later one in the RMW chain);
-            // Acquire pairs with the Release of `finish_turn_idle`, so a sender
-            // that takes the token sees the previous turn's writes.
-            match self.word.compare_exchange_weak(cur, next, AcqRel, Relaxed) {
-                Ok(_) if take => return Schedule::Enqueue,
-                Ok(_) => return Schedule::Nothing,
-                Err(actual) => cur = actual,
-            }
-        }
+        self.write_and_take_token(SENDER_ONE)
     }
 
-    /// Signals work that did not pass the gate (a system message, moved
+    /// Signals work that did not pass the gate (a control request, handed-over
     /// messages): takes the run token when the cell is idle. Always writes, so
     /// it orders against `finish_turn_idle` like `leave_gate_after_push`.
     pub(crate) fn notify(&self) -> Schedule {
+        self.write_and_take_token(0)
+    }
+
+    /// One read-modify-write that subtracts `minus` and, when the cell is idle
+    /// and not done, sets `SCHEDULED`: the caller then holds the run token.
+    /// It stores even when it changes nothing, so it always takes part in
+    /// this word's modification order.
+    #[inline]
+    fn write_and_take_token(&self, minus: usize) -> Schedule {
         let mut cur = self.word.load(Relaxed);
         loop {
             let take = cur & SCHED_MASK == IDLE && cur & DONE == 0;
-            let next = if take { cur | SCHEDULED } else { cur };
+            let next = (cur - minus) | if take { SCHEDULED } else { 0 };
+            // Release publishes what the caller queued to the worker whose
+            // idle transition reads this value (or a later one in the RMW
+            // chain); Acquire pairs with the Release of `finish_turn_idle`, so
+            // a caller that takes the token sees the previous turn's writes.
             match self.word.compare_exchange_weak(cur, next, AcqRel, Relaxed) {
                 Ok(_) if take => return Schedule::Enqueue,
                 Ok(_) => return Schedule::Nothing,

@@ -99,6 +99,25 @@ impl RuntimeShared {
         self.dispatchers.get(name).ok_or_else(|| SpawnError::UnknownDispatcher { name: name.to_owned() })
     }
 
+    /// The mailbox capacity and dispatcher `config` asks for: `capacity` and
+    /// the `inherited` dispatcher (else the default one) where it is silent.
+    fn placement(
+        &self,
+        config: &CellConfig,
+        capacity: usize,
+        inherited: Option<&str>,
+    ) -> Result<(usize, Arc<Dispatcher>), SpawnError> {
+        let capacity = config.capacity.unwrap_or(capacity);
+        if capacity == 0 {
+            return Err(SpawnError::ZeroCapacity);
+        }
+        let dispatcher = match config.dispatcher.as_deref().or(inherited) {
+            Some(name) => self.dispatcher(name)?,
+            None => &self.dispatcher_order[0],
+        };
+        Ok((capacity, dispatcher.clone()))
+    }
+
     /// Spawns `cell` as a child of `parent` (path and dispatcher), or at the
     /// top level.
     pub(crate) fn spawn_cell<C: Cell>(
@@ -107,16 +126,8 @@ impl RuntimeShared {
         config: CellConfig,
         cell: C,
     ) -> Result<Spawned<C::Message>, SpawnError> {
-        let capacity = config.capacity.unwrap_or(self.settings.default_capacity);
-        if capacity == 0 {
-            return Err(SpawnError::ZeroCapacity);
-        }
-        let dispatcher = match (&config.dispatcher, parent) {
-            (Some(name), _) => self.dispatcher(name)?,
-            (None, Some((_, inherited))) => self.dispatcher(inherited)?,
-            (None, None) => &self.dispatcher_order[0],
-        }
-        .clone();
+        let (capacity, dispatcher) =
+            self.placement(&config, self.settings.default_capacity, parent.map(|(_, d)| &**d))?;
         let id = self.next_id.fetch_add(1, Relaxed);
         let root = CellPath::root();
         let parent_path = parent.map_or(&root, |(path, _)| path);
@@ -148,15 +159,7 @@ impl RuntimeShared {
         config: CellConfig,
         cell: C,
     ) -> Result<(), SpawnError> {
-        let capacity = config.capacity.unwrap_or_else(|| addr.capacity());
-        if capacity == 0 {
-            return Err(SpawnError::ZeroCapacity);
-        }
-        let dispatcher = match &config.dispatcher {
-            Some(name) => self.dispatcher(name)?,
-            None => &self.dispatcher_order[0],
-        }
-        .clone();
+        let (capacity, dispatcher) = self.placement(&config, addr.capacity(), None)?;
         let id = self.next_id.fetch_add(1, Relaxed);
         let path = addr.path().clone();
         let instance =
