@@ -43,6 +43,7 @@ use crate::dispatch::worker::on_worker_thread;
 use crate::mailbox::{Mailbox, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
+use crate::supervise::watch::Watchers;
 use crate::sync::{Arc, Backoff, Mutex, RwLock, Weak};
 
 /// What can stand behind an address: something that takes messages of type `M`.
@@ -66,6 +67,8 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     fn capacity(&self) -> usize;
     /// The lifecycle handle of the cell behind this target, if it is a cell.
     fn control(&self) -> Option<Arc<dyn CellControl>>;
+    /// Whether a supervisor restarts the cell behind this target.
+    fn is_supervised(&self) -> bool;
 }
 
 /// The indirection behind an address.
@@ -73,11 +76,16 @@ pub(crate) struct Slot<M> {
     target: RwLock<Arc<dyn Deliver<M>>>,
     path: CellPath,
     send_timeout: Duration,
+    watchers: Watchers,
 }
 
 impl<M: Send + 'static> Slot<M> {
     pub(crate) fn new(target: Arc<dyn Deliver<M>>, path: CellPath, send_timeout: Duration) -> Self {
-        Slot { target: RwLock::new(target), path, send_timeout }
+        Slot { target: RwLock::new(target), path, send_timeout, watchers: Watchers::default() }
+    }
+
+    pub(crate) fn watchers(&self) -> &Watchers {
+        &self.watchers
     }
 
     #[inline]
@@ -127,6 +135,19 @@ impl<M: Send + 'static> Slot<M> {
         // Still under the write lock: no sender reaches `old` through the
         // slot any more, and its gate closes before anyone can look again.
         old.hand_over(new);
+        Ok(())
+    }
+
+    /// Puts `new` behind the address in place of a target that terminated
+    /// for good (a supervisor starting a child afresh). Hands `new` back if
+    /// the current target still runs.
+    pub(crate) fn reinstall(&self, new: Arc<dyn Deliver<M>>) -> Result<(), Arc<dyn Deliver<M>>> {
+        let mut target = self.target.write();
+        if !target.control().is_some_and(|c| c.is_terminated()) {
+            return Err(new);
+        }
+        *target = new;
+        self.watchers.revive();
         Ok(())
     }
 

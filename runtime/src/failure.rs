@@ -75,6 +75,14 @@ pub enum FailureCause {
         /// Where the panic was raised, when known.
         location: Option<PanicLocation>,
     },
+    /// The handler ran longer than its deadline
+    /// ([`ChildSpec::deadline`](crate::ChildSpec::deadline)).
+    DeadlineExceeded {
+        /// The deadline.
+        deadline: std::time::Duration,
+        /// How long it had run: when the watchdog saw it, or when it returned.
+        elapsed: std::time::Duration,
+    },
 }
 
 /// Source location of a panic.
@@ -118,6 +126,9 @@ impl fmt::Display for Failure {
                 write!(f, ": panicked at {at}: {payload}")
             }
             FailureCause::Panic { payload, location: None } => write!(f, ": panicked: {payload}"),
+            FailureCause::DeadlineExceeded { deadline, elapsed } => {
+                write!(f, ": overran its deadline of {deadline:?} ({elapsed:?})")
+            }
         }
     }
 }

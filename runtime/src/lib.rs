@@ -95,11 +95,13 @@
 mod address;
 mod ask;
 mod cell;
+mod dead_letter;
 mod dispatch;
 mod failure;
 mod mailbox;
 mod path;
 mod runtime;
+mod supervise;
 mod sync;
 mod timer;
 
@@ -110,8 +112,14 @@ pub mod loom_api;
 pub use crate::address::{Addr, WeakAddr};
 pub use crate::ask::{AskError, Pending, Reply};
 pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
+pub use crate::dead_letter::DeadLetter;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::mailbox::SendError;
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
+pub use crate::supervise::{
+    AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, Escalation, Restart,
+    RestartBackoff, RetryPolicy, Shutdown, SpecError, StartError, Strategy, SupervisionEvent,
+    SupervisionEventKind, Supervisor, SupervisorMsg, SupervisorSpec, Terminated,
+};
 pub use crate::timer::TimerHandle;

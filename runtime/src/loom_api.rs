@@ -314,6 +314,10 @@ impl<M: Send + 'static> Deliver<M> for TargetInner<M> {
     fn control(&self) -> Option<Arc<dyn CellControl>> {
         None
     }
+
+    fn is_supervised(&self) -> bool {
+        false
+    }
 }
 
 impl<M> Clone for ModelTarget<M> {

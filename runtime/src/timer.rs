@@ -100,6 +100,15 @@ impl<M: Send + 'static, F: FnMut() -> M + Send> Job for Interval<M, F> {
     }
 }
 
+/// A runtime-internal action: runs once, or again after the delay it returns.
+struct Action<F>(F);
+
+impl<F: FnMut() -> Option<Duration> + Send> Job for Action<F> {
+    fn fire(&mut self, now: Instant) -> Option<Instant> {
+        (self.0)().map(|delay| now.checked_add(delay).unwrap_or_else(far_future))
+    }
+}
+
 struct Entry {
     at: Instant,
     seq: u64,
@@ -174,6 +183,17 @@ impl TimerService {
         let period = period.max(MIN_PERIOD);
         let at = Instant::now().checked_add(period).unwrap_or_else(far_future);
         self.add(at, Box::new(Interval { target, make, period, next: at }))
+    }
+
+    /// Runs `action` on the timer thread after `delay`, and again after each
+    /// delay it returns. It must not block: it runs among every other timer.
+    pub(crate) fn call_after(
+        &self,
+        delay: Duration,
+        action: impl FnMut() -> Option<Duration> + Send + 'static,
+    ) -> TimerHandle {
+        let at = Instant::now().checked_add(delay).unwrap_or_else(far_future);
+        self.add(at, Box::new(Action(action)))
     }
 
     fn add(&self, at: Instant, job: Box<dyn Job>) -> TimerHandle {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::address::Addr;
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError};
-use crate::sync::Arc;
+use crate::supervise::spec::Strategy;
+use crate::supervise::{ChildInfo, ChildSpec, SpecError, StartError, SupervisorSpec, Terminated};
+use crate::sync::{Arc, Weak};
 use crate::timer::TimerHandle;
 
 use super::Cell;
@@ -75,13 +77,23 @@ pub struct Context<C: Cell> {
     pub(crate) runtime: Arc<RuntimeShared>,
     pub(crate) dispatcher: Arc<str>,
     pub(crate) stop_requested: bool,
-    pub(crate) children: Vec<Arc<dyn CellControl>>,
     pub(crate) timers: Vec<TimerHandle>,
+    /// The instance this context belongs to.
+    host: Weak<dyn CellControl>,
 }
 
 impl<C: Cell> Context<C> {
-    pub(crate) fn new(addr: Addr<C::Message>, runtime: Arc<RuntimeShared>, dispatcher: Arc<str>) -> Self {
-        Context { addr, runtime, dispatcher, stop_requested: false, children: Vec::new(), timers: Vec::new() }
+    pub(crate) fn new(
+        addr: Addr<C::Message>,
+        runtime: Arc<RuntimeShared>,
+        dispatcher: Arc<str>,
+        host: Weak<dyn CellControl>,
+    ) -> Self {
+        Context { addr, runtime, dispatcher, stop_requested: false, timers: Vec::new(), host }
+    }
+
+    fn host(&self) -> Result<Arc<dyn CellControl>, SpawnError> {
+        self.host.upgrade().ok_or(SpawnError::ShutDown)
     }
 
     /// The cell's own address.
@@ -101,8 +113,9 @@ impl<C: Cell> Context<C> {
         self.stop_requested = true;
     }
 
-    /// Spawns a child cell with default options. Children stop when their
-    /// parent stops, before its `stopped` hook runs.
+    /// Spawns a temporary child cell with default options: never restarted.
+    /// Children stop when their parent's incarnation ends, in reverse start
+    /// order, each waited for, before the parent's `stopped` hook runs.
     pub fn spawn<D: Cell>(&mut self, cell: D) -> Result<Addr<D::Message>, SpawnError> {
         self.spawn_with(CellConfig::new(), cell)
     }
@@ -114,11 +127,71 @@ impl<C: Cell> Context<C> {
         config: CellConfig,
         cell: D,
     ) -> Result<Addr<D::Message>, SpawnError> {
-        self.children.retain(|child| !child.is_terminated());
-        let (addr, control) =
-            self.runtime.spawn_cell(Some((self.addr.path(), &self.dispatcher)), config, cell)?;
-        self.children.push(control);
-        Ok(addr)
+        self.host()?.node().spawn_value(config, cell)
+    }
+
+    /// Makes this cell the supervisor of its children: `spec`'s strategy,
+    /// intensity, backoff and auto-shutdown apply to them, and its children
+    /// are started now, in order, without waiting (a failed start is in
+    /// [`Supervisor`](crate::Supervisor)-style history and the child is
+    /// dropped). `spec`'s name is not used. Children added this way belong
+    /// to this incarnation: they stop when it ends and are not restarted
+    /// with the next one, which starts its own (typically from `started`).
+    ///
+    /// # Errors
+    ///
+    /// The first invalid flag or child, or a spawn the runtime refused.
+    /// [`Strategy::Pool`] is refused: a cell adds children by spec.
+    pub fn supervise(&mut self, spec: SupervisorSpec) -> Result<(), StartError> {
+        spec.validate()?;
+        if spec.flags.strategy == Strategy::Pool {
+            return Err(StartError::Spec(SpecError::WrongStrategy { strategy: Strategy::Pool }));
+        }
+        let node = self.host()?.node();
+        node.set_flags(spec.flags);
+        for child in spec.children {
+            node.start_child_now(child)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a child from a spec, supervised by this cell (see
+    /// [`supervise`](Context::supervise)); returns at once, without waiting
+    /// for its `started`. Find its address with [`child`](Context::child).
+    ///
+    /// # Errors
+    ///
+    /// An invalid spec, a duplicate id, or a spawn the runtime refused.
+    pub fn start_child(&mut self, spec: ChildSpec) -> Result<(), StartError> {
+        self.host()?.node().start_child_now(spec).map(drop)
+    }
+
+    /// The address of this cell's child `id`, if it handles `M`.
+    pub fn child<M: Send + 'static>(&self, id: &str) -> Option<Addr<M>> {
+        let node = self.host.upgrade()?.node();
+        node.child_addr(id)?.downcast_ref::<Addr<M>>().cloned()
+    }
+
+    /// This cell's children, with their state and restart count.
+    pub fn which_children(&self) -> Vec<ChildInfo> {
+        self.host.upgrade().map(|h| h.node().which_children()).unwrap_or_default()
+    }
+
+    /// Delivers `map(terminated)` to this cell once the cell behind `addr`
+    /// stops for good (at once if it already has). A full mailbox is retried
+    /// every millisecond: the notice is not dropped.
+    pub fn watch<N: Send + 'static>(
+        &mut self,
+        addr: &Addr<N>,
+        map: impl FnOnce(Terminated) -> C::Message + Send + 'static,
+    ) {
+        let me = self.addr.downgrade();
+        let runtime = Arc::downgrade(&self.runtime);
+        addr.slot().watchers().add(Box::new(move |terminated| {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.timers().send_after(me, Duration::ZERO, map(terminated.clone()));
+            }
+        }));
     }
 
     /// Delivers `msg` to this cell after `delay`.
@@ -160,7 +233,6 @@ impl<C: Cell> fmt::Debug for Context<C> {
         f.debug_struct("Context")
             .field("path", self.addr.path())
             .field("dispatcher", &self.dispatcher)
-            .field("children", &self.children.len())
             .finish()
     }
 }

@@ -1,37 +1,112 @@
-//! A spawned cell: its mailbox, its value, and how a worker runs its turns.
+//! A spawned cell: its mailbox, its incarnations, and how a worker runs its
+//! turns.
+//!
+//! # Instances and incarnations
+//!
+//! An *instance* is what an address points at: a mailbox, a path, a place
+//! in the tree. An *incarnation* is one value of the cell type living in it,
+//! from `started` to `stopped`. A supervised cell keeps its instance, and so
+//! its mailbox, across restarts: when an incarnation ends, the instance is
+//! *suspended* (senders still queue, nothing is handled) until its
+//! supervisor restarts it (a new value from the spec's factory, `started`,
+//! then the queued messages) or retires it (terminated for good).
+//!
+//! ```text
+//!  Starting ─► Running ─► Ending ─► Suspended ─► Starting …
+//!      │                    │           │
+//!      └─ start failure ────┘           └─ Retire ─► Done
+//!                           └─ not kept ───────────► Done
+//! ```
+//!
+//! An incarnation ends in `Ending`: its own children are stopped one by one
+//! in reverse start order (its node waits for each), then `stopped` runs.
 //!
 //! # Who touches what
 //!
 //! - `mailbox`: senders push through the gate; the worker holding the run
 //!   token pops. Closing and taking queued messages are safe from any thread.
-//! - `running`: the cell value and its context. Locked only by the holder of
-//!   the run token (a worker for one turn, or the runtime killing an idle
-//!   cell it claimed), so the lock is never contended; it exists so that no
-//!   `unsafe` is needed to hand the value from worker to worker. `None` once
-//!   the cell terminated, which also breaks the cycle context → address →
-//!   slot → instance.
+//! - `body`: the incarnation, the phase, and the message to re-deliver.
+//!   Locked only by the holder of the run token (a worker for one turn, or
+//!   the runtime killing an idle cell it claimed), so never contended; it
+//!   exists so that no `unsafe` is needed to hand the value from worker to
+//!   worker.
+//! - `node`: this cell's children and how it supervises them; see
+//!   `supervise::node`.
 
+use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::address::{Deliver, Handover};
+use crate::address::{Addr, Deliver, Handover, Slot};
 use crate::cell::{Cell, CellError, Context, StopReason};
+use crate::dead_letter::DeadLetter;
 use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
 use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
 use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
+use crate::supervise::node::{ChildExit, Node, Outcome};
+use crate::supervise::spec::{Factory, Restart, RetryPolicy};
+use crate::supervise::watch::Terminated;
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 
-struct Running<C: Cell> {
+/// How an instance was given its cell value.
+pub(crate) enum Origin<C> {
+    /// One value: the cell cannot be restarted in place.
+    Value(C),
+    /// A factory from a child spec, called at each start.
+    Factory(Factory<C>),
+}
+
+/// What a supervised instance knows of its spec.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Supervised {
+    pub(crate) restart: Restart,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) deadline: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The next turn begins an incarnation: value, `started`, report.
+    Starting,
+    Running,
+    /// Waiting for the children to stop; then `stopped` runs.
+    Ending(StopReason),
+    /// Between incarnations: waits for `Restart` or `Retire`.
+    Suspended(StopReason),
+    Done,
+}
+
+struct Incarnation<C: Cell> {
     cell: C,
     ctx: Context<C>,
-    /// Whether `started` has run; the first turn runs it before anything else.
-    started: bool,
+}
+
+/// A failed message kept for re-delivery.
+struct Retry<M> {
+    msg: M,
+    /// Re-deliveries so far.
+    attempts: u32,
+    cause: FailureCause,
+}
+
+struct Body<C: Cell> {
+    incarnation: Option<Incarnation<C>>,
+    factory: Option<Factory<C>>,
+    phase: Phase,
+    slot: Weak<Slot<C::Message>>,
+    /// A failed message waiting for the next incarnation.
+    retry: Option<Retry<C::Message>>,
+    /// How many re-deliveries the next message handled has behind it
+    /// (non-zero only for the re-delivered message at the front).
+    front_attempts: Option<(u32, FailureCause)>,
     /// Set by `Drain`: handle what is queued, then stop.
     draining: bool,
+    /// Whether this incarnation told its parent it started.
+    reported_started: bool,
 }
 
 /// One spawned cell.
@@ -41,10 +116,26 @@ pub(crate) struct CellInstance<C: Cell> {
     mailbox: Mailbox<C::Message>,
     /// Where this cell's leftovers go if it is replaced.
     handover: Handover<C::Message>,
-    running: Mutex<Option<Running<C>>>,
+    body: Mutex<Body<C>>,
     dispatcher: Arc<Dispatcher>,
     runtime: Arc<RuntimeShared>,
     me: Weak<CellInstance<C>>,
+    /// The supervisor node this cell reports to; `None` for top-level cells.
+    parent: Option<Weak<Node>>,
+    /// This cell's own children, created on demand.
+    node: Mutex<Option<Arc<Node>>>,
+    supervised: Option<Supervised>,
+    /// Set while a handler with a deadline runs.
+    handling: Mutex<Option<Handling>>,
+}
+
+/// A handler with a deadline, as the watchdog sees it.
+#[derive(Clone, Copy)]
+struct Handling {
+    since: Instant,
+    kind: &'static str,
+    /// Whether the watchdog has reported the overrun.
+    reported: bool,
 }
 
 /// What ends a turn early.
@@ -56,6 +147,7 @@ enum Exit {
 impl<C: Cell> CellInstance<C> {
     /// A cell with an empty mailbox; `held` for the successor of a replaced
     /// cell, which waits for its predecessor's leftovers.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
         path: CellPath,
@@ -63,24 +155,56 @@ impl<C: Cell> CellInstance<C> {
         held: bool,
         dispatcher: Arc<Dispatcher>,
         runtime: Arc<RuntimeShared>,
+        parent: Option<Weak<Node>>,
+        supervised: Option<Supervised>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CellInstance {
             id,
             path,
             mailbox: if held { Mailbox::new_held(capacity) } else { Mailbox::new(capacity) },
             handover: Handover::new(),
-            running: Mutex::new(None),
+            body: Mutex::new(Body {
+                incarnation: None,
+                factory: None,
+                phase: Phase::Starting,
+                slot: Weak::new(),
+                retry: None,
+                front_attempts: None,
+                draining: false,
+                reported_started: false,
+            }),
             dispatcher,
             runtime,
             me: me.clone(),
+            parent,
+            node: Mutex::new(None),
+            supervised,
+            handling: Mutex::new(None),
         })
     }
 
-    /// Gives the instance its value and context. Nothing runs until [`begin`].
-    ///
-    /// [`begin`]: CellInstance::begin
-    pub(crate) fn install(&self, cell: C, ctx: Context<C>) {
-        *self.running.lock() = Some(Running { cell, ctx, started: false, draining: false });
+    /// Gives the instance its address and its value (or factory). Nothing
+    /// runs until [`begin`](CellInstance::begin).
+    pub(crate) fn install(&self, slot: &Arc<Slot<C::Message>>, origin: Origin<C>) {
+        let mut body = self.body.lock();
+        body.slot = Arc::downgrade(slot);
+        match origin {
+            Origin::Value(cell) => {
+                let ctx = self.new_context(slot);
+                body.incarnation = Some(Incarnation { cell, ctx });
+            }
+            Origin::Factory(factory) => body.factory = Some(factory),
+        }
+    }
+
+    /// Gives the instance a supervisor node before it starts.
+    pub(crate) fn set_node(&self, node: Arc<Node>) {
+        *self.node.lock() = Some(node);
+    }
+
+    fn new_context(&self, slot: &Arc<Slot<C::Message>>) -> Context<C> {
+        let host: Weak<dyn CellControl> = self.me.clone();
+        Context::new(Addr::from_slot(slot.clone()), self.runtime.clone(), self.dispatcher.name.clone(), host)
     }
 
     /// Schedules the first turn, which runs `started` before any message.
@@ -111,15 +235,31 @@ impl<C: Cell> CellInstance<C> {
         FailureCause::Error { text: err.full_text(), type_name: err.type_name() }
     }
 
-    fn panic_cause(payload: Box<dyn std::any::Any + Send>, guard: &InCellGuard) -> FailureCause {
+    fn panic_cause(payload: Box<dyn Any + Send>, guard: &InCellGuard) -> FailureCause {
         let text = payload_text(&*payload);
         // A payload whose own `Drop` panics must not unwind into the worker.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
         FailureCause::Panic { payload: text, location: guard.take_location() }
     }
 
-    fn call_started(&self, running: &mut Running<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
-        let Running { cell, ctx, .. } = running;
+    /// Creates the incarnation (from the factory, unless the value was
+    /// given) and runs `started`.
+    fn start_incarnation(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
+        if body.incarnation.is_none() {
+            let (Some(factory), Some(slot)) = (body.factory.clone(), body.slot.upgrade()) else {
+                let cause =
+                    FailureCause::Error { text: "the cell's address is gone".into(), type_name: None };
+                return Err(self.failure(Hook::Started, None, cause));
+            };
+            let made = catch_unwind(AssertUnwindSafe(|| (factory.lock())()));
+            match made {
+                Ok(cell) => body.incarnation = Some(Incarnation { cell, ctx: self.new_context(&slot) }),
+                Err(payload) => {
+                    return Err(self.failure(Hook::Started, None, Self::panic_cause(payload, guard)));
+                }
+            }
+        }
+        let Some(Incarnation { cell, ctx }) = body.incarnation.as_mut() else { unreachable!() };
         match catch_unwind(AssertUnwindSafe(|| cell.started(ctx))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(self.failure(Hook::Started, None, Self::error_cause(err))),
@@ -127,54 +267,84 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
+    /// Runs `handle` on one message. On failure, returns the failure and
+    /// the stop reason (recording it, unless the watchdog already did).
     fn call_handle(
         &self,
-        running: &mut Running<C>,
+        body: &mut Body<C>,
         msg: C::Message,
         guard: &InCellGuard,
-    ) -> Result<(), Box<Failure>> {
-        let Running { cell, ctx, .. } = running;
-        let mut kind = None;
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            kind = Some(C::message_kind(&msg));
-            cell.handle(ctx, msg)
-        }));
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(self.failure(Hook::Handle, kind, Self::error_cause(err))),
-            Err(payload) => Err(self.failure(Hook::Handle, kind, Self::panic_cause(payload, guard))),
+    ) -> Result<(), StopReason> {
+        let kind = C::message_kind(&msg);
+        let retained = C::retain(&msg);
+        let attempts = body.front_attempts.take();
+        let deadline = self.supervised.and_then(|s| s.deadline);
+        let since = deadline.map(|_| {
+            let since = Instant::now();
+            *self.handling.lock() = Some(Handling { since, kind, reported: false });
+            since
+        });
+        let Some(Incarnation { cell, ctx }) = body.incarnation.as_mut() else {
+            unreachable!("a running cell has an incarnation")
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
+        let mut overrun = None;
+        if let (Some(deadline), Some(since)) = (deadline, since) {
+            let reported = self.handling.lock().take().is_some_and(|h| h.reported);
+            let elapsed = since.elapsed();
+            if elapsed > deadline {
+                overrun = Some((deadline, elapsed, reported));
+            }
+        }
+        let (failure, recorded) = match result {
+            Ok(Ok(())) => match overrun {
+                None => return Ok(()),
+                Some((deadline, elapsed, reported)) => (
+                    self.failure(
+                        Hook::Handle,
+                        Some(kind),
+                        FailureCause::DeadlineExceeded { deadline, elapsed },
+                    ),
+                    reported,
+                ),
+            },
+            Ok(Err(err)) => (self.failure(Hook::Handle, Some(kind), Self::error_cause(err)), false),
+            Err(payload) => {
+                (self.failure(Hook::Handle, Some(kind), Self::panic_cause(payload, guard)), false)
+            }
+        };
+        self.dispose_failed(body, retained, attempts, &failure);
+        if recorded {
+            Err(StopReason::Failed(failure))
+        } else {
+            Err(self.failed(failure))
         }
     }
 
-    /// Runs `started` if it has not run, then the system messages; `Some`
-    /// when one of them ends the cell.
-    fn run_system(&self, running: &mut Running<C>, guard: &InCellGuard) -> Option<Exit> {
-        if !running.started {
-            running.started = true;
-            if let Err(failure) = self.call_started(running, guard) {
-                return Some(Exit::Stop(self.failed(failure)));
+    /// Decides what becomes of a message whose handling failed: kept for
+    /// re-delivery, or dead-lettered.
+    fn dispose_failed(
+        &self,
+        body: &mut Body<C>,
+        retained: Option<C::Message>,
+        attempts: Option<(u32, FailureCause)>,
+        failure: &Failure,
+    ) {
+        let policy = self.supervised.and_then(|s| s.retry);
+        let (done, poison) = match &attempts {
+            Some((n, cause)) => (*n, *cause == failure.cause),
+            None => (0, false),
+        };
+        match (policy, retained) {
+            (Some(policy), Some(msg)) if !poison && done < policy.attempts => {
+                body.retry = Some(Retry { msg, attempts: done + 1, cause: failure.cause.clone() });
             }
-            if running.ctx.stop_requested {
-                return Some(Exit::Stop(StopReason::Requested));
-            }
-        }
-        while let Some(msg) = self.mailbox.pop_system() {
-            match msg {
-                SystemMsg::Stop(cause) => {
-                    return Some(Exit::Stop(match cause {
-                        StopCause::Requested => StopReason::Requested,
-                        StopCause::Replaced => StopReason::Replaced,
-                        StopCause::ParentStopped => StopReason::ParentStopped,
-                    }))
-                }
-                SystemMsg::Drain => {
-                    running.draining = true;
-                    self.mailbox.close();
-                }
-                SystemMsg::Kill => return Some(Exit::Kill),
+            (_, retained) => {
+                let letter =
+                    DeadLetter::new(failure.clone(), done, poison, retained.map(|m| Box::new(m) as _));
+                self.runtime.dead_letter(letter);
             }
         }
-        None
     }
 
     /// Records a failure and turns it into the stop reason.
@@ -183,38 +353,248 @@ impl<C: Cell> CellInstance<C> {
         StopReason::Failed(failure)
     }
 
-    /// Ends the cell: closes and empties the mailbox, stops children and
-    /// timers, runs `stopped` (unless killed), drops the value, reports.
-    fn terminate(
+    fn node(&self) -> Option<Arc<Node>> {
+        self.node.lock().clone()
+    }
+
+    /// Handles pending control requests; `Some` when one ends the turn.
+    fn run_system(&self, body: &mut Body<C>) -> Option<Exit> {
+        while let Some(msg) = self.mailbox.pop_system() {
+            match msg {
+                SystemMsg::Kill => return Some(Exit::Kill),
+                SystemMsg::Retire => {
+                    if let Phase::Suspended(reason) = &body.phase {
+                        return Some(Exit::Stop(reason.clone()));
+                    }
+                }
+                SystemMsg::Restart => {
+                    if matches!(body.phase, Phase::Suspended(_)) {
+                        body.phase = Phase::Starting;
+                    }
+                }
+                SystemMsg::Supervise => {
+                    if let Some(node) = self.node() {
+                        for outcome in node.process() {
+                            self.apply(body, outcome);
+                        }
+                    }
+                }
+                SystemMsg::Stop(cause) => {
+                    let reason = match cause {
+                        StopCause::Requested => StopReason::Requested,
+                        StopCause::Replaced => StopReason::Replaced,
+                        StopCause::ParentStopped => StopReason::ParentStopped,
+                        StopCause::Supervisor => StopReason::Shutdown,
+                        StopCause::GroupRestart => StopReason::Restart,
+                    };
+                    match body.phase {
+                        Phase::Starting | Phase::Running => self.begin_end(body, reason),
+                        // Already between incarnations (or ending): its exit
+                        // is reported, or will be, once. The supervisor
+                        // restarts or retires it.
+                        Phase::Suspended(_) | Phase::Ending(_) | Phase::Done => {}
+                    }
+                }
+                SystemMsg::Drain => {
+                    self.mailbox.close();
+                    match body.phase {
+                        Phase::Suspended(_) => return Some(Exit::Stop(StopReason::Shutdown)),
+                        _ => body.draining = true,
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Acts on what the node decided.
+    fn apply(&self, body: &mut Body<C>, outcome: Outcome) {
+        match outcome {
+            Outcome::StartedAll => {
+                if matches!(body.phase, Phase::Running) && !body.reported_started {
+                    body.reported_started = true;
+                    self.report_started();
+                }
+            }
+            Outcome::StartFailed(failure) | Outcome::Failed(failure) => {
+                if matches!(body.phase, Phase::Starting | Phase::Running) {
+                    let reason = self.failed(failure);
+                    self.begin_end(body, reason);
+                }
+            }
+            Outcome::Escalate(escalation) => {
+                if matches!(body.phase, Phase::Starting | Phase::Running) {
+                    self.begin_end(body, StopReason::Escalated(escalation));
+                }
+            }
+            Outcome::AutoShutdown => {
+                if matches!(body.phase, Phase::Starting | Phase::Running) {
+                    self.begin_end(body, StopReason::Shutdown);
+                }
+            }
+            Outcome::ChildrenStopped => {}
+        }
+    }
+
+    /// Starts ending the incarnation: no more user messages; the children
+    /// stop first (see the module docs).
+    fn begin_end(&self, body: &mut Body<C>, reason: StopReason) {
+        self.mailbox.suspend();
+        if let Some(inc) = body.incarnation.as_mut() {
+            for timer in inc.ctx.timers.drain(..) {
+                timer.cancel();
+            }
+        }
+        if let Some(node) = self.node() {
+            node.begin_owner_end();
+        }
+        body.phase = Phase::Ending(reason);
+    }
+
+    /// Whether the supervisor may restart this cell in place after an
+    /// incarnation that ended with `reason`.
+    fn kept(&self, reason: &StopReason) -> bool {
+        let Some(supervised) = self.supervised else { return false };
+        let parent_alive = self.parent.as_ref().is_some_and(|p| p.strong_count() > 0);
+        if !parent_alive || self.runtime.is_shutting_down() {
+            return false;
+        }
+        match reason {
+            StopReason::Killed | StopReason::Replaced => false,
+            StopReason::Restart | StopReason::ParentStopped => supervised.restart != Restart::Temporary,
+            StopReason::Failed(_) => supervised.restart != Restart::Temporary,
+            StopReason::Requested | StopReason::Escalated(_) => supervised.restart == Restart::Permanent,
+            StopReason::Shutdown => false,
+        }
+    }
+
+    /// Finishes an ending incarnation once its children have stopped: runs
+    /// `stopped`, drops the value, then suspends (kept) or terminates.
+    /// Returns whether the cell is done.
+    fn finish_end(
         &self,
-        slot: &mut MutexGuard<'_, Option<Running<C>>>,
+        body: &mut MutexGuard<'_, Body<C>>,
         reason: StopReason,
-        guard: Option<&InCellGuard>,
-    ) {
+        guard: &InCellGuard,
+    ) -> bool {
+        if let Some(node) = self.node() {
+            if !node.children_stopped() {
+                return false;
+            }
+        }
+        let started = body.reported_started;
+        body.reported_started = false;
+        if let Some(mut inc) = body.incarnation.take() {
+            let Incarnation { cell, ctx } = &mut inc;
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.stopped(ctx, &reason))) {
+                let failure = self.failure(Hook::Stopped, None, Self::panic_cause(payload, guard));
+                self.runtime.record_failure(&failure);
+            }
+            // The cell's own `Drop` is user code too.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inc)));
+        }
+        if self.kept(&reason) {
+            body.phase = Phase::Suspended(reason.clone());
+            self.report_exit(ChildExit { reason, started, kept: true });
+            false
+        } else {
+            self.terminate(body, reason, started, true);
+            true
+        }
+    }
+
+    /// Ends the cell for good: closes and empties the mailbox, retires its
+    /// children, dead-letters a message kept for re-delivery, tells
+    /// watchers, reports.
+    fn terminate(&self, body: &mut Body<C>, reason: StopReason, started: bool, report: bool) {
         // Closes the mailbox; what is left goes to a successor if this cell
         // was replaced. Dropping the rest resolves asks among it to `Unanswered`.
         let undelivered = self.handover.retire(&self.mailbox).len();
-        if let Some(mut running) = slot.take() {
-            for child in running.ctx.children.iter().rev() {
-                child.send_system(SystemMsg::Stop(StopCause::ParentStopped));
+        if let Some(node) = self.node.lock().take() {
+            if matches!(reason, StopReason::Killed) {
+                node.kill_all();
+            } else {
+                node.retire_all();
             }
-            for timer in &running.ctx.timers {
+        }
+        if let Some(inc) = body.incarnation.take() {
+            for timer in &inc.ctx.timers {
                 timer.cancel();
             }
-            if let Some(guard) = guard {
-                let Running { cell, ctx, .. } = &mut running;
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.stopped(ctx, &reason))) {
-                    let failure = self.failure(Hook::Stopped, None, Self::panic_cause(payload, guard));
-                    self.runtime.record_failure(&failure);
-                }
-            }
-            // The cell's own `Drop` is user code too.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(running)));
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inc)));
         }
+        if let Some(retry) = body.retry.take() {
+            let failure = match &reason {
+                StopReason::Failed(failure) => (**failure).clone(),
+                _ => *self.failure(Hook::Handle, None, retry.cause),
+            };
+            let letter = DeadLetter::new(failure, retry.attempts - 1, false, Some(Box::new(retry.msg)));
+            self.runtime.dead_letter(letter);
+        }
+        body.phase = Phase::Done;
+        body.factory = None;
         // DONE in the state word is what `is_terminated` reads. Blocked
         // senders were woken when `retire` closed the mailbox.
         self.mailbox.state().finish();
+        if !matches!(reason, StopReason::Replaced) {
+            if let Some(slot) = body.slot.upgrade() {
+                slot.watchers().end(Terminated { path: self.path.clone(), reason: reason.clone() });
+            }
+        }
         self.runtime.cell_terminated(self.id, &self.path, undelivered, &reason);
+        if report {
+            self.report_exit(ChildExit { reason, started, kept: false });
+        }
+    }
+
+    fn report_started(&self) {
+        match &self.parent {
+            Some(parent) => {
+                if let Some(node) = parent.upgrade() {
+                    node.child_started(self.id);
+                }
+            }
+            None => self.runtime.root_child_started(self.id),
+        }
+    }
+
+    fn report_exit(&self, exit: ChildExit) {
+        match &self.parent {
+            Some(parent) => match parent.upgrade() {
+                Some(node) => node.child_exited(self.id, exit),
+                // The parent is gone: nobody will restart this cell.
+                None if exit.kept => self.send_system(SystemMsg::Retire),
+                None => {}
+            },
+            None => self.runtime.root_child_exited(self.id, &self.path, exit),
+        }
+    }
+
+    /// Begins an incarnation: value, `started`, the re-delivered message.
+    /// `Err` carries the start failure.
+    fn begin_incarnation(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
+        self.start_incarnation(body, guard)?;
+        body.phase = Phase::Running;
+        if let Some(retry) = body.retry.take() {
+            self.mailbox.push_front(std::iter::once(retry.msg));
+            body.front_attempts = Some((retry.attempts, retry.cause));
+        }
+        self.mailbox.resume();
+        // A supervisor reports once its children have started.
+        let node = self.node();
+        match node {
+            Some(node) if node.is_supervisor() => {
+                node.begin_owner_start();
+                for outcome in node.process() {
+                    self.apply(body, outcome);
+                }
+            }
+            _ => {
+                body.reported_started = true;
+                self.report_started();
+            }
+        }
+        Ok(())
     }
 }
 
@@ -222,52 +602,71 @@ impl<C: Cell> Runnable for CellInstance<C> {
     fn run_turn(&self, budget: usize) -> TurnEnd {
         let state = self.mailbox.state();
         state.start_turn();
-        let mut slot = self.running.lock();
-        let Some(running) = slot.as_mut() else {
+        let mut body = self.body.lock();
+        if body.phase == Phase::Done {
             // Terminated while it sat in a run queue.
             state.finish();
             return TurnEnd::Done;
-        };
+        }
         let guard = InCellGuard::enter(self.runtime.quiet_panics());
         let mut handled = 0_usize;
-        let exit = loop {
-            if let Some(exit) = self.run_system(running, &guard) {
-                break Some(exit);
+        loop {
+            if let Some(exit) = self.run_system(&mut body) {
+                let reason = match exit {
+                    Exit::Kill => StopReason::Killed,
+                    Exit::Stop(reason) => reason,
+                };
+                let started = body.reported_started;
+                self.terminate(&mut body, reason, started, true);
+                return TurnEnd::Done;
+            }
+            match body.phase.clone() {
+                Phase::Starting => {
+                    if let Err(failure) = self.begin_incarnation(&mut body, &guard) {
+                        let reason = self.failed(failure);
+                        self.begin_end(&mut body, reason);
+                    }
+                    if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested) {
+                        self.begin_end(&mut body, StopReason::Requested);
+                    }
+                    continue;
+                }
+                Phase::Ending(reason) => {
+                    if self.finish_end(&mut body, reason, &guard) {
+                        return TurnEnd::Done;
+                    }
+                    break;
+                }
+                Phase::Suspended(_) | Phase::Done => break,
+                Phase::Running => {}
+            }
+            if body.draining && !self.mailbox.has_user_work() {
+                self.begin_end(&mut body, StopReason::Shutdown);
+                continue;
             }
             if handled == budget {
-                break None;
+                break;
             }
-            let Some(msg) = self.mailbox.pop_user() else { break None };
+            if self.mailbox.has_system() {
+                continue;
+            }
+            let Some(msg) = self.mailbox.pop_user() else { break };
             if handled > 0 {
                 // The turn goes on: whatever it scheduled so far should not
                 // wait for the rest of it. Let another worker take it.
                 worker::offload_next();
             }
             handled += 1;
-            if let Err(failure) = self.call_handle(running, msg, &guard) {
-                break Some(Exit::Stop(self.failed(failure)));
+            if let Err(reason) = self.call_handle(&mut body, msg, &guard) {
+                self.begin_end(&mut body, reason);
+                continue;
             }
-            if running.ctx.stop_requested {
-                break Some(Exit::Stop(StopReason::Requested));
+            if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested) {
+                self.begin_end(&mut body, StopReason::Requested);
             }
-        };
-        match exit {
-            Some(Exit::Stop(reason)) => {
-                self.terminate(&mut slot, reason, Some(&guard));
-                return TurnEnd::Done;
-            }
-            Some(Exit::Kill) => {
-                self.terminate(&mut slot, StopReason::Killed, None);
-                return TurnEnd::Done;
-            }
-            None => {}
-        }
-        if running.draining && !self.mailbox.has_user_work() {
-            self.terminate(&mut slot, StopReason::Shutdown, Some(&guard));
-            return TurnEnd::Done;
         }
         drop(guard);
-        drop(slot);
+        drop(body);
         self.mailbox.end_turn()
     }
 }
@@ -322,11 +721,23 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     fn control(&self) -> Option<Arc<dyn CellControl>> {
         self.me.upgrade().map(|me| me as Arc<dyn CellControl>)
     }
+
+    fn is_supervised(&self) -> bool {
+        self.supervised.is_some()
+    }
 }
 
 impl<C: Cell> CellControl for CellInstance<C> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
     fn path(&self) -> &CellPath {
         &self.path
+    }
+
+    fn begin(&self) {
+        CellInstance::begin(self);
     }
 
     fn send_system(&self, msg: SystemMsg) {
@@ -343,14 +754,51 @@ impl<C: Cell> CellControl for CellInstance<C> {
         if !self.mailbox.state().try_claim_idle() {
             return false;
         }
-        let mut slot = self.running.lock();
-        self.terminate(&mut slot, StopReason::Killed, None);
+        let mut body = self.body.lock();
+        if body.phase == Phase::Done {
+            self.mailbox.state().finish();
+            return true;
+        }
+        let started = body.reported_started;
+        self.terminate(&mut body, StopReason::Killed, started, true);
         true
     }
 
     fn discard_queued(&self) -> usize {
         self.mailbox.close();
         self.mailbox.take_user().len()
+    }
+
+    fn abandon(&self) -> usize {
+        self.send_system(SystemMsg::Kill);
+        self.discard_queued()
+    }
+
+    fn node(&self) -> Arc<Node> {
+        let mut node = self.node.lock();
+        node.get_or_insert_with(|| {
+            let owner: Weak<dyn CellControl> = self.me.clone();
+            Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
+        })
+        .clone()
+    }
+
+    fn report_overrun(&self, now: Instant) -> Option<Box<Failure>> {
+        let deadline = self.supervised?.deadline?;
+        let mut handling = self.handling.lock();
+        let current = handling.as_mut()?;
+        let elapsed = now.saturating_duration_since(current.since);
+        if current.reported || elapsed <= deadline {
+            return None;
+        }
+        current.reported = true;
+        let kind = current.kind;
+        drop(handling);
+        Some(self.failure(Hook::Handle, Some(kind), FailureCause::DeadlineExceeded { deadline, elapsed }))
+    }
+
+    fn cell_kind(&self) -> &'static str {
+        std::any::type_name::<C>()
     }
 }
 

@@ -39,6 +39,7 @@ pub use self::context::{CellConfig, Context};
 pub use self::error::CellError;
 
 use crate::failure::Failure;
+use crate::supervise::Escalation;
 
 /// An autonomous unit of state and behaviour that handles one message type.
 ///
@@ -102,6 +103,18 @@ pub trait Cell: Send + Sized + 'static {
         let _ = msg;
         std::any::type_name::<Self::Message>()
     }
+
+    /// A copy of `msg` kept while it is handled, so that a failure does not
+    /// lose it: the copy is re-delivered after a restart when the child
+    /// spec has a [`RetryPolicy`](crate::RetryPolicy), and goes to the
+    /// dead-letter store otherwise. The default keeps nothing (a handler
+    /// consumes its message; a failed one reaches the store without a
+    /// body). Return `Some(msg.clone())` for messages that are cheap to copy
+    /// and hold no [`Reply`](crate::Reply).
+    fn retain(msg: &Self::Message) -> Option<Self::Message> {
+        let _ = msg;
+        None
+    }
 }
 
 /// Why a cell stopped.
@@ -110,12 +123,23 @@ pub trait Cell: Send + Sized + 'static {
 pub enum StopReason {
     /// The cell called [`Context::stop`], or was stopped through the runtime.
     Requested,
-    /// The runtime shut down gracefully: the mailbox was closed and drained.
+    /// The runtime shut down gracefully (the mailbox was closed and
+    /// drained), its supervisor stopped it (`terminate_child`), or, for a
+    /// supervisor, its significant children exited (auto-shutdown).
     Shutdown,
     /// The cell was replaced behind its address by another cell.
     Replaced,
-    /// Its parent stopped.
+    /// Its parent (or supervisor) stopped.
     ParentStopped,
+    /// Its supervisor stopped it to restart it with its group
+    /// ([`Strategy::OneForAll`](crate::Strategy::OneForAll),
+    /// [`Strategy::RestForOne`](crate::Strategy::RestForOne)).
+    Restart,
+    /// It is a supervisor that gave up: a child's restart exceeded its
+    /// restart intensity. Its children were stopped first. Like OTP's
+    /// `shutdown`, this is a normal exit for a [`Restart::Transient`](crate::Restart::Transient)
+    /// supervisor's parent.
+    Escalated(Box<Escalation>),
     /// The runtime terminated it without running hooks: a shutdown whose
     /// deadline passed, or a runtime dropped without `shutdown`.
     Killed,
@@ -127,5 +151,12 @@ impl StopReason {
     /// Whether the stop was abnormal (a failure).
     pub fn is_failure(&self) -> bool {
         matches!(self, StopReason::Failed(_))
+    }
+
+    /// Whether a [`Restart::Transient`](crate::Restart::Transient) child that
+    /// stopped this way is restarted: a failure, or a kill. A stop, a
+    /// shutdown, a replace, a group restart and an escalation are normal.
+    pub fn is_abnormal(&self) -> bool {
+        matches!(self, StopReason::Failed(_) | StopReason::Killed)
     }
 }

@@ -19,6 +19,14 @@
 //! the predecessor's leftovers. Until then the queues look empty to the
 //! worker, so a held cell goes idle instead of spinning.
 //!
+//! # Suspended mailboxes
+//!
+//! Between two incarnations of a supervised cell (it failed, and its
+//! supervisor has not restarted it yet) the mailbox is *suspended*: senders
+//! still queue, the worker is handed nothing. Only the holder of the run
+//! token suspends and resumes, so the flag needs no ordering of its own: the
+//! worker that resumes re-checks the queues before its turn ends.
+//!
 //! # Closing
 //!
 //! [`Mailbox::close`] shuts the gate and waits out the senders inside it; from
@@ -53,6 +61,8 @@ pub(crate) struct Mailbox<M> {
     moved_len: AtomicUsize,
     /// Set until the predecessor's messages arrive; see the module docs.
     held: AtomicBool,
+    /// Set between two incarnations; see the module docs.
+    suspended: AtomicBool,
     system: SystemQueue,
     space: SpaceSignal,
 }
@@ -75,6 +85,7 @@ impl<M> Mailbox<M> {
             moved: Mutex::new(VecDeque::new()),
             moved_len: AtomicUsize::new(0),
             held: AtomicBool::new(held),
+            suspended: AtomicBool::new(false),
             system: SystemQueue::default(),
             space: SpaceSignal::default(),
         }
@@ -111,6 +122,17 @@ impl<M> Mailbox<M> {
         self.state.notify()
     }
 
+    /// Puts `msgs` at the front of the moved lane: messages to hand out
+    /// before anything else (a failed message re-delivered after a restart).
+    /// Called by the run-token holder only.
+    pub(crate) fn push_front(&self, msgs: impl DoubleEndedIterator<Item = M>) {
+        let mut moved = self.moved.lock();
+        for msg in msgs.rev() {
+            moved.push_front(msg);
+        }
+        self.moved_len.store(moved.len(), Release);
+    }
+
     /// Takes the messages a replaced predecessor left, ahead of the user
     /// queue, and lifts the hold. Bypasses the gate and the capacity: the
     /// moved lane only ever holds what one replaced queue held.
@@ -131,6 +153,26 @@ impl<M> Mailbox<M> {
         self.held.load(Acquire)
     }
 
+    /// Hands no user message to the worker until [`resume`]. Called by the
+    /// run-token holder only.
+    ///
+    /// [`resume`]: Mailbox::resume
+    pub(crate) fn suspend(&self) {
+        self.suspended.store(true, Relaxed);
+    }
+
+    /// Ends a suspension. Called by the run-token holder only, which
+    /// re-checks the queues before its turn ends.
+    pub(crate) fn resume(&self) {
+        self.suspended.store(false, Relaxed);
+    }
+
+    /// Whether user messages are withheld from the worker.
+    #[inline]
+    fn withheld(&self) -> bool {
+        self.held.load(Acquire) || self.suspended.load(Relaxed)
+    }
+
     /// The next control message, if any.
     pub(crate) fn pop_system(&self) -> Option<SystemMsg> {
         self.system.pop()
@@ -140,7 +182,7 @@ impl<M> Mailbox<M> {
     /// while held.
     #[inline]
     pub(crate) fn pop_user(&self) -> Option<M> {
-        if self.held.load(Acquire) {
+        if self.withheld() {
             return None;
         }
         if self.moved_len.load(Acquire) > 0 {
@@ -153,6 +195,12 @@ impl<M> Mailbox<M> {
         self.queue.pop()
     }
 
+    /// Whether a control request is pending.
+    #[inline]
+    pub(crate) fn has_system(&self) -> bool {
+        !self.system.is_empty()
+    }
+
     /// Whether any queue holds something. Used for the re-check after going idle.
     pub(crate) fn has_work(&self) -> bool {
         !self.system.is_empty() || self.has_user_work()
@@ -161,7 +209,7 @@ impl<M> Mailbox<M> {
     /// Whether a user message (moved or queued) is waiting for the worker;
     /// never while held.
     pub(crate) fn has_user_work(&self) -> bool {
-        !self.held.load(Acquire) && (self.moved_len.load(Acquire) > 0 || !self.queue.is_empty())
+        !self.withheld() && (self.moved_len.load(Acquire) > 0 || !self.queue.is_empty())
     }
 
     /// User messages waiting, moved ones included.
@@ -270,6 +318,19 @@ mod tests {
         assert_eq!(mailbox.len(), 3);
         let order: Vec<i32> = std::iter::from_fn(|| mailbox.pop_user()).collect();
         assert_eq!(order, vec![1, 2, 10], "moved messages come before queued ones");
+    }
+
+    #[test]
+    fn suspended_mailbox_queues_and_hands_out_after_resume() {
+        let mailbox = Mailbox::new(4);
+        mailbox.suspend();
+        let _ = mailbox.push(1).unwrap();
+        assert_eq!(mailbox.pop_user(), None);
+        assert!(!mailbox.has_work(), "a suspended cell must go idle, not spin");
+        mailbox.push_front([0].into_iter());
+        mailbox.resume();
+        let order: Vec<i32> = std::iter::from_fn(|| mailbox.pop_user()).collect();
+        assert_eq!(order, vec![0, 1], "a re-delivered message comes first");
     }
 
     #[test]

@@ -17,6 +17,13 @@ pub(crate) enum SystemMsg {
     Drain,
     /// Terminate now without running hooks; queued messages are undelivered.
     Kill,
+    /// Begin a new incarnation: the supervisor restarts a suspended cell.
+    Restart,
+    /// Terminate a suspended cell for good: its supervisor will not restart it.
+    Retire,
+    /// The cell's supervision has events to process (children started or
+    /// exited, a timer fired, a request arrived).
+    Supervise,
 }
 
 /// Who asked a cell to stop, for [`SystemMsg::Stop`].
@@ -28,15 +35,24 @@ pub(crate) enum StopCause {
     Replaced,
     /// The parent stopped.
     ParentStopped,
+    /// The supervisor stopped it on request (`terminate_child`).
+    Supervisor,
+    /// The supervisor stops it to restart it with its group.
+    GroupRestart,
 }
 
 /// Requests in the order a pop hands them out: most urgent first.
-const BY_URGENCY: [SystemMsg; 5] = [
+const BY_URGENCY: [SystemMsg; 10] = [
     SystemMsg::Kill,
+    SystemMsg::Retire,
+    SystemMsg::Supervise,
     SystemMsg::Stop(StopCause::Replaced),
     SystemMsg::Stop(StopCause::ParentStopped),
+    SystemMsg::Stop(StopCause::Supervisor),
+    SystemMsg::Stop(StopCause::GroupRestart),
     SystemMsg::Stop(StopCause::Requested),
     SystemMsg::Drain,
+    SystemMsg::Restart,
 ];
 
 fn bit(msg: SystemMsg) -> usize {

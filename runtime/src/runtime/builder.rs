@@ -1,8 +1,10 @@
 //! [`Builder`]: the settings of a runtime.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::dispatch::Dispatcher;
+use crate::supervise::Escalation;
 use crate::sync::{thread, Arc};
 
 use super::{BuildError, Runtime, RuntimeShared, Settings};
@@ -36,6 +38,18 @@ pub struct Builder {
     send_timeout: Duration,
     dispatchers: Vec<(String, usize)>,
     quiet_panics: bool,
+    dead_letter_capacity: usize,
+    on_escalation: Option<EscalationHook>,
+}
+
+/// What the runtime root does when a top-level supervisor gives up.
+#[derive(Clone)]
+pub(crate) struct EscalationHook(pub(crate) Arc<dyn Fn(&Escalation) + Send + Sync>);
+
+impl fmt::Debug for EscalationHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EscalationHook(..)")
+    }
 }
 
 impl Default for Builder {
@@ -47,6 +61,8 @@ impl Default for Builder {
             send_timeout: Duration::from_secs(5),
             dispatchers: Vec::new(),
             quiet_panics: false,
+            dead_letter_capacity: 1024,
+            on_escalation: None,
         }
     }
 }
@@ -119,6 +135,32 @@ impl Builder {
         self
     }
 
+    /// How many dead letters [`Runtime::dead_letters`] keeps (the latest).
+    /// `0` keeps none; they are still counted and traced.
+    ///
+    /// # Default
+    ///
+    /// 1,024.
+    pub fn dead_letter_capacity(&mut self, letters: usize) -> &mut Self {
+        self.dead_letter_capacity = letters;
+        self
+    }
+
+    /// The runtime root's policy: called, on the thread of the supervisor
+    /// that gave up, when a top-level supervisor exceeds its restart
+    /// intensity. The supervisor's subtree is stopped by then and stays
+    /// stopped; the escalation is also kept in [`Runtime::escalations`].
+    /// The hook may shut the process down, page an operator, or start the
+    /// tree again from another thread. It must not block.
+    ///
+    /// # Default
+    ///
+    /// None: the escalation is traced and kept.
+    pub fn on_escalation(&mut self, hook: impl Fn(&Escalation) + Send + Sync + 'static) -> &mut Self {
+        self.on_escalation = Some(EscalationHook(Arc::new(hook)));
+        self
+    }
+
     /// Starts the runtime's worker threads.
     ///
     /// # Errors
@@ -169,6 +211,8 @@ impl Builder {
             default_capacity: self.default_capacity,
             send_timeout: self.send_timeout,
             quiet_panics: self.quiet_panics,
+            dead_letter_capacity: self.dead_letter_capacity,
+            on_escalation: self.on_escalation.clone(),
         };
         tracing::debug!(
             dispatchers = ?pools,

@@ -81,6 +81,18 @@ pub enum SpawnError {
         /// The address's path.
         path: CellPath,
     },
+    /// The cell is restarted by a supervisor from its child spec; it cannot
+    /// be replaced behind its address.
+    Supervised {
+        /// The address's path.
+        path: CellPath,
+    },
+    /// The child was spawned from a value, not a factory: it cannot be
+    /// started again.
+    NotRestartable {
+        /// The supervisor's path.
+        path: CellPath,
+    },
 }
 
 impl fmt::Display for SpawnError {
@@ -93,6 +105,12 @@ impl fmt::Display for SpawnError {
             SpawnError::NameTaken { path } => write!(f, "a cell at {path} is already running"),
             SpawnError::ReplaceInProgress { path } => {
                 write!(f, "the cell at {path} is still taking over from the cell it replaced")
+            }
+            SpawnError::Supervised { path } => {
+                write!(f, "the cell at {path} is supervised from a child spec and cannot be replaced")
+            }
+            SpawnError::NotRestartable { path } => {
+                write!(f, "a child of {path} spawned from a value cannot be started again")
             }
         }
     }

@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use self::builder::EscalationHook;
 pub use self::builder::{Builder, DEFAULT_DISPATCHER};
 pub use self::error::{BuildError, SpawnError};
 pub(crate) use self::registry::CellControl;
@@ -24,15 +25,24 @@ pub use self::shutdown::ShutdownReport;
 
 use self::registry::Registry;
 use crate::address::{Addr, Slot};
-use crate::cell::instance::CellInstance;
-use crate::cell::{Cell, CellConfig, Context, StopReason};
+use crate::ask::{self, AskError, Pending, Reply};
+use crate::cell::instance::{CellInstance, Origin, Supervised};
+use crate::cell::{Cell, CellConfig, StopReason};
+use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::Dispatcher;
 use crate::failure::Failure;
 use crate::mailbox::{StopCause, SystemMsg};
 use crate::path::CellPath;
-use crate::sync::atomic::{AtomicU64, Ordering::*};
-use crate::sync::{Arc, Condvar, Mutex};
+use crate::supervise::node::{ChildExit, Node, NodeSeed};
+use crate::supervise::spec::Factory;
+use crate::supervise::start::{ChildName, SupervisorCell};
+use crate::supervise::{Escalation, StartError, Supervisor, SupervisorSpec, Terminated};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use crate::sync::{Arc, Condvar, Mutex, Weak};
 use crate::timer::TimerService;
+
+/// How many escalations [`Runtime::escalations`] keeps.
+const ESCALATIONS_KEPT: usize = 1024;
 
 /// How many recent failures [`Runtime::failures`] keeps.
 const FAILURES_KEPT: usize = 1024;
@@ -48,13 +58,45 @@ enum PathClaim {
     TakeOver,
 }
 
-/// A spawned cell's address and the runtime's handle on its lifecycle.
-pub(crate) type Spawned<M> = (Addr<M>, Arc<dyn CellControl>);
-
 pub(crate) struct Settings {
     pub(crate) default_capacity: usize,
     pub(crate) send_timeout: Duration,
     pub(crate) quiet_panics: bool,
+    pub(crate) dead_letter_capacity: usize,
+    pub(crate) on_escalation: Option<EscalationHook>,
+}
+
+/// A spawned cell's address and instance, not yet begun.
+pub(crate) type Spawned<C> = (Addr<<C as Cell>::Message>, Arc<CellInstance<C>>);
+
+/// What a spawn asks for; see [`RuntimeShared::spawn_instance`].
+pub(crate) struct SpawnRequest<'a, C: Cell> {
+    /// The supervisor node the cell reports to; `None` for a top-level cell.
+    pub(crate) parent: Option<&'a Arc<Node>>,
+    pub(crate) name: ChildName,
+    pub(crate) config: CellConfig,
+    pub(crate) origin: Origin<C>,
+    pub(crate) supervised: Option<Supervised>,
+    /// Set for a declared supervisor.
+    pub(crate) seed: Option<NodeSeed>,
+    /// An address whose terminated target the new instance replaces.
+    pub(crate) existing: Option<Addr<C::Message>>,
+}
+
+/// The runtime root: who waits for top-level supervisors to start, and the
+/// escalations that reached it.
+#[derive(Default)]
+struct Root {
+    waiters: HashMap<u64, Reply<Result<(), StopReason>>>,
+    escalations: VecDeque<Escalation>,
+}
+
+/// Cells with a handler deadline, for the watchdog.
+#[derive(Default)]
+struct Deadlines {
+    cells: Vec<Weak<dyn CellControl>>,
+    period: Option<Duration>,
+    generation: u64,
 }
 
 /// State shared by the runtime handle, every cell and every context.
@@ -70,11 +112,20 @@ pub(crate) struct RuntimeShared {
     failures: Mutex<VecDeque<Failure>>,
     failures_total: AtomicU64,
     timers: TimerService,
+    shutting_down: AtomicBool,
+    dead_letters: DeadLetters,
+    root: Mutex<Root>,
+    deadlines: Mutex<Deadlines>,
 }
 
 impl RuntimeShared {
     fn new(settings: Settings, dispatchers: Vec<Arc<Dispatcher>>) -> Arc<Self> {
+        let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
         Arc::new(RuntimeShared {
+            shutting_down: AtomicBool::new(false),
+            dead_letters,
+            root: Mutex::new(Root::default()),
+            deadlines: Mutex::new(Deadlines::default()),
             settings,
             dispatchers: dispatchers.iter().map(|d| (d.name.clone(), d.clone())).collect(),
             dispatcher_order: dispatchers,
@@ -118,38 +169,80 @@ impl RuntimeShared {
         Ok((capacity, dispatcher.clone()))
     }
 
-    /// Spawns `cell` as a child of `parent` (path and dispatcher), or at the
-    /// top level.
+    /// Spawns a top-level cell from a value and starts it.
     pub(crate) fn spawn_cell<C: Cell>(
         self: &Arc<Self>,
-        parent: Option<(&CellPath, &Arc<str>)>,
         config: CellConfig,
         cell: C,
-    ) -> Result<Spawned<C::Message>, SpawnError> {
+    ) -> Result<Addr<C::Message>, SpawnError> {
+        let name = config.name.clone().map_or(ChildName::Numbered, ChildName::Named);
+        let (addr, instance) = self.spawn_instance(SpawnRequest {
+            parent: None,
+            name,
+            config,
+            origin: Origin::Value(cell),
+            supervised: None,
+            seed: None,
+            existing: None,
+        })?;
+        instance.begin();
+        Ok(addr)
+    }
+
+    /// Creates and registers an instance; the caller records it where it
+    /// must (a supervisor's children) and then calls `begin`.
+    pub(crate) fn spawn_instance<C: Cell>(
+        self: &Arc<Self>,
+        req: SpawnRequest<'_, C>,
+    ) -> Result<Spawned<C>, SpawnError> {
+        let default_capacity = req.existing.as_ref().map_or(self.settings.default_capacity, |a| a.capacity());
         let (capacity, dispatcher) =
-            self.placement(&config, self.settings.default_capacity, parent.map(|(_, d)| &**d))?;
+            self.placement(&req.config, default_capacity, req.parent.map(|p| p.dispatcher()))?;
         let id = self.next_id.fetch_add(1, Relaxed);
         let root = CellPath::root();
-        let parent_path = parent.map_or(&root, |(path, _)| path);
-        let (path, named) = match &config.name {
-            Some(name) => (parent_path.child(name)?, true),
-            None => (parent_path.numbered_child(id), false),
+        let parent_path = req.parent.map_or(&root, |p| p.path());
+        let (path, claim) = match (&req.existing, &req.name) {
+            (Some(addr), _) => (addr.path().clone(), PathClaim::TakeOver),
+            (None, ChildName::Named(name)) => (parent_path.child(name)?, PathClaim::Unique),
+            (None, ChildName::Numbered) => (parent_path.numbered_child(id), PathClaim::Numbered),
         };
-        let instance =
-            CellInstance::<C>::new(id, path.clone(), capacity, false, dispatcher.clone(), self.clone());
-        let addr =
-            Addr::from_slot(Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)));
-        self.register(
+        let instance = CellInstance::<C>::new(
             id,
-            &path,
-            instance.clone(),
-            if named { PathClaim::Unique } else { PathClaim::Numbered },
-        )?;
+            path.clone(),
+            capacity,
+            false,
+            dispatcher.clone(),
+            self.clone(),
+            req.parent.map(Arc::downgrade),
+            req.supervised,
+        );
+        let previous_owner = self.register(id, &path, instance.clone(), claim)?;
+        let slot = match req.existing {
+            Some(addr) => {
+                if addr.slot().reinstall(instance.clone()).is_err() {
+                    self.unregister(id, &path, previous_owner);
+                    return Err(SpawnError::NameTaken { path });
+                }
+                addr.slot().clone()
+            }
+            None => Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)),
+        };
+        instance.install(&slot, req.origin);
+        if let Some(seed) = req.seed {
+            let owner: Weak<dyn CellControl> = Arc::downgrade(&instance) as Weak<dyn CellControl>;
+            instance.set_node(Node::with_seed(
+                owner,
+                path.clone(),
+                dispatcher.name.clone(),
+                self.clone(),
+                Some(seed),
+            ));
+        }
+        if let Some(deadline) = req.supervised.and_then(|s| s.deadline) {
+            self.watch_deadline(Arc::downgrade(&instance) as Weak<dyn CellControl>, deadline);
+        }
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), dispatcher = %dispatcher.name, capacity, "spawned");
-        let ctx = Context::new(addr.clone(), self.clone(), dispatcher.name.clone());
-        instance.install(cell, ctx);
-        instance.begin();
-        Ok((addr, instance))
+        Ok((Addr::from_slot(slot), instance))
     }
 
     /// Puts a new cell behind `addr`; see [`Runtime::replace_with`].
@@ -159,12 +252,23 @@ impl RuntimeShared {
         config: CellConfig,
         cell: C,
     ) -> Result<(), SpawnError> {
+        if addr.slot().current().is_supervised() {
+            return Err(SpawnError::Supervised { path: addr.path().clone() });
+        }
         let (capacity, dispatcher) = self.placement(&config, addr.capacity(), None)?;
         let id = self.next_id.fetch_add(1, Relaxed);
         let path = addr.path().clone();
-        let instance =
-            CellInstance::<C>::new(id, path.clone(), capacity, true, dispatcher.clone(), self.clone());
-        instance.install(cell, Context::new(addr.clone(), self.clone(), dispatcher.name.clone()));
+        let instance = CellInstance::<C>::new(
+            id,
+            path.clone(),
+            capacity,
+            true,
+            dispatcher.clone(),
+            self.clone(),
+            None,
+            None,
+        );
+        instance.install(addr.slot(), Origin::Value(cell));
         let previous_owner = self.register(id, &path, instance.clone(), PathClaim::TakeOver)?;
         if addr.slot().replace(instance.clone()).is_err() {
             self.unregister(id, &path, previous_owner);
@@ -174,6 +278,114 @@ impl RuntimeShared {
         // `started` runs now; messages wait for the predecessor's leftovers.
         instance.begin();
         Ok(())
+    }
+
+    /// Starts a top-level supervisor and waits for its children to start.
+    fn start_supervisor(
+        self: &Arc<Self>,
+        spec: SupervisorSpec,
+        timeout: Duration,
+    ) -> Result<Supervisor, StartError> {
+        spec.validate()?;
+        let name = spec.name.clone();
+        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|| SupervisorCell)));
+        let seed = NodeSeed { flags: spec.flags, statics: spec.children, template: spec.template };
+        let (reply, pending) = ask::channel();
+        let (addr, instance) = self.spawn_instance(SpawnRequest {
+            parent: None,
+            name: ChildName::Named(name.clone()),
+            config: CellConfig::new(),
+            origin: Origin::Factory(factory),
+            supervised: None,
+            seed: Some(seed),
+            existing: None,
+        })?;
+        self.root.lock().waiters.insert(instance.id(), reply);
+        let node = instance.node();
+        CellControl::begin(&*instance);
+        match pending.wait(timeout) {
+            Ok(Ok(())) => Ok(Supervisor::new(addr, node)),
+            Ok(Err(reason)) => Err(StartError::ChildFailed { id: name, reason }),
+            Err(AskError::Timeout) => Err(StartError::Timeout),
+            Err(_) => Err(StartError::SupervisorStopping),
+        }
+    }
+
+    /// Watches `cell`'s handlers against `deadline`.
+    fn watch_deadline(self: &Arc<Self>, cell: Weak<dyn CellControl>, deadline: Duration) {
+        let period = (deadline / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+        let mut deadlines = self.deadlines.lock();
+        deadlines.cells.retain(|c| c.upgrade().is_some_and(|c| !c.is_terminated()));
+        deadlines.cells.push(cell);
+        if deadlines.period.is_some_and(|p| p <= period) {
+            return;
+        }
+        deadlines.period = Some(period);
+        deadlines.generation += 1;
+        let generation = deadlines.generation;
+        let runtime = Arc::downgrade(self);
+        self.timers.call_after(period, move || runtime.upgrade()?.scan_deadlines(generation, period));
+    }
+
+    /// One pass of the watchdog: reports handlers past their deadline.
+    fn scan_deadlines(&self, generation: u64, period: Duration) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let cells: Vec<Arc<dyn CellControl>> = {
+            let deadlines = self.deadlines.lock();
+            if deadlines.generation != generation {
+                return None;
+            }
+            deadlines.cells.iter().filter_map(Weak::upgrade).collect()
+        };
+        for cell in cells {
+            if let Some(failure) = cell.report_overrun(now) {
+                tracing::warn!(cell = %failure.path, message = failure.message_kind, "handler overran its deadline");
+                self.record_failure(&failure);
+            }
+        }
+        Some(period)
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Acquire)
+    }
+
+    pub(crate) fn dead_letter(&self, letter: DeadLetter) {
+        self.dead_letters.push(letter);
+    }
+
+    /// The live cell with this id.
+    pub(crate) fn control_of(&self, id: u64) -> Option<Arc<dyn CellControl>> {
+        self.registry.lock().cells.get(&id).cloned()
+    }
+
+    /// A top-level cell's incarnation started.
+    pub(crate) fn root_child_started(&self, id: u64) {
+        let waiter = self.root.lock().waiters.remove(&id);
+        if let Some(reply) = waiter {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// A top-level cell stopped (top-level cells are never restarted).
+    pub(crate) fn root_child_exited(&self, id: u64, path: &CellPath, exit: ChildExit) {
+        let waiter = self.root.lock().waiters.remove(&id);
+        if let Some(reply) = waiter {
+            let _ = reply.send(Err(exit.reason.clone()));
+        }
+        if let StopReason::Escalated(escalation) = exit.reason {
+            tracing::error!(supervisor = %path, child = %escalation.child, "escalation reached the runtime root");
+            {
+                let mut root = self.root.lock();
+                if root.escalations.len() == ESCALATIONS_KEPT {
+                    root.escalations.pop_front();
+                }
+                root.escalations.push_back((*escalation).clone());
+            }
+            if let Some(hook) = &self.settings.on_escalation {
+                (hook.0)(&escalation);
+            }
+        }
     }
 
     /// Adds a live cell under `path`, as `claim` says; returns the path's
@@ -342,7 +554,53 @@ impl Runtime {
     ///
     /// A [`SpawnError`] naming the refused option, or `ShutDown`.
     pub fn spawn_with<C: Cell>(&self, config: CellConfig, cell: C) -> Result<Addr<C::Message>, SpawnError> {
-        self.shared.spawn_cell(None, config, cell).map(|(addr, _)| addr)
+        self.shared.spawn_cell(config, cell)
+    }
+
+    /// Starts a top-level supervisor: its children start in spec order, each
+    /// after the previous one's `started` returned. Waits up to `timeout`.
+    ///
+    /// A top-level supervisor is not restarted: when it gives up (restart
+    /// intensity exceeded) its subtree stops and the escalation reaches the
+    /// runtime root ([`Builder::on_escalation`], [`Runtime::escalations`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Spec`] for an invalid spec; `ChildFailed` when a child
+    /// failed to start (the children before it were stopped, in reverse
+    /// order, and the supervisor with them); `Spawn`; `Timeout`.
+    pub fn start_supervisor(
+        &self,
+        spec: SupervisorSpec,
+        timeout: Duration,
+    ) -> Result<Supervisor, StartError> {
+        self.shared.start_supervisor(spec, timeout)
+    }
+
+    /// Resolves once the cell behind `addr` stops for good, with its path and
+    /// reason: not when its supervisor restarts it, nor when it is replaced.
+    /// Resolves at once if it has already stopped. From a cell, use
+    /// [`Context::watch`](crate::Context::watch).
+    pub fn watch<M: Send + 'static>(&self, addr: &Addr<M>) -> Pending<Terminated> {
+        let (reply, pending) = ask::channel();
+        addr.slot().watchers().add_reply(reply);
+        pending
+    }
+
+    /// The latest dead letters (see [`Builder::dead_letter_capacity`]),
+    /// oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.shared.dead_letters.snapshot()
+    }
+
+    /// Dead letters since the runtime started.
+    pub fn dead_letter_count(&self) -> u64 {
+        self.shared.dead_letters.total()
+    }
+
+    /// Escalations that reached the runtime root (the latest 1,024), oldest first.
+    pub fn escalations(&self) -> Vec<Escalation> {
+        self.shared.root.lock().escalations.iter().cloned().collect()
     }
 
     /// Puts `cell` behind `addr` in place of the cell serving it now; see

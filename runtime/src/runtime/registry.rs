@@ -1,15 +1,24 @@
 //! The registry of live cells: spawn order, paths, and termination counts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
+use crate::failure::Failure;
 use crate::mailbox::SystemMsg;
 use crate::path::CellPath;
+use crate::supervise::node::Node;
 use crate::sync::Arc;
 
 /// The runtime's type-erased handle on one cell's lifecycle.
 pub(crate) trait CellControl: Send + Sync + 'static {
+    /// The instance id, unique in the runtime.
+    fn id(&self) -> u64;
     /// The cell's path.
     fn path(&self) -> &CellPath;
+    /// The Rust type of the cell.
+    fn cell_kind(&self) -> &'static str;
+    /// Schedules the first turn, which starts the cell.
+    fn begin(&self);
     /// Queues a control message and schedules the cell.
     fn send_system(&self, msg: SystemMsg);
     /// Whether the cell has terminated.
@@ -19,6 +28,15 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     fn try_kill_idle(&self) -> bool;
     /// Closes the mailbox and drops what is queued; returns how many.
     fn discard_queued(&self) -> usize;
+    /// Gives up on a cell whose handler does not return: kills it (effective
+    /// when the handler returns), closes its mailbox and drops what is
+    /// queued; returns how many.
+    fn abandon(&self) -> usize;
+    /// The cell's supervision node, created on first use.
+    fn node(&self) -> Arc<Node>;
+    /// For the deadline watchdog: the failure of a handler running past its
+    /// deadline at `now`, once per handler call.
+    fn report_overrun(&self, now: Instant) -> Option<Box<Failure>>;
 }
 
 /// Live cells and counters, behind the runtime's registry lock.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::mailbox::SystemMsg;
 use crate::path::CellPath;
+use crate::sync::atomic::Ordering::Release;
 use crate::sync::{thread, Arc, Backoff};
 
 use super::{CellControl, RuntimeShared};
@@ -44,6 +45,7 @@ impl ShutdownReport {
 pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownReport {
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
+    shared.shutting_down.store(true, Release);
     let (cells, stopped_before, killed_before, undelivered_before) = {
         let mut registry = shared.registry.lock();
         registry.accepting = false;

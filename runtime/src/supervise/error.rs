@@ -1,0 +1,120 @@
+//! Errors of starting supervisors and of managing their children.
+
+use std::fmt;
+
+use crate::ask::AskError;
+use crate::cell::StopReason;
+use crate::runtime::SpawnError;
+
+use super::spec::SpecError;
+
+/// Why a supervisor or a child could not be started.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The spec was refused.
+    Spec(SpecError),
+    /// The runtime refused the spawn.
+    Spawn(SpawnError),
+    /// The child (or, for a supervisor, one of its children) failed to
+    /// start; for a supervisor, the children started before it were stopped.
+    ChildFailed {
+        /// The child's id (the supervisor's name for a supervisor).
+        id: String,
+        /// How its start ended.
+        reason: StopReason,
+    },
+    /// The start did not complete in time. It goes on; the supervisor may
+    /// still come up.
+    Timeout,
+    /// The supervisor is stopping or has stopped.
+    SupervisorStopping,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Spec(err) => write!(f, "invalid spec: {err}"),
+            StartError::Spawn(err) => write!(f, "cannot spawn: {err}"),
+            StartError::ChildFailed { id, reason: StopReason::Failed(failure) } => {
+                write!(f, "{id} failed to start: {failure}")
+            }
+            StartError::ChildFailed { id, reason } => write!(f, "{id} stopped while starting: {reason:?}"),
+            StartError::Timeout => f.write_str("the start did not complete in time"),
+            StartError::SupervisorStopping => f.write_str("the supervisor is stopping"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Spec(err) => Some(err),
+            StartError::Spawn(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<SpecError> for StartError {
+    fn from(err: SpecError) -> Self {
+        StartError::Spec(err)
+    }
+}
+
+impl From<SpawnError> for StartError {
+    fn from(err: SpawnError) -> Self {
+        StartError::Spawn(err)
+    }
+}
+
+impl From<AskError> for StartError {
+    fn from(err: AskError) -> Self {
+        match err {
+            AskError::Timeout => StartError::Timeout,
+            _ => StartError::SupervisorStopping,
+        }
+    }
+}
+
+/// Why `terminate_child`, `restart_child` or `delete_child` was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChildError {
+    /// No child has this id.
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// The child is running (or restarting): stop it first.
+    Running {
+        /// The child's id.
+        id: String,
+    },
+    /// The supervisor is stopping or has stopped.
+    SupervisorStopping,
+    /// The supervisor did not answer in time.
+    Timeout,
+}
+
+impl fmt::Display for ChildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildError::NotFound { id } => write!(f, "no child {id:?}"),
+            ChildError::Running { id } => write!(f, "child {id:?} is running"),
+            ChildError::SupervisorStopping => f.write_str("the supervisor is stopping"),
+            ChildError::Timeout => f.write_str("the supervisor did not answer in time"),
+        }
+    }
+}
+
+impl std::error::Error for ChildError {}
+
+impl From<AskError> for ChildError {
+    fn from(err: AskError) -> Self {
+        match err {
+            AskError::Timeout => ChildError::Timeout,
+            _ => ChildError::SupervisorStopping,
+        }
+    }
+}

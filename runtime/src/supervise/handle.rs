@@ -1,0 +1,185 @@
+//! [`Supervisor`]: a handle on a running supervisor.
+
+use std::any::Any;
+use std::fmt;
+use std::time::Duration;
+
+use crate::address::Addr;
+use crate::ask::{self, Pending};
+use crate::path::CellPath;
+use crate::sync::Arc;
+
+use super::error::{ChildError, StartError};
+use super::info::{ChildCounts, ChildInfo, SupervisionEvent};
+use super::node::{Command, Node};
+use super::spec::ChildSpec;
+use super::start::SupervisorMsg;
+use super::watch::Terminated;
+
+/// A handle on a running supervisor: look up its children, read its
+/// history, start and stop children.
+///
+/// Reads (`child`, `which_children`, `count_children`, `history`) answer at
+/// once. Requests (`start_child`, `terminate_child`, …) are processed by the
+/// supervisor in its turn, in order with the exits of its children, and
+/// waited for up to `timeout`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cellrt::{Cell, CellError, ChildSpec, ChildState, Context, Runtime, SupervisorSpec};
+///
+/// struct Echo;
+/// impl Cell for Echo {
+///     type Message = String;
+///     fn handle(&mut self, _: &mut Context<Self>, _: String) -> Result<(), CellError> {
+///         Ok(())
+///     }
+/// }
+///
+/// let runtime = Runtime::builder().build()?;
+/// let sup = runtime.start_supervisor(SupervisorSpec::new("sup"), Duration::from_secs(5))?;
+/// sup.start_child(ChildSpec::new("echo", || Echo), Duration::from_secs(5))?;
+/// let children = sup.which_children();
+/// assert_eq!(children[0].id, "echo");
+/// assert_eq!(children[0].state, ChildState::Running);
+/// sup.child::<String>("echo").unwrap().send("hi".into())?;
+/// runtime.shutdown(Duration::from_secs(5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Supervisor {
+    addr: Addr<SupervisorMsg>,
+    node: Arc<Node>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(addr: Addr<SupervisorMsg>, node: Arc<Node>) -> Self {
+        Supervisor { addr, node }
+    }
+
+    /// The supervisor's path.
+    pub fn path(&self) -> &CellPath {
+        self.addr.path()
+    }
+
+    /// The address of child `id`, if it exists and handles `M`. The address
+    /// stays valid across the child's restarts.
+    pub fn child<M: Send + 'static>(&self, id: &str) -> Option<Addr<M>> {
+        self.node.child_addr(id).and_then(|addr| downcast_addr(&*addr))
+    }
+
+    /// The child `id`, if it is a supervisor.
+    pub fn supervisor(&self, id: &str) -> Option<Supervisor> {
+        let addr = self.child::<SupervisorMsg>(id)?;
+        let node = self.node.child_handle(id)?.node();
+        Some(Supervisor { addr, node })
+    }
+
+    /// Every child, in start order, with its state and restart count.
+    pub fn which_children(&self) -> Vec<ChildInfo> {
+        self.node.which_children()
+    }
+
+    /// Child counts.
+    pub fn count_children(&self) -> ChildCounts {
+        self.node.count_children()
+    }
+
+    /// The latest supervision events (up to 256), oldest first: exits,
+    /// restarts, failed starts, abandoned children, giving up.
+    pub fn history(&self) -> Vec<SupervisionEvent> {
+        self.node.history()
+    }
+
+    /// Adds a child and starts it, waiting for its `started` hook.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Spec`] for an invalid spec or a duplicate id,
+    /// [`StartError::ChildFailed`] when it failed to start (it is not
+    /// added), `Timeout`, or `SupervisorStopping`.
+    pub fn start_child(&self, spec: ChildSpec, timeout: Duration) -> Result<(), StartError> {
+        let (reply, pending) = ask::channel();
+        self.node.command(Command::StartChild { spec, reply });
+        pending.wait(timeout)?.map(drop)
+    }
+
+    /// Starts one more child of a [`Strategy::Pool`](crate::Strategy::Pool)
+    /// supervisor from its template; returns its address.
+    ///
+    /// # Errors
+    ///
+    /// As [`start_child`](Supervisor::start_child); `Spec(WrongStrategy)`
+    /// when the supervisor is not a pool or the template does not handle `M`.
+    pub fn start_pool_child<M: Send + 'static>(&self, timeout: Duration) -> Result<Addr<M>, StartError> {
+        let (reply, pending) = ask::channel();
+        self.node.command(Command::StartPoolChild { reply });
+        let addr = pending.wait(timeout)??;
+        downcast_addr(&*addr)
+            .ok_or(StartError::Spec(super::spec::SpecError::WrongStrategy { strategy: self.node.strategy() }))
+    }
+
+    /// Stops child `id` (its shutdown rule applies) and keeps its spec;
+    /// [`restart_child`](Supervisor::restart_child) starts it again. Pool
+    /// and temporary children are forgotten.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `Timeout` or `SupervisorStopping`.
+    pub fn terminate_child(&self, id: &str, timeout: Duration) -> Result<(), ChildError> {
+        self.request(timeout, |reply| Command::TerminateChild { id: id.to_owned(), reply })
+    }
+
+    /// Starts a stopped child again, behind the same address.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `Running` if it is not stopped, `Timeout` or `SupervisorStopping`.
+    pub fn restart_child(&self, id: &str, timeout: Duration) -> Result<(), ChildError> {
+        self.request(timeout, |reply| Command::RestartChild { id: id.to_owned(), reply })
+    }
+
+    /// Forgets a stopped child's spec.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `Running` if it is not stopped, `Timeout` or `SupervisorStopping`.
+    pub fn delete_child(&self, id: &str, timeout: Duration) -> Result<(), ChildError> {
+        self.request(timeout, |reply| Command::DeleteChild { id: id.to_owned(), reply })
+    }
+
+    fn request(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(ask::Reply<Result<(), ChildError>>) -> Command,
+    ) -> Result<(), ChildError> {
+        let (reply, pending) = ask::channel();
+        self.node.command(make(reply));
+        pending.wait(timeout)?
+    }
+
+    /// Resolves when the supervisor stops for good; see [`Addr`]'s `watch`
+    /// in [`Runtime::watch`](crate::Runtime::watch).
+    pub fn watch(&self) -> Pending<Terminated> {
+        let (reply, pending) = ask::channel();
+        self.addr.slot().watchers().add_reply(reply);
+        pending
+    }
+
+    /// Whether the supervisor has stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        self.addr.is_closed()
+    }
+}
+
+fn downcast_addr<M: Send + 'static>(addr: &(dyn Any + Send + Sync)) -> Option<Addr<M>> {
+    addr.downcast_ref::<Addr<M>>().cloned()
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Supervisor").field(self.addr.path()).finish()
+    }
+}

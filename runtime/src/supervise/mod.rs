@@ -1,0 +1,37 @@
+//! Supervision: supervisors restart, stop and escalate as Erlang/OTP's
+//! supervisor does, and keep what they supervise from losing messages.
+//!
+//! - `spec.rs`: [`SupervisorSpec`], [`ChildSpec`] and their options, checked
+//!   into [`SpecError`]s.
+//! - `node.rs`: the supervision state of one cell, processed in its turn.
+//! - `window.rs`: the restart-intensity sliding window.
+//! - `start.rs`: how a spec spawns an instance; the supervisor cell.
+//! - `handle.rs`: [`Supervisor`], the handle on a running supervisor.
+//! - `info.rs`: what a supervisor reports: children, counts, history.
+//! - `watch.rs`: [`Terminated`] notices for watchers.
+//! - `error.rs`: [`StartError`] and [`ChildError`].
+//!
+//! `docs/supervision.md` states the semantics: strategies, restart kinds,
+//! intensity, backoff, ordered start and stop, significant children,
+//! escalation to the runtime root, kept mailboxes and dead letters.
+
+mod error;
+mod handle;
+mod info;
+pub(crate) mod node;
+pub(crate) mod spec;
+pub(crate) mod start;
+pub(crate) mod watch;
+mod window;
+
+pub use self::error::{ChildError, StartError};
+pub use self::handle::Supervisor;
+pub use self::info::{
+    ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind,
+};
+pub use self::spec::{
+    AutoShutdown, ChildSpec, Restart, RestartBackoff, RetryPolicy, Shutdown, SpecError, Strategy,
+    SupervisorSpec,
+};
+pub use self::start::SupervisorMsg;
+pub use self::watch::Terminated;

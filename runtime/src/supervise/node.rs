@@ -1,0 +1,1297 @@
+//! The supervision state of one cell: its children, how they are started,
+//! stopped and restarted, and the restart intensity.
+//!
+//! # Who runs it
+//!
+//! A node belongs to one cell instance, its *owner*. Children report to it
+//! from any thread ([`Node::child_started`], [`Node::child_exited`]), as do
+//! timers and requests from [`Supervisor`](crate::Supervisor) handles: each
+//! pushes an event and schedules the owner with a `Supervise` control
+//! request. The events are processed in the owner's turn
+//! ([`Node::process`]), one at a time, so the supervisor logic never runs
+//! concurrently with itself or with the owner's hooks, and never blocks a
+//! worker: stopping children one by one is a sequence of events (each
+//! child's exit, or its timeout), not a wait.
+//!
+//! # Operations
+//!
+//! At most one sequenced operation runs at a time: starting children in
+//! order, or stopping them in reverse order, optionally then a backoff
+//! delay, then starting them again (a group restart). Exits and requests
+//! that arrive meanwhile are deferred until it completes, as an OTP
+//! supervisor's mailbox would hold them.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::ask::Reply;
+use crate::cell::instance::{Origin, Supervised};
+use crate::cell::{Cell, CellConfig, StopReason};
+use crate::failure::{Failure, FailureCause, Hook};
+use crate::mailbox::{StopCause, SystemMsg};
+use crate::path::CellPath;
+use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
+use crate::sync::{Arc, Mutex, Weak};
+
+use super::error::{ChildError, StartError};
+use super::info::{ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind};
+use super::spec::{validate_child, AutoShutdown, ChildSpec, Flags, Restart, Shutdown, SpecError, Strategy};
+use super::start::{ChildName, ChildPlacement, StartedChild};
+use super::window::RestartWindow;
+
+/// How many supervision events a node keeps.
+const HISTORY_KEPT: usize = 256;
+
+/// What a child tells its supervisor when an incarnation ends.
+#[derive(Clone, Debug)]
+pub(crate) struct ChildExit {
+    pub(crate) reason: StopReason,
+    /// Whether the incarnation had reported that it started.
+    pub(crate) started: bool,
+    /// Whether the instance is suspended and can be restarted in place
+    /// (else it terminated for good).
+    pub(crate) kept: bool,
+}
+
+/// What the owner must do after its node processed events.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Every static child started: a supervisor reports that it started.
+    StartedAll,
+    /// A static child failed to start; the ones before it were stopped.
+    StartFailed(Box<Failure>),
+    /// The owner fails (reserved for node-detected failures).
+    #[allow(dead_code)]
+    Failed(Box<Failure>),
+    /// Restart intensity exceeded: the owner ends, and escalates.
+    Escalate(Box<Escalation>),
+    /// Significant children exited: the owner shuts down.
+    AutoShutdown,
+    /// The owner's children have all stopped; its ending can go on.
+    ChildrenStopped,
+}
+
+/// A request from a [`Supervisor`](crate::Supervisor) handle.
+#[allow(clippy::enum_variant_names)]
+pub(crate) enum Command {
+    StartChild { spec: ChildSpec, reply: Reply<Result<Arc<dyn Any + Send + Sync>, StartError>> },
+    StartPoolChild { reply: Reply<Result<Arc<dyn Any + Send + Sync>, StartError>> },
+    TerminateChild { id: String, reply: Reply<Result<(), ChildError>> },
+    RestartChild { id: String, reply: Reply<Result<(), ChildError>> },
+    DeleteChild { id: String, reply: Reply<Result<(), ChildError>> },
+}
+
+enum Event {
+    Started(u64),
+    Exited(u64, ChildExit),
+    Tick(u64),
+    Command(Command),
+}
+
+/// Where a child is in its life, as the supervisor tracks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Spawned or restarted; `started` has not reported yet.
+    Starting,
+    Running,
+    /// Told to stop; its exit has not arrived.
+    Stopping,
+    /// Exited; kept (suspended) or waiting for a restart.
+    Waiting,
+    /// Not running, not to be restarted until asked.
+    Stopped,
+}
+
+impl Status {
+    fn is_alive(self) -> bool {
+        matches!(self, Status::Starting | Status::Running | Status::Stopping)
+    }
+}
+
+struct Child {
+    /// The current instance's id; events are keyed by it.
+    key: u64,
+    id: String,
+    path: CellPath,
+    spec: ChildSpec,
+    handle: Option<Arc<dyn CellControl>>,
+    addr: Arc<dyn Any + Send + Sync>,
+    status: Status,
+    /// Whether the instance is suspended, restartable in place.
+    kept: bool,
+    restarts: u32,
+    /// Restarts in a row, for the backoff.
+    consecutive: u32,
+    running_since: Option<Instant>,
+    /// The timer of a pending (backed-off) restart.
+    pending_tick: Option<u64>,
+    /// From the supervisor spec (restarted with the supervisor) rather than
+    /// added at run time (lost when the supervisor's incarnation ends).
+    is_static: bool,
+    /// Did not stop within its timeout during a group restart; restarted
+    /// when its exit arrives.
+    overdue: bool,
+}
+
+enum StartPurpose {
+    /// The owner's incarnation starts its static children.
+    Init,
+    /// A group restart.
+    Group { trigger: String },
+}
+
+enum StopPurpose {
+    /// A group restart: then start `ids` (start order) after `delay`.
+    Group { ids: Vec<String>, delay: Duration, trigger: String },
+    /// A group restart failed to start a child: stop what started, count a
+    /// restart, then try the group again.
+    GroupRetry { ids: Vec<String>, trigger: String, reason: StopReason },
+    /// The owner's start failed at a child: stop what started, then fail.
+    StartAborted(Box<Failure>),
+    /// The owner's incarnation ends.
+    OwnerEnding,
+    /// `terminate_child` (and `delete_child` after it when `delete`).
+    Terminate { id: String, reply: Option<Reply<Result<(), ChildError>>> },
+}
+
+enum Op {
+    Start { queue: VecDeque<String>, waiting: Option<u64>, started: Vec<String>, purpose: StartPurpose },
+    Stop { queue: VecDeque<u64>, waiting: Option<(u64, Option<u64>)>, cause: StopCause, purpose: StopPurpose },
+    Backoff { tick: u64, ids: Vec<String>, trigger: String },
+}
+
+/// Who waits for a child's first start.
+enum StartWaiter {
+    /// `Context::start_child`: nobody waits; a failed start removes it.
+    Nobody,
+    Reply(Reply<Result<Arc<dyn Any + Send + Sync>, StartError>>),
+}
+
+struct NodeState {
+    flags: Flags,
+    /// A declared supervisor: starts its static children with each incarnation.
+    supervisor: bool,
+    statics: Vec<ChildSpec>,
+    template: Option<ChildSpec>,
+    children: Vec<Child>,
+    events: VecDeque<Event>,
+    deferred: VecDeque<Event>,
+    op: Option<Op>,
+    window: RestartWindow,
+    history: VecDeque<SupervisionEvent>,
+    ticks: u64,
+    waiters: Vec<(u64, StartWaiter)>,
+    owner_ending: bool,
+    /// The owner terminated: children that exit retire themselves.
+    retired: bool,
+    outcomes: Vec<Outcome>,
+    rng: u64,
+}
+
+/// The supervision state of one cell. See the module docs.
+pub(crate) struct Node {
+    owner: Weak<dyn CellControl>,
+    path: CellPath,
+    dispatcher: Arc<str>,
+    runtime: Arc<RuntimeShared>,
+    me: Weak<Node>,
+    state: Mutex<NodeState>,
+}
+
+/// What a declared supervisor starts with.
+#[derive(Clone)]
+pub(crate) struct NodeSeed {
+    pub(crate) flags: Flags,
+    pub(crate) statics: Vec<ChildSpec>,
+    pub(crate) template: Option<ChildSpec>,
+}
+
+impl Node {
+    /// A node with default flags and no static children: a cell's own
+    /// children.
+    pub(crate) fn new(
+        owner: Weak<dyn CellControl>,
+        path: CellPath,
+        dispatcher: Arc<str>,
+        runtime: Arc<RuntimeShared>,
+    ) -> Arc<Node> {
+        Node::with_seed(owner, path, dispatcher, runtime, None)
+    }
+
+    pub(crate) fn with_seed(
+        owner: Weak<dyn CellControl>,
+        path: CellPath,
+        dispatcher: Arc<str>,
+        runtime: Arc<RuntimeShared>,
+        seed: Option<NodeSeed>,
+    ) -> Arc<Node> {
+        let supervisor = seed.is_some();
+        let seed = seed.unwrap_or(NodeSeed { flags: Flags::default(), statics: Vec::new(), template: None });
+        let rng = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write(path.as_str().as_bytes());
+            h.finish() | 1
+        };
+        Arc::new_cyclic(|me| Node {
+            owner,
+            path,
+            dispatcher,
+            runtime,
+            me: me.clone(),
+            state: Mutex::new(NodeState {
+                flags: seed.flags,
+                supervisor,
+                statics: seed.statics,
+                template: seed.template,
+                children: Vec::new(),
+                events: VecDeque::new(),
+                deferred: VecDeque::new(),
+                op: None,
+                window: RestartWindow::default(),
+                history: VecDeque::new(),
+                ticks: 0,
+                waiters: Vec::new(),
+                owner_ending: false,
+                retired: false,
+                outcomes: Vec::new(),
+                rng,
+            }),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &CellPath {
+        &self.path
+    }
+
+    pub(crate) fn dispatcher(&self) -> &str {
+        &self.dispatcher
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<RuntimeShared> {
+        &self.runtime
+    }
+
+    /// New flags for a cell supervising its own children.
+    pub(crate) fn set_flags(&self, flags: Flags) {
+        self.state.lock().flags = flags;
+    }
+
+    /// Whether this node is a declared supervisor (it starts static children).
+    pub(crate) fn is_supervisor(&self) -> bool {
+        self.state.lock().supervisor
+    }
+
+    pub(crate) fn strategy(&self) -> Strategy {
+        self.state.lock().flags.strategy
+    }
+
+    fn push(&self, event: Event) {
+        self.state.lock().events.push_back(event);
+        if let Some(owner) = self.owner.upgrade() {
+            owner.send_system(SystemMsg::Supervise);
+        }
+    }
+
+    /// A child's incarnation started.
+    pub(crate) fn child_started(&self, key: u64) {
+        self.push(Event::Started(key));
+    }
+
+    /// A child's incarnation ended. A child kept for a restart by a node
+    /// whose owner is gone retires itself.
+    pub(crate) fn child_exited(&self, key: u64, exit: ChildExit) {
+        let mut state = self.state.lock();
+        if state.retired {
+            drop(state);
+            if exit.kept {
+                if let Some(child) = self.runtime.control_of(key) {
+                    child.send_system(SystemMsg::Retire);
+                }
+            }
+            return;
+        }
+        state.events.push_back(Event::Exited(key, exit));
+        drop(state);
+        if let Some(owner) = self.owner.upgrade() {
+            owner.send_system(SystemMsg::Supervise);
+        }
+    }
+
+    /// A request from a supervisor handle.
+    pub(crate) fn command(&self, command: Command) {
+        self.push(Event::Command(command));
+    }
+
+    /// Processes every pending event; returns what the owner must do. Called
+    /// by the owner's turn only.
+    pub(crate) fn process(&self) -> Vec<Outcome> {
+        let mut state = self.state.lock();
+        while let Some(event) = state.events.pop_front() {
+            self.on_event(&mut state, event);
+        }
+        while state.op.is_none() {
+            let Some(event) = state.deferred.pop_front() else { break };
+            if state.owner_ending {
+                self.refuse(event);
+                continue;
+            }
+            self.on_event(&mut state, event);
+        }
+        std::mem::take(&mut state.outcomes)
+    }
+
+    /// The owner's new incarnation starts: static children start in order.
+    pub(crate) fn begin_owner_start(&self) {
+        let mut state = self.state.lock();
+        state.owner_ending = false;
+        state.window.clear();
+        let queue: VecDeque<String> = state.statics.iter().map(|s| s.id.clone()).collect();
+        state.op = Some(Op::Start { queue, waiting: None, started: Vec::new(), purpose: StartPurpose::Init });
+        self.advance_start(&mut state);
+    }
+
+    /// The owner's incarnation ends: its children stop in reverse order.
+    pub(crate) fn begin_owner_end(&self) {
+        let mut state = self.state.lock();
+        state.owner_ending = true;
+        for child in &mut state.children {
+            child.pending_tick = None;
+        }
+        for (_, waiter) in state.waiters.drain(..) {
+            if let StartWaiter::Reply(reply) = waiter {
+                let _ = reply.send(Err(StartError::SupervisorStopping));
+            }
+        }
+        let queue: VecDeque<u64> =
+            state.children.iter().rev().filter(|c| c.status.is_alive()).map(|c| c.key).collect();
+        state.op = Some(Op::Stop {
+            queue,
+            waiting: None,
+            cause: StopCause::ParentStopped,
+            purpose: StopPurpose::OwnerEnding,
+        });
+        self.advance_stop(&mut state);
+    }
+
+    /// Whether the owner's ending may go on (no operation pending).
+    pub(crate) fn children_stopped(&self) -> bool {
+        let state = self.state.lock();
+        !(state.owner_ending && state.op.is_some())
+    }
+
+    /// The owner terminated for good: every child goes with it.
+    pub(crate) fn retire_all(&self) {
+        let children = {
+            let mut state = self.state.lock();
+            state.retired = true;
+            state.op = None;
+            state.waiters.clear();
+            std::mem::take(&mut state.children)
+        };
+        for child in children {
+            if let Some(handle) = child.handle {
+                if child.kept {
+                    handle.send_system(SystemMsg::Retire);
+                } else if child.status.is_alive() {
+                    handle.send_system(SystemMsg::Stop(StopCause::ParentStopped));
+                }
+            }
+        }
+    }
+
+    /// The owner was killed: so are its children.
+    pub(crate) fn kill_all(&self) {
+        let children = {
+            let mut state = self.state.lock();
+            state.retired = true;
+            state.op = None;
+            state.waiters.clear();
+            std::mem::take(&mut state.children)
+        };
+        for child in children {
+            if let Some(handle) = child.handle {
+                handle.send_system(SystemMsg::Kill);
+            }
+        }
+    }
+
+    fn refuse(&self, event: Event) {
+        if let Event::Command(command) = event {
+            refuse_command(command, ChildError::SupervisorStopping);
+        }
+    }
+
+    fn on_event(&self, state: &mut NodeState, event: Event) {
+        match event {
+            Event::Started(key) => self.on_started(state, key),
+            Event::Exited(key, exit) => self.on_exited(state, key, exit),
+            Event::Tick(tick) => self.on_tick(state, tick),
+            Event::Command(command) => {
+                if state.op.is_some() {
+                    state.deferred.push_back(Event::Command(command));
+                } else if state.owner_ending || state.retired {
+                    refuse_command(command, ChildError::SupervisorStopping);
+                } else {
+                    self.on_command(state, command);
+                }
+            }
+        }
+    }
+
+    fn on_started(&self, state: &mut NodeState, key: u64) {
+        let Some(index) = state.index_of_key(key) else { return };
+        let child = &mut state.children[index];
+        if child.status == Status::Starting {
+            child.status = Status::Running;
+            child.running_since = Some(Instant::now());
+        }
+        let addr = child.addr.clone();
+        if let Some(position) = state.waiters.iter().position(|(k, _)| *k == key) {
+            if let (_, StartWaiter::Reply(reply)) = state.waiters.swap_remove(position) {
+                let _ = reply.send(Ok(addr));
+            }
+        }
+        if let Some(Op::Start { waiting, .. }) = &mut state.op {
+            if *waiting == Some(key) {
+                *waiting = None;
+                if let Some(Op::Start { started, .. }) = &mut state.op {
+                    started.push(state.children[index].id.clone());
+                }
+                self.advance_start(state);
+            }
+        }
+    }
+
+    fn on_exited(&self, state: &mut NodeState, key: u64, exit: ChildExit) {
+        let Some(index) = state.index_of_key(key) else {
+            // Not (or no longer) ours: nobody will restart it.
+            if exit.kept {
+                if let Some(child) = self.runtime.control_of(key) {
+                    child.send_system(SystemMsg::Retire);
+                }
+            }
+            return;
+        };
+        {
+            let child = &mut state.children[index];
+            child.kept = exit.kept;
+            child.status = if exit.kept { Status::Waiting } else { Status::Stopped };
+            child.running_since = None;
+        }
+        // A first start that failed.
+        if let Some(position) = state.waiters.iter().position(|(k, _)| *k == key) {
+            if !exit.started {
+                let (_, waiter) = state.waiters.swap_remove(position);
+                let child = state.children.remove(index);
+                if child.kept {
+                    if let Some(handle) = &child.handle {
+                        handle.send_system(SystemMsg::Retire);
+                    }
+                }
+                self.record(state, &child.id, SupervisionEventKind::StartFailed(exit.reason.clone()));
+                if let StartWaiter::Reply(reply) = waiter {
+                    let _ = reply.send(Err(StartError::ChildFailed { id: child.id, reason: exit.reason }));
+                }
+                return;
+            }
+            state.waiters.swap_remove(position);
+        }
+        match &mut state.op {
+            Some(Op::Stop { waiting: Some((waited, _)), .. }) if *waited == key => {
+                if let Some(Op::Stop { waiting, .. }) = &mut state.op {
+                    *waiting = None;
+                }
+                self.advance_stop(state);
+            }
+            Some(Op::Start { waiting: Some(waited), .. }) if *waited == key => {
+                self.start_failed_in_op(state, index, exit);
+            }
+            Some(_) => state.deferred.push_back(Event::Exited(key, exit)),
+            None if state.owner_ending => {}
+            None => self.handle_exit(state, index, exit),
+        }
+    }
+
+    fn on_tick(&self, state: &mut NodeState, tick: u64) {
+        match &state.op {
+            Some(Op::Stop { waiting: Some((key, Some(t))), .. }) if *t == tick => {
+                let key = *key;
+                self.stop_timed_out(state, key);
+                return;
+            }
+            Some(Op::Backoff { tick: t, .. }) if *t == tick => {
+                if let Some(Op::Backoff { ids, trigger, .. }) = state.op.take() {
+                    state.op = Some(Op::Start {
+                        queue: ids.into_iter().collect(),
+                        waiting: None,
+                        started: Vec::new(),
+                        purpose: StartPurpose::Group { trigger },
+                    });
+                    self.advance_start(state);
+                }
+                return;
+            }
+            _ => {}
+        }
+        if let Some(index) = state.children.iter().position(|c| c.pending_tick == Some(tick)) {
+            if state.op.is_some() {
+                state.deferred.push_back(Event::Tick(tick));
+            } else {
+                self.restart_now(state, index);
+            }
+        }
+    }
+
+    /// A spontaneous exit, with no operation running: the restart decision.
+    fn handle_exit(&self, state: &mut NodeState, index: usize, exit: ChildExit) {
+        let child = &mut state.children[index];
+        if child.overdue {
+            // Stopped late during a group restart that has moved on.
+            child.overdue = false;
+            self.restart_now(state, index);
+            return;
+        }
+        let restart = exit.kept
+            && !self.runtime.is_shutting_down()
+            && match child.spec.restart {
+                Restart::Permanent => true,
+                Restart::Transient => exit.reason.is_abnormal(),
+                Restart::Temporary => false,
+            };
+        let id = child.id.clone();
+        self.record(state, &id, SupervisionEventKind::Exited(exit.reason.clone()));
+        if !restart {
+            let child = &mut state.children[index];
+            if child.kept {
+                if let Some(handle) = &child.handle {
+                    handle.send_system(SystemMsg::Retire);
+                }
+                child.kept = false;
+            }
+            child.status = Status::Stopped;
+            let significant = child.spec.significant;
+            if child.spec.restart == Restart::Temporary || !child.is_static {
+                let child = state.children.remove(index);
+                if child.spec.restart == Restart::Temporary {
+                    state.statics.retain(|s| s.id != child.id);
+                }
+            }
+            if significant {
+                self.auto_shutdown(state);
+            }
+            return;
+        }
+        if !state.window.admit(Instant::now(), state.flags.max_restarts, state.flags.period) {
+            self.give_up(state, &id, exit.reason);
+            return;
+        }
+        let delay = self.backoff(state, index);
+        let child = &mut state.children[index];
+        child.restarts += 1;
+        let restarts = child.restarts;
+        self.record(state, &id, SupervisionEventKind::Restarting { restarts, delay });
+        match state.flags.strategy {
+            Strategy::OneForOne | Strategy::Pool => self.schedule_restart(state, index, delay),
+            Strategy::OneForAll => {
+                let members: Vec<usize> = (0..state.children.len()).collect();
+                self.begin_group(state, &id, members, delay);
+            }
+            Strategy::RestForOne => {
+                let members: Vec<usize> = (index..state.children.len()).collect();
+                self.begin_group(state, &id, members, delay);
+            }
+        }
+    }
+
+    /// The restart intensity is exceeded: the owner ends and escalates.
+    fn give_up(&self, state: &mut NodeState, id: &str, reason: StopReason) {
+        let child_path = state.children.iter().find(|c| c.id == id).map(|c| c.path.clone());
+        let escalation = Escalation {
+            supervisor: self.path.clone(),
+            child: child_path.unwrap_or_else(|| self.path.clone()),
+            reason,
+            max_restarts: state.flags.max_restarts,
+            period: state.flags.period,
+        };
+        tracing::error!(
+            supervisor = %self.path,
+            child = id,
+            max_restarts = escalation.max_restarts,
+            period = ?escalation.period,
+            "restart intensity exceeded; the supervisor gives up"
+        );
+        self.record(state, id, SupervisionEventKind::GaveUp);
+        state.outcomes.push(Outcome::Escalate(Box::new(escalation)));
+    }
+
+    fn auto_shutdown(&self, state: &mut NodeState) {
+        let shut = match state.flags.auto_shutdown {
+            AutoShutdown::Never => false,
+            AutoShutdown::AnySignificant => true,
+            AutoShutdown::AllSignificant => {
+                !state.children.iter().any(|c| c.spec.significant && c.status != Status::Stopped)
+            }
+        };
+        if shut {
+            tracing::info!(supervisor = %self.path, "significant children exited; shutting down");
+            let path = self.path.as_str().to_owned();
+            self.record(state, &path, SupervisionEventKind::AutoShutdown);
+            state.outcomes.push(Outcome::AutoShutdown);
+        }
+    }
+
+    /// The delay before a child's next restart; counts it as consecutive
+    /// unless the child ran quietly for the reset period.
+    fn backoff(&self, state: &mut NodeState, index: usize) -> Duration {
+        let backoff = state.flags.backoff;
+        let child = &mut state.children[index];
+        let quiet = child.running_since.map_or(Duration::ZERO, |since| since.elapsed());
+        if !backoff.reset_after.is_zero() && quiet >= backoff.reset_after {
+            child.consecutive = 0;
+        }
+        child.consecutive = child.consecutive.saturating_add(1);
+        let base = backoff.base_delay(child.consecutive);
+        if base.is_zero() || backoff.jitter == 0.0 {
+            return base;
+        }
+        // xorshift64*: enough to spread siblings apart, not for secrets.
+        state.rng ^= state.rng << 13;
+        state.rng ^= state.rng >> 7;
+        state.rng ^= state.rng << 17;
+        let unit = (state.rng >> 11) as f64 / (1_u64 << 53) as f64;
+        base + base.mul_f64(backoff.jitter * unit)
+    }
+
+    fn schedule_restart(&self, state: &mut NodeState, index: usize, delay: Duration) {
+        state.children[index].status = Status::Waiting;
+        if delay.is_zero() {
+            self.restart_now(state, index);
+            return;
+        }
+        let tick = self.timer(state, delay);
+        state.children[index].pending_tick = Some(tick);
+    }
+
+    /// Schedules a `Tick` event after `delay`; returns its number.
+    fn timer(&self, state: &mut NodeState, delay: Duration) -> u64 {
+        state.ticks += 1;
+        let tick = state.ticks;
+        let node = self.me.clone();
+        self.runtime.timers().call_after(delay, move || {
+            if let Some(node) = node.upgrade() {
+                node.push(Event::Tick(tick));
+            }
+            None
+        });
+        tick
+    }
+
+    /// Restarts one child now: in place if it is kept, else as a fresh
+    /// instance behind the same address.
+    fn restart_now(&self, state: &mut NodeState, index: usize) {
+        let child = &mut state.children[index];
+        child.pending_tick = None;
+        if child.kept {
+            if let Some(handle) = &child.handle {
+                child.kept = false;
+                child.status = Status::Starting;
+                handle.send_system(SystemMsg::Restart);
+                return;
+            }
+        }
+        if child.status.is_alive() {
+            return;
+        }
+        let spec = child.spec.clone();
+        let addr = child.addr.clone();
+        let name = if child.is_static || state.flags.strategy != Strategy::Pool {
+            ChildName::Named(child.id.clone())
+        } else {
+            ChildName::Numbered
+        };
+        match self.spawn(&spec, name, Some(&addr)) {
+            Ok(started) => {
+                let child = &mut state.children[index];
+                child.key = started.handle.id();
+                child.handle = Some(started.handle.clone());
+                child.status = Status::Starting;
+                started.handle.begin();
+            }
+            Err(err) => {
+                tracing::warn!(supervisor = %self.path, child = %spec.id, %err, "cannot restart child");
+                state.children[index].status = Status::Stopped;
+            }
+        }
+    }
+
+    fn spawn(
+        &self,
+        spec: &ChildSpec,
+        name: ChildName,
+        existing: Option<&Arc<dyn Any + Send + Sync>>,
+    ) -> Result<StartedChild, SpawnError> {
+        let me = self.me.upgrade().ok_or(SpawnError::ShutDown)?;
+        spec.start.start(spec, ChildPlacement { parent: &me, name, existing })
+    }
+
+    /// Starts a group restart: stop the live members in reverse order, then
+    /// start them all in order (temporary ones are not restarted).
+    fn begin_group(&self, state: &mut NodeState, trigger: &str, members: Vec<usize>, delay: Duration) {
+        let keys: Vec<u64> = members.iter().map(|&i| state.children[i].key).collect();
+        state.deferred.retain(|event| match event {
+            Event::Exited(key, _) => !keys.contains(key),
+            _ => true,
+        });
+        for &i in &members {
+            state.children[i].pending_tick = None;
+        }
+        let queue: VecDeque<u64> = members
+            .iter()
+            .rev()
+            .filter(|&&i| state.children[i].status.is_alive())
+            .map(|&i| state.children[i].key)
+            .collect();
+        let ids = members.iter().map(|&i| state.children[i].id.clone()).collect();
+        state.op = Some(Op::Stop {
+            queue,
+            waiting: None,
+            cause: StopCause::GroupRestart,
+            purpose: StopPurpose::Group { ids, delay, trigger: trigger.to_owned() },
+        });
+        self.advance_stop(state);
+    }
+
+    /// Tells the next child of a stop operation to stop, or completes it.
+    fn advance_stop(&self, state: &mut NodeState) {
+        loop {
+            let Some(Op::Stop { queue, waiting, cause, .. }) = &mut state.op else { return };
+            if waiting.is_some() {
+                return;
+            }
+            let cause = *cause;
+            let Some(key) = queue.pop_front() else { break };
+            let Some(index) = state.index_of_key(key) else { continue };
+            let child = &mut state.children[index];
+            if !child.status.is_alive() {
+                continue;
+            }
+            let Some(handle) = child.handle.clone() else { continue };
+            child.status = Status::Stopping;
+            let shutdown = child.spec.shutdown;
+            let tick = match shutdown {
+                Shutdown::Kill => {
+                    handle.send_system(SystemMsg::Kill);
+                    None
+                }
+                Shutdown::Timeout(timeout) => {
+                    handle.send_system(SystemMsg::Stop(cause));
+                    Some(self.timer(state, timeout))
+                }
+                Shutdown::Infinity => {
+                    handle.send_system(SystemMsg::Stop(cause));
+                    None
+                }
+            };
+            if let Some(Op::Stop { waiting, .. }) = &mut state.op {
+                *waiting = Some((key, tick));
+            }
+            return;
+        }
+        let Some(Op::Stop { purpose, .. }) = state.op.take() else { return };
+        self.finish_stop(state, purpose);
+    }
+
+    /// A child did not stop within its shutdown timeout.
+    fn stop_timed_out(&self, state: &mut NodeState, key: u64) {
+        let group = matches!(
+            state.op,
+            Some(Op::Stop { purpose: StopPurpose::Group { .. } | StopPurpose::GroupRetry { .. }, .. })
+        );
+        if let Some(index) = state.index_of_key(key) {
+            let child = &mut state.children[index];
+            let id = child.id.clone();
+            if group {
+                // It restarts once its handler returns and it exits.
+                child.overdue = true;
+                tracing::warn!(supervisor = %self.path, child = %id, "child overran its shutdown timeout during a group restart");
+                self.record(state, &id, SupervisionEventKind::Overdue);
+            } else if let Some(handle) = child.handle.clone() {
+                child.status = Status::Stopped;
+                child.kept = false;
+                let discarded = handle.abandon();
+                self.runtime.count_undelivered(&child.path, discarded);
+                tracing::warn!(
+                    supervisor = %self.path,
+                    child = %id,
+                    discarded,
+                    "child did not stop within its shutdown timeout; abandoned with its mailbox closed"
+                );
+                self.record(state, &id, SupervisionEventKind::Abandoned);
+            }
+        }
+        if let Some(Op::Stop { waiting, .. }) = &mut state.op {
+            *waiting = None;
+        }
+        self.advance_stop(state);
+    }
+
+    fn finish_stop(&self, state: &mut NodeState, purpose: StopPurpose) {
+        match purpose {
+            StopPurpose::Group { ids, delay, trigger } => self.start_group(state, ids, delay, trigger),
+            StopPurpose::GroupRetry { ids, trigger, reason } => {
+                if !state.window.admit(Instant::now(), state.flags.max_restarts, state.flags.period) {
+                    self.give_up(state, &trigger, reason);
+                    return;
+                }
+                self.start_group(state, ids, Duration::ZERO, trigger);
+            }
+            StopPurpose::StartAborted(failure) => state.outcomes.push(Outcome::StartFailed(failure)),
+            StopPurpose::OwnerEnding => {
+                // Run-time children go with this incarnation; static ones
+                // stay suspended for the next (or are retired with the owner).
+                let mut kept = Vec::new();
+                for child in std::mem::take(&mut state.children) {
+                    if child.is_static && child.spec.restart != Restart::Temporary {
+                        kept.push(child);
+                    } else if child.kept {
+                        if let Some(handle) = &child.handle {
+                            handle.send_system(SystemMsg::Retire);
+                        }
+                    }
+                }
+                state.children = kept;
+                state.statics.retain(|s| s.restart != Restart::Temporary);
+                state.outcomes.push(Outcome::ChildrenStopped);
+            }
+            StopPurpose::Terminate { id, reply } => {
+                if let Some(index) = state.children.iter().position(|c| c.id == id) {
+                    let child = &mut state.children[index];
+                    if child.kept {
+                        if let Some(handle) = &child.handle {
+                            handle.send_system(SystemMsg::Retire);
+                        }
+                        child.kept = false;
+                    }
+                    child.status = Status::Stopped;
+                    if child.spec.restart == Restart::Temporary
+                        || !child.is_static && state.flags.strategy == Strategy::Pool
+                    {
+                        state.children.remove(index);
+                        state.statics.retain(|s| s.id != id);
+                    }
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// After a group stop: waits out the backoff, then starts the members.
+    fn start_group(&self, state: &mut NodeState, ids: Vec<String>, delay: Duration, trigger: String) {
+        // Temporary members are not restarted: their specs are forgotten.
+        let mut remaining = Vec::new();
+        for id in ids {
+            let Some(index) = state.children.iter().position(|c| c.id == id) else { continue };
+            if state.children[index].spec.restart == Restart::Temporary {
+                let child = state.children.remove(index);
+                if child.kept {
+                    if let Some(handle) = &child.handle {
+                        handle.send_system(SystemMsg::Retire);
+                    }
+                }
+                state.statics.retain(|s| s.id != child.id);
+            } else {
+                remaining.push(id);
+            }
+        }
+        if delay.is_zero() {
+            state.op = Some(Op::Start {
+                queue: remaining.into_iter().collect(),
+                waiting: None,
+                started: Vec::new(),
+                purpose: StartPurpose::Group { trigger },
+            });
+            self.advance_start(state);
+        } else {
+            let tick = self.timer(state, delay);
+            state.op = Some(Op::Backoff { tick, ids: remaining, trigger });
+        }
+    }
+
+    /// Starts the next child of a start operation, or completes it.
+    fn advance_start(&self, state: &mut NodeState) {
+        loop {
+            let Some(Op::Start { queue, waiting, .. }) = &mut state.op else { return };
+            if waiting.is_some() {
+                return;
+            }
+            let Some(id) = queue.pop_front() else { break };
+            let index = match state.children.iter().position(|c| c.id == id) {
+                Some(index) => index,
+                None => {
+                    // A static child never started (or forgotten): spawn it.
+                    let Some(spec) = state.statics.iter().find(|s| s.id == id).cloned() else { continue };
+                    match self.spawn(&spec, ChildName::Named(id.clone()), None) {
+                        Ok(started) => {
+                            state.children.push(Child::new(&spec, started.clone(), true));
+                            if let Some(Op::Start { waiting, .. }) = &mut state.op {
+                                *waiting = Some(started.handle.id());
+                            }
+                            started.handle.begin();
+                            return;
+                        }
+                        Err(err) => {
+                            let reason = StopReason::Failed(self.start_failure(&id, &err.to_string()));
+                            self.abort_start(state, &id, reason);
+                            return;
+                        }
+                    }
+                }
+            };
+            if state.children[index].overdue {
+                // Still stopping: restarted when its exit arrives.
+                continue;
+            }
+            self.restart_now(state, index);
+            let child = &state.children[index];
+            if child.status == Status::Starting {
+                let key = child.key;
+                if let Some(Op::Start { waiting, .. }) = &mut state.op {
+                    *waiting = Some(key);
+                }
+                return;
+            }
+            if child.status == Status::Stopped {
+                let reason =
+                    StopReason::Failed(self.start_failure(&id, "the child could not be spawned again"));
+                self.abort_start(state, &id, reason);
+                return;
+            }
+        }
+        let Some(Op::Start { purpose, .. }) = state.op.take() else { return };
+        match purpose {
+            StartPurpose::Init => state.outcomes.push(Outcome::StartedAll),
+            StartPurpose::Group { trigger } => {
+                let trigger_id = trigger.clone();
+                self.record(state, &trigger_id, SupervisionEventKind::GroupRestarted);
+            }
+        }
+    }
+
+    /// The child a start operation waited for exited before it started.
+    fn start_failed_in_op(&self, state: &mut NodeState, index: usize, exit: ChildExit) {
+        let id = state.children[index].id.clone();
+        self.abort_start(state, &id, exit.reason);
+    }
+
+    /// A start operation failed at child `id`: stops the children it started
+    /// (reverse order), then fails the owner (initial start) or retries the
+    /// group (group restart).
+    fn abort_start(&self, state: &mut NodeState, id: &str, reason: StopReason) {
+        let Some(Op::Start { started, purpose, .. }) = state.op.take() else { return };
+        self.record(state, id, SupervisionEventKind::StartFailed(reason.clone()));
+        let queue: VecDeque<u64> = started
+            .iter()
+            .rev()
+            .filter_map(|s| state.children.iter().find(|c| &c.id == s))
+            .map(|c| c.key)
+            .collect();
+        let purpose = match purpose {
+            StartPurpose::Init => {
+                // The failed child is not restarted: the owner's start fails.
+                if let Some(child) = state.children.iter_mut().find(|c| c.id == id) {
+                    if child.kept {
+                        if let Some(handle) = &child.handle {
+                            handle.send_system(SystemMsg::Retire);
+                        }
+                        child.kept = false;
+                    }
+                    child.status = Status::Stopped;
+                }
+                let text = format!("child {id} failed to start: {}", describe(&reason));
+                StopPurpose::StartAborted(self.start_failure_text(text))
+            }
+            StartPurpose::Group { trigger } => {
+                let mut ids: Vec<String> = started;
+                ids.push(id.to_owned());
+                let order: Vec<String> =
+                    state.children.iter().filter(|c| ids.contains(&c.id)).map(|c| c.id.clone()).collect();
+                let _ = trigger;
+                StopPurpose::GroupRetry { ids: order, trigger: id.to_owned(), reason }
+            }
+        };
+        state.op = Some(Op::Stop { queue, waiting: None, cause: StopCause::GroupRestart, purpose });
+        self.advance_stop(state);
+    }
+
+    fn start_failure(&self, id: &str, why: &str) -> Box<Failure> {
+        self.start_failure_text(format!("child {id} failed to start: {why}"))
+    }
+
+    fn start_failure_text(&self, text: String) -> Box<Failure> {
+        let cell_kind = self.owner.upgrade().map_or("cellrt::Supervisor", |o| o.cell_kind());
+        Box::new(Failure {
+            path: self.path.clone(),
+            cell_kind,
+            hook: Hook::Started,
+            message_kind: None,
+            cause: FailureCause::Error { text, type_name: Some("cellrt::StartError") },
+            at: SystemTime::now(),
+        })
+    }
+
+    fn record(&self, state: &mut NodeState, child: &str, kind: SupervisionEventKind) {
+        if state.history.len() == HISTORY_KEPT {
+            state.history.pop_front();
+        }
+        state.history.push_back(SupervisionEvent { at: SystemTime::now(), child: child.to_owned(), kind });
+    }
+
+    fn on_command(&self, state: &mut NodeState, command: Command) {
+        match command {
+            Command::StartChild { spec, reply } => {
+                if state.flags.strategy == Strategy::Pool {
+                    let _ = reply
+                        .send(Err(StartError::Spec(SpecError::WrongStrategy { strategy: Strategy::Pool })));
+                    return;
+                }
+                match self.add_child(state, spec) {
+                    Ok(key) => state.waiters.push((key, StartWaiter::Reply(reply))),
+                    Err(err) => drop(reply.send(Err(err))),
+                }
+            }
+            Command::StartPoolChild { reply } => {
+                let Some(template) = state.template.clone() else {
+                    let strategy = state.flags.strategy;
+                    let _ = reply.send(Err(StartError::Spec(SpecError::WrongStrategy { strategy })));
+                    return;
+                };
+                match self.spawn(&template, ChildName::Numbered, None) {
+                    Ok(started) => {
+                        let mut child = Child::new(&template, started.clone(), false);
+                        child.id = started.handle.path().name().to_owned();
+                        child.path = started.handle.path().clone();
+                        let key = started.handle.id();
+                        state.children.push(child);
+                        state.waiters.push((key, StartWaiter::Reply(reply)));
+                        started.handle.begin();
+                    }
+                    Err(err) => drop(reply.send(Err(StartError::Spawn(err)))),
+                }
+            }
+            Command::TerminateChild { id, reply } => self.terminate_child(state, &id, Some(reply)),
+            Command::RestartChild { id, reply } => {
+                let result = match state.children.iter().position(|c| c.id == id) {
+                    None => Err(ChildError::NotFound { id }),
+                    Some(index) if state.children[index].status != Status::Stopped => {
+                        Err(ChildError::Running { id })
+                    }
+                    Some(index) => {
+                        self.restart_now(state, index);
+                        if state.children[index].status == Status::Starting {
+                            Ok(())
+                        } else {
+                            Err(ChildError::SupervisorStopping)
+                        }
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::DeleteChild { id, reply } => {
+                let result = match state.children.iter().position(|c| c.id == id) {
+                    None => Err(ChildError::NotFound { id }),
+                    Some(index) if state.children[index].status != Status::Stopped => {
+                        Err(ChildError::Running { id })
+                    }
+                    Some(index) => {
+                        state.children.remove(index);
+                        state.statics.retain(|s| s.id != id);
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn terminate_child(&self, state: &mut NodeState, id: &str, reply: Option<Reply<Result<(), ChildError>>>) {
+        let Some(index) = state.children.iter().position(|c| c.id == id) else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(ChildError::NotFound { id: id.to_owned() }));
+            }
+            return;
+        };
+        let child = &mut state.children[index];
+        child.pending_tick = None;
+        let queue: VecDeque<u64> = if child.status.is_alive() { [child.key].into() } else { VecDeque::new() };
+        state.op = Some(Op::Stop {
+            queue,
+            waiting: None,
+            cause: StopCause::Supervisor,
+            purpose: StopPurpose::Terminate { id: id.to_owned(), reply },
+        });
+        self.advance_stop(state);
+    }
+
+    /// Adds and spawns a run-time child; returns its key. The caller waits
+    /// for its start.
+    fn add_child(&self, state: &mut NodeState, spec: ChildSpec) -> Result<u64, StartError> {
+        validate_child(&spec, state.flags.auto_shutdown).map_err(StartError::Spec)?;
+        if state.children.iter().any(|c| c.id == spec.id) {
+            return Err(StartError::Spec(SpecError::DuplicateId { id: spec.id }));
+        }
+        let started =
+            self.spawn(&spec, ChildName::Named(spec.id.clone()), None).map_err(StartError::Spawn)?;
+        let key = started.handle.id();
+        state.children.push(Child::new(&spec, started.clone(), false));
+        started.handle.begin();
+        Ok(key)
+    }
+
+    /// `Context::start_child`: adds a run-time child without waiting for it.
+    pub(crate) fn start_child_now(&self, spec: ChildSpec) -> Result<Arc<dyn Any + Send + Sync>, StartError> {
+        let mut state = self.state.lock();
+        if state.owner_ending || state.retired {
+            return Err(StartError::SupervisorStopping);
+        }
+        if state.flags.strategy == Strategy::Pool {
+            return Err(StartError::Spec(SpecError::WrongStrategy { strategy: Strategy::Pool }));
+        }
+        let key = self.add_child(&mut state, spec)?;
+        state.waiters.push((key, StartWaiter::Nobody));
+        Ok(state.children.last().map(|c| c.addr.clone()).expect("just added"))
+    }
+
+    /// `Context::spawn`: a temporary child from a value.
+    pub(crate) fn spawn_value<C: Cell>(
+        &self,
+        config: CellConfig,
+        cell: C,
+    ) -> Result<crate::address::Addr<C::Message>, SpawnError> {
+        let mut state = self.state.lock();
+        if state.retired {
+            return Err(SpawnError::ShutDown);
+        }
+        let me = self.me.upgrade().ok_or(SpawnError::ShutDown)?;
+        let name = config.name.clone();
+        let (addr, instance) = self.runtime.spawn_instance(SpawnRequest {
+            parent: Some(&me),
+            name: name.map_or(ChildName::Numbered, ChildName::Named),
+            config,
+            origin: Origin::Value(cell),
+            supervised: Some(Supervised { restart: Restart::Temporary, retry: None, deadline: None }),
+            seed: None,
+            existing: None,
+        })?;
+        let handle: Arc<dyn CellControl> = instance;
+        let started = StartedChild { handle: handle.clone(), addr: Arc::new(addr.clone()) };
+        let spec = ChildSpec::temporary_marker(handle.path().name(), std::any::type_name::<C>());
+        state.children.push(Child::new(&spec, started, false));
+        drop(state);
+        handle.begin();
+        Ok(addr)
+    }
+
+    /// The address of child `id`, if it has one of type `A`.
+    pub(crate) fn child_addr(&self, id: &str) -> Option<Arc<dyn Any + Send + Sync>> {
+        let state = self.state.lock();
+        state.children.iter().find(|c| c.id == id).map(|c| c.addr.clone())
+    }
+
+    /// The node of child `id`, if it is a supervisor.
+    pub(crate) fn child_handle(&self, id: &str) -> Option<Arc<dyn CellControl>> {
+        let state = self.state.lock();
+        state.children.iter().find(|c| c.id == id).and_then(|c| c.handle.clone())
+    }
+
+    pub(crate) fn which_children(&self) -> Vec<ChildInfo> {
+        let state = self.state.lock();
+        state
+            .children
+            .iter()
+            .map(|c| ChildInfo {
+                id: c.id.clone(),
+                path: c.path.clone(),
+                state: match c.status {
+                    Status::Starting | Status::Running | Status::Stopping => ChildState::Running,
+                    Status::Waiting => ChildState::Restarting,
+                    Status::Stopped => ChildState::Stopped,
+                },
+                restarts: c.restarts,
+                restart: c.spec.restart,
+                supervisor: c.spec.is_supervisor(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn count_children(&self) -> ChildCounts {
+        let state = self.state.lock();
+        let mut counts = ChildCounts::default();
+        for child in &state.children {
+            counts.specs += 1;
+            if child.status.is_alive() {
+                counts.active += 1;
+            }
+            if child.spec.is_supervisor() {
+                counts.supervisors += 1;
+            } else {
+                counts.workers += 1;
+            }
+        }
+        counts
+    }
+
+    pub(crate) fn history(&self) -> Vec<SupervisionEvent> {
+        self.state.lock().history.iter().cloned().collect()
+    }
+}
+
+impl NodeState {
+    fn index_of_key(&self, key: u64) -> Option<usize> {
+        self.children.iter().position(|c| c.key == key)
+    }
+}
+
+impl Child {
+    fn new(spec: &ChildSpec, started: StartedChild, is_static: bool) -> Self {
+        Child {
+            key: started.handle.id(),
+            id: spec.id.clone(),
+            path: started.handle.path().clone(),
+            spec: spec.clone(),
+            handle: Some(started.handle),
+            addr: started.addr,
+            status: Status::Starting,
+            kept: false,
+            restarts: 0,
+            consecutive: 0,
+            running_since: None,
+            pending_tick: None,
+            is_static,
+            overdue: false,
+        }
+    }
+}
+
+fn refuse_command(command: Command, err: ChildError) {
+    match command {
+        Command::StartChild { reply, .. } | Command::StartPoolChild { reply } => {
+            let _ = reply.send(Err(StartError::SupervisorStopping));
+        }
+        Command::TerminateChild { reply, .. }
+        | Command::RestartChild { reply, .. }
+        | Command::DeleteChild { reply, .. } => {
+            let _ = reply.send(Err(err));
+        }
+    }
+}
+
+fn describe(reason: &StopReason) -> String {
+    match reason {
+        StopReason::Failed(failure) => failure.to_string(),
+        other => format!("{other:?}"),
+    }
+}

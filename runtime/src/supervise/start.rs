@@ -1,0 +1,164 @@
+//! How a child spec starts an instance: the type-erased starters behind
+//! [`ChildSpec`], and the cell a declared supervisor runs as.
+
+use std::any::Any;
+
+use crate::address::Addr;
+use crate::cell::instance::{Origin, Supervised};
+use crate::cell::{Cell, CellError, Context};
+use crate::runtime::{CellControl, SpawnError, SpawnRequest};
+use crate::sync::{Arc, Mutex};
+
+use super::node::{Node, NodeSeed};
+use super::spec::{ChildSpec, Factory, SupervisorSpec};
+
+/// The name a child takes under its parent.
+pub(crate) enum ChildName {
+    Named(String),
+    /// `#<id>`: pool children and unnamed spawns.
+    Numbered,
+}
+
+/// Where a child starts.
+pub(crate) struct ChildPlacement<'a> {
+    pub(crate) parent: &'a Arc<Node>,
+    pub(crate) name: ChildName,
+    /// An address the new instance takes over (a fresh start of a child
+    /// whose previous instance terminated).
+    pub(crate) existing: Option<&'a Arc<dyn Any + Send + Sync>>,
+}
+
+/// A spawned child, not yet begun: the caller records it, then calls
+/// `handle.begin()`, so that its first report finds the record.
+#[derive(Clone)]
+pub(crate) struct StartedChild {
+    pub(crate) handle: Arc<dyn CellControl>,
+    /// The child's `Addr<M>`.
+    pub(crate) addr: Arc<dyn Any + Send + Sync>,
+}
+
+/// Starts instances of one child spec.
+pub(crate) trait StartChild: Send + Sync + 'static {
+    /// The cell type, for debugging.
+    fn kind(&self) -> &'static str;
+    /// Whether the child is a declared supervisor.
+    fn is_supervisor(&self) -> bool;
+    /// Spawns an instance (not begun).
+    fn start(&self, spec: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError>;
+}
+
+/// Starts a worker cell from its factory.
+pub(crate) struct CellStarter<C: Cell> {
+    factory: Factory<C>,
+}
+
+impl<C: Cell> CellStarter<C> {
+    pub(crate) fn new(make: Box<dyn FnMut() -> C + Send>) -> Self {
+        CellStarter { factory: Arc::new(Mutex::new(make)) }
+    }
+}
+
+fn spawn_child<C: Cell>(
+    spec: &ChildSpec,
+    placement: ChildPlacement<'_>,
+    factory: Factory<C>,
+    seed: Option<NodeSeed>,
+) -> Result<StartedChild, SpawnError> {
+    let existing = placement.existing.and_then(|a| a.downcast_ref::<Addr<C::Message>>()).cloned();
+    let runtime = placement.parent.runtime().clone();
+    let (addr, instance) = runtime.spawn_instance(SpawnRequest {
+        parent: Some(placement.parent),
+        name: placement.name,
+        config: spec.config.clone(),
+        origin: Origin::Factory(factory),
+        supervised: Some(Supervised { restart: spec.restart, retry: spec.retry, deadline: spec.deadline }),
+        seed,
+        existing,
+    })?;
+    Ok(StartedChild { handle: instance, addr: Arc::new(addr) })
+}
+
+impl<C: Cell> StartChild for CellStarter<C> {
+    fn kind(&self) -> &'static str {
+        std::any::type_name::<C>()
+    }
+
+    fn is_supervisor(&self) -> bool {
+        false
+    }
+
+    fn start(&self, spec: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError> {
+        spawn_child(spec, placement, self.factory.clone(), None)
+    }
+}
+
+/// Starts a declared supervisor.
+pub(crate) struct SupervisorStarter {
+    seed: NodeSeed,
+}
+
+impl SupervisorStarter {
+    pub(crate) fn new(spec: SupervisorSpec) -> Self {
+        SupervisorStarter {
+            seed: NodeSeed { flags: spec.flags, statics: spec.children, template: spec.template },
+        }
+    }
+}
+
+impl StartChild for SupervisorStarter {
+    fn kind(&self) -> &'static str {
+        std::any::type_name::<SupervisorCell>()
+    }
+
+    fn is_supervisor(&self) -> bool {
+        true
+    }
+
+    fn start(&self, spec: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError> {
+        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|| SupervisorCell)));
+        spawn_child(spec, placement, factory, Some(self.seed.clone()))
+    }
+}
+
+/// The spec of a child spawned from a value (`Context::spawn`): temporary,
+/// never restarted, so never started again.
+pub(crate) struct ValueStarter {
+    kind: &'static str,
+}
+
+impl StartChild for ValueStarter {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn is_supervisor(&self) -> bool {
+        false
+    }
+
+    fn start(&self, _: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError> {
+        Err(SpawnError::NotRestartable { path: placement.parent.path().clone() })
+    }
+}
+
+impl ChildSpec {
+    /// The record of a child spawned from a value.
+    pub(crate) fn temporary_marker(id: &str, kind: &'static str) -> ChildSpec {
+        ChildSpec::from_starter(id.to_owned(), Arc::new(ValueStarter { kind }))
+            .restart(super::spec::Restart::Temporary)
+    }
+}
+
+/// Never sent: a supervisor handles no user message.
+#[derive(Debug)]
+pub enum SupervisorMsg {}
+
+/// The cell a declared supervisor runs as. Its behaviour is its node's.
+pub(crate) struct SupervisorCell;
+
+impl Cell for SupervisorCell {
+    type Message = SupervisorMsg;
+
+    fn handle(&mut self, _: &mut Context<Self>, msg: SupervisorMsg) -> Result<(), CellError> {
+        match msg {}
+    }
+}
