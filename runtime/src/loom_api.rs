@@ -5,7 +5,8 @@
 //! any kind, and may change or vanish in any release.
 //!
 //! The protocols the models check (the cell state word, the mailbox, the slot
-//! swap, asks, the run queue) are crate-internal, so this module gives them
+//! swap, asks, the run queue, a restart in place, the restart intensity) are
+//! crate-internal, so this module gives them
 //! small `pub` wrappers. Every wrapper calls the real code and never
 //! re-implements a protocol step: a model that drives a wrapper drives the
 //! very atomics, locks and re-checks that normal builds run, on loom's
@@ -18,10 +19,11 @@
 //!
 //! | wrapper | real code |
 //! |---|---|
-//! | [`ModelMailbox`] | `mailbox::Mailbox` and its `dispatch::state::CellState` |
+//! | [`ModelMailbox`], [`ModelSystemMsg`] | `mailbox::Mailbox` and its `dispatch::state::CellState`, `mailbox::SystemMsg` |
 //! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
 //! | [`reply_channel`] | `ask::channel` |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
+//! | [`ModelWindow`] | `supervise::window::RestartWindow` |
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -34,6 +36,7 @@ use crate::dispatch::{Runnable, Task, TurnEnd};
 use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
+use crate::supervise::window::RestartWindow;
 use crate::sync::atomic::{AtomicUsize, Ordering::*};
 use crate::sync::Arc;
 
@@ -73,6 +76,37 @@ impl ModelSnapshot {
     }
 }
 
+/// A control request, as [`ModelMailbox::pop_system_msg`] hands it out
+/// (`mailbox::SystemMsg`, with the stop causes folded into `Stop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelSystemMsg {
+    /// `SystemMsg::Stop`, whatever its cause.
+    Stop,
+    /// `SystemMsg::Drain`.
+    Drain,
+    /// `SystemMsg::Kill`.
+    Kill,
+    /// `SystemMsg::Restart`: begin a new incarnation.
+    Restart,
+    /// `SystemMsg::Retire`.
+    Retire,
+    /// `SystemMsg::Supervise`: the cell's supervision has events to process.
+    Supervise,
+}
+
+impl From<SystemMsg> for ModelSystemMsg {
+    fn from(msg: SystemMsg) -> Self {
+        match msg {
+            SystemMsg::Stop(_) => ModelSystemMsg::Stop,
+            SystemMsg::Drain => ModelSystemMsg::Drain,
+            SystemMsg::Kill => ModelSystemMsg::Kill,
+            SystemMsg::Restart => ModelSystemMsg::Restart,
+            SystemMsg::Retire => ModelSystemMsg::Retire,
+            SystemMsg::Supervise => ModelSystemMsg::Supervise,
+        }
+    }
+}
+
 /// A cell's inbox: the real `Mailbox`, with its state word.
 ///
 /// Methods returning `bool` for a scheduling decision return `true` exactly
@@ -103,9 +137,49 @@ impl<M> ModelMailbox<M> {
         self.inner.push_system(SystemMsg::Stop(StopCause::Requested)) == Schedule::Enqueue
     }
 
+    /// `Mailbox::push_system` with a restart request, as a supervisor
+    /// restarts a suspended cell: `true` when the caller took the run token.
+    pub fn push_system_restart(&self) -> bool {
+        self.inner.push_system(SystemMsg::Restart) == Schedule::Enqueue
+    }
+
+    /// `Mailbox::push_system` with a supervise request, as a child reporting
+    /// to its supervisor's node schedules the supervisor: `true` when the
+    /// caller took the run token.
+    pub fn push_system_supervise(&self) -> bool {
+        self.inner.push_system(SystemMsg::Supervise) == Schedule::Enqueue
+    }
+
     /// `Mailbox::pop_system`: whether a control message was taken.
     pub fn pop_system(&self) -> bool {
         self.inner.pop_system().is_some()
+    }
+
+    /// `Mailbox::pop_system`: the control message taken, if any.
+    pub fn pop_system_msg(&self) -> Option<ModelSystemMsg> {
+        self.inner.pop_system().map(ModelSystemMsg::from)
+    }
+
+    /// `Mailbox::has_system`: whether a control request is pending.
+    pub fn has_system(&self) -> bool {
+        self.inner.has_system()
+    }
+
+    /// `Mailbox::suspend`: the token holder ends an incarnation; user
+    /// messages are withheld until [`resume`](ModelMailbox::resume).
+    pub fn suspend(&self) {
+        self.inner.suspend();
+    }
+
+    /// `Mailbox::resume`: the token holder begins a new incarnation.
+    pub fn resume(&self) {
+        self.inner.resume();
+    }
+
+    /// `Mailbox::push_front`: the token holder puts `msgs` (in order) ahead
+    /// of every queued message, as a failed message re-delivered.
+    pub fn push_front(&self, msgs: Vec<M>) {
+        self.inner.push_front(msgs.into_iter());
     }
 
     /// `Mailbox::release`: takes handed-over messages and lifts the hold;
@@ -127,6 +201,11 @@ impl<M> ModelMailbox<M> {
     /// `Mailbox::has_work`.
     pub fn has_work(&self) -> bool {
         self.inner.has_work()
+    }
+
+    /// `Mailbox::has_user_work`: a user message waits and is not withheld.
+    pub fn has_user_work(&self) -> bool {
+        self.inner.has_user_work()
     }
 
     /// `Mailbox::end_turn`: `true` (`Yield`) when the worker kept the run
@@ -449,5 +528,31 @@ impl ModelRunQueue {
 impl fmt::Debug for ModelRunQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+/// The real `supervise::window::RestartWindow`: a supervisor's restart
+/// intensity. Not synchronized; a model keeps it where the real node does,
+/// under the lock its events are pushed under.
+#[derive(Debug, Default)]
+pub struct ModelWindow {
+    inner: RestartWindow,
+}
+
+impl ModelWindow {
+    /// A window with no restart recorded.
+    pub fn new() -> Self {
+        ModelWindow::default()
+    }
+
+    /// `RestartWindow::admit`: records a restart at `now`; `false` when,
+    /// counting it, more than `max` restarts happened within `period`.
+    pub fn admit(&mut self, now: Instant, max: u32, period: Duration) -> bool {
+        self.inner.admit(now, max, period)
+    }
+
+    /// `RestartWindow::clear`: forgets every restart.
+    pub fn clear(&mut self) {
+        self.inner.clear();
     }
 }

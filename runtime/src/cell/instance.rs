@@ -463,8 +463,11 @@ impl<C: Cell> CellInstance<C> {
             StopReason::Killed | StopReason::Replaced => false,
             StopReason::Restart | StopReason::ParentStopped => supervised.restart != Restart::Temporary,
             StopReason::Failed(_) => supervised.restart != Restart::Temporary,
-            StopReason::Requested | StopReason::Escalated(_) => supervised.restart == Restart::Permanent,
-            StopReason::Shutdown => false,
+            // A supervisor that retires a child it stopped (`terminate_child`)
+            // sends `Retire`; a runtime shutdown was ruled out above.
+            StopReason::Requested | StopReason::Shutdown | StopReason::Escalated(_) => {
+                supervised.restart == Restart::Permanent
+            }
         }
     }
 

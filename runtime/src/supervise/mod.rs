@@ -22,7 +22,7 @@ pub(crate) mod node;
 pub(crate) mod spec;
 pub(crate) mod start;
 pub(crate) mod watch;
-mod window;
+pub(crate) mod window;
 
 pub use self::error::{ChildError, StartError};
 pub use self::handle::Supervisor;

@@ -991,15 +991,15 @@ impl Node {
     /// (reverse order), then fails the owner (initial start) or retries the
     /// group (group restart).
     fn abort_start(&self, state: &mut NodeState, id: &str, reason: StopReason) {
-        let Some(Op::Start { started, purpose, .. }) = state.op.take() else { return };
+        let Some(Op::Start { started, purpose, queue, .. }) = state.op.take() else { return };
         self.record(state, id, SupervisionEventKind::StartFailed(reason.clone()));
-        let queue: VecDeque<u64> = started
+        let stop: VecDeque<u64> = started
             .iter()
             .rev()
             .filter_map(|s| state.children.iter().find(|c| &c.id == s))
             .map(|c| c.key)
             .collect();
-        let purpose = match purpose {
+        let (cause, purpose) = match purpose {
             StartPurpose::Init => {
                 // The failed child is not restarted: the owner's start fails.
                 if let Some(child) = state.children.iter_mut().find(|c| c.id == id) {
@@ -1012,18 +1012,18 @@ impl Node {
                     child.status = Status::Stopped;
                 }
                 let text = format!("child {id} failed to start: {}", describe(&reason));
-                StopPurpose::StartAborted(self.start_failure_text(text))
+                (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_text(text)))
             }
-            StartPurpose::Group { trigger } => {
-                let mut ids: Vec<String> = started;
-                ids.push(id.to_owned());
-                let order: Vec<String> =
-                    state.children.iter().filter(|c| ids.contains(&c.id)).map(|c| c.id.clone()).collect();
-                let _ = trigger;
-                StopPurpose::GroupRetry { ids: order, trigger: id.to_owned(), reason }
+            StartPurpose::Group { .. } => {
+                // The whole group is tried again, in start order: what
+                // started, the child that failed, and what was not reached.
+                let is_member = |c: &Child| c.id == id || started.contains(&c.id) || queue.contains(&c.id);
+                let ids: Vec<String> =
+                    state.children.iter().filter(|c| is_member(c)).map(|c| c.id.clone()).collect();
+                (StopCause::GroupRestart, StopPurpose::GroupRetry { ids, trigger: id.to_owned(), reason })
             }
         };
-        state.op = Some(Op::Stop { queue, waiting: None, cause: StopCause::GroupRestart, purpose });
+        state.op = Some(Op::Stop { queue: stop, waiting: None, cause, purpose });
         self.advance_stop(state);
     }
 

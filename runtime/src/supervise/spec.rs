@@ -478,7 +478,7 @@ pub(crate) fn validate_child(child: &ChildSpec, auto_shutdown: AutoShutdown) -> 
     if let Some(RetryPolicy { attempts: 0 }) = child.retry {
         return Err(SpecError::ZeroRetries { id: child.id.clone() });
     }
-    Ok(())
+    child.start.validate()
 }
 
 /// Why a supervisor or child spec was refused.

@@ -10,7 +10,7 @@ use crate::runtime::{CellControl, SpawnError, SpawnRequest};
 use crate::sync::{Arc, Mutex};
 
 use super::node::{Node, NodeSeed};
-use super::spec::{ChildSpec, Factory, SupervisorSpec};
+use super::spec::{ChildSpec, Factory, SpecError, SupervisorSpec};
 
 /// The name a child takes under its parent.
 pub(crate) enum ChildName {
@@ -43,6 +43,10 @@ pub(crate) trait StartChild: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Whether the child is a declared supervisor.
     fn is_supervisor(&self) -> bool;
+    /// Checks what the spec nests (a supervisor's own spec).
+    fn validate(&self) -> Result<(), SpecError> {
+        Ok(())
+    }
     /// Spawns an instance (not begun).
     fn start(&self, spec: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError>;
 }
@@ -94,14 +98,12 @@ impl<C: Cell> StartChild for CellStarter<C> {
 
 /// Starts a declared supervisor.
 pub(crate) struct SupervisorStarter {
-    seed: NodeSeed,
+    spec: SupervisorSpec,
 }
 
 impl SupervisorStarter {
     pub(crate) fn new(spec: SupervisorSpec) -> Self {
-        SupervisorStarter {
-            seed: NodeSeed { flags: spec.flags, statics: spec.children, template: spec.template },
-        }
+        SupervisorStarter { spec }
     }
 }
 
@@ -114,9 +116,18 @@ impl StartChild for SupervisorStarter {
         true
     }
 
+    fn validate(&self) -> Result<(), SpecError> {
+        self.spec.validate()
+    }
+
     fn start(&self, spec: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError> {
         let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|| SupervisorCell)));
-        spawn_child(spec, placement, factory, Some(self.seed.clone()))
+        let seed = NodeSeed {
+            flags: self.spec.flags,
+            statics: self.spec.children.clone(),
+            template: self.spec.template.clone(),
+        };
+        spawn_child(spec, placement, factory, Some(seed))
     }
 }
 

@@ -145,3 +145,5 @@ impl Cell for Gated {
         Ok(())
     }
 }
+
+pub mod probe;

@@ -1,0 +1,226 @@
+//! Restart intensity, escalation to the runtime root, and ordered start.
+
+mod common;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cellrt::{
+    ChildSpec, ChildState, Escalation, Runtime, StartError, StopReason, Strategy, SupervisionEventKind,
+    SupervisorSpec,
+};
+use common::probe::{reason_name, ProbeCfg, P};
+use common::{eventually, Log, PATIENCE};
+
+fn runtime_with_escalations() -> (Runtime, Arc<Mutex<Vec<Escalation>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook = seen.clone();
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .quiet_panics(true)
+        .on_escalation(move |e| hook.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap();
+    (rt, seen)
+}
+
+/// Sends a panic to `id` and waits until its supervisor restarted it.
+fn crash_and_wait(sup: &cellrt::Supervisor, id: &str) {
+    let before = sup.which_children().iter().find(|c| c.id == id).unwrap().restarts;
+    sup.child::<P>(id).unwrap().send(P::Panic).unwrap();
+    assert!(eventually(|| sup
+        .which_children()
+        .iter()
+        .any(|c| c.id == id && c.restarts == before + 1 && c.state == ChildState::Running)));
+}
+
+#[test]
+fn crashes_spaced_beyond_the_period_never_exhaust_intensity_one() {
+    let (rt, escalations) = runtime_with_escalations();
+    let log = Log::default();
+    let spec = SupervisorSpec::new("sup")
+        .intensity(1, Duration::from_millis(100))
+        .child(ProbeCfg::new("a", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    for _ in 0..4 {
+        crash_and_wait(&sup, "a");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(!sup.is_stopped());
+    assert_eq!(sup.which_children()[0].restarts, 4);
+    assert!(escalations.lock().unwrap().is_empty());
+}
+
+#[test]
+fn intensity_two_third_crash_in_the_period_terminates_the_supervisor() {
+    let (rt, escalations) = runtime_with_escalations();
+    let log = Log::default();
+    let spec = SupervisorSpec::new("sup")
+        .intensity(2, Duration::from_secs(60))
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("b", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let watch = sup.watch();
+    crash_and_wait(&sup, "a");
+    crash_and_wait(&sup, "a");
+    let a = sup.child::<P>("a").unwrap();
+    a.send(P::Panic).unwrap();
+    let terminated = watch.wait(PATIENCE).unwrap();
+    let StopReason::Escalated(escalation) = &terminated.reason else { panic!("{terminated:?}") };
+    assert_eq!(escalation.supervisor.as_str(), "/sup");
+    assert_eq!(escalation.child.as_str(), "/sup/a");
+    assert_eq!(reason_name(&escalation.reason), "failed");
+    assert_eq!((escalation.max_restarts, escalation.period), (2, Duration::from_secs(60)));
+    assert_eq!(
+        log.items(),
+        [
+            "start a",
+            "start b",
+            "stop a failed",
+            "start a",
+            "stop a failed",
+            "start a",
+            "stop a failed",
+            "stop b parent"
+        ],
+        "the third crash is not restarted; the others stop in reverse order"
+    );
+    assert_eq!(rt.escalations(), [(**escalation).clone()]);
+    assert_eq!(*escalations.lock().unwrap(), [(**escalation).clone()], "the root policy hook ran once");
+    assert!(eventually(|| a.is_closed()), "children stopped for good with their supervisor");
+    assert!(matches!(sup.history().last().unwrap().kind, SupervisionEventKind::GaveUp));
+}
+
+#[test]
+fn intensity_zero_gives_up_at_the_first_crash() {
+    let (rt, _) = runtime_with_escalations();
+    let log = Log::default();
+    let spec = SupervisorSpec::new("sup")
+        .intensity(0, Duration::from_secs(1))
+        .child(ProbeCfg::new("a", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    sup.child::<P>("a").unwrap().send(P::Fail).unwrap();
+    assert!(matches!(sup.watch().wait(PATIENCE).unwrap().reason, StopReason::Escalated(_)));
+    assert_eq!(log.items(), ["start a", "stop a failed"]);
+}
+
+#[test]
+fn escalation_goes_through_two_levels_to_the_root() {
+    let (rt, escalations) = runtime_with_escalations();
+    let log = Log::default();
+    let inner = SupervisorSpec::new("inner")
+        .intensity(1, Duration::from_secs(60))
+        .child(ProbeCfg::new("a", &log).spec());
+    let outer = SupervisorSpec::new("outer")
+        .intensity(1, Duration::from_secs(60))
+        .child(ProbeCfg::new("b", &log).spec())
+        .child(ChildSpec::supervisor("inner", inner));
+    let outer = rt.start_supervisor(outer, PATIENCE).unwrap();
+    let inner = outer.supervisor("inner").expect("a nested supervisor handle");
+    assert_eq!(inner.path().as_str(), "/outer/inner");
+    let a = inner.child::<P>("a").unwrap();
+    // The inner supervisor absorbs one crash, gives up at the second; the
+    // outer one restarts it once, and gives up when it gives up again.
+    for _ in 0..4 {
+        a.send(P::Panic).unwrap();
+    }
+    let terminated = outer.watch().wait(PATIENCE).unwrap();
+    let StopReason::Escalated(top) = terminated.reason else { panic!("{terminated:?}") };
+    assert_eq!((top.supervisor.as_str(), top.child.as_str()), ("/outer", "/outer/inner"));
+    let StopReason::Escalated(below) = &top.reason else { panic!("{top:?}") };
+    assert_eq!((below.supervisor.as_str(), below.child.as_str()), ("/outer/inner", "/outer/inner/a"));
+    assert_eq!(escalations.lock().unwrap().len(), 1, "only the top-level escalation reaches the root");
+    assert_eq!(
+        log.items(),
+        [
+            "start b",
+            "start a",
+            "stop a failed",
+            "start a",
+            "stop a failed",
+            "start a",
+            "stop a failed",
+            "start a",
+            "stop a failed",
+            "stop b parent"
+        ]
+    );
+    assert!(eventually(|| a.is_closed()));
+}
+
+#[test]
+fn a_failed_child_start_stops_the_children_before_it_in_reverse_and_fails_the_start() {
+    let rt = common::runtime(2);
+    let log = Log::default();
+    let spec = SupervisorSpec::new("sup")
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("b", &log).spec())
+        .child(ProbeCfg::new("c", &log).failing_starts(1).spec())
+        .child(ProbeCfg::new("d", &log).spec());
+    let err = rt.start_supervisor(spec, PATIENCE).unwrap_err();
+    let StartError::ChildFailed { id, reason: StopReason::Failed(failure) } = &err else { panic!("{err:?}") };
+    assert_eq!(id, "sup");
+    assert_eq!(failure.path.as_str(), "/sup");
+    assert!(failure.to_string().contains("child c failed to start"), "{failure}");
+    assert_eq!(
+        log.items(),
+        ["start a", "start b", "start c failed", "stop c failed", "stop b parent", "stop a parent"],
+        "d never starts"
+    );
+    assert!(eventually(|| rt.cell_count() == 0), "nothing is left running");
+}
+
+#[test]
+fn a_child_failing_to_start_during_a_group_restart_restarts_the_group_again() {
+    let rt = common::runtime(2);
+    let log = Log::default();
+    let b = ProbeCfg::new("b", &log);
+    let spec = SupervisorSpec::new("sup")
+        .strategy(Strategy::OneForAll)
+        .intensity(5, Duration::from_secs(60))
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(b.spec())
+        .child(ProbeCfg::new("c", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    b.fail_starts.store(1, SeqCst);
+    sup.child::<P>("a").unwrap().send(P::Panic).unwrap();
+    assert!(eventually(|| log.len() >= 13), "{:?}", log.items());
+    assert_eq!(
+        log.items()[3..],
+        [
+            "stop a failed",
+            "stop c restart",
+            "stop b restart",
+            "start a",
+            "start b failed",
+            "stop b failed",
+            "stop a restart",
+            "start a",
+            "start b",
+            "start c",
+        ][..],
+    );
+    let kinds: Vec<String> = sup.history().iter().map(|e| format!("{} {:?}", e.child, e.kind)).collect();
+    assert!(kinds.iter().any(|k| k.starts_with("b StartFailed")), "{kinds:?}");
+    assert!(kinds.last().unwrap().ends_with("GroupRestarted"), "{kinds:?}");
+    assert!(sup.which_children().iter().all(|c| c.state == ChildState::Running));
+}
+
+#[test]
+fn a_failed_group_restart_attempt_counts_toward_the_intensity() {
+    let rt = common::runtime(2);
+    let log = Log::default();
+    let b = ProbeCfg::new("b", &log);
+    let spec = SupervisorSpec::new("sup")
+        .strategy(Strategy::OneForAll)
+        .intensity(1, Duration::from_secs(60))
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(b.spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    b.fail_starts.store(1, SeqCst);
+    sup.child::<P>("a").unwrap().send(P::Panic).unwrap();
+    // Restart 1: the group; restart 2: the retry after b's failed start.
+    let terminated = sup.watch().wait(PATIENCE).unwrap();
+    assert!(matches!(terminated.reason, StopReason::Escalated(_)), "{terminated:?}");
+}

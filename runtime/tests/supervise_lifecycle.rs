@@ -1,0 +1,390 @@
+//! Restart kinds, significant children, shutdown timeouts, backoff,
+//! deadlines, child management and spec validation.
+
+mod common;
+
+use std::time::Duration;
+
+use cellrt::{
+    AutoShutdown, Cell, CellError, ChildError, ChildSpec, ChildState, Context, FailureCause, Restart,
+    RestartBackoff, SendError, Shutdown, SpecError, StartError, StopReason, Strategy, SupervisionEventKind,
+    Supervisor, SupervisorSpec,
+};
+use common::probe::{Gate, ProbeCfg, P};
+use common::{eventually, runtime, Log, PATIENCE};
+
+fn lenient(name: &str) -> SupervisorSpec {
+    SupervisorSpec::new(name).intensity(10, Duration::from_secs(60))
+}
+
+fn state_of(sup: &Supervisor, id: &str) -> Option<(ChildState, u32)> {
+    sup.which_children().into_iter().find(|c| c.id == id).map(|c| (c.state, c.restarts))
+}
+
+/// What became of child `w` after it exited: `restarted`, `stopped` (spec
+/// kept) or `forgotten`.
+fn fate(sup: &Supervisor) -> &'static str {
+    assert!(eventually(|| !matches!(state_of(sup, "w"), Some((ChildState::Running, 0)))));
+    // Give a wrong restart the time to show.
+    std::thread::sleep(Duration::from_millis(20));
+    match state_of(sup, "w") {
+        Some((ChildState::Running, 1)) => "restarted",
+        Some((ChildState::Stopped, 0)) => "stopped",
+        None => "forgotten",
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn worker_exit(restart: Restart, exit: P) -> &'static str {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup =
+        rt.start_supervisor(lenient("sup").child(ProbeCfg::new("w", &log).spec().restart(restart)), PATIENCE);
+    let sup = sup.unwrap();
+    sup.child::<P>("w").unwrap().send(exit).unwrap();
+    fate(&sup)
+}
+
+/// A nested supervisor `w` that exits with a shutdown-class reason: it
+/// auto-shuts down (`Shutdown`) or gives up (`Escalated`).
+fn supervisor_exit(restart: Restart, escalate: bool) -> &'static str {
+    let rt = runtime(2);
+    let log = Log::default();
+    let inner = if escalate {
+        SupervisorSpec::new("w").intensity(0, Duration::from_secs(1)).child(ProbeCfg::new("x", &log).spec())
+    } else {
+        SupervisorSpec::new("w")
+            .auto_shutdown(AutoShutdown::AnySignificant)
+            .child(ProbeCfg::new("x", &log).spec().restart(Restart::Transient).significant(true))
+    };
+    let spec = lenient("sup").child(ChildSpec::supervisor("w", inner).restart(restart));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let x = sup.supervisor("w").unwrap().child::<P>("x").unwrap();
+    x.send(if escalate { P::Panic } else { P::Stop }).unwrap();
+    fate(&sup)
+}
+
+#[test]
+fn permanent_children_are_restarted_after_any_exit() {
+    assert_eq!(worker_exit(Restart::Permanent, P::Stop), "restarted");
+    assert_eq!(worker_exit(Restart::Permanent, P::Panic), "restarted");
+    assert_eq!(supervisor_exit(Restart::Permanent, false), "restarted");
+    assert_eq!(supervisor_exit(Restart::Permanent, true), "restarted");
+}
+
+#[test]
+fn transient_children_are_restarted_only_after_an_abnormal_exit() {
+    assert_eq!(worker_exit(Restart::Transient, P::Stop), "stopped");
+    assert_eq!(worker_exit(Restart::Transient, P::Fail), "restarted");
+    assert_eq!(supervisor_exit(Restart::Transient, false), "stopped", "shutdown is normal");
+    assert_eq!(
+        supervisor_exit(Restart::Transient, true),
+        "stopped",
+        "escalation is shutdown-class, as in OTP"
+    );
+}
+
+#[test]
+fn temporary_children_are_never_restarted_and_their_spec_is_forgotten() {
+    assert_eq!(worker_exit(Restart::Temporary, P::Stop), "forgotten");
+    assert_eq!(worker_exit(Restart::Temporary, P::Panic), "forgotten");
+    assert_eq!(supervisor_exit(Restart::Temporary, false), "forgotten");
+    assert_eq!(supervisor_exit(Restart::Temporary, true), "forgotten");
+}
+
+#[test]
+fn any_significant_shuts_the_supervisor_down_when_one_significant_child_exits() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .auto_shutdown(AutoShutdown::AnySignificant)
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("s", &log).spec().restart(Restart::Transient).significant(true))
+        .child(ProbeCfg::new("t", &log).spec().restart(Restart::Transient).significant(true));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let watch = sup.watch();
+    sup.child::<P>("s").unwrap().send(P::Stop).unwrap();
+    assert_eq!(watch.wait(PATIENCE).unwrap().reason, StopReason::Shutdown);
+    assert_eq!(log.items()[3..], ["stop s requested", "stop t parent", "stop a parent"]);
+}
+
+#[test]
+fn all_significant_waits_for_the_last_significant_child() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .auto_shutdown(AutoShutdown::AllSignificant)
+        .child(ProbeCfg::new("s", &log).spec().restart(Restart::Transient).significant(true))
+        .child(ProbeCfg::new("t", &log).spec().restart(Restart::Temporary).significant(true));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    sup.child::<P>("s").unwrap().send(P::Stop).unwrap();
+    assert!(eventually(|| state_of(&sup, "s") == Some((ChildState::Stopped, 0))));
+    assert!(!sup.is_stopped(), "t is still running");
+    // A significant transient child that fails is restarted, not counted as gone.
+    sup.child::<P>("t").unwrap().send(P::Stop).unwrap();
+    assert_eq!(sup.watch().wait(PATIENCE).unwrap().reason, StopReason::Shutdown);
+}
+
+#[test]
+fn a_significant_child_that_fails_is_restarted_without_shutting_down() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .auto_shutdown(AutoShutdown::AnySignificant)
+        .child(ProbeCfg::new("s", &log).spec().restart(Restart::Transient).significant(true));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    sup.child::<P>("s").unwrap().send(P::Panic).unwrap();
+    assert!(eventually(|| state_of(&sup, "s") == Some((ChildState::Running, 1))));
+    assert!(!sup.is_stopped());
+}
+
+#[test]
+fn terminating_a_significant_child_does_not_shut_the_supervisor_down() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .auto_shutdown(AutoShutdown::AnySignificant)
+        .child(ProbeCfg::new("s", &log).spec().restart(Restart::Transient).significant(true));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    sup.terminate_child("s", PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "s"), Some((ChildState::Stopped, 0)));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!sup.is_stopped());
+}
+
+#[test]
+fn a_handler_that_never_returns_is_abandoned_after_its_shutdown_timeout() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("w", &log).spec().shutdown(Shutdown::Timeout(Duration::from_millis(50))));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    let gate = Gate::default();
+    w.send(P::Block(gate.clone())).unwrap();
+    w.send(P::Put(1)).unwrap();
+    assert!(eventually(|| w.queued() == 1), "the handler is blocked with one message queued");
+    sup.terminate_child("w", PATIENCE).expect("the supervisor does not wait for the stuck handler");
+    assert_eq!(state_of(&sup, "w"), Some((ChildState::Stopped, 0)));
+    assert!(matches!(sup.history().last().unwrap().kind, SupervisionEventKind::Abandoned));
+    assert!(matches!(w.try_send(P::Put(2)), Err(SendError::Closed(P::Put(2)))), "its mailbox is closed");
+    assert_eq!(w.queued(), 0, "what was queued is discarded");
+    assert_eq!(state_of(&sup, "a"), Some((ChildState::Running, 0)), "the supervisor went on");
+    gate.open();
+    assert!(eventually(|| w.is_closed()), "the kill takes effect once the handler returns");
+    assert!(
+        !log.items().contains(&"stop w shutdown".to_owned()),
+        "a killed cell's stopped hook does not run"
+    );
+}
+
+#[test]
+fn brutal_kill_skips_the_stopped_hook() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup").child(ProbeCfg::new("w", &log).spec().shutdown(Shutdown::Kill));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    sup.terminate_child("w", PATIENCE).unwrap();
+    assert_eq!(log.items(), ["start w"]);
+}
+
+#[test]
+fn terminate_restart_and_delete_child_manage_a_child_behind_the_same_address() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = rt.start_supervisor(lenient("sup").child(ProbeCfg::new("w", &log).spec()), PATIENCE).unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    assert_eq!(sup.restart_child("w", PATIENCE), Err(ChildError::Running { id: "w".into() }));
+    assert_eq!(sup.delete_child("w", PATIENCE), Err(ChildError::Running { id: "w".into() }));
+    sup.terminate_child("w", PATIENCE).unwrap();
+    assert!(matches!(w.try_send(P::Put(0)), Err(SendError::Closed(_))));
+    sup.restart_child("w", PATIENCE).unwrap();
+    w.send(P::Put(7)).unwrap();
+    assert_eq!(
+        w.ask(P::Get).unwrap().wait(PATIENCE).unwrap(),
+        [7],
+        "the old address reaches the new instance"
+    );
+    sup.terminate_child("w", PATIENCE).unwrap();
+    sup.delete_child("w", PATIENCE).unwrap();
+    assert!(sup.which_children().is_empty());
+    assert_eq!(sup.terminate_child("w", PATIENCE), Err(ChildError::NotFound { id: "w".into() }));
+    assert_eq!(log.items(), ["start w", "stop w shutdown", "start w", "w 7", "stop w shutdown"]);
+}
+
+#[test]
+fn start_child_adds_a_child_or_reports_why_not() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = rt.start_supervisor(lenient("sup").child(ProbeCfg::new("a", &log).spec()), PATIENCE).unwrap();
+    sup.start_child(ProbeCfg::new("b", &log).spec(), PATIENCE).unwrap();
+    let dup = sup.start_child(ProbeCfg::new("b", &log).spec(), PATIENCE).unwrap_err();
+    assert_eq!(dup, StartError::Spec(SpecError::DuplicateId { id: "b".into() }));
+    let failed = sup.start_child(ProbeCfg::new("c", &log).failing_starts(1).spec(), PATIENCE).unwrap_err();
+    assert!(matches!(&failed, StartError::ChildFailed { id, reason: StopReason::Failed(_) } if id == "c"));
+    let ids: Vec<String> = sup.which_children().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["a", "b"], "a child that failed to start is not added");
+    let counts = sup.count_children();
+    assert_eq!((counts.specs, counts.active, counts.workers, counts.supervisors), (2, 2, 2, 0));
+}
+
+#[test]
+fn backoff_delays_restarts_and_the_mailbox_waits_meanwhile() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .backoff(RestartBackoff::exponential(Duration::from_millis(100), Duration::from_millis(150)))
+        .child(ProbeCfg::new("w", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    w.send(P::Panic).unwrap();
+    assert!(eventually(|| state_of(&sup, "w") == Some((ChildState::Restarting, 1))));
+    w.send(P::Put(1)).unwrap();
+    assert_eq!(w.ask(P::Get).unwrap().wait(PATIENCE).unwrap(), [1], "sent during the backoff, handled after");
+    w.send(P::Panic).unwrap();
+    assert!(eventually(|| state_of(&sup, "w") == Some((ChildState::Running, 2))));
+    let delays: Vec<Duration> = sup
+        .history()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            SupervisionEventKind::Restarting { delay, .. } => Some(delay),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delays, [Duration::from_millis(100), Duration::from_millis(150)]);
+}
+
+#[test]
+fn a_handler_past_its_deadline_is_reported_while_it_runs_and_restarted_when_it_returns() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup").child(ProbeCfg::new("w", &log).spec().deadline(Duration::from_millis(10)));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    let gate = Gate::default();
+    w.send(P::Block(gate.clone())).unwrap();
+    assert!(
+        eventually(|| rt.failures().iter().any(|f| matches!(f.cause, FailureCause::DeadlineExceeded { .. }))),
+        "the watchdog reports the overrun while the handler is stuck"
+    );
+    assert_eq!(state_of(&sup, "w"), Some((ChildState::Running, 0)), "a thread cannot be preempted");
+    gate.open();
+    assert!(eventually(|| state_of(&sup, "w") == Some((ChildState::Running, 1))));
+    assert_eq!(rt.failure_count(), 1, "one overrun, one failure");
+    let failure = &rt.failures()[0];
+    assert_eq!((failure.path.as_str(), failure.message_kind), ("/sup/w", Some("Block")));
+}
+
+#[test]
+fn invalid_specs_are_refused_with_typed_errors() {
+    let log = Log::default();
+    let w = || ProbeCfg::new("w", &log).spec();
+    let cases: Vec<(SupervisorSpec, SpecError)> = vec![
+        (SupervisorSpec::new("s").child(w()).child(w()), SpecError::DuplicateId { id: "w".into() }),
+        (SupervisorSpec::new("s").intensity(1, Duration::ZERO), SpecError::ZeroPeriod),
+        (
+            SupervisorSpec::new("s").auto_shutdown(AutoShutdown::AnySignificant).child(w().significant(true)),
+            SpecError::SignificantPermanent { id: "w".into() },
+        ),
+        (
+            SupervisorSpec::new("s").child(w().restart(Restart::Transient).significant(true)),
+            SpecError::SignificantWithoutAutoShutdown { id: "w".into() },
+        ),
+        (
+            SupervisorSpec::pool("s", w()).auto_shutdown(AutoShutdown::AllSignificant),
+            SpecError::AutoShutdownInPool,
+        ),
+        (SupervisorSpec::new("s").strategy(Strategy::Pool), SpecError::PoolWithoutTemplate),
+        (SupervisorSpec::pool("s", w()).child(w()), SpecError::PoolWithStaticChildren),
+        (
+            SupervisorSpec::new("s")
+                .backoff(RestartBackoff::exponential(Duration::from_secs(2), Duration::from_secs(1))),
+            SpecError::BackoffRange { min: Duration::from_secs(2), max: Duration::from_secs(1) },
+        ),
+        (
+            SupervisorSpec::new("s").backoff(RestartBackoff::none().jitter(1.5)),
+            SpecError::Jitter { jitter: 1.5 },
+        ),
+        (SupervisorSpec::new("s").child(w().capacity(0)), SpecError::ZeroCapacity { id: "w".into() }),
+        (
+            SupervisorSpec::new("s").child(w().deadline(Duration::ZERO)),
+            SpecError::ZeroDeadline { id: "w".into() },
+        ),
+        (
+            SupervisorSpec::new("s").child(w().retry(cellrt::RetryPolicy::attempts(0))),
+            SpecError::ZeroRetries { id: "w".into() },
+        ),
+        (
+            SupervisorSpec::new("s")
+                .child(ChildSpec::supervisor("n", SupervisorSpec::new("n").child(w()).child(w()))),
+            SpecError::DuplicateId { id: "w".into() },
+        ),
+    ];
+    let rt = runtime(1);
+    for (spec, expected) in cases {
+        assert_eq!(spec.validate(), Err(expected.clone()));
+        assert_eq!(rt.start_supervisor(spec, PATIENCE).unwrap_err(), StartError::Spec(expected));
+    }
+    assert!(matches!(SupervisorSpec::new("a/b").validate(), Err(SpecError::InvalidName { .. })));
+    assert!(matches!(
+        SupervisorSpec::new("s").child(ProbeCfg::new("", &log).spec()).validate(),
+        Err(SpecError::InvalidId { .. })
+    ));
+    assert_eq!(rt.cell_count(), 0, "nothing started from an invalid spec");
+}
+
+/// A cell that supervises its own children.
+struct Boss {
+    log: Log<String>,
+}
+
+impl Cell for Boss {
+    type Message = ();
+
+    fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+        let spec = SupervisorSpec::new("ignored")
+            .strategy(Strategy::OneForAll)
+            .intensity(5, Duration::from_secs(60))
+            .child(ProbeCfg::new("a", &self.log).spec())
+            .child(ProbeCfg::new("b", &self.log).spec());
+        Ok(ctx.supervise(spec)?)
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) -> Result<(), CellError> {
+        ctx.child::<P>("b").expect("b").send(P::Panic).map_err(|_| CellError::msg("send"))
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>, _: &StopReason) {
+        self.log.push(format!("stop boss with {} children", ctx.which_children().len()));
+    }
+}
+
+#[test]
+fn a_cell_supervises_its_own_children_and_stops_them_before_itself() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let boss = rt.spawn(Boss { log: log.clone() }).unwrap();
+    assert!(eventually(|| log.len() == 2));
+    boss.send(()).unwrap();
+    assert!(eventually(|| log.len() == 6), "{:?}", log.items());
+    rt.stop(&boss);
+    assert!(eventually(|| boss.is_closed()));
+    let mut items = log.items();
+    // `supervise` starts the children without waiting: in either order.
+    items[..2].sort();
+    assert_eq!(
+        items,
+        [
+            "start a",
+            "start b",
+            "stop b failed",
+            "stop a restart",
+            "start a",
+            "start b",
+            "stop b parent",
+            "stop a parent",
+            "stop boss with 0 children"
+        ]
+    );
+}

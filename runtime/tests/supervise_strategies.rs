@@ -1,0 +1,160 @@
+//! Supervision strategies: who is stopped and restarted, in which order.
+
+mod common;
+
+use std::time::Duration;
+
+use cellrt::{ChildState, Restart, Runtime, Strategy, SupervisorSpec};
+use common::probe::{ProbeCfg, P};
+use common::{eventually, runtime, Log, PATIENCE};
+
+fn lenient(name: &str, strategy: Strategy) -> SupervisorSpec {
+    SupervisorSpec::new(name).strategy(strategy).intensity(10, Duration::from_secs(60))
+}
+
+/// Waits until `log` holds `n` entries, then returns them.
+fn entries(log: &Log<String>, n: usize) -> Vec<String> {
+    assert!(eventually(|| log.len() >= n), "expected {n} entries, got {:?}", log.items());
+    log.items()
+}
+
+fn get(runtime_child: &cellrt::Addr<P>) -> Vec<u64> {
+    runtime_child.ask(P::Get).unwrap().wait(PATIENCE).unwrap()
+}
+
+fn start3(rt: &Runtime, strategy: Strategy, log: &Log<String>) -> cellrt::Supervisor {
+    let spec = lenient("sup", strategy)
+        .child(ProbeCfg::new("a", log).spec())
+        .child(ProbeCfg::new("b", log).spec())
+        .child(ProbeCfg::new("c", log).spec());
+    rt.start_supervisor(spec, PATIENCE).unwrap()
+}
+
+#[test]
+fn static_children_start_in_spec_order_before_start_supervisor_returns() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let _sup = start3(&rt, Strategy::OneForOne, &log);
+    assert_eq!(log.items(), ["start a", "start b", "start c"]);
+}
+
+#[test]
+fn one_for_one_restarts_only_the_failed_child() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = start3(&rt, Strategy::OneForOne, &log);
+    let b = sup.child::<P>("b").unwrap();
+    b.send(P::Panic).unwrap();
+    assert_eq!(get(&b), Vec::<u64>::new(), "the new incarnation starts empty");
+    assert_eq!(entries(&log, 5)[3..], ["stop b failed", "start b"]);
+    let restarts: Vec<(String, u32)> = sup.which_children().into_iter().map(|c| (c.id, c.restarts)).collect();
+    assert_eq!(restarts, [("a".into(), 0), ("b".into(), 1), ("c".into(), 0)]);
+}
+
+#[test]
+fn one_for_all_stops_the_others_in_reverse_order_then_starts_all_in_order() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = start3(&rt, Strategy::OneForAll, &log);
+    sup.child::<P>("b").unwrap().send(P::Panic).unwrap();
+    let log = entries(&log, 9);
+    assert_eq!(
+        log[3..],
+        ["stop b failed", "stop c restart", "stop a restart", "start a", "start b", "start c"]
+    );
+    // A group restart counts once; every member is restarted.
+    let restarts: Vec<u32> = sup.which_children().into_iter().map(|c| c.restarts).collect();
+    assert_eq!(restarts, [0, 1, 0], "the restart is counted on the child that failed");
+}
+
+#[test]
+fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = start3(&rt, Strategy::RestForOne, &log);
+    sup.child::<P>("b").unwrap().send(P::Panic).unwrap();
+    let entries = entries(&log, 7);
+    assert_eq!(entries[3..], ["stop b failed", "stop c restart", "start b", "start c"]);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(log.len(), 7, "a was not touched: {:?}", log.items());
+}
+
+#[test]
+fn rest_for_one_on_the_last_child_restarts_it_alone() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = start3(&rt, Strategy::RestForOne, &log);
+    let c = sup.child::<P>("c").unwrap();
+    c.send(P::Fail).unwrap();
+    assert_eq!(get(&c), Vec::<u64>::new());
+    assert_eq!(log.items()[3..], ["stop c failed", "start c"]);
+}
+
+#[test]
+fn one_for_all_drops_temporary_bystanders_and_forgets_their_specs() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup", Strategy::OneForAll)
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("t", &log).spec().restart(Restart::Temporary))
+        .child(ProbeCfg::new("c", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let t = sup.child::<P>("t").unwrap();
+    sup.child::<P>("a").unwrap().send(P::Panic).unwrap();
+    let log = entries(&log, 8);
+    assert_eq!(log[3..], ["stop a failed", "stop c restart", "stop t restart", "start a", "start c"]);
+    let ids: Vec<String> = sup.which_children().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["a", "c"], "the temporary bystander's spec is forgotten");
+    assert!(eventually(|| t.is_closed()), "the temporary bystander stopped for good");
+    assert!(sup.child::<P>("t").is_none());
+}
+
+#[test]
+fn a_supervisor_stops_its_children_in_reverse_start_order() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = start3(&rt, Strategy::OneForOne, &log);
+    let watch = sup.watch();
+    let report = rt.shutdown(PATIENCE);
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(log.items()[3..], ["stop c shutdown", "stop b shutdown", "stop a shutdown"]);
+    assert_eq!(watch.wait(PATIENCE).unwrap().path.as_str(), "/sup");
+}
+
+#[test]
+fn pool_starts_children_on_demand_and_restarts_only_the_crashed_instance() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec =
+        SupervisorSpec::pool("pool", ProbeCfg::new("w", &log).spec()).intensity(10, Duration::from_secs(60));
+    let pool = rt.start_supervisor(spec, PATIENCE).unwrap();
+    assert!(pool.which_children().is_empty(), "a pool starts no child with itself");
+    let workers: Vec<cellrt::Addr<P>> =
+        (0..3).map(|_| pool.start_pool_child::<P>(PATIENCE).unwrap()).collect();
+    for (n, worker) in workers.iter().enumerate() {
+        worker.send(P::Put(n as u64)).unwrap();
+    }
+    workers[1].send(P::Panic).unwrap();
+    assert_eq!(get(&workers[1]), Vec::<u64>::new(), "the crashed instance restarted empty");
+    assert_eq!(get(&workers[0]), [0], "the others kept their state");
+    assert_eq!(get(&workers[2]), [2]);
+    let restarts: Vec<u32> = pool.which_children().into_iter().map(|c| c.restarts).collect();
+    assert_eq!(restarts, [0, 1, 0]);
+    assert!(pool.which_children().iter().all(|c| c.id.starts_with('#') && c.state == ChildState::Running));
+}
+
+#[test]
+fn pool_refuses_start_child_and_other_supervisors_refuse_start_pool_child() {
+    let rt = runtime(1);
+    let log = Log::default();
+    let pool =
+        rt.start_supervisor(SupervisorSpec::pool("pool", ProbeCfg::new("w", &log).spec()), PATIENCE).unwrap();
+    let err = pool.start_child(ProbeCfg::new("x", &log).spec(), PATIENCE).unwrap_err();
+    assert_eq!(err, cellrt::StartError::Spec(cellrt::SpecError::WrongStrategy { strategy: Strategy::Pool }));
+    let plain = rt.start_supervisor(SupervisorSpec::new("plain"), PATIENCE).unwrap();
+    let err = plain.start_pool_child::<P>(PATIENCE).unwrap_err();
+    assert_eq!(
+        err,
+        cellrt::StartError::Spec(cellrt::SpecError::WrongStrategy { strategy: Strategy::OneForOne })
+    );
+}
