@@ -43,6 +43,18 @@
 //! schedule messages to itself. An error or a panic in a hook is caught and
 //! becomes a typed [`Failure`]; it never takes a worker thread down.
 //!
+//! # Supervision
+//!
+//! A [`Supervisor`] starts cells from [`ChildSpec`]s and restarts them by a
+//! [`Strategy`] when they fail, as Erlang/OTP's supervisor does: restart
+//! kinds, restart intensity over a sliding window, escalation to its parent
+//! and up to the runtime root, backoff, ordered start and stop, significant
+//! children. A restarted cell keeps its address and its mailbox; the message
+//! whose handling failed goes to the dead-letter store
+//! ([`Runtime::dead_letters`]) or is re-delivered ([`RetryPolicy`]).
+//! [`Runtime::watch`] tells when a cell stops for good. `docs/supervision.md`
+//! in the repository states the rules.
+//!
 //! # Addresses
 //!
 //! An [`Addr<M>`] is a handle to a contract, the message type `M`, not to one

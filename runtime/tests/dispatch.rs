@@ -53,6 +53,7 @@ fn a_blocked_dispatcher_does_not_delay_cells_on_another() {
     for n in 0..4 {
         slow.send(n).unwrap();
     }
+    assert!(eventually(|| slow.queued() == 3), "the slow worker is blocked in the first message");
     let log = Log::default();
     let fast = rt.spawn(Recorder::new(&log)).unwrap();
     for n in 0..100 {

@@ -388,3 +388,59 @@ fn a_cell_supervises_its_own_children_and_stops_them_before_itself() {
         ]
     );
 }
+
+/// A cell supervising two children, that can be kept busy.
+struct BusyBoss {
+    log: Log<String>,
+}
+
+enum BossMsg {
+    Children(cellrt::Reply<(cellrt::Addr<P>, cellrt::Addr<P>)>),
+    Block(Gate),
+}
+
+impl Cell for BusyBoss {
+    type Message = BossMsg;
+
+    fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+        let spec = SupervisorSpec::new("boss")
+            .intensity(1, Duration::from_secs(60))
+            .child(ProbeCfg::new("a", &self.log).spec())
+            .child(ProbeCfg::new("b", &self.log).spec());
+        Ok(ctx.supervise(spec)?)
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: BossMsg) -> Result<(), CellError> {
+        match msg {
+            BossMsg::Children(reply) => {
+                let _ = reply.send((ctx.child("a").unwrap(), ctx.child("b").unwrap()));
+            }
+            BossMsg::Block(gate) => gate.wait_open(),
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_supervisor_giving_up_while_a_restart_is_pending_stops_that_child_instead() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let boss = rt.spawn(BusyBoss { log: log.clone() }).unwrap();
+    let (a, b) = boss.ask(BossMsg::Children).unwrap().wait(PATIENCE).unwrap();
+    let gate = Gate::default();
+    boss.send(BossMsg::Block(gate.clone())).unwrap();
+    assert!(eventually(|| boss.queued() == 0), "the boss is busy");
+    a.send(P::Panic).unwrap();
+    b.send(P::Panic).unwrap();
+    assert!(eventually(|| log.len() == 4), "both failed while their supervisor was busy");
+    let watch = rt.watch(&boss);
+    // One turn sees both exits: `a` is restarted, then `b` exceeds the
+    // intensity and the boss stops `a` before it ran again.
+    gate.open();
+    let terminated = watch.wait(PATIENCE).unwrap();
+    assert!(matches!(terminated.reason, StopReason::Escalated(_)), "{terminated:?}");
+    assert!(eventually(|| a.is_closed() && b.is_closed()));
+    let mut items = log.items();
+    items.sort();
+    assert_eq!(items, ["start a", "start b", "stop a failed", "stop b failed"], "`a` never started again");
+}

@@ -106,9 +106,14 @@ impl<C: Cell> Context<C> {
         self.addr.path()
     }
 
-    /// Stops the cell once the current hook returns. Messages still queued
-    /// are not handled: they are counted undelivered and asks among them
-    /// resolve to [`AskError::Unanswered`](crate::AskError::Unanswered).
+    /// Ends this incarnation once the current hook returns (a normal exit,
+    /// [`StopReason::Requested`](crate::StopReason::Requested)).
+    ///
+    /// A cell spawned from a value stops for good: messages still queued are
+    /// not handled, they are counted undelivered, and asks among them
+    /// resolve to [`AskError::Unanswered`](crate::AskError::Unanswered). A
+    /// supervised cell is restarted if its restart kind says so (a permanent
+    /// child is), and then handles what is queued.
     pub fn stop(&mut self) {
         self.stop_requested = true;
     }

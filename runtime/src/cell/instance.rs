@@ -98,11 +98,12 @@ struct Body<C: Cell> {
     factory: Option<Factory<C>>,
     phase: Phase,
     slot: Weak<Slot<C::Message>>,
-    /// A failed message waiting for the next incarnation.
-    retry: Option<Retry<C::Message>>,
-    /// How many re-deliveries the next message handled has behind it
-    /// (non-zero only for the re-delivered message at the front).
-    front_attempts: Option<(u32, FailureCause)>,
+    /// A failed message waiting for the next incarnation (boxed: rare, and
+    /// every idle cell pays for what is inline).
+    retry: Option<Box<Retry<C::Message>>>,
+    /// The re-deliveries and last cause of the message at the front, if it
+    /// is a re-delivered one.
+    front_attempts: Option<Box<(u32, FailureCause)>>,
     /// Set by `Drain`: handle what is queued, then stop.
     draining: bool,
     /// Whether this incarnation told its parent it started.
@@ -125,8 +126,8 @@ pub(crate) struct CellInstance<C: Cell> {
     /// This cell's own children, created on demand.
     node: Mutex<Option<Arc<Node>>>,
     supervised: Option<Supervised>,
-    /// Set while a handler with a deadline runs.
-    handling: Mutex<Option<Handling>>,
+    /// Set while a handler runs, for cells with a deadline only.
+    handling: Option<Box<Mutex<Option<Handling>>>>,
 }
 
 /// A handler with a deadline, as the watchdog sees it.
@@ -179,7 +180,7 @@ impl<C: Cell> CellInstance<C> {
             parent,
             node: Mutex::new(None),
             supervised,
-            handling: Mutex::new(None),
+            handling: supervised.and_then(|s| s.deadline).map(|_| Box::new(Mutex::new(None))),
         })
     }
 
@@ -279,9 +280,9 @@ impl<C: Cell> CellInstance<C> {
         let retained = C::retain(&msg);
         let attempts = body.front_attempts.take();
         let deadline = self.supervised.and_then(|s| s.deadline);
-        let since = deadline.map(|_| {
+        let since = self.handling.as_ref().map(|handling| {
             let since = Instant::now();
-            *self.handling.lock() = Some(Handling { since, kind, reported: false });
+            *handling.lock() = Some(Handling { since, kind, reported: false });
             since
         });
         let Some(Incarnation { cell, ctx }) = body.incarnation.as_mut() else {
@@ -289,8 +290,8 @@ impl<C: Cell> CellInstance<C> {
         };
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
         let mut overrun = None;
-        if let (Some(deadline), Some(since)) = (deadline, since) {
-            let reported = self.handling.lock().take().is_some_and(|h| h.reported);
+        if let (Some(deadline), Some(since), Some(handling)) = (deadline, since, &self.handling) {
+            let reported = handling.lock().take().is_some_and(|h| h.reported);
             let elapsed = since.elapsed();
             if elapsed > deadline {
                 overrun = Some((deadline, elapsed, reported));
@@ -327,17 +328,17 @@ impl<C: Cell> CellInstance<C> {
         &self,
         body: &mut Body<C>,
         retained: Option<C::Message>,
-        attempts: Option<(u32, FailureCause)>,
+        attempts: Option<Box<(u32, FailureCause)>>,
         failure: &Failure,
     ) {
         let policy = self.supervised.and_then(|s| s.retry);
-        let (done, poison) = match &attempts {
+        let (done, poison) = match attempts.as_deref() {
             Some((n, cause)) => (*n, *cause == failure.cause),
             None => (0, false),
         };
         match (policy, retained) {
             (Some(policy), Some(msg)) if !poison && done < policy.attempts => {
-                body.retry = Some(Retry { msg, attempts: done + 1, cause: failure.cause.clone() });
+                body.retry = Some(Box::new(Retry { msg, attempts: done + 1, cause: failure.cause.clone() }));
             }
             (_, retained) => {
                 let letter =
@@ -389,9 +390,16 @@ impl<C: Cell> CellInstance<C> {
                     };
                     match body.phase {
                         Phase::Starting | Phase::Running => self.begin_end(body, reason),
+                        // Told to restart, then to stop, before it ran: the
+                        // stop is the supervisor's latest word. The restart
+                        // is withdrawn and the exit reported again, which is
+                        // what the supervisor now waits for.
+                        Phase::Suspended(_) if self.mailbox.take_system(SystemMsg::Restart) => {
+                            body.phase = Phase::Suspended(reason.clone());
+                            self.report_exit(ChildExit { reason, started: false, kept: true });
+                        }
                         // Already between incarnations (or ending): its exit
-                        // is reported, or will be, once. The supervisor
-                        // restarts or retires it.
+                        // is reported, or will be, once.
                         Phase::Suspended(_) | Phase::Ending(_) | Phase::Done => {}
                     }
                 }
@@ -527,6 +535,7 @@ impl<C: Cell> CellInstance<C> {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(inc)));
         }
         if let Some(retry) = body.retry.take() {
+            let retry = *retry;
             let failure = match &reason {
                 StopReason::Failed(failure) => (**failure).clone(),
                 _ => *self.failure(Hook::Handle, None, retry.cause),
@@ -579,8 +588,9 @@ impl<C: Cell> CellInstance<C> {
         self.start_incarnation(body, guard)?;
         body.phase = Phase::Running;
         if let Some(retry) = body.retry.take() {
-            self.mailbox.push_front(std::iter::once(retry.msg));
-            body.front_attempts = Some((retry.attempts, retry.cause));
+            let Retry { msg, attempts, cause } = *retry;
+            self.mailbox.push_front(std::iter::once(msg));
+            body.front_attempts = Some(Box::new((attempts, cause)));
         }
         self.mailbox.resume();
         // A supervisor reports once its children have started.
@@ -788,7 +798,7 @@ impl<C: Cell> CellControl for CellInstance<C> {
 
     fn report_overrun(&self, now: Instant) -> Option<Box<Failure>> {
         let deadline = self.supervised?.deadline?;
-        let mut handling = self.handling.lock();
+        let mut handling = self.handling.as_ref()?.lock();
         let current = handling.as_mut()?;
         let elapsed = now.saturating_duration_since(current.since);
         if current.reported || elapsed <= deadline {

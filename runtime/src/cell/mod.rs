@@ -10,7 +10,7 @@
 //! ```text
 //!  spawn ─► started ─► handle, handle, … ─► stopped
 //!              │            │
-//!              └─ Err/panic ┴─► Failure ─► stopped(Failed)
+//!              └─ Err/panic ┴─► Failure ─► stopped(Failed) ─► supervisor
 //! ```
 //!
 //! Every hook runs on a worker of the cell's dispatcher, never on the thread
@@ -19,14 +19,21 @@
 //!
 //! - [`Cell::started`] runs before the first message. Messages sent in the
 //!   meantime wait in the mailbox. An error or panic here is a failure with
-//!   [`Hook::Started`](crate::Hook::Started); the cell then stops without
+//!   [`Hook::Started`](crate::Hook::Started): the incarnation ends without
 //!   handling any message.
 //! - [`Cell::handle`] runs once per message. An error or panic is a failure
-//!   with [`Hook::Handle`](crate::Hook::Handle): the runtime records it, drops
-//!   the message (an ask inside it resolves to `Unanswered`) and stops the cell.
-//! - [`Cell::stopped`] runs once when the cell stops for any reason but a
-//!   kill. A panic here is recorded as a failure with
-//!   [`Hook::Stopped`](crate::Hook::Stopped); the cell stops regardless.
+//!   with [`Hook::Handle`](crate::Hook::Handle): the runtime records it,
+//!   dead-letters the message (or keeps it for re-delivery, see
+//!   [`Cell::retain`]), and ends the incarnation.
+//! - [`Cell::stopped`] runs once when an incarnation ends for any reason but
+//!   a kill, after the cell's own children have stopped. A panic here is
+//!   recorded as a failure with [`Hook::Stopped`](crate::Hook::Stopped).
+//!
+//! A cell started from a [`ChildSpec`](crate::ChildSpec) lives on after its
+//! incarnation ends: its supervisor restarts it with a new value from the
+//! spec's factory, and the mailbox (with what queued meanwhile) carries over.
+//! A cell spawned from a value ([`Runtime::spawn`](crate::Runtime::spawn),
+//! [`Context::spawn`]) has one incarnation: it stops for good.
 //!
 //! Panics never unwind into a worker thread: each hook runs under
 //! `catch_unwind`.

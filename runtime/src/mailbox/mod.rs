@@ -195,6 +195,11 @@ impl<M> Mailbox<M> {
         self.queue.pop()
     }
 
+    /// Withdraws a pending control request; returns whether it was pending.
+    pub(crate) fn take_system(&self, msg: SystemMsg) -> bool {
+        self.system.take(msg)
+    }
+
     /// Whether a control request is pending.
     #[inline]
     pub(crate) fn has_system(&self) -> bool {

@@ -88,6 +88,11 @@ impl SystemQueue {
         }
     }
 
+    /// Withdraws a pending request; returns whether it was pending.
+    pub(crate) fn take(&self, msg: SystemMsg) -> bool {
+        self.pending.fetch_and(!bit(msg), AcqRel) & bit(msg) != 0
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.load(Acquire) == 0
     }

@@ -923,6 +923,11 @@ impl Node {
 
     /// Starts the next child of a start operation, or completes it.
     fn advance_start(&self, state: &mut NodeState) {
+        if self.runtime.is_shutting_down() {
+            // Nothing restarts once shutdown began.
+            state.op = None;
+            return;
+        }
         loop {
             let Some(Op::Start { queue, waiting, .. }) = &mut state.op else { return };
             if waiting.is_some() {

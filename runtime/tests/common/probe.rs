@@ -55,6 +55,10 @@ impl Gate {
         self.0 .1.notify_all();
     }
 
+    pub fn wait_open(&self) {
+        self.wait();
+    }
+
     fn wait(&self) {
         let mut open = self.0 .0.lock().unwrap();
         while !*open {
