@@ -13,61 +13,10 @@
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelMailbox;
+use cellrt_loom_tests::RunTokens;
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use loom::sync::{Arc, Condvar, Mutex};
+use loom::sync::Arc;
 use loom::thread;
-
-/// The model's stand-in for a dispatcher's run queue: run tokens waiting for
-/// a worker, and how many senders may still produce one.
-struct RunTokens {
-    state: Mutex<Tokens>,
-    cond: Condvar,
-}
-
-struct Tokens {
-    queued: usize,
-    producers_left: usize,
-}
-
-impl RunTokens {
-    fn new(producers: usize) -> Self {
-        RunTokens { state: Mutex::new(Tokens { queued: 0, producers_left: producers }), cond: Condvar::new() }
-    }
-
-    /// Enqueues the cell: its run token goes to the workers.
-    fn enqueue(&self) {
-        self.state.lock().unwrap().queued += 1;
-        self.cond.notify_all();
-    }
-
-    /// A producer is done; it enqueued the cell first when it took the token.
-    fn producer_done(&self, took_token: bool) {
-        let mut state = self.state.lock().unwrap();
-        if took_token {
-            state.queued += 1;
-        }
-        state.producers_left -= 1;
-        drop(state);
-        self.cond.notify_all();
-    }
-
-    /// Blocks for a token; `false` once no producer is left and no token waits.
-    fn take(&self) -> bool {
-        let mut state = self.state.lock().unwrap();
-        while state.queued == 0 && state.producers_left > 0 {
-            state = self.cond.wait(state).unwrap();
-        }
-        if state.queued == 0 {
-            return false;
-        }
-        state.queued -= 1;
-        true
-    }
-
-    fn queued(&self) -> usize {
-        self.state.lock().unwrap().queued
-    }
-}
 
 /// A cell under test: its mailbox and a flag set while a worker is inside a turn.
 struct Cell {
