@@ -102,6 +102,20 @@ impl fmt::Display for PanicLocation {
     }
 }
 
+impl FailureCause {
+    /// Whether two causes are the same failure, for poison-message
+    /// detection: equal, but for how long an overrun handler had run.
+    pub(crate) fn same_as(&self, other: &FailureCause) -> bool {
+        match (self, other) {
+            (
+                FailureCause::DeadlineExceeded { deadline: a, .. },
+                FailureCause::DeadlineExceeded { deadline: b, .. },
+            ) => a == b,
+            _ => self == other,
+        }
+    }
+}
+
 impl Failure {
     /// Whether the failure was a panic.
     pub fn is_panic(&self) -> bool {

@@ -214,6 +214,21 @@ fn terminate_restart_and_delete_child_manage_a_child_behind_the_same_address() {
 }
 
 #[test]
+fn a_terminated_run_time_child_keeps_its_spec_and_restarts_without_a_spurious_exit() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = rt.start_supervisor(lenient("sup"), PATIENCE).unwrap();
+    sup.start_child(ProbeCfg::new("dyn", &log).spec(), PATIENCE).unwrap();
+    sup.terminate_child("dyn", PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "dyn"), Some((ChildState::Stopped, 0)));
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(state_of(&sup, "dyn"), Some((ChildState::Stopped, 0)), "not restarted, not forgotten");
+    sup.restart_child("dyn", PATIENCE).unwrap();
+    assert!(sup.history().is_empty(), "a requested stop is not an exit: {:?}", sup.history());
+    assert_eq!(log.items(), ["start dyn", "stop dyn shutdown", "start dyn"]);
+}
+
+#[test]
 fn start_child_adds_a_child_or_reports_why_not() {
     let rt = runtime(2);
     let log = Log::default();

@@ -134,6 +134,22 @@ fn a_message_failing_again_with_the_same_cause_is_a_poison_message() {
     assert_eq!(sup.which_children()[0].restarts, 2);
 }
 
+#[test]
+fn an_overrun_that_overruns_again_is_a_poison_message_however_long_it_ran() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup").child(
+        ProbeCfg::new("w", &log).spec().deadline(Duration::from_millis(5)).retry(RetryPolicy::attempts(3)),
+    );
+    let w = rt.start_supervisor(spec, PATIENCE).unwrap().child::<P>("w").unwrap();
+    w.send(P::Sleep(Duration::from_millis(20))).unwrap();
+    let _ = w.ask(P::Get).unwrap().wait(PATIENCE).unwrap();
+    let letters = rt.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].is_poison());
+    assert_eq!(letters[0].redeliveries(), 1);
+}
+
 /// A cell that does not retain its messages.
 struct Forgetful;
 

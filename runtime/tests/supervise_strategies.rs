@@ -62,9 +62,14 @@ fn one_for_all_stops_the_others_in_reverse_order_then_starts_all_in_order() {
         log[3..],
         ["stop b failed", "stop c restart", "stop a restart", "start a", "start b", "start c"]
     );
-    // A group restart counts once; every member is restarted.
     let restarts: Vec<u32> = sup.which_children().into_iter().map(|c| c.restarts).collect();
-    assert_eq!(restarts, [0, 1, 0], "the restart is counted on the child that failed");
+    assert_eq!(restarts, [1, 1, 1], "every member was restarted once");
+    let restarting = sup
+        .history()
+        .iter()
+        .filter(|e| matches!(e.kind, cellrt::SupervisionEventKind::Restarting { .. }))
+        .count();
+    assert_eq!(restarting, 1, "a group restart is one restart against the intensity");
 }
 
 #[test]
@@ -75,6 +80,8 @@ fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
     sup.child::<P>("b").unwrap().send(P::Panic).unwrap();
     let entries = entries(&log, 7);
     assert_eq!(entries[3..], ["stop b failed", "stop c restart", "start b", "start c"]);
+    let restarts: Vec<u32> = sup.which_children().into_iter().map(|c| c.restarts).collect();
+    assert_eq!(restarts, [0, 1, 1]);
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(log.len(), 7, "a was not touched: {:?}", log.items());
 }
@@ -88,6 +95,25 @@ fn rest_for_one_on_the_last_child_restarts_it_alone() {
     c.send(P::Fail).unwrap();
     assert_eq!(get(&c), Vec::<u64>::new());
     assert_eq!(log.items()[3..], ["stop c failed", "start c"]);
+}
+
+#[test]
+fn a_brutally_killed_group_member_keeps_its_mailbox_and_is_not_reported_terminated() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup", Strategy::OneForAll)
+        .child(ProbeCfg::new("x", &log).spec())
+        .child(ProbeCfg::new("k", &log).spec().shutdown(cellrt::Shutdown::Kill));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let k = sup.child::<P>("k").unwrap();
+    let mut watch = rt.watch(&k);
+    k.send(P::Sleep(Duration::from_millis(50))).unwrap();
+    k.send(P::Put(1)).unwrap();
+    sup.child::<P>("x").unwrap().send(P::Panic).unwrap();
+    assert_eq!(get(&k), [1], "the message queued behind the kill reached the next incarnation");
+    assert_eq!(watch.try_take(), Ok(None), "a restart is not a termination");
+    assert!(!log.items().contains(&"stop k killed".to_owned()), "a kill runs no hook: {:?}", log.items());
+    assert_eq!(sup.which_children()[1].restarts, 1);
 }
 
 #[test]
@@ -152,6 +178,12 @@ fn pool_refuses_start_child_and_other_supervisors_refuse_start_pool_child() {
     let err = pool.start_child(ProbeCfg::new("x", &log).spec(), PATIENCE).unwrap_err();
     assert_eq!(err, cellrt::StartError::Spec(cellrt::SpecError::WrongStrategy { strategy: Strategy::Pool }));
     let plain = rt.start_supervisor(SupervisorSpec::new("plain"), PATIENCE).unwrap();
+    let wrong = pool.start_pool_child::<String>(PATIENCE).unwrap_err();
+    assert!(
+        matches!(wrong, cellrt::StartError::MessageType { expected: "alloc::string::String", .. }),
+        "{wrong:?}"
+    );
+    assert!(pool.which_children().is_empty(), "no child started for the wrong type");
     let err = plain.start_pool_child::<P>(PATIENCE).unwrap_err();
     assert_eq!(
         err,

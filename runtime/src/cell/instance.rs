@@ -142,6 +142,8 @@ struct Handling {
 /// What ends a turn early.
 enum Exit {
     Stop(StopReason),
+    /// Terminated for good by its supervisor, which needs no report.
+    Retire(StopReason),
     Kill,
 }
 
@@ -333,7 +335,7 @@ impl<C: Cell> CellInstance<C> {
     ) {
         let policy = self.supervised.and_then(|s| s.retry);
         let (done, poison) = match attempts.as_deref() {
-            Some((n, cause)) => (*n, *cause == failure.cause),
+            Some((n, cause)) => (*n, cause.same_as(&failure.cause)),
             None => (0, false),
         };
         match (policy, retained) {
@@ -365,7 +367,7 @@ impl<C: Cell> CellInstance<C> {
                 SystemMsg::Kill => return Some(Exit::Kill),
                 SystemMsg::Retire => {
                     if let Phase::Suspended(reason) = &body.phase {
-                        return Some(Exit::Stop(reason.clone()));
+                        return Some(Exit::Retire(reason.clone()));
                     }
                 }
                 SystemMsg::Restart => {
@@ -387,6 +389,7 @@ impl<C: Cell> CellInstance<C> {
                         StopCause::ParentStopped => StopReason::ParentStopped,
                         StopCause::Supervisor => StopReason::Shutdown,
                         StopCause::GroupRestart => StopReason::Restart,
+                        StopCause::Kill => StopReason::Killed,
                     };
                     match body.phase {
                         Phase::Starting | Phase::Running => self.begin_end(body, reason),
@@ -468,7 +471,10 @@ impl<C: Cell> CellInstance<C> {
             return false;
         }
         match reason {
-            StopReason::Killed | StopReason::Replaced => false,
+            StopReason::Replaced => false,
+            // Only the supervisor's kill (`Shutdown::Kill`) ends an
+            // incarnation this way; the runtime's kill terminates at once.
+            StopReason::Killed => supervised.restart != Restart::Temporary,
             StopReason::Restart | StopReason::ParentStopped => supervised.restart != Restart::Temporary,
             StopReason::Failed(_) => supervised.restart != Restart::Temporary,
             // A supervisor that retires a child it stopped (`terminate_child`)
@@ -497,9 +503,12 @@ impl<C: Cell> CellInstance<C> {
         body.reported_started = false;
         if let Some(mut inc) = body.incarnation.take() {
             let Incarnation { cell, ctx } = &mut inc;
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.stopped(ctx, &reason))) {
-                let failure = self.failure(Hook::Stopped, None, Self::panic_cause(payload, guard));
-                self.runtime.record_failure(&failure);
+            // A kill (the supervisor's `Shutdown::Kill`) runs no hook.
+            if !matches!(reason, StopReason::Killed) {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.stopped(ctx, &reason))) {
+                    let failure = self.failure(Hook::Stopped, None, Self::panic_cause(payload, guard));
+                    self.runtime.record_failure(&failure);
+                }
             }
             // The cell's own `Drop` is user code too.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(inc)));
@@ -625,12 +634,13 @@ impl<C: Cell> Runnable for CellInstance<C> {
         let mut handled = 0_usize;
         loop {
             if let Some(exit) = self.run_system(&mut body) {
-                let reason = match exit {
-                    Exit::Kill => StopReason::Killed,
-                    Exit::Stop(reason) => reason,
+                let (reason, report) = match exit {
+                    Exit::Kill => (StopReason::Killed, true),
+                    Exit::Stop(reason) => (reason, true),
+                    Exit::Retire(reason) => (reason, false),
                 };
                 let started = body.reported_started;
-                self.terminate(&mut body, reason, started, true);
+                self.terminate(&mut body, reason, started, report);
                 return TurnEnd::Done;
             }
             match body.phase.clone() {

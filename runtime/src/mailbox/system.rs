@@ -39,11 +39,15 @@ pub(crate) enum StopCause {
     Supervisor,
     /// The supervisor stops it to restart it with its group.
     GroupRestart,
+    /// The supervisor kills it (`Shutdown::Kill`): the incarnation ends at
+    /// its next system check without hooks; the instance is kept.
+    Kill,
 }
 
 /// Requests in the order a pop hands them out: most urgent first.
-const BY_URGENCY: [SystemMsg; 10] = [
+const BY_URGENCY: [SystemMsg; 11] = [
     SystemMsg::Kill,
+    SystemMsg::Stop(StopCause::Kill),
     SystemMsg::Retire,
     SystemMsg::Supervise,
     SystemMsg::Stop(StopCause::Replaced),

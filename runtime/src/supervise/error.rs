@@ -29,6 +29,13 @@ pub enum StartError {
     Timeout,
     /// The supervisor is stopping or has stopped.
     SupervisorStopping,
+    /// The child handles another message type than the one asked for.
+    MessageType {
+        /// The message type asked for.
+        expected: &'static str,
+        /// The message type the child handles.
+        found: &'static str,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -42,6 +49,9 @@ impl fmt::Display for StartError {
             StartError::ChildFailed { id, reason } => write!(f, "{id} stopped while starting: {reason:?}"),
             StartError::Timeout => f.write_str("the start did not complete in time"),
             StartError::SupervisorStopping => f.write_str("the supervisor is stopping"),
+            StartError::MessageType { expected, found } => {
+                write!(f, "the child handles {found}, not {expected}")
+            }
         }
     }
 }

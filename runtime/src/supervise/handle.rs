@@ -1,6 +1,6 @@
 //! [`Supervisor`]: a handle on a running supervisor.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::time::Duration;
 
@@ -112,13 +112,15 @@ impl Supervisor {
     /// # Errors
     ///
     /// As [`start_child`](Supervisor::start_child); `Spec(WrongStrategy)`
-    /// when the supervisor is not a pool or the template does not handle `M`.
+    /// when the supervisor is not a pool, `MessageType` (and no child is
+    /// started) when the template does not handle `M`.
     pub fn start_pool_child<M: Send + 'static>(&self, timeout: Duration) -> Result<Addr<M>, StartError> {
         let (reply, pending) = ask::channel();
-        self.node.command(Command::StartPoolChild { reply });
+        let message = (TypeId::of::<M>(), std::any::type_name::<M>());
+        self.node.command(Command::StartPoolChild { message, reply });
         let addr = pending.wait(timeout)??;
-        downcast_addr(&*addr)
-            .ok_or(StartError::Spec(super::spec::SpecError::WrongStrategy { strategy: self.node.strategy() }))
+        // The node checked the template's message type before starting it.
+        downcast_addr(&*addr).ok_or(StartError::MessageType { expected: message.1, found: "another type" })
     }
 
     /// Stops child `id` (its shutdown rule applies) and keeps its spec;

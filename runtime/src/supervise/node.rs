@@ -21,7 +21,7 @@
 //! that arrive meanwhile are deferred until it completes, as an OTP
 //! supervisor's mailbox would hold them.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,6 +39,10 @@ use super::info::{ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEve
 use super::spec::{validate_child, AutoShutdown, ChildSpec, Flags, Restart, Shutdown, SpecError, Strategy};
 use super::start::{ChildName, ChildPlacement, StartedChild};
 use super::window::RestartWindow;
+
+/// How long a killed child's handler may take to return before the child
+/// is abandoned.
+const KILL_GRACE: Duration = Duration::from_secs(1);
 
 /// How many supervision events a node keeps.
 const HISTORY_KEPT: usize = 256;
@@ -75,11 +79,27 @@ pub(crate) enum Outcome {
 /// A request from a [`Supervisor`](crate::Supervisor) handle.
 #[allow(clippy::enum_variant_names)]
 pub(crate) enum Command {
-    StartChild { spec: ChildSpec, reply: Reply<Result<Arc<dyn Any + Send + Sync>, StartError>> },
-    StartPoolChild { reply: Reply<Result<Arc<dyn Any + Send + Sync>, StartError>> },
-    TerminateChild { id: String, reply: Reply<Result<(), ChildError>> },
-    RestartChild { id: String, reply: Reply<Result<(), ChildError>> },
-    DeleteChild { id: String, reply: Reply<Result<(), ChildError>> },
+    StartChild {
+        spec: ChildSpec,
+        reply: Reply<Result<Arc<dyn Any + Send + Sync>, StartError>>,
+    },
+    StartPoolChild {
+        /// The message type the caller expects the template to handle.
+        message: (TypeId, &'static str),
+        reply: Reply<Result<Arc<dyn Any + Send + Sync>, StartError>>,
+    },
+    TerminateChild {
+        id: String,
+        reply: Reply<Result<(), ChildError>>,
+    },
+    RestartChild {
+        id: String,
+        reply: Reply<Result<(), ChildError>>,
+    },
+    DeleteChild {
+        id: String,
+        reply: Reply<Result<(), ChildError>>,
+    },
 }
 
 enum Event {
@@ -281,10 +301,6 @@ impl Node {
     /// Whether this node is a declared supervisor (it starts static children).
     pub(crate) fn is_supervisor(&self) -> bool {
         self.state.lock().supervisor
-    }
-
-    pub(crate) fn strategy(&self) -> Strategy {
-        self.state.lock().flags.strategy
     }
 
     fn push(&self, event: Event) {
@@ -782,8 +798,10 @@ impl Node {
             let shutdown = child.spec.shutdown;
             let tick = match shutdown {
                 Shutdown::Kill => {
-                    handle.send_system(SystemMsg::Kill);
-                    None
+                    // The kill takes effect at the child's next system
+                    // check: a handler that does not return is abandoned.
+                    handle.send_system(SystemMsg::Stop(StopCause::Kill));
+                    Some(self.timer(state, KILL_GRACE))
                 }
                 Shutdown::Timeout(timeout) => {
                     handle.send_system(SystemMsg::Stop(cause));
@@ -839,12 +857,17 @@ impl Node {
 
     fn finish_stop(&self, state: &mut NodeState, purpose: StopPurpose) {
         match purpose {
-            StopPurpose::Group { ids, delay, trigger } => self.start_group(state, ids, delay, trigger),
+            StopPurpose::Group { ids, delay, trigger } => {
+                // The trigger's restart was counted when it exited.
+                self.count_group_restart(state, &ids, Some(&trigger));
+                self.start_group(state, ids, delay, trigger)
+            }
             StopPurpose::GroupRetry { ids, trigger, reason } => {
                 if !state.window.admit(Instant::now(), state.flags.max_restarts, state.flags.period) {
                     self.give_up(state, &trigger, reason);
                     return;
                 }
+                self.count_group_restart(state, &ids, None);
                 self.start_group(state, ids, Duration::ZERO, trigger);
             }
             StopPurpose::StartAborted(failure) => state.outcomes.push(Outcome::StartFailed(failure)),
@@ -885,6 +908,18 @@ impl Node {
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
+            }
+        }
+    }
+
+    /// Counts a restart for each member of a group restart but `counted`.
+    fn count_group_restart(&self, state: &mut NodeState, ids: &[String], counted: Option<&String>) {
+        for child in state.children.iter_mut() {
+            if ids.contains(&child.id)
+                && Some(&child.id) != counted
+                && child.spec.restart != Restart::Temporary
+            {
+                child.restarts += 1;
             }
         }
     }
@@ -1068,12 +1103,18 @@ impl Node {
                     Err(err) => drop(reply.send(Err(err))),
                 }
             }
-            Command::StartPoolChild { reply } => {
+            Command::StartPoolChild { message, reply } => {
                 let Some(template) = state.template.clone() else {
                     let strategy = state.flags.strategy;
                     let _ = reply.send(Err(StartError::Spec(SpecError::WrongStrategy { strategy })));
                     return;
                 };
+                let handles = template.start.message_type();
+                if handles.0 != message.0 {
+                    let _ =
+                        reply.send(Err(StartError::MessageType { expected: message.1, found: handles.1 }));
+                    return;
+                }
                 match self.spawn(&template, ChildName::Numbered, None) {
                     Ok(started) => {
                         let mut child = Child::new(&template, started.clone(), false);
@@ -1283,7 +1324,7 @@ impl Child {
 
 fn refuse_command(command: Command, err: ChildError) {
     match command {
-        Command::StartChild { reply, .. } | Command::StartPoolChild { reply } => {
+        Command::StartChild { reply, .. } | Command::StartPoolChild { reply, .. } => {
             let _ = reply.send(Err(StartError::SupervisorStopping));
         }
         Command::TerminateChild { reply, .. }

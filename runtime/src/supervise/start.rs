@@ -1,7 +1,7 @@
 //! How a child spec starts an instance: the type-erased starters behind
 //! [`ChildSpec`], and the cell a declared supervisor runs as.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 use crate::address::Addr;
 use crate::cell::instance::{Origin, Supervised};
@@ -43,6 +43,8 @@ pub(crate) trait StartChild: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Whether the child is a declared supervisor.
     fn is_supervisor(&self) -> bool;
+    /// The message type the cell handles, and its name.
+    fn message_type(&self) -> (TypeId, &'static str);
     /// Checks what the spec nests (a supervisor's own spec).
     fn validate(&self) -> Result<(), SpecError> {
         Ok(())
@@ -87,6 +89,10 @@ impl<C: Cell> StartChild for CellStarter<C> {
         std::any::type_name::<C>()
     }
 
+    fn message_type(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<C::Message>(), std::any::type_name::<C::Message>())
+    }
+
     fn is_supervisor(&self) -> bool {
         false
     }
@@ -110,6 +116,10 @@ impl SupervisorStarter {
 impl StartChild for SupervisorStarter {
     fn kind(&self) -> &'static str {
         std::any::type_name::<SupervisorCell>()
+    }
+
+    fn message_type(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<SupervisorMsg>(), std::any::type_name::<SupervisorMsg>())
     }
 
     fn is_supervisor(&self) -> bool {
@@ -140,6 +150,10 @@ pub(crate) struct ValueStarter {
 impl StartChild for ValueStarter {
     fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    fn message_type(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<()>(), "(spawned from a value)")
     }
 
     fn is_supervisor(&self) -> bool {
