@@ -22,6 +22,10 @@ use crate::dispatch::worker;
 use crate::sync::atomic::{AtomicBool, Ordering::*};
 use crate::sync::{Arc, Backoff, Condvar, Mutex};
 
+/// How long [`Pending::wait`] keeps the thread awake for an answer before it
+/// sleeps.
+const SPIN_BUDGET: Duration = Duration::from_micros(50);
+
 enum State<T> {
     /// No answer yet; the waker of an awaiting task, if any.
     Waiting(Option<Waker>),
@@ -184,6 +188,10 @@ impl<T> Pending<T> {
     /// Blocks until the answer arrives, the reply is dropped unanswered, or
     /// `timeout` passes.
     ///
+    /// The thread spins, then yields, for up to 50 µs before it sleeps:
+    /// an answer that comes within that time is seen at once instead of
+    /// after a wake-up, at the price of that much CPU time for a slow answer.
+    ///
     /// Called on a worker thread this blocks that worker: prefer passing the
     /// answer back as a message when asking from inside a cell. Before it
     /// blocks, the worker hands the cell it was about to run next to its
@@ -199,6 +207,12 @@ impl<T> Pending<T> {
         while !self.shared.resolved.load(Acquire) && !backoff.is_completed() {
             backoff.snooze();
         }
+        // Then keep yielding for a while: a thread that sleeps here is woken
+        // tens of microseconds after the answer on a busy or virtual
+        // machine, longer than most answers take (a restart and the ask
+        // behind it take a few microseconds).
+        let budget = SPIN_BUDGET.min(timeout);
+        crate::sync::yield_until(budget, || self.shared.resolved.load(Acquire));
         let mut state = self.shared.state.lock();
         loop {
             match std::mem::replace(&mut *state, State::Closed) {

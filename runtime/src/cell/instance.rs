@@ -643,7 +643,7 @@ impl<C: Cell> Runnable for CellInstance<C> {
                 self.terminate(&mut body, reason, started, report);
                 return TurnEnd::Done;
             }
-            match body.phase.clone() {
+            match &body.phase {
                 Phase::Starting => {
                     if let Err(failure) = self.begin_incarnation(&mut body, &guard) {
                         let reason = self.failed(failure);
@@ -655,6 +655,7 @@ impl<C: Cell> Runnable for CellInstance<C> {
                     continue;
                 }
                 Phase::Ending(reason) => {
+                    let reason = reason.clone();
                     if self.finish_end(&mut body, reason, &guard) {
                         return TurnEnd::Done;
                     }

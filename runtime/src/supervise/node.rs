@@ -22,7 +22,7 @@
 //! supervisor's mailbox would hold them.
 
 use std::any::{Any, TypeId};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::ask::Reply;
@@ -195,6 +195,9 @@ struct NodeState {
     statics: Vec<ChildSpec>,
     template: Option<ChildSpec>,
     children: Vec<Child>,
+    /// Where each child is in `children`, by key: exits and starts of a
+    /// large pool are found without a scan.
+    keys: HashMap<u64, usize>,
     events: VecDeque<Event>,
     deferred: VecDeque<Event>,
     op: Option<Op>,
@@ -266,6 +269,7 @@ impl Node {
                 statics: seed.statics,
                 template: seed.template,
                 children: Vec::new(),
+                keys: HashMap::new(),
                 events: VecDeque::new(),
                 deferred: VecDeque::new(),
                 op: None,
@@ -404,6 +408,7 @@ impl Node {
             state.retired = true;
             state.op = None;
             state.waiters.clear();
+            state.keys.clear();
             std::mem::take(&mut state.children)
         };
         for child in children {
@@ -424,6 +429,7 @@ impl Node {
             state.retired = true;
             state.op = None;
             state.waiters.clear();
+            state.keys.clear();
             std::mem::take(&mut state.children)
         };
         for child in children {
@@ -500,7 +506,7 @@ impl Node {
         if let Some(position) = state.waiters.iter().position(|(k, _)| *k == key) {
             if !exit.started {
                 let (_, waiter) = state.waiters.swap_remove(position);
-                let child = state.children.remove(index);
+                let child = state.remove_child(index);
                 if child.kept {
                     if let Some(handle) = &child.handle {
                         handle.send_system(SystemMsg::Retire);
@@ -589,7 +595,7 @@ impl Node {
             child.status = Status::Stopped;
             let significant = child.spec.significant;
             if child.spec.restart == Restart::Temporary || !child.is_static {
-                let child = state.children.remove(index);
+                let child = state.remove_child(index);
                 if child.spec.restart == Restart::Temporary {
                     state.statics.retain(|s| s.id != child.id);
                 }
@@ -730,7 +736,9 @@ impl Node {
         match self.spawn(&spec, name, Some(&addr)) {
             Ok(started) => {
                 let child = &mut state.children[index];
-                child.key = started.handle.id();
+                let old = std::mem::replace(&mut child.key, started.handle.id());
+                state.keys.remove(&old);
+                state.keys.insert(started.handle.id(), index);
                 child.handle = Some(started.handle.clone());
                 child.status = Status::Starting;
                 started.handle.begin();
@@ -885,6 +893,7 @@ impl Node {
                     }
                 }
                 state.children = kept;
+                state.reindex();
                 state.statics.retain(|s| s.restart != Restart::Temporary);
                 state.outcomes.push(Outcome::ChildrenStopped);
             }
@@ -901,7 +910,7 @@ impl Node {
                     if child.spec.restart == Restart::Temporary
                         || !child.is_static && state.flags.strategy == Strategy::Pool
                     {
-                        state.children.remove(index);
+                        state.remove_child(index);
                         state.statics.retain(|s| s.id != id);
                     }
                 }
@@ -931,7 +940,7 @@ impl Node {
         for id in ids {
             let Some(index) = state.children.iter().position(|c| c.id == id) else { continue };
             if state.children[index].spec.restart == Restart::Temporary {
-                let child = state.children.remove(index);
+                let child = state.remove_child(index);
                 if child.kept {
                     if let Some(handle) = &child.handle {
                         handle.send_system(SystemMsg::Retire);
@@ -976,7 +985,7 @@ impl Node {
                     let Some(spec) = state.statics.iter().find(|s| s.id == id).cloned() else { continue };
                     match self.spawn(&spec, ChildName::Named(id.clone()), None) {
                         Ok(started) => {
-                            state.children.push(Child::new(&spec, started.clone(), true));
+                            state.add_child(Child::new(&spec, started.clone(), true));
                             if let Some(Op::Start { waiting, .. }) = &mut state.op {
                                 *waiting = Some(started.handle.id());
                             }
@@ -1121,7 +1130,7 @@ impl Node {
                         child.id = started.handle.path().name().to_owned();
                         child.path = started.handle.path().clone();
                         let key = started.handle.id();
-                        state.children.push(child);
+                        state.add_child(child);
                         state.waiters.push((key, StartWaiter::Reply(reply)));
                         started.handle.begin();
                     }
@@ -1153,7 +1162,7 @@ impl Node {
                         Err(ChildError::Running { id })
                     }
                     Some(index) => {
-                        state.children.remove(index);
+                        state.remove_child(index);
                         state.statics.retain(|s| s.id != id);
                         Ok(())
                     }
@@ -1192,7 +1201,7 @@ impl Node {
         let started =
             self.spawn(&spec, ChildName::Named(spec.id.clone()), None).map_err(StartError::Spawn)?;
         let key = started.handle.id();
-        state.children.push(Child::new(&spec, started.clone(), false));
+        state.add_child(Child::new(&spec, started.clone(), false));
         started.handle.begin();
         Ok(key)
     }
@@ -1235,7 +1244,7 @@ impl Node {
         let handle: Arc<dyn CellControl> = instance;
         let started = StartedChild { handle: handle.clone(), addr: Arc::new(addr.clone()) };
         let spec = ChildSpec::temporary_marker(handle.path().name(), std::any::type_name::<C>());
-        state.children.push(Child::new(&spec, started, false));
+        state.add_child(Child::new(&spec, started, false));
         drop(state);
         handle.begin();
         Ok(addr)
@@ -1297,7 +1306,26 @@ impl Node {
 
 impl NodeState {
     fn index_of_key(&self, key: u64) -> Option<usize> {
-        self.children.iter().position(|c| c.key == key)
+        self.keys.get(&key).copied()
+    }
+
+    fn add_child(&mut self, child: Child) {
+        self.keys.insert(child.key, self.children.len());
+        self.children.push(child);
+    }
+
+    fn remove_child(&mut self, index: usize) -> Child {
+        let child = self.children.remove(index);
+        self.reindex();
+        child
+    }
+
+    /// Rebuilds the key index after children moved.
+    fn reindex(&mut self) {
+        self.keys.clear();
+        for (index, child) in self.children.iter().enumerate() {
+            self.keys.insert(child.key, index);
+        }
     }
 }
 

@@ -31,6 +31,11 @@ pub(crate) fn spin_loop() {
     loom::thread::yield_now();
 }
 
+/// Under loom, time does not pass: one look, then the caller sleeps.
+pub(crate) fn yield_until(_budget: std::time::Duration, done: impl Fn() -> bool) -> bool {
+    done()
+}
+
 /// Backoff under loom: every step yields to the model scheduler.
 #[derive(Debug, Default)]
 pub(crate) struct Backoff(std::cell::Cell<u32>);

@@ -24,6 +24,22 @@ pub(crate) fn spin_loop() {
     std::hint::spin_loop();
 }
 
+/// Yields the thread until `done` holds or `budget` has passed; returns
+/// whether `done` held. For waits whose answer usually comes sooner than a
+/// sleeping thread would wake up.
+pub(crate) fn yield_until(budget: std::time::Duration, done: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= budget {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
 #[cfg(feature = "parking_lot")]
 mod lock {
     use std::marker::PhantomData;
