@@ -189,7 +189,9 @@ fn an_ask_whose_handler_panics_resolves_unanswered() {
     let a = rt.start_supervisor(lenient("sup").child(ChildSpec::new("a", || Asker)), PATIENCE).unwrap();
     let a = a.child::<cellrt::Reply<u8>>("a").unwrap();
     assert_eq!(a.ask(|r| r).unwrap().wait(PATIENCE), Err(AskError::Unanswered));
-    assert_eq!(rt.dead_letter_count(), 1);
+    // The reply is dropped while the panic unwinds, before the failure is
+    // recorded: the asker may hear first.
+    assert!(eventually(|| rt.dead_letter_count() == 1));
 }
 
 #[test]
