@@ -193,7 +193,8 @@ fn brutal_kill_skips_the_stopped_hook() {
 fn terminate_restart_and_delete_child_manage_a_child_behind_the_same_address() {
     let rt = runtime(2);
     let log = Log::default();
-    let sup = rt.start_supervisor(lenient("sup").child(ProbeCfg::new("w", &log).spec()), PATIENCE).unwrap();
+    let cfg = ProbeCfg::new("w", &log);
+    let sup = rt.start_supervisor(lenient("sup").child(cfg.spec()), PATIENCE).unwrap();
     let w = sup.child::<P>("w").unwrap();
     assert_eq!(sup.restart_child("w", PATIENCE), Err(ChildError::Running { id: "w".into() }));
     assert_eq!(sup.delete_child("w", PATIENCE), Err(ChildError::Running { id: "w".into() }));
@@ -207,10 +208,25 @@ fn terminate_restart_and_delete_child_manage_a_child_behind_the_same_address() {
         "the old address reaches the new instance"
     );
     sup.terminate_child("w", PATIENCE).unwrap();
+    cfg.fail_starts.store(1, std::sync::atomic::Ordering::SeqCst);
+    let failed = sup.restart_child("w", PATIENCE).unwrap_err();
+    assert!(matches!(&failed, ChildError::StartFailed { id, reason: StopReason::Failed(_) } if id == "w"));
+    assert_eq!(state_of(&sup, "w"), Some((ChildState::Stopped, 0)), "a failed restart leaves it stopped");
     sup.delete_child("w", PATIENCE).unwrap();
     assert!(sup.which_children().is_empty());
     assert_eq!(sup.terminate_child("w", PATIENCE), Err(ChildError::NotFound { id: "w".into() }));
-    assert_eq!(log.items(), ["start w", "stop w shutdown", "start w", "w 7", "stop w shutdown"]);
+    assert_eq!(
+        log.items(),
+        [
+            "start w",
+            "stop w shutdown",
+            "start w",
+            "w 7",
+            "stop w shutdown",
+            "start w failed",
+            "stop w failed"
+        ]
+    );
 }
 
 #[test]

@@ -108,6 +108,9 @@ struct Body<C: Cell> {
     draining: bool,
     /// Whether this incarnation told its parent it started.
     reported_started: bool,
+    /// The supervisor stopped the cell for good (`terminate_child`): it is
+    /// not kept for a restart, whatever its restart kind.
+    terminating: bool,
 }
 
 /// One spawned cell.
@@ -175,6 +178,7 @@ impl<C: Cell> CellInstance<C> {
                 front_attempts: None,
                 draining: false,
                 reported_started: false,
+                terminating: false,
             }),
             dispatcher,
             runtime,
@@ -392,7 +396,10 @@ impl<C: Cell> CellInstance<C> {
                         StopCause::Kill => StopReason::Killed,
                     };
                     match body.phase {
-                        Phase::Starting | Phase::Running => self.begin_end(body, reason),
+                        Phase::Starting | Phase::Running => {
+                            body.terminating = cause == StopCause::Supervisor;
+                            self.begin_end(body, reason);
+                        }
                         // Told to restart, then to stop, before it ran: the
                         // stop is the supervisor's latest word. The restart
                         // is withdrawn and the exit reported again, which is
@@ -477,8 +484,8 @@ impl<C: Cell> CellInstance<C> {
             StopReason::Killed => supervised.restart != Restart::Temporary,
             StopReason::Restart | StopReason::ParentStopped => supervised.restart != Restart::Temporary,
             StopReason::Failed(_) => supervised.restart != Restart::Temporary,
-            // A supervisor that retires a child it stopped (`terminate_child`)
-            // sends `Retire`; a runtime shutdown was ruled out above.
+            // `terminate_child` is ruled out by the caller, a runtime
+            // shutdown above: this is a child supervisor's auto-shutdown.
             StopReason::Requested | StopReason::Shutdown | StopReason::Escalated(_) => {
                 supervised.restart == Restart::Permanent
             }
@@ -513,7 +520,7 @@ impl<C: Cell> CellInstance<C> {
             // The cell's own `Drop` is user code too.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(inc)));
         }
-        if self.kept(&reason) {
+        if !body.terminating && self.kept(&reason) {
             body.phase = Phase::Suspended(reason.clone());
             self.report_exit(ChildExit { reason, started, kept: true });
             false
@@ -557,14 +564,20 @@ impl<C: Cell> CellInstance<C> {
         // DONE in the state word is what `is_terminated` reads. Blocked
         // senders were woken when `retire` closed the mailbox.
         self.mailbox.state().finish();
-        if !matches!(reason, StopReason::Replaced) {
-            if let Some(slot) = body.slot.upgrade() {
-                slot.watchers().end(Terminated { path: self.path.clone(), reason: reason.clone() });
-            }
-        }
         self.runtime.cell_terminated(self.id, &self.path, undelivered, &reason);
+        let watchers = match reason {
+            StopReason::Replaced => None,
+            _ => body.slot.upgrade(),
+        };
+        let terminated =
+            watchers.as_ref().map(|_| Terminated { path: self.path.clone(), reason: reason.clone() });
         if report {
             self.report_exit(ChildExit { reason, started, kept: false });
+        }
+        // Last: a watcher told of the termination finds its consequences
+        // (the supervisor's records, an escalation at the root) in place.
+        if let (Some(slot), Some(terminated)) = (watchers, terminated) {
+            slot.watchers().end(terminated);
         }
     }
 

@@ -105,6 +105,13 @@ pub enum ChildError {
     SupervisorStopping,
     /// The supervisor did not answer in time.
     Timeout,
+    /// `restart_child`: the child failed to start; it stays stopped.
+    StartFailed {
+        /// The child's id.
+        id: String,
+        /// How its start ended.
+        reason: StopReason,
+    },
 }
 
 impl fmt::Display for ChildError {
@@ -114,6 +121,7 @@ impl fmt::Display for ChildError {
             ChildError::Running { id } => write!(f, "child {id:?} is running"),
             ChildError::SupervisorStopping => f.write_str("the supervisor is stopping"),
             ChildError::Timeout => f.write_str("the supervisor did not answer in time"),
+            ChildError::StartFailed { id, reason } => write!(f, "child {id:?} failed to start: {reason:?}"),
         }
     }
 }

@@ -134,11 +134,13 @@ impl Supervisor {
         self.request(timeout, |reply| Command::TerminateChild { id: id.to_owned(), reply })
     }
 
-    /// Starts a stopped child again, behind the same address.
+    /// Starts a stopped child again, behind the same address, and waits for
+    /// its `started` hook.
     ///
     /// # Errors
     ///
-    /// `NotFound`, `Running` if it is not stopped, `Timeout` or `SupervisorStopping`.
+    /// `NotFound`, `Running` if it is not stopped, `StartFailed` (it stays
+    /// stopped), `Timeout` or `SupervisorStopping`.
     pub fn restart_child(&self, id: &str, timeout: Duration) -> Result<(), ChildError> {
         self.request(timeout, |reply| Command::RestartChild { id: id.to_owned(), reply })
     }

@@ -181,11 +181,14 @@ enum Op {
     Backoff { tick: u64, ids: Vec<String>, trigger: String },
 }
 
-/// Who waits for a child's first start.
+/// Who waits for a child's start.
 enum StartWaiter {
     /// `Context::start_child`: nobody waits; a failed start removes it.
     Nobody,
+    /// `start_child`, `start_pool_child`: a failed start removes it.
     Reply(Reply<Result<Arc<dyn Any + Send + Sync>, StartError>>),
+    /// `restart_child`: a failed start leaves it stopped.
+    Restart(Reply<Result<(), ChildError>>),
 }
 
 struct NodeState {
@@ -380,8 +383,10 @@ impl Node {
             child.pending_tick = None;
         }
         for (_, waiter) in state.waiters.drain(..) {
-            if let StartWaiter::Reply(reply) = waiter {
-                let _ = reply.send(Err(StartError::SupervisorStopping));
+            match waiter {
+                StartWaiter::Reply(reply) => drop(reply.send(Err(StartError::SupervisorStopping))),
+                StartWaiter::Restart(reply) => drop(reply.send(Err(ChildError::SupervisorStopping))),
+                StartWaiter::Nobody => {}
             }
         }
         let queue: VecDeque<u64> =
@@ -471,8 +476,10 @@ impl Node {
         }
         let addr = child.addr.clone();
         if let Some(position) = state.waiters.iter().position(|(k, _)| *k == key) {
-            if let (_, StartWaiter::Reply(reply)) = state.waiters.swap_remove(position) {
-                let _ = reply.send(Ok(addr));
+            match state.waiters.swap_remove(position) {
+                (_, StartWaiter::Reply(reply)) => drop(reply.send(Ok(addr))),
+                (_, StartWaiter::Restart(reply)) => drop(reply.send(Ok(()))),
+                (_, StartWaiter::Nobody) => {}
             }
         }
         if let Some(Op::Start { waiting, .. }) = &mut state.op {
@@ -501,6 +508,25 @@ impl Node {
             child.kept = exit.kept;
             child.status = if exit.kept { Status::Waiting } else { Status::Stopped };
             child.running_since = None;
+        }
+        // A requested restart that failed: the child stays stopped.
+        if let Some(position) =
+            state.waiters.iter().position(|(k, w)| *k == key && matches!(w, StartWaiter::Restart(_)))
+        {
+            if let (_, StartWaiter::Restart(reply)) = state.waiters.swap_remove(position) {
+                let child = &mut state.children[index];
+                if child.kept {
+                    if let Some(handle) = &child.handle {
+                        handle.send_system(SystemMsg::Retire);
+                    }
+                    child.kept = false;
+                }
+                child.status = Status::Stopped;
+                let id = child.id.clone();
+                self.record(state, &id, SupervisionEventKind::StartFailed(exit.reason.clone()));
+                let _ = reply.send(Err(ChildError::StartFailed { id, reason: exit.reason }));
+                return;
+            }
         }
         // A first start that failed.
         if let Some(position) = state.waiters.iter().position(|(k, _)| *k == key) {
@@ -1138,23 +1164,22 @@ impl Node {
                 }
             }
             Command::TerminateChild { id, reply } => self.terminate_child(state, &id, Some(reply)),
-            Command::RestartChild { id, reply } => {
-                let result = match state.children.iter().position(|c| c.id == id) {
-                    None => Err(ChildError::NotFound { id }),
-                    Some(index) if state.children[index].status != Status::Stopped => {
-                        Err(ChildError::Running { id })
+            Command::RestartChild { id, reply } => match state.children.iter().position(|c| c.id == id) {
+                None => drop(reply.send(Err(ChildError::NotFound { id }))),
+                Some(index) if state.children[index].status != Status::Stopped => {
+                    drop(reply.send(Err(ChildError::Running { id })))
+                }
+                Some(index) => {
+                    self.restart_now(state, index);
+                    let child = &state.children[index];
+                    if child.status == Status::Starting {
+                        // Answered once it started (or failed to).
+                        state.waiters.push((child.key, StartWaiter::Restart(reply)));
+                    } else {
+                        let _ = reply.send(Err(ChildError::SupervisorStopping));
                     }
-                    Some(index) => {
-                        self.restart_now(state, index);
-                        if state.children[index].status == Status::Starting {
-                            Ok(())
-                        } else {
-                            Err(ChildError::SupervisorStopping)
-                        }
-                    }
-                };
-                let _ = reply.send(result);
-            }
+                }
+            },
             Command::DeleteChild { id, reply } => {
                 let result = match state.children.iter().position(|c| c.id == id) {
                     None => Err(ChildError::NotFound { id }),
