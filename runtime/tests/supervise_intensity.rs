@@ -171,20 +171,32 @@ fn a_failed_child_start_stops_the_children_before_it_in_reverse_and_fails_the_st
     assert!(eventually(|| rt.cell_count() == 0), "nothing is left running");
 }
 
+/// A one-for-all supervisor of `names`, with `max_restarts` in a minute; `a`
+/// is crashed once `b`'s next start is set to fail.
+fn crash_a_while_b_cannot_start(
+    rt: &Runtime,
+    log: &Log<String>,
+    max_restarts: u32,
+    names: &[&'static str],
+) -> cellrt::Supervisor {
+    let probes: Vec<ProbeCfg> = names.iter().map(|name| ProbeCfg::new(name, log)).collect();
+    let spec = probes.iter().fold(
+        SupervisorSpec::new("sup")
+            .strategy(Strategy::OneForAll)
+            .intensity(max_restarts, Duration::from_secs(60)),
+        |spec, probe| spec.child(probe.spec()),
+    );
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    probes[1].fail_starts.store(1, SeqCst);
+    sup.child::<P>("a").unwrap().send(P::Panic).unwrap();
+    sup
+}
+
 #[test]
 fn a_child_failing_to_start_during_a_group_restart_restarts_the_group_again() {
     let rt = common::runtime(2);
     let log = Log::default();
-    let b = ProbeCfg::new("b", &log);
-    let spec = SupervisorSpec::new("sup")
-        .strategy(Strategy::OneForAll)
-        .intensity(5, Duration::from_secs(60))
-        .child(ProbeCfg::new("a", &log).spec())
-        .child(b.spec())
-        .child(ProbeCfg::new("c", &log).spec());
-    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
-    b.fail_starts.store(1, SeqCst);
-    sup.child::<P>("a").unwrap().send(P::Panic).unwrap();
+    let sup = crash_a_while_b_cannot_start(&rt, &log, 5, &["a", "b", "c"]);
     assert!(eventually(|| log.len() >= 13), "{:?}", log.items());
     assert_eq!(
         log.items()[3..],
@@ -215,15 +227,7 @@ fn a_child_failing_to_start_during_a_group_restart_restarts_the_group_again() {
 fn a_failed_group_restart_attempt_counts_toward_the_intensity() {
     let rt = common::runtime(2);
     let log = Log::default();
-    let b = ProbeCfg::new("b", &log);
-    let spec = SupervisorSpec::new("sup")
-        .strategy(Strategy::OneForAll)
-        .intensity(1, Duration::from_secs(60))
-        .child(ProbeCfg::new("a", &log).spec())
-        .child(b.spec());
-    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
-    b.fail_starts.store(1, SeqCst);
-    sup.child::<P>("a").unwrap().send(P::Panic).unwrap();
+    let sup = crash_a_while_b_cannot_start(&rt, &log, 1, &["a", "b"]);
     // Restart 1: the group; restart 2: the retry after b's failed start.
     let terminated = sup.watch().wait(PATIENCE).unwrap();
     assert!(matches!(terminated.reason, StopReason::Escalated(_)), "{terminated:?}");

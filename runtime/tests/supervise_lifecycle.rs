@@ -475,3 +475,56 @@ fn a_supervisor_giving_up_while_a_restart_is_pending_stops_that_child_instead() 
     items.sort();
     assert_eq!(items, ["start a", "start b", "stop a failed", "stop b failed"], "`a` never started again");
 }
+
+fn restart_delays(sup: &Supervisor) -> Vec<Duration> {
+    sup.history()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            SupervisionEventKind::Restarting { delay, .. } => Some(delay),
+            _ => None,
+        })
+        .collect()
+}
+
+fn crash_and_wait_restarted(sup: &Supervisor, restarts: u32) {
+    sup.child::<P>("w").unwrap().send(P::Panic).unwrap();
+    assert!(eventually(|| state_of(sup, "w") == Some((ChildState::Running, restarts))));
+}
+
+#[test]
+fn backoff_starts_again_from_its_minimum_after_a_quiet_period() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let backoff = RestartBackoff::exponential(Duration::from_millis(10), Duration::from_millis(80))
+        .reset_after(Duration::from_millis(100));
+    let sup =
+        rt.start_supervisor(lenient("sup").backoff(backoff).child(ProbeCfg::new("w", &log).spec()), PATIENCE);
+    let sup = sup.unwrap();
+    crash_and_wait_restarted(&sup, 1);
+    crash_and_wait_restarted(&sup, 2);
+    std::thread::sleep(Duration::from_millis(150));
+    crash_and_wait_restarted(&sup, 3);
+    let ms: Vec<u128> = restart_delays(&sup).iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, [10, 20, 10]);
+}
+
+#[test]
+fn jitter_adds_at_most_its_fraction_of_the_delay() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let backoff =
+        RestartBackoff::exponential(Duration::from_millis(10), Duration::from_millis(10)).jitter(0.5);
+    let sup =
+        rt.start_supervisor(lenient("sup").backoff(backoff).child(ProbeCfg::new("w", &log).spec()), PATIENCE);
+    let sup = sup.unwrap();
+    for n in 1..=5 {
+        crash_and_wait_restarted(&sup, n);
+    }
+    let delays = restart_delays(&sup);
+    assert_eq!(delays.len(), 5);
+    assert!(
+        delays.iter().all(|d| *d >= Duration::from_millis(10) && *d <= Duration::from_millis(15)),
+        "{delays:?}"
+    );
+    assert!(delays.iter().any(|d| *d > Duration::from_millis(10)), "some jitter was added: {delays:?}");
+}

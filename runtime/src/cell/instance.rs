@@ -252,21 +252,22 @@ impl<C: Cell> CellInstance<C> {
     /// Creates the incarnation (from the factory, unless the value was
     /// given) and runs `started`.
     fn start_incarnation(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
-        if body.incarnation.is_none() {
-            let (Some(factory), Some(slot)) = (body.factory.clone(), body.slot.upgrade()) else {
-                let cause =
-                    FailureCause::Error { text: "the cell's address is gone".into(), type_name: None };
-                return Err(self.failure(Hook::Started, None, cause));
-            };
-            let made = catch_unwind(AssertUnwindSafe(|| (factory.lock())()));
-            match made {
-                Ok(cell) => body.incarnation = Some(Incarnation { cell, ctx: self.new_context(&slot) }),
-                Err(payload) => {
-                    return Err(self.failure(Hook::Started, None, Self::panic_cause(payload, guard)));
+        let Incarnation { cell, ctx } = match body.incarnation {
+            Some(ref mut incarnation) => incarnation,
+            None => {
+                let (Some(factory), Some(slot)) = (body.factory.clone(), body.slot.upgrade()) else {
+                    let cause =
+                        FailureCause::Error { text: "the cell's address is gone".into(), type_name: None };
+                    return Err(self.failure(Hook::Started, None, cause));
+                };
+                match catch_unwind(AssertUnwindSafe(|| (factory.lock())())) {
+                    Ok(cell) => body.incarnation.insert(Incarnation { cell, ctx: self.new_context(&slot) }),
+                    Err(payload) => {
+                        return Err(self.failure(Hook::Started, None, Self::panic_cause(payload, guard)));
+                    }
                 }
             }
-        }
-        let Some(Incarnation { cell, ctx }) = body.incarnation.as_mut() else { unreachable!() };
+        };
         match catch_unwind(AssertUnwindSafe(|| cell.started(ctx))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(self.failure(Hook::Started, None, Self::error_cause(err))),
@@ -434,7 +435,7 @@ impl<C: Cell> CellInstance<C> {
                     self.report_started();
                 }
             }
-            Outcome::StartFailed(failure) | Outcome::Failed(failure) => {
+            Outcome::StartFailed(failure) => {
                 if matches!(body.phase, Phase::Starting | Phase::Running) {
                     let reason = self.failed(failure);
                     self.begin_end(body, reason);

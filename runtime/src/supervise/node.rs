@@ -65,9 +65,6 @@ pub(crate) enum Outcome {
     StartedAll,
     /// A static child failed to start; the ones before it were stopped.
     StartFailed(Box<Failure>),
-    /// The owner fails (reserved for node-detected failures).
-    #[allow(dead_code)]
-    Failed(Box<Failure>),
     /// Restart intensity exceeded: the owner ends, and escalates.
     Escalate(Box<Escalation>),
     /// Significant children exited: the owner shuts down.
@@ -144,6 +141,8 @@ struct Child {
     /// Restarts in a row, for the backoff.
     consecutive: u32,
     running_since: Option<Instant>,
+    /// How long its last incarnation ran, for the backoff's reset.
+    last_run: Duration,
     /// The timer of a pending (backed-off) restart.
     pending_tick: Option<u64>,
     /// From the supervisor spec (restarted with the supervisor) rather than
@@ -408,15 +407,7 @@ impl Node {
 
     /// The owner terminated for good: every child goes with it.
     pub(crate) fn retire_all(&self) {
-        let children = {
-            let mut state = self.state.lock();
-            state.retired = true;
-            state.op = None;
-            state.waiters.clear();
-            state.keys.clear();
-            std::mem::take(&mut state.children)
-        };
-        for child in children {
+        for child in self.take_children() {
             if let Some(handle) = child.handle {
                 if child.kept {
                     handle.send_system(SystemMsg::Retire);
@@ -429,19 +420,22 @@ impl Node {
 
     /// The owner was killed: so are its children.
     pub(crate) fn kill_all(&self) {
-        let children = {
-            let mut state = self.state.lock();
-            state.retired = true;
-            state.op = None;
-            state.waiters.clear();
-            state.keys.clear();
-            std::mem::take(&mut state.children)
-        };
-        for child in children {
+        for child in self.take_children() {
             if let Some(handle) = child.handle {
                 handle.send_system(SystemMsg::Kill);
             }
         }
+    }
+
+    /// The owner is gone: takes every child out, and sends the children
+    /// that exit from now on to retire themselves.
+    fn take_children(&self) -> Vec<Child> {
+        let mut state = self.state.lock();
+        state.retired = true;
+        state.op = None;
+        state.waiters.clear();
+        state.keys.clear();
+        std::mem::take(&mut state.children)
     }
 
     fn refuse(&self, event: Event) {
@@ -507,7 +501,7 @@ impl Node {
             let child = &mut state.children[index];
             child.kept = exit.kept;
             child.status = if exit.kept { Status::Waiting } else { Status::Stopped };
-            child.running_since = None;
+            child.last_run = child.running_since.take().map_or(Duration::ZERO, |since| since.elapsed());
         }
         // A requested restart that failed: the child stays stopped.
         if let Some(position) =
@@ -695,8 +689,7 @@ impl Node {
     fn backoff(&self, state: &mut NodeState, index: usize) -> Duration {
         let backoff = state.flags.backoff;
         let child = &mut state.children[index];
-        let quiet = child.running_since.map_or(Duration::ZERO, |since| since.elapsed());
-        if !backoff.reset_after.is_zero() && quiet >= backoff.reset_after {
+        if !backoff.reset_after.is_zero() && child.last_run >= backoff.reset_after {
             child.consecutive = 0;
         }
         child.consecutive = child.consecutive.saturating_add(1);
@@ -1134,7 +1127,7 @@ impl Node {
                     return;
                 }
                 match self.add_child(state, spec) {
-                    Ok(key) => state.waiters.push((key, StartWaiter::Reply(reply))),
+                    Ok((key, _)) => state.waiters.push((key, StartWaiter::Reply(reply))),
                     Err(err) => drop(reply.send(Err(err))),
                 }
             }
@@ -1216,9 +1209,13 @@ impl Node {
         self.advance_stop(state);
     }
 
-    /// Adds and spawns a run-time child; returns its key. The caller waits
-    /// for its start.
-    fn add_child(&self, state: &mut NodeState, spec: ChildSpec) -> Result<u64, StartError> {
+    /// Adds and spawns a run-time child; returns its key and address. The
+    /// caller waits for its start.
+    fn add_child(
+        &self,
+        state: &mut NodeState,
+        spec: ChildSpec,
+    ) -> Result<(u64, Arc<dyn Any + Send + Sync>), StartError> {
         validate_child(&spec, state.flags.auto_shutdown).map_err(StartError::Spec)?;
         if state.children.iter().any(|c| c.id == spec.id) {
             return Err(StartError::Spec(SpecError::DuplicateId { id: spec.id }));
@@ -1226,9 +1223,10 @@ impl Node {
         let started =
             self.spawn(&spec, ChildName::Named(spec.id.clone()), None).map_err(StartError::Spawn)?;
         let key = started.handle.id();
+        let addr = started.addr.clone();
         state.add_child(Child::new(&spec, started.clone(), false));
         started.handle.begin();
-        Ok(key)
+        Ok((key, addr))
     }
 
     /// `Context::start_child`: adds a run-time child without waiting for it.
@@ -1240,9 +1238,9 @@ impl Node {
         if state.flags.strategy == Strategy::Pool {
             return Err(StartError::Spec(SpecError::WrongStrategy { strategy: Strategy::Pool }));
         }
-        let key = self.add_child(&mut state, spec)?;
+        let (key, addr) = self.add_child(&mut state, spec)?;
         state.waiters.push((key, StartWaiter::Nobody));
-        Ok(state.children.last().map(|c| c.addr.clone()).expect("just added"))
+        Ok(addr)
     }
 
     /// `Context::spawn`: a temporary child from a value.
@@ -1368,6 +1366,7 @@ impl Child {
             restarts: 0,
             consecutive: 0,
             running_since: None,
+            last_run: Duration::ZERO,
             pending_tick: None,
             is_static,
             overdue: false,
