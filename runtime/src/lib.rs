@@ -96,6 +96,8 @@
 //! # Features
 //!
 //! - `parking_lot` (default): locks from parking_lot instead of std.
+//! - `storage` (default): per-cell storage on sled ([`Store`],
+//!   [`StorageConfig`]).
 //!
 //! With `--no-default-features` the crate depends only on crossbeam and
 //! tracing.
@@ -113,6 +115,8 @@ mod failure;
 mod mailbox;
 mod path;
 mod runtime;
+#[cfg(feature = "storage")]
+mod store;
 mod supervise;
 mod sync;
 mod timer;
@@ -129,6 +133,8 @@ pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::mailbox::SendError;
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
+#[cfg(feature = "storage")]
+pub use crate::store::{Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction};
 pub use crate::supervise::{
     AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, Escalation, Restart,
     RestartBackoff, RetryPolicy, Shutdown, SpecError, StartError, Strategy, SupervisionEvent,

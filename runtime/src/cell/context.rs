@@ -80,6 +80,9 @@ pub struct Context<C: Cell> {
     pub(crate) timers: Vec<TimerHandle>,
     /// The instance this context belongs to.
     host: Weak<dyn CellControl>,
+    /// The cell's tree, once asked for.
+    #[cfg(feature = "storage")]
+    store: Option<crate::store::Store>,
 }
 
 impl<C: Cell> Context<C> {
@@ -89,7 +92,16 @@ impl<C: Cell> Context<C> {
         dispatcher: Arc<str>,
         host: Weak<dyn CellControl>,
     ) -> Self {
-        Context { addr, runtime, dispatcher, stop_requested: false, timers: Vec::new(), host }
+        Context {
+            addr,
+            runtime,
+            dispatcher,
+            stop_requested: false,
+            timers: Vec::new(),
+            host,
+            #[cfg(feature = "storage")]
+            store: None,
+        }
     }
 
     fn host(&self) -> Result<Arc<dyn CellControl>, SpawnError> {
@@ -104,6 +116,23 @@ impl<C: Cell> Context<C> {
     /// The cell's path in the tree.
     pub fn path(&self) -> &CellPath {
         self.addr.path()
+    }
+
+    /// The cell's own storage tree, named by its path: it outlives the
+    /// cell, its restarts and the process. See [`Store`](crate::Store).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Disabled`](crate::StoreError::Disabled) when the
+    /// runtime has no storage; I/O and engine errors.
+    #[cfg(feature = "storage")]
+    pub fn store(&mut self) -> Result<crate::store::Store, crate::store::StoreError> {
+        if let Some(store) = &self.store {
+            return Ok(store.clone());
+        }
+        let store = self.runtime.store(self.addr.path())?;
+        self.store = Some(store.clone());
+        Ok(store)
     }
 
     /// Ends this incarnation once the current hook returns (a normal exit,

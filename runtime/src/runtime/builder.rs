@@ -40,6 +40,8 @@ pub struct Builder {
     quiet_panics: bool,
     dead_letter_capacity: usize,
     on_escalation: Option<EscalationHook>,
+    #[cfg(feature = "storage")]
+    storage: Option<crate::store::StorageConfig>,
 }
 
 /// What the runtime root does when a top-level supervisor gives up.
@@ -63,6 +65,8 @@ impl Default for Builder {
             quiet_panics: false,
             dead_letter_capacity: 1024,
             on_escalation: None,
+            #[cfg(feature = "storage")]
+            storage: None,
         }
     }
 }
@@ -161,6 +165,19 @@ impl Builder {
         self
     }
 
+    /// Gives cells storage: one database, a tree per cell
+    /// ([`Context::store`](crate::Context::store)). Opened by
+    /// [`build`](Builder::build).
+    ///
+    /// # Default
+    ///
+    /// None: `store` returns [`StoreError::Disabled`](crate::StoreError::Disabled).
+    #[cfg(feature = "storage")]
+    pub fn storage(&mut self, config: crate::store::StorageConfig) -> &mut Self {
+        self.storage = Some(config);
+        self
+    }
+
     /// Starts the runtime's worker threads.
     ///
     /// # Errors
@@ -188,6 +205,12 @@ impl Builder {
         if let Some((name, _)) = pools.iter().find(|(_, threads)| *threads == 0) {
             return Err(BuildError::ZeroWorkers { dispatcher: name.clone() });
         }
+        // Before any thread starts: a refused storage leaves nothing behind.
+        #[cfg(feature = "storage")]
+        let storage = match &self.storage {
+            Some(config) => Some(crate::store::Storage::open(config).map_err(BuildError::Storage)?),
+            None => None,
+        };
         crate::failure::install_panic_hook();
         let mut dispatchers: Vec<Arc<Dispatcher>> = Vec::with_capacity(pools.len());
         for (name, threads) in &pools {
@@ -213,6 +236,8 @@ impl Builder {
             quiet_panics: self.quiet_panics,
             dead_letter_capacity: self.dead_letter_capacity,
             on_escalation: self.on_escalation.clone(),
+            #[cfg(feature = "storage")]
+            storage,
         };
         tracing::debug!(
             dispatchers = ?pools,

@@ -34,6 +34,9 @@ pub enum BuildError {
         /// The system's error text.
         reason: String,
     },
+    /// The storage could not be opened.
+    #[cfg(feature = "storage")]
+    Storage(crate::store::StoreError),
 }
 
 impl fmt::Display for BuildError {
@@ -49,11 +52,21 @@ impl fmt::Display for BuildError {
             BuildError::ThreadSpawn { thread, reason } => {
                 write!(f, "cannot start thread {thread}: {reason}")
             }
+            #[cfg(feature = "storage")]
+            BuildError::Storage(err) => write!(f, "cannot open the storage: {err}"),
         }
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            #[cfg(feature = "storage")]
+            BuildError::Storage(err) => Some(err),
+            _ => None,
+        }
+    }
+}
 
 /// Why a cell could not be spawned.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -64,6 +64,8 @@ pub(crate) struct Settings {
     pub(crate) quiet_panics: bool,
     pub(crate) dead_letter_capacity: usize,
     pub(crate) on_escalation: Option<EscalationHook>,
+    #[cfg(feature = "storage")]
+    pub(crate) storage: Option<crate::store::Storage>,
 }
 
 /// A spawned cell's address and instance, not yet begun.
@@ -346,11 +348,26 @@ impl RuntimeShared {
         Some(period)
     }
 
+    /// The tree of the cell at `path`.
+    #[cfg(feature = "storage")]
+    pub(crate) fn store(&self, path: &CellPath) -> Result<crate::store::Store, crate::store::StoreError> {
+        match &self.settings.storage {
+            Some(storage) => storage.cell_tree(path),
+            None => Err(crate::store::StoreError::Disabled),
+        }
+    }
+
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Acquire)
     }
 
     pub(crate) fn dead_letter(&self, letter: DeadLetter) {
+        #[cfg(feature = "storage")]
+        if let Some(storage) = &self.settings.storage {
+            if let Err(err) = storage.keep_dead_letter(&letter) {
+                tracing::error!(%err, cell = %letter.failure().path, "could not store a dead letter");
+            }
+        }
         self.dead_letters.push(letter);
     }
 
@@ -596,6 +613,35 @@ impl Runtime {
     /// Dead letters since the runtime started.
     pub fn dead_letter_count(&self) -> u64 {
         self.shared.dead_letters.total()
+    }
+
+    /// The storage tree of the cell at `path` (see [`Store`](crate::Store)),
+    /// whether or not that cell is running: to inspect or seed its data.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Disabled`](crate::StoreError::Disabled) without
+    /// storage; I/O and engine errors.
+    #[cfg(feature = "storage")]
+    pub fn store(&self, path: &CellPath) -> Result<crate::store::Store, crate::store::StoreError> {
+        self.shared.store(path)
+    }
+
+    /// Every dead letter kept in the storage, this run's and earlier runs',
+    /// oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Disabled`](crate::StoreError::Disabled) without
+    /// storage; I/O, engine and decode errors.
+    #[cfg(feature = "storage")]
+    pub fn stored_dead_letters(
+        &self,
+    ) -> Result<Vec<crate::store::StoredDeadLetter>, crate::store::StoreError> {
+        match &self.shared.settings.storage {
+            Some(storage) => storage.dead_letters(),
+            None => Err(crate::store::StoreError::Disabled),
+        }
     }
 
     /// Escalations that reached the runtime root (the latest 1,024), oldest first.

@@ -85,6 +85,12 @@ pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownRep
 
     shared.timers.shut_down();
     let detached = stop_workers(shared, kill_deadline);
+    #[cfg(feature = "storage")]
+    if let Some(storage) = &shared.settings.storage {
+        if let Err(err) = storage.flush() {
+            tracing::error!(%err, "could not flush the storage at shutdown");
+        }
+    }
 
     let report = {
         let mut registry = shared.registry.lock();

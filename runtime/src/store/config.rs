@@ -1,0 +1,77 @@
+//! [`StorageConfig`]: where the runtime's database lives and how it is tuned.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where and how the runtime stores cell data. Give it to
+/// [`Builder::storage`](crate::Builder::storage).
+///
+/// # Examples
+///
+/// ```
+/// use cellrt::StorageConfig;
+///
+/// // On disk, created if missing, with a 4 MiB cache for a small board.
+/// let disk = StorageConfig::dir("/var/lib/app").create_missing(true).cache_bytes(4 << 20);
+/// // In memory: gone when the runtime is.
+/// let memory = StorageConfig::in_memory();
+/// # let _ = (disk, memory);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    pub(crate) location: Location,
+    pub(crate) create_missing: bool,
+    pub(crate) cache_bytes: u64,
+    pub(crate) background_flush: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Location {
+    Dir(PathBuf),
+    Memory,
+}
+
+impl StorageConfig {
+    /// A database in `path`, which must be a directory that exists (see
+    /// [`create_missing`](StorageConfig::create_missing)). Only one runtime
+    /// at a time can have it open.
+    pub fn dir(path: impl AsRef<Path>) -> Self {
+        StorageConfig::at(Location::Dir(path.as_ref().to_path_buf()))
+    }
+
+    /// A temporary database, removed when the runtime stops: for tests,
+    /// examples and diskless boards.
+    pub fn in_memory() -> Self {
+        StorageConfig::at(Location::Memory)
+    }
+
+    fn at(location: Location) -> Self {
+        StorageConfig {
+            location,
+            create_missing: false,
+            cache_bytes: 64 << 20,
+            background_flush: Some(Duration::from_millis(500)),
+        }
+    }
+
+    /// Creates the directory (and its parents) if it does not exist.
+    pub fn create_missing(mut self, create: bool) -> Self {
+        self.create_missing = create;
+        self
+    }
+
+    /// The page cache's size in bytes. Default 64 MiB; a few MiB suit a
+    /// small board.
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// How often the engine flushes on its own, in the background; `None`
+    /// flushes only when asked. Default every 500 ms. Durability guarantees
+    /// never rest on it: what must survive a crash is flushed explicitly.
+    pub fn background_flush(mut self, every: Option<Duration>) -> Self {
+        self.background_flush = every;
+        self
+    }
+}

@@ -1,0 +1,462 @@
+//! Per-cell storage: one database per runtime, one tree per cell, typed
+//! values.
+//!
+//! - `config.rs`: [`StorageConfig`], on disk or in memory.
+//! - `engine.rs`: the byte-tree engine behind a small trait, and sled.
+//! - `error.rs`: [`StoreError`].
+//!
+//! # Trees
+//!
+//! Each cell gets the tree named `cell` followed by its path
+//! (`cell/app/ledger`), so its data outlives the cell, its restarts and the
+//! process, and is found again by the cell that takes the same path. Paths
+//! may hold any character but `/` and control characters; tree names are
+//! bytes, so none is awkward. The runtime's own trees are named `sys/…`: no
+//! cell path starts that way, and a cell is only ever given its own tree.
+//!
+//! Unnamed cells (`#<id>`) get a tree too, but ids change from one run to
+//! the next: a cell whose data must survive the process needs a name.
+//!
+//! # Encoding
+//!
+//! Values are serde types encoded with bincode 2 (`bincode::serde`,
+//! `config::standard()`: variable-length integers, little-endian). Bytes
+//! that do not decode as the requested type, whole, are a
+//! [`StoreError::Decode`]: a changed type is detected, not misread. Keys
+//! are bytes; [`StoreKey`] says how other key types become bytes so that
+//! the tree's byte order is their natural order.
+
+mod config;
+mod engine;
+mod error;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use self::config::StorageConfig;
+pub use self::error::StoreError;
+
+use self::engine::{Engine, TreeEngine, TxEngine};
+use crate::path::CellPath;
+use crate::sync::Arc;
+
+/// How a key becomes the bytes it is stored under.
+///
+/// | key | bytes | order |
+/// |---|---|---|
+/// | `[u8]`, `Vec<u8>`, `[u8; N]` | as is | bytewise |
+/// | `str`, `String` | UTF-8 | bytewise (code point order) |
+/// | `u32`, `u64`, `u128` | big-endian | numeric |
+/// | `i64` | big-endian with the sign bit flipped | numeric |
+pub trait StoreKey {
+    /// The key's bytes.
+    fn key_bytes(&self) -> Cow<'_, [u8]>;
+}
+
+impl<K: StoreKey + ?Sized> StoreKey for &K {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        (**self).key_bytes()
+    }
+}
+
+impl StoreKey for [u8] {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<const N: usize> StoreKey for [u8; N] {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl StoreKey for Vec<u8> {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl StoreKey for str {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.as_bytes())
+    }
+}
+
+impl StoreKey for String {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.as_bytes())
+    }
+}
+
+impl StoreKey for u32 {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.to_be_bytes().to_vec())
+    }
+}
+
+impl StoreKey for u64 {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.to_be_bytes().to_vec())
+    }
+}
+
+impl StoreKey for u128 {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.to_be_bytes().to_vec())
+    }
+}
+
+impl StoreKey for i64 {
+    fn key_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(((*self as u64) ^ (1 << 63)).to_be_bytes().to_vec())
+    }
+}
+
+fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|err| StoreError::Encode { type_name: std::any::type_name::<V>(), reason: err.to_string() })
+}
+
+fn decode<V: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<V, StoreError> {
+    let fail = |reason: String| StoreError::Decode {
+        type_name: std::any::type_name::<V>(),
+        key: key.to_vec(),
+        reason,
+    };
+    match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
+        Ok((value, used)) if used == bytes.len() => Ok(value),
+        Ok((_, used)) => Err(fail(format!("{} trailing bytes after the value", bytes.len() - used))),
+        Err(err) => Err(fail(err.to_string())),
+    }
+}
+
+/// A cell's own tree: typed values under byte keys.
+///
+/// Get one with [`Context::store`](crate::Context::store) (a cell's tree)
+/// or [`Runtime::store`](crate::Runtime::store) (any cell's, from outside).
+/// Cloning is cheap; every clone is the same tree. Writes are durable once
+/// [`flush`](Store::flush) returned.
+///
+/// # Examples
+///
+/// ```
+/// use cellrt::{CellPath, Runtime, StorageConfig};
+///
+/// let runtime = Runtime::builder().storage(StorageConfig::in_memory()).build()?;
+/// let store = runtime.store(&CellPath::root().child("ledger")?)?;
+/// store.put("alice", &120_u64)?;
+/// store.update("alice", |balance: Option<u64>| Some(balance.unwrap_or(0) + 5))?;
+/// assert_eq!(store.get::<u64>("alice")?, Some(125));
+/// assert_eq!(store.remove("alice")?, true);
+/// # runtime.shutdown(std::time::Duration::from_secs(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    tree: Arc<dyn TreeEngine>,
+    name: Arc<str>,
+}
+
+impl Store {
+    /// The value at `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Decode`] when the bytes are not a `V`; I/O and engine errors.
+    pub fn get<V: DeserializeOwned>(&self, key: impl StoreKey) -> Result<Option<V>, StoreError> {
+        let key = key.key_bytes();
+        match self.tree.get(&key)? {
+            Some(bytes) => decode(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The raw bytes at `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// I/O and engine errors.
+    pub fn get_bytes(&self, key: impl StoreKey) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree.get(&key.key_bytes())
+    }
+
+    /// Stores `value` at `key`, replacing what was there.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Encode`]; I/O and engine errors.
+    pub fn put<V: Serialize + ?Sized>(&self, key: impl StoreKey, value: &V) -> Result<(), StoreError> {
+        let bytes = encode(&value)?;
+        self.tree.insert(&key.key_bytes(), bytes)
+    }
+
+    /// Stores raw bytes at `key`.
+    ///
+    /// # Errors
+    ///
+    /// I/O and engine errors.
+    pub fn put_bytes(&self, key: impl StoreKey, bytes: impl Into<Vec<u8>>) -> Result<(), StoreError> {
+        self.tree.insert(&key.key_bytes(), bytes.into())
+    }
+
+    /// Removes the value at `key`; returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// I/O and engine errors.
+    pub fn remove(&self, key: impl StoreKey) -> Result<bool, StoreError> {
+        self.tree.remove(&key.key_bytes())
+    }
+
+    /// The entries whose key starts with `prefix`, in key order, each
+    /// decoded as a `V`.
+    pub fn scan_prefix<V: DeserializeOwned>(&self, prefix: impl StoreKey) -> Scan<V> {
+        Scan { entries: self.tree.scan_prefix(&prefix.key_bytes()), value: PhantomData }
+    }
+
+    /// Replaces the value at `key` with `f(current)` atomically, and returns
+    /// the new value. `None` from `f` removes it. `f` may run more than once
+    /// when another writer races it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Decode`] when the current bytes are not a `V` (they are
+    /// left as they were); `Encode`; I/O and engine errors.
+    pub fn update<V: Serialize + DeserializeOwned>(
+        &self,
+        key: impl StoreKey,
+        mut f: impl FnMut(Option<V>) -> Option<V>,
+    ) -> Result<Option<V>, StoreError> {
+        let key = key.key_bytes();
+        let mut failure = None;
+        let mut written = None;
+        self.tree.update(&key, &mut |current| {
+            failure = None;
+            let old = match current.map(|bytes| decode::<V>(&key, bytes)).transpose() {
+                Ok(old) => old,
+                Err(err) => {
+                    failure = Some(err);
+                    return current.map(<[u8]>::to_vec);
+                }
+            };
+            let new = f(old);
+            let bytes = match new.as_ref().map(encode).transpose() {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    failure = Some(err);
+                    return current.map(<[u8]>::to_vec);
+                }
+            };
+            written = new;
+            bytes
+        })?;
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(written),
+        }
+    }
+
+    /// Runs `f` as one atomic transaction on this tree: every write in it
+    /// lands, or none. `f` may run more than once on a conflict. Return an
+    /// error (for instance [`StoreError::abort`]) to roll back.
+    ///
+    /// # Errors
+    ///
+    /// The error `f` returned; I/O and engine errors.
+    pub fn transaction<R>(
+        &self,
+        f: impl Fn(&Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut out = None;
+        let cell = std::cell::RefCell::new(&mut out);
+        self.tree.transaction(&|tx| {
+            let value = f(&Transaction { tx })?;
+            **cell.borrow_mut() = Some(value);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Engine { reason: "transaction committed without a result".into() })
+    }
+
+    /// Makes every write so far durable.
+    ///
+    /// # Errors
+    ///
+    /// I/O and engine errors.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.tree.flush()
+    }
+
+    /// The tree's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Store").field(&self.name).finish()
+    }
+}
+
+/// Entries of a [`Store::scan_prefix`], in key order.
+pub struct Scan<V> {
+    entries: engine::Entries,
+    value: PhantomData<fn() -> V>,
+}
+
+impl<V: DeserializeOwned> Iterator for Scan<V> {
+    type Item = Result<(Vec<u8>, V), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, bytes) = match self.entries.next()? {
+            Ok(entry) => entry,
+            Err(err) => return Some(Err(err)),
+        };
+        Some(decode(&key, &bytes).map(|value| (key, value)))
+    }
+}
+
+impl<V> fmt::Debug for Scan<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Scan(..)")
+    }
+}
+
+/// The operations of a [`Store::transaction`].
+pub struct Transaction<'a> {
+    tx: &'a dyn TxEngine,
+}
+
+impl Transaction<'_> {
+    /// The value at `key`, as this transaction sees it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    pub fn get<V: DeserializeOwned>(&self, key: impl StoreKey) -> Result<Option<V>, StoreError> {
+        let key = key.key_bytes();
+        match self.tx.get(&key)? {
+            Some(bytes) => decode(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` at `key` when the transaction commits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put`].
+    pub fn put<V: Serialize + ?Sized>(&self, key: impl StoreKey, value: &V) -> Result<(), StoreError> {
+        let bytes = encode(&value)?;
+        self.tx.insert(&key.key_bytes(), bytes)
+    }
+
+    /// Removes the value at `key` when the transaction commits; returns
+    /// whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::remove`].
+    pub fn remove(&self, key: impl StoreKey) -> Result<bool, StoreError> {
+        self.tx.remove(&key.key_bytes())
+    }
+}
+
+impl fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Transaction(..)")
+    }
+}
+
+/// A dead letter as the storage keeps it: what the in-memory
+/// [`DeadLetter`](crate::DeadLetter) says, as text, without the message.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct StoredDeadLetter {
+    /// The cell's path.
+    pub path: String,
+    /// The cell's Rust type.
+    pub cell_kind: String,
+    /// The kind of the failed message.
+    pub message_kind: Option<String>,
+    /// The failure, as [`Failure`](crate::Failure)'s `Display` gives it.
+    pub failure: String,
+    /// Re-deliveries before it was given up.
+    pub redeliveries: u32,
+    /// Whether it was a poison message.
+    pub poison: bool,
+    /// When it failed, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+}
+
+impl StoredDeadLetter {
+    fn from_letter(letter: &crate::DeadLetter) -> Self {
+        let failure = letter.failure();
+        StoredDeadLetter {
+            path: failure.path.as_str().to_owned(),
+            cell_kind: failure.cell_kind.to_owned(),
+            message_kind: failure.message_kind.map(str::to_owned),
+            failure: failure.to_string(),
+            redeliveries: letter.redeliveries(),
+            poison: letter.is_poison(),
+            at_unix_ms: failure
+                .at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+        }
+    }
+}
+
+/// The runtime's database.
+pub(crate) struct Storage {
+    engine: Arc<dyn Engine>,
+    dead_letters: Store,
+}
+
+impl Storage {
+    pub(crate) fn open(config: &StorageConfig) -> Result<Storage, StoreError> {
+        let engine = engine::open(config)?;
+        let dead_letters = Storage::tree_of(&engine, "sys/dead_letters".to_owned())?;
+        Ok(Storage { engine, dead_letters })
+    }
+
+    /// Keeps a dead letter, numbered in the order letters arrive.
+    pub(crate) fn keep_dead_letter(&self, letter: &crate::DeadLetter) -> Result<(), StoreError> {
+        let id = self.engine.generate_id()?;
+        self.dead_letters.put(id, &StoredDeadLetter::from_letter(letter))
+    }
+
+    /// Every dead letter kept, oldest first.
+    pub(crate) fn dead_letters(&self) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        self.dead_letters.scan_prefix::<StoredDeadLetter>([]).map(|entry| entry.map(|(_, v)| v)).collect()
+    }
+
+    /// The tree of the cell at `path`.
+    pub(crate) fn cell_tree(&self, path: &CellPath) -> Result<Store, StoreError> {
+        self.tree(format!("cell{}", path.as_str()))
+    }
+
+    fn tree(&self, name: String) -> Result<Store, StoreError> {
+        Storage::tree_of(&self.engine, name)
+    }
+
+    fn tree_of(engine: &Arc<dyn Engine>, name: String) -> Result<Store, StoreError> {
+        let tree = engine.open_tree(name.as_bytes())?;
+        Ok(Store { tree, name: name.into() })
+    }
+
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.engine.flush()
+    }
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Storage(..)")
+    }
+}
