@@ -99,9 +99,27 @@ pub struct Reply<T> {
     shared: Option<Arc<Shared<T>>>,
 }
 
-impl<T> Reply<T> {
+impl<T: Send + 'static> Reply<T> {
     /// Answers the ask. Hands `value` back when the caller already gave up.
-    pub fn send(mut self, value: T) -> Result<(), T> {
+    ///
+    /// Inside a durable cell whose durability holds acknowledgements
+    /// (`Durability::PerMessage`, `PerTurn`), the answer is held until the
+    /// cell's state is flushed, and dropped (the ask resolves to
+    /// [`AskError::Unanswered`]) if that fails; `send` then returns `Ok`.
+    pub fn send(self, value: T) -> Result<(), T> {
+        #[cfg(feature = "storage")]
+        let (me, value) = match held::hold(self, value) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        };
+        #[cfg(not(feature = "storage"))]
+        let me = self;
+        me.deliver(value)
+    }
+}
+
+impl<T> Reply<T> {
+    fn deliver(mut self, value: T) -> Result<(), T> {
         let shared = self.shared.take().expect("a reply is answered at most once");
         let mut state = shared.state.lock();
         match std::mem::replace(&mut *state, State::Closed) {
@@ -309,16 +327,16 @@ mod tests {
 
     #[test]
     fn late_reply_value_is_dropped_not_leaked() {
-        struct Counted<'a>(&'a AtomicUsize);
-        impl Drop for Counted<'_> {
+        struct Counted(std::sync::Arc<AtomicUsize>);
+        impl Drop for Counted {
             fn drop(&mut self) {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
-        let drops = AtomicUsize::new(0);
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
         let (reply, pending) = channel();
         drop(pending);
-        let value = reply.send(Counted(&drops)).unwrap_err();
+        let value = reply.send(Counted(drops.clone())).unwrap_err();
         drop(value);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
@@ -340,5 +358,62 @@ mod tests {
         });
         assert_eq!(pending.wait(Duration::from_secs(10)), Ok(42));
         answer.join().unwrap();
+    }
+}
+
+/// Answers held back until a durable cell's state is flushed.
+#[cfg(feature = "storage")]
+pub(crate) mod held {
+    use std::cell::RefCell;
+
+    use super::Reply;
+
+    type Held = Box<dyn FnOnce() + Send>;
+
+    thread_local! {
+        /// Set while a durable cell's handler runs with acknowledgements held.
+        static HELD: RefCell<Option<Vec<Held>>> = const { RefCell::new(None) };
+    }
+
+    /// Answers sent while holding, to release after the flush (or drop).
+    #[derive(Default)]
+    pub(crate) struct HeldReplies(Vec<Held>);
+
+    impl HeldReplies {
+        /// Delivers every answer.
+        pub(crate) fn release(self) {
+            for deliver in self.0 {
+                deliver();
+            }
+        }
+
+        pub(crate) fn append(&mut self, mut other: HeldReplies) {
+            self.0.append(&mut other.0);
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    /// From now on, answers sent on this thread are held.
+    pub(crate) fn begin() {
+        HELD.with(|held| *held.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Stops holding; returns what was held.
+    pub(crate) fn end() -> HeldReplies {
+        HeldReplies(HELD.with(|held| held.borrow_mut().take()).unwrap_or_default())
+    }
+
+    /// Holds `value` for `reply` if holding is on; otherwise hands both back.
+    pub(super) fn hold<T: Send + 'static>(reply: Reply<T>, value: T) -> Result<(), (Reply<T>, T)> {
+        HELD.with(|held| match held.borrow_mut().as_mut() {
+            Some(list) => {
+                list.push(Box::new(move || drop(reply.deliver(value))));
+                Ok(())
+            }
+            None => Err((reply, value)),
+        })
     }
 }

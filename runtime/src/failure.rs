@@ -75,6 +75,10 @@ pub enum FailureCause {
         /// Where the panic was raised, when known.
         location: Option<PanicLocation>,
     },
+    /// The cell's storage failed: reading or writing its data, loading or
+    /// saving a durable cell's state (an unreadable state is quarantined).
+    #[cfg(feature = "storage")]
+    Storage(crate::store::StoreError),
     /// The handler ran longer than its deadline
     /// ([`ChildSpec::deadline`](crate::ChildSpec::deadline)).
     DeadlineExceeded {
@@ -143,6 +147,8 @@ impl fmt::Display for Failure {
             FailureCause::DeadlineExceeded { deadline, elapsed } => {
                 write!(f, ": overran its deadline of {deadline:?} ({elapsed:?})")
             }
+            #[cfg(feature = "storage")]
+            FailureCause::Storage(err) => write!(f, ": storage: {err}"),
         }
     }
 }

@@ -134,7 +134,9 @@ pub use crate::mailbox::SendError;
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
 #[cfg(feature = "storage")]
-pub use crate::store::{Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction};
+pub use crate::store::{
+    Durability, Durable, Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction,
+};
 pub use crate::supervise::{
     AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, Escalation, Restart,
     RestartBackoff, RetryPolicy, Shutdown, SpecError, StartError, Strategy, SupervisionEvent,

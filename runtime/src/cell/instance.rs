@@ -58,6 +58,10 @@ pub(crate) enum Origin<C> {
     Value(C),
     /// A factory from a child spec, called at each start.
     Factory(Factory<C>),
+    /// A durable cell: restored from its saved state at each start, from
+    /// the factory when nothing was saved.
+    #[cfg(feature = "storage")]
+    Durable(Factory<C>, Arc<dyn crate::store::durable::Persist<C>>),
 }
 
 /// What a supervised instance knows of its spec.
@@ -108,6 +112,15 @@ struct Body<C: Cell> {
     draining: bool,
     /// Whether this incarnation told its parent it started.
     reported_started: bool,
+    /// How a durable cell's state is saved and restored.
+    #[cfg(feature = "storage")]
+    persist: Option<Arc<dyn crate::store::durable::Persist<C>>>,
+    /// A durable cell's tree, once opened.
+    #[cfg(feature = "storage")]
+    store: Option<crate::store::Store>,
+    /// Answers held until the state is flushed (`Durability::PerTurn`).
+    #[cfg(feature = "storage")]
+    held: crate::ask::held::HeldReplies,
     /// The supervisor stopped the cell for good (`terminate_child`): it is
     /// not kept for a restart, whatever its restart kind.
     terminating: bool,
@@ -179,6 +192,12 @@ impl<C: Cell> CellInstance<C> {
                 draining: false,
                 reported_started: false,
                 terminating: false,
+                #[cfg(feature = "storage")]
+                persist: None,
+                #[cfg(feature = "storage")]
+                store: None,
+                #[cfg(feature = "storage")]
+                held: Default::default(),
             }),
             dispatcher,
             runtime,
@@ -201,6 +220,11 @@ impl<C: Cell> CellInstance<C> {
                 body.incarnation = Some(Incarnation { cell, ctx });
             }
             Origin::Factory(factory) => body.factory = Some(factory),
+            #[cfg(feature = "storage")]
+            Origin::Durable(factory, persist) => {
+                body.factory = Some(factory);
+                body.persist = Some(persist);
+            }
         }
     }
 
@@ -239,6 +263,10 @@ impl<C: Cell> CellInstance<C> {
     }
 
     fn error_cause(err: CellError) -> FailureCause {
+        #[cfg(feature = "storage")]
+        if let Some(store) = err.source_error().and_then(|e| e.downcast_ref::<crate::store::StoreError>()) {
+            return FailureCause::Storage(store.clone());
+        }
         FailureCause::Error { text: err.full_text(), type_name: err.type_name() }
     }
 
@@ -260,6 +288,12 @@ impl<C: Cell> CellInstance<C> {
                         FailureCause::Error { text: "the cell's address is gone".into(), type_name: None };
                     return Err(self.failure(Hook::Started, None, cause));
                 };
+                #[cfg(feature = "storage")]
+                if let Some(cell) = self.restore(body, guard)? {
+                    let ctx = self.new_context(&slot);
+                    body.incarnation = Some(Incarnation { cell, ctx });
+                    return self.call_started(body, guard);
+                }
                 match catch_unwind(AssertUnwindSafe(|| (factory.lock())())) {
                     Ok(cell) => body.incarnation.insert(Incarnation { cell, ctx: self.new_context(&slot) }),
                     Err(payload) => {
@@ -273,6 +307,77 @@ impl<C: Cell> CellInstance<C> {
             Ok(Err(err)) => Err(self.failure(Hook::Started, None, Self::error_cause(err))),
             Err(payload) => Err(self.failure(Hook::Started, None, Self::panic_cause(payload, guard))),
         }
+    }
+
+    #[cfg(feature = "storage")]
+    fn call_started(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
+        self.start_incarnation(body, guard)
+    }
+
+    /// A durable cell rebuilt from its saved state; `None` when it is not
+    /// durable or nothing was saved yet.
+    #[cfg(feature = "storage")]
+    fn restore(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<Option<C>, Box<Failure>> {
+        use crate::store::durable::LoadError;
+        let Some(persist) = body.persist.clone() else { return Ok(None) };
+        let storage_failure = |err| self.failure(Hook::Started, None, FailureCause::Storage(err));
+        let store = match &body.store {
+            Some(store) => store.clone(),
+            None => {
+                let store = self.runtime.store(&self.path).map_err(storage_failure)?;
+                body.store = Some(store.clone());
+                store
+            }
+        };
+        let quarantine = self.runtime.quarantine().map_err(storage_failure)?;
+        // `restore` and `migrate` are user code.
+        let loaded = catch_unwind(AssertUnwindSafe(|| persist.load(&store, &quarantine, &self.path)));
+        match loaded {
+            Ok(Ok(cell)) => Ok(cell),
+            Ok(Err(LoadError::Store(err) | LoadError::Unreadable(err))) => Err(storage_failure(err)),
+            Err(payload) => Err(self.failure(Hook::Started, None, Self::panic_cause(payload, guard))),
+        }
+    }
+
+    /// After a message handled successfully: saves a durable cell's state,
+    /// and flushes it as its durability says. `held` are the answers the
+    /// handler sent, released once they may be.
+    #[cfg(feature = "storage")]
+    fn commit(
+        &self,
+        body: &mut Body<C>,
+        held: crate::ask::held::HeldReplies,
+    ) -> Result<(), crate::store::StoreError> {
+        use crate::store::Durability;
+        let (Some(persist), Some(store), Some(inc)) = (&body.persist, &body.store, &body.incarnation) else {
+            held.release();
+            return Ok(());
+        };
+        persist.save(&inc.cell, store)?;
+        match persist.durability() {
+            Durability::PerMessage => {
+                store.flush()?;
+                held.release();
+            }
+            Durability::PerTurn => body.held.append(held),
+            _ => held.release(),
+        }
+        Ok(())
+    }
+
+    /// Flushes a durable cell's state and releases the answers held for it.
+    /// On failure the answers are dropped: their asks resolve `Unanswered`.
+    #[cfg(feature = "storage")]
+    fn release_held(&self, body: &mut Body<C>) -> Result<(), crate::store::StoreError> {
+        if body.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut body.held);
+        if let Some(store) = &body.store {
+            store.flush()?;
+        }
+        held.release();
+        Ok(())
     }
 
     /// Runs `handle` on one message. On failure, returns the failure and
@@ -295,7 +400,16 @@ impl<C: Cell> CellInstance<C> {
         let Some(Incarnation { cell, ctx }) = body.incarnation.as_mut() else {
             unreachable!("a running cell has an incarnation")
         };
+        #[cfg(feature = "storage")]
+        let holding = body.persist.as_ref().is_some_and(|p| p.durability().holds_replies());
+        #[cfg(feature = "storage")]
+        if holding {
+            crate::ask::held::begin();
+        }
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
+        // Answers sent by a handler that then failed are dropped with it.
+        #[cfg(feature = "storage")]
+        let held = if holding { crate::ask::held::end() } else { Default::default() };
         let mut overrun = None;
         if let (Some(deadline), Some(since), Some(handling)) = (deadline, since, &self.handling) {
             let reported = handling.lock().take().is_some_and(|h| h.reported);
@@ -306,6 +420,12 @@ impl<C: Cell> CellInstance<C> {
         }
         let (failure, recorded) = match result {
             Ok(Ok(())) => match overrun {
+                #[cfg(feature = "storage")]
+                None => match self.commit(body, held) {
+                    Ok(()) => return Ok(()),
+                    Err(err) => (self.failure(Hook::Handle, Some(kind), FailureCause::Storage(err)), false),
+                },
+                #[cfg(not(feature = "storage"))]
                 None => return Ok(()),
                 Some((deadline, elapsed, reported)) => (
                     self.failure(
@@ -459,6 +579,11 @@ impl<C: Cell> CellInstance<C> {
     /// stop first (see the module docs).
     fn begin_end(&self, body: &mut Body<C>, reason: StopReason) {
         self.mailbox.suspend();
+        // What was handled before the end is acknowledged once flushed.
+        #[cfg(feature = "storage")]
+        if let Err(err) = self.release_held(body) {
+            tracing::error!(cell = %self.path, %err, "could not flush the state; held answers dropped");
+        }
         if let Some(inc) = body.incarnation.as_mut() {
             for timer in inc.ctx.timers.drain(..) {
                 timer.cancel();
@@ -634,6 +759,16 @@ impl<C: Cell> CellInstance<C> {
     }
 }
 
+impl<C: Cell> CellInstance<C> {
+    /// A turn that began ending at its very end: schedules another turn to
+    /// go on with it.
+    #[cfg(feature = "storage")]
+    fn continue_after_end(&self) -> TurnEnd {
+        self.send_system(SystemMsg::Supervise);
+        self.mailbox.end_turn()
+    }
+}
+
 impl<C: Cell> Runnable for CellInstance<C> {
     fn run_turn(&self, budget: usize) -> TurnEnd {
         let state = self.mailbox.state();
@@ -702,6 +837,17 @@ impl<C: Cell> Runnable for CellInstance<C> {
             if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested) {
                 self.begin_end(&mut body, StopReason::Requested);
             }
+        }
+        #[cfg(feature = "storage")]
+        if let Err(err) = self.release_held(&mut body) {
+            // The turn's answers are dropped; the next incarnation reloads
+            // what was last flushed.
+            let failure = self.failure(Hook::Handle, None, FailureCause::Storage(err));
+            let reason = self.failed(failure);
+            self.begin_end(&mut body, reason);
+            drop(guard);
+            drop(body);
+            return self.continue_after_end();
         }
         drop(guard);
         drop(body);

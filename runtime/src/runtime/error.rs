@@ -106,6 +106,12 @@ pub enum SpawnError {
         /// The supervisor's path.
         path: CellPath,
     },
+    /// A durable cell needs a name: an unnamed cell's path, which names its
+    /// stored state, changes between runs.
+    Unnamed,
+    /// The cell needs storage the runtime cannot give it.
+    #[cfg(feature = "storage")]
+    Storage(crate::store::StoreError),
 }
 
 impl fmt::Display for SpawnError {
@@ -125,6 +131,9 @@ impl fmt::Display for SpawnError {
             SpawnError::NotRestartable { path } => {
                 write!(f, "a child of {path} spawned from a value cannot be started again")
             }
+            SpawnError::Unnamed => f.write_str("a durable cell needs a name"),
+            #[cfg(feature = "storage")]
+            SpawnError::Storage(err) => write!(f, "storage: {err}"),
         }
     }
 }
@@ -133,6 +142,8 @@ impl std::error::Error for SpawnError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SpawnError::InvalidName(err) => Some(err),
+            #[cfg(feature = "storage")]
+            SpawnError::Storage(err) => Some(err),
             _ => None,
         }
     }

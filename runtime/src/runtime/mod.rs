@@ -229,7 +229,19 @@ impl RuntimeShared {
             }
             None => Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)),
         };
+        #[cfg(feature = "storage")]
+        let periodic = match &req.origin {
+            Origin::Durable(_, persist) => match persist.durability() {
+                crate::store::Durability::Periodic(every) => Some(every),
+                _ => None,
+            },
+            _ => None,
+        };
         instance.install(&slot, req.origin);
+        #[cfg(feature = "storage")]
+        if let Some(every) = periodic {
+            self.flush_periodically(Arc::downgrade(&instance) as Weak<dyn CellControl>, every);
+        }
         if let Some(seed) = req.seed {
             let owner: Weak<dyn CellControl> = Arc::downgrade(&instance) as Weak<dyn CellControl>;
             instance.set_node(Node::with_seed(
@@ -353,6 +365,32 @@ impl RuntimeShared {
     pub(crate) fn store(&self, path: &CellPath) -> Result<crate::store::Store, crate::store::StoreError> {
         match &self.settings.storage {
             Some(storage) => storage.cell_tree(path),
+            None => Err(crate::store::StoreError::Disabled),
+        }
+    }
+
+    /// Flushes the storage every `every` while `cell` lives
+    /// (`Durability::Periodic`).
+    #[cfg(feature = "storage")]
+    fn flush_periodically(self: &Arc<Self>, cell: Weak<dyn CellControl>, every: Duration) {
+        let runtime = Arc::downgrade(self);
+        self.timers.call_after(every, move || {
+            let runtime = runtime.upgrade()?;
+            let cell = cell.upgrade().filter(|c| !c.is_terminated())?;
+            if let Some(storage) = &runtime.settings.storage {
+                if let Err(err) = storage.flush() {
+                    tracing::error!(cell = %cell.path(), %err, "periodic flush failed");
+                }
+            }
+            Some(every)
+        });
+    }
+
+    /// The tree where unreadable saved states are kept.
+    #[cfg(feature = "storage")]
+    pub(crate) fn quarantine(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        match &self.settings.storage {
+            Some(storage) => Ok(storage.quarantine().clone()),
             None => Err(crate::store::StoreError::Disabled),
         }
     }
@@ -574,6 +612,42 @@ impl Runtime {
         self.shared.spawn_cell(config, cell)
     }
 
+    /// Spawns a top-level durable cell: rebuilt from its saved state if one
+    /// was saved at its path (by an earlier run), else from `make`; its
+    /// state is saved after each message as `durability` says. See
+    /// [`Durable`](crate::Durable).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Unnamed`] without a name in `config` (an unnamed
+    /// cell's path changes between runs); [`SpawnError::Storage`] when the
+    /// runtime has no storage; as [`spawn_with`](Runtime::spawn_with).
+    #[cfg(feature = "storage")]
+    pub fn spawn_durable<C: crate::store::Durable>(
+        &self,
+        config: CellConfig,
+        durability: crate::store::Durability,
+        make: impl FnMut() -> C + Send + 'static,
+    ) -> Result<Addr<C::Message>, SpawnError> {
+        let Some(name) = config.name.clone() else { return Err(SpawnError::Unnamed) };
+        if let Err(err) = self.shared.quarantine() {
+            return Err(SpawnError::Storage(err));
+        }
+        let factory: Factory<C> = Arc::new(Mutex::new(Box::new(make)));
+        let persist = Arc::new(crate::store::durable::DurableState::<C>::new(durability));
+        let (addr, instance) = self.shared.spawn_instance(SpawnRequest {
+            parent: None,
+            name: ChildName::Named(name),
+            config,
+            origin: Origin::Durable(factory, persist),
+            supervised: None,
+            seed: None,
+            existing: None,
+        })?;
+        instance.begin();
+        Ok(addr)
+    }
+
     /// Starts a top-level supervisor: its children start in spec order, each
     /// after the previous one's `started` returned. Waits up to `timeout`.
     ///
@@ -625,6 +699,17 @@ impl Runtime {
     #[cfg(feature = "storage")]
     pub fn store(&self, path: &CellPath) -> Result<crate::store::Store, crate::store::StoreError> {
         self.shared.store(path)
+    }
+
+    /// The quarantine tree: saved states a durable cell could not read, kept
+    /// under `<path>@<time>`, never overwritten or deleted by the runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Disabled`](crate::StoreError::Disabled) without storage.
+    #[cfg(feature = "storage")]
+    pub fn quarantine(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        self.shared.quarantine()
     }
 
     /// Every dead letter kept in the storage, this run's and earlier runs',

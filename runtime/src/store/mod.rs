@@ -27,6 +27,7 @@
 //! the tree's byte order is their natural order.
 
 mod config;
+pub(crate) mod durable;
 mod engine;
 mod error;
 
@@ -38,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use self::config::StorageConfig;
+pub use self::durable::{Durability, Durable};
 pub use self::error::StoreError;
 
 use self::engine::{Engine, TreeEngine, TxEngine};
@@ -217,6 +219,14 @@ impl Store {
     /// decoded as a `V`.
     pub fn scan_prefix<V: DeserializeOwned>(&self, prefix: impl StoreKey) -> Scan<V> {
         Scan { entries: self.tree.scan_prefix(&prefix.key_bytes()), value: PhantomData }
+    }
+
+    /// The raw entries whose key starts with `prefix`, in key order.
+    pub fn scan_prefix_bytes(
+        &self,
+        prefix: impl StoreKey,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> {
+        self.tree.scan_prefix(&prefix.key_bytes())
     }
 
     /// Replaces the value at `key` with `f(current)` atomically, and returns
@@ -416,13 +426,20 @@ impl StoredDeadLetter {
 pub(crate) struct Storage {
     engine: Arc<dyn Engine>,
     dead_letters: Store,
+    quarantine: Store,
 }
 
 impl Storage {
     pub(crate) fn open(config: &StorageConfig) -> Result<Storage, StoreError> {
         let engine = engine::open(config)?;
         let dead_letters = Storage::tree_of(&engine, "sys/dead_letters".to_owned())?;
-        Ok(Storage { engine, dead_letters })
+        let quarantine = Storage::tree_of(&engine, "sys/quarantine".to_owned())?;
+        Ok(Storage { engine, dead_letters, quarantine })
+    }
+
+    /// Where unreadable saved states are kept.
+    pub(crate) fn quarantine(&self) -> &Store {
+        &self.quarantine
     }
 
     /// Keeps a dead letter, numbered in the order letters arrive.

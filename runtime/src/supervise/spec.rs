@@ -199,6 +199,20 @@ impl ChildSpec {
         ChildSpec::from_starter(id.into(), Arc::new(CellStarter::<C>::new(Box::new(make))))
     }
 
+    /// A durable worker child: rebuilt from the state saved at its path at
+    /// each start (first start, restart, next run), from `make` when none
+    /// was saved; its state saved after each message as `durability` says.
+    /// An unreadable saved state is a start failure (a typed storage
+    /// failure); its bytes are quarantined. See [`Durable`](crate::Durable).
+    #[cfg(feature = "storage")]
+    pub fn durable<C: crate::store::Durable>(
+        id: impl Into<String>,
+        durability: crate::store::Durability,
+        make: impl FnMut() -> C + Send + 'static,
+    ) -> Self {
+        ChildSpec::from_starter(id.into(), Arc::new(CellStarter::<C>::durable(Box::new(make), durability)))
+    }
+
     /// A child that is itself a supervisor. Waited for without limit when
     /// stopped ([`Shutdown::Infinity`]), as OTP does for supervisors.
     pub fn supervisor(id: impl Into<String>, spec: SupervisorSpec) -> Self {

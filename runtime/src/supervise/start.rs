@@ -56,18 +56,45 @@ pub(crate) trait StartChild: Send + Sync + 'static {
 /// Starts a worker cell from its factory.
 pub(crate) struct CellStarter<C: Cell> {
     factory: Factory<C>,
+    #[cfg(feature = "storage")]
+    persist: Option<Arc<dyn crate::store::durable::Persist<C>>>,
 }
 
 impl<C: Cell> CellStarter<C> {
     pub(crate) fn new(make: Box<dyn FnMut() -> C + Send>) -> Self {
-        CellStarter { factory: Arc::new(Mutex::new(make)) }
+        CellStarter {
+            factory: Arc::new(Mutex::new(make)),
+            #[cfg(feature = "storage")]
+            persist: None,
+        }
+    }
+}
+
+impl<C: Cell> CellStarter<C> {
+    /// The origin of a durable child, if this spec is one.
+    fn persist_origin(&self) -> Option<Origin<C>> {
+        #[cfg(feature = "storage")]
+        if let Some(persist) = &self.persist {
+            return Some(Origin::Durable(self.factory.clone(), persist.clone()));
+        }
+        None
+    }
+}
+
+#[cfg(feature = "storage")]
+impl<C: crate::store::Durable> CellStarter<C> {
+    pub(crate) fn durable(make: Box<dyn FnMut() -> C + Send>, durability: crate::store::Durability) -> Self {
+        CellStarter {
+            factory: Arc::new(Mutex::new(make)),
+            persist: Some(Arc::new(crate::store::durable::DurableState::<C>::new(durability))),
+        }
     }
 }
 
 fn spawn_child<C: Cell>(
     spec: &ChildSpec,
     placement: ChildPlacement<'_>,
-    factory: Factory<C>,
+    origin: Origin<C>,
     seed: Option<NodeSeed>,
 ) -> Result<StartedChild, SpawnError> {
     let existing = placement.existing.and_then(|a| a.downcast_ref::<Addr<C::Message>>()).cloned();
@@ -76,7 +103,7 @@ fn spawn_child<C: Cell>(
         parent: Some(placement.parent),
         name: placement.name,
         config: spec.config.clone(),
-        origin: Origin::Factory(factory),
+        origin,
         supervised: Some(Supervised { restart: spec.restart, retry: spec.retry, deadline: spec.deadline }),
         seed,
         existing,
@@ -98,7 +125,8 @@ impl<C: Cell> StartChild for CellStarter<C> {
     }
 
     fn start(&self, spec: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError> {
-        spawn_child(spec, placement, self.factory.clone(), None)
+        let origin = self.persist_origin().unwrap_or_else(|| Origin::Factory(self.factory.clone()));
+        spawn_child(spec, placement, origin, None)
     }
 }
 
@@ -137,7 +165,7 @@ impl StartChild for SupervisorStarter {
             statics: self.spec.children.clone(),
             template: self.spec.template.clone(),
         };
-        spawn_child(spec, placement, factory, Some(seed))
+        spawn_child(spec, placement, Origin::Factory(factory), Some(seed))
     }
 }
 
