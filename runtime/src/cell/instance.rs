@@ -121,6 +121,9 @@ struct Body<C: Cell> {
     /// Answers held until the state is flushed (`Durability::PerTurn`).
     #[cfg(feature = "storage")]
     held: crate::ask::held::HeldReplies,
+    /// A state written this turn and not flushed yet (`Durability::PerTurn`).
+    #[cfg(feature = "storage")]
+    unflushed: bool,
     /// The supervisor stopped the cell for good (`terminate_child`): it is
     /// not kept for a restart, whatever its restart kind.
     terminating: bool,
@@ -198,6 +201,8 @@ impl<C: Cell> CellInstance<C> {
                 store: None,
                 #[cfg(feature = "storage")]
                 held: Default::default(),
+                #[cfg(feature = "storage")]
+                unflushed: false,
             }),
             dispatcher,
             runtime,
@@ -359,7 +364,10 @@ impl<C: Cell> CellInstance<C> {
                 store.flush()?;
                 held.release();
             }
-            Durability::PerTurn => body.held.append(held),
+            Durability::PerTurn => {
+                body.held.append(held);
+                body.unflushed = true;
+            }
             _ => held.release(),
         }
         Ok(())
@@ -369,9 +377,10 @@ impl<C: Cell> CellInstance<C> {
     /// On failure the answers are dropped: their asks resolve `Unanswered`.
     #[cfg(feature = "storage")]
     fn release_held(&self, body: &mut Body<C>) -> Result<(), crate::store::StoreError> {
-        if body.held.is_empty() {
+        if !body.unflushed && body.held.is_empty() {
             return Ok(());
         }
+        body.unflushed = false;
         let held = std::mem::take(&mut body.held);
         if let Some(store) = &body.store {
             store.flush()?;
