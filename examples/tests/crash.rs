@@ -96,7 +96,10 @@ fn a_data_directory_held_by_another_process_is_refused_at_once() {
     assert!(lines.next().unwrap().starts_with("state 0 "), "the other process has the directory open");
     let started = Instant::now();
     let err = cellrt::Runtime::builder().storage(cellrt::StorageConfig::dir(dir.path())).build().unwrap_err();
-    assert_eq!(err, cellrt::BuildError::Storage(cellrt::StoreError::Locked { path: dir.path().to_path_buf() }));
+    assert_eq!(
+        err,
+        cellrt::BuildError::Storage(cellrt::StoreError::Locked { path: dir.path().to_path_buf() })
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "refused, not waited for");
     child.kill().unwrap();
     child.wait().unwrap();
