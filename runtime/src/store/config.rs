@@ -29,6 +29,9 @@ pub struct StorageConfig {
 pub(crate) enum Location {
     Dir(PathBuf),
     Memory,
+    /// In memory, with writes and flushes that fail while the switch is on.
+    #[cfg(test)]
+    Faulty(super::engine::faults::Switch),
 }
 
 impl StorageConfig {
@@ -43,6 +46,11 @@ impl StorageConfig {
     /// examples and diskless boards.
     pub fn in_memory() -> Self {
         StorageConfig::at(Location::Memory)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn faulty(switch: super::engine::faults::Switch) -> Self {
+        StorageConfig::at(Location::Faulty(switch))
     }
 
     fn at(location: Location) -> Self {

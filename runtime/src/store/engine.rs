@@ -57,9 +57,17 @@ pub(crate) fn open(config: &StorageConfig) -> Result<Arc<dyn Engine>, StoreError
     let mut sled_config = sled::Config::new()
         .cache_capacity(config.cache_bytes)
         .flush_every_ms(config.background_flush.map(|d| d.as_millis().max(1) as u64));
+    #[cfg(test)]
+    let mut faults = None;
     let dir = match &config.location {
         Location::Memory => {
             sled_config = sled_config.temporary(true);
+            None
+        }
+        #[cfg(test)]
+        Location::Faulty(switch) => {
+            sled_config = sled_config.temporary(true);
+            faults = Some(switch.clone());
             None
         }
         Location::Dir(path) => {
@@ -69,6 +77,11 @@ pub(crate) fn open(config: &StorageConfig) -> Result<Arc<dyn Engine>, StoreError
         }
     };
     match sled_config.open() {
+        #[cfg(test)]
+        Ok(db) if faults.is_some() => Ok(Arc::new(faults::FaultyEngine {
+            inner: SledEngine { db },
+            switch: faults.unwrap_or_default(),
+        })),
         Ok(db) => Ok(Arc::new(SledEngine { db })),
         Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
             Err(StoreError::Locked { path: dir.unwrap_or_default() })
@@ -98,7 +111,7 @@ fn check_dir(path: &PathBuf, create: bool) -> Result<(), StoreError> {
     }
 }
 
-struct SledEngine {
+pub(crate) struct SledEngine {
     db: sled::Db,
 }
 
@@ -200,5 +213,102 @@ impl TxEngine for SledTx<'_> {
 
     fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
         self.check(self.tree.remove(key)).map(|old| old.is_some())
+    }
+}
+
+/// An engine whose writes and flushes fail on demand, as a full disk's do.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    use super::{Arc, Engine, Entries, SledEngine, StoreError, TreeEngine, TxEngine, Updater};
+
+    /// Turns the faults on and off.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct Switch(std::sync::Arc<AtomicBool>);
+
+    impl PartialEq for Switch {
+        fn eq(&self, other: &Self) -> bool {
+            std::sync::Arc::ptr_eq(&self.0, &other.0)
+        }
+    }
+
+    impl Eq for Switch {}
+
+    impl Switch {
+        pub(crate) fn set(&self, failing: bool) {
+            self.0.store(failing, SeqCst);
+        }
+
+        fn check(&self, action: &'static str) -> Result<(), StoreError> {
+            if self.0.load(SeqCst) {
+                return Err(StoreError::Io {
+                    action,
+                    reason: "No space left on device (os error 28)".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    pub(crate) struct FaultyEngine {
+        pub(crate) inner: SledEngine,
+        pub(crate) switch: Switch,
+    }
+
+    impl Engine for FaultyEngine {
+        fn open_tree(&self, name: &[u8]) -> Result<Arc<dyn TreeEngine>, StoreError> {
+            let inner = self.inner.open_tree(name)?;
+            Ok(Arc::new(FaultyTree { inner, switch: self.switch.clone() }))
+        }
+
+        fn flush(&self) -> Result<(), StoreError> {
+            self.switch.check("flushing")?;
+            self.inner.flush()
+        }
+
+        fn generate_id(&self) -> Result<u64, StoreError> {
+            self.inner.generate_id()
+        }
+    }
+
+    struct FaultyTree {
+        inner: Arc<dyn TreeEngine>,
+        switch: Switch,
+    }
+
+    impl TreeEngine for FaultyTree {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+
+        fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+            self.switch.check("writing")?;
+            self.inner.insert(key, value)
+        }
+
+        fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
+            self.switch.check("removing")?;
+            self.inner.remove(key)
+        }
+
+        fn scan_prefix(&self, prefix: &[u8]) -> Entries {
+            self.inner.scan_prefix(prefix)
+        }
+
+        fn update(&self, key: &[u8], f: Updater<'_>) -> Result<(), StoreError> {
+            self.switch.check("updating")?;
+            self.inner.update(key, f)
+        }
+
+        fn transaction(&self, f: &dyn Fn(&dyn TxEngine) -> Result<(), StoreError>) -> Result<(), StoreError> {
+            self.switch.check("committing a transaction")?;
+            self.inner.transaction(f)
+        }
+
+        fn flush(&self) -> Result<(), StoreError> {
+            self.switch.check("flushing")?;
+            self.inner.flush()
+        }
     }
 }

@@ -477,3 +477,72 @@ impl fmt::Debug for Storage {
         f.write_str("Storage(..)")
     }
 }
+
+#[cfg(all(test, not(cellrt_loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::engine::faults::Switch;
+    use super::*;
+    use crate::{AskError, Cell, CellConfig, Context, FailureCause, Reply, Runtime};
+
+    struct Counter(u64);
+
+    impl Cell for Counter {
+        type Message = Reply<u64>;
+        fn handle(&mut self, _: &mut Context<Self>, reply: Reply<u64>) -> Result<(), crate::CellError> {
+            self.0 += 1;
+            let _ = reply.send(self.0);
+            Ok(())
+        }
+    }
+
+    impl Durable for Counter {
+        type State = u64;
+        fn state(&self) -> &u64 {
+            &self.0
+        }
+        fn restore(n: u64) -> Self {
+            Counter(n)
+        }
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_failing_disk_is_a_typed_storage_failure_and_nothing_is_acknowledged() {
+        let switch = Switch::default();
+        let runtime = Runtime::builder()
+            .worker_threads(1)
+            .quiet_panics(true)
+            .storage(StorageConfig::faulty(switch.clone()))
+            .build()
+            .unwrap();
+        let counter = runtime
+            .spawn_durable(CellConfig::named("counter"), Durability::PerMessage, || Counter(0))
+            .unwrap();
+        assert_eq!(counter.ask(|r| r).unwrap().wait(PATIENCE), Ok(1));
+        switch.set(true);
+        assert_eq!(counter.ask(|r| r).unwrap().wait(PATIENCE), Err(AskError::Unanswered));
+        // The answer is dropped before the failure is recorded.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while runtime.failure_count() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let failures = runtime.failures();
+        assert_eq!(failures.len(), 1);
+        let FailureCause::Storage(StoreError::Io { action, reason }) = &failures[0].cause else {
+            panic!("{:?}", failures[0])
+        };
+        assert_eq!(*action, "writing");
+        assert!(reason.contains("No space left"), "{reason}");
+        // The worker survived: another cell still runs on it.
+        switch.set(false);
+        let other = runtime
+            .spawn_durable(CellConfig::named("other"), Durability::PerMessage, || Counter(10))
+            .unwrap();
+        assert_eq!(other.ask(|r| r).unwrap().wait(PATIENCE), Ok(11));
+        let store = runtime.store(&crate::CellPath::root().child("counter").unwrap()).unwrap();
+        assert!(store.get_bytes("state").unwrap().is_some(), "the acknowledged state is there");
+    }
+}
