@@ -45,7 +45,7 @@ pub struct Failure {
 }
 
 /// The lifecycle hook in which a failure happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Hook {
     /// [`Cell::started`](crate::Cell::started): the cell never ran.

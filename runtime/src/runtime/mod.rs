@@ -32,6 +32,8 @@ use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::Dispatcher;
 use crate::failure::Failure;
 use crate::mailbox::{StopCause, SystemMsg};
+use crate::observe::signature::Signatures;
+use crate::observe::SignatureStats;
 use crate::path::CellPath;
 use crate::supervise::node::{ChildExit, Node, NodeSeed};
 use crate::supervise::spec::Factory;
@@ -113,6 +115,7 @@ pub(crate) struct RuntimeShared {
     next_id: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
     failures_total: AtomicU64,
+    signatures: Mutex<Signatures>,
     timers: TimerService,
     shutting_down: AtomicBool,
     dead_letters: DeadLetters,
@@ -136,6 +139,7 @@ impl RuntimeShared {
             next_id: AtomicU64::new(1),
             failures: Mutex::new(VecDeque::new()),
             failures_total: AtomicU64::new(0),
+            signatures: Mutex::new(Signatures::default()),
             timers: TimerService::default(),
         })
     }
@@ -527,6 +531,10 @@ impl RuntimeShared {
             "cell failed"
         );
         self.failures_total.fetch_add(1, Relaxed);
+        let (signature, new) = self.signatures.lock().fold(failure);
+        if new {
+            tracing::warn!(signature = %signature, cell = %failure.path, "new failure signature");
+        }
         let mut failures = self.failures.lock();
         if failures.len() == FAILURES_KEPT {
             failures.pop_front();
@@ -785,6 +793,13 @@ impl Runtime {
     /// The most recent failures (up to 1,024), oldest first.
     pub fn failures(&self) -> Vec<Failure> {
         self.shared.failures.lock().iter().cloned().collect()
+    }
+
+    /// Every failure signature seen since the runtime started, the most
+    /// frequent first: counts, first and last seen, the cells affected, a
+    /// sample, recent rates. See [`FailureSignature`](crate::FailureSignature).
+    pub fn signatures(&self) -> Vec<SignatureStats> {
+        self.shared.signatures.lock().snapshot(std::time::SystemTime::now())
     }
 
     /// Failures recorded since the runtime started.
