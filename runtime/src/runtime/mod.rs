@@ -182,11 +182,21 @@ impl RuntimeShared {
         cell: C,
     ) -> Result<Addr<C::Message>, SpawnError> {
         let name = config.name.clone().map_or(ChildName::Numbered, ChildName::Named);
+        self.spawn_top_level(name, config, Origin::Value(cell))
+    }
+
+    /// Spawns and starts a top-level cell, unsupervised.
+    pub(crate) fn spawn_top_level<C: Cell>(
+        self: &Arc<Self>,
+        name: ChildName,
+        config: CellConfig,
+        origin: Origin<C>,
+    ) -> Result<Addr<C::Message>, SpawnError> {
         let (addr, instance) = self.spawn_instance(SpawnRequest {
             parent: None,
             name,
             config,
-            origin: Origin::Value(cell),
+            origin,
             supervised: None,
             seed: None,
             existing: None,
@@ -643,17 +653,7 @@ impl Runtime {
         }
         let factory: Factory<C> = Arc::new(Mutex::new(Box::new(make)));
         let persist = Arc::new(crate::store::durable::DurableState::<C>::new(durability));
-        let (addr, instance) = self.shared.spawn_instance(SpawnRequest {
-            parent: None,
-            name: ChildName::Named(name),
-            config,
-            origin: Origin::Durable(factory, persist),
-            supervised: None,
-            seed: None,
-            existing: None,
-        })?;
-        instance.begin();
-        Ok(addr)
+        self.shared.spawn_top_level(ChildName::Named(name), config, Origin::Durable(factory, persist))
     }
 
     /// Starts a top-level supervisor: its children start in spec order, each

@@ -509,13 +509,7 @@ impl Node {
         {
             if let (_, StartWaiter::Restart(reply)) = state.waiters.swap_remove(position) {
                 let child = &mut state.children[index];
-                if child.kept {
-                    if let Some(handle) = &child.handle {
-                        handle.send_system(SystemMsg::Retire);
-                    }
-                    child.kept = false;
-                }
-                child.status = Status::Stopped;
+                child.stop_for_good();
                 let id = child.id.clone();
                 self.record(state, &id, SupervisionEventKind::StartFailed(exit.reason.clone()));
                 let _ = reply.send(Err(ChildError::StartFailed { id, reason: exit.reason }));
@@ -606,13 +600,7 @@ impl Node {
         self.record(state, &id, SupervisionEventKind::Exited(exit.reason.clone()));
         if !restart {
             let child = &mut state.children[index];
-            if child.kept {
-                if let Some(handle) = &child.handle {
-                    handle.send_system(SystemMsg::Retire);
-                }
-                child.kept = false;
-            }
-            child.status = Status::Stopped;
+            child.stop_for_good();
             let significant = child.spec.significant;
             if child.spec.restart == Restart::Temporary || !child.is_static {
                 let child = state.remove_child(index);
@@ -919,13 +907,7 @@ impl Node {
             StopPurpose::Terminate { id, reply } => {
                 if let Some(index) = state.children.iter().position(|c| c.id == id) {
                     let child = &mut state.children[index];
-                    if child.kept {
-                        if let Some(handle) = &child.handle {
-                            handle.send_system(SystemMsg::Retire);
-                        }
-                        child.kept = false;
-                    }
-                    child.status = Status::Stopped;
+                    child.stop_for_good();
                     if child.spec.restart == Restart::Temporary
                         || !child.is_static && state.flags.strategy == Strategy::Pool
                     {
@@ -1071,13 +1053,7 @@ impl Node {
             StartPurpose::Init => {
                 // The failed child is not restarted: the owner's start fails.
                 if let Some(child) = state.children.iter_mut().find(|c| c.id == id) {
-                    if child.kept {
-                        if let Some(handle) = &child.handle {
-                            handle.send_system(SystemMsg::Retire);
-                        }
-                        child.kept = false;
-                    }
-                    child.status = Status::Stopped;
+                    child.stop_for_good();
                 }
                 let text = format!("child {id} failed to start: {}", describe(&reason));
                 (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_text(text)))
@@ -1353,6 +1329,17 @@ impl NodeState {
 }
 
 impl Child {
+    /// Not to be restarted: a kept (suspended) instance is retired.
+    fn stop_for_good(&mut self) {
+        if self.kept {
+            if let Some(handle) = &self.handle {
+                handle.send_system(SystemMsg::Retire);
+            }
+            self.kept = false;
+        }
+        self.status = Status::Stopped;
+    }
+
     fn new(spec: &ChildSpec, started: StartedChild, is_static: bool) -> Self {
         Child {
             key: started.handle.id(),
