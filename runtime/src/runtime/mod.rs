@@ -540,16 +540,19 @@ impl RuntimeShared {
             cause = ?failure.cause,
             "cell failed"
         );
-        self.failures_total.fetch_add(1, Relaxed);
         let (signature, new) = self.signatures.lock().fold(failure);
         if new {
             tracing::warn!(signature = %signature, cell = %failure.path, "new failure signature");
         }
-        let mut failures = self.failures.lock();
-        if failures.len() == FAILURES_KEPT {
-            failures.pop_front();
+        {
+            let mut failures = self.failures.lock();
+            if failures.len() == FAILURES_KEPT {
+                failures.pop_front();
+            }
+            failures.push_back(failure.clone());
         }
-        failures.push_back(failure.clone());
+        // Last: whoever sees the count sees the failure and its signature.
+        self.failures_total.fetch_add(1, Release);
     }
 }
 
@@ -804,7 +807,7 @@ impl Runtime {
 
     /// Failures recorded since the runtime started.
     pub fn failure_count(&self) -> u64 {
-        self.shared.failures_total.load(Relaxed)
+        self.shared.failures_total.load(Acquire)
     }
 
     /// Number of live cells.
