@@ -131,9 +131,6 @@ impl Cell {
             if handled == budget {
                 break;
             }
-            if self.mailbox.has_system() {
-                continue;
-            }
             let Some(msg) = self.mailbox.pop_user() else { break };
             handled += 1;
             if !self.handle(&mut body, msg) {

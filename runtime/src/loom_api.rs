@@ -160,11 +160,6 @@ impl<M> ModelMailbox<M> {
         self.inner.pop_system().map(ModelSystemMsg::from)
     }
 
-    /// `Mailbox::has_system`: whether a control request is pending.
-    pub fn has_system(&self) -> bool {
-        self.inner.has_system()
-    }
-
     /// `Mailbox::suspend`: the token holder ends an incarnation; user
     /// messages are withheld until [`resume`](ModelMailbox::resume).
     pub fn suspend(&self) {

@@ -75,7 +75,6 @@ impl CellConfig {
 pub struct Context<C: Cell> {
     pub(crate) addr: Addr<C::Message>,
     pub(crate) runtime: Arc<RuntimeShared>,
-    pub(crate) dispatcher: Arc<str>,
     pub(crate) stop_requested: bool,
     pub(crate) timers: Vec<TimerHandle>,
     /// The instance this context belongs to.
@@ -89,13 +88,11 @@ impl<C: Cell> Context<C> {
     pub(crate) fn new(
         addr: Addr<C::Message>,
         runtime: Arc<RuntimeShared>,
-        dispatcher: Arc<str>,
         host: Weak<dyn CellControl>,
     ) -> Self {
         Context {
             addr,
             runtime,
-            dispatcher,
             stop_requested: false,
             timers: Vec::new(),
             host,
@@ -264,9 +261,6 @@ impl<C: Cell> Context<C> {
 
 impl<C: Cell> fmt::Debug for Context<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("path", self.addr.path())
-            .field("dispatcher", &self.dispatcher)
-            .finish()
+        f.debug_struct("Context").field("path", self.addr.path()).finish()
     }
 }

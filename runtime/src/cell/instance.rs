@@ -240,7 +240,7 @@ impl<C: Cell> CellInstance<C> {
 
     fn new_context(&self, slot: &Arc<Slot<C::Message>>) -> Context<C> {
         let host: Weak<dyn CellControl> = self.me.clone();
-        Context::new(Addr::from_slot(slot.clone()), self.runtime.clone(), self.dispatcher.name.clone(), host)
+        Context::new(Addr::from_slot(slot.clone()), self.runtime.clone(), host)
     }
 
     /// Schedules the first turn, which runs `started` before any message.
@@ -288,23 +288,13 @@ impl<C: Cell> CellInstance<C> {
         let Incarnation { cell, ctx } = match body.incarnation {
             Some(ref mut incarnation) => incarnation,
             None => {
-                let (Some(factory), Some(slot)) = (body.factory.clone(), body.slot.upgrade()) else {
+                let Some(slot) = body.slot.upgrade() else {
                     let cause =
                         FailureCause::Error { text: "the cell's address is gone".into(), type_name: None };
                     return Err(self.failure(Hook::Started, None, cause));
                 };
-                #[cfg(feature = "storage")]
-                if let Some(cell) = self.restore(body, guard)? {
-                    let ctx = self.new_context(&slot);
-                    body.incarnation = Some(Incarnation { cell, ctx });
-                    return self.call_started(body, guard);
-                }
-                match catch_unwind(AssertUnwindSafe(|| (factory.lock())())) {
-                    Ok(cell) => body.incarnation.insert(Incarnation { cell, ctx: self.new_context(&slot) }),
-                    Err(payload) => {
-                        return Err(self.failure(Hook::Started, None, Self::panic_cause(payload, guard)));
-                    }
-                }
+                let cell = self.make_cell(body, guard)?;
+                body.incarnation.insert(Incarnation { cell, ctx: self.new_context(&slot) })
             }
         };
         match catch_unwind(AssertUnwindSafe(|| cell.started(ctx))) {
@@ -314,9 +304,19 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
-    #[cfg(feature = "storage")]
-    fn call_started(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
-        self.start_incarnation(body, guard)
+    /// A new value for the next incarnation: a durable cell's saved state,
+    /// else the factory's.
+    fn make_cell(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<C, Box<Failure>> {
+        #[cfg(feature = "storage")]
+        if let Some(cell) = self.restore(body, guard)? {
+            return Ok(cell);
+        }
+        let Some(factory) = body.factory.clone() else {
+            let cause = FailureCause::Error { text: "the cell has no factory".into(), type_name: None };
+            return Err(self.failure(Hook::Started, None, cause));
+        };
+        catch_unwind(AssertUnwindSafe(|| (factory.lock())()))
+            .map_err(|payload| self.failure(Hook::Started, None, Self::panic_cause(payload, guard)))
     }
 
     /// A durable cell rebuilt from its saved state; `None` when it is not
@@ -369,6 +369,19 @@ impl<C: Cell> CellInstance<C> {
                 body.unflushed = true;
             }
             _ => held.release(),
+        }
+        Ok(())
+    }
+
+    /// Ends a turn's run of messages: a durable cell's state is flushed and
+    /// the answers held for it released (`Durability::PerTurn`). On failure
+    /// the answers are dropped; the next incarnation reloads what was last
+    /// flushed.
+    #[cfg_attr(not(feature = "storage"), allow(clippy::unnecessary_wraps, unused_variables))]
+    fn commit_turn(&self, body: &mut Body<C>) -> Result<(), StopReason> {
+        #[cfg(feature = "storage")]
+        if let Err(err) = self.release_held(body) {
+            return Err(self.failed(self.failure(Hook::Handle, None, FailureCause::Storage(err))));
         }
         Ok(())
     }
@@ -580,7 +593,6 @@ impl<C: Cell> CellInstance<C> {
                     self.begin_end(body, StopReason::Shutdown);
                 }
             }
-            Outcome::ChildrenStopped => {}
         }
     }
 
@@ -768,16 +780,6 @@ impl<C: Cell> CellInstance<C> {
     }
 }
 
-impl<C: Cell> CellInstance<C> {
-    /// A turn that began ending at its very end: schedules another turn to
-    /// go on with it.
-    #[cfg(feature = "storage")]
-    fn continue_after_end(&self) -> TurnEnd {
-        self.send_system(SystemMsg::Supervise);
-        self.mailbox.end_turn()
-    }
-}
-
 impl<C: Cell> Runnable for CellInstance<C> {
     fn run_turn(&self, budget: usize) -> TurnEnd {
         let state = self.mailbox.state();
@@ -826,13 +828,17 @@ impl<C: Cell> Runnable for CellInstance<C> {
                 self.begin_end(&mut body, StopReason::Shutdown);
                 continue;
             }
-            if handled == budget {
-                break;
-            }
-            if self.mailbox.has_system() {
-                continue;
-            }
-            let Some(msg) = self.mailbox.pop_user() else { break };
+            let next = if handled < budget { self.mailbox.pop_user() } else { None };
+            let Some(msg) = next else {
+                // The turn's messages are done: what they changed is committed.
+                match self.commit_turn(&mut body) {
+                    Ok(()) => break,
+                    Err(reason) => {
+                        self.begin_end(&mut body, reason);
+                        continue;
+                    }
+                }
+            };
             if handled > 0 {
                 // The turn goes on: whatever it scheduled so far should not
                 // wait for the rest of it. Let another worker take it.
@@ -846,17 +852,6 @@ impl<C: Cell> Runnable for CellInstance<C> {
             if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested) {
                 self.begin_end(&mut body, StopReason::Requested);
             }
-        }
-        #[cfg(feature = "storage")]
-        if let Err(err) = self.release_held(&mut body) {
-            // The turn's answers are dropped; the next incarnation reloads
-            // what was last flushed.
-            let failure = self.failure(Hook::Handle, None, FailureCause::Storage(err));
-            let reason = self.failed(failure);
-            self.begin_end(&mut body, reason);
-            drop(guard);
-            drop(body);
-            return self.continue_after_end();
         }
         drop(guard);
         drop(body);

@@ -200,12 +200,6 @@ impl<M> Mailbox<M> {
         self.system.take(msg)
     }
 
-    /// Whether a control request is pending.
-    #[inline]
-    pub(crate) fn has_system(&self) -> bool {
-        !self.system.is_empty()
-    }
-
     /// Whether any queue holds something. Used for the re-check after going idle.
     pub(crate) fn has_work(&self) -> bool {
         !self.system.is_empty() || self.has_user_work()

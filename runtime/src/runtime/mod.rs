@@ -377,10 +377,13 @@ impl RuntimeShared {
     /// The tree of the cell at `path`.
     #[cfg(feature = "storage")]
     pub(crate) fn store(&self, path: &CellPath) -> Result<crate::store::Store, crate::store::StoreError> {
-        match &self.settings.storage {
-            Some(storage) => storage.cell_tree(path),
-            None => Err(crate::store::StoreError::Disabled),
-        }
+        self.storage()?.cell_tree(path)
+    }
+
+    /// The runtime's database, if it has one.
+    #[cfg(feature = "storage")]
+    fn storage(&self) -> Result<&crate::store::Storage, crate::store::StoreError> {
+        self.settings.storage.as_ref().ok_or(crate::store::StoreError::Disabled)
     }
 
     /// Flushes the storage every `every` while `cell` lives
@@ -403,10 +406,7 @@ impl RuntimeShared {
     /// The tree where unreadable saved states are kept.
     #[cfg(feature = "storage")]
     pub(crate) fn quarantine(&self) -> Result<crate::store::Store, crate::store::StoreError> {
-        match &self.settings.storage {
-            Some(storage) => Ok(storage.quarantine().clone()),
-            None => Err(crate::store::StoreError::Disabled),
-        }
+        Ok(self.storage()?.quarantine().clone())
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -734,10 +734,7 @@ impl Runtime {
     pub fn stored_dead_letters(
         &self,
     ) -> Result<Vec<crate::store::StoredDeadLetter>, crate::store::StoreError> {
-        match &self.shared.settings.storage {
-            Some(storage) => storage.dead_letters(),
-            None => Err(crate::store::StoreError::Disabled),
-        }
+        self.shared.storage()?.dead_letters()
     }
 
     /// Escalations that reached the runtime root (the latest 1,024), oldest first.

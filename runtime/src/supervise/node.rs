@@ -69,8 +69,6 @@ pub(crate) enum Outcome {
     Escalate(Box<Escalation>),
     /// Significant children exited: the owner shuts down.
     AutoShutdown,
-    /// The owner's children have all stopped; its ending can go on.
-    ChildrenStopped,
 }
 
 /// A request from a [`Supervisor`](crate::Supervisor) handle.
@@ -135,8 +133,6 @@ struct Child {
     handle: Option<Arc<dyn CellControl>>,
     addr: Arc<dyn Any + Send + Sync>,
     status: Status,
-    /// Whether the instance is suspended, restartable in place.
-    kept: bool,
     restarts: u32,
     /// Restarts in a row, for the backoff.
     consecutive: u32,
@@ -192,8 +188,6 @@ enum StartWaiter {
 
 struct NodeState {
     flags: Flags,
-    /// A declared supervisor: starts its static children with each incarnation.
-    supervisor: bool,
     statics: Vec<ChildSpec>,
     template: Option<ChildSpec>,
     children: Vec<Child>,
@@ -221,6 +215,8 @@ pub(crate) struct Node {
     dispatcher: Arc<str>,
     runtime: Arc<RuntimeShared>,
     me: Weak<Node>,
+    /// A declared supervisor: starts its static children with each incarnation.
+    supervisor: bool,
     state: Mutex<NodeState>,
 }
 
@@ -265,9 +261,9 @@ impl Node {
             dispatcher,
             runtime,
             me: me.clone(),
+            supervisor,
             state: Mutex::new(NodeState {
                 flags: seed.flags,
-                supervisor,
                 statics: seed.statics,
                 template: seed.template,
                 children: Vec::new(),
@@ -306,7 +302,7 @@ impl Node {
 
     /// Whether this node is a declared supervisor (it starts static children).
     pub(crate) fn is_supervisor(&self) -> bool {
-        self.state.lock().supervisor
+        self.supervisor
     }
 
     fn push(&self, event: Event) {
@@ -408,8 +404,8 @@ impl Node {
     /// The owner terminated for good: every child goes with it.
     pub(crate) fn retire_all(&self) {
         for child in self.take_children() {
-            if let Some(handle) = child.handle {
-                if child.kept {
+            if let Some(handle) = &child.handle {
+                if child.kept() {
                     handle.send_system(SystemMsg::Retire);
                 } else if child.status.is_alive() {
                     handle.send_system(SystemMsg::Stop(StopCause::ParentStopped));
@@ -499,7 +495,6 @@ impl Node {
         };
         {
             let child = &mut state.children[index];
-            child.kept = exit.kept;
             child.status = if exit.kept { Status::Waiting } else { Status::Stopped };
             child.last_run = child.running_since.take().map_or(Duration::ZERO, |since| since.elapsed());
         }
@@ -521,7 +516,7 @@ impl Node {
             if !exit.started {
                 let (_, waiter) = state.waiters.swap_remove(position);
                 let child = state.remove_child(index);
-                if child.kept {
+                if child.kept() {
                     if let Some(handle) = &child.handle {
                         handle.send_system(SystemMsg::Retire);
                     }
@@ -722,9 +717,8 @@ impl Node {
     fn restart_now(&self, state: &mut NodeState, index: usize) {
         let child = &mut state.children[index];
         child.pending_tick = None;
-        if child.kept {
+        if child.kept() {
             if let Some(handle) = &child.handle {
-                child.kept = false;
                 child.status = Status::Starting;
                 handle.send_system(SystemMsg::Restart);
                 return;
@@ -852,7 +846,6 @@ impl Node {
                 self.record(state, &id, SupervisionEventKind::Overdue);
             } else if let Some(handle) = child.handle.clone() {
                 child.status = Status::Stopped;
-                child.kept = false;
                 let discarded = handle.abandon();
                 self.runtime.count_undelivered(&child.path, discarded);
                 tracing::warn!(
@@ -893,7 +886,7 @@ impl Node {
                 for child in std::mem::take(&mut state.children) {
                     if child.is_static && child.spec.restart != Restart::Temporary {
                         kept.push(child);
-                    } else if child.kept {
+                    } else if child.kept() {
                         if let Some(handle) = &child.handle {
                             handle.send_system(SystemMsg::Retire);
                         }
@@ -901,8 +894,8 @@ impl Node {
                 }
                 state.children = kept;
                 state.reindex();
+                // The owner's turn sees `children_stopped` and goes on ending.
                 state.statics.retain(|s| s.restart != Restart::Temporary);
-                state.outcomes.push(Outcome::ChildrenStopped);
             }
             StopPurpose::Terminate { id, reply } => {
                 if let Some(index) = state.children.iter().position(|c| c.id == id) {
@@ -942,7 +935,7 @@ impl Node {
             let Some(index) = state.children.iter().position(|c| c.id == id) else { continue };
             if state.children[index].spec.restart == Restart::Temporary {
                 let child = state.remove_child(index);
-                if child.kept {
+                if child.kept() {
                     if let Some(handle) = &child.handle {
                         handle.send_system(SystemMsg::Retire);
                     }
@@ -1329,13 +1322,18 @@ impl NodeState {
 }
 
 impl Child {
+    /// Whether the instance is suspended, restartable in place: exactly
+    /// the children waiting for a restart.
+    fn kept(&self) -> bool {
+        self.status == Status::Waiting
+    }
+
     /// Not to be restarted: a kept (suspended) instance is retired.
     fn stop_for_good(&mut self) {
-        if self.kept {
+        if self.kept() {
             if let Some(handle) = &self.handle {
                 handle.send_system(SystemMsg::Retire);
             }
-            self.kept = false;
         }
         self.status = Status::Stopped;
     }
@@ -1349,7 +1347,6 @@ impl Child {
             handle: Some(started.handle),
             addr: started.addr,
             status: Status::Starting,
-            kept: false,
             restarts: 0,
             consecutive: 0,
             running_since: None,
