@@ -147,6 +147,45 @@ impl CellPath {
     }
 }
 
+impl std::str::FromStr for CellPath {
+    type Err = NameError;
+
+    /// Parses `/a/b` (each name validated as [`CellPath::child`] does); `/`
+    /// is the root.
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let mut path = CellPath::root();
+        let Some(rest) = s.strip_prefix('/') else {
+            return Err(NameError::InvalidChar { found: s.chars().next().unwrap_or('/') });
+        };
+        if rest.is_empty() {
+            return Ok(path);
+        }
+        for name in rest.split('/') {
+            path = if let Some(id) = name.strip_prefix('#').and_then(|id| id.parse::<u64>().ok()) {
+                path.numbered_child(id)
+            } else {
+                path.child(name)?
+            };
+        }
+        Ok(path)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for CellPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for CellPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for CellPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -191,5 +230,15 @@ mod tests {
     fn awkward_but_printable_names_are_kept_verbatim() {
         let path = CellPath::root().child("ordres élevés #1 (v2)").unwrap();
         assert_eq!(path.name(), "ordres élevés #1 (v2)");
+    }
+
+    #[test]
+    fn a_path_parses_back_from_its_text() {
+        let path = CellPath::root().child("a").unwrap().numbered_child(7).child("b c").unwrap();
+        assert_eq!(path.as_str().parse::<CellPath>(), Ok(path));
+        assert_eq!("/".parse::<CellPath>(), Ok(CellPath::root()));
+        assert_eq!("a/b".parse::<CellPath>(), Err(NameError::InvalidChar { found: 'a' }));
+        assert_eq!("/a//b".parse::<CellPath>(), Err(NameError::Empty));
+        assert_eq!("/#x".parse::<CellPath>(), Err(NameError::Reserved));
     }
 }

@@ -1,0 +1,2 @@
+//! Decay: per-cell baselines and the fragility, cost and drag measured
+//! against them.

@@ -1,0 +1,1 @@
+//! Triage: the category of each signal.
