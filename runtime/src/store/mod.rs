@@ -427,6 +427,7 @@ pub(crate) struct Storage {
     engine: Arc<dyn Engine>,
     dead_letters: Store,
     quarantine: Store,
+    journal: Store,
 }
 
 impl Storage {
@@ -434,7 +435,14 @@ impl Storage {
         let engine = engine::open(config)?;
         let dead_letters = Storage::tree_of(&engine, "sys/dead_letters".to_owned())?;
         let quarantine = Storage::tree_of(&engine, "sys/quarantine".to_owned())?;
-        Ok(Storage { engine, dead_letters, quarantine })
+        let journal = Storage::tree_of(&engine, "sys/journal".to_owned())?;
+        Ok(Storage { engine, dead_letters, quarantine, journal })
+    }
+
+    /// Where the signal journal is kept (see `observe::journal`).
+    #[cfg_attr(not(test), allow(dead_code))] // Opened by the analysis tick.
+    pub(crate) fn journal(&self) -> &Store {
+        &self.journal
     }
 
     /// Where unreadable saved states are kept.
