@@ -132,7 +132,11 @@ pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
 pub use crate::dead_letter::DeadLetter;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::mailbox::SendError;
-pub use crate::observe::{BurnAlert, FailureKind, FailureSignature, SignatureStats};
+pub use crate::observe::{
+    AlertBurn, Baseline, Baselines, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Crossing, Decay,
+    DecayConfig, DecayConfigError, FailureKind, FailureSignature, Indicator, LoadShift, NoiseFloor,
+    Objective, ObjectiveError, SignatureStats,
+};
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
 #[cfg(feature = "storage")]

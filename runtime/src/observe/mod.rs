@@ -15,5 +15,10 @@ pub(crate) mod objective;
 pub(crate) mod signature;
 pub(crate) mod triage;
 
-pub use self::objective::BurnAlert;
+pub use self::decay::{
+    Baseline, Baselines, Crossing, Decay, DecayConfig, DecayConfigError, LoadShift, NoiseFloor,
+};
+pub use self::objective::{
+    AlertBurn, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Indicator, Objective, ObjectiveError,
+};
 pub use self::signature::{FailureKind, FailureSignature, SignatureStats};
