@@ -133,9 +133,9 @@ pub use crate::dead_letter::DeadLetter;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::mailbox::SendError;
 pub use crate::observe::{
-    BurnAlert, Category, FailureKind, FailureSignature, JournalConfig, JournalConfigError, JournalError,
-    JournalQuery, LearningMeasures, RollUp, Signal, SignalKind, SignalType, SignatureStats, TopologyChange,
-    TriageConfig, TriageConfigError,
+    AlertBurn, Baseline, Baselines, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Crossing, Decay,
+    DecayConfig, DecayConfigError, FailureKind, FailureSignature, Indicator, LoadShift, NoiseFloor,
+    Objective, ObjectiveError, SignatureStats,
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};

@@ -15,10 +15,10 @@ pub(crate) mod objective;
 pub(crate) mod signature;
 pub(crate) mod triage;
 
-pub use self::journal::{
-    JournalConfig, JournalConfigError, JournalError, JournalQuery, LearningMeasures, RollUp, Signal,
-    SignalKind, SignalType, TopologyChange,
+pub use self::decay::{
+    Baseline, Baselines, Crossing, Decay, DecayConfig, DecayConfigError, LoadShift, NoiseFloor,
 };
-pub use self::objective::BurnAlert;
+pub use self::objective::{
+    AlertBurn, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Indicator, Objective, ObjectiveError,
+};
 pub use self::signature::{FailureKind, FailureSignature, SignatureStats};
-pub use self::triage::{Category, TriageConfig, TriageConfigError};
