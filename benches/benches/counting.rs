@@ -12,12 +12,17 @@
 //! blocking send path when there is room.
 //!
 //! Project target: cellrt at least 50 % of the crossbeam baseline's msgs/s.
+//!
+//! `counting_observation` runs the `send` round with observation on (the
+//! default: per-cell metrics, one send in 32 stamped) and off
+//! (`ObservationConfig::disabled`), interleaved in the same run. Target: on
+//! costs at most 10 %.
 
 mod common;
 
 use std::hint::black_box;
 
-use cellrt::{Addr, SendError};
+use cellrt::{Addr, ObservationConfig, Runtime, SendError};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Sender};
 
@@ -94,10 +99,34 @@ fn counting(c: &mut Criterion) {
     group.finish();
 }
 
+fn counting_observation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("counting_observation");
+    group.throughput(Throughput::Elements(MESSAGES));
+    group.sampling_mode(SamplingMode::Flat);
+    for workers in [1, 2] {
+        for (name, observation) in
+            [("on", ObservationConfig::default()), ("off", ObservationConfig::disabled())]
+        {
+            let rt = Runtime::builder()
+                .worker_threads(workers)
+                .default_capacity(32)
+                .observation(observation)
+                .build()
+                .expect("runtime builds");
+            let addr = rt.spawn(Counter::default()).expect("spawn");
+            group.bench_function(BenchmarkId::new(format!("{name}/w{workers}"), 32), |b| {
+                b.iter(|| cellrt_round(&addr, false));
+            });
+            rt.shutdown(WAIT);
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::heavy();
-    targets = counting
+    targets = counting, counting_observation
 }
 
 fn main() {

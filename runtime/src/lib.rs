@@ -133,9 +133,12 @@ pub use crate::dead_letter::DeadLetter;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::mailbox::SendError;
 pub use crate::observe::{
-    AlertBurn, Baseline, Baselines, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Crossing, Decay,
-    DecayConfig, DecayConfigError, FailureKind, FailureSignature, Indicator, LoadShift, NoiseFloor,
-    Objective, ObjectiveError, SignatureStats,
+    AlertBurn, Baseline, Baselines, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Category,
+    CellSnapshot, Crossing, Decay, DecayConfig, DecayConfigError, FailureKind, FailureSignature, FlowEdge,
+    Indicator, JournalConfig, JournalConfigError, JournalError, JournalQuery, LatencySummary,
+    LearningMeasures, LoadShift, Metrics, NoiseFloor, Objective, ObjectiveError, ObjectiveSnapshot,
+    ObservationConfig, ObservationConfigError, RollUp, Signal, SignalKind, SignalType, SignatureStats,
+    SignatureSummary, Snapshot, TopologyChange, TriageConfig, TriageConfigError,
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};

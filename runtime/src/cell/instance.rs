@@ -45,6 +45,7 @@ use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
 use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
 use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
+use crate::observe::metrics::{CellMetrics, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
 use crate::supervise::node::{ChildExit, Node, Outcome};
@@ -147,6 +148,8 @@ pub(crate) struct CellInstance<C: Cell> {
     supervised: Option<Supervised>,
     /// Set while a handler runs, for cells with a deadline only.
     handling: Option<Box<Mutex<Option<Handling>>>>,
+    /// `None` when the runtime does not observe its cells.
+    metrics: Option<Box<CellMetrics>>,
 }
 
 /// A handler with a deadline, as the watchdog sees it.
@@ -205,12 +208,13 @@ impl<C: Cell> CellInstance<C> {
                 unflushed: false,
             }),
             dispatcher,
-            runtime,
             me: me.clone(),
             parent,
             node: Mutex::new(None),
             supervised,
             handling: supervised.and_then(|s| s.deadline).map(|_| Box::new(Mutex::new(None))),
+            metrics: runtime.cell_metrics(),
+            runtime,
         })
     }
 
@@ -257,6 +261,9 @@ impl<C: Cell> CellInstance<C> {
     }
 
     fn failure(&self, hook: Hook, message_kind: Option<&'static str>, cause: FailureCause) -> Box<Failure> {
+        if let (FailureCause::Panic { .. }, Some(metrics)) = (&cause, &self.metrics) {
+            metrics.panicked();
+        }
         Box::new(Failure {
             path: self.path.clone(),
             cell_kind: std::any::type_name::<C>(),
@@ -408,9 +415,9 @@ impl<C: Cell> CellInstance<C> {
         &self,
         body: &mut Body<C>,
         msg: C::Message,
+        kind: &'static str,
         guard: &InCellGuard,
     ) -> Result<(), StopReason> {
-        let kind = C::message_kind(&msg);
         let retained = C::retain(&msg);
         let attempts = body.front_attempts.take();
         let deadline = self.supervised.and_then(|s| s.deadline);
@@ -518,7 +525,11 @@ impl<C: Cell> CellInstance<C> {
                     }
                 }
                 SystemMsg::Restart => {
-                    if matches!(body.phase, Phase::Suspended(_)) {
+                    if let Phase::Suspended(reason) = &body.phase {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.restarted();
+                        }
+                        self.runtime.cell_restarting(&self.path, std::any::type_name::<C>(), reason);
                         body.phase = Phase::Starting;
                     }
                 }
@@ -585,6 +596,7 @@ impl<C: Cell> CellInstance<C> {
             }
             Outcome::Escalate(escalation) => {
                 if matches!(body.phase, Phase::Starting | Phase::Running) {
+                    self.runtime.supervisor_escalating(std::any::type_name::<C>(), &escalation);
                     self.begin_end(body, StopReason::Escalated(escalation));
                 }
             }
@@ -711,7 +723,7 @@ impl<C: Cell> CellInstance<C> {
         // DONE in the state word is what `is_terminated` reads. Blocked
         // senders were woken when `retire` closed the mailbox.
         self.mailbox.state().finish();
-        self.runtime.cell_terminated(self.id, &self.path, undelivered, &reason);
+        self.runtime.cell_terminated(self.id, &self.path, std::any::type_name::<C>(), undelivered, &reason);
         let watchers = match reason {
             StopReason::Replaced => None,
             _ => body.slot.upgrade(),
@@ -791,6 +803,7 @@ impl<C: Cell> Runnable for CellInstance<C> {
             return TurnEnd::Done;
         }
         let guard = InCellGuard::enter(self.runtime.quiet_panics());
+        let mut meter = self.metrics.as_deref().map(|m| TurnMeter::begin(m, self.id, self.mailbox.len()));
         let mut handled = 0_usize;
         loop {
             if let Some(exit) = self.run_system(&mut body) {
@@ -828,8 +841,11 @@ impl<C: Cell> Runnable for CellInstance<C> {
                 self.begin_end(&mut body, StopReason::Shutdown);
                 continue;
             }
-            let next = if handled < budget { self.mailbox.pop_user() } else { None };
-            let Some(msg) = next else {
+            let next = if handled < budget { self.mailbox.pop_stamped() } else { None };
+            let Some((msg, stamp)) = next else {
+                if let Some(meter) = &mut meter {
+                    meter.pause();
+                }
                 // The turn's messages are done: what they changed is committed.
                 match self.commit_turn(&mut body) {
                     Ok(()) => break,
@@ -845,7 +861,13 @@ impl<C: Cell> Runnable for CellInstance<C> {
                 worker::offload_next();
             }
             handled += 1;
-            if let Err(reason) = self.call_handle(&mut body, msg, &guard) {
+            let kind = C::message_kind(&msg);
+            let timed = meter.as_mut().and_then(|meter| meter.taken(stamp));
+            let result = self.call_handle(&mut body, msg, kind, &guard);
+            if let Some(meter) = &mut meter {
+                meter.done(timed, kind, result.is_ok());
+            }
+            if let Err(reason) = result {
                 self.begin_end(&mut body, reason);
                 continue;
             }
@@ -853,6 +875,7 @@ impl<C: Cell> Runnable for CellInstance<C> {
                 self.begin_end(&mut body, StopReason::Requested);
             }
         }
+        drop(meter);
         drop(guard);
         drop(body);
         self.mailbox.end_turn()
@@ -862,10 +885,27 @@ impl<C: Cell> Runnable for CellInstance<C> {
 impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     #[inline]
     fn try_deliver(&self, msg: C::Message) -> Result<(), SendError<C::Message>> {
-        if self.mailbox.push(msg)? == Schedule::Enqueue {
-            self.schedule();
+        let Some(metrics) = &self.metrics else {
+            if self.mailbox.push(msg)? == Schedule::Enqueue {
+                self.schedule();
+            }
+            return Ok(());
+        };
+        match self.mailbox.push_stamped(msg, metrics.stamp()) {
+            Ok(schedule) => {
+                CellMetrics::accepted(self.id, &self.path);
+                if schedule == Schedule::Enqueue {
+                    self.schedule();
+                }
+                Ok(())
+            }
+            Err(err) => {
+                if err.is_full() {
+                    metrics.rejected(self.mailbox.capacity());
+                }
+                Err(err)
+            }
         }
-        Ok(())
     }
 
     fn wait_for_space(&self, deadline: Instant) -> bool {
@@ -987,6 +1027,14 @@ impl<C: Cell> CellControl for CellInstance<C> {
 
     fn cell_kind(&self) -> &'static str {
         std::any::type_name::<C>()
+    }
+
+    fn metrics(&self) -> Option<&CellMetrics> {
+        self.metrics.as_deref()
+    }
+
+    fn mailbox_len(&self) -> (usize, usize) {
+        (self.mailbox.len(), self.mailbox.capacity())
     }
 }
 

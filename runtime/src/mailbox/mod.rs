@@ -49,14 +49,22 @@ use self::space::SpaceSignal;
 use self::system::SystemQueue;
 use crate::dispatch::state::{CellState, Schedule, Snapshot};
 use crate::dispatch::TurnEnd;
+use crate::observe::metrics::Stamp;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use crate::sync::{MailboxQueue, Mutex};
+
+/// A queued user message and, if it was sampled, its stamp.
+#[derive(Debug)]
+struct Envelope<M> {
+    msg: M,
+    stamp: Option<Box<Stamp>>,
+}
 
 /// The inbox of one cell, with the cell's scheduling state word.
 #[derive(Debug)]
 pub(crate) struct Mailbox<M> {
     state: CellState,
-    queue: MailboxQueue<M>,
+    queue: MailboxQueue<Envelope<M>>,
     moved: Mutex<VecDeque<M>>,
     moved_len: AtomicUsize,
     /// Set until the predecessor's messages arrive; see the module docs.
@@ -103,14 +111,20 @@ impl<M> Mailbox<M> {
     /// caller took the run token and must enqueue the cell.
     #[inline]
     pub(crate) fn push(&self, msg: M) -> Result<Schedule, SendError<M>> {
+        self.push_stamped(msg, None)
+    }
+
+    /// [`push`](Mailbox::push) for a message that may carry a stamp.
+    #[inline]
+    pub(crate) fn push_stamped(&self, msg: M, stamp: Option<Box<Stamp>>) -> Result<Schedule, SendError<M>> {
         if self.state.enter_gate().is_err() {
             return Err(SendError::Closed(msg));
         }
-        match self.queue.try_push(msg) {
+        match self.queue.try_push(Envelope { msg, stamp }) {
             Ok(()) => Ok(self.state.leave_gate_after_push()),
-            Err(msg) => {
+            Err(envelope) => {
                 self.state.leave_gate();
-                Err(SendError::Full(msg))
+                Err(SendError::Full(envelope.msg))
             }
         }
     }
@@ -180,8 +194,15 @@ impl<M> Mailbox<M> {
 
     /// The next user message: moved messages first, then the queue. Nothing
     /// while held.
-    #[inline]
+    #[cfg(any(test, cellrt_loom))]
     pub(crate) fn pop_user(&self) -> Option<M> {
+        self.pop_stamped().map(|(msg, _)| msg)
+    }
+
+    /// [`pop_user`](Mailbox::pop_user) with the message's stamp, if it has
+    /// one (moved messages have none).
+    #[inline]
+    pub(crate) fn pop_stamped(&self) -> Option<(M, Option<Box<Stamp>>)> {
         if self.withheld() {
             return None;
         }
@@ -189,10 +210,10 @@ impl<M> Mailbox<M> {
             let mut moved = self.moved.lock();
             if let Some(msg) = moved.pop_front() {
                 self.moved_len.store(moved.len(), Release);
-                return Some(msg);
+                return Some((msg, None));
             }
         }
-        self.queue.pop()
+        self.queue.pop().map(|envelope| (envelope.msg, envelope.stamp))
     }
 
     /// Withdraws a pending control request; returns whether it was pending.
@@ -239,8 +260,8 @@ impl<M> Mailbox<M> {
             self.moved_len.store(0, Release);
             moved.drain(..).collect()
         };
-        while let Some(msg) = self.queue.pop() {
-            out.push(msg);
+        while let Some(envelope) = self.queue.pop() {
+            out.push(envelope.msg);
         }
         out
     }

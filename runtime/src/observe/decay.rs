@@ -88,7 +88,6 @@ use std::time::Duration;
 
 /// What one cell did during one analysis window.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-#[cfg_attr(not(test), allow(dead_code))] // Built by the runtime's analysis tick.
 pub(crate) struct WindowSample {
     /// The window's length.
     pub(crate) length: Duration,
@@ -568,7 +567,6 @@ pub enum Crossing {
 
 /// What one window did to a cell's decay.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(not(test), allow(dead_code))] // Read by the runtime's analysis tick.
 pub(crate) struct DecayStep {
     /// The decay as of this window.
     pub(crate) decay: Decay,
@@ -706,7 +704,6 @@ fn unit(value: f64) -> f64 {
 /// Learns one cell's baselines window by window and measures its decay
 /// against them. See the module docs for the model.
 #[derive(Clone, Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // Driven by the runtime's analysis tick.
 pub(crate) struct DecayTracker {
     config: DecayConfig,
     /// The latest `short_windows` samples, oldest first.
@@ -726,7 +723,6 @@ pub(crate) struct DecayTracker {
     rate_z: Option<f64>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // Driven by the runtime's analysis tick.
 impl DecayTracker {
     /// A tracker with nothing learned yet, or the first setting of `config`
     /// out of range.
@@ -842,6 +838,7 @@ impl DecayTracker {
         }
     }
 
+    #[cfg(test)]
     /// Messages per second over the short window; `None` before any window
     /// with a length. Its baseline is [`Baselines::rate`].
     pub(crate) fn rate(&self) -> Option<f64> {

@@ -809,6 +809,7 @@ struct State {
     rollups: BTreeMap<RollUpKey, RollUp>,
     tally: Tally,
     /// Entries in the store.
+    #[cfg_attr(not(feature = "storage"), allow(dead_code))]
     stored: u64,
     persist_errors: u64,
     read_errors: u64,
@@ -832,7 +833,6 @@ impl State {
 /// stores them, rolls up what it cannot keep, and emits each as a tracing
 /// event. Shared by threads.
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // Fed by the analysis tick.
 pub(crate) struct Journal {
     config: JournalConfig,
     #[cfg(feature = "storage")]
@@ -840,7 +840,6 @@ pub(crate) struct Journal {
     state: Mutex<State>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // Fed by the analysis tick.
 impl Journal {
     /// An empty journal kept in memory only.
     pub(crate) fn new(config: JournalConfig) -> Result<Journal, JournalConfigError> {
@@ -1056,6 +1055,7 @@ impl Journal {
         found.into()
     }
 
+    #[cfg(test)]
     /// The entry numbered `seq`, if it is kept (in memory or, for a
     /// persisted journal, in the store).
     pub(crate) fn get(&self, seq: u64) -> Option<Signal> {
@@ -1075,6 +1075,7 @@ impl Journal {
         self.state.lock().rollups.values().cloned().collect()
     }
 
+    #[cfg(test)]
     /// Entries kept one by one: in memory, or for a persisted journal in
     /// the store (plus those the store refused that memory still holds).
     pub(crate) fn len(&self) -> usize {
@@ -1109,7 +1110,7 @@ impl Journal {
     }
 
     /// Makes every entry stored so far durable.
-    #[cfg(feature = "storage")]
+    #[cfg(all(test, feature = "storage"))]
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         match &self.store {
             Some(store) => store.flush(),
@@ -1117,12 +1118,12 @@ impl Journal {
         }
     }
 
-    #[cfg(feature = "storage")]
+    #[cfg(all(test, feature = "storage"))]
     fn is_persisted(&self) -> bool {
         self.store.is_some()
     }
 
-    #[cfg(not(feature = "storage"))]
+    #[cfg(all(test, not(feature = "storage")))]
     fn is_persisted(&self) -> bool {
         false
     }
@@ -1831,121 +1832,6 @@ mod tests {
         for n in 0..4 {
             assert_eq!(journal.query(&JournalQuery::new().cell(cell(&format!("c{n}")))).len(), 250);
         }
-    }
-
-    /// The journal's tracing events, as (level, fields) with `message`
-    /// among the fields.
-    mod capture {
-        use std::collections::BTreeMap;
-        use std::fmt;
-
-        use tracing::field::{Field, Visit};
-        use tracing::span::{Attributes, Id, Record};
-        use tracing::{Event, Level, Metadata};
-
-        use crate::sync::{Arc, Mutex};
-
-        pub(super) type Events = Arc<Mutex<Vec<(Level, BTreeMap<String, String>)>>>;
-
-        pub(super) struct Capture(pub(super) Events);
-
-        struct Fields(BTreeMap<String, String>);
-
-        impl Visit for Fields {
-            fn record_str(&mut self, field: &Field, value: &str) {
-                self.0.insert(field.name().to_owned(), value.to_owned());
-            }
-
-            fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-                self.0.insert(field.name().to_owned(), format!("{value:?}"));
-            }
-        }
-
-        impl tracing::Subscriber for Capture {
-            fn enabled(&self, _: &Metadata<'_>) -> bool {
-                true
-            }
-
-            fn new_span(&self, _: &Attributes<'_>) -> Id {
-                Id::from_u64(1)
-            }
-
-            fn record(&self, _: &Id, _: &Record<'_>) {}
-
-            fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-            fn event(&self, event: &Event<'_>) {
-                if event.metadata().target() != "cellrt::journal" {
-                    return;
-                }
-                let mut fields = Fields(BTreeMap::new());
-                event.record(&mut fields);
-                self.0.lock().push((*event.metadata().level(), fields.0));
-            }
-
-            fn enter(&self, _: &Id) {}
-
-            fn exit(&self, _: &Id) {}
-        }
-    }
-
-    #[test]
-    fn every_entry_is_emitted_as_a_tracing_event_with_its_fields() {
-        let events = capture::Events::default();
-        let journal = journal(10);
-        tracing::subscriber::with_default(capture::Capture(Arc::clone(&events)), || {
-            record(&journal, 0, "a", new_signature("s1"), Category::NewBehavior);
-            act(
-                &journal,
-                1,
-                SignalKind::Topology { change: TopologyChange::Stopped { reason: "done".into() } },
-            );
-            journal.investigate(t(2), 1, Some("a cache".into())).unwrap();
-        });
-        let events = events.lock();
-        let field = |i: usize, name: &str| events[i].1.get(name).cloned().unwrap_or_default();
-        assert_eq!(events.len(), 3);
-        assert_eq!(
-            events.iter().map(|(level, _)| *level).collect::<Vec<_>>(),
-            [tracing::Level::WARN, tracing::Level::INFO, tracing::Level::INFO]
-        );
-        let expected = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-        };
-        assert_eq!(
-            events[0].1,
-            expected(&[
-                ("message", "new failure signature"),
-                ("seq", "1"),
-                ("cell", "/a"),
-                ("category", "New Behavior Pattern"),
-                ("kind", "new_signature"),
-                ("signature", "s1"),
-                ("summary", "s1 Error in app::Orders (Handle)"),
-            ])
-        );
-        assert_eq!(
-            events[1].1,
-            expected(&[
-                ("message", "topology changed"),
-                ("seq", "2"),
-                ("cell", ""),
-                ("category", ""),
-                ("kind", "topology"),
-                ("change", "stopped: done"),
-            ])
-        );
-        assert_eq!(
-            (field(2, "kind"), field(2, "signal"), field(2, "insight")),
-            ("investigated".into(), "1".into(), "a cache".into())
-        );
-        assert_eq!(
-            (field(2, "seq"), field(2, "cell"), field(2, "category")),
-            ("3".into(), "/a".into(), String::new())
-        );
     }
 
     #[cfg(feature = "serde")]

@@ -407,8 +407,8 @@ impl BurnStatus {
 const BUCKETS_PER_WINDOW: u64 = 12;
 /// The most buckets a window holds.
 const MAX_WINDOW_BUCKETS: usize = BUCKETS_PER_WINDOW as usize + 1;
+#[cfg(test)]
 /// The most buckets a tracker holds: a long and a short window per alert.
-#[cfg_attr(not(test), allow(dead_code))] // Stated for the memory-bound test.
 pub(crate) const MAX_BUCKETS: usize = 2 * BurnAlert::ALL.len() * MAX_WINDOW_BUCKETS;
 /// Relative tolerance of the comparison of a burn rate with a factor.
 const RATE_TOLERANCE: f64 = 1e-9;
@@ -493,7 +493,6 @@ struct AlertState {
 /// burn-rate alerts. See the module docs for the rule and the memory
 /// bound.
 #[derive(Clone, Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // Driven by the runtime's analysis tick.
 pub(crate) struct BurnTracker {
     objective: Objective,
     /// The time of the first record: bucket 0 starts there.
@@ -504,7 +503,6 @@ pub(crate) struct BurnTracker {
     bad: u64,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // Driven by the runtime's analysis tick.
 impl BurnTracker {
     /// A tracker with no event yet, or the first setting of `objective` or
     /// `windows` out of range.
@@ -527,6 +525,7 @@ impl BurnTracker {
         Ok(BurnTracker { objective, origin: None, alerts, good: 0, bad: 0 })
     }
 
+    #[cfg(test)]
     /// The objective tracked.
     pub(crate) fn objective(&self) -> &Objective {
         &self.objective
@@ -610,6 +609,7 @@ impl BurnTracker {
         BurnStatus { objective: self.objective, alerts, budget_remaining, good: self.good, bad: self.bad }
     }
 
+    #[cfg(test)]
     /// Buckets held over every window; at most [`MAX_BUCKETS`].
     pub(crate) fn buckets(&self) -> usize {
         self.alerts.iter().map(|state| state.long.buckets.len() + state.short.buckets.len()).sum()

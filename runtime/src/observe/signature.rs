@@ -310,6 +310,11 @@ impl Signatures {
         }
     }
 
+    /// How many failures `signature` has had, and when it was first seen.
+    pub(crate) fn stats(&self, signature: &FailureSignature) -> Option<(u64, SystemTime)> {
+        self.entries.get(signature).map(|entry| (entry.stats.count, entry.stats.first_seen))
+    }
+
     /// Every signature's statistics as of `now`, the most frequent first.
     pub(crate) fn snapshot(&self, now: SystemTime) -> Vec<SignatureStats> {
         let second = epoch_second(now);

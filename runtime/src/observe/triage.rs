@@ -272,7 +272,6 @@ type EpisodeKey = (Option<CellPath>, SignalType, String);
 /// Classifies signals by the rules of the module docs, remembering what the
 /// rules look back on.
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // Driven by the analysis tick.
 pub(crate) struct Triage {
     config: TriageConfig,
     /// The latest anomaly per cell.
@@ -290,7 +289,6 @@ pub(crate) struct Triage {
     episodes: HashMap<EpisodeKey, (Category, SystemTime)>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // Driven by the analysis tick.
 impl Triage {
     /// A triage with nothing remembered.
     pub(crate) fn new(config: TriageConfig) -> Result<Triage, TriageConfigError> {
@@ -337,6 +335,7 @@ impl Triage {
         Some(category)
     }
 
+    #[cfg(test)]
     /// How many things are remembered: cells with a recent anomaly, the
     /// latest change, restart times, signatures and open episodes.
     pub(crate) fn remembered(&self) -> usize {

@@ -40,6 +40,7 @@ pub struct Builder {
     quiet_panics: bool,
     dead_letter_capacity: usize,
     on_escalation: Option<EscalationHook>,
+    observation: crate::observe::ObservationConfig,
     #[cfg(feature = "storage")]
     storage: Option<crate::store::StorageConfig>,
 }
@@ -65,6 +66,7 @@ impl Default for Builder {
             quiet_panics: false,
             dead_letter_capacity: 1024,
             on_escalation: None,
+            observation: crate::observe::ObservationConfig::default(),
             #[cfg(feature = "storage")]
             storage: None,
         }
@@ -165,6 +167,18 @@ impl Builder {
         self
     }
 
+    /// How the runtime observes its cells: metrics, analysis window, decay,
+    /// objectives, journal and triage settings. See
+    /// [`ObservationConfig`](crate::ObservationConfig).
+    ///
+    /// # Default
+    ///
+    /// On, with the defaults of `ObservationConfig`.
+    pub fn observation(&mut self, config: crate::observe::ObservationConfig) -> &mut Self {
+        self.observation = config;
+        self
+    }
+
     /// Gives cells storage: one database, a tree per cell
     /// ([`Context::store`](crate::Context::store)). Opened by
     /// [`build`](Builder::build).
@@ -176,6 +190,32 @@ impl Builder {
     pub fn storage(&mut self, config: crate::store::StorageConfig) -> &mut Self {
         self.storage = Some(config);
         self
+    }
+
+    /// What observes the runtime's cells, with its journal: persisted in
+    /// the storage's `sys/journal` tree when there is one.
+    fn observer(
+        &self,
+        #[cfg(feature = "storage")] storage: Option<&crate::store::Storage>,
+    ) -> Result<crate::observe::observer::Observer, BuildError> {
+        use crate::observe::journal::Journal;
+        use crate::observe::observer::Observer;
+        use crate::observe::ObservationConfigError as Refused;
+        let config = self.observation.clone();
+        #[cfg(feature = "storage")]
+        if let Some(storage) = storage {
+            use crate::observe::journal::JournalOpenError;
+            let journal = Journal::persisted(config.journal.clone(), storage.journal().clone()).map_err(
+                |err| match err {
+                    JournalOpenError::Config(err) => BuildError::Observation(Refused::Journal(err)),
+                    JournalOpenError::Store(err) => BuildError::Storage(err),
+                },
+            )?;
+            return Observer::new(config, journal).map_err(BuildError::Observation);
+        }
+        let journal = Journal::new(config.journal.clone())
+            .map_err(|err| BuildError::Observation(Refused::Journal(err)))?;
+        Observer::new(config, journal).map_err(BuildError::Observation)
     }
 
     /// Starts the runtime's worker threads.
@@ -205,12 +245,17 @@ impl Builder {
         if let Some((name, _)) = pools.iter().find(|(_, threads)| *threads == 0) {
             return Err(BuildError::ZeroWorkers { dispatcher: name.clone() });
         }
+        self.observation.validate().map_err(BuildError::Observation)?;
         // Before any thread starts: a refused storage leaves nothing behind.
         #[cfg(feature = "storage")]
         let storage = match &self.storage {
             Some(config) => Some(crate::store::Storage::open(config).map_err(BuildError::Storage)?),
             None => None,
         };
+        #[cfg(feature = "storage")]
+        let observer = self.observer(storage.as_ref())?;
+        #[cfg(not(feature = "storage"))]
+        let observer = self.observer()?;
         crate::failure::install_panic_hook();
         let mut dispatchers: Vec<Arc<Dispatcher>> = Vec::with_capacity(pools.len());
         for (name, threads) in &pools {
@@ -236,6 +281,7 @@ impl Builder {
             quiet_panics: self.quiet_panics,
             dead_letter_capacity: self.dead_letter_capacity,
             on_escalation: self.on_escalation.clone(),
+            observation: self.observation.clone(),
             #[cfg(feature = "storage")]
             storage,
         };
@@ -245,6 +291,8 @@ impl Builder {
             default_capacity = self.default_capacity,
             "runtime started"
         );
-        Ok(Runtime::from_shared(RuntimeShared::new(settings, dispatchers)))
+        let shared = RuntimeShared::new(settings, dispatchers, observer);
+        shared.start_analysis();
+        Ok(Runtime::from_shared(shared))
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::path::{CellPath, NameError};
 
 /// Why [`Builder::build`](crate::Builder::build) refused its settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum BuildError {
     /// A dispatcher was configured with zero worker threads.
@@ -34,6 +34,8 @@ pub enum BuildError {
         /// The system's error text.
         reason: String,
     },
+    /// The observation settings were refused.
+    Observation(crate::observe::ObservationConfigError),
     /// The storage could not be opened.
     #[cfg(feature = "storage")]
     Storage(crate::store::StoreError),
@@ -52,6 +54,7 @@ impl fmt::Display for BuildError {
             BuildError::ThreadSpawn { thread, reason } => {
                 write!(f, "cannot start thread {thread}: {reason}")
             }
+            BuildError::Observation(err) => write!(f, "invalid observation settings: {err}"),
             #[cfg(feature = "storage")]
             BuildError::Storage(err) => write!(f, "cannot open the storage: {err}"),
         }
@@ -63,6 +66,7 @@ impl std::error::Error for BuildError {
         match self {
             #[cfg(feature = "storage")]
             BuildError::Storage(err) => Some(err),
+            BuildError::Observation(err) => Some(err),
             _ => None,
         }
     }

@@ -15,7 +15,7 @@ mod shutdown;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use self::builder::EscalationHook;
 pub use self::builder::{Builder, DEFAULT_DISPATCHER};
@@ -32,8 +32,11 @@ use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::Dispatcher;
 use crate::failure::Failure;
 use crate::mailbox::{StopCause, SystemMsg};
-use crate::observe::signature::Signatures;
-use crate::observe::SignatureStats;
+use crate::observe::analysis::CellView;
+use crate::observe::journal::{JournalError, JournalQuery, Signal, SignalKind, TopologyChange};
+use crate::observe::observer::Observer;
+use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, SignatureSummary, Snapshot};
+use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
 use crate::supervise::node::{ChildExit, Node, NodeSeed};
 use crate::supervise::spec::Factory;
@@ -45,6 +48,9 @@ use crate::timer::TimerService;
 
 /// How many escalations [`Runtime::escalations`] keeps.
 const ESCALATIONS_KEPT: usize = 1024;
+
+/// How many journal entries a snapshot shows (the latest).
+const SNAPSHOT_JOURNAL: usize = 256;
 
 /// How many recent failures [`Runtime::failures`] keeps.
 const FAILURES_KEPT: usize = 1024;
@@ -66,6 +72,7 @@ pub(crate) struct Settings {
     pub(crate) quiet_panics: bool,
     pub(crate) dead_letter_capacity: usize,
     pub(crate) on_escalation: Option<EscalationHook>,
+    pub(crate) observation: crate::observe::ObservationConfig,
     #[cfg(feature = "storage")]
     pub(crate) storage: Option<crate::store::Storage>,
 }
@@ -115,7 +122,7 @@ pub(crate) struct RuntimeShared {
     next_id: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
     failures_total: AtomicU64,
-    signatures: Mutex<Signatures>,
+    observer: Observer,
     timers: TimerService,
     shutting_down: AtomicBool,
     dead_letters: DeadLetters,
@@ -124,7 +131,7 @@ pub(crate) struct RuntimeShared {
 }
 
 impl RuntimeShared {
-    fn new(settings: Settings, dispatchers: Vec<Arc<Dispatcher>>) -> Arc<Self> {
+    fn new(settings: Settings, dispatchers: Vec<Arc<Dispatcher>>, observer: Observer) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
         Arc::new(RuntimeShared {
             shutting_down: AtomicBool::new(false),
@@ -139,13 +146,137 @@ impl RuntimeShared {
             next_id: AtomicU64::new(1),
             failures: Mutex::new(VecDeque::new()),
             failures_total: AtomicU64::new(0),
-            signatures: Mutex::new(Signatures::default()),
+            observer,
             timers: TimerService::default(),
         })
     }
 
     pub(crate) fn quiet_panics(&self) -> bool {
         self.settings.quiet_panics
+    }
+
+    /// Metrics for a new cell, when the runtime observes its cells.
+    pub(crate) fn cell_metrics(&self) -> Option<Box<crate::observe::metrics::CellMetrics>> {
+        let observation = &self.settings.observation;
+        observation
+            .enabled
+            .then(|| Box::new(crate::observe::metrics::CellMetrics::new(observation.sample_every)))
+    }
+
+    /// A supervised cell is about to begin a new incarnation after one that
+    /// ended with `reason`.
+    pub(crate) fn cell_restarting(&self, path: &CellPath, kind: &'static str, reason: &StopReason) {
+        tracing::debug!(cell = %path, kind, ?reason, "restarting");
+        let reason = format!("{reason:?}");
+        self.observer.signal(SystemTime::now(), Some(path), Some(kind), SignalKind::Restart { reason });
+    }
+
+    /// A supervisor gave up: its restart intensity was exceeded.
+    pub(crate) fn supervisor_escalating(&self, kind: &'static str, escalation: &Escalation) {
+        let reason = format!(
+            "child {} exceeded {} restarts in {:?}",
+            escalation.child, escalation.max_restarts, escalation.period
+        );
+        let kind_of = SignalKind::Escalation { reason };
+        self.observer.signal(SystemTime::now(), Some(&escalation.supervisor), Some(kind), kind_of);
+    }
+
+    /// Starts the periodic analysis, when cells are observed.
+    fn start_analysis(self: &Arc<Self>) {
+        let config = self.observer.config();
+        if !config.is_enabled() {
+            return;
+        }
+        let window = config.window;
+        let runtime = Arc::downgrade(self);
+        self.timers.call_after(window, move || {
+            let runtime = runtime.upgrade()?;
+            if runtime.is_shutting_down() {
+                return None;
+            }
+            runtime.analyse();
+            Some(window)
+        });
+    }
+
+    /// One analysis window over the live cells.
+    fn analyse(&self) {
+        let cells: Vec<(u64, Arc<dyn CellControl>)> =
+            self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect();
+        let sizes: Vec<(usize, usize)> = cells.iter().map(|(_, c)| c.mailbox_len()).collect();
+        let views: Vec<CellView<'_>> = cells
+            .iter()
+            .zip(&sizes)
+            .filter_map(|((id, cell), (queued, capacity))| {
+                Some(CellView {
+                    id: *id,
+                    path: cell.path(),
+                    kind: cell.cell_kind(),
+                    metrics: cell.metrics()?,
+                    queued: *queued,
+                    capacity: *capacity,
+                })
+            })
+            .collect();
+        self.observer.analyse(std::time::Instant::now(), &views);
+    }
+
+    /// Everything observed, now.
+    fn snapshot(&self) -> Snapshot {
+        let now = SystemTime::now();
+        let mut cells: Vec<(u64, Arc<dyn CellControl>)> =
+            self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect();
+        cells.sort_by(|a, b| a.1.path().cmp(b.1.path()));
+        let by_id: HashMap<u64, &Arc<dyn CellControl>> = cells.iter().map(|(id, c)| (*id, c)).collect();
+        let mut cell_snapshots = Vec::with_capacity(cells.len());
+        let mut edges = Vec::new();
+        {
+            let analysis = self.observer.analysis.lock();
+            let instant = std::time::Instant::now();
+            for (id, cell) in &cells {
+                let (queued, capacity) = cell.mailbox_len();
+                let (decay, baselines) = match analysis.decay(*id) {
+                    Some((decay, baselines)) => (Some(decay), Some(baselines)),
+                    None => (None, None),
+                };
+                cell_snapshots.push(CellSnapshot {
+                    path: cell.path().clone(),
+                    kind: cell.cell_kind().to_owned(),
+                    metrics: cell.metrics().map(|m| m.snapshot(queued, capacity)),
+                    decay,
+                    baselines,
+                    objective: analysis.objective(*id, instant).map(|(objective, status)| {
+                        ObjectiveSnapshot { objective: objective.to_string(), status }
+                    }),
+                });
+                for edge in analysis.edges(*id) {
+                    let latency = by_id.get(&edge.to_id).and_then(|to| to.metrics()?.inbound(*id));
+                    edges.push(FlowEdge {
+                        from: cell.path().clone(),
+                        to: edge.to.clone(),
+                        messages: edge.messages,
+                        rate: edge.rate,
+                        latency_mean: latency
+                            .filter(|l| l.samples > 0)
+                            .map(|l| l.total / u32::try_from(l.samples).unwrap_or(u32::MAX)),
+                        latency_max: latency.map(|l| l.max),
+                    });
+                }
+            }
+        }
+        edges.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        let journal = self.observer.journal();
+        Snapshot {
+            taken_at: now,
+            cells: cell_snapshots,
+            edges,
+            signatures: self.observer.signatures(now).iter().map(SignatureSummary::from).collect(),
+            journal: journal.query(&JournalQuery::new().limit(SNAPSHOT_JOURNAL)),
+            journal_total: journal.total(),
+            journal_errors: journal.persist_errors() + journal.read_errors(),
+            rollups: journal.rollups(),
+            measures: journal.measures(),
+        }
     }
 
     pub(crate) fn timers(&self) -> &TimerService {
@@ -270,6 +401,7 @@ impl RuntimeShared {
             self.watch_deadline(Arc::downgrade(&instance) as Weak<dyn CellControl>, deadline);
         }
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), dispatcher = %dispatcher.name, capacity, "spawned");
+        self.observer.topology(&path, std::any::type_name::<C>(), TopologyChange::Spawned);
         Ok((Addr::from_slot(slot), instance))
     }
 
@@ -303,6 +435,7 @@ impl RuntimeShared {
             return Err(SpawnError::ReplaceInProgress { path });
         }
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), "replaced");
+        self.observer.topology(&path, std::any::type_name::<C>(), TopologyChange::Replaced);
         // `started` runs now; messages wait for the predecessor's leftovers.
         instance.begin();
         Ok(())
@@ -509,7 +642,14 @@ impl RuntimeShared {
     }
 
     /// Called once by each cell as its last act.
-    pub(crate) fn cell_terminated(&self, id: u64, path: &CellPath, undelivered: usize, reason: &StopReason) {
+    pub(crate) fn cell_terminated(
+        &self,
+        id: u64,
+        path: &CellPath,
+        kind: &'static str,
+        undelivered: usize,
+        reason: &StopReason,
+    ) {
         {
             let mut registry = self.registry.lock();
             registry.cells.remove(&id);
@@ -529,6 +669,12 @@ impl RuntimeShared {
         } else {
             tracing::debug!(cell = %path, ?reason, "stopped");
         }
+        // A replaced cell's successor was journaled as the change; a
+        // shutdown stops everything and is not a change of the topology.
+        if !matches!(reason, StopReason::Replaced) && !self.is_shutting_down() {
+            let change = TopologyChange::Stopped { reason: format!("{reason:?}") };
+            self.observer.topology(path, kind, change);
+        }
     }
 
     pub(crate) fn record_failure(&self, failure: &Failure) {
@@ -540,10 +686,7 @@ impl RuntimeShared {
             cause = ?failure.cause,
             "cell failed"
         );
-        let (signature, new) = self.signatures.lock().fold(failure);
-        if new {
-            tracing::warn!(signature = %signature, cell = %failure.path, "new failure signature");
-        }
+        self.observer.failure(failure);
         {
             let mut failures = self.failures.lock();
             if failures.len() == FAILURES_KEPT {
@@ -799,7 +942,80 @@ impl Runtime {
     /// frequent first: counts, first and last seen, the cells affected, a
     /// sample, recent rates. See [`FailureSignature`](crate::FailureSignature).
     pub fn signatures(&self) -> Vec<SignatureStats> {
-        self.shared.signatures.lock().snapshot(std::time::SystemTime::now())
+        self.shared.observer.signatures(SystemTime::now())
+    }
+
+    /// Everything the runtime observes, now: the live cells with their
+    /// metrics, decay and objectives; the flow map; failure signatures; the
+    /// journal's latest entries, roll-ups and learning measures. Serializable
+    /// with serde (feature `serde`); [`Snapshot::prometheus`] and
+    /// [`Snapshot::to_dot`] export it. `docs/observation.md` in the
+    /// repository explains every part.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot()
+    }
+
+    /// The journal entries that match `query`, oldest first (earlier runs'
+    /// included when the runtime has storage).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, Context, JournalQuery, Runtime, SignalType};
+    ///
+    /// struct Idle;
+    /// impl Cell for Idle {
+    ///     type Message = ();
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: ()) -> Result<(), CellError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let idle = runtime.spawn_with(cellrt::CellConfig::new().name("idle"), Idle)?;
+    /// let spawned = runtime.journal(&JournalQuery::new().cell(idle.path().clone()).kind(SignalType::Topology));
+    /// assert_eq!(spawned.len(), 1);
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn journal(&self, query: &JournalQuery) -> Vec<Signal> {
+        self.shared.observer.journal().query(query)
+    }
+
+    /// Sets (or, with `None`, clears) the objective of the cell at `path`,
+    /// whether or not it runs now: it applies from the next analysis window
+    /// to whichever cell has the path, across restarts and replacements.
+    /// Journaled as a configuration change.
+    pub fn set_objective(&self, path: &CellPath, objective: Option<Objective>) {
+        self.shared.observer.set_objective(path, objective);
+    }
+
+    /// Records that journal entry `signal` was investigated, and whether it
+    /// yielded a novel insight: what the failure signal-to-insight ratio
+    /// counts (see [`LearningMeasures`](crate::LearningMeasures)).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError`] when `signal` does not exist or is not an anomaly.
+    pub fn investigate(&self, signal: u64, insight: Option<String>) -> Result<Signal, JournalError> {
+        self.shared.observer.journal().investigate(SystemTime::now(), signal, insight)
+    }
+
+    /// Records a change approved to prevent the class of problem behind
+    /// `signals`: what learning velocity measures, from the onset of those
+    /// signals to now.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError`] when `signals` is empty, or one does not exist or is
+    /// not an anomaly.
+    pub fn record_change(
+        &self,
+        signals: &[u64],
+        description: impl Into<String>,
+    ) -> Result<Signal, JournalError> {
+        self.shared.observer.journal().change(SystemTime::now(), signals, description.into())
     }
 
     /// Failures recorded since the runtime started.

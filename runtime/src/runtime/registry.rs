@@ -17,6 +17,10 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     fn path(&self) -> &CellPath;
     /// The Rust type of the cell.
     fn cell_kind(&self) -> &'static str;
+    /// The cell's metrics, when the runtime observes its cells.
+    fn metrics(&self) -> Option<&crate::observe::metrics::CellMetrics>;
+    /// Messages waiting in the mailbox, and its capacity.
+    fn mailbox_len(&self) -> (usize, usize);
     /// Schedules the first turn, which starts the cell.
     fn begin(&self);
     /// Queues a control message and schedules the cell.

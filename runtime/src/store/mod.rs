@@ -440,7 +440,6 @@ impl Storage {
     }
 
     /// Where the signal journal is kept (see `observe::journal`).
-    #[cfg_attr(not(test), allow(dead_code))] // Opened by the analysis tick.
     pub(crate) fn journal(&self) -> &Store {
         &self.journal
     }

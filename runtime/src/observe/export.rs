@@ -1,0 +1,272 @@
+//! Exports of a [`Snapshot`]: Prometheus text exposition of the metrics, and
+//! the topology with decay as Graphviz DOT. (JSON is the snapshot itself,
+//! through serde.)
+
+use std::fmt::Write;
+
+use super::snapshot::Snapshot;
+use super::LatencySummary;
+use crate::path::CellPath;
+
+impl Snapshot {
+    /// The metrics in the Prometheus text exposition format (version
+    /// 0.0.4): per cell (labels `cell` and `kind`) its counters, mailbox
+    /// gauges, handling time and time in queue as summaries, decay
+    /// components and burn rates; per edge (`from`, `to`) its message count
+    /// and rate; per failure signature (`signature`) its count; the
+    /// journal's total.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, Context, Runtime};
+    ///
+    /// struct Sink;
+    /// impl Cell for Sink {
+    ///     type Message = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), CellError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let sink = runtime.spawn(Sink)?;
+    /// sink.send(1)?;
+    /// let text = runtime.snapshot().prometheus();
+    /// assert!(text.contains("# TYPE cellrt_messages_handled_total counter"));
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prometheus(&self) -> String {
+        let mut out = Exposition::default();
+        let cells: Vec<_> = self.cells.iter().filter_map(|c| Some((c, c.metrics.as_ref()?))).collect();
+        let label = |path: &CellPath, kind: &str| {
+            format!("cell=\"{}\",kind=\"{}\"", escape(path.as_str()), escape(kind))
+        };
+        type Counter = (&'static str, &'static str, fn(&super::Metrics) -> u64);
+        let counters: [Counter; 6] = [
+            ("cellrt_messages_handled_total", "Messages handled successfully.", |m| m.handled),
+            ("cellrt_messages_failed_total", "Messages whose handling failed.", |m| m.failed),
+            ("cellrt_panics_total", "Panics in any hook of the cell.", |m| m.panics),
+            ("cellrt_restarts_total", "New incarnations of the cell in place of ended ones.", |m| m.restarts),
+            ("cellrt_sends_rejected_total", "Sends rejected because the mailbox was full.", |m| {
+                m.rejected_full
+            }),
+            ("cellrt_messages_slow_total", "Messages over the latency objective's threshold.", |m| m.slow),
+        ];
+        for (name, help, value) in counters {
+            out.family(name, help, "counter");
+            for (cell, metrics) in &cells {
+                out.sample(name, &label(&cell.path, &cell.kind), value(metrics));
+            }
+        }
+        type Gauge = (&'static str, &'static str, fn(&super::Metrics) -> usize);
+        let gauges: [Gauge; 3] = [
+            ("cellrt_mailbox_length", "Messages waiting in the mailbox.", |m| m.mailbox_len),
+            ("cellrt_mailbox_capacity", "Capacity of the mailbox.", |m| m.mailbox_capacity),
+            ("cellrt_mailbox_high_water", "Longest the mailbox has been.", |m| m.mailbox_high_water),
+        ];
+        for (name, help, value) in gauges {
+            out.family(name, help, "gauge");
+            for (cell, metrics) in &cells {
+                out.sample(name, &label(&cell.path, &cell.kind), value(metrics));
+            }
+        }
+        out.family("cellrt_busy_seconds_total", "Time spent handling messages.", "counter");
+        for (cell, metrics) in &cells {
+            out.sample(
+                "cellrt_busy_seconds_total",
+                &label(&cell.path, &cell.kind),
+                metrics.busy.as_secs_f64(),
+            );
+        }
+        type Summary = (&'static str, &'static str, fn(&super::Metrics) -> &LatencySummary);
+        let summaries: [Summary; 2] = [
+            ("cellrt_handling_seconds", "Handling time of the stamped messages.", |m| &m.handling),
+            ("cellrt_queue_seconds", "Time in queue of the stamped messages.", |m| &m.time_in_queue),
+        ];
+        for (name, help, value) in summaries {
+            out.family(name, help, "summary");
+            for (cell, metrics) in &cells {
+                let labels = label(&cell.path, &cell.kind);
+                let summary = value(metrics);
+                for (q, v) in [("0.5", summary.p50), ("0.9", summary.p90), ("0.99", summary.p99)] {
+                    out.sample(name, &format!("{labels},quantile=\"{q}\""), v.as_secs_f64());
+                }
+                let sum = summary.mean.as_secs_f64() * summary.count as f64;
+                out.sample(&format!("{name}_sum"), &labels, sum);
+                out.sample(&format!("{name}_count"), &labels, summary.count);
+            }
+        }
+        out.family("cellrt_decay", "Decay score and components, in [0, 1].", "gauge");
+        for cell in &self.cells {
+            let Some(decay) = &cell.decay else { continue };
+            let labels = label(&cell.path, &cell.kind);
+            for (component, value) in [
+                ("score", decay.score),
+                ("fragility", decay.fragility),
+                ("cost", decay.cost),
+                ("drag", decay.drag),
+            ] {
+                out.sample("cellrt_decay", &format!("{labels},component=\"{component}\""), value);
+            }
+        }
+        out.family("cellrt_burn_rate", "Error-budget burn rate of the cell's objective.", "gauge");
+        for cell in &self.cells {
+            let Some(objective) = &cell.objective else { continue };
+            let labels = label(&cell.path, &cell.kind);
+            for alert in &objective.status.alerts {
+                let name = format!("{:?}", alert.alert).to_lowercase();
+                for (window, rate) in [("long", alert.long_rate), ("short", alert.short_rate)] {
+                    out.sample(
+                        "cellrt_burn_rate",
+                        &format!("{labels},alert=\"{name}\",window=\"{window}\""),
+                        rate,
+                    );
+                }
+            }
+        }
+        let edge_label = |from: &CellPath, to: &CellPath| {
+            format!("from=\"{}\",to=\"{}\"", escape(from.as_str()), escape(to.as_str()))
+        };
+        out.family("cellrt_flow_messages_total", "Messages sent from one cell to another.", "counter");
+        for edge in &self.edges {
+            out.sample("cellrt_flow_messages_total", &edge_label(&edge.from, &edge.to), edge.messages);
+        }
+        out.family("cellrt_flow_rate", "Messages per second along an edge over the last window.", "gauge");
+        for edge in &self.edges {
+            out.sample("cellrt_flow_rate", &edge_label(&edge.from, &edge.to), edge.rate);
+        }
+        out.family("cellrt_failure_signature_total", "Failures per failure signature.", "counter");
+        for signature in &self.signatures {
+            out.sample(
+                "cellrt_failure_signature_total",
+                &format!("signature=\"{}\"", signature.id),
+                signature.count,
+            );
+        }
+        out.family("cellrt_journal_signals_total", "Entries recorded in the signal journal.", "counter");
+        out.sample("cellrt_journal_signals_total", "", self.journal_total);
+        out.text
+    }
+
+    /// The topology as a Graphviz DOT digraph: each live cell a node
+    /// (labelled with its name, type and decay score, filled from green at
+    /// decay 0 to red at 1), the supervision tree as dashed grey edges from
+    /// parent to child (top-level cells hang from a `runtime` node), and the
+    /// flow map's message edges as solid arrows labelled with their rate
+    /// and mean latency.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph cellrt {\n");
+        out.push_str(
+            "  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n",
+        );
+        out.push_str("  \"/\" [label=\"runtime\", shape=ellipse, fillcolor=\"#eeeeee\"];\n");
+        for cell in &self.cells {
+            let score = cell.decay.as_ref().map_or(0.0, |d| d.score);
+            let decay =
+                cell.decay.as_ref().map_or_else(|| "decay -".to_owned(), |d| format!("decay {:.2}", d.score));
+            let _ = writeln!(
+                out,
+                "  \"{}\" [label=\"{}\\n{}\\n{}\", fillcolor=\"{}\"];",
+                escape(cell.path.as_str()),
+                escape(cell.path.name()),
+                escape(&cell.kind),
+                decay,
+                decay_color(score)
+            );
+        }
+        let live: std::collections::HashSet<&CellPath> = self.cells.iter().map(|c| &c.path).collect();
+        for cell in &self.cells {
+            let mut parent = cell.path.parent();
+            // A parent that is not live (or not a cell) hangs the child from the root.
+            while let Some(p) = &parent {
+                if p.is_root() || live.contains(p) {
+                    break;
+                }
+                parent = p.parent();
+            }
+            let parent = parent.unwrap_or_else(CellPath::root);
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [style=dashed, color=\"#999999\", arrowhead=none];",
+                escape(parent.as_str()),
+                escape(cell.path.as_str())
+            );
+        }
+        for edge in &self.edges {
+            let latency = edge.latency_mean.map_or_else(String::new, |l| format!("\\n{l:.1?}"));
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [label=\"{:.1}/s{}\"];",
+                escape(edge.from.as_str()),
+                escape(edge.to.as_str()),
+                edge.rate,
+                latency
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// Green (`#c8e6c9`) at 0, through yellow, to red (`#ef9a9a`) at 1.
+fn decay_color(score: f64) -> String {
+    let score = if score.is_nan() { 0.0 } else { score.clamp(0.0, 1.0) };
+    let (low, high): ([f64; 3], [f64; 3]) = ([200.0, 230.0, 201.0], [239.0, 154.0, 154.0]);
+    let channel = |i: usize| (low[i] + (high[i] - low[i]) * score).round() as u8;
+    format!("#{:02x}{:02x}{:02x}", channel(0), channel(1), channel(2))
+}
+
+/// Escapes a label value (Prometheus) or a quoted ID (DOT): backslash,
+/// double quote and newline.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, help: &str, kind: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        if labels.is_empty() {
+            let _ = writeln!(self.text, "{name} {value}");
+        } else {
+            let _ = writeln!(self.text, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_escape_backslash_quote_and_newline() {
+        assert_eq!(escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    }
+
+    #[test]
+    fn decay_colors_run_from_green_to_red() {
+        assert_eq!(decay_color(0.0), "#c8e6c9");
+        assert_eq!(decay_color(1.0), "#ef9a9a");
+        assert_eq!(decay_color(f64::NAN), "#c8e6c9");
+        assert_eq!(decay_color(7.0), "#ef9a9a");
+    }
+}

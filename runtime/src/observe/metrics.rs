@@ -1,0 +1,465 @@
+//! Per-cell metrics, kept on the message path without a lock per message.
+//!
+//! # What a send costs
+//!
+//! A send to an observed cell bumps a thread-local counter; one send in
+//! `sample_every` (per sending thread) carries a [`Stamp`]: the time it was
+//! sent and the sending cell. A cell with a latency objective has every
+//! message stamped. A send from inside a cell's turn also adds one to a
+//! thread-local tally of that turn's edges (receiver → count). A send
+//! rejected as full bumps the receiver's `rejected` counter.
+//!
+//! # What a turn costs
+//!
+//! The worker counts handled and failed messages in locals, reads the clock
+//! when the turn's first message is taken and when its messages end (busy
+//! time), and reads it twice more per stamped message (time in queue,
+//! handling time). When the turn ends it adds its locals to the cell's
+//! atomics, one `fetch_add` each, and, only if the turn had stamped
+//! messages or sent any, takes the cell's detail lock once to fold in its
+//! samples and edges.
+//!
+//! So the counters and busy time are exact; the percentiles of handling
+//! time and time in queue, and per-edge latency, come from the stamped
+//! sample. The mailbox high-water mark is read at the start of each turn,
+//! and is the capacity once a send was rejected as full.
+
+use std::cell::{Cell as StdCell, RefCell};
+use std::time::{Duration, Instant};
+
+use super::histogram::{Histogram, LatencySummary};
+use crate::path::CellPath;
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use crate::sync::Mutex;
+
+/// When and by whom a sampled message was sent.
+#[derive(Debug)]
+pub(crate) struct Stamp {
+    sent: Instant,
+    /// The sending cell's instance id; 0 outside any cell.
+    from: u64,
+}
+
+/// The sending side of this thread: a sample counter, and the observed cell
+/// whose turn runs here (0 for none).
+struct Sender {
+    sends: StdCell<u32>,
+    cell: StdCell<u64>,
+}
+
+/// What the running turn sent, by receiver.
+#[derive(Default)]
+struct TurnEdges {
+    edges: Vec<OutEdge>,
+}
+
+struct OutEdge {
+    to: u64,
+    path: CellPath,
+    messages: u64,
+}
+
+thread_local! {
+    static SENDER: Sender = const { Sender { sends: StdCell::new(0), cell: StdCell::new(0) } };
+    static EDGES: RefCell<TurnEdges> = RefCell::new(TurnEdges::default());
+}
+
+/// Counters of one cell since it was spawned (across its restarts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) handled: u64,
+    pub(crate) failed: u64,
+    pub(crate) panics: u64,
+    pub(crate) restarts: u64,
+    pub(crate) rejected: u64,
+    pub(crate) slow: u64,
+    pub(crate) busy: Duration,
+    pub(crate) queue_delay: Duration,
+    pub(crate) queue_samples: u64,
+}
+
+/// A message edge out of one cell, as kept by the sender.
+#[derive(Clone, Debug)]
+pub(crate) struct EdgeCount {
+    pub(crate) to: u64,
+    pub(crate) path: CellPath,
+    pub(crate) messages: u64,
+}
+
+/// Time in queue of the stamped messages one sender sent to this cell.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct InboundLatency {
+    pub(crate) samples: u64,
+    pub(crate) total: Duration,
+    pub(crate) max: Duration,
+}
+
+/// What is kept behind the detail lock, allocated on first use.
+#[derive(Default)]
+struct Detail {
+    handling: Histogram,
+    queue: Histogram,
+    /// Message kinds seen among the stamped messages, in order of appearance.
+    kinds: Vec<&'static str>,
+    outbound: Vec<EdgeCount>,
+    /// By sender instance id.
+    inbound: Vec<(u64, InboundLatency)>,
+}
+
+/// The metrics of one cell instance.
+pub(crate) struct CellMetrics {
+    sample_every: u32,
+    /// A latency objective's threshold in nanoseconds; 0 for none. While set,
+    /// every message is stamped and timed.
+    latency_threshold: AtomicU64,
+    handled: AtomicU64,
+    failed: AtomicU64,
+    panics: AtomicU64,
+    restarts: AtomicU64,
+    rejected: AtomicU64,
+    slow: AtomicU64,
+    busy_ns: AtomicU64,
+    queue_ns: AtomicU64,
+    queue_samples: AtomicU64,
+    high_water: AtomicUsize,
+    window_high: AtomicUsize,
+    detail: Mutex<Option<Box<Detail>>>,
+}
+
+impl CellMetrics {
+    /// Metrics that stamp one send in `sample_every` (at least 1).
+    pub(crate) fn new(sample_every: u32) -> Self {
+        CellMetrics {
+            sample_every: sample_every.max(1),
+            latency_threshold: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            queue_ns: AtomicU64::new(0),
+            queue_samples: AtomicU64::new(0),
+            high_water: AtomicUsize::new(0),
+            window_high: AtomicUsize::new(0),
+            detail: Mutex::new(None),
+        }
+    }
+
+    /// The stamp for a message about to be sent to this cell, if it is one
+    /// of the sampled ones.
+    #[inline]
+    pub(crate) fn stamp(&self) -> Option<Box<Stamp>> {
+        let every = self.sample_every;
+        let timed = self.latency_threshold.load(Relaxed) != 0;
+        let (sampled, from) = SENDER.with(|sender| {
+            let n = sender.sends.get().wrapping_add(1);
+            sender.sends.set(n);
+            (timed || n % every == 0, sender.cell.get())
+        });
+        sampled.then(|| Box::new(Stamp { sent: Instant::now(), from }))
+    }
+
+    /// A send to this cell (instance `id` at `path`) was accepted: counts
+    /// the edge from the cell whose turn runs on this thread, if any.
+    #[inline]
+    pub(crate) fn accepted(id: u64, path: &CellPath) {
+        if SENDER.with(|sender| sender.cell.get()) == 0 {
+            return;
+        }
+        EDGES.with(|edges| {
+            let mut edges = edges.borrow_mut();
+            match edges.edges.iter_mut().find(|edge| edge.to == id) {
+                Some(edge) => edge.messages += 1,
+                None => edges.edges.push(OutEdge { to: id, path: path.clone(), messages: 1 }),
+            }
+        });
+    }
+
+    /// A send to this cell was rejected because its mailbox was full.
+    pub(crate) fn rejected(&self, capacity: usize) {
+        self.rejected.fetch_add(1, Relaxed);
+        self.high_water.fetch_max(capacity, Relaxed);
+        self.window_high.fetch_max(capacity, Relaxed);
+    }
+
+    /// A hook panicked.
+    pub(crate) fn panicked(&self) {
+        self.panics.fetch_add(1, Relaxed);
+    }
+
+    /// A new incarnation began in place of a failed or stopped one.
+    pub(crate) fn restarted(&self) {
+        self.restarts.fetch_add(1, Relaxed);
+    }
+
+    /// Sets or clears (`None`) the latency a message may take (time in
+    /// queue plus handling) before it counts as slow.
+    pub(crate) fn set_latency_threshold(&self, threshold: Option<Duration>) {
+        let ns = threshold.map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1));
+        self.latency_threshold.store(ns, Relaxed);
+    }
+
+    /// The cumulative counters.
+    pub(crate) fn counters(&self) -> Counters {
+        Counters {
+            handled: self.handled.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            panics: self.panics.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            slow: self.slow.load(Relaxed),
+            busy: Duration::from_nanos(self.busy_ns.load(Relaxed)),
+            queue_delay: Duration::from_nanos(self.queue_ns.load(Relaxed)),
+            queue_samples: self.queue_samples.load(Relaxed),
+        }
+    }
+
+    /// The highest mailbox length seen since the last call, reset to the
+    /// length now (`queued`).
+    pub(crate) fn take_window_high(&self, queued: usize) -> usize {
+        self.window_high.swap(queued, Relaxed).max(queued)
+    }
+
+    /// Message kinds seen so far, in order of appearance.
+    pub(crate) fn kinds(&self) -> Vec<&'static str> {
+        self.detail.lock().as_ref().map(|d| d.kinds.clone()).unwrap_or_default()
+    }
+
+    /// The edges out of this cell, with their message counts.
+    pub(crate) fn outbound(&self) -> Vec<EdgeCount> {
+        self.detail.lock().as_ref().map(|d| d.outbound.clone()).unwrap_or_default()
+    }
+
+    /// Time in queue of the stamped messages from sender instance `from`.
+    pub(crate) fn inbound(&self, from: u64) -> Option<InboundLatency> {
+        let detail = self.detail.lock();
+        detail.as_ref()?.inbound.iter().find(|(id, _)| *id == from).map(|(_, latency)| *latency)
+    }
+
+    /// What the metrics say now; `queued` and `capacity` are the mailbox's.
+    pub(crate) fn snapshot(&self, queued: usize, capacity: usize) -> Metrics {
+        let counters = self.counters();
+        let (handling, queue, kinds) = match self.detail.lock().as_ref() {
+            Some(detail) => (
+                detail.handling.summary(),
+                detail.queue.summary(),
+                detail.kinds.iter().map(|k| (*k).to_owned()).collect(),
+            ),
+            None => Default::default(),
+        };
+        let messages = counters.handled + counters.failed;
+        Metrics {
+            handled: counters.handled,
+            failed: counters.failed,
+            panics: counters.panics,
+            restarts: counters.restarts,
+            rejected_full: counters.rejected,
+            slow: counters.slow,
+            mailbox_len: queued,
+            mailbox_capacity: capacity,
+            mailbox_high_water: self.high_water.load(Relaxed).max(queued),
+            busy: counters.busy,
+            work_per_message: if messages == 0 {
+                Duration::ZERO
+            } else {
+                counters.busy / u32::try_from(messages).unwrap_or(u32::MAX)
+            },
+            handling,
+            time_in_queue: queue,
+            message_kinds: kinds,
+        }
+    }
+}
+
+impl std::fmt::Debug for CellMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CellMetrics").field("counters", &self.counters()).finish()
+    }
+}
+
+/// A stamped message taken from the mailbox, timed while it is handled.
+pub(crate) struct Timed {
+    stamp: Box<Stamp>,
+    taken: Instant,
+}
+
+/// What one turn of one cell measured, added to its metrics when the turn
+/// ends (dropped).
+pub(crate) struct TurnMeter<'a> {
+    metrics: &'a CellMetrics,
+    handled: u64,
+    failed: u64,
+    slow: u64,
+    busy: Duration,
+    /// When the current run of messages began.
+    running_since: Option<Instant>,
+    samples: Vec<Sample>,
+}
+
+struct Sample {
+    from: u64,
+    kind: &'static str,
+    queue: Duration,
+    handling: Duration,
+}
+
+impl<'a> TurnMeter<'a> {
+    /// Begins measuring a turn of cell `id`, whose mailbox holds `queued`
+    /// messages: sends from this thread count as edges out of it.
+    pub(crate) fn begin(metrics: &'a CellMetrics, id: u64, queued: usize) -> Self {
+        metrics.high_water.fetch_max(queued, Relaxed);
+        metrics.window_high.fetch_max(queued, Relaxed);
+        SENDER.with(|sender| sender.cell.set(id));
+        TurnMeter {
+            metrics,
+            handled: 0,
+            failed: 0,
+            slow: 0,
+            busy: Duration::ZERO,
+            running_since: None,
+            samples: Vec::new(),
+        }
+    }
+
+    /// A message was taken; `stamp` is its stamp, if it carries one.
+    #[inline]
+    pub(crate) fn taken(&mut self, stamp: Option<Box<Stamp>>) -> Option<Timed> {
+        match stamp {
+            Some(stamp) => {
+                let taken = Instant::now();
+                self.running_since.get_or_insert(taken);
+                Some(Timed { stamp, taken })
+            }
+            None => {
+                if self.running_since.is_none() {
+                    self.running_since = Some(Instant::now());
+                }
+                None
+            }
+        }
+    }
+
+    /// The message taken last was handled (`ok`) or failed.
+    #[inline]
+    pub(crate) fn done(&mut self, timed: Option<Timed>, kind: &'static str, ok: bool) {
+        if ok {
+            self.handled += 1;
+        } else {
+            self.failed += 1;
+        }
+        if let Some(Timed { stamp, taken }) = timed {
+            let now = Instant::now();
+            let queue = taken.saturating_duration_since(stamp.sent);
+            let handling = now.saturating_duration_since(taken);
+            let threshold = self.metrics.latency_threshold.load(Relaxed);
+            if threshold != 0 && (queue + handling).as_nanos() > u128::from(threshold) {
+                self.slow += 1;
+            }
+            self.samples.push(Sample { from: stamp.from, kind, queue, handling });
+        }
+        if !ok {
+            self.pause();
+        }
+    }
+
+    /// The turn's run of messages ended (for now): the time since its
+    /// first message counts as busy.
+    pub(crate) fn pause(&mut self) {
+        if let Some(since) = self.running_since.take() {
+            self.busy += since.elapsed();
+        }
+    }
+}
+
+impl Drop for TurnMeter<'_> {
+    fn drop(&mut self) {
+        self.pause();
+        SENDER.with(|sender| sender.cell.set(0));
+        let metrics = self.metrics;
+        let add = |counter: &AtomicU64, n: u64| {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        };
+        add(&metrics.handled, self.handled);
+        add(&metrics.failed, self.failed);
+        add(&metrics.slow, self.slow);
+        add(&metrics.busy_ns, u64::try_from(self.busy.as_nanos()).unwrap_or(u64::MAX));
+        let edges = EDGES.with(|edges| std::mem::take(&mut edges.borrow_mut().edges));
+        if self.samples.is_empty() && edges.is_empty() {
+            return;
+        }
+        let queue_ns: u64 = self.samples.iter().map(|s| s.queue.as_nanos() as u64).sum();
+        add(&metrics.queue_ns, queue_ns);
+        add(&metrics.queue_samples, self.samples.len() as u64);
+        let mut detail = metrics.detail.lock();
+        let detail = detail.get_or_insert_with(Box::default);
+        for sample in self.samples.drain(..) {
+            detail.handling.record(sample.handling);
+            detail.queue.record(sample.queue);
+            if !detail.kinds.contains(&sample.kind) {
+                detail.kinds.push(sample.kind);
+            }
+            if sample.from != 0 {
+                let latency = match detail.inbound.iter_mut().find(|(id, _)| *id == sample.from) {
+                    Some((_, latency)) => latency,
+                    None => {
+                        detail.inbound.push((sample.from, InboundLatency::default()));
+                        &mut detail.inbound.last_mut().expect("just pushed").1
+                    }
+                };
+                latency.samples += 1;
+                latency.total += sample.queue;
+                latency.max = latency.max.max(sample.queue);
+            }
+        }
+        for edge in edges {
+            match detail.outbound.iter_mut().find(|e| e.to == edge.to) {
+                Some(known) => known.messages += edge.messages,
+                None => {
+                    detail.outbound.push(EdgeCount { to: edge.to, path: edge.path, messages: edge.messages })
+                }
+            }
+        }
+    }
+}
+
+/// A cell's metrics, as [`Runtime::snapshot`](crate::Runtime::snapshot)
+/// reports them. Counters run from the cell's spawn, across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Messages handled successfully.
+    pub handled: u64,
+    /// Messages whose handling failed (error, panic, overrun deadline,
+    /// storage failure).
+    pub failed: u64,
+    /// Panics in any hook.
+    pub panics: u64,
+    /// New incarnations in place of ended ones.
+    pub restarts: u64,
+    /// Sends rejected because the mailbox was full.
+    pub rejected_full: u64,
+    /// Messages over the latency objective's threshold (with one set).
+    pub slow: u64,
+    /// Messages waiting now.
+    pub mailbox_len: usize,
+    /// The mailbox's capacity.
+    pub mailbox_capacity: usize,
+    /// The longest the mailbox has been (read at turn starts; the capacity
+    /// once a send was rejected as full).
+    pub mailbox_high_water: usize,
+    /// Time spent handling messages.
+    pub busy: Duration,
+    /// `busy` per message handled or failed.
+    pub work_per_message: Duration,
+    /// Handling time of the stamped messages.
+    pub handling: LatencySummary,
+    /// Time in queue of the stamped messages.
+    pub time_in_queue: LatencySummary,
+    /// Message kinds seen among the stamped messages, in order of appearance.
+    pub message_kinds: Vec<String>,
+}

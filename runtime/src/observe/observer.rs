@@ -1,0 +1,140 @@
+//! The [`Observer`]: everything a runtime keeps of what it observes, and the
+//! one path by which an observation becomes a journal entry (triaged, then
+//! recorded).
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
+
+use super::analysis::{Analysis, CellView};
+use super::journal::{Journal, Signal, SignalKind, TopologyChange};
+use super::objective::Objective;
+use super::signature::Signatures;
+use super::triage::Triage;
+use super::{ObservationConfig, ObservationConfigError, SignatureStats};
+use crate::failure::Failure;
+use crate::path::CellPath;
+use crate::sync::Mutex;
+
+/// What one runtime observes. Lock order: `dependencies`, then `triage`;
+/// `analysis` is never held while either is taken.
+pub(crate) struct Observer {
+    config: ObservationConfig,
+    signatures: Mutex<Signatures>,
+    journal: Journal,
+    triage: Mutex<Triage>,
+    pub(crate) analysis: Mutex<Analysis>,
+    objectives: Mutex<HashMap<CellPath, Objective>>,
+    /// Which cells each cell sends to, from the latest window.
+    dependencies: Mutex<HashMap<CellPath, Vec<CellPath>>>,
+}
+
+impl Observer {
+    /// An observer with `journal`; `config` was validated.
+    pub(crate) fn new(config: ObservationConfig, journal: Journal) -> Result<Self, ObservationConfigError> {
+        let triage = Triage::new(config.triage.clone()).map_err(ObservationConfigError::Triage)?;
+        Ok(Observer {
+            signatures: Mutex::new(Signatures::default()),
+            journal,
+            triage: Mutex::new(triage),
+            analysis: Mutex::new(
+                Analysis::new(config.decay.clone(), config.burn.clone())
+                    .map_err(ObservationConfigError::Decay)?,
+            ),
+            objectives: Mutex::new(HashMap::new()),
+            dependencies: Mutex::new(HashMap::new()),
+            config,
+        })
+    }
+
+    pub(crate) fn config(&self) -> &ObservationConfig {
+        &self.config
+    }
+
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Triages `kind`, about the cell at `cell` (of type `cell_kind`) if
+    /// any, and records it. (The journal refuses only malformed entries,
+    /// which the runtime does not make; a refusal is traced.)
+    pub(crate) fn signal(
+        &self,
+        at: SystemTime,
+        cell: Option<&CellPath>,
+        cell_kind: Option<&str>,
+        kind: SignalKind,
+    ) -> Option<Signal> {
+        let category = {
+            let dependencies = self.dependencies.lock();
+            let depends_on = |path: &CellPath| dependencies.get(path).cloned().unwrap_or_default();
+            self.triage.lock().classify(at, cell, &kind, &depends_on)
+        };
+        match self.journal.record(at, cell.cloned(), cell_kind.map(str::to_owned), kind, category) {
+            Ok(signal) => Some(signal),
+            Err(err) => {
+                tracing::error!(%err, "the journal refused an entry");
+                None
+            }
+        }
+    }
+
+    /// Folds a failure into its signature and journals it: a new signature,
+    /// or a recurrence of a known one.
+    pub(crate) fn failure(&self, failure: &Failure) {
+        let (signature, stats) = {
+            let mut signatures = self.signatures.lock();
+            let (signature, _) = signatures.fold(failure);
+            let stats = signatures.stats(&signature);
+            (signature, stats)
+        };
+        let kind = match stats {
+            Some((count, first_seen)) if count > 1 => {
+                SignalKind::Recurrence { signature: signature.id(), count, first_seen }
+            }
+            _ => {
+                tracing::warn!(signature = %signature, cell = %failure.path, "new failure signature");
+                SignalKind::NewSignature { signature: signature.id(), summary: signature.to_string() }
+            }
+        };
+        self.signal(failure.at, Some(&failure.path), Some(failure.cell_kind), kind);
+    }
+
+    /// Every signature's statistics, the most frequent first.
+    pub(crate) fn signatures(&self, now: SystemTime) -> Vec<SignatureStats> {
+        self.signatures.lock().snapshot(now)
+    }
+
+    /// Journals a change of the topology.
+    pub(crate) fn topology(&self, path: &CellPath, kind: &str, change: TopologyChange) {
+        self.signal(SystemTime::now(), Some(path), Some(kind), SignalKind::Topology { change });
+    }
+
+    /// Sets or clears the objective of the cell at `path`; the next window
+    /// applies it.
+    pub(crate) fn set_objective(&self, path: &CellPath, objective: Option<Objective>) {
+        let what = match &objective {
+            Some(objective) => format!("objective {} set", objective.name()),
+            None => "objective cleared".to_owned(),
+        };
+        match objective {
+            Some(objective) => self.objectives.lock().insert(path.clone(), objective),
+            None => self.objectives.lock().remove(path),
+        };
+        self.signal(SystemTime::now(), Some(path), None, SignalKind::Configuration { what });
+    }
+
+    /// One analysis window over `cells`.
+    pub(crate) fn analyse(&self, now: Instant, cells: &[CellView<'_>]) {
+        let objectives = self.objectives.lock().clone();
+        let (findings, dependencies) = {
+            let mut analysis = self.analysis.lock();
+            let findings = analysis.tick(now, cells, &|path| objectives.get(path).cloned());
+            (findings, analysis.dependencies())
+        };
+        *self.dependencies.lock() = dependencies;
+        let at = SystemTime::now();
+        for finding in findings {
+            self.signal(at, Some(&finding.cell), Some(finding.cell_kind), finding.kind);
+        }
+    }
+}
