@@ -124,8 +124,10 @@ fn a_full_mailbox_counts_rejections_and_its_high_water_mark_is_the_capacity() {
 #[test]
 fn the_flow_map_has_each_sender_to_receiver_edge_with_its_count_rate_and_latency() {
     let rt = observed(Duration::from_millis(20));
-    let c = rt.spawn_with(CellConfig::new().name("c"), Worker { next: None }).unwrap();
-    let b = rt.spawn_with(CellConfig::new().name("b"), Worker { next: Some(c.clone()) }).unwrap();
+    // Room for every message at every hop: a refused forward would fail it.
+    let c = rt.spawn_with(CellConfig::new().name("c").capacity(64), Worker { next: None }).unwrap();
+    let b =
+        rt.spawn_with(CellConfig::new().name("b").capacity(64), Worker { next: Some(c.clone()) }).unwrap();
     let a =
         rt.spawn_with(CellConfig::new().name("a").capacity(64), Worker { next: Some(b.clone()) }).unwrap();
     for n in 0..50 {

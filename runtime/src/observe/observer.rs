@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 use super::analysis::{Analysis, CellView};
-use super::journal::{Journal, Signal, SignalKind, TopologyChange};
+use super::journal::{Journal, JournalQuery, Signal, SignalKind, SignalType, TopologyChange};
 use super::objective::Objective;
 use super::signature::Signatures;
 use super::triage::Triage;
@@ -20,6 +20,9 @@ use crate::sync::Mutex;
 pub(crate) struct Observer {
     config: ObservationConfig,
     signatures: Mutex<Signatures>,
+    /// Signatures first seen by an earlier run (a persisted journal's
+    /// `NewSignature` entries), by id, with when they were first seen.
+    earlier: HashMap<String, SystemTime>,
     journal: Journal,
     triage: Mutex<Triage>,
     pub(crate) analysis: Mutex<Analysis>,
@@ -32,8 +35,14 @@ impl Observer {
     /// An observer with `journal`; `config` was validated.
     pub(crate) fn new(config: ObservationConfig, journal: Journal) -> Result<Self, ObservationConfigError> {
         let triage = Triage::new(config.triage.clone()).map_err(ObservationConfigError::Triage)?;
+        let earlier = journal
+            .query(&JournalQuery::new().kind(SignalType::NewSignature))
+            .into_iter()
+            .filter_map(|signal| Some((signal.kind.signature()?.to_owned(), signal.at)))
+            .collect();
         Ok(Observer {
             signatures: Mutex::new(Signatures::default()),
+            earlier,
             journal,
             triage: Mutex::new(triage),
             analysis: Mutex::new(
@@ -79,7 +88,8 @@ impl Observer {
     }
 
     /// Folds a failure into its signature and journals it: a new signature,
-    /// or a recurrence of a known one.
+    /// or a recurrence of one known to this run or, with a persisted
+    /// journal, to an earlier one (`count` is this run's).
     pub(crate) fn failure(&self, failure: &Failure) {
         let (signature, stats) = {
             let mut signatures = self.signatures.lock();
@@ -87,13 +97,16 @@ impl Observer {
             let stats = signatures.stats(&signature);
             (signature, stats)
         };
-        let kind = match stats {
-            Some((count, first_seen)) if count > 1 => {
-                SignalKind::Recurrence { signature: signature.id(), count, first_seen }
+        let id = signature.id();
+        let earlier = self.earlier.get(&id).copied();
+        let kind = match (stats, earlier) {
+            (Some((count, first_seen)), earlier) if count > 1 || earlier.is_some() => {
+                let first_seen = earlier.map_or(first_seen, |at| at.min(first_seen));
+                SignalKind::Recurrence { signature: id, count, first_seen }
             }
             _ => {
                 tracing::warn!(signature = %signature, cell = %failure.path, "new failure signature");
-                SignalKind::NewSignature { signature: signature.id(), summary: signature.to_string() }
+                SignalKind::NewSignature { signature: id, summary: signature.to_string() }
             }
         };
         self.signal(failure.at, Some(&failure.path), Some(failure.cell_kind), kind);
