@@ -80,6 +80,16 @@
 //! its own dispatcher cannot take threads from the others (a bulkhead). Idle
 //! workers block: an idle runtime uses no CPU.
 //!
+//! # Observation
+//!
+//! Every cell keeps metrics on its message path (no lock per message); the
+//! runtime folds failures into [`FailureSignature`]s, measures each cell's
+//! [`Decay`] against baselines it learns, tracks [`Objective`]s' burn rates,
+//! maps the message flow between cells, and records every anomaly in a
+//! triaged signal journal ([`Runtime::journal`]). [`Runtime::snapshot`]
+//! returns all of it; it exports as JSON, Prometheus text and Graphviz DOT.
+//! `docs/observation.md` in the repository states the formulas and rules.
+//!
 //! # Shutdown
 //!
 //! [`Runtime::shutdown`] drains cells in reverse spawn order and returns a
@@ -97,7 +107,9 @@
 //!
 //! - `parking_lot` (default): locks from parking_lot instead of std.
 //! - `storage` (default): per-cell storage on sled ([`Store`],
-//!   [`StorageConfig`]).
+//!   [`StorageConfig`]); the signal journal is persisted there.
+//! - `serde` (implied by `storage`): observation data ([`Snapshot`],
+//!   [`Signal`], …) implements serde's traits.
 //!
 //! With `--no-default-features` the crate depends only on crossbeam and
 //! tracing.

@@ -281,6 +281,9 @@ fn without_storage_a_cell_is_told_so() {
     let keeper = rt.spawn(Keeper).unwrap();
     let answer = keeper.ask(|r| KeeperMsg::Get("k".into(), r)).unwrap().wait(PATIENCE);
     assert!(answer.is_err(), "the handler failed with StoreError::Disabled");
+    // The ask resolves as the handler's reply is dropped, before the
+    // failure is recorded.
+    assert!(eventually(|| rt.failure_count() == 1));
     let failure = &rt.failures()[0];
     assert!(failure.to_string().ends_with("the runtime was built without storage"), "{failure}");
     assert_eq!(rt.stored_dead_letters(), Err(StoreError::Disabled));

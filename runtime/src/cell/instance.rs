@@ -803,7 +803,7 @@ impl<C: Cell> Runnable for CellInstance<C> {
             return TurnEnd::Done;
         }
         let guard = InCellGuard::enter(self.runtime.quiet_panics());
-        let mut meter = self.metrics.as_deref().map(|m| TurnMeter::begin(m, self.id, self.mailbox.len()));
+        let mut meter = self.metrics.as_deref().map(|m| TurnMeter::begin(m, self.id));
         let mut handled = 0_usize;
         loop {
             if let Some(exit) = self.run_system(&mut body) {
@@ -843,9 +843,6 @@ impl<C: Cell> Runnable for CellInstance<C> {
             }
             let next = if handled < budget { self.mailbox.pop_stamped() } else { None };
             let Some((msg, stamp)) = next else {
-                if let Some(meter) = &mut meter {
-                    meter.pause();
-                }
                 // The turn's messages are done: what they changed is committed.
                 match self.commit_turn(&mut body) {
                     Ok(()) => break,
@@ -862,7 +859,7 @@ impl<C: Cell> Runnable for CellInstance<C> {
             }
             handled += 1;
             let kind = C::message_kind(&msg);
-            let timed = meter.as_mut().and_then(|meter| meter.taken(stamp));
+            let timed = meter.as_mut().and_then(|meter| meter.taken(stamp, || self.mailbox.len()));
             let result = self.call_handle(&mut body, msg, kind, &guard);
             if let Some(meter) = &mut meter {
                 meter.done(timed, kind, result.is_ok());

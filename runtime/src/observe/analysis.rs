@@ -173,6 +173,7 @@ impl CellAnalysis {
             failed: counters.failed - last.failed,
             restarts: counters.restarts - last.restarts,
             busy: counters.busy.saturating_sub(last.busy),
+            timed: Some(counters.queue_samples - last.queue_samples),
             queue_delay: counters.queue_delay.saturating_sub(last.queue_delay),
             queue_samples: counters.queue_samples - last.queue_samples,
             saturation: if view.capacity == 0 { 0.0 } else { (high as f64 / view.capacity as f64).min(1.0) },

@@ -16,7 +16,7 @@
 //! | measure | value | observed when the newest window has |
 //! |---|---|---|
 //! | fragility | `(failed + restarts) / max(1, handled + failed)` | always |
-//! | cost | `busy / (handled + failed)`, in seconds | `handled + failed > 0` |
+//! | cost | `busy / timed`, in seconds: mean handling time of the timed (sampled) messages | `timed > 0` |
 //! | queue delay | `queue_delay / queue_samples`, in seconds | `queue_samples > 0` |
 //! | saturation | highest mailbox fill / capacity, clamped to `[0, 1]` | always |
 //! | rejection | `rejected / max(1, rejected + handled + failed)` | always |
@@ -97,8 +97,11 @@ pub(crate) struct WindowSample {
     pub(crate) failed: u64,
     /// Restarts of the cell in the window.
     pub(crate) restarts: u64,
-    /// Total time spent in `handle` for handled + failed messages.
+    /// Total time spent in `handle` for the timed messages.
     pub(crate) busy: Duration,
+    /// How many messages `busy` covers: `None` for all of handled + failed
+    /// (the runtime times a sample of them).
+    pub(crate) timed: Option<u64>,
     /// Sum of the time in queue of the sampled messages.
     pub(crate) queue_delay: Duration,
     /// How many messages were sampled for time in queue.
@@ -677,6 +680,13 @@ impl Measure {
     }
 }
 
+impl WindowSample {
+    /// How many messages `busy` covers.
+    fn timed(&self) -> u64 {
+        self.timed.unwrap_or(self.handled.saturating_add(self.failed))
+    }
+}
+
 /// The sum of the short window's samples (saturation: the highest).
 fn aggregate<'a>(samples: impl Iterator<Item = &'a WindowSample>) -> WindowSample {
     samples.fold(WindowSample::default(), |total, s| WindowSample {
@@ -685,6 +695,7 @@ fn aggregate<'a>(samples: impl Iterator<Item = &'a WindowSample>) -> WindowSampl
         failed: total.failed.saturating_add(s.failed),
         restarts: total.restarts.saturating_add(s.restarts),
         busy: total.busy.saturating_add(s.busy),
+        timed: Some(total.timed.unwrap_or(0).saturating_add(s.timed())),
         queue_delay: total.queue_delay.saturating_add(s.queue_delay),
         queue_samples: total.queue_samples.saturating_add(s.queue_samples),
         saturation: total.saturation.max(s.saturation),
@@ -766,7 +777,7 @@ impl DecayTracker {
 
         let short = aggregate(self.recent.iter());
         let messages = short.handled.saturating_add(short.failed);
-        let newest_messages = newest.handled.saturating_add(newest.failed);
+        let (timed, newest_timed) = (short.timed(), newest.timed());
         let always = |value: f64| Some(Observation { value, fresh: true });
 
         let fragility = self.fragility.component(
@@ -774,9 +785,9 @@ impl DecayTracker {
             &self.config,
         );
         let cost = self.cost.component(
-            (messages > 0).then(|| Observation {
-                value: short.busy.as_secs_f64() / messages as f64,
-                fresh: newest_messages > 0,
+            (timed > 0).then(|| Observation {
+                value: short.busy.as_secs_f64() / timed as f64,
+                fresh: newest_timed > 0,
             }),
             &self.config,
         );
@@ -873,6 +884,7 @@ mod tests {
             failed: 0,
             restarts: 0,
             busy: Duration::from_millis(50),
+            timed: None,
             queue_delay: Duration::from_millis(2),
             queue_samples: 10,
             saturation: 0.1,
@@ -1282,6 +1294,18 @@ mod tests {
     }
 
     #[test]
+    fn cost_is_the_mean_handling_time_of_the_timed_messages() {
+        let mut tracker = tracker(DecayConfig::default().warmup(1).short_windows(1));
+        // 5 of 50 messages timed, 10 ms in all: 2 ms each.
+        let sampled = WindowSample { busy: Duration::from_millis(10), timed: Some(5), ..healthy() };
+        tracker.observe(&sampled);
+        assert!((tracker.baselines().cost.mean - 0.002).abs() < 1e-12, "{:?}", tracker.baselines().cost);
+        // None timed: no cost observation, the baseline stays.
+        tracker.observe(&WindowSample { busy: Duration::ZERO, timed: Some(0), ..healthy() });
+        assert_eq!(tracker.baselines().cost.windows, 1);
+    }
+
+    #[test]
     fn extreme_counts_and_durations_do_not_overflow() {
         let mut tracker = tracker(DecayConfig::default());
         let extreme = WindowSample {
@@ -1290,6 +1314,7 @@ mod tests {
             failed: u64::MAX,
             restarts: u64::MAX,
             busy: Duration::MAX,
+            timed: None,
             queue_delay: Duration::MAX,
             queue_samples: u64::MAX,
             saturation: 1.0,

@@ -2,30 +2,35 @@
 //!
 //! # What a send costs
 //!
-//! A send to an observed cell bumps a thread-local counter; one send in
-//! `sample_every` (per sending thread) carries a [`Stamp`]: the time it was
-//! sent and the sending cell. A cell with a latency objective has every
+//! A send to an observed cell counts down a thread-local counter; one send
+//! in `sample_every` (per sending thread) carries a [`Stamp`]: the time it
+//! was sent and the sending cell. A cell with a latency objective has every
 //! message stamped. A send from inside a cell's turn also adds one to a
 //! thread-local tally of that turn's edges (receiver → count). A send
-//! rejected as full bumps the receiver's `rejected` counter.
+//! rejected as full bumps the receiver's `rejected` counter. What senders
+//! read of the receiver's metrics sits on its own cache line, apart from
+//! the counters its worker writes.
 //!
 //! # What a turn costs
 //!
-//! The worker counts handled and failed messages in locals, reads the clock
-//! when the turn's first message is taken and when its messages end (busy
-//! time), and reads it twice more per stamped message (time in queue,
-//! handling time). When the turn ends it adds its locals to the cell's
-//! atomics, one `fetch_add` each, and, only if the turn had stamped
-//! messages or sent any, takes the cell's detail lock once to fold in its
-//! samples and edges.
+//! The worker counts handled and failed messages in locals and reads the
+//! clock only for stamped messages: when it takes one (time in queue; the
+//! mailbox length is read then too, for the high-water mark) and when its
+//! handler returns (handling time). When the turn ends it adds its locals
+//! to the cell's atomics, one `fetch_add` each, and, only if the turn had
+//! stamped messages or sent any, takes the cell's detail lock once to fold
+//! in its samples and edges.
 //!
-//! So the counters and busy time are exact; the percentiles of handling
-//! time and time in queue, and per-edge latency, come from the stamped
-//! sample. The mailbox high-water mark is read at the start of each turn,
-//! and is the capacity once a send was rejected as full.
+//! So the message counters are exact; handling time (and busy time, which
+//! is the mean handling time of the stamped messages times the messages),
+//! time in queue, and per-edge latency come from the stamped sample. The
+//! mailbox high-water mark is read as stamped messages are taken, and is
+//! the capacity once a send was rejected as full.
 
 use std::cell::{Cell as StdCell, RefCell};
 use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
 
 use super::histogram::{Histogram, LatencySummary};
 use crate::path::CellPath;
@@ -40,11 +45,13 @@ pub(crate) struct Stamp {
     from: u64,
 }
 
-/// The sending side of this thread: a sample counter, and the observed cell
-/// whose turn runs here (0 for none).
+/// The sending side of this thread: sends since the last stamp, the
+/// observed cell whose turn runs here (0 for none), and whether that turn
+/// has sent anything.
 struct Sender {
     sends: StdCell<u32>,
     cell: StdCell<u64>,
+    sent: StdCell<bool>,
 }
 
 /// What the running turn sent, by receiver.
@@ -60,7 +67,8 @@ struct OutEdge {
 }
 
 thread_local! {
-    static SENDER: Sender = const { Sender { sends: StdCell::new(0), cell: StdCell::new(0) } };
+    static SENDER: Sender =
+        const { Sender { sends: StdCell::new(0), cell: StdCell::new(0), sent: StdCell::new(false) } };
     static EDGES: RefCell<TurnEdges> = RefCell::new(TurnEdges::default());
 }
 
@@ -73,8 +81,10 @@ pub(crate) struct Counters {
     pub(crate) restarts: u64,
     pub(crate) rejected: u64,
     pub(crate) slow: u64,
+    /// Handling time of the stamped messages.
     pub(crate) busy: Duration,
     pub(crate) queue_delay: Duration,
+    /// Stamped messages: those `busy` and `queue_delay` cover.
     pub(crate) queue_samples: u64,
 }
 
@@ -106,17 +116,22 @@ struct Detail {
     inbound: Vec<(u64, InboundLatency)>,
 }
 
-/// The metrics of one cell instance.
-pub(crate) struct CellMetrics {
+/// What senders read and write of a cell's metrics.
+struct SendSide {
     sample_every: u32,
     /// A latency objective's threshold in nanoseconds; 0 for none. While set,
     /// every message is stamped and timed.
     latency_threshold: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// The metrics of one cell instance.
+pub(crate) struct CellMetrics {
+    send: CachePadded<SendSide>,
     handled: AtomicU64,
     failed: AtomicU64,
     panics: AtomicU64,
     restarts: AtomicU64,
-    rejected: AtomicU64,
     slow: AtomicU64,
     busy_ns: AtomicU64,
     queue_ns: AtomicU64,
@@ -130,13 +145,15 @@ impl CellMetrics {
     /// Metrics that stamp one send in `sample_every` (at least 1).
     pub(crate) fn new(sample_every: u32) -> Self {
         CellMetrics {
-            sample_every: sample_every.max(1),
-            latency_threshold: AtomicU64::new(0),
+            send: CachePadded::new(SendSide {
+                sample_every: sample_every.max(1),
+                latency_threshold: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+            }),
             handled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
             slow: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
             queue_ns: AtomicU64::new(0),
@@ -151,21 +168,30 @@ impl CellMetrics {
     /// of the sampled ones.
     #[inline]
     pub(crate) fn stamp(&self) -> Option<Box<Stamp>> {
-        let every = self.sample_every;
-        let timed = self.latency_threshold.load(Relaxed) != 0;
-        let (sampled, from) = SENDER.with(|sender| {
-            let n = sender.sends.get().wrapping_add(1);
-            sender.sends.set(n);
-            (timed || n % every == 0, sender.cell.get())
-        });
-        sampled.then(|| Box::new(Stamp { sent: Instant::now(), from }))
+        let send = &*self.send;
+        let timed = send.latency_threshold.load(Relaxed) != 0;
+        let from = SENDER.with(|sender| {
+            let n = sender.sends.get() + 1;
+            if n < send.sample_every && !timed {
+                sender.sends.set(n);
+                return None;
+            }
+            sender.sends.set(0);
+            Some(sender.cell.get())
+        })?;
+        Some(Box::new(Stamp { sent: Instant::now(), from }))
     }
 
     /// A send to this cell (instance `id` at `path`) was accepted: counts
     /// the edge from the cell whose turn runs on this thread, if any.
     #[inline]
     pub(crate) fn accepted(id: u64, path: &CellPath) {
-        if SENDER.with(|sender| sender.cell.get()) == 0 {
+        let in_turn = SENDER.with(|sender| {
+            let in_turn = sender.cell.get() != 0;
+            sender.sent.set(in_turn);
+            in_turn
+        });
+        if !in_turn {
             return;
         }
         EDGES.with(|edges| {
@@ -179,7 +205,7 @@ impl CellMetrics {
 
     /// A send to this cell was rejected because its mailbox was full.
     pub(crate) fn rejected(&self, capacity: usize) {
-        self.rejected.fetch_add(1, Relaxed);
+        self.send.rejected.fetch_add(1, Relaxed);
         self.high_water.fetch_max(capacity, Relaxed);
         self.window_high.fetch_max(capacity, Relaxed);
     }
@@ -198,7 +224,7 @@ impl CellMetrics {
     /// queue plus handling) before it counts as slow.
     pub(crate) fn set_latency_threshold(&self, threshold: Option<Duration>) {
         let ns = threshold.map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1));
-        self.latency_threshold.store(ns, Relaxed);
+        self.send.latency_threshold.store(ns, Relaxed);
     }
 
     /// The cumulative counters.
@@ -208,7 +234,7 @@ impl CellMetrics {
             failed: self.failed.load(Relaxed),
             panics: self.panics.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
-            rejected: self.rejected.load(Relaxed),
+            rejected: self.send.rejected.load(Relaxed),
             slow: self.slow.load(Relaxed),
             busy: Duration::from_nanos(self.busy_ns.load(Relaxed)),
             queue_delay: Duration::from_nanos(self.queue_ns.load(Relaxed)),
@@ -260,11 +286,15 @@ impl CellMetrics {
             mailbox_len: queued,
             mailbox_capacity: capacity,
             mailbox_high_water: self.high_water.load(Relaxed).max(queued),
-            busy: counters.busy,
-            work_per_message: if messages == 0 {
+            busy: if counters.queue_samples == 0 {
                 Duration::ZERO
             } else {
-                counters.busy / u32::try_from(messages).unwrap_or(u32::MAX)
+                counters.busy.mul_f64(messages as f64 / counters.queue_samples as f64)
+            },
+            work_per_message: if counters.queue_samples == 0 {
+                Duration::ZERO
+            } else {
+                counters.busy / u32::try_from(counters.queue_samples).unwrap_or(u32::MAX)
             },
             handling,
             time_in_queue: queue,
@@ -292,9 +322,6 @@ pub(crate) struct TurnMeter<'a> {
     handled: u64,
     failed: u64,
     slow: u64,
-    busy: Duration,
-    /// When the current run of messages began.
-    running_since: Option<Instant>,
     samples: Vec<Sample>,
 }
 
@@ -306,39 +333,30 @@ struct Sample {
 }
 
 impl<'a> TurnMeter<'a> {
-    /// Begins measuring a turn of cell `id`, whose mailbox holds `queued`
-    /// messages: sends from this thread count as edges out of it.
-    pub(crate) fn begin(metrics: &'a CellMetrics, id: u64, queued: usize) -> Self {
-        metrics.high_water.fetch_max(queued, Relaxed);
-        metrics.window_high.fetch_max(queued, Relaxed);
+    /// Begins measuring a turn of cell `id`: sends from this thread count
+    /// as edges out of it.
+    pub(crate) fn begin(metrics: &'a CellMetrics, id: u64) -> Self {
         SENDER.with(|sender| sender.cell.set(id));
-        TurnMeter {
-            metrics,
-            handled: 0,
-            failed: 0,
-            slow: 0,
-            busy: Duration::ZERO,
-            running_since: None,
-            samples: Vec::new(),
-        }
+        TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: Vec::new() }
     }
 
     /// A message was taken; `stamp` is its stamp, if it carries one.
+    /// `queued` gives the mailbox's length, read for stamped messages.
     #[inline]
-    pub(crate) fn taken(&mut self, stamp: Option<Box<Stamp>>) -> Option<Timed> {
-        match stamp {
-            Some(stamp) => {
-                let taken = Instant::now();
-                self.running_since.get_or_insert(taken);
-                Some(Timed { stamp, taken })
-            }
-            None => {
-                if self.running_since.is_none() {
-                    self.running_since = Some(Instant::now());
-                }
-                None
-            }
+    pub(crate) fn taken(
+        &mut self,
+        stamp: Option<Box<Stamp>>,
+        queued: impl FnOnce() -> usize,
+    ) -> Option<Timed> {
+        let stamp = stamp?;
+        // Plus the one just taken.
+        let queued = queued() + 1;
+        let metrics = self.metrics;
+        if queued > metrics.window_high.load(Relaxed) {
+            metrics.window_high.fetch_max(queued, Relaxed);
+            metrics.high_water.fetch_max(queued, Relaxed);
         }
+        Some(Timed { stamp, taken: Instant::now() })
     }
 
     /// The message taken last was handled (`ok`) or failed.
@@ -353,30 +371,21 @@ impl<'a> TurnMeter<'a> {
             let now = Instant::now();
             let queue = taken.saturating_duration_since(stamp.sent);
             let handling = now.saturating_duration_since(taken);
-            let threshold = self.metrics.latency_threshold.load(Relaxed);
+            let threshold = self.metrics.send.latency_threshold.load(Relaxed);
             if threshold != 0 && (queue + handling).as_nanos() > u128::from(threshold) {
                 self.slow += 1;
             }
             self.samples.push(Sample { from: stamp.from, kind, queue, handling });
-        }
-        if !ok {
-            self.pause();
-        }
-    }
-
-    /// The turn's run of messages ended (for now): the time since its
-    /// first message counts as busy.
-    pub(crate) fn pause(&mut self) {
-        if let Some(since) = self.running_since.take() {
-            self.busy += since.elapsed();
         }
     }
 }
 
 impl Drop for TurnMeter<'_> {
     fn drop(&mut self) {
-        self.pause();
-        SENDER.with(|sender| sender.cell.set(0));
+        let sent = SENDER.with(|sender| {
+            sender.cell.set(0);
+            sender.sent.replace(false)
+        });
         let metrics = self.metrics;
         let add = |counter: &AtomicU64, n: u64| {
             if n > 0 {
@@ -386,13 +395,15 @@ impl Drop for TurnMeter<'_> {
         add(&metrics.handled, self.handled);
         add(&metrics.failed, self.failed);
         add(&metrics.slow, self.slow);
-        add(&metrics.busy_ns, u64::try_from(self.busy.as_nanos()).unwrap_or(u64::MAX));
-        let edges = EDGES.with(|edges| std::mem::take(&mut edges.borrow_mut().edges));
-        if self.samples.is_empty() && edges.is_empty() {
+        if self.samples.is_empty() && !sent {
             return;
         }
+        let edges =
+            if sent { EDGES.with(|edges| std::mem::take(&mut edges.borrow_mut().edges)) } else { Vec::new() };
         let queue_ns: u64 = self.samples.iter().map(|s| s.queue.as_nanos() as u64).sum();
+        let busy_ns: u64 = self.samples.iter().map(|s| s.handling.as_nanos() as u64).sum();
         add(&metrics.queue_ns, queue_ns);
+        add(&metrics.busy_ns, busy_ns);
         add(&metrics.queue_samples, self.samples.len() as u64);
         let mut detail = metrics.detail.lock();
         let detail = detail.get_or_insert_with(Box::default);
@@ -452,9 +463,10 @@ pub struct Metrics {
     /// The longest the mailbox has been (read at turn starts; the capacity
     /// once a send was rejected as full).
     pub mailbox_high_water: usize,
-    /// Time spent handling messages.
+    /// Time spent handling messages: the stamped messages' mean handling
+    /// time, times the messages handled or failed.
     pub busy: Duration,
-    /// `busy` per message handled or failed.
+    /// The stamped messages' mean handling time.
     pub work_per_message: Duration,
     /// Handling time of the stamped messages.
     pub handling: LatencySummary,
