@@ -1326,17 +1326,10 @@ mod tests {
         }
     }
 
-    /// `value` encoded and decoded with serde (bincode: exact floats).
-    #[cfg(feature = "serde")]
-    fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
-        let config = bincode::config::standard();
-        let bytes = bincode::serde::encode_to_vec(value, config).unwrap();
-        bincode::serde::decode_from_slice(&bytes, config).unwrap().0
-    }
-
     #[cfg(feature = "serde")]
     #[test]
     fn decay_data_round_trips_through_serde() {
+        use crate::observe::round_trip;
         let mut tracker = warmed(DecayConfig::default());
         let decay = tracker.observe(&costing(3000)).decay;
         assert_eq!(round_trip::<Decay>(&decay), decay);

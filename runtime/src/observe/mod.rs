@@ -47,3 +47,12 @@ pub use self::objective::{
 pub use self::signature::{FailureKind, FailureSignature, SignatureStats};
 pub use self::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, SignatureSummary, Snapshot};
 pub use self::triage::{Category, TriageConfig, TriageConfigError};
+
+/// `value` encoded and decoded with serde (bincode: exact floats), for the
+/// round-trip tests of observation data.
+#[cfg(all(test, feature = "serde"))]
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
+    let config = bincode::config::standard();
+    let bytes = bincode::serde::encode_to_vec(value, config).unwrap();
+    bincode::serde::decode_from_slice(&bytes, config).unwrap().0
+}

@@ -969,17 +969,10 @@ mod tests {
         );
     }
 
-    /// `value` encoded and decoded with serde (bincode: exact floats).
-    #[cfg(feature = "serde")]
-    fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
-        let config = bincode::config::standard();
-        let bytes = bincode::serde::encode_to_vec(value, config).unwrap();
-        bincode::serde::decode_from_slice(&bytes, config).unwrap().0
-    }
-
     #[cfg(feature = "serde")]
     #[test]
     fn burn_data_round_trips_through_serde() {
+        use crate::observe::round_trip;
         let mut tracker = tracker(0.999);
         let t0 = Instant::now();
         let transitions = run(&mut tracker, t0, 1..=10, 0, 1);

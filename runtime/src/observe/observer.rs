@@ -91,23 +91,15 @@ impl Observer {
     /// or a recurrence of one known to this run or, with a persisted
     /// journal, to an earlier one (`count` is this run's).
     pub(crate) fn failure(&self, failure: &Failure) {
-        let (signature, stats) = {
-            let mut signatures = self.signatures.lock();
-            let (signature, _) = signatures.fold(failure);
-            let stats = signatures.stats(&signature);
-            (signature, stats)
-        };
+        let (signature, count, first_seen) = self.signatures.lock().fold(failure);
         let id = signature.id();
         let earlier = self.earlier.get(&id).copied();
-        let kind = match (stats, earlier) {
-            (Some((count, first_seen)), earlier) if count > 1 || earlier.is_some() => {
-                let first_seen = earlier.map_or(first_seen, |at| at.min(first_seen));
-                SignalKind::Recurrence { signature: id, count, first_seen }
-            }
-            _ => {
-                tracing::warn!(signature = %signature, cell = %failure.path, "new failure signature");
-                SignalKind::NewSignature { signature: id, summary: signature.to_string() }
-            }
+        let kind = if count > 1 || earlier.is_some() {
+            let first_seen = earlier.map_or(first_seen, |at| at.min(first_seen));
+            SignalKind::Recurrence { signature: id, count, first_seen }
+        } else {
+            tracing::warn!(signature = %signature, cell = %failure.path, "new failure signature");
+            SignalKind::NewSignature { signature: id, summary: signature.to_string() }
         };
         self.signal(failure.at, Some(&failure.path), Some(failure.cell_kind), kind);
     }

@@ -275,8 +275,9 @@ pub(crate) struct Signatures {
 }
 
 impl Signatures {
-    /// Folds `failure` in; returns its signature and whether it is new.
-    pub(crate) fn fold(&mut self, failure: &Failure) -> (FailureSignature, bool) {
+    /// Folds `failure` in; returns its signature, its count so far (1 for
+    /// a new one) and when it was first seen.
+    pub(crate) fn fold(&mut self, failure: &Failure) -> (FailureSignature, u64, SystemTime) {
         let signature = FailureSignature::of(failure);
         let second = epoch_second(failure.at);
         match self.entries.get_mut(&signature) {
@@ -289,7 +290,7 @@ impl Signatures {
                 }
                 stats.sample = failure.clone();
                 entry.rate.add(second);
-                (signature, false)
+                (signature, stats.count, stats.first_seen)
             }
             None => {
                 let mut rate = Rate::default();
@@ -305,14 +306,9 @@ impl Signatures {
                     last_hour: 0,
                 };
                 self.entries.insert(signature.clone(), Entry { stats, rate });
-                (signature, true)
+                (signature, 1, failure.at)
             }
         }
-    }
-
-    /// How many failures `signature` has had, and when it was first seen.
-    pub(crate) fn stats(&self, signature: &FailureSignature) -> Option<(u64, SystemTime)> {
-        self.entries.get(signature).map(|entry| (entry.stats.count, entry.stats.first_seen))
     }
 
     /// Every signature's statistics as of `now`, the most frequent first.
@@ -424,12 +420,13 @@ mod tests {
     #[test]
     fn statistics_count_cells_and_recent_rates() {
         let mut signatures = Signatures::default();
-        let (first, new) = signatures.fold(&failure(error("user 1 not found"), "a"));
-        assert!(new);
+        let first_failure = failure(error("user 1 not found"), "a");
+        let (first, count, first_seen) = signatures.fold(&first_failure);
+        assert_eq!((count, first_seen), (1, first_failure.at));
         let mut later = failure(error("user 2 not found"), "b");
         later.at += Duration::from_secs(120);
-        let (second, new) = signatures.fold(&later);
-        assert!(!new);
+        let (second, count, first_seen) = signatures.fold(&later);
+        assert_eq!((count, first_seen), (2, first_failure.at));
         assert_eq!(first, second);
         signatures.fold(&failure(panic_at(3), "a"));
         let now = later.at;

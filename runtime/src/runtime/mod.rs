@@ -199,22 +199,25 @@ impl RuntimeShared {
         });
     }
 
+    /// The live cells, with their ids, taken out of the registry lock.
+    fn live_cells(&self) -> Vec<(u64, Arc<dyn CellControl>)> {
+        self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect()
+    }
+
     /// One analysis window over the live cells.
     fn analyse(&self) {
-        let cells: Vec<(u64, Arc<dyn CellControl>)> =
-            self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect();
-        let sizes: Vec<(usize, usize)> = cells.iter().map(|(_, c)| c.mailbox_len()).collect();
+        let cells = self.live_cells();
         let views: Vec<CellView<'_>> = cells
             .iter()
-            .zip(&sizes)
-            .filter_map(|((id, cell), (queued, capacity))| {
+            .filter_map(|(id, cell)| {
+                let (queued, capacity) = cell.mailbox_len();
                 Some(CellView {
                     id: *id,
                     path: cell.path(),
                     kind: cell.cell_kind(),
                     metrics: cell.metrics()?,
-                    queued: *queued,
-                    capacity: *capacity,
+                    queued,
+                    capacity,
                 })
             })
             .collect();
@@ -224,8 +227,7 @@ impl RuntimeShared {
     /// Everything observed, now.
     fn snapshot(&self) -> Snapshot {
         let now = SystemTime::now();
-        let mut cells: Vec<(u64, Arc<dyn CellControl>)> =
-            self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect();
+        let mut cells = self.live_cells();
         cells.sort_by(|a, b| a.1.path().cmp(b.1.path()));
         let by_id: HashMap<u64, &Arc<dyn CellControl>> = cells.iter().map(|(id, c)| (*id, c)).collect();
         let mut cell_snapshots = Vec::with_capacity(cells.len());
