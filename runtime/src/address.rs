@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::ask::{self, Pending, Reply};
 use crate::dispatch::worker::on_worker_thread;
+use crate::flow::{Shedding, SheddingStats};
 use crate::mailbox::{Mailbox, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
@@ -50,6 +51,13 @@ use crate::sync::{Arc, Backoff, Mutex, RwLock, Weak};
 pub(crate) trait Deliver<M>: Send + Sync + 'static {
     /// Takes `msg` without blocking, or hands it back (`Full` or `Closed`).
     fn try_deliver(&self, msg: M) -> Result<(), SendError<M>>;
+    /// [`try_deliver`](Deliver::try_deliver) for a message that is not to
+    /// be handled after `deadline`. Targets that cannot carry a deadline
+    /// deliver it as a plain message.
+    fn try_deliver_until(&self, msg: M, deadline: Instant) -> Result<(), SendError<M>> {
+        let _ = deadline;
+        self.try_deliver(msg)
+    }
     /// Blocks until there may be room, the target closes, or `deadline`
     /// passes (then `false`).
     fn wait_for_space(&self, deadline: Instant) -> bool;
@@ -71,9 +79,31 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     fn is_supervised(&self) -> bool;
 }
 
+/// What an address routes to: the target, and the admission policy applied
+/// before it.
+struct Route<M> {
+    target: Arc<dyn Deliver<M>>,
+    shedding: Option<Arc<Shedding<M>>>,
+}
+
+impl<M: Send + 'static> Route<M> {
+    /// Applies the shedding policy, then offers `msg` to the target.
+    #[inline]
+    fn deliver(&self, msg: M, expires: Option<Instant>) -> Result<(), SendError<M>> {
+        let msg = match &self.shedding {
+            None => msg,
+            Some(policy) => policy.admit(msg, self.target.queued(), self.target.capacity())?,
+        };
+        match expires {
+            None => self.target.try_deliver(msg),
+            Some(deadline) => self.target.try_deliver_until(msg, deadline),
+        }
+    }
+}
+
 /// The indirection behind an address.
 pub(crate) struct Slot<M> {
-    target: RwLock<Arc<dyn Deliver<M>>>,
+    route: RwLock<Route<M>>,
     path: CellPath,
     send_timeout: Duration,
     watchers: Watchers,
@@ -81,7 +111,12 @@ pub(crate) struct Slot<M> {
 
 impl<M: Send + 'static> Slot<M> {
     pub(crate) fn new(target: Arc<dyn Deliver<M>>, path: CellPath, send_timeout: Duration) -> Self {
-        Slot { target: RwLock::new(target), path, send_timeout, watchers: Watchers::default() }
+        Slot {
+            route: RwLock::new(Route { target, shedding: None }),
+            path,
+            send_timeout,
+            watchers: Watchers::default(),
+        }
     }
 
     pub(crate) fn watchers(&self) -> &Watchers {
@@ -90,19 +125,41 @@ impl<M: Send + 'static> Slot<M> {
 
     #[inline]
     pub(crate) fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
-        self.target.read().try_deliver(msg)
+        self.route.read().deliver(msg, None)
     }
 
-    /// Sends, blocking off worker threads until there is room or `deadline`.
-    pub(crate) fn send_until(&self, mut msg: M, deadline: Instant) -> Result<(), SendError<M>> {
+    /// Sends without blocking a message that is not to be handled after
+    /// `expires`, if given.
+    #[inline]
+    pub(crate) fn try_send_until(&self, msg: M, expires: Option<Instant>) -> Result<(), SendError<M>> {
+        self.route.read().deliver(msg, expires)
+    }
+
+    /// Sets or clears the address's shedding policy.
+    pub(crate) fn set_shedding(&self, policy: Option<Arc<Shedding<M>>>) {
+        self.route.write().shedding = policy;
+    }
+
+    pub(crate) fn shedding(&self) -> Option<Arc<Shedding<M>>> {
+        self.route.read().shedding.clone()
+    }
+
+    /// Sends, blocking off worker threads until there is room or `deadline`;
+    /// the message is not to be handled after `expires`, if given.
+    pub(crate) fn send_until(
+        &self,
+        mut msg: M,
+        deadline: Instant,
+        expires: Option<Instant>,
+    ) -> Result<(), SendError<M>> {
         let backoff = Backoff::new();
         loop {
             let target = {
-                let target = self.target.read();
-                match target.try_deliver(msg) {
+                let route = self.route.read();
+                match route.deliver(msg, expires) {
                     Err(SendError::Full(back)) => {
                         msg = back;
-                        target.clone()
+                        route.target.clone()
                     }
                     other => return other,
                 }
@@ -116,7 +173,7 @@ impl<M: Send + 'static> Slot<M> {
             }
             if !target.wait_for_space(deadline) {
                 // One last attempt: room may have appeared at the deadline.
-                return self.try_send(msg).map_err(|err| match err {
+                return self.try_send_until(msg, expires).map_err(|err| match err {
                     SendError::Full(m) => SendError::Timeout(m),
                     other => other,
                 });
@@ -127,11 +184,12 @@ impl<M: Send + 'static> Slot<M> {
     /// Swaps the target for `new`, which must be held; see the module docs.
     /// Hands `new` back when the current target is itself still held.
     pub(crate) fn replace(&self, new: Arc<dyn Deliver<M>>) -> Result<(), Arc<dyn Deliver<M>>> {
-        let mut target = self.target.write();
+        let mut route = self.route.write();
+        let target = &mut route.target;
         if target.is_held() {
             return Err(new);
         }
-        let old = std::mem::replace(&mut *target, new.clone());
+        let old = std::mem::replace(target, new.clone());
         // Still under the write lock: no sender reaches `old` through the
         // slot any more, and its gate closes before anyone can look again.
         old.hand_over(new);
@@ -142,17 +200,17 @@ impl<M: Send + 'static> Slot<M> {
     /// for good (a supervisor starting a child afresh). Hands `new` back if
     /// the current target still runs.
     pub(crate) fn reinstall(&self, new: Arc<dyn Deliver<M>>) -> Result<(), Arc<dyn Deliver<M>>> {
-        let mut target = self.target.write();
-        if !target.control().is_some_and(|c| c.is_terminated()) {
+        let mut route = self.route.write();
+        if !route.target.control().is_some_and(|c| c.is_terminated()) {
             return Err(new);
         }
-        *target = new;
+        route.target = new;
         self.watchers.revive();
         Ok(())
     }
 
     pub(crate) fn current(&self) -> Arc<dyn Deliver<M>> {
-        self.target.read().clone()
+        self.route.read().target.clone()
     }
 }
 
@@ -234,7 +292,8 @@ impl<M: Send + 'static> Handover<M> {
 /// | [`send_timeout`](Addr::send_timeout) | blocks up to the given timeout, then `Timeout(m)` | `Full(m)` at once |
 ///
 /// Every error hands the message back. Once the cell stopped, sends return
-/// `Closed(m)`.
+/// `Closed(m)`. An address with a [`Shedding`] policy returns `Shed(m)` at
+/// once, without waiting, for a message whose class is past its watermark.
 ///
 /// # Examples
 ///
@@ -315,11 +374,11 @@ impl<M: Send + 'static> Addr<M> {
             other => return other,
         };
         match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.slot.send_until(msg, deadline),
+            Some(deadline) => self.slot.send_until(msg, deadline, None),
             // A timeout too far away to represent: wait in long slices.
             None => loop {
                 let deadline = Instant::now() + Duration::from_secs(3600);
-                match self.slot.send_until(msg, deadline) {
+                match self.slot.send_until(msg, deadline, None) {
                     Err(SendError::Timeout(back)) => msg = back,
                     other => return other,
                 }
@@ -337,6 +396,88 @@ impl<M: Send + 'static> Addr<M> {
         let (reply, pending) = ask::channel();
         self.send(make(reply))?;
         Ok(pending)
+    }
+
+    /// Sends a request built around a fresh [`Reply`] that must be answered
+    /// within `timeout`, and returns the [`Pending`] answer.
+    ///
+    /// The timeout travels with the message as a deadline: the handler reads
+    /// it with [`Context::deadline`](crate::Context::deadline) or
+    /// [`Reply::deadline`], and a request whose deadline has passed when its
+    /// turn comes is not handled at all: it goes to the dead letters with
+    /// [`FailureCause::Expired`](crate::FailureCause::Expired) (the caller,
+    /// who stopped waiting, is not answered). A full mailbox is waited for
+    /// as by [`send`](Addr::send), but not past the deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Addr::send); the rejected request comes back inside.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cellrt::{Cell, CellError, Context, Reply, Runtime};
+    ///
+    /// struct Clock;
+    /// impl Cell for Clock {
+    ///     type Message = Reply<Duration>;
+    ///     fn handle(&mut self, ctx: &mut Context<Self>, reply: Reply<Duration>) -> Result<(), CellError> {
+    ///         // Time left before the caller gives up.
+    ///         let left = ctx.deadline().map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+    ///         let _ = reply.send(left);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().worker_threads(1).build()?;
+    /// let clock = runtime.spawn(Clock)?;
+    /// let left = clock.ask_within(Duration::from_secs(5), |reply| reply)?.wait(Duration::from_secs(5))?;
+    /// assert!(left <= Duration::from_secs(5));
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ask_within<T>(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(Reply<T>) -> M,
+    ) -> Result<Pending<T>, SendError<M>> {
+        let now = Instant::now();
+        let expires = now.checked_add(timeout);
+        let (reply, pending) = ask::channel_until(expires);
+        let msg = make(reply);
+        let wait = now.checked_add(timeout.min(self.slot.send_timeout));
+        match (expires, wait) {
+            (Some(expires), Some(wait)) => self.slot.send_until(msg, wait, Some(expires))?,
+            // A timeout too far away to represent is no deadline.
+            _ => self.send(msg)?,
+        }
+        Ok(pending)
+    }
+
+    /// Sends without blocking a message that is not to be handled after
+    /// `deadline`: if its turn comes later, it goes to the dead letters with
+    /// [`FailureCause::Expired`](crate::FailureCause::Expired). A cell
+    /// forwarding work passes its own [`Context::deadline`](crate::Context::deadline)
+    /// on this way.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Addr::try_send).
+    pub fn try_send_by(&self, msg: M, deadline: Instant) -> Result<(), SendError<M>> {
+        self.slot.try_send_until(msg, Some(deadline))
+    }
+
+    /// Sets (or, with `None`, clears) the load-shedding policy this address
+    /// applies before a message reaches its target: see [`Shedding`]. The
+    /// policy stays with the address when the cell behind it is replaced.
+    pub fn set_shedding(&self, policy: Option<Shedding<M>>) {
+        self.slot.set_shedding(policy.map(Arc::new));
+    }
+
+    /// What this address's shedding policy admitted and shed, if it has one.
+    pub fn shedding_stats(&self) -> Option<SheddingStats> {
+        self.slot.shedding().map(|policy| policy.stats())
     }
 
     /// The path of the cell this address was created for.

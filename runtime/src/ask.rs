@@ -47,12 +47,18 @@ struct Shared<T> {
 
 /// Creates a connected reply handle and pending result.
 pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
+    channel_until(None)
+}
+
+/// [`channel`] for an ask that must be answered before `deadline`: the
+/// handler reads it with [`Reply::deadline`].
+pub(crate) fn channel_until<T>(deadline: Option<Instant>) -> (Reply<T>, Pending<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::Waiting(None)),
         ready: Condvar::new(),
         resolved: AtomicBool::new(false),
     });
-    (Reply { shared: Some(shared.clone()) }, Pending { shared })
+    (Reply { shared: Some(shared.clone()), deadline }, Pending { shared })
 }
 
 /// The handle a cell answers an ask through. Put it in the message.
@@ -97,6 +103,7 @@ pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
 /// ```
 pub struct Reply<T> {
     shared: Option<Arc<Shared<T>>>,
+    deadline: Option<Instant>,
 }
 
 impl<T: Send + 'static> Reply<T> {
@@ -136,6 +143,13 @@ impl<T> Reply<T> {
             // The caller gave up; `Closed` stays.
             _ => Err(value),
         }
+    }
+
+    /// When the caller stops waiting, for an ask sent with
+    /// [`Addr::ask_within`](crate::Addr::ask_within); `None` otherwise. Work
+    /// that cannot finish before it is wasted: the answer would come back.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Whether the caller has given up (timed out or dropped its `Pending`).

@@ -87,6 +87,15 @@ pub enum FailureCause {
         /// How long it had run: when the watchdog saw it, or when it returned.
         elapsed: std::time::Duration,
     },
+    /// Not a failure of the cell: the message's deadline (from
+    /// [`Addr::ask_within`](crate::Addr::ask_within) or
+    /// [`Addr::send_within`](crate::Addr::send_within)) had passed when its
+    /// turn came, so it was not handled. Only dead letters carry this cause;
+    /// it reaches neither supervision nor the failure signatures.
+    Expired {
+        /// How long after the deadline the message was taken.
+        late_by: std::time::Duration,
+    },
 }
 
 /// Source location of a panic.
@@ -147,6 +156,7 @@ impl fmt::Display for Failure {
             FailureCause::DeadlineExceeded { deadline, elapsed } => {
                 write!(f, ": overran its deadline of {deadline:?} ({elapsed:?})")
             }
+            FailureCause::Expired { late_by } => write!(f, ": deadline passed {late_by:?} before handling"),
             #[cfg(feature = "storage")]
             FailureCause::Storage(err) => write!(f, ": storage: {err}"),
         }

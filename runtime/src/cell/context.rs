@@ -2,7 +2,7 @@
 //! [`CellConfig`]: how to spawn it.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::address::Addr;
 use crate::path::CellPath;
@@ -82,6 +82,8 @@ pub struct Context<C: Cell> {
     /// The cell's tree, once asked for.
     #[cfg(feature = "storage")]
     store: Option<crate::store::Store>,
+    /// The deadline of the message being handled, if its sender gave one.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl<C: Cell> Context<C> {
@@ -98,6 +100,7 @@ impl<C: Cell> Context<C> {
             host,
             #[cfg(feature = "storage")]
             store: None,
+            deadline: None,
         }
     }
 
@@ -113,6 +116,18 @@ impl<C: Cell> Context<C> {
     /// The cell's path in the tree.
     pub fn path(&self) -> &CellPath {
         self.addr.path()
+    }
+
+    /// The deadline of the message being handled, if its sender gave one
+    /// ([`Addr::ask_within`], [`Addr::try_send_by`]): past it, the sender
+    /// no longer waits for the result. A message whose deadline passed
+    /// before its turn is not handled at all (it is dead-lettered as
+    /// expired), so a handler sees only deadlines still ahead when it
+    /// starts. Pass it on to the cells it asks with [`Addr::try_send_by`].
+    /// `None` in `started` and `stopped`, for messages without one, and for
+    /// a message moved to a replacement or re-delivered after a restart.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The cell's own storage tree, named by its path: it outlives the

@@ -45,7 +45,7 @@ use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
 use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
 use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
-use crate::observe::metrics::{CellMetrics, TurnMeter};
+use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
 use crate::supervise::node::{ChildExit, Node, Outcome};
@@ -852,6 +852,18 @@ impl<C: Cell> Runnable for CellInstance<C> {
                     }
                 }
             };
+            let expires = stamp.as_deref().and_then(Stamp::deadline);
+            if let Some(late_by) =
+                expires.and_then(|deadline| Instant::now().checked_duration_since(deadline))
+            {
+                // Its sender stopped waiting: no work is wasted on it.
+                handled += 1;
+                self.expire(msg, late_by);
+                continue;
+            }
+            if let Some(incarnation) = body.incarnation.as_mut() {
+                incarnation.ctx.deadline = expires;
+            }
             if handled > 0 {
                 // The turn goes on: whatever it scheduled so far should not
                 // wait for the rest of it. Let another worker take it.
@@ -861,6 +873,9 @@ impl<C: Cell> Runnable for CellInstance<C> {
             let kind = C::message_kind(&msg);
             let timed = meter.as_mut().and_then(|meter| meter.taken(stamp, || self.mailbox.len()));
             let result = self.call_handle(&mut body, msg, kind, &guard);
+            if let Some(incarnation) = body.incarnation.as_mut() {
+                incarnation.ctx.deadline = None;
+            }
             if let Some(meter) = &mut meter {
                 meter.done(timed, kind, result.is_ok());
             }
@@ -879,16 +894,17 @@ impl<C: Cell> Runnable for CellInstance<C> {
     }
 }
 
-impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
+impl<C: Cell> CellInstance<C> {
+    /// Pushes a message to an observed cell: counts the edge from the
+    /// sending cell, or a rejection as full.
     #[inline]
-    fn try_deliver(&self, msg: C::Message) -> Result<(), SendError<C::Message>> {
-        let Some(metrics) = &self.metrics else {
-            if self.mailbox.push(msg)? == Schedule::Enqueue {
-                self.schedule();
-            }
-            return Ok(());
-        };
-        match self.mailbox.push_stamped(msg, metrics.stamp()) {
+    fn push_observed(
+        &self,
+        msg: C::Message,
+        metrics: &CellMetrics,
+        stamp: Option<Box<Stamp>>,
+    ) -> Result<(), SendError<C::Message>> {
+        match self.mailbox.push_stamped(msg, stamp) {
             Ok(schedule) => {
                 CellMetrics::accepted(self.id, &self.path);
                 if schedule == Schedule::Enqueue {
@@ -903,6 +919,42 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
                 Err(err)
             }
         }
+    }
+
+    /// Dead-letters a message whose deadline passed `late_by` before its
+    /// turn. Not a failure of the cell: supervision and signatures never
+    /// see it.
+    fn expire(&self, msg: C::Message, late_by: Duration) {
+        if let Some(metrics) = &self.metrics {
+            metrics.expired();
+        }
+        let kind = C::message_kind(&msg);
+        let failure = self.failure(Hook::Handle, Some(kind), FailureCause::Expired { late_by });
+        self.runtime.dead_letter(DeadLetter::new(*failure, 0, false, Some(Box::new(msg))));
+    }
+}
+
+impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
+    #[inline]
+    fn try_deliver(&self, msg: C::Message) -> Result<(), SendError<C::Message>> {
+        let Some(metrics) = &self.metrics else {
+            if self.mailbox.push(msg)? == Schedule::Enqueue {
+                self.schedule();
+            }
+            return Ok(());
+        };
+        self.push_observed(msg, metrics, metrics.stamp())
+    }
+
+    fn try_deliver_until(&self, msg: C::Message, deadline: Instant) -> Result<(), SendError<C::Message>> {
+        let stamp = Some(Stamp::with_deadline(deadline));
+        let Some(metrics) = &self.metrics else {
+            if self.mailbox.push_stamped(msg, stamp)? == Schedule::Enqueue {
+                self.schedule();
+            }
+            return Ok(());
+        };
+        self.push_observed(msg, metrics, stamp)
     }
 
     fn wait_for_space(&self, deadline: Instant) -> bool {

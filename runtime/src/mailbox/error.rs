@@ -32,20 +32,24 @@ pub enum SendError<M> {
     Closed(M),
     /// The mailbox stayed full until the send deadline passed.
     Timeout(M),
+    /// The address's load-shedding policy refused the message: the target
+    /// is past the watermark of the message's priority class (see
+    /// [`Shedding`](crate::Shedding)). Never waits for room.
+    Shed(M),
 }
 
 impl<M> SendError<M> {
     /// Takes back the message that was not delivered.
     pub fn into_inner(self) -> M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::Timeout(m) => m,
+            SendError::Full(m) | SendError::Closed(m) | SendError::Timeout(m) | SendError::Shed(m) => m,
         }
     }
 
     /// A reference to the message that was not delivered.
     pub fn message(&self) -> &M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::Timeout(m) => m,
+            SendError::Full(m) | SendError::Closed(m) | SendError::Timeout(m) | SendError::Shed(m) => m,
         }
     }
 
@@ -64,12 +68,18 @@ impl<M> SendError<M> {
         matches!(self, SendError::Timeout(_))
     }
 
+    /// The message was shed by the address's load-shedding policy.
+    pub fn is_shed(&self) -> bool {
+        matches!(self, SendError::Shed(_))
+    }
+
     /// The same error carrying `f(message)`, for forwarding code.
     pub fn map<N>(self, f: impl FnOnce(M) -> N) -> SendError<N> {
         match self {
             SendError::Full(m) => SendError::Full(f(m)),
             SendError::Closed(m) => SendError::Closed(f(m)),
             SendError::Timeout(m) => SendError::Timeout(f(m)),
+            SendError::Shed(m) => SendError::Shed(f(m)),
         }
     }
 }
@@ -80,6 +90,7 @@ impl<M> fmt::Debug for SendError<M> {
             SendError::Full(_) => f.write_str("Full(..)"),
             SendError::Closed(_) => f.write_str("Closed(..)"),
             SendError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendError::Shed(_) => f.write_str("Shed(..)"),
         }
     }
 }
@@ -90,6 +101,7 @@ impl<M> fmt::Display for SendError<M> {
             SendError::Full(_) => "mailbox full",
             SendError::Closed(_) => "cell stopped",
             SendError::Timeout(_) => "timed out waiting for mailbox space",
+            SendError::Shed(_) => "shed: the target is past the watermark of the message's class",
         })
     }
 }
@@ -105,6 +117,8 @@ mod tests {
         assert_eq!(SendError::Full(1).into_inner(), 1);
         assert_eq!(SendError::Closed(2).into_inner(), 2);
         assert_eq!(SendError::Timeout(3).into_inner(), 3);
+        assert_eq!(SendError::Shed(4).into_inner(), 4);
+        assert!(SendError::Shed(4).is_shed() && !SendError::Full(4).is_shed());
     }
 
     #[test]

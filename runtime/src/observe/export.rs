@@ -45,7 +45,7 @@ impl Snapshot {
             format!("cell=\"{}\",kind=\"{}\"", escape(path.as_str()), escape(kind))
         };
         type Counter = (&'static str, &'static str, fn(&super::Metrics) -> u64);
-        let counters: [Counter; 6] = [
+        let counters: [Counter; 7] = [
             ("cellrt_messages_handled_total", "Messages handled successfully.", |m| m.handled),
             ("cellrt_messages_failed_total", "Messages whose handling failed.", |m| m.failed),
             ("cellrt_panics_total", "Panics in any hook of the cell.", |m| m.panics),
@@ -54,6 +54,11 @@ impl Snapshot {
                 m.rejected_full
             }),
             ("cellrt_messages_slow_total", "Messages over the latency objective's threshold.", |m| m.slow),
+            (
+                "cellrt_messages_expired_total",
+                "Messages whose deadline passed before they were handled.",
+                |m| m.expired,
+            ),
         ];
         for (name, help, value) in counters {
             out.family(name, help, "counter");

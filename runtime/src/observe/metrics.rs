@@ -37,12 +37,33 @@ use crate::path::CellPath;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::sync::Mutex;
 
-/// When and by whom a sampled message was sent.
+/// When and by whom a sampled message was sent, and by when it must be
+/// handled if its sender gave it a deadline.
+///
+/// A message with a deadline always carries a stamp (the deadline travels
+/// in it, so mailbox slots do not grow); it then also counts as a sample.
 #[derive(Debug)]
 pub(crate) struct Stamp {
     sent: Instant,
     /// The sending cell's instance id; 0 outside any cell.
     from: u64,
+    /// Handle before this, or not at all (see `flow` and `Addr::ask_within`).
+    deadline: Option<Instant>,
+}
+
+impl Stamp {
+    /// The stamp of a message that must be handled before `deadline`, sent
+    /// now from this thread.
+    pub(crate) fn with_deadline(deadline: Instant) -> Box<Stamp> {
+        let from = SENDER.with(|sender| sender.cell.get());
+        Box::new(Stamp { sent: Instant::now(), from, deadline: Some(deadline) })
+    }
+
+    /// The deadline the sender gave the message, if any.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
 }
 
 /// The sending side of this thread: sends since the last stamp, the
@@ -133,6 +154,7 @@ pub(crate) struct CellMetrics {
     panics: AtomicU64,
     restarts: AtomicU64,
     slow: AtomicU64,
+    expired: AtomicU64,
     busy_ns: AtomicU64,
     queue_ns: AtomicU64,
     queue_samples: AtomicU64,
@@ -155,6 +177,7 @@ impl CellMetrics {
             panics: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             slow: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
             queue_ns: AtomicU64::new(0),
             queue_samples: AtomicU64::new(0),
@@ -179,7 +202,7 @@ impl CellMetrics {
             sender.sends.set(0);
             Some(sender.cell.get())
         })?;
-        Some(Box::new(Stamp { sent: Instant::now(), from }))
+        Some(Box::new(Stamp { sent: Instant::now(), from, deadline: None }))
     }
 
     /// A send to this cell (instance `id` at `path`) was accepted: counts
@@ -213,6 +236,11 @@ impl CellMetrics {
     /// A hook panicked.
     pub(crate) fn panicked(&self) {
         self.panics.fetch_add(1, Relaxed);
+    }
+
+    /// A message's deadline passed before its turn: it was not handled.
+    pub(crate) fn expired(&self) {
+        self.expired.fetch_add(1, Relaxed);
     }
 
     /// A new incarnation began in place of a failed or stopped one.
@@ -283,6 +311,7 @@ impl CellMetrics {
             restarts: counters.restarts,
             rejected_full: counters.rejected,
             slow: counters.slow,
+            expired: self.expired.load(Relaxed),
             mailbox_len: queued,
             mailbox_capacity: capacity,
             mailbox_high_water: self.high_water.load(Relaxed).max(queued),
@@ -456,6 +485,9 @@ pub struct Metrics {
     pub rejected_full: u64,
     /// Messages over the latency objective's threshold (with one set).
     pub slow: u64,
+    /// Messages not handled because their deadline had passed when their
+    /// turn came (dead-lettered as expired).
+    pub expired: u64,
     /// Messages waiting now.
     pub mailbox_len: usize,
     /// The mailbox's capacity.

@@ -29,6 +29,8 @@ pub enum FailureKind {
     Deadline,
     /// The cell's storage failed.
     Storage,
+    /// A message's deadline passed before it was handled.
+    Expired,
 }
 
 /// The fingerprint of a class of failures. See the module docs of
@@ -66,6 +68,7 @@ impl FailureSignature {
             FailureCause::DeadlineExceeded { deadline, .. } => {
                 (FailureKind::Deadline, None, format!("deadline {deadline:?}"))
             }
+            FailureCause::Expired { .. } => (FailureKind::Expired, None, "expired".to_owned()),
             #[cfg(feature = "storage")]
             FailureCause::Storage(err) => (FailureKind::Storage, None, normalize(&err.to_string())),
         };

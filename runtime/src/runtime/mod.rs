@@ -31,6 +31,7 @@ use crate::cell::{Cell, CellConfig, StopReason};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::Dispatcher;
 use crate::failure::Failure;
+use crate::flow::{Router, RouterError, Routing};
 use crate::mailbox::{StopCause, SystemMsg};
 use crate::observe::analysis::CellView;
 use crate::observe::journal::{JournalError, JournalQuery, Signal, SignalKind, TopologyChange};
@@ -822,6 +823,30 @@ impl Runtime {
         timeout: Duration,
     ) -> Result<Supervisor, StartError> {
         self.shared.start_supervisor(spec, timeout)
+    }
+
+    /// Makes a [`Router`] named `name` over `members`: an address that
+    /// spreads what is sent to it by `routing`. Its address's path is
+    /// `/name`; it is not a cell (nothing to stop, watch or supervise), and
+    /// [`replace`](Runtime::replace) can put a cell in its place.
+    ///
+    /// # Errors
+    ///
+    /// `EmptyPool`, `DuplicateMember`, `InvalidName`, or `ShutDown`.
+    pub fn router<M: Send + 'static>(
+        &self,
+        name: &str,
+        routing: Routing<M>,
+        members: Vec<Addr<M>>,
+    ) -> Result<Router<M>, RouterError> {
+        if self.shared.is_shutting_down() {
+            return Err(RouterError::ShutDown);
+        }
+        let path = CellPath::root().child(name).map_err(RouterError::InvalidName)?;
+        let send_timeout = self.shared.settings.send_timeout;
+        Router::new(routing, members, |target| {
+            Addr::from_slot(Arc::new(Slot::new(target, path, send_timeout)))
+        })
     }
 
     /// Resolves once the cell behind `addr` stops for good, with its path and

@@ -1,0 +1,148 @@
+//! Load shedding by priority class at an address.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cellrt::{Cell, CellConfig, CellError, Context, Routing, Runtime, SendError, Shedding};
+use common::{eventually, PATIENCE};
+
+/// A request of a class, numbered.
+#[derive(Debug, PartialEq)]
+struct Req {
+    class: u8,
+    id: u32,
+}
+
+struct Sink;
+
+impl Cell for Sink {
+    type Message = Req;
+
+    fn handle(&mut self, _: &mut Context<Self>, _: Req) -> Result<(), CellError> {
+        Ok(())
+    }
+}
+
+/// Occupies the `held` dispatcher's worker until released.
+struct Blocker(mpsc::Receiver<()>);
+
+impl Cell for Blocker {
+    type Message = ();
+
+    fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
+        let _ = self.0.recv_timeout(PATIENCE);
+        Ok(())
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime::builder()
+        .worker_threads(1)
+        .dispatcher("held", 1)
+        .send_timeout(Duration::from_secs(30))
+        .quiet_panics(true)
+        .build()
+        .unwrap()
+}
+
+fn hold(runtime: &Runtime) -> mpsc::Sender<()> {
+    let (release, gate) = mpsc::channel();
+    let blocker = runtime.spawn_with(CellConfig::named("blocker").dispatcher("held"), Blocker(gate)).unwrap();
+    blocker.try_send(()).unwrap();
+    assert!(eventually(|| blocker.queued() == 0));
+    release
+}
+
+fn three_classes() -> Shedding<Req> {
+    Shedding::new(|r: &Req| r.class).watermark(0, 0.5).unwrap().watermark(1, 0.8).unwrap()
+}
+
+#[test]
+fn lowest_classes_are_shed_first_and_every_shed_message_comes_back() {
+    let runtime = runtime();
+    let release = hold(&runtime);
+    let cell = runtime.spawn_with(CellConfig::named("shop").capacity(10).dispatcher("held"), Sink).unwrap();
+    cell.set_shedding(Some(three_classes()));
+    let (mut admitted, mut shed, mut full) = ([0_u32; 3], [0_u32; 3], [0_u32; 3]);
+    for id in 0..10 {
+        for class in 0..3_u8 {
+            match cell.try_send(Req { class, id }) {
+                Ok(()) => admitted[usize::from(class)] += 1,
+                Err(SendError::Shed(back)) => {
+                    assert_eq!(back, Req { class, id }, "the shed message itself comes back");
+                    shed[usize::from(class)] += 1;
+                }
+                Err(SendError::Full(back)) => {
+                    assert_eq!(back, Req { class, id });
+                    full[usize::from(class)] += 1;
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // Class 0 stops at 5 queued, class 1 at 8, class 2 fills all 10.
+    assert_eq!(admitted, [2, 3, 5]);
+    assert_eq!(shed, [8, 7, 0]);
+    assert_eq!(full, [0, 0, 5], "the top class is refused only by a full mailbox");
+    let stats = cell.shedding_stats().unwrap();
+    assert_eq!((stats.admitted(0), stats.admitted(1), stats.admitted(2)), (2, 3, 10));
+    assert_eq!((stats.shed(0), stats.shed(1), stats.shed(2), stats.shed_total()), (8, 7, 0, 15));
+    drop(release);
+    runtime.shutdown(PATIENCE);
+}
+
+#[test]
+fn a_blocking_send_of_a_shed_class_returns_at_once_instead_of_waiting_for_room() {
+    let runtime = runtime();
+    let release = hold(&runtime);
+    let cell = runtime.spawn_with(CellConfig::named("shop").capacity(2).dispatcher("held"), Sink).unwrap();
+    cell.set_shedding(Some(three_classes()));
+    cell.send(Req { class: 0, id: 1 }).unwrap();
+    // A 30 s send timeout: a wait would end in `Timeout`, long after this.
+    assert_eq!(cell.send(Req { class: 0, id: 2 }), Err(SendError::Shed(Req { class: 0, id: 2 })));
+    drop(release);
+    runtime.shutdown(PATIENCE);
+}
+
+#[test]
+fn the_policy_stays_with_the_address_across_a_replace_and_can_be_cleared() {
+    let runtime = runtime();
+    let release = hold(&runtime);
+    let cell = runtime.spawn_with(CellConfig::named("shop").capacity(4).dispatcher("held"), Sink).unwrap();
+    cell.set_shedding(Some(three_classes()));
+    runtime.replace_with(&cell, CellConfig::new().dispatcher("held"), Sink).unwrap();
+    cell.try_send(Req { class: 0, id: 1 }).unwrap();
+    cell.try_send(Req { class: 0, id: 2 }).unwrap();
+    assert!(cell.try_send(Req { class: 0, id: 3 }).unwrap_err().is_shed());
+    assert_eq!(cell.shedding_stats().unwrap().shed(0), 1);
+    cell.set_shedding(None);
+    assert_eq!(cell.shedding_stats(), None);
+    cell.try_send(Req { class: 0, id: 3 }).unwrap();
+    drop(release);
+    runtime.shutdown(PATIENCE);
+}
+
+#[test]
+fn a_router_address_sheds_by_the_depth_of_all_its_members() {
+    let runtime = runtime();
+    let release = hold(&runtime);
+    let members: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| runtime.spawn_with(CellConfig::named(name).capacity(2).dispatcher("held"), Sink).unwrap())
+        .collect();
+    let router = runtime.router("front", Routing::round_robin(), members).unwrap();
+    router.addr().set_shedding(Some(three_classes()));
+    // Capacity 4 in all: class 0 gets in below 2 queued, class 1 below 3.2.
+    router.addr().try_send(Req { class: 0, id: 1 }).unwrap();
+    router.addr().try_send(Req { class: 0, id: 2 }).unwrap();
+    assert!(router.addr().try_send(Req { class: 0, id: 3 }).unwrap_err().is_shed());
+    router.addr().try_send(Req { class: 1, id: 4 }).unwrap();
+    router.addr().try_send(Req { class: 1, id: 5 }).unwrap();
+    assert!(router.addr().try_send(Req { class: 1, id: 6 }).unwrap_err().is_shed());
+    assert!(router.addr().try_send(Req { class: 2, id: 7 }).unwrap_err().is_full());
+    assert_eq!(router.addr().shedding_stats().unwrap().shed_total(), 2);
+    drop(release);
+    runtime.shutdown(PATIENCE);
+}
