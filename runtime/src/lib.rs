@@ -145,7 +145,9 @@ pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
 pub use crate::dead_letter::DeadLetter;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::flow::{
-    Router, RouterError, RouterStats, Routing, Shedding, SheddingError, SheddingStats, MAX_CLASS,
+    BreakerConfig, BreakerConfigError, BreakerMetrics, BreakerOpen, BreakerState, BreakerTransition,
+    CallError, CallOutcome, CircuitBreaker, Permit, Router, RouterError, RouterStats, Routing, Shedding,
+    SheddingError, SheddingStats, SlidingWindow, MAX_CLASS,
 };
 pub use crate::mailbox::SendError;
 pub use crate::observe::{

@@ -24,6 +24,7 @@
 //! | [`reply_channel`] | `ask::channel` |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
+//! | [`ModelBreaker`] | `flow::breaker::CircuitBreaker` at injected instants |
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -33,6 +34,9 @@ use crate::ask::{self, Pending, Reply};
 use crate::dispatch::run_queue::RunQueue;
 use crate::dispatch::state::{Schedule, Snapshot};
 use crate::dispatch::{Runnable, Task, TurnEnd};
+use crate::flow::{
+    BreakerConfig, BreakerConfigError, BreakerOpen, BreakerState, CallOutcome, CircuitBreaker, Permit,
+};
 use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
@@ -549,5 +553,46 @@ impl ModelWindow {
     /// `RestartWindow::clear`: forgets every restart.
     pub fn clear(&mut self) {
         self.inner.clear();
+    }
+}
+
+/// The real `flow::breaker::CircuitBreaker`, driven at instants the model
+/// gives, so no clock is read on the paths loom explores.
+#[derive(Clone, Debug)]
+pub struct ModelBreaker {
+    inner: CircuitBreaker,
+}
+
+impl ModelBreaker {
+    /// `CircuitBreaker::new`.
+    pub fn new(config: BreakerConfig) -> Result<Self, BreakerConfigError> {
+        Ok(ModelBreaker { inner: CircuitBreaker::new("model", config)? })
+    }
+
+    /// `CircuitBreaker::try_acquire` at `now`.
+    pub fn try_acquire_at(&self, now: Instant) -> Result<Permit, BreakerOpen> {
+        self.inner.try_acquire_at(now)
+    }
+
+    /// `Permit::record` of a call that took `elapsed`, at `now`.
+    pub fn record_at(&self, permit: Permit, outcome: CallOutcome, elapsed: Duration, now: Instant) {
+        permit.record_at(outcome, elapsed, now);
+    }
+
+    /// `CircuitBreaker::state`.
+    pub fn state(&self) -> BreakerState {
+        self.inner.state()
+    }
+
+    /// Half-open trial slots taken in the current epoch (from the state
+    /// word): permits in flight plus trial calls recorded.
+    pub fn trial_slots(&self) -> u32 {
+        self.inner.trial_slots()
+    }
+
+    /// Trial calls recorded in the current half-open epoch
+    /// (`CircuitBreaker::metrics` while half-open).
+    pub fn recorded_calls_at(&self, now: Instant) -> u32 {
+        self.inner.metrics_at(now).calls
     }
 }

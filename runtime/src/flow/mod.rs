@@ -1,5 +1,11 @@
-//! Flow control: what stands between a sender and a cell when the cell
-//! cannot keep up.
+//! Flow control: what stands between a sender and a cell that cannot keep
+//! up, or cannot serve it at all.
+//!
+//! Each submodule owns one mechanism, built on the message path's handles
+//! ([`Addr`](crate::Addr), [`Reply`](crate::Reply), [`Pending`](crate::Pending))
+//! and, for routers and shedding, on the address's slot. None of them knows
+//! of recomposition, which creates and reconfigures them through their
+//! public types.
 //!
 //! - `router.rs`: [`Router`], an address spread over member addresses
 //!   (round-robin, least-loaded, consistent hash, broadcast), whose members
@@ -7,16 +13,21 @@
 //! - `shedding.rs`: [`Shedding`], an address's admission policy by priority
 //!   class: the lowest classes are refused first as a mailbox fills, each
 //!   handed back as `SendError::Shed`.
+//! - `breaker.rs`: circuit breakers ([`CircuitBreaker`]) with resilience4j's
+//!   states and rules: failure and slow-call rates over a sliding window,
+//!   open, half-open trial calls, forced-open and disabled.
 //!
 //! Deadlines travel with messages (see [`Addr::ask_within`](crate::Addr::ask_within)):
 //! a message whose deadline passed before its turn is dead-lettered as
 //! expired instead of handled.
-//!
-//! These mechanisms know nothing of recomposition; recomposition creates
-//! and reconfigures them through their public types.
 
+mod breaker;
 mod router;
 mod shedding;
 
+pub use self::breaker::{
+    BreakerConfig, BreakerConfigError, BreakerMetrics, BreakerOpen, BreakerState, BreakerTransition,
+    CallError, CallOutcome, CircuitBreaker, Permit, SlidingWindow,
+};
 pub use self::router::{Router, RouterError, RouterStats, Routing};
 pub use self::shedding::{Shedding, SheddingError, SheddingStats, MAX_CLASS};
