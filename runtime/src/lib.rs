@@ -124,6 +124,7 @@ mod cell;
 mod dead_letter;
 mod dispatch;
 mod failure;
+mod flow;
 mod mailbox;
 mod observe;
 mod path;
@@ -143,6 +144,10 @@ pub use crate::ask::{AskError, Pending, Reply};
 pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
 pub use crate::dead_letter::DeadLetter;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
+pub use crate::flow::{
+    BackoffError, ExponentialBackoff, Jitter, Retry, RetryBudget, RetryBudgetError, RetryBudgetStats,
+    RetryConfigError, RetryError,
+};
 pub use crate::mailbox::SendError;
 pub use crate::observe::{
     AlertBurn, Baseline, Baselines, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Category,
