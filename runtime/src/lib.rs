@@ -145,9 +145,10 @@ pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
 pub use crate::dead_letter::DeadLetter;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::flow::{
-    BreakerConfig, BreakerConfigError, BreakerMetrics, BreakerOpen, BreakerState, BreakerTransition,
-    CallError, CallOutcome, CircuitBreaker, Permit, Router, RouterError, RouterStats, Routing, Shedding,
-    SheddingError, SheddingStats, SlidingWindow, MAX_CLASS,
+    BackoffError, BreakerConfig, BreakerConfigError, BreakerMetrics, BreakerOpen, BreakerState,
+    BreakerTransition, CallError, CallOutcome, CircuitBreaker, ExponentialBackoff, Jitter, Permit, Retry,
+    RetryBudget, RetryBudgetError, RetryBudgetStats, RetryConfigError, RetryError, Router, RouterError,
+    RouterStats, Routing, Shedding, SheddingError, SheddingStats, SlidingWindow, MAX_CLASS,
 };
 pub use crate::mailbox::SendError;
 pub use crate::observe::{

@@ -16,18 +16,25 @@
 //! - `breaker.rs`: circuit breakers ([`CircuitBreaker`]) with resilience4j's
 //!   states and rules: failure and slow-call rates over a sliding window,
 //!   open, half-open trial calls, forced-open and disabled.
+//! - `retry.rs`: retries spaced by an exponential backoff with jitter and
+//!   bounded, across all callers, by a retry budget ([`RetryBudget`]).
 //!
 //! Deadlines travel with messages (see [`Addr::ask_within`](crate::Addr::ask_within)):
 //! a message whose deadline passed before its turn is dead-lettered as
 //! expired instead of handled.
 
 mod breaker;
+mod retry;
 mod router;
 mod shedding;
 
 pub use self::breaker::{
     BreakerConfig, BreakerConfigError, BreakerMetrics, BreakerOpen, BreakerState, BreakerTransition,
     CallError, CallOutcome, CircuitBreaker, Permit, SlidingWindow,
+};
+pub use self::retry::{
+    BackoffError, ExponentialBackoff, Jitter, Retry, RetryBudget, RetryBudgetError, RetryBudgetStats,
+    RetryConfigError, RetryError,
 };
 pub use self::router::{Router, RouterError, RouterStats, Routing};
 pub use self::shedding::{Shedding, SheddingError, SheddingStats, MAX_CLASS};
