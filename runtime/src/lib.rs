@@ -143,6 +143,7 @@ pub use crate::address::{Addr, WeakAddr};
 pub use crate::ask::{AskError, Pending, Reply};
 pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
 pub use crate::dead_letter::DeadLetter;
+pub use crate::dispatch::group::GroupStats;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};
 pub use crate::flow::{
     BackoffError, BreakerConfig, BreakerConfigError, BreakerMetrics, BreakerOpen, BreakerState,

@@ -25,12 +25,14 @@
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
 //! | [`ModelBreaker`] | `flow::breaker::CircuitBreaker` at injected instants |
+//! | [`ModelGroup`], [`ModelGroupCell`] | `dispatch::group::{Group, Membership}` over a `RunQueue` and a `Mailbox` |
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::address::{Deliver, Handover, Slot};
 use crate::ask::{self, Pending, Reply};
+use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::run_queue::RunQueue;
 use crate::dispatch::state::{Schedule, Snapshot};
 use crate::dispatch::{Runnable, Task, TurnEnd};
@@ -41,8 +43,8 @@ use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
 use crate::supervise::window::RestartWindow;
-use crate::sync::atomic::{AtomicUsize, Ordering::*};
-use crate::sync::Arc;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use crate::sync::{Arc, Weak};
 
 /// A connected [`Reply`] and [`Pending`], from the real `ask::channel`.
 pub fn reply_channel<T>() -> (Reply<T>, Pending<T>) {
@@ -213,7 +215,7 @@ impl<M> ModelMailbox<M> {
         match self.inner.end_turn() {
             TurnEnd::Yield => true,
             TurnEnd::Idle => false,
-            TurnEnd::Done => unreachable!("end_turn never reports Done"),
+            TurnEnd::Done | TurnEnd::Parked => unreachable!("end_turn never reports Done or Parked"),
         }
     }
 
@@ -594,5 +596,191 @@ impl ModelBreaker {
     /// (`CircuitBreaker::metrics` while half-open).
     pub fn recorded_calls_at(&self, now: Instant) -> u32 {
         self.inner.metrics_at(now).calls
+    }
+}
+
+/// What a [`ModelGroup`]'s members share: the real group, the real run
+/// queue of their dispatcher, and the model's observations.
+struct GroupModelShared {
+    group: Arc<Group>,
+    queue: RunQueue,
+    /// Member turns in progress now (inside `Membership::run_turn`'s turn).
+    inside: AtomicUsize,
+    /// Turns that began while `max_concurrent` others were in progress.
+    overlaps: AtomicUsize,
+}
+
+/// A cell group: the real `dispatch::group::Group`, its members' turns
+/// admitted by the real `Membership::run_turn`, on one dispatcher's real
+/// `RunQueue`. Cloning gives another handle to the same group.
+#[derive(Clone)]
+pub struct ModelGroup {
+    shared: Arc<GroupModelShared>,
+}
+
+impl ModelGroup {
+    /// A group admitting `max_concurrent` (at least 1) turns at once, its
+    /// members on a dispatcher of `workers` workers.
+    pub fn new(max_concurrent: usize, workers: usize) -> Self {
+        ModelGroup {
+            shared: Arc::new(GroupModelShared {
+                group: Group::new("model", max_concurrent),
+                queue: RunQueue::new(workers),
+                inside: AtomicUsize::new(0),
+                overlaps: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// A new member cell, idle, with an empty mailbox of `capacity`.
+    pub fn cell(&self, capacity: usize) -> ModelGroupCell {
+        ModelGroupCell {
+            inner: Arc::new_cyclic(|me| GroupCellInner {
+                mailbox: Mailbox::new(capacity),
+                membership: Membership::new(self.shared.group.clone()),
+                shared: self.shared.clone(),
+                me: me.clone(),
+                handled: AtomicUsize::new(0),
+                in_turn: AtomicBool::new(false),
+                double_runs: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// What a worker does with the run queue: `RunQueue::pop`, then one turn
+    /// of one message (`Runnable::run_turn`); a member that yields goes to
+    /// the back of the queue. `false` when the queue was empty.
+    pub fn run_one(&self) -> bool {
+        let Some(task) = self.shared.queue.pop() else {
+            return false;
+        };
+        if task.run_turn(1) == TurnEnd::Yield {
+            self.shared.queue.push(task);
+        }
+        true
+    }
+
+    /// Turns that began while the group's limit was already reached.
+    pub fn overlaps(&self) -> usize {
+        self.shared.overlaps.load(Acquire)
+    }
+
+    /// `(running, parked)` from `Group::stats`.
+    pub fn running_and_parked(&self) -> (usize, usize) {
+        let stats = self.shared.group.stats();
+        (stats.running, stats.parked)
+    }
+
+    /// `(turns, times_parked)` from `Group::stats`.
+    pub fn turns_and_parks(&self) -> (u64, u64) {
+        let stats = self.shared.group.stats();
+        (stats.turns, stats.times_parked)
+    }
+
+    /// Whether the run queue is empty.
+    pub fn queue_is_empty(&self) -> bool {
+        self.shared.queue.is_empty()
+    }
+}
+
+impl fmt::Debug for ModelGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.shared.group, f)
+    }
+}
+
+struct GroupCellInner {
+    mailbox: Mailbox<u32>,
+    membership: Membership,
+    shared: Arc<GroupModelShared>,
+    me: Weak<GroupCellInner>,
+    handled: AtomicUsize,
+    in_turn: AtomicBool,
+    double_runs: AtomicUsize,
+}
+
+/// A member of a [`ModelGroup`]: a real `Mailbox` and a real `Membership`,
+/// whose turn is what `CellInstance::run_turn` does with them, handling a
+/// message by counting it. Cloning gives another handle to the same cell.
+#[derive(Clone)]
+pub struct ModelGroupCell {
+    inner: Arc<GroupCellInner>,
+}
+
+impl ModelGroupCell {
+    /// `Mailbox::push`, and the cell on the run queue when the push took its
+    /// run token (as `CellInstance::try_deliver`). `false` when refused.
+    pub fn send(&self, msg: u32) -> bool {
+        match self.inner.mailbox.push(msg) {
+            Ok(Schedule::Enqueue) => {
+                let task: Task = self.inner.clone();
+                self.inner.shared.queue.push(task);
+                true
+            }
+            Ok(Schedule::Nothing) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Messages handled so far.
+    pub fn handled(&self) -> usize {
+        self.inner.handled.load(Acquire)
+    }
+
+    /// Turns that began while another turn of this cell was in progress.
+    pub fn double_runs(&self) -> usize {
+        self.inner.double_runs.load(Acquire)
+    }
+
+    /// The mailbox's state word now.
+    pub fn snapshot(&self) -> ModelSnapshot {
+        ModelSnapshot(self.inner.mailbox.snapshot())
+    }
+}
+
+impl fmt::Debug for ModelGroupCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelGroupCell").field("handled", &self.inner.handled.load(Relaxed)).finish()
+    }
+}
+
+impl GroupCellInner {
+    /// The turn `CellInstance::run_own_turn` runs, reduced to its mailbox
+    /// steps, with the model's observations around it.
+    fn own_turn(&self, budget: usize) -> TurnEnd {
+        if self.in_turn.swap(true, AcqRel) {
+            self.double_runs.fetch_add(1, AcqRel);
+        }
+        let limit = self.shared.group.stats().max_concurrent;
+        if self.shared.inside.fetch_add(1, AcqRel) >= limit {
+            self.shared.overlaps.fetch_add(1, AcqRel);
+        }
+        self.mailbox.state().start_turn();
+        let mut handled = 0;
+        while handled < budget {
+            match self.mailbox.pop_user() {
+                Some(_) => handled += 1,
+                None => break,
+            }
+        }
+        self.handled.fetch_add(handled, AcqRel);
+        self.shared.inside.fetch_sub(1, AcqRel);
+        self.in_turn.store(false, Release);
+        self.mailbox.end_turn()
+    }
+}
+
+impl Runnable for GroupCellInner {
+    fn run_turn(&self, budget: usize) -> TurnEnd {
+        self.membership
+            .run_turn(|| self.me.upgrade().map(|me| me as Arc<dyn Reschedule>), || self.own_turn(budget))
+    }
+}
+
+impl Reschedule for GroupCellInner {
+    /// As `CellInstance::reschedule`: back on its dispatcher's run queue.
+    fn reschedule(self: Arc<Self>) {
+        let shared = self.shared.clone();
+        shared.queue.push(self);
     }
 }

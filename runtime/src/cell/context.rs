@@ -29,6 +29,7 @@ pub struct CellConfig {
     pub(crate) name: Option<String>,
     pub(crate) capacity: Option<usize>,
     pub(crate) dispatcher: Option<String>,
+    pub(crate) group: Option<String>,
 }
 
 impl CellConfig {
@@ -64,6 +65,18 @@ impl CellConfig {
     /// [`Builder::dispatcher`](crate::Builder::dispatcher).
     pub fn dispatcher(mut self, name: impl Into<String>) -> Self {
         self.dispatcher = Some(name.into());
+        self
+    }
+
+    /// The group (concurrency limit) the cell belongs to, by name. See
+    /// [`Builder::group`](crate::Builder::group). An unknown name is refused
+    /// at spawn with [`SpawnError::UnknownGroup`].
+    ///
+    /// Membership is explicit: unlike the dispatcher, a cell's children do
+    /// not inherit its group. A supervisor's children join a group through
+    /// the config of their own spec.
+    pub fn group(mut self, name: impl Into<String>) -> Self {
+        self.group = Some(name.into());
         self
     }
 }

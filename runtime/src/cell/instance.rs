@@ -41,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::address::{Addr, Deliver, Handover, Slot};
 use crate::cell::{Cell, CellError, Context, StopReason};
 use crate::dead_letter::DeadLetter;
+use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
 use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
@@ -150,6 +151,8 @@ pub(crate) struct CellInstance<C: Cell> {
     handling: Option<Box<Mutex<Option<Handling>>>>,
     /// `None` when the runtime does not observe its cells.
     metrics: Option<Box<CellMetrics>>,
+    /// The cell's place in its group, if it is in one.
+    group: Option<Membership>,
 }
 
 /// A handler with a deadline, as the watchdog sees it.
@@ -182,6 +185,7 @@ impl<C: Cell> CellInstance<C> {
         runtime: Arc<RuntimeShared>,
         parent: Option<Weak<Node>>,
         supervised: Option<Supervised>,
+        group: Option<Arc<Group>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CellInstance {
             id,
@@ -215,6 +219,7 @@ impl<C: Cell> CellInstance<C> {
             handling: supervised.and_then(|s| s.deadline).map(|_| Box::new(Mutex::new(None))),
             metrics: runtime.cell_metrics(),
             runtime,
+            group: group.map(Membership::new),
         })
     }
 
@@ -793,7 +798,28 @@ impl<C: Cell> CellInstance<C> {
 }
 
 impl<C: Cell> Runnable for CellInstance<C> {
+    #[inline]
     fn run_turn(&self, budget: usize) -> TurnEnd {
+        match &self.group {
+            None => self.run_own_turn(budget),
+            Some(membership) => membership.run_turn(
+                || self.me.upgrade().map(|me| me as Arc<dyn Reschedule>),
+                || self.run_own_turn(budget),
+            ),
+        }
+    }
+}
+
+impl<C: Cell> Reschedule for CellInstance<C> {
+    fn reschedule(self: Arc<Self>) {
+        let dispatcher = self.dispatcher.clone();
+        dispatcher.schedule(self);
+    }
+}
+
+impl<C: Cell> CellInstance<C> {
+    /// One turn, once the cell's group (if any) admitted it.
+    fn run_own_turn(&self, budget: usize) -> TurnEnd {
         let state = self.mailbox.state();
         state.start_turn();
         let mut body = self.body.lock();

@@ -5,10 +5,26 @@
 //! - `run_queue.rs`: a dispatcher's shared queue of runnable cells and how its
 //!   idle workers sleep.
 //! - `worker.rs`: the worker loop and its `next` slot for locality.
+//! - `group.rs`: cell groups, a concurrency limit across dispatchers, and
+//!   how a member over the limit waits without holding a worker.
 //!
 //! A dispatcher is also a bulkhead: cells assigned to it run only on its
 //! workers, so a group of cells that blocks or spins cannot take threads from
 //! cells on another dispatcher.
+//!
+//! # Groups
+//!
+//! A *group* ([`Builder::group`](crate::Builder::group),
+//! [`CellConfig::group`](crate::CellConfig::group)) is a finer bulkhead: at
+//! most `max_concurrent` of its cells run a turn at the same time, whatever
+//! dispatcher each runs on. A member the group cannot admit does not wait on
+//! a worker: it is parked in the group and the worker moves on to other
+//! cells. When a member's turn ends, the oldest parked member gets its
+//! permit and goes back on its own dispatcher's run queue. So a slow group
+//! shares its dispatcher without taking more than `max_concurrent` workers
+//! from it, and no message is lost or handled twice on the way.
+//! [`Runtime::group_stats`](crate::Runtime::group_stats) shows what a group
+//! does. Cells outside any group pay one branch per turn.
 //!
 //! # Turns
 //!
@@ -17,6 +33,7 @@
 //! to the back of the queue when other cells wait, or runs again at once when
 //! none does. Idle workers spin briefly, then block: an idle runtime uses no CPU.
 
+pub(crate) mod group;
 pub(crate) mod run_queue;
 pub(crate) mod state;
 pub(crate) mod worker;
@@ -36,6 +53,9 @@ pub(crate) enum TurnEnd {
     Yield,
     /// The cell terminated.
     Done,
+    /// The cell's group was full: the cell is parked there, holding its run
+    /// token, and the group reschedules it (see `group.rs`).
+    Parked,
 }
 
 /// Something a worker can run: a cell, behind its type.

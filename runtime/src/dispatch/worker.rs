@@ -123,7 +123,7 @@ pub(crate) fn run(dispatcher: Arc<Dispatcher>, index: usize) {
 fn run_task(dispatcher: &Dispatcher, task: Task) {
     loop {
         match task.run_turn(dispatcher.throughput) {
-            TurnEnd::Idle | TurnEnd::Done => return,
+            TurnEnd::Idle | TurnEnd::Done | TurnEnd::Parked => return,
             TurnEnd::Yield => {
                 // The cell kept its run token: run it again when nothing else
                 // waits, otherwise send it to the back of the queue.

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::dispatch::group::Group;
 use crate::dispatch::Dispatcher;
 use crate::supervise::Escalation;
 use crate::sync::{thread, Arc};
@@ -37,6 +38,7 @@ pub struct Builder {
     default_capacity: usize,
     send_timeout: Duration,
     dispatchers: Vec<(String, usize)>,
+    groups: Vec<(String, usize)>,
     quiet_panics: bool,
     dead_letter_capacity: usize,
     on_escalation: Option<EscalationHook>,
@@ -63,6 +65,7 @@ impl Default for Builder {
             default_capacity: 32,
             send_timeout: Duration::from_secs(5),
             dispatchers: Vec::new(),
+            groups: Vec::new(),
             quiet_panics: false,
             dead_letter_capacity: 1024,
             on_escalation: None,
@@ -94,6 +97,57 @@ impl Builder {
     /// characters, and not `"default"`; `build` checks.
     pub fn dispatcher(&mut self, name: impl Into<String>, threads: usize) -> &mut Self {
         self.dispatchers.push((name.into(), threads));
+        self
+    }
+
+    /// Adds a group: at most `max_concurrent` of the cells spawned with
+    /// [`CellConfig::group`](crate::CellConfig::group) naming it run a turn
+    /// at the same time, whatever dispatcher each runs on.
+    ///
+    /// A member the group cannot admit does not hold a worker while it
+    /// waits: it is parked in the group, and put back on its dispatcher's
+    /// run queue when a member's turn ends (oldest parked first). So a group
+    /// of slow or blocking cells sharing a dispatcher takes at most
+    /// `max_concurrent` of its workers, and the other cells keep the rest.
+    /// Membership is explicit: children do not inherit their parent's group.
+    /// [`Runtime::group_stats`] shows the group's activity.
+    ///
+    /// Names must be unique, non-empty, without whitespace or control
+    /// characters; `max_concurrent` must be at least 1. `build` checks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellConfig, CellError, Context, Runtime};
+    ///
+    /// struct Lookup;
+    ///
+    /// impl Cell for Lookup {
+    ///     type Message = cellrt::Reply<&'static str>;
+    ///
+    ///     fn handle(&mut self, _ctx: &mut Context<Self>, reply: Self::Message) -> Result<(), CellError> {
+    ///         // A slow call to a database that takes two connections at most.
+    ///         drop(reply.send("row"));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().worker_threads(4).group("database", 2).build()?;
+    /// let lookups: Vec<_> = (0..6)
+    ///     .map(|_| runtime.spawn_with(CellConfig::new().group("database"), Lookup))
+    ///     .collect::<Result<_, _>>()?;
+    /// for lookup in &lookups {
+    ///     assert_eq!(lookup.ask(|reply| reply)?.wait(Duration::from_secs(5))?, "row");
+    /// }
+    /// let stats = runtime.group_stats("database").expect("the group exists");
+    /// assert_eq!(stats.max_concurrent, 2);
+    /// assert!(stats.turns >= 6);
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn group(&mut self, name: impl Into<String>, max_concurrent: usize) -> &mut Self {
+        self.groups.push((name.into(), max_concurrent));
         self
     }
 
@@ -192,6 +246,24 @@ impl Builder {
         self
     }
 
+    /// The configured groups, checked.
+    fn groups(&self) -> Result<Vec<Arc<Group>>, BuildError> {
+        let mut groups: Vec<Arc<Group>> = Vec::with_capacity(self.groups.len());
+        for (name, max_concurrent) in &self.groups {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(BuildError::InvalidGroupName { name: name.clone() });
+            }
+            if groups.iter().any(|group| &**group.name() == name) {
+                return Err(BuildError::DuplicateGroup { name: name.clone() });
+            }
+            if *max_concurrent == 0 {
+                return Err(BuildError::ZeroGroupLimit { group: name.clone() });
+            }
+            groups.push(Group::new(name, *max_concurrent));
+        }
+        Ok(groups)
+    }
+
     /// What observes the runtime's cells, with its journal: persisted in
     /// the storage's `sys/journal` tree when there is one.
     fn observer(
@@ -245,6 +317,7 @@ impl Builder {
         if let Some((name, _)) = pools.iter().find(|(_, threads)| *threads == 0) {
             return Err(BuildError::ZeroWorkers { dispatcher: name.clone() });
         }
+        let groups = self.groups()?;
         self.observation.validate().map_err(BuildError::Observation)?;
         // Before any thread starts: a refused storage leaves nothing behind.
         #[cfg(feature = "storage")]
@@ -291,7 +364,7 @@ impl Builder {
             default_capacity = self.default_capacity,
             "runtime started"
         );
-        let shared = RuntimeShared::new(settings, dispatchers, observer);
+        let shared = RuntimeShared::new(settings, dispatchers, groups, observer);
         shared.start_analysis();
         Ok(Runtime::from_shared(shared))
     }

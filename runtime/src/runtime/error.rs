@@ -27,6 +27,21 @@ pub enum BuildError {
         /// The refused name.
         name: String,
     },
+    /// A group was configured with a limit of zero: no member could run.
+    ZeroGroupLimit {
+        /// The group's name.
+        group: String,
+    },
+    /// Two groups share a name.
+    DuplicateGroup {
+        /// The repeated name.
+        name: String,
+    },
+    /// A group name is empty or contains whitespace or control characters.
+    InvalidGroupName {
+        /// The refused name.
+        name: String,
+    },
     /// The operating system refused to start a thread.
     ThreadSpawn {
         /// The thread that could not start.
@@ -51,6 +66,11 @@ impl fmt::Display for BuildError {
             BuildError::ZeroCapacity => f.write_str("default mailbox capacity must be at least 1"),
             BuildError::DuplicateDispatcher { name } => write!(f, "dispatcher {name:?} is defined twice"),
             BuildError::InvalidDispatcherName { name } => write!(f, "invalid dispatcher name {name:?}"),
+            BuildError::ZeroGroupLimit { group } => {
+                write!(f, "group {group:?} must let at least one cell run at a time")
+            }
+            BuildError::DuplicateGroup { name } => write!(f, "group {name:?} is defined twice"),
+            BuildError::InvalidGroupName { name } => write!(f, "invalid group name {name:?}"),
             BuildError::ThreadSpawn { thread, reason } => {
                 write!(f, "cannot start thread {thread}: {reason}")
             }
@@ -82,6 +102,11 @@ pub enum SpawnError {
     ZeroCapacity,
     /// No dispatcher has this name.
     UnknownDispatcher {
+        /// The requested name.
+        name: String,
+    },
+    /// No group has this name.
+    UnknownGroup {
         /// The requested name.
         name: String,
     },
@@ -124,6 +149,7 @@ impl fmt::Display for SpawnError {
             SpawnError::ShutDown => f.write_str("runtime is shut down"),
             SpawnError::ZeroCapacity => f.write_str("mailbox capacity must be at least 1"),
             SpawnError::UnknownDispatcher { name } => write!(f, "no dispatcher named {name:?}"),
+            SpawnError::UnknownGroup { name } => write!(f, "no group named {name:?}"),
             SpawnError::InvalidName(_) => f.write_str("invalid cell name"),
             SpawnError::NameTaken { path } => write!(f, "a cell at {path} is already running"),
             SpawnError::ReplaceInProgress { path } => {

@@ -29,6 +29,7 @@ use crate::ask::{self, AskError, Pending, Reply};
 use crate::cell::instance::{CellInstance, Origin, Supervised};
 use crate::cell::{Cell, CellConfig, StopReason};
 use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::dispatch::group::{Group, GroupStats};
 use crate::dispatch::Dispatcher;
 use crate::failure::Failure;
 use crate::flow::{Router, RouterError, Routing};
@@ -117,6 +118,7 @@ pub(crate) struct RuntimeShared {
     dispatchers: HashMap<Arc<str>, Arc<Dispatcher>>,
     /// In start order, the default one first.
     dispatcher_order: Vec<Arc<Dispatcher>>,
+    groups: HashMap<Arc<str>, Arc<Group>>,
     registry: Mutex<Registry>,
     /// Signalled, under the registry lock, whenever a cell terminates.
     terminated: Condvar,
@@ -132,7 +134,12 @@ pub(crate) struct RuntimeShared {
 }
 
 impl RuntimeShared {
-    fn new(settings: Settings, dispatchers: Vec<Arc<Dispatcher>>, observer: Observer) -> Arc<Self> {
+    fn new(
+        settings: Settings,
+        dispatchers: Vec<Arc<Dispatcher>>,
+        groups: Vec<Arc<Group>>,
+        observer: Observer,
+    ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
         Arc::new(RuntimeShared {
             shutting_down: AtomicBool::new(false),
@@ -142,6 +149,7 @@ impl RuntimeShared {
             settings,
             dispatchers: dispatchers.iter().map(|d| (d.name.clone(), d.clone())).collect(),
             dispatcher_order: dispatchers,
+            groups: groups.into_iter().map(|g| (g.name().clone(), g)).collect(),
             registry: Mutex::new(Registry::new()),
             terminated: Condvar::new(),
             next_id: AtomicU64::new(1),
@@ -290,6 +298,22 @@ impl RuntimeShared {
         self.dispatchers.get(name).ok_or_else(|| SpawnError::UnknownDispatcher { name: name.to_owned() })
     }
 
+    /// The group `config` names, if any. Never inherited.
+    fn group(&self, config: &CellConfig) -> Result<Option<Arc<Group>>, SpawnError> {
+        match config.group.as_deref() {
+            None => Ok(None),
+            Some(name) => match self.groups.get(name) {
+                Some(group) => Ok(Some(group.clone())),
+                None => Err(SpawnError::UnknownGroup { name: name.to_owned() }),
+            },
+        }
+    }
+
+    /// Every group, for shutdown.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &Arc<Group>> {
+        self.groups.values()
+    }
+
     /// The mailbox capacity and dispatcher `config` asks for: `capacity` and
     /// the `inherited` dispatcher (else the default one) where it is silent.
     fn placement(
@@ -348,6 +372,7 @@ impl RuntimeShared {
         let default_capacity = req.existing.as_ref().map_or(self.settings.default_capacity, |a| a.capacity());
         let (capacity, dispatcher) =
             self.placement(&req.config, default_capacity, req.parent.map(|p| p.dispatcher()))?;
+        let group = self.group(&req.config)?;
         let id = self.next_id.fetch_add(1, Relaxed);
         let root = CellPath::root();
         let parent_path = req.parent.map_or(&root, |p| p.path());
@@ -365,6 +390,7 @@ impl RuntimeShared {
             self.clone(),
             req.parent.map(Arc::downgrade),
             req.supervised,
+            group,
         );
         let previous_owner = self.register(id, &path, instance.clone(), claim)?;
         let slot = match req.existing {
@@ -419,6 +445,7 @@ impl RuntimeShared {
             return Err(SpawnError::Supervised { path: addr.path().clone() });
         }
         let (capacity, dispatcher) = self.placement(&config, addr.capacity(), None)?;
+        let group = self.group(&config)?;
         let id = self.next_id.fetch_add(1, Relaxed);
         let path = addr.path().clone();
         let instance = CellInstance::<C>::new(
@@ -430,6 +457,7 @@ impl RuntimeShared {
             self.clone(),
             None,
             None,
+            group,
         );
         instance.install(addr.slot(), Origin::Value(cell));
         let previous_owner = self.register(id, &path, instance.clone(), PathClaim::TakeOver)?;
@@ -1058,6 +1086,12 @@ impl Runtime {
     /// Worker threads of the named dispatcher, `None` if there is none.
     pub fn dispatcher_threads(&self, name: &str) -> Option<usize> {
         self.shared.dispatchers.get(name).map(|d| d.workers())
+    }
+
+    /// What the named group is doing now, and its totals; `None` if no group
+    /// has this name. See [`Builder::group`].
+    pub fn group_stats(&self, name: &str) -> Option<GroupStats> {
+        self.shared.groups.get(name).map(|group| group.stats())
     }
 
     /// Stops every cell and every thread, and reports what happened.

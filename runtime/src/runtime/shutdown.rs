@@ -168,5 +168,10 @@ fn stop_workers(shared: &RuntimeShared, deadline: Instant) -> usize {
         // cycle cell → runtime → dispatcher → queue → cell.
         drop(dispatcher.queue.clear());
     }
+    for group in shared.groups() {
+        // Parked cells of killed or abandoned cells: the same cycle, through
+        // the group.
+        group.clear();
+    }
     handles.len()
 }
