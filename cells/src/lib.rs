@@ -3,6 +3,8 @@
 //! - [`FnCell`]: a cell from a closure, for small stages and glue.
 //! - [`Collector`]: gathers items and hands them over on request, for sinks
 //!   and tests.
+//! - [`SwrCache`]: a stale-while-revalidate cache in front of an upstream
+//!   cell, calling it through a circuit breaker.
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,8 +29,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cache;
 mod collector;
 mod fn_cell;
 
+pub use crate::cache::{CacheError, CacheMsg, CacheReply, CacheStats, Cached, SwrCache, UpstreamReply};
 pub use crate::collector::{Collect, Collector};
 pub use crate::fn_cell::FnCell;

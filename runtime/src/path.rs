@@ -3,6 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// The top-level segment, after `#`, under which breakers are journaled.
+const BREAKERS: &str = "breaker";
+
 /// The longest cell name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -94,6 +97,28 @@ impl CellPath {
         Ok(self.joined(format_args!("{name}")))
     }
 
+    /// The journal path of the circuit breaker called `name`, made by
+    /// [`Runtime::breaker`](crate::Runtime::breaker): `/#breaker/<name>`.
+    /// No cell can take it: cell names starting with `#` are refused, and
+    /// unnamed cells are `#` followed by digits.
+    ///
+    /// ```
+    /// use cellrt::CellPath;
+    ///
+    /// let path = CellPath::breaker("inventory")?;
+    /// assert_eq!(path.as_str(), "/#breaker/inventory");
+    /// assert_eq!(path, "/#breaker/inventory".parse()?);
+    /// # Ok::<(), cellrt::NameError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`child`](CellPath::child) when `name` is not a valid cell name.
+    pub fn breaker(name: &str) -> Result<Self, NameError> {
+        validate_name(name)?;
+        Ok(CellPath::root().joined(format_args!("#{BREAKERS}")).joined(format_args!("{name}")))
+    }
+
     /// The path of an unnamed child: `#<id>`.
     pub(crate) fn numbered_child(&self, id: u64) -> Self {
         self.joined(format_args!("#{id}"))
@@ -151,7 +176,8 @@ impl std::str::FromStr for CellPath {
     type Err = NameError;
 
     /// Parses `/a/b` (each name validated as [`CellPath::child`] does); `/`
-    /// is the root.
+    /// is the root. Also parses the paths of unnamed cells (`/#3`) and of
+    /// breakers ([`CellPath::breaker`]).
     fn from_str(s: &str) -> Result<Self, NameError> {
         let mut path = CellPath::root();
         let Some(rest) = s.strip_prefix('/') else {
@@ -161,8 +187,12 @@ impl std::str::FromStr for CellPath {
             return Ok(path);
         }
         for name in rest.split('/') {
-            path = if let Some(id) = name.strip_prefix('#').and_then(|id| id.parse::<u64>().ok()) {
+            let reserved = name.strip_prefix('#');
+            path = if let Some(id) = reserved.and_then(|id| id.parse::<u64>().ok()) {
                 path.numbered_child(id)
+            } else if path.is_root() && reserved == Some(BREAKERS) {
+                // `/#breaker/<name>`, see `CellPath::breaker`.
+                path.joined(format_args!("{name}"))
             } else {
                 path.child(name)?
             };

@@ -33,6 +33,14 @@ fn public_types_are_send_and_sync() {
     send_sync::<SpawnError>();
     send_sync::<BuildError>();
     send_sync::<StopReason>();
+    send_sync::<CircuitBreaker>();
+    send_sync::<Permit>();
+    send_sync::<BreakerConfig>();
+    send_sync::<BreakerConfigError>();
+    send_sync::<BreakerOpen>();
+    send_sync::<BreakerMetrics>();
+    send_sync::<BreakerTransition>();
+    send_sync::<CallError<Reply<u8>>>();
     send::<CellError>();
     send::<Context<Nothing>>();
 }

@@ -69,6 +69,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::address::Addr;
 use crate::ask::{self, AskError, Reply};
 use crate::mailbox::SendError;
+use crate::path::NameError;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::sync::{Arc, Mutex};
 
@@ -264,7 +265,7 @@ fn is_threshold(percent: f64) -> bool {
 /// assert_eq!(err, BreakerConfigError::FailureRateThreshold(0.0));
 /// assert_eq!(err.to_string(), "failure rate threshold 0 is outside (0, 100] percent");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum BreakerConfigError {
     /// `failure_rate_threshold` is not a number in `(0, 100]`.
@@ -277,6 +278,10 @@ pub enum BreakerConfigError {
     ZeroMinimumCalls,
     /// `permitted_in_half_open` is 0.
     ZeroPermittedInHalfOpen,
+    /// [`Runtime::breaker`](crate::Runtime::breaker) was given a name that
+    /// is not a valid cell name, so it cannot name the breaker's journal
+    /// path (`/#breaker/<name>`).
+    InvalidName(NameError),
 }
 
 impl fmt::Display for BreakerConfigError {
@@ -295,11 +300,19 @@ impl fmt::Display for BreakerConfigError {
             BreakerConfigError::ZeroPermittedInHalfOpen => {
                 f.write_str("calls permitted in half-open must be at least 1")
             }
+            BreakerConfigError::InvalidName(_) => f.write_str("breaker name cannot name a journal path"),
         }
     }
 }
 
-impl std::error::Error for BreakerConfigError {}
+impl std::error::Error for BreakerConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BreakerConfigError::InvalidName(err) => Some(err),
+            _ => None,
+        }
+    }
+}
 
 /// Where a [`CircuitBreaker`] stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -13,7 +13,7 @@
 //!
 //! Anomalies (new failure signatures, recurrences, decay crossing its
 //! threshold, burn-rate alerts, backpressure, load shifts, new message
-//! kinds, restarts, escalations) carry the [`Category`] triage gave them.
+//! kinds, restarts, escalations, circuit breaker transitions) carry the [`Category`] triage gave them.
 //! Records of deliberate acts (topology and configuration changes,
 //! investigations, approved changes) carry none. Entries are numbered 1, 2,
 //! 3… in the order they are recorded; a persisted journal continues the
@@ -68,6 +68,7 @@ use std::time::{Duration, SystemTime};
 
 use super::objective::BurnAlert;
 use super::triage::Category;
+use crate::flow::BreakerState;
 use crate::path::CellPath;
 #[cfg(feature = "storage")]
 use crate::store::{Store, StoreError};
@@ -200,6 +201,21 @@ pub enum SignalKind {
         /// The change.
         description: String,
     },
+    /// A circuit breaker made by [`Runtime::breaker`](crate::Runtime::breaker)
+    /// changed state. Its entry's cell is `/#breaker/<name>`.
+    BreakerTransition {
+        /// The breaker's name.
+        breaker: String,
+        /// The state left.
+        from: BreakerState,
+        /// The state entered.
+        to: BreakerState,
+        /// The failure rate, in percent, of the calls that decided the
+        /// transition (see [`BreakerTransition`](crate::BreakerTransition)).
+        failure_rate: Option<f64>,
+        /// The slow-call rate, in percent, of the same calls.
+        slow_call_rate: Option<f64>,
+    },
 }
 
 /// A change to the topology of cells.
@@ -260,6 +276,8 @@ pub enum SignalType {
     Investigated,
     /// [`SignalKind::Change`].
     Change,
+    /// [`SignalKind::BreakerTransition`].
+    BreakerTransition,
 }
 
 impl SignalType {
@@ -290,6 +308,7 @@ impl SignalType {
             SignalType::Configuration => "configuration",
             SignalType::Investigated => "investigated",
             SignalType::Change => "change",
+            SignalType::BreakerTransition => "breaker_transition",
         }
     }
 }
@@ -317,6 +336,7 @@ impl SignalKind {
             SignalKind::Configuration { .. } => SignalType::Configuration,
             SignalKind::Investigated { .. } => SignalType::Investigated,
             SignalKind::Change { .. } => SignalType::Change,
+            SignalKind::BreakerTransition { .. } => SignalType::BreakerTransition,
         }
     }
 
@@ -1395,6 +1415,12 @@ fn emit(signal: &Signal) {
             target: "cellrt::journal",
             seq, cell, category, kind, signals = ?signals, description = %description,
             "change approved"
+        ),
+        SignalKind::BreakerTransition { breaker, from, to, failure_rate, slow_call_rate } => tracing::warn!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, breaker = %breaker, from = %from, to = %to,
+            failure_rate = ?failure_rate, slow_call_rate = ?slow_call_rate,
+            "circuit breaker changed state"
         ),
     }
 }

@@ -23,6 +23,7 @@
 //! | 2 | Hidden Dependency Exposed | a failure or decay on a cell A: `NewSignature`, `Recurrence`, `Restart`, `Escalation`, `DecayCrossed` rising, `BurnRate` raised, `Backpressure` begun | an anomaly was recorded within `dependency_window` before it on a cell B that A sends messages to (`depends_on(A)`), B ≠ A |
 //! | 3 | Architectural Debt Indicator | a `Recurrence` | its signature was first seen more than `debt_age` before it, and it has recurred at least `debt_recurrences` times |
 //! | 3 | Architectural Debt Indicator | a `DecayCrossed` rising | it has been rising for at least `debt_rising_windows` windows |
+//! | 4 | Hidden Dependency Exposed | a `BreakerTransition`, whatever its states | — |
 //! | 4 | New Behavior Pattern | a `NewSignature`, `NewMessageKind`, `LoadShift` or `Backpressure` begun | — |
 //! | 5 | the category of its signature's `NewSignature` (New Behavior Pattern when unknown) | a `Recurrence` no rule above took | — |
 //! | 5 | Architectural Debt Indicator | a `DecayCrossed` rising or `BurnRate` raised no rule above took | — |
@@ -38,6 +39,16 @@
 //! one, so it takes the category the episode was given: an episode is
 //! keyed by cell and signal type (and, for burn rates, objective and
 //! alert).
+//!
+//! Why every breaker transition is Hidden Dependency Exposed: a circuit
+//! breaker stands in front of a dependency, and it opens only when that
+//! dependency fails or answers slowly often enough: the opening is the
+//! dependency exposed, named by the breaker. Its other moves belong to the
+//! same story: half-open and closed tell how the dependency recovers,
+//! forced-open and disabled are an operator's reaction to it. Breaker
+//! transitions are neither failure onsets nor failures of a cell (they are
+//! journaled at `/#breaker/<name>`, which no cell sends to), so rules 1 and
+//! 2 never take them.
 //!
 //! # Memory
 //!
@@ -387,6 +398,8 @@ impl Triage {
             {
                 Category::ArchitecturalDebt
             }
+            // 4. Hidden Dependency Exposed, by a breaker.
+            SignalKind::BreakerTransition { .. } => Category::HiddenDependency,
             // 4. New Behavior Pattern.
             SignalKind::NewSignature { .. }
             | SignalKind::NewMessageKind { .. }
@@ -995,5 +1008,33 @@ mod tests {
         // The most recent signature is still known.
         let latest = format!("{:016x}", 99_995);
         assert_eq!(triage.signatures.get(&latest).map(|(c, _)| *c), Some(Category::ProcessBreakdown));
+    }
+
+    #[test]
+    fn every_breaker_transition_is_a_hidden_dependency_even_after_a_change() {
+        use crate::flow::BreakerState::{Closed, ForcedOpen, HalfOpen, Open};
+        let mut triage = triage();
+        let breaker = CellPath::breaker("inventory").unwrap();
+        let configuration = SignalKind::Configuration { what: "throughput 8".into() };
+        assert_eq!(triage.classify(t(0), Some(&cell("a")), &configuration, &no_dependencies), None);
+        for (offset, (from, to)) in
+            [(Closed, Open), (Open, HalfOpen), (HalfOpen, Closed), (Closed, ForcedOpen)]
+                .into_iter()
+                .enumerate()
+        {
+            let kind = SignalKind::BreakerTransition {
+                breaker: "inventory".into(),
+                from,
+                to,
+                failure_rate: Some(60.0),
+                slow_call_rate: Some(0.0),
+            };
+            let at = t(1 + offset as u64);
+            assert_eq!(
+                triage.classify(at, Some(&breaker), &kind, &a_sends_to_b),
+                Some(Category::HiddenDependency),
+                "{from} -> {to}"
+            );
+        }
     }
 }

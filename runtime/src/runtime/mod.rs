@@ -32,7 +32,7 @@ use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::group::{Group, GroupStats};
 use crate::dispatch::Dispatcher;
 use crate::failure::Failure;
-use crate::flow::{Router, RouterError, Routing};
+use crate::flow::{BreakerConfig, BreakerConfigError, CircuitBreaker, Router, RouterError, Routing};
 use crate::mailbox::{StopCause, SystemMsg};
 use crate::observe::analysis::CellView;
 use crate::observe::journal::{JournalError, JournalQuery, Signal, SignalKind, TopologyChange};
@@ -47,6 +47,9 @@ use crate::supervise::{Escalation, StartError, Supervisor, SupervisorSpec, Termi
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::sync::{Arc, Condvar, Mutex, Weak};
 use crate::timer::TimerService;
+
+/// The `cell_kind` of a breaker's journal entries.
+const BREAKER_KIND: &str = "cellrt::CircuitBreaker";
 
 /// How many escalations [`Runtime::escalations`] keeps.
 const ESCALATIONS_KEPT: usize = 1024;
@@ -1036,6 +1039,57 @@ impl Runtime {
     /// ```
     pub fn journal(&self, query: &JournalQuery) -> Vec<Signal> {
         self.shared.observer.journal().query(query)
+    }
+
+    /// A [`CircuitBreaker`] whose transitions are journaled: each one
+    /// becomes a [`SignalKind::BreakerTransition`] entry at the path
+    /// [`CellPath::breaker`]`(name)`, `/#breaker/<name>` (a prefix no cell
+    /// can take), triaged as Hidden
+    /// Dependency Exposed (see [`Category`](crate::Category)). Breakers made
+    /// with the same name share that path.
+    ///
+    /// The breaker holds the runtime weakly: it keeps working after the
+    /// runtime is gone, unjournaled.
+    ///
+    /// # Errors
+    ///
+    /// As [`CircuitBreaker::new`], and
+    /// [`BreakerConfigError::InvalidName`] when `name` is not a valid cell
+    /// name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{BreakerConfig, BreakerState, CellPath, JournalQuery, Runtime, SignalKind};
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let breaker = runtime.breaker("inventory", BreakerConfig::default())?;
+    /// breaker.force_open();
+    /// let entries = runtime.journal(&JournalQuery::new().cell(CellPath::breaker("inventory")?));
+    /// assert!(matches!(
+    ///     entries[0].kind,
+    ///     SignalKind::BreakerTransition { from: BreakerState::Closed, to: BreakerState::ForcedOpen, .. }
+    /// ));
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn breaker(&self, name: &str, config: BreakerConfig) -> Result<CircuitBreaker, BreakerConfigError> {
+        let breaker = CircuitBreaker::new(name, config)?;
+        let path = CellPath::breaker(name).map_err(BreakerConfigError::InvalidName)?;
+        let runtime = Arc::downgrade(&self.shared);
+        breaker.on_transition(move |transition| {
+            let Some(runtime) = runtime.upgrade() else { return };
+            let kind = SignalKind::BreakerTransition {
+                breaker: transition.breaker.to_string(),
+                from: transition.from,
+                to: transition.to,
+                failure_rate: transition.failure_rate,
+                slow_call_rate: transition.slow_call_rate,
+            };
+            runtime.observer.signal(transition.at, Some(&path), Some(BREAKER_KIND), kind);
+        });
+        Ok(breaker)
     }
 
     /// Sets (or, with `None`, clears) the objective of the cell at `path`,
