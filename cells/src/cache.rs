@@ -258,7 +258,9 @@ where
     }
 
     /// How long an upstream request may go unanswered before it counts as a
-    /// failure.
+    /// failure. It travels with the request as its deadline
+    /// ([`Addr::ask_within`](cellrt::Addr::ask_within)): an upstream that
+    /// falls behind skips the requests that have timed out.
     pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
         self.upstream_timeout = timeout;
         self
@@ -318,7 +320,9 @@ where
         };
         self.stats.upstream_calls += 1;
         let make_request = &self.make_request;
-        match self.upstream.ask(|reply| make_request(key.clone(), reply)) {
+        // The timeout travels as the request's deadline: an upstream that
+        // falls behind skips requests nobody waits for any more.
+        match self.upstream.ask_within(self.upstream_timeout, |reply| make_request(key.clone(), reply)) {
             Ok(pending) => {
                 let fetch = Fetch { pending, permit, sent_at: now, waiters: Vec::new() };
                 self.fetches.insert(key.clone(), fetch);

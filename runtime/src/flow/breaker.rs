@@ -859,9 +859,11 @@ impl CircuitBreaker {
     /// (full, closed, timed out: the callee is not serving) and an ask
     /// without answer (timeout, reply dropped) are failures.
     ///
-    /// The calling thread blocks: from inside a cell, prefer
+    /// The request carries `timeout` as its deadline
+    /// ([`Addr::ask_within`]): if it is still queued when that passes, it is
+    /// not handled. The calling thread blocks: from inside a cell, prefer
     /// [`try_acquire`](CircuitBreaker::try_acquire) with
-    /// [`Addr::ask`] and [`Pending::try_take`](crate::Pending::try_take).
+    /// [`Addr::ask_within`] and [`Pending::try_take`](crate::Pending::try_take).
     ///
     /// # Errors
     ///
@@ -916,7 +918,8 @@ impl CircuitBreaker {
                 return Err(CallError::Open { msg: make(reply), open });
             }
         };
-        let pending = match addr.ask(make) {
+        // The timeout travels with the request as its deadline.
+        let pending = match addr.ask_within(timeout, make) {
             Ok(pending) => pending,
             Err(refused) => {
                 permit.failure();

@@ -225,6 +225,13 @@ pub enum SignalKind {
 pub enum TopologyChange {
     /// A cell was spawned.
     Spawned,
+    /// `count` cells of one kind were spawned, one after another with no
+    /// other entry in between (the entry's time is the first spawn's); see
+    /// `Observer::spawned`.
+    SpawnedCells {
+        /// How many.
+        count: u64,
+    },
     /// The cell behind an address was replaced.
     Replaced,
     /// A cell stopped for good.
@@ -238,6 +245,7 @@ impl fmt::Display for TopologyChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TopologyChange::Spawned => f.write_str("spawned"),
+            TopologyChange::SpawnedCells { count } => write!(f, "{count} cells spawned"),
             TopologyChange::Replaced => f.write_str("replaced"),
             TopologyChange::Stopped { reason } => write!(f, "stopped: {reason}"),
         }

@@ -29,6 +29,17 @@ pub(crate) struct Observer {
     objectives: Mutex<HashMap<CellPath, Objective>>,
     /// Which cells each cell sends to, from the latest window.
     dependencies: Mutex<HashMap<CellPath, Vec<CellPath>>>,
+    /// Spawns not journaled yet; see [`Observer::spawned`].
+    spawns: Mutex<Vec<Spawns>>,
+}
+
+/// Spawns of one cell kind since the last journal entry.
+struct Spawns {
+    kind: &'static str,
+    count: u64,
+    /// The first one's path and time.
+    first: CellPath,
+    at: SystemTime,
 }
 
 impl Observer {
@@ -51,6 +62,7 @@ impl Observer {
             ),
             objectives: Mutex::new(HashMap::new()),
             dependencies: Mutex::new(HashMap::new()),
+            spawns: Mutex::new(Vec::new()),
             config,
         })
     }
@@ -59,7 +71,9 @@ impl Observer {
         &self.config
     }
 
+    /// The journal, with the spawns counted so far recorded in it.
     pub(crate) fn journal(&self) -> &Journal {
+        self.flush_spawns();
         &self.journal
     }
 
@@ -67,6 +81,18 @@ impl Observer {
     /// any, and records it. (The journal refuses only malformed entries,
     /// which the runtime does not make; a refusal is traced.)
     pub(crate) fn signal(
+        &self,
+        at: SystemTime,
+        cell: Option<&CellPath>,
+        cell_kind: Option<&str>,
+        kind: SignalKind,
+    ) -> Option<Signal> {
+        self.flush_spawns();
+        self.record(at, cell, cell_kind, kind)
+    }
+
+    /// Triages and records one entry, spawns already flushed.
+    fn record(
         &self,
         at: SystemTime,
         cell: Option<&CellPath>,
@@ -109,6 +135,39 @@ impl Observer {
         self.signatures.lock().snapshot(now)
     }
 
+    /// Notes that a cell of type `kind` was spawned at `path`.
+    ///
+    /// Spawns come in bursts (a supervisor starting its children, a pool
+    /// filling up, 50,000 cells at startup), and a journal entry per spawn
+    /// would cost each spawn more than the spawn itself. So a spawn is only
+    /// counted here, by cell kind; before the next entry is recorded (or
+    /// the journal is read, or the analysis window ticks) the counts become
+    /// entries: `Topology { Spawned }` at the cell's path for a kind spawned
+    /// once, `Topology { SpawnedCells { count } }` for a burst. Triage sees
+    /// them before anything recorded after the spawns, so nothing that
+    /// follows a spawn is classified as if the spawn had not happened.
+    pub(crate) fn spawned(&self, path: &CellPath, kind: &'static str) {
+        let mut spawns = self.spawns.lock();
+        match spawns.iter_mut().find(|s| s.kind == kind) {
+            Some(burst) => burst.count += 1,
+            None => spawns.push(Spawns { kind, count: 1, first: path.clone(), at: SystemTime::now() }),
+        }
+    }
+
+    /// Journals the spawns counted since the last entry.
+    pub(crate) fn flush_spawns(&self) {
+        let spawns = std::mem::take(&mut *self.spawns.lock());
+        for burst in spawns {
+            if burst.count == 1 {
+                let change = TopologyChange::Spawned;
+                self.record(burst.at, Some(&burst.first), Some(burst.kind), SignalKind::Topology { change });
+            } else {
+                let change = TopologyChange::SpawnedCells { count: burst.count };
+                self.record(burst.at, None, Some(burst.kind), SignalKind::Topology { change });
+            }
+        }
+    }
+
     /// Journals a change of the topology.
     pub(crate) fn topology(&self, path: &CellPath, kind: &str, change: TopologyChange) {
         self.signal(SystemTime::now(), Some(path), Some(kind), SignalKind::Topology { change });
@@ -130,6 +189,7 @@ impl Observer {
 
     /// One analysis window over `cells`.
     pub(crate) fn analyse(&self, now: Instant, cells: &[CellView<'_>]) {
+        self.flush_spawns();
         let objectives = self.objectives.lock().clone();
         let (findings, dependencies) = {
             let mut analysis = self.analysis.lock();

@@ -433,7 +433,7 @@ impl RuntimeShared {
             self.watch_deadline(Arc::downgrade(&instance) as Weak<dyn CellControl>, deadline);
         }
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), dispatcher = %dispatcher.name, capacity, "spawned");
-        self.observer.topology(&path, std::any::type_name::<C>(), TopologyChange::Spawned);
+        self.observer.spawned(&path, std::any::type_name::<C>());
         Ok((Addr::from_slot(slot), instance))
     }
 

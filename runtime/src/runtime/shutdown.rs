@@ -46,6 +46,8 @@ pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownRep
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
     shared.shutting_down.store(true, Release);
+    // Spawns still counted, not journaled, go in before the journal closes.
+    shared.observer.flush_spawns();
     let (cells, stopped_before, killed_before, undelivered_before) = {
         let mut registry = shared.registry.lock();
         registry.accepting = false;
