@@ -89,7 +89,7 @@ pub enum FailureCause {
     },
     /// Not a failure of the cell: the message's deadline (from
     /// [`Addr::ask_within`](crate::Addr::ask_within) or
-    /// [`Addr::send_within`](crate::Addr::send_within)) had passed when its
+    /// [`Addr::try_send_by`](crate::Addr::try_send_by)) had passed when its
     /// turn came, so it was not handled. Only dead letters carry this cause;
     /// it reaches neither supervision nor the failure signatures.
     Expired {

@@ -90,6 +90,21 @@
 //! returns all of it; it exports as JSON, Prometheus text and Graphviz DOT.
 //! `docs/observation.md` in the repository states the formulas and rules.
 //!
+//! # Flow control
+//!
+//! When a cell cannot keep up, flow control decides what gives, and every
+//! message that is not handled comes back in a typed error or lands in the
+//! dead letters. A [`Router`] spreads one address over several cells
+//! ([`Runtime::router`]); a [`Shedding`] policy on an address refuses the
+//! lowest priority classes first as a mailbox fills ([`SendError::Shed`]);
+//! [`Addr::ask_within`] gives a request a deadline that travels with it, and
+//! a request still queued past it is not handled; a [`CircuitBreaker`] stops
+//! calls to a failing or slow dependency and journals its transitions
+//! ([`Runtime::breaker`]); [`Retry`] spaces retries with an
+//! [`ExponentialBackoff`] within a shared [`RetryBudget`]; dispatchers and
+//! groups with a concurrency limit ([`Builder::group`]) are bulkheads.
+//! `docs/flow.md` in the repository states the rules.
+//!
 //! # Shutdown
 //!
 //! [`Runtime::shutdown`] drains cells in reverse spawn order and returns a
@@ -111,8 +126,8 @@
 //! - `serde` (implied by `storage`): observation data ([`Snapshot`],
 //!   [`Signal`], …) implements serde's traits.
 //!
-//! With `--no-default-features` the crate depends only on crossbeam and
-//! tracing.
+//! With `--no-default-features` the crate depends only on crossbeam,
+//! fastrand (retry jitter) and tracing.
 //!
 //! # Minimum supported Rust version
 //!
