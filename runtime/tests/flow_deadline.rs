@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use cellrt::{
     Addr, AskError, Cell, CellConfig, CellError, Context, FailureCause, Reply, Routing, Runtime, SendError,
 };
-use common::{eventually, PATIENCE};
+use common::{eventually, hold, PATIENCE};
 
 enum Msg {
     /// Answers with the deadline the handler sees.
@@ -60,17 +59,6 @@ impl Cell for Worker {
     }
 }
 
-struct Blocker(mpsc::Receiver<()>);
-
-impl Cell for Blocker {
-    type Message = ();
-
-    fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
-        let _ = self.0.recv_timeout(PATIENCE);
-        Ok(())
-    }
-}
-
 fn runtime() -> Runtime {
     Runtime::builder()
         .worker_threads(1)
@@ -79,14 +67,6 @@ fn runtime() -> Runtime {
         .quiet_panics(true)
         .build()
         .unwrap()
-}
-
-fn hold(runtime: &Runtime, name: &str) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel();
-    let blocker = runtime.spawn_with(CellConfig::named(name).dispatcher("held"), Blocker(gate)).unwrap();
-    blocker.try_send(()).unwrap();
-    assert!(eventually(|| blocker.queued() == 0));
-    release
 }
 
 fn worker(
@@ -122,7 +102,7 @@ fn the_handler_reads_the_ask_deadline_from_its_context_and_its_reply() {
 fn a_message_whose_deadline_passed_in_the_queue_is_dead_lettered_as_expired_not_handled() {
     let runtime = runtime();
     let notes = Notes::default();
-    let release = hold(&runtime, "blocker");
+    let release = hold(&runtime, "blocker", "held");
     let cell = worker(&runtime, "w", "held", &notes, None);
     cell.try_send(Msg::Note(1)).unwrap();
     let soon = Instant::now() + Duration::from_millis(20);
@@ -194,7 +174,7 @@ fn a_deadline_travels_through_a_router_to_the_member() {
 fn an_ask_within_waits_for_room_only_until_its_deadline() {
     let runtime = runtime();
     let notes = Notes::default();
-    let release = hold(&runtime, "blocker");
+    let release = hold(&runtime, "blocker", "held");
     let cell = runtime
         .spawn_with(
             CellConfig::named("tiny").capacity(1).dispatcher("held"),

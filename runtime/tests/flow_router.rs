@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use cellrt::{
     Addr, Cell, CellConfig, CellError, Context, NameError, Router, RouterError, Routing, Runtime, SendError,
 };
-use common::{eventually, PATIENCE};
+use common::{eventually, hold, PATIENCE};
 
 /// Who handled which message, in order.
 type Seen = Arc<Mutex<Vec<(String, u64)>>>;
@@ -31,19 +30,6 @@ impl Cell for Member {
     }
 }
 
-/// Occupies its dispatcher's only worker until the test lets it go, so the
-/// other cells there only queue.
-struct Blocker(mpsc::Receiver<()>);
-
-impl Cell for Blocker {
-    type Message = ();
-
-    fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
-        let _ = self.0.recv_timeout(PATIENCE);
-        Ok(())
-    }
-}
-
 fn runtime() -> Runtime {
     Runtime::builder().worker_threads(2).dispatcher("held", 1).quiet_panics(true).build().unwrap()
 }
@@ -58,15 +44,6 @@ fn members(
         .iter()
         .map(|name| runtime.spawn_with(config(name), Member { seen: seen.clone() }).unwrap())
         .collect()
-}
-
-/// Blocks the `held` dispatcher; dropping the sender releases it.
-fn hold(runtime: &Runtime) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel();
-    let blocker = runtime.spawn_with(CellConfig::named("blocker").dispatcher("held"), Blocker(gate)).unwrap();
-    blocker.try_send(()).unwrap();
-    assert!(eventually(|| blocker.queued() == 0), "the blocker took its message");
-    release
 }
 
 fn handled_by(seen: &Seen) -> HashMap<u64, String> {
@@ -97,7 +74,7 @@ fn round_robin_gives_each_member_the_next_message_in_turn() {
 #[test]
 fn least_loaded_sends_to_the_member_with_the_fewest_waiting() {
     let runtime = runtime();
-    let release = hold(&runtime);
+    let release = hold(&runtime, "blocker", "held");
     let seen = Seen::default();
     let pool = members(&runtime, &["a", "b", "c"], |name| CellConfig::named(name).dispatcher("held"), &seen);
     for _ in 0..3 {
@@ -120,7 +97,7 @@ fn least_loaded_sends_to_the_member_with_the_fewest_waiting() {
 #[test]
 fn a_full_member_is_skipped_and_an_all_full_pool_hands_the_message_back() {
     let runtime = runtime();
-    let release = hold(&runtime);
+    let release = hold(&runtime, "blocker", "held");
     let seen = Seen::default();
     let pool =
         members(&runtime, &["a", "b"], |name| CellConfig::named(name).capacity(1).dispatcher("held"), &seen);
@@ -135,23 +112,13 @@ fn a_full_member_is_skipped_and_an_all_full_pool_hands_the_message_back() {
     assert!(eventually(|| seen.lock().unwrap().len() == 2));
     // `a` is free again, and `b` is next in turn but also free: no failover.
     // Fill `b` only, then the turn that starts at `b` fails over to `a`.
-    let release = hold_again(&runtime);
+    let release = hold(&runtime, "blocker-2", "held");
     pool[1].try_send(9).unwrap();
     router.addr().try_send(4).unwrap(); // turn 3 starts at b (full) → a
     assert_eq!(router.stats().failovers, 1);
     assert_eq!(pool.iter().map(Addr::queued).collect::<Vec<_>>(), [1, 1]);
     drop(release);
     runtime.shutdown(PATIENCE);
-}
-
-/// Blocks the `held` dispatcher again with a second blocker.
-fn hold_again(runtime: &Runtime) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel();
-    let blocker =
-        runtime.spawn_with(CellConfig::named("blocker-2").dispatcher("held"), Blocker(gate)).unwrap();
-    blocker.try_send(()).unwrap();
-    assert!(eventually(|| blocker.queued() == 0));
-    release
 }
 
 /// Routes keys `0..KEYS` through `router` and returns who handled each.

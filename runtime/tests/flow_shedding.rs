@@ -2,11 +2,10 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use cellrt::{Cell, CellConfig, CellError, Context, Routing, Runtime, SendError, Shedding};
-use common::{eventually, PATIENCE};
+use common::{hold, PATIENCE};
 
 /// A request of a class, numbered.
 #[derive(Debug, PartialEq)]
@@ -25,18 +24,6 @@ impl Cell for Sink {
     }
 }
 
-/// Occupies the `held` dispatcher's worker until released.
-struct Blocker(mpsc::Receiver<()>);
-
-impl Cell for Blocker {
-    type Message = ();
-
-    fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
-        let _ = self.0.recv_timeout(PATIENCE);
-        Ok(())
-    }
-}
-
 fn runtime() -> Runtime {
     Runtime::builder()
         .worker_threads(1)
@@ -47,14 +34,6 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-fn hold(runtime: &Runtime) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel();
-    let blocker = runtime.spawn_with(CellConfig::named("blocker").dispatcher("held"), Blocker(gate)).unwrap();
-    blocker.try_send(()).unwrap();
-    assert!(eventually(|| blocker.queued() == 0));
-    release
-}
-
 fn three_classes() -> Shedding<Req> {
     Shedding::new(|r: &Req| r.class).watermark(0, 0.5).unwrap().watermark(1, 0.8).unwrap()
 }
@@ -62,7 +41,7 @@ fn three_classes() -> Shedding<Req> {
 #[test]
 fn lowest_classes_are_shed_first_and_every_shed_message_comes_back() {
     let runtime = runtime();
-    let release = hold(&runtime);
+    let release = hold(&runtime, "blocker", "held");
     let cell = runtime.spawn_with(CellConfig::named("shop").capacity(10).dispatcher("held"), Sink).unwrap();
     cell.set_shedding(Some(three_classes()));
     let (mut admitted, mut shed, mut full) = ([0_u32; 3], [0_u32; 3], [0_u32; 3]);
@@ -96,7 +75,7 @@ fn lowest_classes_are_shed_first_and_every_shed_message_comes_back() {
 #[test]
 fn a_blocking_send_of_a_shed_class_returns_at_once_instead_of_waiting_for_room() {
     let runtime = runtime();
-    let release = hold(&runtime);
+    let release = hold(&runtime, "blocker", "held");
     let cell = runtime.spawn_with(CellConfig::named("shop").capacity(2).dispatcher("held"), Sink).unwrap();
     cell.set_shedding(Some(three_classes()));
     cell.send(Req { class: 0, id: 1 }).unwrap();
@@ -109,7 +88,7 @@ fn a_blocking_send_of_a_shed_class_returns_at_once_instead_of_waiting_for_room()
 #[test]
 fn the_policy_stays_with_the_address_across_a_replace_and_can_be_cleared() {
     let runtime = runtime();
-    let release = hold(&runtime);
+    let release = hold(&runtime, "blocker", "held");
     let cell = runtime.spawn_with(CellConfig::named("shop").capacity(4).dispatcher("held"), Sink).unwrap();
     cell.set_shedding(Some(three_classes()));
     runtime.replace_with(&cell, CellConfig::new().dispatcher("held"), Sink).unwrap();
@@ -127,7 +106,7 @@ fn the_policy_stays_with_the_address_across_a_replace_and_can_be_cleared() {
 #[test]
 fn a_router_address_sheds_by_the_depth_of_all_its_members() {
     let runtime = runtime();
-    let release = hold(&runtime);
+    let release = hold(&runtime, "blocker", "held");
     let members: Vec<_> = ["a", "b"]
         .into_iter()
         .map(|name| runtime.spawn_with(CellConfig::named(name).capacity(2).dispatcher("held"), Sink).unwrap())

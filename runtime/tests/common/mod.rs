@@ -147,3 +147,27 @@ impl Cell for Gated {
 }
 
 pub mod probe;
+
+/// Occupies its dispatcher's worker until its gate opens (or its sender is
+/// dropped), so that the other cells there only queue.
+pub struct Blocker(pub std::sync::mpsc::Receiver<()>);
+
+impl Cell for Blocker {
+    type Message = ();
+
+    fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
+        let _ = self.0.recv_timeout(PATIENCE);
+        Ok(())
+    }
+}
+
+/// Blocks the one worker of `dispatcher` with a [`Blocker`] named `name`,
+/// once it has taken its message; dropping the sender releases it.
+pub fn hold(runtime: &Runtime, name: &str, dispatcher: &str) -> std::sync::mpsc::Sender<()> {
+    let (release, gate) = std::sync::mpsc::channel();
+    let config = cellrt::CellConfig::named(name).dispatcher(dispatcher);
+    let blocker = runtime.spawn_with(config, Blocker(gate)).expect("the blocker spawns");
+    blocker.try_send(()).expect("the blocker takes its message");
+    assert!(eventually(|| blocker.queued() == 0), "the blocker took its message");
+    release
+}
