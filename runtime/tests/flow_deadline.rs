@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use cellrt::{
     Addr, AskError, Cell, CellConfig, CellError, Context, FailureCause, Reply, Routing, Runtime, SendError,
 };
-use common::{eventually, hold, PATIENCE};
+use common::{eventually, held_runtime, hold, PATIENCE};
 
 enum Msg {
     /// Answers with the deadline the handler sees.
@@ -59,16 +59,6 @@ impl Cell for Worker {
     }
 }
 
-fn runtime() -> Runtime {
-    Runtime::builder()
-        .worker_threads(1)
-        .dispatcher("held", 1)
-        .send_timeout(Duration::from_secs(30))
-        .quiet_panics(true)
-        .build()
-        .unwrap()
-}
-
 fn worker(
     runtime: &Runtime,
     name: &str,
@@ -82,7 +72,7 @@ fn worker(
 
 #[test]
 fn the_handler_reads_the_ask_deadline_from_its_context_and_its_reply() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let notes = Notes::default();
     let cell = worker(&runtime, "w", "default", &notes, None);
     let before = Instant::now();
@@ -100,7 +90,7 @@ fn the_handler_reads_the_ask_deadline_from_its_context_and_its_reply() {
 
 #[test]
 fn a_message_whose_deadline_passed_in_the_queue_is_dead_lettered_as_expired_not_handled() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let notes = Notes::default();
     let release = hold(&runtime, "blocker", "held");
     let cell = worker(&runtime, "w", "held", &notes, None);
@@ -139,7 +129,7 @@ fn a_message_whose_deadline_passed_in_the_queue_is_dead_lettered_as_expired_not_
 
 #[test]
 fn a_forwarding_cell_passes_its_deadline_on() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let notes = Notes::default();
     let last = worker(&runtime, "last", "default", &notes, None);
     let first = worker(&runtime, "first", "default", &notes, Some(last));
@@ -153,7 +143,7 @@ fn a_forwarding_cell_passes_its_deadline_on() {
 
 #[test]
 fn a_deadline_travels_through_a_router_to_the_member() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let notes = Notes::default();
     let members = vec![
         worker(&runtime, "m0", "default", &notes, None),
@@ -172,7 +162,7 @@ fn a_deadline_travels_through_a_router_to_the_member() {
 
 #[test]
 fn an_ask_within_waits_for_room_only_until_its_deadline() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let notes = Notes::default();
     let release = hold(&runtime, "blocker", "held");
     let cell = runtime

@@ -2,10 +2,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use cellrt::{Cell, CellConfig, CellError, Context, Routing, Runtime, SendError, Shedding};
-use common::{hold, PATIENCE};
+use cellrt::{Cell, CellConfig, CellError, Context, Routing, SendError, Shedding};
+use common::{held_runtime, hold, PATIENCE};
 
 /// A request of a class, numbered.
 #[derive(Debug, PartialEq)]
@@ -24,23 +22,13 @@ impl Cell for Sink {
     }
 }
 
-fn runtime() -> Runtime {
-    Runtime::builder()
-        .worker_threads(1)
-        .dispatcher("held", 1)
-        .send_timeout(Duration::from_secs(30))
-        .quiet_panics(true)
-        .build()
-        .unwrap()
-}
-
 fn three_classes() -> Shedding<Req> {
     Shedding::new(|r: &Req| r.class).watermark(0, 0.5).unwrap().watermark(1, 0.8).unwrap()
 }
 
 #[test]
 fn lowest_classes_are_shed_first_and_every_shed_message_comes_back() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let release = hold(&runtime, "blocker", "held");
     let cell = runtime.spawn_with(CellConfig::named("shop").capacity(10).dispatcher("held"), Sink).unwrap();
     cell.set_shedding(Some(three_classes()));
@@ -74,7 +62,7 @@ fn lowest_classes_are_shed_first_and_every_shed_message_comes_back() {
 
 #[test]
 fn a_blocking_send_of_a_shed_class_returns_at_once_instead_of_waiting_for_room() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let release = hold(&runtime, "blocker", "held");
     let cell = runtime.spawn_with(CellConfig::named("shop").capacity(2).dispatcher("held"), Sink).unwrap();
     cell.set_shedding(Some(three_classes()));
@@ -87,7 +75,7 @@ fn a_blocking_send_of_a_shed_class_returns_at_once_instead_of_waiting_for_room()
 
 #[test]
 fn the_policy_stays_with_the_address_across_a_replace_and_can_be_cleared() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let release = hold(&runtime, "blocker", "held");
     let cell = runtime.spawn_with(CellConfig::named("shop").capacity(4).dispatcher("held"), Sink).unwrap();
     cell.set_shedding(Some(three_classes()));
@@ -105,7 +93,7 @@ fn the_policy_stays_with_the_address_across_a_replace_and_can_be_cleared() {
 
 #[test]
 fn a_router_address_sheds_by_the_depth_of_all_its_members() {
-    let runtime = runtime();
+    let runtime = held_runtime();
     let release = hold(&runtime, "blocker", "held");
     let members: Vec<_> = ["a", "b"]
         .into_iter()

@@ -171,3 +171,16 @@ pub fn hold(runtime: &Runtime, name: &str, dispatcher: &str) -> std::sync::mpsc:
     assert!(eventually(|| blocker.queued() == 0), "the blocker took its message");
     release
 }
+
+/// A runtime with one default worker, a one-worker dispatcher `held` for
+/// cells to queue on behind a [`hold`], and a 30 s send timeout (a send that
+/// waits shows as `Timeout` long after any test's own wait).
+pub fn held_runtime() -> Runtime {
+    Runtime::builder()
+        .worker_threads(1)
+        .dispatcher("held", 1)
+        .send_timeout(Duration::from_secs(30))
+        .quiet_panics(true)
+        .build()
+        .expect("runtime builds")
+}
