@@ -77,6 +77,9 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     fn control(&self) -> Option<Arc<dyn CellControl>>;
     /// Whether a supervisor restarts the cell behind this target.
     fn is_supervised(&self) -> bool;
+    /// The address's shedding policy refused a message meant for this
+    /// target: counted in the cell's metrics, if it keeps any.
+    fn note_shed(&self) {}
 }
 
 /// What an address routes to: the target, and the admission policy applied
@@ -92,7 +95,13 @@ impl<M: Send + 'static> Route<M> {
     fn deliver(&self, msg: M, expires: Option<Instant>) -> Result<(), SendError<M>> {
         let msg = match &self.shedding {
             None => msg,
-            Some(policy) => policy.admit(msg, self.target.queued(), self.target.capacity())?,
+            Some(policy) => match policy.admit(msg, self.target.queued(), self.target.capacity()) {
+                Ok(msg) => msg,
+                Err(shed) => {
+                    self.target.note_shed();
+                    return Err(shed);
+                }
+            },
         };
         match expires {
             None => self.target.try_deliver(msg),

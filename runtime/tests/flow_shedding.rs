@@ -56,6 +56,12 @@ fn lowest_classes_are_shed_first_and_every_shed_message_comes_back() {
     let stats = cell.shedding_stats().unwrap();
     assert_eq!((stats.admitted(0), stats.admitted(1), stats.admitted(2)), (2, 3, 10));
     assert_eq!((stats.shed(0), stats.shed(1), stats.shed(2), stats.shed_total()), (8, 7, 0, 15));
+    // The cell's own metrics count the sends it was spared and refused.
+    let snapshot = runtime.snapshot();
+    let shop = snapshot.cells.iter().find(|c| c.path.as_str() == "/shop").unwrap();
+    let metrics = shop.metrics.as_ref().unwrap();
+    assert_eq!((metrics.shed, metrics.rejected_full), (15, 5));
+    assert!(snapshot.prometheus().contains("cellrt_sends_shed_total{cell=\"/shop\""));
     drop(release);
     runtime.shutdown(PATIENCE);
 }

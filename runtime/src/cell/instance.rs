@@ -1028,6 +1028,12 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     fn is_supervised(&self) -> bool {
         self.supervised.is_some()
     }
+
+    fn note_shed(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.shed();
+        }
+    }
 }
 
 impl<C: Cell> CellControl for CellInstance<C> {

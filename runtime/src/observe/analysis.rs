@@ -177,7 +177,9 @@ impl CellAnalysis {
             queue_delay: counters.queue_delay.saturating_sub(last.queue_delay),
             queue_samples: counters.queue_samples - last.queue_samples,
             saturation: if view.capacity == 0 { 0.0 } else { (high as f64 / view.capacity as f64).min(1.0) },
-            rejected: counters.rejected - last.rejected,
+            // Refused as full or shed by policy: either way the cell did
+            // not keep up with what it was sent.
+            rejected: (counters.rejected + counters.shed) - (last.rejected + last.shed),
         };
         self.windows += 1;
         let mut found = |kind: SignalKind| {

@@ -45,7 +45,7 @@ impl Snapshot {
             format!("cell=\"{}\",kind=\"{}\"", escape(path.as_str()), escape(kind))
         };
         type Counter = (&'static str, &'static str, fn(&super::Metrics) -> u64);
-        let counters: [Counter; 7] = [
+        let counters: [Counter; 8] = [
             ("cellrt_messages_handled_total", "Messages handled successfully.", |m| m.handled),
             ("cellrt_messages_failed_total", "Messages whose handling failed.", |m| m.failed),
             ("cellrt_panics_total", "Panics in any hook of the cell.", |m| m.panics),
@@ -53,6 +53,7 @@ impl Snapshot {
             ("cellrt_sends_rejected_total", "Sends rejected because the mailbox was full.", |m| {
                 m.rejected_full
             }),
+            ("cellrt_sends_shed_total", "Sends refused by the address's shedding policy.", |m| m.shed),
             ("cellrt_messages_slow_total", "Messages over the latency objective's threshold.", |m| m.slow),
             (
                 "cellrt_messages_expired_total",

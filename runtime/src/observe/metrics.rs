@@ -101,6 +101,8 @@ pub(crate) struct Counters {
     pub(crate) panics: u64,
     pub(crate) restarts: u64,
     pub(crate) rejected: u64,
+    /// Sends the address's shedding policy refused while this cell served it.
+    pub(crate) shed: u64,
     pub(crate) slow: u64,
     /// Handling time of the stamped messages.
     pub(crate) busy: Duration,
@@ -144,6 +146,7 @@ struct SendSide {
     /// every message is stamped and timed.
     latency_threshold: AtomicU64,
     rejected: AtomicU64,
+    shed: AtomicU64,
 }
 
 /// The metrics of one cell instance.
@@ -171,6 +174,7 @@ impl CellMetrics {
                 sample_every: sample_every.max(1),
                 latency_threshold: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
+                shed: AtomicU64::new(0),
             }),
             handled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -226,6 +230,11 @@ impl CellMetrics {
         });
     }
 
+    /// A send to this cell's address was refused by its shedding policy.
+    pub(crate) fn shed(&self) {
+        self.send.shed.fetch_add(1, Relaxed);
+    }
+
     /// A send to this cell was rejected because its mailbox was full.
     pub(crate) fn rejected(&self, capacity: usize) {
         self.send.rejected.fetch_add(1, Relaxed);
@@ -263,6 +272,7 @@ impl CellMetrics {
             panics: self.panics.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             rejected: self.send.rejected.load(Relaxed),
+            shed: self.send.shed.load(Relaxed),
             slow: self.slow.load(Relaxed),
             busy: Duration::from_nanos(self.busy_ns.load(Relaxed)),
             queue_delay: Duration::from_nanos(self.queue_ns.load(Relaxed)),
@@ -310,6 +320,7 @@ impl CellMetrics {
             panics: counters.panics,
             restarts: counters.restarts,
             rejected_full: counters.rejected,
+            shed: counters.shed,
             slow: counters.slow,
             expired: self.expired.load(Relaxed),
             mailbox_len: queued,
@@ -483,6 +494,9 @@ pub struct Metrics {
     pub restarts: u64,
     /// Sends rejected because the mailbox was full.
     pub rejected_full: u64,
+    /// Sends refused by the address's shedding policy
+    /// ([`Shedding`](crate::Shedding)) while this cell served the address.
+    pub shed: u64,
     /// Messages over the latency objective's threshold (with one set).
     pub slow: u64,
     /// Messages not handled because their deadline had passed when their
