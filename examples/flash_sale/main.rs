@@ -2,15 +2,17 @@
 //! service slows, and, without flow control, retries cascade into payments
 //! until everything fails. Here the graceful version is the natural one:
 //!
-//! - the gateway's address **sheds** browse requests first once its mailbox
-//!   passes a quarter full; each shed request is handed back to the shopper
-//!   at once (`SendError::Shed`), and checkout keeps the rest of the room;
+//! - the gateway's address **sheds** browse requests first once 128 are
+//!   queued; each shed request is handed back to the shopper at once
+//!   (`SendError::Shed`), and checkout keeps the rest of the room; checkout
+//!   has its own **priority lane**, handled before the queued browsing;
 //! - browse reads go through a **stale-while-revalidate cache** whose calls
 //!   to inventory pass a **circuit breaker**: when stock reads turn slow,
 //!   the breaker opens and the cache serves the last good counts, marked
 //!   stale; when inventory recovers, a few half-open trial calls close it;
-//! - inventory's own address sheds stock reads before reservations, so the
-//!   checkout path always finds room;
+//! - inventory's own address sheds stock reads before reservations, and its
+//!   reservations have their own lane, so the checkout path always finds
+//!   room and never waits behind slow reads;
 //! - every request carries its shopper's **deadline**, passed from cell to
 //!   cell; work nobody waits for is not done;
 //! - checkout retries a declined charge with exponential backoff and

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! driver ──ask_within──► gateway ──► browse ──► cache ──breaker──► inventory
-//!          (shedding:                  │                           ▲  (shedding: stock reads
-//!           browse first)              └──► checkout pool ─reserve─┘   before reservations)
+//!          (shedding:                  │                           ▲  (lanes and shedding:
+//!           browse first;              └──► checkout pool ─reserve─┘   reservations before
+//!           lanes: checkout first)                                      stock reads)
 //!                                            │
 //!                                            └──pay, retries within a budget──► payment
 //! ```
@@ -149,6 +150,16 @@ struct Gateway {
 
 impl Cell for Gateway {
     type Message = Request;
+    // Checkout has its own lane: it overtakes the browse requests queued
+    // before it.
+    const LANES: usize = 2;
+
+    fn lane(request: &Request) -> usize {
+        match request {
+            Request::Browse { .. } => 0,
+            Request::Checkout { .. } => 1,
+        }
+    }
 
     fn handle(&mut self, ctx: &mut Context<Self>, request: Request) -> Result<(), CellError> {
         thread::sleep(self.work);
@@ -256,6 +267,15 @@ struct Inventory {
 
 impl Cell for Inventory {
     type Message = Stock;
+    // Reservations overtake the (slow) stock reads queued before them.
+    const LANES: usize = 2;
+
+    fn lane(stock: &Stock) -> usize {
+        match stock {
+            Stock::Read { .. } => 0,
+            Stock::Reserve { .. } => 1,
+        }
+    }
 
     fn handle(&mut self, _: &mut Context<Self>, msg: Stock) -> Result<(), CellError> {
         match msg {
@@ -408,13 +428,14 @@ pub(crate) fn run(config: SaleConfig) -> Result<SaleReport, Box<dyn std::error::
             left: vec![1_000_000; ITEMS as usize],
         },
     )?;
-    // Reads may hold only a few places: reservations always find room.
+    // Reads may hold only a few of its 2 × 64 places: slow reads nobody will
+    // wait for are refused at once instead of queued.
     inventory.set_shedding(Some(
         Shedding::new(|stock: &Stock| match stock {
             Stock::Read { .. } => 0,
             Stock::Reserve { .. } => 1,
         })
-        .watermark(0, 0.05)?,
+        .watermark(0, 0.025)?,
     ));
     let payment = runtime.spawn_with(
         CellConfig::named("payment"),
@@ -471,13 +492,14 @@ pub(crate) fn run(config: SaleConfig) -> Result<SaleReport, Box<dyn std::error::
             refused: refused.clone(),
         },
     )?;
-    // Browsing may fill a quarter of the gateway's mailbox; checkout all of it.
+    // Browsing may fill an eighth of the gateway's 2 × 512 places (128
+    // requests); checkout all of them.
     gateway.set_shedding(Some(
         Shedding::new(|request: &Request| match request {
             Request::Browse { .. } => 0,
             Request::Checkout { .. } => 1,
         })
-        .watermark(0, 0.25)?,
+        .watermark(0, 0.125)?,
     ));
 
     // Drive the phases: requests paced every millisecond, answers collected

@@ -9,7 +9,8 @@
 //! each message is handled exactly once, the cell ends idle with nothing
 //! queued and no token left over (a message left in the queue of an idle cell
 //! would be stranded forever), and no two workers are ever inside the cell's
-//! turn at once.
+//! turn at once. The same holds for a mailbox with priority lanes, whose
+//! idle re-check must look at every lane.
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelMailbox;
@@ -103,6 +104,29 @@ fn two_senders_never_strand_a_message() {
         }
         handled.sort_unstable();
         assert_eq!(handled, [1, 2], "each message is handled exactly once");
+        assert_eq!(system, 0);
+        assert_quiescent(&cell, &tokens);
+    });
+}
+
+#[test]
+fn a_message_in_a_higher_lane_racing_the_idle_transition_is_not_stranded() {
+    cellrt_loom_tests::check(3, || {
+        let cell = Arc::new(Cell { mailbox: ModelMailbox::with_lanes(1, 2), inside: AtomicBool::new(false) });
+        let tokens = Arc::new(RunTokens::new(2));
+        let senders = [1, 0].map(|lane| {
+            let (cell, tokens) = (cell.clone(), tokens.clone());
+            thread::spawn(move || {
+                let took = cell.mailbox.push_to(lane, 10 + lane as u32).expect("the lane has room");
+                tokens.producer_done(took);
+            })
+        });
+        let (mut handled, system) = worker(&cell, &tokens, 2);
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        handled.sort_unstable();
+        assert_eq!(handled, [10, 11], "each message is handled exactly once");
         assert_eq!(system, 0);
         assert_quiescent(&cell, &tokens);
     });

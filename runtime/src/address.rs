@@ -58,9 +58,9 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
         let _ = deadline;
         self.try_deliver(msg)
     }
-    /// Blocks until there may be room, the target closes, or `deadline`
-    /// passes (then `false`).
-    fn wait_for_space(&self, deadline: Instant) -> bool;
+    /// Blocks until there may be room for `msg`, the target closes, or
+    /// `deadline` passes (then `false`).
+    fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool;
     /// Replaced by `successor`: closes to new messages, finishes the message
     /// in hand, then hands what is queued to `successor` and stops.
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>);
@@ -180,7 +180,7 @@ impl<M: Send + 'static> Slot<M> {
                 backoff.snooze();
                 continue;
             }
-            if !target.wait_for_space(deadline) {
+            if !target.wait_for_space(&msg, deadline) {
                 // One last attempt: room may have appeared at the deadline.
                 return self.try_send_until(msg, expires).map_err(|err| match err {
                     SendError::Full(m) => SendError::Timeout(m),

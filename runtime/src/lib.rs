@@ -156,7 +156,7 @@ pub mod loom_api;
 
 pub use crate::address::{Addr, WeakAddr};
 pub use crate::ask::{AskError, Pending, Reply};
-pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason};
+pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason, MAX_LANES};
 pub use crate::dead_letter::DeadLetter;
 pub use crate::dispatch::group::GroupStats;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};

@@ -128,6 +128,22 @@ impl<M> ModelMailbox<M> {
         ModelMailbox { inner: Mailbox::new(capacity) }
     }
 
+    /// A mailbox of `lanes` priority lanes of `capacity` messages each
+    /// (`Mailbox::with_lanes`).
+    pub fn with_lanes(capacity: usize, lanes: usize) -> Self {
+        ModelMailbox { inner: Mailbox::with_lanes(capacity, lanes, false) }
+    }
+
+    /// `Mailbox::push_to`: pushes into priority lane `lane`; `Ok(true)`
+    /// when the sender took the run token.
+    ///
+    /// # Errors
+    ///
+    /// `Full(msg)` or `Closed(msg)`, the message handed back.
+    pub fn push_to(&self, lane: usize, msg: M) -> Result<bool, SendError<M>> {
+        self.inner.push_to(lane, msg, None).map(|schedule| schedule == Schedule::Enqueue)
+    }
+
     /// `Mailbox::push`: `Ok(true)` when the sender took the run token.
     ///
     /// # Errors
@@ -223,7 +239,7 @@ impl<M> ModelMailbox<M> {
     /// have room or the mailbox closes (loom does not model time, so this is
     /// an untimed sleep: a lost wake-up is a deadlock the model reports).
     pub fn wait_for_space(&self) {
-        self.inner.wait_for_space(Instant::now() + Duration::from_secs(3600));
+        self.inner.wait_for_space(0, Instant::now() + Duration::from_secs(3600));
     }
 
     /// `Mailbox::close`: `false` when it was already closed.
@@ -353,8 +369,8 @@ impl<M: Send + 'static> Deliver<M> for TargetInner<M> {
         Ok(())
     }
 
-    fn wait_for_space(&self, deadline: Instant) -> bool {
-        self.mailbox.inner.wait_for_space(deadline)
+    fn wait_for_space(&self, _msg: &M, deadline: Instant) -> bool {
+        self.mailbox.inner.wait_for_space(0, deadline)
     }
 
     /// As `CellInstance::hand_over`.

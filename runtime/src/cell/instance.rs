@@ -39,7 +39,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::address::{Addr, Deliver, Handover, Slot};
-use crate::cell::{Cell, CellError, Context, StopReason};
+use crate::cell::{Cell, CellError, Context, StopReason, MAX_LANES};
 use crate::dead_letter::DeadLetter;
 use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::state::Schedule;
@@ -190,7 +190,7 @@ impl<C: Cell> CellInstance<C> {
         Arc::new_cyclic(|me| CellInstance {
             id,
             path,
-            mailbox: if held { Mailbox::new_held(capacity) } else { Mailbox::new(capacity) },
+            mailbox: Mailbox::with_lanes(capacity, C::LANES.clamp(1, MAX_LANES), held),
             handover: Handover::new(),
             body: Mutex::new(Body {
                 incarnation: None,
@@ -921,6 +921,17 @@ impl<C: Cell> CellInstance<C> {
 }
 
 impl<C: Cell> CellInstance<C> {
+    /// The priority lane of `msg`: always 0 for a cell type without lanes
+    /// (decided at compile time).
+    #[inline]
+    fn lane_of(msg: &C::Message) -> usize {
+        if C::LANES > 1 {
+            C::lane(msg)
+        } else {
+            0
+        }
+    }
+
     /// Pushes a message to an observed cell: counts the edge from the
     /// sending cell, or a rejection as full.
     #[inline]
@@ -930,7 +941,7 @@ impl<C: Cell> CellInstance<C> {
         metrics: &CellMetrics,
         stamp: Option<Box<Stamp>>,
     ) -> Result<(), SendError<C::Message>> {
-        match self.mailbox.push_stamped(msg, stamp) {
+        match self.mailbox.push_to(Self::lane_of(&msg), msg, stamp) {
             Ok(schedule) => {
                 CellMetrics::accepted(self.id, &self.path);
                 if schedule == Schedule::Enqueue {
@@ -964,7 +975,7 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     #[inline]
     fn try_deliver(&self, msg: C::Message) -> Result<(), SendError<C::Message>> {
         let Some(metrics) = &self.metrics else {
-            if self.mailbox.push(msg)? == Schedule::Enqueue {
+            if self.mailbox.push_to(Self::lane_of(&msg), msg, None)? == Schedule::Enqueue {
                 self.schedule();
             }
             return Ok(());
@@ -975,7 +986,7 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     fn try_deliver_until(&self, msg: C::Message, deadline: Instant) -> Result<(), SendError<C::Message>> {
         let stamp = Some(Stamp::with_deadline(deadline));
         let Some(metrics) = &self.metrics else {
-            if self.mailbox.push_stamped(msg, stamp)? == Schedule::Enqueue {
+            if self.mailbox.push_to(Self::lane_of(&msg), msg, stamp)? == Schedule::Enqueue {
                 self.schedule();
             }
             return Ok(());
@@ -983,8 +994,8 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
         self.push_observed(msg, metrics, stamp)
     }
 
-    fn wait_for_space(&self, deadline: Instant) -> bool {
-        self.mailbox.wait_for_space(deadline)
+    fn wait_for_space(&self, msg: &C::Message, deadline: Instant) -> bool {
+        self.mailbox.wait_for_space(C::lane(msg), deadline)
     }
 
     fn hand_over(&self, successor: Arc<dyn Deliver<C::Message>>) {

@@ -45,6 +45,9 @@ pub(crate) mod instance;
 pub use self::context::{CellConfig, Context};
 pub use self::error::CellError;
 
+/// The most priority lanes a cell's mailbox can have ([`Cell::LANES`]).
+pub const MAX_LANES: usize = 16;
+
 use crate::failure::Failure;
 use crate::supervise::Escalation;
 
@@ -102,6 +105,55 @@ pub trait Cell: Send + Sized + 'static {
     /// The default does nothing.
     fn stopped(&mut self, ctx: &mut Context<Self>, reason: &StopReason) {
         let _ = (ctx, reason);
+    }
+
+    /// How many priority lanes the cell's mailbox has, from 1 (the default:
+    /// one first-in, first-out queue) to [`MAX_LANES`] (more count as
+    /// `MAX_LANES`). Each lane holds the mailbox's capacity, and
+    /// [`lane`](Cell::lane) picks a message's lane. The worker takes from
+    /// the highest non-empty lane first: a message in lane 1 overtakes every
+    /// lane-0 message queued before it. Priority is strict (lower lanes
+    /// wait while higher ones have messages); within a lane, first in,
+    /// first out. Lanes order what was admitted; to refuse low-priority
+    /// messages as the mailbox fills, give the address a
+    /// [`Shedding`](crate::Shedding) policy.
+    ///
+    /// ```
+    /// use cellrt::{Cell, CellError, Context};
+    ///
+    /// enum Request {
+    ///     Browse(u32),
+    ///     Checkout(u32),
+    /// }
+    ///
+    /// struct Shop;
+    ///
+    /// impl Cell for Shop {
+    ///     type Message = Request;
+    ///     const LANES: usize = 2;
+    ///
+    ///     fn lane(request: &Request) -> usize {
+    ///         match request {
+    ///             Request::Browse(_) => 0,
+    ///             Request::Checkout(_) => 1,
+    ///         }
+    ///     }
+    ///
+    ///     fn handle(&mut self, _ctx: &mut Context<Self>, _request: Request) -> Result<(), CellError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    const LANES: usize = 1;
+
+    /// The priority lane of `msg`, from 0 (the lowest) to
+    /// [`LANES`](Cell::LANES)` - 1` (higher numbers count as the highest).
+    /// Called on the sender's thread for every send when `LANES` is above
+    /// 1: keep it cheap, and do not panic (a panic unwinds into the
+    /// sender). The default is 0.
+    fn lane(msg: &Self::Message) -> usize {
+        let _ = msg;
+        0
     }
 
     /// Names the kind of a message, for failures and metrics. Override it

@@ -338,7 +338,7 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
         self.route(msg, Some(deadline))
     }
 
-    fn wait_for_space(&self, deadline: Instant) -> bool {
+    fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool {
         // Wait on the least loaded member for a slice, then let the sender
         // offer the message to all of them again.
         let target = {
@@ -348,10 +348,10 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
         let slice = Instant::now() + WAIT_SLICE;
         match target {
             Some(target) if slice < deadline => {
-                target.wait_for_space(slice);
+                target.wait_for_space(msg, slice);
                 true
             }
-            Some(target) => target.wait_for_space(deadline),
+            Some(target) => target.wait_for_space(msg, deadline),
             None => false,
         }
     }

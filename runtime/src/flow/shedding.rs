@@ -14,8 +14,10 @@
 //! once (a blocking send does not wait for room for a message the policy
 //! refuses), and the policy counts it by class ([`SheddingStats`]).
 //!
-//! The mailbox itself stays first in, first out: classes decide what gets
-//! in, not the order in which admitted messages are handled.
+//! Shedding decides what gets in, not the order in which admitted messages
+//! are handled: for that, a cell type declares priority lanes
+//! ([`Cell::LANES`](crate::Cell::LANES), [`Cell::lane`](crate::Cell::lane)),
+//! and its worker takes the highest lane first.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};

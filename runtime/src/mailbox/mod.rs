@@ -12,6 +12,17 @@
 //! reached this mailbox directly after the swap, so taking them first keeps
 //! each sender's messages in the order it sent them.
 //!
+//! # Priority lanes
+//!
+//! A cell type with [`Cell::LANES`](crate::Cell::LANES) above 1 gets that
+//! many user queues, each of the mailbox's capacity: lane 0 is the user
+//! queue above, the others are kept apart, and [`Cell::lane`](crate::Cell::lane)
+//! picks a message's lane. The worker takes from the highest non-empty lane
+//! first (after system and moved messages), so an urgent message overtakes
+//! the ordinary ones queued before it; within a lane, first in, first out.
+//! Priority is strict: while a higher lane has messages, lower ones wait. A
+//! lane is full on its own; the mailbox's length and capacity are the sums.
+//!
 //! # Held mailboxes
 //!
 //! The successor of a replaced cell starts *held*: it admits and queues user
@@ -65,6 +76,8 @@ struct Envelope<M> {
 pub(crate) struct Mailbox<M> {
     state: CellState,
     queue: MailboxQueue<Envelope<M>>,
+    /// Lanes 1 and up, for cell types with priority lanes; see the module docs.
+    lanes: Option<Box<[MailboxQueue<Envelope<M>>]>>,
     moved: Mutex<VecDeque<M>>,
     moved_len: AtomicUsize,
     /// Set until the predecessor's messages arrive; see the module docs.
@@ -77,19 +90,24 @@ pub(crate) struct Mailbox<M> {
 
 impl<M> Mailbox<M> {
     /// A mailbox whose user queue holds `capacity` messages (at least 1).
+    #[cfg(any(test, cellrt_loom))]
     pub(crate) fn new(capacity: usize) -> Self {
-        Mailbox::with_hold(capacity, false)
+        Mailbox::with_lanes(capacity, 1, false)
     }
 
     /// A mailbox that hands no user message to its worker until released.
+    #[cfg(any(test, cellrt_loom))]
     pub(crate) fn new_held(capacity: usize) -> Self {
-        Mailbox::with_hold(capacity, true)
+        Mailbox::with_lanes(capacity, 1, true)
     }
 
-    fn with_hold(capacity: usize, held: bool) -> Self {
+    /// A mailbox of `lanes` priority lanes (at least 1) of `capacity`
+    /// messages each, held until released if `held`.
+    pub(crate) fn with_lanes(capacity: usize, lanes: usize, held: bool) -> Self {
         Mailbox {
             state: CellState::new(),
             queue: MailboxQueue::new(capacity),
+            lanes: (lanes > 1).then(|| (1..lanes).map(|_| MailboxQueue::new(capacity)).collect()),
             moved: Mutex::new(VecDeque::new()),
             moved_len: AtomicUsize::new(0),
             held: AtomicBool::new(held),
@@ -109,18 +127,38 @@ impl<M> Mailbox<M> {
 
     /// Adds a user message without blocking. On success, says whether the
     /// caller took the run token and must enqueue the cell.
+    #[cfg(any(test, cellrt_loom))]
     #[inline]
     pub(crate) fn push(&self, msg: M) -> Result<Schedule, SendError<M>> {
         self.push_stamped(msg, None)
     }
 
     /// [`push`](Mailbox::push) for a message that may carry a stamp.
+    #[cfg(any(test, cellrt_loom))]
     #[inline]
     pub(crate) fn push_stamped(&self, msg: M, stamp: Option<Box<Stamp>>) -> Result<Schedule, SendError<M>> {
+        self.push_to(0, msg, stamp)
+    }
+
+    /// The number of priority lanes (1 without lanes).
+    #[inline]
+    pub(crate) fn lanes(&self) -> usize {
+        self.lanes.as_ref().map_or(1, |lanes| lanes.len() + 1)
+    }
+
+    /// [`push`](Mailbox::push) of a message that may carry a stamp, into
+    /// priority lane `lane` (the highest lane for a number above it).
+    #[inline]
+    pub(crate) fn push_to(
+        &self,
+        lane: usize,
+        msg: M,
+        stamp: Option<Box<Stamp>>,
+    ) -> Result<Schedule, SendError<M>> {
         if self.state.enter_gate().is_err() {
             return Err(SendError::Closed(msg));
         }
-        match self.queue.try_push(Envelope { msg, stamp }) {
+        match self.lane(lane).try_push(Envelope { msg, stamp }) {
             Ok(()) => Ok(self.state.leave_gate_after_push()),
             Err(envelope) => {
                 self.state.leave_gate();
@@ -213,7 +251,27 @@ impl<M> Mailbox<M> {
                 return Some((msg, None));
             }
         }
+        if let Some(lanes) = &self.lanes {
+            if let Some(envelope) = lanes.iter().rev().find_map(MailboxQueue::pop) {
+                return Some((envelope.msg, envelope.stamp));
+            }
+        }
         self.queue.pop().map(|envelope| (envelope.msg, envelope.stamp))
+    }
+
+    /// The queue of priority lane `lane` (the highest for a number above it).
+    #[inline]
+    fn lane(&self, lane: usize) -> &MailboxQueue<Envelope<M>> {
+        match (&self.lanes, lane) {
+            (Some(lanes), 1..) => &lanes[(lane - 1).min(lanes.len() - 1)],
+            _ => &self.queue,
+        }
+    }
+
+    /// Whether any priority lane above 0 holds a message.
+    #[inline]
+    fn lanes_have_work(&self) -> bool {
+        self.lanes.as_ref().is_some_and(|lanes| lanes.iter().any(|lane| !lane.is_empty()))
     }
 
     /// Withdraws a pending control request; returns whether it was pending.
@@ -229,17 +287,19 @@ impl<M> Mailbox<M> {
     /// Whether a user message (moved or queued) is waiting for the worker;
     /// never while held.
     pub(crate) fn has_user_work(&self) -> bool {
-        !self.withheld() && (self.moved_len.load(Acquire) > 0 || !self.queue.is_empty())
+        !self.withheld()
+            && (self.moved_len.load(Acquire) > 0 || !self.queue.is_empty() || self.lanes_have_work())
     }
 
     /// User messages waiting, moved ones included.
     pub(crate) fn len(&self) -> usize {
-        self.moved_len.load(Acquire) + self.queue.len()
+        let lanes = self.lanes.as_ref().map_or(0, |lanes| lanes.iter().map(MailboxQueue::len).sum());
+        self.moved_len.load(Acquire) + self.queue.len() + lanes
     }
 
-    /// The capacity of the user queue.
+    /// The capacity of the user queue (of all lanes together).
     pub(crate) fn capacity(&self) -> usize {
-        self.queue.capacity()
+        self.queue.capacity() * self.lanes()
     }
 
     /// Closes the gate (see the module docs) and wakes blocked senders so they
@@ -260,6 +320,14 @@ impl<M> Mailbox<M> {
             self.moved_len.store(0, Release);
             moved.drain(..).collect()
         };
+        // The order the worker would have taken them in: highest lane first.
+        if let Some(lanes) = &self.lanes {
+            for lane in lanes.iter().rev() {
+                while let Some(envelope) = lane.pop() {
+                    out.push(envelope.msg);
+                }
+            }
+        }
         while let Some(envelope) = self.queue.pop() {
             out.push(envelope.msg);
         }
@@ -287,13 +355,14 @@ impl<M> Mailbox<M> {
         TurnEnd::Idle
     }
 
-    /// Blocks until the queue may have room, the mailbox closes, or
-    /// `deadline` passes. Returns `false` when the deadline passed. See
+    /// Blocks until priority lane `lane` may have room, the mailbox closes,
+    /// or `deadline` passes. Returns `false` when the deadline passed. See
     /// `space.rs` for the protocol.
-    pub(crate) fn wait_for_space(&self, deadline: Instant) -> bool {
+    pub(crate) fn wait_for_space(&self, lane: usize, deadline: Instant) -> bool {
         let guard = self.space.lock();
         let before = self.state.wait_for_space();
-        if before.is_closed() || self.queue.len() < self.queue.capacity() {
+        let queue = self.lane(lane);
+        if before.is_closed() || queue.len() < queue.capacity() {
             return true;
         }
         self.space.sleep(guard, deadline)
@@ -364,17 +433,55 @@ mod tests {
     }
 
     #[test]
+    fn higher_lanes_are_taken_first_and_each_lane_is_first_in_first_out() {
+        let mailbox = Mailbox::with_lanes(2, 3, false);
+        assert_eq!((mailbox.lanes(), mailbox.capacity()), (3, 6));
+        let _ = mailbox.push_to(0, 1, None).unwrap();
+        let _ = mailbox.push_to(0, 2, None).unwrap();
+        assert_eq!(mailbox.push_to(0, 3, None).unwrap_err(), SendError::Full(3), "lane 0 is full on its own");
+        let _ = mailbox.push_to(1, 10, None).unwrap();
+        let _ = mailbox.push_to(2, 20, None).unwrap();
+        let _ = mailbox.push_to(7, 21, None).unwrap(); // above the highest lane: the highest
+        assert_eq!(mailbox.push_to(2, 22, None).unwrap_err(), SendError::Full(22));
+        assert_eq!(mailbox.len(), 5);
+        let order: Vec<i32> = std::iter::from_fn(|| mailbox.pop_user()).collect();
+        assert_eq!(order, vec![20, 21, 10, 1, 2]);
+        assert!(!mailbox.has_user_work());
+    }
+
+    #[test]
+    fn a_message_only_in_a_higher_lane_is_work_and_is_taken_over_on_close() {
+        let mailbox = Mailbox::with_lanes(4, 2, false);
+        let _ = mailbox.push_to(1, 10, None).unwrap();
+        assert!(mailbox.has_work(), "the idle re-check must see the higher lane");
+        let _ = mailbox.push_to(0, 1, None).unwrap();
+        let _ = mailbox.push_to(1, 11, None).unwrap();
+        assert!(mailbox.close());
+        assert_eq!(mailbox.take_user(), vec![10, 11, 1], "in the order the worker would take them");
+    }
+
+    #[test]
+    fn a_sender_waits_for_room_in_its_own_lane() {
+        let mailbox = Mailbox::with_lanes(1, 2, false);
+        let _ = mailbox.push_to(0, 1, None).unwrap();
+        let soon = Instant::now() + std::time::Duration::from_millis(5);
+        assert!(!mailbox.wait_for_space(0, soon), "lane 0 is full");
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        assert!(mailbox.wait_for_space(1, later), "lane 1 has room");
+    }
+
+    #[test]
     fn wait_for_space_times_out_on_a_full_queue() {
         let mailbox = Mailbox::new(1);
         let _ = mailbox.push(1).unwrap();
         let deadline = Instant::now() + std::time::Duration::from_millis(5);
-        assert!(!mailbox.wait_for_space(deadline));
+        assert!(!mailbox.wait_for_space(0, deadline));
     }
 
     #[test]
     fn wait_for_space_returns_at_once_when_room_exists() {
         let mailbox: Mailbox<u8> = Mailbox::new(1);
         let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        assert!(mailbox.wait_for_space(deadline));
+        assert!(mailbox.wait_for_space(0, deadline));
     }
 }

@@ -1,4 +1,5 @@
-//! Load shedding by priority class at an address.
+//! Load shedding by priority class at an address, and priority lanes in a
+//! cell's mailbox.
 
 mod common;
 
@@ -116,6 +117,69 @@ fn a_router_address_sheds_by_the_depth_of_all_its_members() {
     assert!(router.addr().try_send(Req { class: 1, id: 6 }).unwrap_err().is_shed());
     assert!(router.addr().try_send(Req { class: 2, id: 7 }).unwrap_err().is_full());
     assert_eq!(router.addr().shedding_stats().unwrap().shed_total(), 2);
+    drop(release);
+    runtime.shutdown(PATIENCE);
+}
+
+/// Records the order it handles requests in; checkout (class 1) has its own
+/// priority lane.
+struct Prioritized {
+    order: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+impl Cell for Prioritized {
+    type Message = Req;
+    const LANES: usize = 2;
+
+    fn lane(req: &Req) -> usize {
+        usize::from(req.class)
+    }
+
+    fn handle(&mut self, _: &mut Context<Self>, req: Req) -> Result<(), CellError> {
+        self.order.lock().unwrap().push(req.id);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_message_in_a_higher_lane_overtakes_the_ones_queued_before_it() {
+    let runtime = held_runtime();
+    let release = hold(&runtime, "blocker", "held");
+    let order = std::sync::Arc::default();
+    let shop = runtime
+        .spawn_with(
+            CellConfig::named("shop").dispatcher("held"),
+            Prioritized { order: std::sync::Arc::clone(&order) },
+        )
+        .unwrap();
+    for (class, id) in [(0, 1), (0, 2), (0, 3), (1, 4), (0, 5), (1, 6)] {
+        shop.try_send(Req { class, id }).unwrap();
+    }
+    drop(release);
+    assert!(common::eventually(|| order.lock().unwrap().len() == 6));
+    assert_eq!(*order.lock().unwrap(), [4, 6, 1, 2, 3, 5], "checkout first, each lane in order");
+    runtime.shutdown(PATIENCE);
+}
+
+#[test]
+fn a_full_lower_lane_does_not_refuse_the_higher_lane() {
+    let runtime = held_runtime();
+    let release = hold(&runtime, "blocker", "held");
+    let shop = runtime
+        .spawn_with(
+            CellConfig::named("shop").capacity(2).dispatcher("held"),
+            Prioritized { order: std::sync::Arc::default() },
+        )
+        .unwrap();
+    assert_eq!(shop.capacity(), 4, "two lanes of two");
+    shop.try_send(Req { class: 0, id: 1 }).unwrap();
+    shop.try_send(Req { class: 0, id: 2 }).unwrap();
+    assert_eq!(shop.try_send(Req { class: 0, id: 3 }), Err(SendError::Full(Req { class: 0, id: 3 })));
+    shop.try_send(Req { class: 1, id: 4 }).unwrap();
+    // A class above the last lane goes to the last lane.
+    shop.try_send(Req { class: 9, id: 5 }).unwrap();
+    assert_eq!(shop.try_send(Req { class: 1, id: 6 }), Err(SendError::Full(Req { class: 1, id: 6 })));
+    assert_eq!(shop.queued(), 4);
     drop(release);
     runtime.shutdown(PATIENCE);
 }
