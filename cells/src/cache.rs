@@ -28,9 +28,11 @@
 //! durations are measured from the request to the moment the cache takes the
 //! answer, so they include up to one poll period.
 //!
-//! The cell never blocks its worker: requests are sent with `Addr::ask`,
-//! which inside a cell never waits for mailbox room (a full upstream mailbox
-//! is a failure at once), and answers are collected with
+//! The cell never blocks its worker: requests are sent with
+//! `Addr::ask_within` (the upstream timeout travels as the request's
+//! deadline, so an upstream that falls behind skips the requests nobody waits
+//! for), which inside a cell never waits for mailbox room (a full upstream
+//! mailbox is a failure at once), and answers are collected with
 //! `Pending::try_take` on every `Get` and on a periodic self-tick
 //! ([`poll_every`](SwrCache::poll_every)) that runs only while requests are
 //! in flight, so an idle cache costs no CPU.
