@@ -183,3 +183,25 @@ fn an_ask_within_waits_for_room_only_until_its_deadline() {
     drop(release);
     runtime.shutdown(PATIENCE);
 }
+
+#[cfg(feature = "storage")]
+#[test]
+fn an_expired_message_is_kept_in_memory_but_not_written_to_storage() {
+    let runtime = Runtime::builder()
+        .worker_threads(1)
+        .dispatcher("held", 1)
+        .storage(cellrt::StorageConfig::in_memory())
+        .quiet_panics(true)
+        .build()
+        .unwrap();
+    let notes = Notes::default();
+    let release = hold(&runtime, "blocker", "held");
+    let cell = worker(&runtime, "w", "held", &notes, None);
+    cell.try_send_by(Msg::Note(1), Instant::now()).unwrap();
+    drop(release);
+    assert!(eventually(|| runtime.dead_letter_count() == 1));
+    assert!(matches!(runtime.dead_letters()[0].failure().cause, FailureCause::Expired { .. }));
+    assert_eq!(runtime.stored_dead_letters().unwrap().len(), 0);
+    assert!(notes.lock().unwrap().is_empty());
+    runtime.shutdown(PATIENCE);
+}

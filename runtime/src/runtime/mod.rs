@@ -581,8 +581,13 @@ impl RuntimeShared {
     }
 
     pub(crate) fn dead_letter(&self, letter: DeadLetter) {
+        // Expired messages stay in memory only: an overloaded cell would
+        // otherwise write a record for every message it could not reach in
+        // time, when writing is the last thing it can afford.
         #[cfg(feature = "storage")]
-        if let Some(storage) = &self.settings.storage {
+        let expired = matches!(letter.failure().cause, crate::failure::FailureCause::Expired { .. });
+        #[cfg(feature = "storage")]
+        if let Some(storage) = self.settings.storage.as_ref().filter(|_| !expired) {
             if let Err(err) = storage.keep_dead_letter(&letter) {
                 tracing::error!(%err, cell = %letter.failure().path, "could not store a dead letter");
             }
@@ -925,7 +930,9 @@ impl Runtime {
     }
 
     /// Every dead letter kept in the storage, this run's and earlier runs',
-    /// oldest first.
+    /// oldest first. Messages dead-lettered because their deadline passed
+    /// ([`FailureCause::Expired`](crate::FailureCause::Expired)) are not
+    /// stored: they are in [`dead_letters`](Runtime::dead_letters) only.
     ///
     /// # Errors
     ///
