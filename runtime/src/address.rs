@@ -80,6 +80,10 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     /// The address's shedding policy refused a message meant for this
     /// target: counted in the cell's metrics, if it keeps any.
     fn note_shed(&self) {}
+    /// The member addresses, when this target is a router.
+    fn members(&self) -> Option<Vec<Addr<M>>> {
+        None
+    }
 }
 
 /// What an address routes to: the target, and the admission policy applied

@@ -290,6 +290,12 @@ fn router_misuse_is_refused_with_a_typed_error() {
         Err(RouterError::DuplicateMember { path: pool[1].path().clone() })
     );
     assert_eq!(router.add(router.addr().clone()), Err(RouterError::SelfMember));
+    // A router over this one, added to it, would make a loop.
+    let outer = runtime.router("outer", Routing::round_robin(), vec![router.addr().clone()]).unwrap();
+    let cycle = router.add(outer.addr().clone()).unwrap_err();
+    assert_eq!(cycle, RouterError::Cycle { path: outer.addr().path().clone() });
+    assert_eq!(cycle.to_string(), "/outer reaches the router through its members: a message would loop");
+    assert_eq!(router.len(), 2, "nothing was added");
     let stranger = runtime.spawn_with(CellConfig::named("stranger"), Member { seen: seen.clone() }).unwrap();
     assert_eq!(router.remove(&stranger), Err(RouterError::NotMember { path: stranger.path().clone() }));
     router.remove(&pool[0]).unwrap();

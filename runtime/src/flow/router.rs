@@ -389,6 +389,10 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
         None
     }
 
+    fn members(&self) -> Option<Vec<Addr<M>>> {
+        Some(self.members.read().list.clone())
+    }
+
     fn is_supervised(&self) -> bool {
         false
     }
@@ -472,10 +476,16 @@ impl<M: Send + 'static> Router<M> {
     /// # Errors
     ///
     /// `DuplicateMember` when it is already a member, `SelfMember` when it
-    /// is the router's own address (a message would loop).
+    /// is the router's own address, `Cycle` when it is a router that reaches
+    /// this one through its members (a message would loop forever). The
+    /// check walks the members as they are now: two adds racing to make two
+    /// routers members of each other are not caught.
     pub fn add(&self, member: Addr<M>) -> Result<(), RouterError> {
         if member == self.addr {
             return Err(RouterError::SelfMember);
+        }
+        if reaches(&member, &self.addr) {
+            return Err(RouterError::Cycle { path: member.path().clone() });
         }
         let mut members = self.core.members.write();
         if members.list.contains(&member) {
@@ -537,6 +547,25 @@ impl<M: Send + 'static> Router<M> {
     }
 }
 
+/// Whether `target` can be reached from `from` through routers' members.
+fn reaches<M: Send + 'static>(from: &Addr<M>, target: &Addr<M>) -> bool {
+    let mut stack = vec![from.clone()];
+    let mut seen: Vec<Addr<M>> = Vec::new();
+    while let Some(addr) = stack.pop() {
+        if &addr == target {
+            return true;
+        }
+        if seen.contains(&addr) {
+            continue;
+        }
+        if let Some(members) = addr.slot().current().members() {
+            stack.extend(members);
+        }
+        seen.push(addr);
+    }
+    false
+}
+
 fn duplicate<M: Send + 'static>(members: &[Addr<M>]) -> Option<CellPath> {
     members.iter().enumerate().find(|(i, m)| members[..*i].contains(m)).map(|(_, m)| m.path().clone())
 }
@@ -588,6 +617,12 @@ pub enum RouterError {
     },
     /// A router cannot be its own member.
     SelfMember,
+    /// The member is a router that reaches this one through its own
+    /// members: a message would go round forever.
+    Cycle {
+        /// The member's path.
+        path: CellPath,
+    },
     /// The address is not a member.
     NotMember {
         /// The address's path.
@@ -610,6 +645,9 @@ impl fmt::Display for RouterError {
             RouterError::EmptyPool => f.write_str("a router needs at least one member"),
             RouterError::DuplicateMember { path } => write!(f, "{path} is a member of the router already"),
             RouterError::SelfMember => f.write_str("a router cannot be its own member"),
+            RouterError::Cycle { path } => {
+                write!(f, "{path} reaches the router through its members: a message would loop")
+            }
             RouterError::NotMember { path } => write!(f, "{path} is not a member of the router"),
             RouterError::LastMember { path } => {
                 write!(f, "{path} is the router's last member; a router keeps at least one")
