@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use crate::ask::{self, Pending, Reply};
 use crate::dispatch::worker::on_worker_thread;
 use crate::flow::{Shedding, SheddingStats};
-use crate::mailbox::{Mailbox, SendError};
+use crate::mailbox::{Envelope, Mailbox, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
 use crate::supervise::watch::Watchers;
@@ -66,7 +66,7 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>);
     /// Takes a predecessor's leftovers ahead of its own queue and starts
     /// handling (lifts the hold).
-    fn release(&self, moved: Vec<M>);
+    fn release(&self, moved: Vec<Envelope<M>>);
     /// Whether the target still waits for its predecessor's leftovers.
     fn is_held(&self) -> bool;
     /// Messages waiting.
@@ -264,7 +264,7 @@ impl<M: Send + 'static> Handover<M> {
     /// The target's side, as it stops for good with no message in hand:
     /// closes `mailbox`, takes what it holds, and gives it to the successor if
     /// a replace asked for it. Returns the messages no one will handle.
-    pub(crate) fn retire(&self, mailbox: &Mailbox<M>) -> Vec<M> {
+    pub(crate) fn retire(&self, mailbox: &Mailbox<M>) -> Vec<Envelope<M>> {
         let mut state = self.state.lock();
         mailbox.close();
         let leftovers = mailbox.take_user();
@@ -280,7 +280,11 @@ impl<M: Send + 'static> Handover<M> {
 
     /// The successor's side: runs `accept` on a predecessor's leftovers
     /// unless this target already stopped, in which case they come back.
-    pub(crate) fn accept<R>(&self, msgs: Vec<M>, accept: impl FnOnce(Vec<M>) -> R) -> Result<R, Vec<M>> {
+    pub(crate) fn accept<R>(
+        &self,
+        msgs: Vec<Envelope<M>>,
+        accept: impl FnOnce(Vec<Envelope<M>>) -> R,
+    ) -> Result<R, Vec<Envelope<M>>> {
         let state = self.state.lock();
         match *state {
             HandoverState::Retired => Err(msgs),

@@ -39,7 +39,7 @@ use crate::dispatch::{Runnable, Task, TurnEnd};
 use crate::flow::{
     BreakerConfig, BreakerConfigError, BreakerOpen, BreakerState, CallOutcome, CircuitBreaker, Permit,
 };
-use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
+use crate::mailbox::{Envelope, Mailbox, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
 use crate::supervise::window::RestartWindow;
@@ -202,7 +202,7 @@ impl<M> ModelMailbox<M> {
     /// `Mailbox::release`: takes handed-over messages and lifts the hold;
     /// `true` when the caller took the run token.
     pub fn release(&self, msgs: Vec<M>) -> bool {
-        self.inner.release(msgs) == Schedule::Enqueue
+        self.inner.release(msgs.into_iter().map(Envelope::plain)) == Schedule::Enqueue
     }
 
     /// `CellState::start_turn`: the token holder begins a turn.
@@ -249,7 +249,7 @@ impl<M> ModelMailbox<M> {
 
     /// `Mailbox::take_user`: every queued user message, moved ones first.
     pub fn take_user(&self) -> Vec<M> {
-        self.inner.take_user()
+        self.inner.take_user().into_iter().map(|envelope| envelope.msg).collect()
     }
 
     /// `Mailbox::len`: user messages waiting, moved ones included.
@@ -325,7 +325,7 @@ impl<M: Send + 'static> ModelTarget<M> {
     pub fn stop(&self) -> Vec<M> {
         let leftovers = self.inner.handover.retire(&self.inner.mailbox.inner);
         self.inner.mailbox.inner.state().finish();
-        leftovers
+        leftovers.into_iter().map(|envelope| envelope.msg).collect()
     }
 
     /// Whether the target still waits for a predecessor (`Mailbox::is_held`).
@@ -389,8 +389,10 @@ impl<M: Send + 'static> Deliver<M> for TargetInner<M> {
 
     /// As `CellInstance::release`; leftovers reaching a stopped target are
     /// dropped (the runtime counts them undelivered).
-    fn release(&self, moved: Vec<M>) {
-        if let Ok(took) = self.handover.accept(moved, |moved| self.mailbox.release(moved)) {
+    fn release(&self, moved: Vec<Envelope<M>>) {
+        if let Ok(took) =
+            self.handover.accept(moved, |moved| self.mailbox.inner.release(moved) == Schedule::Enqueue)
+        {
             self.record(took);
         }
     }

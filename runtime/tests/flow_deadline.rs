@@ -205,3 +205,24 @@ fn an_expired_message_is_kept_in_memory_but_not_written_to_storage() {
     assert!(notes.lock().unwrap().is_empty());
     runtime.shutdown(PATIENCE);
 }
+
+#[test]
+fn a_deadline_survives_a_replace() {
+    let runtime = held_runtime();
+    let notes = Notes::default();
+    let release = hold(&runtime, "blocker", "held");
+    let cell = worker(&runtime, "w", "held", &notes, None);
+    let later = Instant::now() + PATIENCE;
+    cell.try_send_by(Msg::Note(1), later).unwrap();
+    cell.try_send_by(Msg::Note(2), Instant::now() + Duration::from_millis(20)).unwrap();
+    let successor = Worker { notes: notes.clone(), next: None };
+    runtime.replace_with(&cell, CellConfig::new().dispatcher("held"), successor).unwrap();
+    thread::sleep(Duration::from_millis(40));
+    // The old cell hands its queue over when its worker is free again.
+    drop(release);
+    assert!(eventually(|| runtime.dead_letter_count() == 1));
+    assert!(eventually(|| notes.lock().unwrap().len() == 1));
+    assert_eq!(*notes.lock().unwrap(), [(1, Some(later))], "the moved message kept its deadline");
+    assert!(matches!(runtime.dead_letters()[0].failure().cause, FailureCause::Expired { .. }));
+    runtime.shutdown(PATIENCE);
+}

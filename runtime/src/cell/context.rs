@@ -138,7 +138,8 @@ impl<C: Cell> Context<C> {
     /// expired), so a handler sees only deadlines still ahead when it
     /// starts. Pass it on to the cells it asks with [`Addr::try_send_by`].
     /// `None` in `started` and `stopped`, for messages without one, and for
-    /// a message moved to a replacement or re-delivered after a restart.
+    /// a message re-delivered after a restart. A message moved to a
+    /// replacement keeps its deadline.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }

@@ -45,7 +45,7 @@ use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
 use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
-use crate::mailbox::{Mailbox, SendError, StopCause, SystemMsg};
+use crate::mailbox::{Envelope, Mailbox, SendError, StopCause, SystemMsg};
 use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
@@ -1010,7 +1010,7 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
         }
     }
 
-    fn release(&self, moved: Vec<C::Message>) {
+    fn release(&self, moved: Vec<Envelope<C::Message>>) {
         match self.handover.accept(moved, |moved| self.mailbox.release(moved)) {
             Ok(Schedule::Enqueue) => self.schedule(),
             Ok(Schedule::Nothing) => {}

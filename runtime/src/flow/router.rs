@@ -41,7 +41,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::address::{Addr, Deliver};
-use crate::mailbox::SendError;
+use crate::mailbox::{Envelope, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -362,12 +362,12 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
         successor.release(Vec::new());
     }
 
-    fn release(&self, moved: Vec<M>) {
+    fn release(&self, moved: Vec<Envelope<M>>) {
         // A router is only ever installed as a new address's first target
         // (`Runtime::router`), never as a successor, so nothing is moved to
         // it. Should that change, the messages are offered to the members.
-        for msg in moved {
-            if let Err(err) = self.route(msg, None) {
+        for Envelope { msg, stamp } in moved {
+            if let Err(err) = self.route(msg, stamp.and_then(|stamp| stamp.deadline())) {
                 tracing::error!(error = %err, "message moved to a router was refused by every member");
             }
         }

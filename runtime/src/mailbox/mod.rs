@@ -64,11 +64,19 @@ use crate::observe::metrics::Stamp;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use crate::sync::{MailboxQueue, Mutex};
 
-/// A queued user message and, if it was sampled, its stamp.
+/// A queued user message and, if it was sampled or has a deadline, its
+/// stamp. Moved messages keep theirs, so a deadline survives a replace.
 #[derive(Debug)]
-struct Envelope<M> {
-    msg: M,
-    stamp: Option<Box<Stamp>>,
+pub(crate) struct Envelope<M> {
+    pub(crate) msg: M,
+    pub(crate) stamp: Option<Box<Stamp>>,
+}
+
+impl<M> Envelope<M> {
+    /// A message without a stamp.
+    pub(crate) fn plain(msg: M) -> Self {
+        Envelope { msg, stamp: None }
+    }
 }
 
 /// The inbox of one cell, with the cell's scheduling state word.
@@ -78,7 +86,7 @@ pub(crate) struct Mailbox<M> {
     queue: MailboxQueue<Envelope<M>>,
     /// Lanes 1 and up, for cell types with priority lanes; see the module docs.
     lanes: Option<Box<[MailboxQueue<Envelope<M>>]>>,
-    moved: Mutex<VecDeque<M>>,
+    moved: Mutex<VecDeque<Envelope<M>>>,
     moved_len: AtomicUsize,
     /// Set until the predecessor's messages arrive; see the module docs.
     held: AtomicBool,
@@ -180,7 +188,7 @@ impl<M> Mailbox<M> {
     pub(crate) fn push_front(&self, msgs: impl DoubleEndedIterator<Item = M>) {
         let mut moved = self.moved.lock();
         for msg in msgs.rev() {
-            moved.push_front(msg);
+            moved.push_front(Envelope::plain(msg));
         }
         self.moved_len.store(moved.len(), Release);
     }
@@ -188,7 +196,7 @@ impl<M> Mailbox<M> {
     /// Takes the messages a replaced predecessor left, ahead of the user
     /// queue, and lifts the hold. Bypasses the gate and the capacity: the
     /// moved lane only ever holds what one replaced queue held.
-    pub(crate) fn release(&self, msgs: impl IntoIterator<Item = M>) -> Schedule {
+    pub(crate) fn release(&self, msgs: impl IntoIterator<Item = Envelope<M>>) -> Schedule {
         let mut moved = self.moved.lock();
         moved.extend(msgs);
         self.moved_len.store(moved.len(), Release);
@@ -238,7 +246,7 @@ impl<M> Mailbox<M> {
     }
 
     /// [`pop_user`](Mailbox::pop_user) with the message's stamp, if it has
-    /// one (moved messages have none).
+    /// one (a message re-delivered after a restart has none).
     #[inline]
     pub(crate) fn pop_stamped(&self) -> Option<(M, Option<Box<Stamp>>)> {
         if self.withheld() {
@@ -246,9 +254,9 @@ impl<M> Mailbox<M> {
         }
         if self.moved_len.load(Acquire) > 0 {
             let mut moved = self.moved.lock();
-            if let Some(msg) = moved.pop_front() {
+            if let Some(envelope) = moved.pop_front() {
                 self.moved_len.store(moved.len(), Release);
-                return Some((msg, None));
+                return Some((envelope.msg, envelope.stamp));
             }
         }
         if let Some(lanes) = &self.lanes {
@@ -314,8 +322,8 @@ impl<M> Mailbox<M> {
     /// this empties the mailbox for good.
     ///
     /// [`close`]: Mailbox::close
-    pub(crate) fn take_user(&self) -> Vec<M> {
-        let mut out: Vec<M> = {
+    pub(crate) fn take_user(&self) -> Vec<Envelope<M>> {
+        let mut out: Vec<Envelope<M>> = {
             let mut moved = self.moved.lock();
             self.moved_len.store(0, Release);
             moved.drain(..).collect()
@@ -323,14 +331,10 @@ impl<M> Mailbox<M> {
         // The order the worker would have taken them in: highest lane first.
         if let Some(lanes) = &self.lanes {
             for lane in lanes.iter().rev() {
-                while let Some(envelope) = lane.pop() {
-                    out.push(envelope.msg);
-                }
+                out.extend(std::iter::from_fn(|| lane.pop()));
             }
         }
-        while let Some(envelope) = self.queue.pop() {
-            out.push(envelope.msg);
-        }
+        out.extend(std::iter::from_fn(|| self.queue.pop()));
         out
     }
 
@@ -373,6 +377,10 @@ impl<M> Mailbox<M> {
 mod tests {
     use super::*;
 
+    fn msgs<M>(envelopes: Vec<Envelope<M>>) -> Vec<M> {
+        envelopes.into_iter().map(|envelope| envelope.msg).collect()
+    }
+
     #[test]
     fn full_mailbox_hands_message_back() {
         let mailbox = Mailbox::new(2);
@@ -390,7 +398,7 @@ mod tests {
         let _ = mailbox.push(1).unwrap();
         assert!(mailbox.close());
         assert_eq!(mailbox.push(2).unwrap_err(), SendError::Closed(2));
-        assert_eq!(mailbox.take_user(), vec![1]);
+        assert_eq!(msgs(mailbox.take_user()), vec![1]);
         assert!(!mailbox.has_user_work());
     }
 
@@ -402,7 +410,7 @@ mod tests {
         assert_eq!(mailbox.pop_user(), None);
         assert!(!mailbox.has_work(), "a held cell must go idle, not spin");
         assert_eq!(mailbox.len(), 1);
-        let _ = mailbox.release(vec![1, 2]);
+        let _ = mailbox.release([1, 2].map(Envelope::plain));
         assert!(!mailbox.is_held());
         assert_eq!(mailbox.len(), 3);
         let order: Vec<i32> = std::iter::from_fn(|| mailbox.pop_user()).collect();
@@ -457,7 +465,7 @@ mod tests {
         let _ = mailbox.push_to(0, 1, None).unwrap();
         let _ = mailbox.push_to(1, 11, None).unwrap();
         assert!(mailbox.close());
-        assert_eq!(mailbox.take_user(), vec![10, 11, 1], "in the order the worker would take them");
+        assert_eq!(msgs(mailbox.take_user()), vec![10, 11, 1], "in the order the worker would take them");
     }
 
     #[test]
