@@ -138,7 +138,7 @@ impl<M: Send + 'static> Slot<M> {
 
     #[inline]
     pub(crate) fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
-        self.route.read().deliver(msg, None)
+        self.try_send_until(msg, None)
     }
 
     /// Sends without blocking a message that is not to be handled after

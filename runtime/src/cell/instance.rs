@@ -414,12 +414,14 @@ impl<C: Cell> CellInstance<C> {
         Ok(())
     }
 
-    /// Runs `handle` on one message. On failure, returns the failure and
+    /// Runs `handle` on one message, whose sender's deadline (if any) the
+    /// handler reads from its context. On failure, returns the failure and
     /// the stop reason (recording it, unless the watchdog already did).
     fn call_handle(
         &self,
         body: &mut Body<C>,
         msg: C::Message,
+        expires: Option<Instant>,
         kind: &'static str,
         guard: &InCellGuard,
     ) -> Result<(), StopReason> {
@@ -440,7 +442,9 @@ impl<C: Cell> CellInstance<C> {
         if holding {
             crate::ask::held::begin();
         }
+        ctx.deadline = expires;
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
+        ctx.deadline = None;
         // Answers sent by a handler that then failed are dropped with it.
         #[cfg(feature = "storage")]
         let held = if holding { crate::ask::held::end() } else { Default::default() };
@@ -887,9 +891,6 @@ impl<C: Cell> CellInstance<C> {
                 self.expire(msg, late_by);
                 continue;
             }
-            if let Some(incarnation) = body.incarnation.as_mut() {
-                incarnation.ctx.deadline = expires;
-            }
             if handled > 0 {
                 // The turn goes on: whatever it scheduled so far should not
                 // wait for the rest of it. Let another worker take it.
@@ -898,10 +899,7 @@ impl<C: Cell> CellInstance<C> {
             handled += 1;
             let kind = C::message_kind(&msg);
             let timed = meter.as_mut().and_then(|meter| meter.taken(stamp, || self.mailbox.len()));
-            let result = self.call_handle(&mut body, msg, kind, &guard);
-            if let Some(incarnation) = body.incarnation.as_mut() {
-                incarnation.ctx.deadline = None;
-            }
+            let result = self.call_handle(&mut body, msg, expires, kind, &guard);
             if let Some(meter) = &mut meter {
                 meter.done(timed, kind, result.is_ok());
             }
@@ -932,30 +930,23 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
-    /// Pushes a message to an observed cell: counts the edge from the
+    /// Pushes a message into its lane and schedules the cell if the push
+    /// took the run token; an observed cell also counts the edge from the
     /// sending cell, or a rejection as full.
     #[inline]
-    fn push_observed(
-        &self,
-        msg: C::Message,
-        metrics: &CellMetrics,
-        stamp: Option<Box<Stamp>>,
-    ) -> Result<(), SendError<C::Message>> {
-        match self.mailbox.push_to(Self::lane_of(&msg), msg, stamp) {
-            Ok(schedule) => {
-                CellMetrics::accepted(self.id, &self.path);
-                if schedule == Schedule::Enqueue {
-                    self.schedule();
-                }
-                Ok(())
-            }
-            Err(err) => {
-                if err.is_full() {
-                    metrics.rejected(self.mailbox.capacity());
-                }
-                Err(err)
+    fn push(&self, msg: C::Message, stamp: Option<Box<Stamp>>) -> Result<(), SendError<C::Message>> {
+        let pushed = self.mailbox.push_to(Self::lane_of(&msg), msg, stamp);
+        if let Some(metrics) = &self.metrics {
+            match &pushed {
+                Ok(_) => CellMetrics::accepted(self.id, &self.path),
+                Err(err) if err.is_full() => metrics.rejected(self.mailbox.capacity()),
+                Err(_) => {}
             }
         }
+        if pushed? == Schedule::Enqueue {
+            self.schedule();
+        }
+        Ok(())
     }
 
     /// Dead-letters a message whose deadline passed `late_by` before its
@@ -974,24 +965,12 @@ impl<C: Cell> CellInstance<C> {
 impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     #[inline]
     fn try_deliver(&self, msg: C::Message) -> Result<(), SendError<C::Message>> {
-        let Some(metrics) = &self.metrics else {
-            if self.mailbox.push_to(Self::lane_of(&msg), msg, None)? == Schedule::Enqueue {
-                self.schedule();
-            }
-            return Ok(());
-        };
-        self.push_observed(msg, metrics, metrics.stamp())
+        let stamp = self.metrics.as_deref().and_then(CellMetrics::stamp);
+        self.push(msg, stamp)
     }
 
     fn try_deliver_until(&self, msg: C::Message, deadline: Instant) -> Result<(), SendError<C::Message>> {
-        let stamp = Some(Stamp::with_deadline(deadline));
-        let Some(metrics) = &self.metrics else {
-            if self.mailbox.push_to(Self::lane_of(&msg), msg, stamp)? == Schedule::Enqueue {
-                self.schedule();
-            }
-            return Ok(());
-        };
-        self.push_observed(msg, metrics, stamp)
+        self.push(msg, Some(Stamp::with_deadline(deadline)))
     }
 
     fn wait_for_space(&self, msg: &C::Message, deadline: Instant) -> bool {

@@ -147,11 +147,19 @@ impl<M: Send + 'static> Members<M> {
         self.ring.sort_unstable();
     }
 
-    /// The members in ring order from the owner of `hash`, each once.
-    fn ring_order(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
-        let start = self.ring.partition_point(|&(point, _)| point < hash);
+    /// Where the owner of `hash` sits on the ring: the first point at or
+    /// after it, wrapping.
+    fn ring_start(&self, hash: u64) -> usize {
+        self.ring.partition_point(|&(point, _)| point < hash) % self.ring.len()
+    }
+
+    /// The members in ring order after the owner at `start`, each once, the
+    /// owner left out: where its keys go while it is closed.
+    fn ring_successors(&self, start: usize) -> impl Iterator<Item = usize> + '_ {
+        let owner = self.ring[start].1;
         let mut seen = vec![false; self.list.len()];
-        (0..self.ring.len()).filter_map(move |i| {
+        seen[owner] = true;
+        (1..self.ring.len()).filter_map(move |i| {
             let (_, index) = self.ring[(start + i) % self.ring.len()];
             if std::mem::replace(&mut seen[index], true) {
                 None
@@ -269,19 +277,26 @@ impl<M: Send + 'static> RouterCore<M> {
     }
 
     /// Offers `msg` to the owner of `hash`, or, past closed members, to the
-    /// next live member along the ring, which then owns the key.
+    /// next live member along the ring, which then owns the key. Finding
+    /// the owner allocates nothing; only a failover walks the ring.
     fn by_key(
         &self,
         members: &Members<M>,
         hash: u64,
-        mut msg: M,
+        msg: M,
         expires: Option<Instant>,
     ) -> Result<(), SendError<M>> {
-        for (attempt, index) in members.ring_order(hash).enumerate() {
+        let start = members.ring_start(hash);
+        let owner = members.ring[start].1;
+        let mut msg = match members.list[owner].slot().try_send_until(msg, expires) {
+            Err(SendError::Closed(back)) => back,
+            other => return other,
+        };
+        for index in members.ring_successors(start) {
             match members.list[index].slot().try_send_until(msg, expires) {
                 Err(SendError::Closed(back)) => msg = back,
                 other => {
-                    if attempt > 0 && other.is_ok() {
+                    if other.is_ok() {
                         self.failovers.fetch_add(1, Relaxed);
                     }
                     return other;

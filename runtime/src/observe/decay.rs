@@ -108,7 +108,8 @@ pub(crate) struct WindowSample {
     pub(crate) queue_samples: u64,
     /// Highest mailbox fill seen in the window / capacity, in `[0, 1]`.
     pub(crate) saturation: f64,
-    /// Sends to this cell rejected because its mailbox was full.
+    /// Sends to this cell refused: its mailbox was full, or its address's
+    /// shedding policy shed them.
     pub(crate) rejected: u64,
 }
 
