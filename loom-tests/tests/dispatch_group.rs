@@ -33,6 +33,19 @@ fn settle(group: &ModelGroup, cells: &[ModelGroupCell], sent: &[usize]) {
     assert!(group.queue_is_empty());
 }
 
+/// Runs `n` workers on the group's dispatcher until none has work left.
+fn run_workers(group: &ModelGroup, n: usize) {
+    let workers: Vec<_> = (0..n)
+        .map(|_| {
+            let group = group.clone();
+            thread::spawn(move || worker(&group))
+        })
+        .collect();
+    for handle in workers {
+        handle.join().unwrap();
+    }
+}
+
 #[test]
 fn two_cells_of_a_group_of_one_on_two_workers() {
     cellrt_loom_tests::check(3, || {
@@ -41,15 +54,7 @@ fn two_cells_of_a_group_of_one_on_two_workers() {
         for cell in &cells {
             assert!(cell.send(1));
         }
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let group = group.clone();
-                thread::spawn(move || worker(&group))
-            })
-            .collect();
-        for handle in workers {
-            handle.join().unwrap();
-        }
+        run_workers(&group, 2);
         settle(&group, &cells, &[1, 1]);
         // One turn per message: a parked cell is admitted once, by a permit.
         let (turns, parks) = group.turns_and_parks();
@@ -91,15 +96,7 @@ fn three_cells_of_a_group_of_one_on_two_workers() {
         for cell in &cells {
             assert!(cell.send(1));
         }
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let group = group.clone();
-                thread::spawn(move || worker(&group))
-            })
-            .collect();
-        for handle in workers {
-            handle.join().unwrap();
-        }
+        run_workers(&group, 2);
         settle(&group, &cells, &[1, 1, 1]);
         assert_eq!(group.turns_and_parks().0, 3);
     });
