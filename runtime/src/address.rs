@@ -225,6 +225,25 @@ impl<M: Send + 'static> Slot<M> {
     pub(crate) fn current(&self) -> Arc<dyn Deliver<M>> {
         self.route.read().target.clone()
     }
+
+    /// Points the address at `new` in place of `expected`, with no hand-over:
+    /// for targets that keep `expected` running inside them (recomposition
+    /// wraps a cell in a router or a by-kind route, and unwraps it again).
+    /// Senders hold the read lock for one push, so every send after the
+    /// swap reaches `new`, and every one before it reached `expected`.
+    /// Hands `new` back when the current target is no longer `expected`.
+    pub(crate) fn swap(
+        &self,
+        expected: &Arc<dyn Deliver<M>>,
+        new: Arc<dyn Deliver<M>>,
+    ) -> Result<(), Arc<dyn Deliver<M>>> {
+        let mut route = self.route.write();
+        if !Arc::ptr_eq(&route.target, expected) {
+            return Err(new);
+        }
+        route.target = new;
+        Ok(())
+    }
 }
 
 enum HandoverState<M> {

@@ -143,6 +143,7 @@ mod flow;
 mod mailbox;
 mod observe;
 mod path;
+mod recompose;
 mod runtime;
 #[cfg(feature = "storage")]
 mod store;
@@ -170,12 +171,16 @@ pub use crate::mailbox::SendError;
 pub use crate::observe::{
     AlertBurn, Baseline, Baselines, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Category,
     CellSnapshot, Crossing, Decay, DecayConfig, DecayConfigError, FailureKind, FailureSignature, FlowEdge,
-    Indicator, JournalConfig, JournalConfigError, JournalError, JournalQuery, LatencySummary,
+    Indicator, JournalConfig, JournalConfigError, JournalError, JournalQuery, KindMetrics, LatencySummary,
     LearningMeasures, LoadShift, Metrics, NoiseFloor, Objective, ObjectiveError, ObjectiveSnapshot,
-    ObservationConfig, ObservationConfigError, RollUp, Signal, SignalKind, SignalType, SignatureStats,
-    SignatureSummary, Snapshot, TopologyChange, TriageConfig, TriageConfigError,
+    ObservationConfig, ObservationConfigError, PlanStep, RollUp, Signal, SignalKind, SignalType,
+    SignatureStats, SignatureSummary, Snapshot, TopologyChange, TriageConfig, TriageConfigError,
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
+pub use crate::recompose::{
+    Action, CellWindow, Expected, Finding, KindShare, Layout, Metric, Mode, Plan, PlanStatus, Policy,
+    Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, SplitBy,
+};
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
 #[cfg(feature = "storage")]
 pub use crate::store::{

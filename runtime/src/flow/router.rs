@@ -481,6 +481,12 @@ impl<M: Send + 'static> Router<M> {
         Ok(Router { core, addr })
     }
 
+    /// What the router's address points at, to put it behind another
+    /// address (recomposition's pools).
+    pub(crate) fn target(&self) -> Arc<dyn Deliver<M>> {
+        self.core.clone()
+    }
+
     /// The router's address: send to it as to a cell.
     pub fn addr(&self) -> &Addr<M> {
         &self.addr

@@ -105,6 +105,46 @@ impl Snapshot {
                 out.sample(&format!("{name}_count"), &labels, summary.count);
             }
         }
+        let kind_label = |labels: &str, kind: &str| format!("{labels},message_kind=\"{}\"", escape(kind));
+        type KindCounter = (&'static str, &'static str, &'static str, fn(&super::KindMetrics) -> f64);
+        let kind_families: [KindCounter; 5] = [
+            ("cellrt_kind_sampled_total", "Stamped messages of one message kind.", "counter", |k| {
+                k.sampled as f64
+            }),
+            (
+                "cellrt_kind_failed_total",
+                "Messages of one message kind whose handling failed.",
+                "counter",
+                |k| k.failed as f64,
+            ),
+            (
+                "cellrt_kind_busy_seconds_total",
+                "Handling time of the stamped messages of one message kind.",
+                "counter",
+                |k| k.busy.as_secs_f64(),
+            ),
+            (
+                "cellrt_kind_busy_share",
+                "One message kind's share of the cell's handling time.",
+                "gauge",
+                |k| k.busy_share,
+            ),
+            (
+                "cellrt_kind_latency_p99_seconds",
+                "p99 of time in queue plus handling, per message kind.",
+                "gauge",
+                |k| k.latency.p99.as_secs_f64(),
+            ),
+        ];
+        for (name, help, kind, value) in kind_families {
+            out.family(name, help, kind);
+            for (cell, metrics) in &cells {
+                let labels = label(&cell.path, &cell.kind);
+                for k in &metrics.kinds {
+                    out.sample(name, &kind_label(&labels, &k.kind), value(k));
+                }
+            }
+        }
         out.family("cellrt_decay", "Decay score and components, in [0, 1].", "gauge");
         for cell in &self.cells {
             let Some(decay) = &cell.decay else { continue };

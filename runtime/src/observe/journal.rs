@@ -216,6 +216,81 @@ pub enum SignalKind {
         /// The slow-call rate, in percent, of the same calls.
         slow_call_rate: Option<f64>,
     },
+    /// The recomposition engine found that a cell's topology should change
+    /// (see `docs/recomposition.md`). An anomaly: triage gives it a category.
+    Finding {
+        /// The finding's number, as the engine gives it.
+        finding: u64,
+        /// The rule that found it: `isolate`, `split`, `merge`, `shed`,
+        /// `replace`, or a user policy's name.
+        rule: String,
+        /// What was found, in words.
+        summary: String,
+        /// The journal entries that support it, ascending.
+        evidence: Vec<u64>,
+    },
+    /// A recomposition plan took a step: proposed, approved, rejected,
+    /// applied, failed, kept or reverted.
+    Plan {
+        /// The plan's number, as the engine gives it.
+        plan: u64,
+        /// The step taken.
+        step: PlanStep,
+        /// The plan's actions, in words.
+        description: String,
+        /// The journal entries of the findings it answers, ascending.
+        evidence: Vec<u64>,
+        /// When the earliest signal behind it was recorded.
+        onset: Option<SystemTime>,
+    },
+}
+
+/// A step in a recomposition plan's life, as [`SignalKind::Plan`] records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum PlanStep {
+    /// Made from findings; waits for approval (or is applied at once in
+    /// automatic mode, which records `Approved` next).
+    Proposed,
+    /// Approved, by an operator or by the automatic mode.
+    Approved,
+    /// Rejected by an operator, or refused because the topology moved on.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// Applied: the topology changed.
+    Applied,
+    /// Applying failed; the topology is as it was.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Evaluated and kept.
+    Kept {
+        /// What was measured against what was expected, in words.
+        measured: String,
+    },
+    /// Evaluated as worse than before and reverted (or reverted by hand).
+    Reverted {
+        /// What was measured against what was expected, in words.
+        measured: String,
+    },
+}
+
+impl fmt::Display for PlanStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanStep::Proposed => f.write_str("proposed"),
+            PlanStep::Approved => f.write_str("approved"),
+            PlanStep::Rejected { reason } => write!(f, "rejected: {reason}"),
+            PlanStep::Applied => f.write_str("applied"),
+            PlanStep::Failed { reason } => write!(f, "failed: {reason}"),
+            PlanStep::Kept { measured } => write!(f, "kept: {measured}"),
+            PlanStep::Reverted { measured } => write!(f, "reverted: {measured}"),
+        }
+    }
 }
 
 /// A change to the topology of cells.
@@ -286,6 +361,10 @@ pub enum SignalType {
     Change,
     /// [`SignalKind::BreakerTransition`].
     BreakerTransition,
+    /// [`SignalKind::Finding`].
+    Finding,
+    /// [`SignalKind::Plan`].
+    Plan,
 }
 
 impl SignalType {
@@ -295,7 +374,11 @@ impl SignalType {
     pub fn is_act(self) -> bool {
         matches!(
             self,
-            SignalType::Topology | SignalType::Configuration | SignalType::Investigated | SignalType::Change
+            SignalType::Topology
+                | SignalType::Configuration
+                | SignalType::Investigated
+                | SignalType::Change
+                | SignalType::Plan
         )
     }
 
@@ -317,6 +400,8 @@ impl SignalType {
             SignalType::Investigated => "investigated",
             SignalType::Change => "change",
             SignalType::BreakerTransition => "breaker_transition",
+            SignalType::Finding => "finding",
+            SignalType::Plan => "plan",
         }
     }
 }
@@ -345,6 +430,8 @@ impl SignalKind {
             SignalKind::Investigated { .. } => SignalType::Investigated,
             SignalKind::Change { .. } => SignalType::Change,
             SignalKind::BreakerTransition { .. } => SignalType::BreakerTransition,
+            SignalKind::Finding { .. } => SignalType::Finding,
+            SignalKind::Plan { .. } => SignalType::Plan,
         }
     }
 
@@ -600,6 +687,27 @@ pub struct LearningMeasures {
     /// and the `at` of its signature's `NewSignature` when the journal
     /// still holds it.
     pub learning_velocity: Option<Duration>,
+    /// Recomposition plans applied.
+    pub plans_applied: u64,
+    /// Recomposition plans evaluated and kept: seed 004's *Architectural
+    /// Improvement* count.
+    pub plans_kept: u64,
+    /// Recomposition plans reverted.
+    pub plans_reverted: u64,
+    /// The mean time from the onset of the earliest signal behind a plan to
+    /// its application; `None` before the first.
+    pub velocity_to_applied: Option<Duration>,
+    /// The mean time from the onset of the earliest signal behind a plan to
+    /// its being kept after evaluation; `None` before the first.
+    pub velocity_to_kept: Option<Duration>,
+    /// *Mean Time Between Transformations*: the mean time between
+    /// consecutive kept plans; `None` before the second.
+    pub time_between_transformations: Option<Duration>,
+    /// Signals the recomposition engine cited as evidence in its findings.
+    pub signals_examined: u64,
+    /// Of the signals cited by findings, the share cited by plans that
+    /// were kept; `None` before the first finding.
+    pub signal_to_kept_plan: Option<f64>,
 }
 
 /// Why the journal refused an entry.
@@ -783,6 +891,20 @@ struct Tally {
     changes: u64,
     /// The sum of the changes' learning times.
     velocity_total: Duration,
+    /// Signals cited as evidence by recomposition findings.
+    examined: u64,
+    plans_applied: u64,
+    plans_kept: u64,
+    plans_reverted: u64,
+    /// Sums of onset → applied and onset → kept over the plans with an onset.
+    applied_total: Duration,
+    applied_timed: u64,
+    kept_total: Duration,
+    kept_timed: u64,
+    /// Signals cited as evidence by kept plans.
+    kept_evidence: u64,
+    first_kept: Option<SystemTime>,
+    last_kept: Option<SystemTime>,
 }
 
 impl Tally {
@@ -799,6 +921,31 @@ impl Tally {
                 self.changes += 1;
                 self.velocity_total = self.velocity_total.saturating_add(velocity.unwrap_or_default());
             }
+            SignalKind::Finding { evidence, .. } => self.examined += evidence.len() as u64,
+            SignalKind::Plan { step, onset, evidence, .. } => {
+                let since_onset = onset.and_then(|onset| signal.at.duration_since(onset).ok());
+                match step {
+                    PlanStep::Applied => {
+                        self.plans_applied += 1;
+                        if let Some(time) = since_onset {
+                            self.applied_total = self.applied_total.saturating_add(time);
+                            self.applied_timed += 1;
+                        }
+                    }
+                    PlanStep::Kept { .. } => {
+                        self.plans_kept += 1;
+                        self.kept_evidence += evidence.len() as u64;
+                        if let Some(time) = since_onset {
+                            self.kept_total = self.kept_total.saturating_add(time);
+                            self.kept_timed += 1;
+                        }
+                        self.first_kept = Some(self.first_kept.map_or(signal.at, |t| t.min(signal.at)));
+                        self.last_kept = Some(self.last_kept.map_or(signal.at, |t| t.max(signal.at)));
+                    }
+                    PlanStep::Reverted { .. } => self.plans_reverted += 1,
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }
@@ -806,17 +953,34 @@ impl Tally {
     fn measures(&self) -> LearningMeasures {
         let signal_to_insight =
             (self.investigated > 0).then(|| self.insights as f64 / self.investigated as f64);
-        let learning_velocity = (self.changes > 0).then(|| {
-            let nanos = self.velocity_total.as_nanos() / u128::from(self.changes);
-            Duration::new((nanos / 1_000_000_000) as u64, (nanos % 1_000_000_000) as u32)
-        });
+        let mean = |total: Duration, n: u64| {
+            (n > 0).then(|| {
+                let nanos = total.as_nanos() / u128::from(n);
+                Duration::new((nanos / 1_000_000_000) as u64, (nanos % 1_000_000_000) as u32)
+            })
+        };
+        let between = match (self.first_kept, self.last_kept) {
+            (Some(first), Some(last)) if self.plans_kept > 1 => {
+                mean(last.duration_since(first).unwrap_or_default(), self.plans_kept - 1)
+            }
+            _ => None,
+        };
         LearningMeasures {
             signals: self.signals,
             investigated: self.investigated,
             insights: self.insights,
             signal_to_insight,
             changes: self.changes,
-            learning_velocity,
+            learning_velocity: mean(self.velocity_total, self.changes),
+            plans_applied: self.plans_applied,
+            plans_kept: self.plans_kept,
+            plans_reverted: self.plans_reverted,
+            velocity_to_applied: mean(self.applied_total, self.applied_timed),
+            velocity_to_kept: mean(self.kept_total, self.kept_timed),
+            time_between_transformations: between,
+            signals_examined: self.examined,
+            signal_to_kept_plan: (self.examined > 0)
+                .then(|| (self.kept_evidence as f64 / self.examined as f64).min(1.0)),
         }
     }
 }
@@ -1430,6 +1594,16 @@ fn emit(signal: &Signal) {
             failure_rate = ?failure_rate, slow_call_rate = ?slow_call_rate,
             "circuit breaker changed state"
         ),
+        SignalKind::Finding { finding, rule, summary, evidence } => tracing::warn!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, finding, rule = %rule, summary = %summary, evidence = ?evidence,
+            "recomposition finding"
+        ),
+        SignalKind::Plan { plan, step, description, evidence, .. } => tracing::info!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, plan, step = %step, description = %description, evidence = ?evidence,
+            "recomposition plan"
+        ),
     }
 }
 
@@ -1774,6 +1948,49 @@ mod tests {
         assert_eq!((both.seq, both.cell, both.cell_kind), (6, None, None));
     }
 
+    fn plan_step(at: u64, plan: u64, step: PlanStep, evidence: Vec<u64>, onset: u64) -> Signal {
+        let kind =
+            SignalKind::Plan { plan, step, description: "split /a".into(), evidence, onset: Some(t(onset)) };
+        Signal { seq: 0, at: t(at), cell: None, cell_kind: None, kind, category: None }
+    }
+
+    #[test]
+    fn plan_measures_count_applied_kept_and_reverted_plans_and_their_times() {
+        let mut tally = Tally::default();
+        let finding = SignalKind::Finding {
+            finding: 1,
+            rule: "split".into(),
+            summary: "full".into(),
+            evidence: vec![1, 2, 3, 4],
+        };
+        tally.count(
+            &Signal {
+                seq: 5,
+                at: t(10),
+                cell: None,
+                cell_kind: None,
+                kind: finding,
+                category: Some(Category::NewBehavior),
+            },
+            None,
+        );
+        tally.count(&plan_step(20, 1, PlanStep::Applied, vec![1, 2], 10), None);
+        tally.count(&plan_step(40, 1, PlanStep::Kept { measured: String::new() }, vec![1, 2], 10), None);
+        tally.count(&plan_step(50, 2, PlanStep::Applied, vec![3], 30), None);
+        tally.count(&plan_step(100, 2, PlanStep::Kept { measured: String::new() }, vec![3], 30), None);
+        tally.count(&plan_step(110, 3, PlanStep::Applied, vec![4], 100), None);
+        tally.count(&plan_step(120, 3, PlanStep::Reverted { measured: String::new() }, vec![4], 100), None);
+        let measures = tally.measures();
+        assert_eq!((measures.plans_applied, measures.plans_kept, measures.plans_reverted), (3, 2, 1));
+        // Onset → applied: 10, 20 and 10 s; onset → kept: 30 and 70 s.
+        assert_eq!(measures.velocity_to_applied, Some(Duration::from_nanos(13_333_333_333)));
+        assert_eq!(measures.velocity_to_kept, Some(Duration::from_secs(50)));
+        // Kept at 40 s and 100 s.
+        assert_eq!(measures.time_between_transformations, Some(Duration::from_secs(60)));
+        // 3 of the 4 signals the finding examined ended in kept plans.
+        assert_eq!((measures.signals_examined, measures.signal_to_kept_plan), (4, Some(0.75)));
+    }
+
     #[test]
     fn learning_measures_follow_the_seed_definitions() {
         let journal = journal(100);
@@ -1785,7 +2002,8 @@ mod tests {
                 insights: 0,
                 signal_to_insight: None,
                 changes: 0,
-                learning_velocity: None
+                learning_velocity: None,
+                ..LearningMeasures::default()
             }
         );
         record(&journal, 0, "a", new_signature("s1"), Category::NewBehavior); // 1
@@ -1817,6 +2035,7 @@ mod tests {
                 changes: 3,
                 // (7200 + 4000 + 2900) / 3
                 learning_velocity: Some(Duration::from_secs(4700)),
+                ..LearningMeasures::default()
             }
         );
     }

@@ -127,13 +127,43 @@ pub(crate) struct InboundLatency {
     pub(crate) max: Duration,
 }
 
+/// What is kept of one message kind ([`Cell::message_kind`](crate::Cell::message_kind)).
+struct KindDetail {
+    kind: &'static str,
+    /// Stamped messages of this kind.
+    sampled: u64,
+    /// Messages of this kind whose handling failed: every one, not a sample.
+    failed: u64,
+    /// Handling time of the stamped messages of this kind.
+    busy: Duration,
+    /// Time in queue plus handling time of the stamped messages of this kind.
+    latency: Histogram,
+}
+
+impl KindDetail {
+    fn new(kind: &'static str) -> Self {
+        KindDetail { kind, sampled: 0, failed: 0, busy: Duration::ZERO, latency: Histogram::default() }
+    }
+}
+
+/// One message kind's evidence so far (since the cell was spawned).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct KindTotals {
+    pub(crate) kind: &'static str,
+    pub(crate) sampled: u64,
+    pub(crate) failed: u64,
+    pub(crate) busy: Duration,
+    pub(crate) latency: LatencySummary,
+}
+
 /// What is kept behind the detail lock, allocated on first use.
 #[derive(Default)]
 struct Detail {
     handling: Histogram,
     queue: Histogram,
-    /// Message kinds seen among the stamped messages, in order of appearance.
-    kinds: Vec<&'static str>,
+    /// Message kinds seen among the stamped messages (and failures), in
+    /// order of appearance.
+    kinds: Vec<KindDetail>,
     outbound: Vec<EdgeCount>,
     /// By sender instance id.
     inbound: Vec<(u64, InboundLatency)>,
@@ -288,7 +318,24 @@ impl CellMetrics {
 
     /// Message kinds seen so far, in order of appearance.
     pub(crate) fn kinds(&self) -> Vec<&'static str> {
-        self.detail.lock().as_ref().map(|d| d.kinds.clone()).unwrap_or_default()
+        self.detail.lock().as_ref().map(|d| d.kinds.iter().map(|k| k.kind).collect()).unwrap_or_default()
+    }
+
+    /// Each message kind's evidence so far, in order of appearance.
+    pub(crate) fn kind_totals(&self) -> Vec<KindTotals> {
+        let detail = self.detail.lock();
+        let Some(detail) = detail.as_ref() else { return Vec::new() };
+        detail
+            .kinds
+            .iter()
+            .map(|k| KindTotals {
+                kind: k.kind,
+                sampled: k.sampled,
+                failed: k.failed,
+                busy: k.busy,
+                latency: k.latency.summary(),
+            })
+            .collect()
     }
 
     /// The edges out of this cell, with their message counts.
@@ -306,11 +353,9 @@ impl CellMetrics {
     pub(crate) fn snapshot(&self, queued: usize, capacity: usize) -> Metrics {
         let counters = self.counters();
         let (handling, queue, kinds) = match self.detail.lock().as_ref() {
-            Some(detail) => (
-                detail.handling.summary(),
-                detail.queue.summary(),
-                detail.kinds.iter().map(|k| (*k).to_owned()).collect(),
-            ),
+            Some(detail) => {
+                (detail.handling.summary(), detail.queue.summary(), KindMetrics::of(&detail.kinds))
+            }
             None => Default::default(),
         };
         let messages = counters.handled + counters.failed;
@@ -338,8 +383,23 @@ impl CellMetrics {
             },
             handling,
             time_in_queue: queue,
-            message_kinds: kinds,
+            message_kinds: kinds.iter().map(|k| k.kind.clone()).collect(),
+            kinds,
         }
+    }
+}
+
+impl Detail {
+    /// The evidence of message kind `kind`, added on first sight.
+    fn kind(&mut self, kind: &'static str) -> &mut KindDetail {
+        let index = match self.kinds.iter().position(|k| k.kind == kind) {
+            Some(index) => index,
+            None => {
+                self.kinds.push(KindDetail::new(kind));
+                self.kinds.len() - 1
+            }
+        };
+        &mut self.kinds[index]
     }
 }
 
@@ -363,6 +423,9 @@ pub(crate) struct TurnMeter<'a> {
     failed: u64,
     slow: u64,
     samples: Vec<Sample>,
+    /// The kinds of the messages that failed this turn (rare: allocated on
+    /// the first failure).
+    failed_kinds: Vec<&'static str>,
 }
 
 struct Sample {
@@ -377,7 +440,7 @@ impl<'a> TurnMeter<'a> {
     /// as edges out of it.
     pub(crate) fn begin(metrics: &'a CellMetrics, id: u64) -> Self {
         SENDER.with(|sender| sender.cell.set(id));
-        TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: Vec::new() }
+        TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: Vec::new(), failed_kinds: Vec::new() }
     }
 
     /// A message was taken; `stamp` is its stamp, if it carries one.
@@ -406,6 +469,7 @@ impl<'a> TurnMeter<'a> {
             self.handled += 1;
         } else {
             self.failed += 1;
+            self.failed_kinds.push(kind);
         }
         if let Some(Timed { stamp, taken }) = timed {
             let now = Instant::now();
@@ -435,7 +499,7 @@ impl Drop for TurnMeter<'_> {
         add(&metrics.handled, self.handled);
         add(&metrics.failed, self.failed);
         add(&metrics.slow, self.slow);
-        if self.samples.is_empty() && !sent {
+        if self.samples.is_empty() && !sent && self.failed_kinds.is_empty() {
             return;
         }
         let edges =
@@ -450,9 +514,10 @@ impl Drop for TurnMeter<'_> {
         for sample in self.samples.drain(..) {
             detail.handling.record(sample.handling);
             detail.queue.record(sample.queue);
-            if !detail.kinds.contains(&sample.kind) {
-                detail.kinds.push(sample.kind);
-            }
+            let kind = detail.kind(sample.kind);
+            kind.sampled += 1;
+            kind.busy += sample.handling;
+            kind.latency.record(sample.queue + sample.handling);
             if sample.from != 0 {
                 let latency = match detail.inbound.iter_mut().find(|(id, _)| *id == sample.from) {
                     Some((_, latency)) => latency,
@@ -465,6 +530,9 @@ impl Drop for TurnMeter<'_> {
                 latency.total += sample.queue;
                 latency.max = latency.max.max(sample.queue);
             }
+        }
+        for kind in self.failed_kinds.drain(..) {
+            detail.kind(kind).failed += 1;
         }
         for edge in edges {
             match detail.outbound.iter_mut().find(|e| e.to == edge.to) {
@@ -479,7 +547,7 @@ impl Drop for TurnMeter<'_> {
 
 /// A cell's metrics, as [`Runtime::snapshot`](crate::Runtime::snapshot)
 /// reports them. Counters run from the cell's spawn, across restarts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Metrics {
@@ -520,4 +588,61 @@ pub struct Metrics {
     pub time_in_queue: LatencySummary,
     /// Message kinds seen among the stamped messages, in order of appearance.
     pub message_kinds: Vec<String>,
+    /// Each message kind's evidence, in order of appearance: what kind of
+    /// work the cell spends its time on, and which kind fails.
+    pub kinds: Vec<KindMetrics>,
+}
+
+/// One message kind's share of a cell's work, from the stamped messages
+/// ([`Cell::message_kind`](crate::Cell::message_kind) names the kinds).
+///
+/// Counts and times come from the sample that observation stamps (one
+/// message in `sample_every` per sending thread, every message for a cell
+/// with an objective); failures are counted exactly.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct KindMetrics {
+    /// The message kind.
+    pub kind: String,
+    /// Stamped messages of this kind.
+    pub sampled: u64,
+    /// Messages of this kind whose handling failed (all of them).
+    pub failed: u64,
+    /// Handling time of the stamped messages of this kind.
+    pub busy: Duration,
+    /// This kind's share of the stamped messages, 0 to 1.
+    pub load_share: f64,
+    /// This kind's share of the stamped messages' handling time, 0 to 1.
+    pub busy_share: f64,
+    /// Time in queue plus handling time of the stamped messages of this kind.
+    pub latency: LatencySummary,
+}
+
+impl KindMetrics {
+    fn of(kinds: &[KindDetail]) -> Vec<KindMetrics> {
+        let sampled: u64 = kinds.iter().map(|k| k.sampled).sum();
+        let busy: Duration = kinds.iter().map(|k| k.busy).sum();
+        kinds
+            .iter()
+            .map(|k| KindMetrics {
+                kind: k.kind.to_owned(),
+                sampled: k.sampled,
+                failed: k.failed,
+                busy: k.busy,
+                load_share: share(k.sampled as f64, sampled as f64),
+                busy_share: share(k.busy.as_secs_f64(), busy.as_secs_f64()),
+                latency: k.latency.summary(),
+            })
+            .collect()
+    }
+}
+
+/// `part / whole`, 0 when the whole is 0.
+pub(crate) fn share(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
+    } else {
+        0.0
+    }
 }

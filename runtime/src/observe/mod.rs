@@ -37,10 +37,10 @@ pub use self::decay::{
 };
 pub use self::histogram::LatencySummary;
 pub use self::journal::{
-    JournalConfig, JournalConfigError, JournalError, JournalQuery, LearningMeasures, RollUp, Signal,
-    SignalKind, SignalType, TopologyChange,
+    JournalConfig, JournalConfigError, JournalError, JournalQuery, LearningMeasures, PlanStep, RollUp,
+    Signal, SignalKind, SignalType, TopologyChange,
 };
-pub use self::metrics::Metrics;
+pub use self::metrics::{KindMetrics, Metrics};
 pub use self::objective::{
     AlertBurn, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Indicator, Objective, ObjectiveError,
 };

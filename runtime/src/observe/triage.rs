@@ -328,7 +328,7 @@ impl Triage {
         depends_on: &dyn Fn(&CellPath) -> Vec<CellPath>,
     ) -> Option<Category> {
         match kind.signal_type() {
-            SignalType::Topology | SignalType::Configuration => {
+            SignalType::Topology | SignalType::Configuration | SignalType::Plan => {
                 self.last_change = Some(self.last_change.map_or(at, |last| last.max(at)));
                 return None;
             }
@@ -400,6 +400,10 @@ impl Triage {
             }
             // 4. Hidden Dependency Exposed, by a breaker.
             SignalKind::BreakerTransition { .. } => Category::HiddenDependency,
+            // 3. Recomposition findings: load that outgrew or left a cell is
+            // a new pattern; a kind or a path dragging a cell is debt.
+            SignalKind::Finding { rule, .. } if rule == "split" || rule == "merge" => Category::NewBehavior,
+            SignalKind::Finding { .. } => Category::ArchitecturalDebt,
             // 4. New Behavior Pattern.
             SignalKind::NewSignature { .. }
             | SignalKind::NewMessageKind { .. }

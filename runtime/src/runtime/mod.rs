@@ -115,8 +115,18 @@ struct Deadlines {
     generation: u64,
 }
 
+/// Something that acts on each analysis window, after the observer has
+/// folded it in: the recomposition engine. The runtime holds it weakly, so
+/// dropping the engine's handle unhooks it.
+pub(crate) trait AnalysisHook: Send + Sync + 'static {
+    /// The window that ended at `now` has been analysed.
+    fn after_window(&self, runtime: &Arc<RuntimeShared>, now: std::time::Instant);
+}
+
 /// State shared by the runtime handle, every cell and every context.
 pub(crate) struct RuntimeShared {
+    /// Called after each analysis window; see [`AnalysisHook`].
+    analysis_hooks: Mutex<Vec<Weak<dyn AnalysisHook>>>,
     settings: Settings,
     dispatchers: HashMap<Arc<str>, Arc<Dispatcher>>,
     /// In start order, the default one first.
@@ -145,6 +155,7 @@ impl RuntimeShared {
     ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
         Arc::new(RuntimeShared {
+            analysis_hooks: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
             dead_letters,
             root: Mutex::new(Root::default()),
@@ -207,8 +218,36 @@ impl RuntimeShared {
                 return None;
             }
             runtime.analyse();
+            runtime.run_analysis_hooks();
             Some(window)
         });
+    }
+
+    /// Hooks `hook` to every analysis window from now on.
+    pub(crate) fn add_analysis_hook(&self, hook: Weak<dyn AnalysisHook>) {
+        let mut hooks = self.analysis_hooks.lock();
+        hooks.retain(|h| h.strong_count() > 0);
+        hooks.push(hook);
+    }
+
+    /// Runs the hooks still alive, outside the hooks' lock.
+    fn run_analysis_hooks(self: &Arc<Self>) {
+        let hooks: Vec<Arc<dyn AnalysisHook>> =
+            self.analysis_hooks.lock().iter().filter_map(Weak::upgrade).collect();
+        let now = std::time::Instant::now();
+        for hook in hooks {
+            hook.after_window(self, now);
+        }
+    }
+
+    /// The observer: metrics analysis, signatures and the journal.
+    pub(crate) fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    /// How long a blocking send waits for room by default.
+    pub(crate) fn send_timeout(&self) -> Duration {
+        self.settings.send_timeout
     }
 
     /// The live cells, with their ids, taken out of the registry lock.
@@ -383,6 +422,7 @@ impl RuntimeShared {
             (Some(addr), _) => (addr.path().clone(), PathClaim::TakeOver),
             (None, ChildName::Named(name)) => (parent_path.child(name)?, PathClaim::Unique),
             (None, ChildName::Numbered) => (parent_path.numbered_child(id), PathClaim::Numbered),
+            (None, ChildName::At(path)) => (path.clone(), PathClaim::Unique),
         };
         let instance = CellInstance::<C>::new(
             id,
@@ -438,7 +478,7 @@ impl RuntimeShared {
     }
 
     /// Puts a new cell behind `addr`; see [`Runtime::replace_with`].
-    fn replace_cell<C: Cell>(
+    pub(crate) fn replace_cell<C: Cell>(
         self: &Arc<Self>,
         addr: &Addr<C::Message>,
         config: CellConfig,
@@ -785,6 +825,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The state shared with cells, for the modules above the runtime.
+    pub(crate) fn shared(&self) -> &Arc<RuntimeShared> {
+        &self.shared
+    }
+
     /// Settings for a new runtime.
     pub fn builder() -> Builder {
         Builder::default()

@@ -17,6 +17,9 @@ pub(crate) enum ChildName {
     Named(String),
     /// `#<id>`: pool children and unnamed spawns.
     Numbered,
+    /// A whole path, for a top-level cell placed beside another (the cells
+    /// recomposition adds under a managed cell's path).
+    At(crate::path::CellPath),
 }
 
 /// Where a child starts.

@@ -1,0 +1,748 @@
+//! Applying actions to a managed cell, through its address's slot and the
+//! router that `flow` provides: [`Recomposable`] (what the application
+//! offers: the cell's factory and its variants), the managed cell's shape,
+//! and the by-kind route that isolation puts behind the address.
+//!
+//! # Guarantees while an action is applied
+//!
+//! Senders hold the slot's read lock for one non-blocking push; every
+//! action swaps the slot's target under its write lock. So a message sent
+//! before the swap reached the old target and one sent after reaches the
+//! new one: none is lost or handled twice.
+//!
+//! - **Isolate** wraps the cell in a by-kind route; the cell keeps its
+//!   mailbox and handles what it holds, including messages of the isolated
+//!   kind queued before the swap. Only the isolated kind changes owner, so
+//!   every other kind keeps its per-sender order.
+//! - **Retire** unwraps it again; the kind's cell closes, handles what it
+//!   holds and stops (a drain).
+//! - **Split** wraps the cell in a round-robin router over itself and new
+//!   cells; the cell keeps what it holds. **Merge** unwraps it; the added
+//!   members drain and stop.
+//! - **Replace** uses the runtime's replace protocol: the old cell finishes
+//!   its message, hands its queue to the variant (ahead of anything sent
+//!   after the swap) and stops.
+//! - **Shed** and **Admit** set the address's shedding policy.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use super::error::RecomposeError;
+use super::plan::{Action, Layout, SplitBy};
+use crate::address::{Addr, Deliver, Slot};
+use crate::cell::{Cell, CellConfig};
+use crate::failure::payload_text;
+use crate::flow::{Router, Routing, Shedding};
+use crate::mailbox::{Envelope, SendError, SystemMsg};
+use crate::path::CellPath;
+use crate::runtime::{CellControl, RuntimeShared};
+use crate::supervise::start::ChildName;
+use crate::sync::{Arc, Mutex};
+
+/// The variant name of a managed cell's own factory.
+pub(crate) const BASE: &str = "base";
+
+/// Starts a cell of one type: at a path, or in place of the cell behind an
+/// address.
+struct Maker<M> {
+    spawn_at: SpawnAt<M>,
+    replace: ReplaceWith<M>,
+}
+
+type SpawnAt<M> =
+    Arc<dyn Fn(&Arc<RuntimeShared>, CellPath, CellConfig) -> Result<Addr<M>, RecomposeError> + Send + Sync>;
+type ReplaceWith<M> = Arc<dyn Fn(&Arc<RuntimeShared>, &Addr<M>) -> Result<(), RecomposeError> + Send + Sync>;
+
+impl<M> Clone for Maker<M> {
+    fn clone(&self) -> Self {
+        Maker { spawn_at: self.spawn_at.clone(), replace: self.replace.clone() }
+    }
+}
+
+/// Calls a user factory, turning a panic into an error about `path`.
+fn call_factory<C>(factory: &(dyn Fn() -> C + Send + Sync), path: &CellPath) -> Result<C, RecomposeError> {
+    catch_unwind(AssertUnwindSafe(factory)).map_err(|payload| RecomposeError::FactoryPanicked {
+        cell: path.clone(),
+        message: payload_text(&*payload),
+    })
+}
+
+impl<M: Send + 'static> Maker<M> {
+    fn of<C, F>(factory: F) -> Self
+    where
+        C: Cell<Message = M>,
+        F: Fn() -> C + Send + Sync + 'static,
+    {
+        let factory = Arc::new(factory);
+        let spawn_factory = factory.clone();
+        Maker {
+            spawn_at: Arc::new(move |shared, path, config| {
+                let cell = call_factory(&*spawn_factory, &path)?;
+                shared
+                    .spawn_top_level(
+                        ChildName::At(path.clone()),
+                        config,
+                        crate::cell::instance::Origin::Value(cell),
+                    )
+                    .map_err(|error| RecomposeError::Spawn { cell: path, error })
+            }),
+            replace: Arc::new(move |shared, addr| {
+                let cell = call_factory(&*factory, addr.path())?;
+                shared
+                    .replace_cell(addr, CellConfig::new(), cell)
+                    .map_err(|error| RecomposeError::Spawn { cell: addr.path().clone(), error })
+            }),
+        }
+    }
+}
+
+/// What an application offers the engine for one cell: how to make more of
+/// it (for splits and isolated kinds), the variants that may replace it,
+/// and what it allows.
+///
+/// A plan can only choose what is registered here: the engine never invents
+/// a cell type.
+///
+/// # Examples
+///
+/// ```
+/// use cellrt::{Cell, CellError, Context, Recomposable};
+///
+/// enum Txn {
+///     Card(u64),
+///     Legacy(u64),
+/// }
+///
+/// struct Fraud;
+/// impl Cell for Fraud {
+///     type Message = Txn;
+///     fn message_kind(txn: &Txn) -> &'static str {
+///         match txn {
+///             Txn::Card(_) => "card",
+///             Txn::Legacy(_) => "legacy",
+///         }
+///     }
+///     fn handle(&mut self, _: &mut Context<Self>, _: Txn) -> Result<(), CellError> {
+///         Ok(())
+///     }
+/// }
+///
+/// struct RulesEngine;
+/// impl Cell for RulesEngine {
+///     type Message = Txn;
+///     fn handle(&mut self, _: &mut Context<Self>, _: Txn) -> Result<(), CellError> {
+///         Ok(())
+///     }
+/// }
+///
+/// let fraud = Recomposable::new(|| Fraud)
+///     .variant("rules", || RulesEngine)
+///     .stateless()
+///     .max_pool(4)
+///     .sheddable("legacy");
+/// # let _ = fraud;
+/// ```
+pub struct Recomposable<M> {
+    kind_of: fn(&M) -> &'static str,
+    base: Maker<M>,
+    variants: Vec<(String, Maker<M>)>,
+    stateless: bool,
+    max_pool: usize,
+    sheddable: Vec<String>,
+    isolation: CellConfig,
+}
+
+impl<M: Send + 'static> Recomposable<M> {
+    /// A cell made by `factory`: the engine calls it for each cell it adds
+    /// (a pool member, an isolated kind's cell, a revert to the base).
+    /// Message kinds are the cell type's [`Cell::message_kind`].
+    pub fn new<C, F>(factory: F) -> Self
+    where
+        C: Cell<Message = M>,
+        F: Fn() -> C + Send + Sync + 'static,
+    {
+        Recomposable {
+            kind_of: C::message_kind,
+            base: Maker::of(factory),
+            variants: Vec::new(),
+            stateless: false,
+            max_pool: 4,
+            sheddable: Vec::new(),
+            isolation: CellConfig::new(),
+        }
+    }
+
+    /// Registers a variant that may replace the cell
+    /// ([`Action::Replace`]), made by `factory`. The name `"base"` is the
+    /// cell's own factory and cannot be taken.
+    pub fn variant<V, F>(mut self, name: &str, factory: F) -> Self
+    where
+        V: Cell<Message = M>,
+        F: Fn() -> V + Send + Sync + 'static,
+    {
+        self.variants.push((name.to_owned(), Maker::of(factory)));
+        self
+    }
+
+    /// Declares the cell stateless: any copy of it may handle any message,
+    /// so it may be split into a round-robin pool. Off by default.
+    pub fn stateless(mut self) -> Self {
+        self.stateless = true;
+        self
+    }
+
+    /// The largest pool a split may make. Default 4.
+    pub fn max_pool(mut self, cells: usize) -> Self {
+        self.max_pool = cells;
+        self
+    }
+
+    /// Declares that messages of `kind` may be shed when the cell burns its
+    /// error budget ([`Action::Shed`]).
+    pub fn sheddable(mut self, kind: &str) -> Self {
+        self.sheddable.push(kind.to_owned());
+        self
+    }
+
+    /// Where the cells of isolated kinds run: their dispatcher, group and
+    /// capacity (the name is ignored: an isolated kind's cell is
+    /// `<cell>/<kind>`). Default: the runtime's defaults. A cell handles one
+    /// message at a time, so an isolated kind never takes more than one
+    /// worker from the kinds left behind; give it its own dispatcher or
+    /// group to take none.
+    pub fn isolate_with(mut self, config: CellConfig) -> Self {
+        self.isolation = config;
+        self
+    }
+
+    /// Checks the registration.
+    fn validate(&self) -> Result<(), RecomposeError> {
+        for (i, (name, _)) in self.variants.iter().enumerate() {
+            if name == BASE || name.is_empty() {
+                return Err(RecomposeError::Invalid {
+                    reason: format!("variant name {name:?} is reserved or empty"),
+                });
+            }
+            if self.variants[..i].iter().any(|(other, _)| other == name) {
+                return Err(RecomposeError::Invalid {
+                    reason: format!("variant {name:?} is registered twice"),
+                });
+            }
+        }
+        if self.max_pool < 2 && self.stateless {
+            return Err(RecomposeError::Invalid {
+                reason: "a stateless cell's max_pool must be at least 2".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn maker(&self, variant: &str) -> Option<&Maker<M>> {
+        if variant == BASE {
+            return Some(&self.base);
+        }
+        self.variants.iter().find(|(name, _)| name == variant).map(|(_, maker)| maker)
+    }
+}
+
+impl<M> std::fmt::Debug for Recomposable<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recomposable")
+            .field("variants", &self.variants.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
+            .field("stateless", &self.stateless)
+            .field("max_pool", &self.max_pool)
+            .field("sheddable", &self.sheddable)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cells serving a managed address now, for the analysis.
+pub(crate) struct Sources {
+    /// The managed cell: alone, the first of a pool, or the one keeping the
+    /// kinds not isolated.
+    pub(crate) base: Option<Arc<dyn CellControl>>,
+    /// The cells of isolated kinds.
+    pub(crate) isolated: Vec<Arc<dyn CellControl>>,
+    /// The members a split added.
+    pub(crate) members: Vec<Arc<dyn CellControl>>,
+}
+
+impl Sources {
+    /// Every cell serving the address.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<dyn CellControl>> {
+        self.base.iter().chain(&self.isolated).chain(&self.members)
+    }
+}
+
+/// What the engine needs of a managed cell, whatever its message type.
+pub(crate) trait ManagedCell: Send + Sync + 'static {
+    fn path(&self) -> &CellPath;
+    fn layout(&self) -> Layout;
+    fn sources(&self) -> Sources;
+    fn stateless(&self) -> bool;
+    fn max_pool(&self) -> usize;
+    fn variants(&self) -> Vec<String>;
+    fn sheddable(&self) -> Vec<String>;
+    /// Checks that `action` names what exists, without applying it.
+    fn check(&self, action: &Action) -> Result<(), RecomposeError>;
+    /// Applies `action`; on error the cell is as it was.
+    fn apply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError>;
+}
+
+/// The shape of one managed cell.
+struct Shape<M> {
+    version: u64,
+    variant: String,
+    /// The managed cell's own target (see [`Sources::base`]).
+    base: Arc<dyn Deliver<M>>,
+    /// What the slot points at when it is not `base` (a by-kind route or a
+    /// router).
+    wrapper: Option<Arc<dyn Deliver<M>>>,
+    isolated: Vec<(String, Addr<M>)>,
+    members: Vec<Addr<M>>,
+    /// The kind shed, and the address's policy before.
+    shed: Option<(String, Option<Arc<Shedding<M>>>)>,
+}
+
+impl<M: Send + 'static> Shape<M> {
+    fn current(&self) -> Arc<dyn Deliver<M>> {
+        self.wrapper.clone().unwrap_or_else(|| self.base.clone())
+    }
+}
+
+/// A managed cell of message type `M`.
+pub(crate) struct Managed<M> {
+    addr: Addr<M>,
+    spec: Recomposable<M>,
+    send_timeout: Duration,
+    shape: Mutex<Shape<M>>,
+}
+
+impl<M: Send + 'static> Managed<M> {
+    /// Takes `addr` under management; it must be served by one top-level cell.
+    pub(crate) fn new(
+        addr: &Addr<M>,
+        spec: Recomposable<M>,
+        send_timeout: Duration,
+    ) -> Result<Self, RecomposeError> {
+        spec.validate()?;
+        let cell = addr.path().clone();
+        let target = addr.slot().current();
+        if target.members().is_some() || target.control().is_none() || target.is_held() {
+            return Err(RecomposeError::NotACell { cell });
+        }
+        if target.is_supervised() {
+            return Err(RecomposeError::Supervised { cell });
+        }
+        if target.control().is_some_and(|c| c.is_terminated()) {
+            return Err(RecomposeError::NotACell { cell });
+        }
+        Ok(Managed {
+            addr: addr.clone(),
+            spec,
+            send_timeout,
+            shape: Mutex::new(Shape {
+                version: 0,
+                variant: BASE.to_owned(),
+                base: target,
+                wrapper: None,
+                isolated: Vec::new(),
+                members: Vec::new(),
+                shed: None,
+            }),
+        })
+    }
+
+    fn layout_error(&self, reason: impl Into<String>) -> RecomposeError {
+        RecomposeError::Layout { cell: self.addr.path().clone(), reason: reason.into() }
+    }
+
+    /// Whether the base cell has seen (or its type names) `kind`.
+    fn knows_kind(&self, shape: &Shape<M>, kind: &str) -> bool {
+        shape.isolated.iter().any(|(k, _)| k == kind)
+            || shape
+                .base
+                .control()
+                .and_then(|c| c.metrics().map(|m| m.kinds().contains(&kind)))
+                .unwrap_or(false)
+    }
+
+    fn check_shape(&self, shape: &Shape<M>, action: &Action) -> Result<(), RecomposeError> {
+        let cell = self.addr.path();
+        match action {
+            Action::Replace { variant, .. } => {
+                if self.spec.maker(variant).is_none() {
+                    return Err(RecomposeError::UnknownVariant {
+                        cell: cell.clone(),
+                        variant: variant.clone(),
+                    });
+                }
+                if shape.wrapper.is_some() {
+                    return Err(self
+                        .layout_error("a split or isolated cell cannot be replaced; merge or retire first"));
+                }
+                if *variant == shape.variant {
+                    return Err(self.layout_error(format!("variant {variant:?} serves it already")));
+                }
+            }
+            Action::Split { into, by: SplitBy::Stateless, .. } => {
+                if !self.spec.stateless {
+                    return Err(self.layout_error("it is not registered as stateless"));
+                }
+                if *into < 2 || *into > self.spec.max_pool {
+                    return Err(RecomposeError::Invalid {
+                        reason: format!("a pool of {into}: it must hold 2 to {} cells", self.spec.max_pool),
+                    });
+                }
+                if !shape.members.is_empty() || !shape.isolated.is_empty() {
+                    return Err(self.layout_error("it is already split or has isolated kinds"));
+                }
+            }
+            Action::Isolate { kind, .. } => {
+                if !shape.members.is_empty() {
+                    return Err(self.layout_error("a pool cannot isolate a kind; merge first"));
+                }
+                if shape.isolated.iter().any(|(k, _)| k == kind) {
+                    return Err(self.layout_error(format!("kind {kind:?} is isolated already")));
+                }
+                if !self.knows_kind(shape, kind) {
+                    return Err(RecomposeError::UnknownKind { cell: cell.clone(), kind: kind.clone() });
+                }
+            }
+            Action::Retire { kind, .. } => {
+                if !shape.isolated.iter().any(|(k, _)| k == kind) {
+                    return Err(self.layout_error(format!("kind {kind:?} is not isolated")));
+                }
+            }
+            Action::Merge { .. } => {
+                if shape.members.is_empty() {
+                    return Err(self.layout_error("it is not a pool"));
+                }
+            }
+            Action::Shed { kind, watermark, .. } => {
+                if !(*watermark > 0.0 && *watermark <= 1.0) {
+                    return Err(RecomposeError::Invalid {
+                        reason: format!("watermark {watermark} is outside (0, 1]"),
+                    });
+                }
+                if shape.shed.is_some() {
+                    return Err(self.layout_error("it sheds a kind already"));
+                }
+                if !self.knows_kind(shape, kind) {
+                    return Err(RecomposeError::UnknownKind { cell: cell.clone(), kind: kind.clone() });
+                }
+            }
+            Action::Admit { .. } => {
+                if shape.shed.is_none() {
+                    return Err(self.layout_error("it sheds nothing"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Points the address at `new` in place of what the shape says it
+    /// points at.
+    fn swap(&self, shape: &Shape<M>, new: Arc<dyn Deliver<M>>) -> Result<(), RecomposeError> {
+        self.addr
+            .slot()
+            .swap(&shape.current(), new)
+            .map_err(|_| self.layout_error("its address was changed outside recomposition"))
+    }
+
+    fn kind_route(&self, shape: &Shape<M>, isolated: Vec<(String, Addr<M>)>) -> Arc<dyn Deliver<M>> {
+        if isolated.is_empty() {
+            return shape.base.clone();
+        }
+        Arc::new(KindRoute { kind_of: self.spec.kind_of, isolated, rest: shape.base.clone() })
+    }
+
+    fn isolate(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        kind: &str,
+    ) -> Result<(), RecomposeError> {
+        let name: String = kind.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
+        let name = if name.starts_with('#') { format!("kind{name}") } else { name };
+        let path = self.addr.path().child(&name).map_err(|e| RecomposeError::Invalid {
+            reason: format!("kind {kind:?} does not make a cell name: {e}"),
+        })?;
+        let cell = (self.spec.base.spawn_at)(shared, path, self.spec.isolation.clone())?;
+        let mut isolated = shape.isolated.clone();
+        isolated.push((kind.to_owned(), cell.clone()));
+        let route = self.kind_route(shape, isolated.clone());
+        if let Err(err) = self.swap(shape, route.clone()) {
+            drain(&cell);
+            return Err(err);
+        }
+        shape.wrapper = Some(route);
+        shape.isolated = isolated;
+        Ok(())
+    }
+
+    fn retire(&self, shape: &mut Shape<M>, kind: &str) -> Result<(), RecomposeError> {
+        let mut isolated = shape.isolated.clone();
+        let Some(index) = isolated.iter().position(|(k, _)| k == kind) else {
+            return Err(self.layout_error(format!("kind {kind:?} is not isolated")));
+        };
+        let (_, cell) = isolated.remove(index);
+        let route = self.kind_route(shape, isolated.clone());
+        self.swap(shape, route.clone())?;
+        shape.wrapper = (!isolated.is_empty()).then_some(route);
+        shape.isolated = isolated;
+        drain(&cell);
+        Ok(())
+    }
+
+    fn split(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        into: usize,
+    ) -> Result<(), RecomposeError> {
+        let path = self.addr.path();
+        let first = Addr::from_slot(Arc::new(Slot::new(shape.base.clone(), path.clone(), self.send_timeout)));
+        let mut added = Vec::with_capacity(into - 1);
+        for n in 1..into {
+            let member =
+                path.child(&n.to_string()).map_err(|e| RecomposeError::Invalid { reason: e.to_string() });
+            match member.and_then(|member| (self.spec.base.spawn_at)(shared, member, CellConfig::new())) {
+                Ok(addr) => added.push(addr),
+                Err(err) => {
+                    added.iter().for_each(drain);
+                    return Err(err);
+                }
+            }
+        }
+        let mut members = vec![first];
+        members.extend(added.iter().cloned());
+        let timeout = self.send_timeout;
+        let router = Router::new(Routing::round_robin(), members, |target| {
+            Addr::from_slot(Arc::new(Slot::new(target, path.clone(), timeout)))
+        });
+        let router = match router {
+            Ok(router) => router,
+            Err(err) => {
+                added.iter().for_each(drain);
+                return Err(RecomposeError::Invalid { reason: err.to_string() });
+            }
+        };
+        let target = router.target();
+        if let Err(err) = self.swap(shape, target.clone()) {
+            added.iter().for_each(drain);
+            return Err(err);
+        }
+        shape.wrapper = Some(target);
+        shape.members = added;
+        Ok(())
+    }
+
+    fn merge(&self, shape: &mut Shape<M>) -> Result<(), RecomposeError> {
+        self.swap(shape, shape.base.clone())?;
+        shape.wrapper = None;
+        std::mem::take(&mut shape.members).iter().for_each(drain);
+        Ok(())
+    }
+
+    fn replace(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        variant: &str,
+    ) -> Result<(), RecomposeError> {
+        let Some(maker) = self.spec.maker(variant) else {
+            return Err(RecomposeError::UnknownVariant {
+                cell: self.addr.path().clone(),
+                variant: variant.to_owned(),
+            });
+        };
+        if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) {
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        (maker.replace)(shared, &self.addr)?;
+        shape.base = self.addr.slot().current();
+        shape.variant = variant.to_owned();
+        Ok(())
+    }
+
+    fn shed(&self, shape: &mut Shape<M>, kind: &str, watermark: f64) -> Result<(), RecomposeError> {
+        let kind_of = self.spec.kind_of;
+        let shed_kind = kind.to_owned();
+        let policy = Shedding::new(move |msg: &M| u8::from(kind_of(msg) != shed_kind))
+            .watermark(0, watermark)
+            .map_err(|e| RecomposeError::Invalid { reason: e.to_string() })?;
+        let previous = self.addr.slot().shedding();
+        self.addr.slot().set_shedding(Some(Arc::new(policy)));
+        shape.shed = Some((kind.to_owned(), previous));
+        Ok(())
+    }
+
+    fn admit(&self, shape: &mut Shape<M>) {
+        if let Some((_, previous)) = shape.shed.take() {
+            self.addr.slot().set_shedding(previous);
+        }
+    }
+}
+
+/// Closes `addr`'s cell to new messages; it handles what it holds, then
+/// stops.
+fn drain<M: Send + 'static>(addr: &Addr<M>) {
+    if let Some(control) = addr.slot().current().control() {
+        control.send_system(SystemMsg::Drain);
+    }
+}
+
+impl<M: Send + 'static> ManagedCell for Managed<M> {
+    fn path(&self) -> &CellPath {
+        self.addr.path()
+    }
+
+    fn layout(&self) -> Layout {
+        let shape = self.shape.lock();
+        Layout {
+            cell: self.addr.path().clone(),
+            variant: shape.variant.clone(),
+            pool: 1 + shape.members.len(),
+            isolated: shape.isolated.iter().map(|(k, a)| (k.clone(), a.path().clone())).collect(),
+            shedding: shape.shed.as_ref().map(|(k, _)| k.clone()),
+            version: shape.version,
+        }
+    }
+
+    fn sources(&self) -> Sources {
+        let shape = self.shape.lock();
+        let control = |addr: &Addr<M>| addr.slot().current().control();
+        Sources {
+            base: shape.base.control(),
+            isolated: shape.isolated.iter().filter_map(|(_, a)| control(a)).collect(),
+            members: shape.members.iter().filter_map(control).collect(),
+        }
+    }
+
+    fn stateless(&self) -> bool {
+        self.spec.stateless
+    }
+
+    fn max_pool(&self) -> usize {
+        self.spec.max_pool
+    }
+
+    fn variants(&self) -> Vec<String> {
+        self.spec.variants.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    fn sheddable(&self) -> Vec<String> {
+        self.spec.sheddable.clone()
+    }
+
+    fn check(&self, action: &Action) -> Result<(), RecomposeError> {
+        if action.cell() != self.addr.path() {
+            return Err(RecomposeError::UnknownCell { cell: action.cell().clone() });
+        }
+        self.check_shape(&self.shape.lock(), action)
+    }
+
+    fn apply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError> {
+        if shared.is_shutting_down() {
+            return Err(RecomposeError::ShutDown);
+        }
+        let mut shape = self.shape.lock();
+        self.check_shape(&shape, action)?;
+        match action {
+            Action::Replace { variant, .. } => self.replace(shared, &mut shape, variant)?,
+            Action::Split { into, .. } => self.split(shared, &mut shape, *into)?,
+            Action::Isolate { kind, .. } => self.isolate(shared, &mut shape, kind)?,
+            Action::Retire { kind, .. } => self.retire(&mut shape, kind)?,
+            Action::Merge { .. } => self.merge(&mut shape)?,
+            Action::Shed { kind, watermark, .. } => self.shed(&mut shape, kind, *watermark)?,
+            Action::Admit { .. } => self.admit(&mut shape),
+        }
+        shape.version += 1;
+        Ok(())
+    }
+}
+
+/// What an address points at once kinds are isolated: messages of an
+/// isolated kind go to that kind's cell, every other message to the
+/// managed cell.
+struct KindRoute<M> {
+    kind_of: fn(&M) -> &'static str,
+    isolated: Vec<(String, Addr<M>)>,
+    rest: Arc<dyn Deliver<M>>,
+}
+
+impl<M: Send + 'static> KindRoute<M> {
+    #[inline]
+    fn owner(&self, msg: &M) -> Option<&Addr<M>> {
+        let kind = (self.kind_of)(msg);
+        self.isolated.iter().find(|(k, _)| k == kind).map(|(_, addr)| addr)
+    }
+}
+
+impl<M: Send + 'static> Deliver<M> for KindRoute<M> {
+    fn try_deliver(&self, msg: M) -> Result<(), SendError<M>> {
+        match self.owner(&msg) {
+            Some(addr) => addr.try_send(msg),
+            None => self.rest.try_deliver(msg),
+        }
+    }
+
+    fn try_deliver_until(&self, msg: M, deadline: Instant) -> Result<(), SendError<M>> {
+        match self.owner(&msg) {
+            Some(addr) => addr.try_send_by(msg, deadline),
+            None => self.rest.try_deliver_until(msg, deadline),
+        }
+    }
+
+    fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool {
+        match self.owner(msg) {
+            Some(addr) => addr.slot().current().wait_for_space(msg, deadline),
+            None => self.rest.wait_for_space(msg, deadline),
+        }
+    }
+
+    fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
+        // Replaced from outside (`Runtime::replace`): the managed cell hands
+        // over what it holds; the isolated cells keep what was routed to them.
+        self.rest.hand_over(successor);
+    }
+
+    fn release(&self, moved: Vec<Envelope<M>>) {
+        // A by-kind route is installed by a swap, never as a successor;
+        // should one be moved here, each message goes where its kind goes.
+        for Envelope { msg, stamp } in moved {
+            let result = match stamp.and_then(|stamp| stamp.deadline()) {
+                Some(deadline) => self.try_deliver_until(msg, deadline),
+                None => self.try_deliver(msg),
+            };
+            if let Err(err) = result {
+                tracing::error!(error = %err, "message moved to a by-kind route was refused");
+            }
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        self.rest.is_held()
+    }
+
+    fn queued(&self) -> usize {
+        self.rest.queued() + self.isolated.iter().map(|(_, a)| a.queued()).sum::<usize>()
+    }
+
+    fn capacity(&self) -> usize {
+        self.rest.capacity()
+    }
+
+    fn control(&self) -> Option<Arc<dyn CellControl>> {
+        self.rest.control()
+    }
+
+    fn is_supervised(&self) -> bool {
+        false
+    }
+
+    fn note_shed(&self) {
+        self.rest.note_shed();
+    }
+}

@@ -1,0 +1,317 @@
+//! Plans as data: [`Plan`], its [`Action`]s, the [`Expected`] effect it is
+//! judged by, and the [`Layout`] a managed cell has.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use crate::path::CellPath;
+
+/// How a [`Split`](Action::Split) spreads the cell's messages over its pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum SplitBy {
+    /// Round-robin: any member may take any message. Only for cells
+    /// registered as stateless ([`Recomposable::stateless`](crate::Recomposable::stateless)).
+    Stateless,
+}
+
+/// One change to a managed cell's topology.
+///
+/// Every action keeps the cell's address: senders hold the same
+/// [`Addr`](crate::Addr) before, during and after it.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Action {
+    /// Puts a registered variant (or `"base"`, the cell's own factory)
+    /// behind the address in place of the cell serving it; queued messages
+    /// move to it, none lost or handled twice.
+    Replace {
+        /// The managed cell.
+        cell: CellPath,
+        /// The variant's name.
+        variant: String,
+    },
+    /// Turns the cell into a pool of `into` cells behind the same address:
+    /// the cell itself plus `into - 1` new ones from its factory.
+    Split {
+        /// The managed cell.
+        cell: CellPath,
+        /// The pool's size, at least 2.
+        into: usize,
+        /// How messages are spread.
+        by: SplitBy,
+    },
+    /// Moves one message kind to a cell of its own (at `<cell>/<kind>`),
+    /// so its cost and its failures no longer hold up the other kinds.
+    /// Messages of that kind already queued are handled where they are.
+    Isolate {
+        /// The managed cell.
+        cell: CellPath,
+        /// The message kind ([`Cell::message_kind`](crate::Cell::message_kind)).
+        kind: String,
+    },
+    /// Installs shedding on the address for one message kind: it is refused
+    /// ([`SendError::Shed`](crate::SendError::Shed)) once the mailbox is
+    /// past `watermark` of its capacity.
+    Shed {
+        /// The managed cell.
+        cell: CellPath,
+        /// The message kind to shed.
+        kind: String,
+        /// A fraction of the capacity, in (0, 1].
+        watermark: f64,
+    },
+    /// Removes the shedding a [`Shed`](Action::Shed) installed, putting back
+    /// the address's policy from before.
+    Admit {
+        /// The managed cell.
+        cell: CellPath,
+    },
+    /// Drains and stops the cell that serves an isolated kind; the kind's
+    /// traffic goes back to the managed cell, its successor.
+    Retire {
+        /// The managed cell.
+        cell: CellPath,
+        /// The isolated kind.
+        kind: String,
+    },
+    /// Folds a pool back into one cell: the members added by the split
+    /// drain what they hold and stop; the first member serves alone.
+    Merge {
+        /// The managed cell.
+        cell: CellPath,
+    },
+}
+
+impl Action {
+    /// The managed cell the action changes.
+    pub fn cell(&self) -> &CellPath {
+        match self {
+            Action::Replace { cell, .. }
+            | Action::Split { cell, .. }
+            | Action::Isolate { cell, .. }
+            | Action::Shed { cell, .. }
+            | Action::Admit { cell }
+            | Action::Retire { cell, .. }
+            | Action::Merge { cell } => cell,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Replace { cell, variant } => write!(f, "replace {cell} with variant {variant:?}"),
+            Action::Split { cell, into, by: SplitBy::Stateless } => {
+                write!(f, "split {cell} into a pool of {into} (stateless)")
+            }
+            Action::Isolate { cell, kind } => write!(f, "isolate kind {kind:?} of {cell}"),
+            Action::Shed { cell, kind, watermark } => {
+                write!(f, "shed kind {kind:?} of {cell} past {:.0}% full", watermark * 100.0)
+            }
+            Action::Admit { cell } => write!(f, "remove the shedding of {cell}"),
+            Action::Retire { cell, kind } => write!(f, "retire the cell of kind {kind:?} back into {cell}"),
+            Action::Merge { cell } => write!(f, "merge the pool of {cell} into one cell"),
+        }
+    }
+}
+
+/// A measure a plan is expected to move, read per analysis window from the
+/// cells that serve the managed address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Metric {
+    /// Mean time in queue of the stamped messages of the managed cell (the
+    /// first member of a pool, the cell that keeps the other kinds after an
+    /// isolation).
+    QueueDelay,
+    /// How full the fullest mailbox serving the address got, 0 to 1 (1 when
+    /// a send was refused as full).
+    Saturation,
+    /// Failed messages over messages taken, over every cell serving the
+    /// address.
+    FailureRatio,
+}
+
+impl Metric {
+    /// The smallest difference in this metric that counts: below it, two
+    /// values are the same (a queue delay of 0.2 ms is not "twice" 0.1 ms).
+    pub fn floor(self) -> f64 {
+        match self {
+            Metric::QueueDelay => 0.001,
+            Metric::Saturation => 0.05,
+            Metric::FailureRatio => 0.02,
+        }
+    }
+
+    /// The metric's unit, for reports.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::QueueDelay => "s",
+            Metric::Saturation | Metric::FailureRatio => "",
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::QueueDelay => "queue delay",
+            Metric::Saturation => "saturation",
+            Metric::FailureRatio => "failure ratio",
+        })
+    }
+}
+
+/// What a plan should do to a [`Metric`], against the mean of the windows
+/// before it was applied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Expected {
+    /// The metric falls by at least this fraction (0.5: to half).
+    Fall {
+        /// The metric.
+        metric: Metric,
+        /// The fraction, in (0, 1].
+        by: f64,
+    },
+    /// The metric stays where it was (within the tolerance).
+    Hold {
+        /// The metric.
+        metric: Metric,
+    },
+}
+
+impl Expected {
+    /// The metric the plan is judged by.
+    pub fn metric(&self) -> Metric {
+        match *self {
+            Expected::Fall { metric, .. } | Expected::Hold { metric } => metric,
+        }
+    }
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::Fall { metric, by } => write!(f, "{metric} falls by {:.0}%", by * 100.0),
+            Expected::Hold { metric } => write!(f, "{metric} holds"),
+        }
+    }
+}
+
+/// Where a plan is in its life.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum PlanStatus {
+    /// Waits for [`Recomposer::approve`](crate::Recomposer::approve).
+    Pending,
+    /// Applied; its evaluation window runs.
+    Applied {
+        /// When.
+        at: SystemTime,
+    },
+    /// Evaluated and kept.
+    Kept {
+        /// The metric's value before and after.
+        before: f64,
+        /// See `before`.
+        after: f64,
+        /// Whether the expected effect was reached (a plan that did not
+        /// make things worse is kept even when it fell short).
+        met: bool,
+    },
+    /// Reverted: its inverse was applied.
+    Reverted {
+        /// Why.
+        reason: String,
+    },
+    /// Rejected by an operator, or refused as stale.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// Applying failed; the topology is as it was.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PlanStatus {
+    /// Whether the plan is over (kept, reverted, rejected or failed).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            PlanStatus::Kept { .. }
+                | PlanStatus::Reverted { .. }
+                | PlanStatus::Rejected { .. }
+                | PlanStatus::Failed { .. }
+        )
+    }
+}
+
+/// A recomposition plan: what to change, why, what it should achieve, and
+/// how to undo it.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Plan {
+    /// The plan's number: 1, 2, 3… per engine.
+    pub id: u64,
+    /// The managed cell it changes.
+    pub cell: CellPath,
+    /// The rule (or user policy) that made it; `"manual"` for
+    /// [`Recomposer::propose`](crate::Recomposer::propose).
+    pub rule: String,
+    /// The findings it answers (their [`Finding::id`](crate::Finding::id)).
+    pub findings: Vec<u64>,
+    /// The journal entries behind it: its findings' entries and their
+    /// evidence, ascending.
+    pub evidence: Vec<u64>,
+    /// When the earliest signal behind it was recorded.
+    pub onset: Option<SystemTime>,
+    /// The actions, applied in order.
+    pub actions: Vec<Action>,
+    /// The effect it is judged by.
+    pub expected: Expected,
+    /// The actions that undo it, applied in order on a revert.
+    pub inverse: Vec<Action>,
+    /// Where it is in its life.
+    pub status: PlanStatus,
+    /// When it was made.
+    pub created: SystemTime,
+    /// How long its evaluation waits after it is applied.
+    pub evaluation: Duration,
+}
+
+impl Plan {
+    /// The actions in words, `; `-separated.
+    pub fn description(&self) -> String {
+        self.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// The shape a managed cell has now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Layout {
+    /// The managed cell.
+    pub cell: CellPath,
+    /// The variant serving the address (`"base"` for the cell's own factory).
+    pub variant: String,
+    /// The cells of a pool (1 when not split).
+    pub pool: usize,
+    /// The kinds moved to cells of their own, with those cells' paths.
+    pub isolated: Vec<(String, CellPath)>,
+    /// The kind being shed, if any.
+    pub shedding: Option<String>,
+    /// Changes so far: a plan made against an older version is stale.
+    pub version: u64,
+}

@@ -1,0 +1,602 @@
+//! Recomposition: the engine isolates, splits, merges, replaces and
+//! reverts managed cells under traffic, and journals every step.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cellrt::{
+    Action, Cell, CellConfig, CellError, ChildSpec, Context, Expected, JournalQuery, Metric, Mode,
+    ObservationConfig, PlanStatus, Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError,
+    Recomposer, Runtime, SignalKind, SplitBy, SupervisorSpec,
+};
+use common::eventually;
+
+const WINDOW: Duration = Duration::from_millis(100);
+
+fn observed_runtime(workers: usize) -> Runtime {
+    Runtime::builder()
+        .worker_threads(workers)
+        .dispatcher("legacy", 1)
+        .quiet_panics(true)
+        .default_capacity(4096)
+        .observation(ObservationConfig::default().window(WINDOW).sample_every(1))
+        .build()
+        .expect("runtime builds")
+}
+
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    assert!(eventually(done), "timed out waiting for {what}");
+}
+
+// ---------------------------------------------------------------- fraud ----
+
+enum Txn {
+    Card(Instant),
+    Legacy,
+}
+
+#[derive(Default)]
+struct Tally {
+    card: AtomicU64,
+    legacy: AtomicU64,
+    card_latency: Mutex<Vec<(Instant, Duration)>>,
+}
+
+struct Fraud(Arc<Tally>);
+
+impl Cell for Fraud {
+    type Message = Txn;
+
+    fn message_kind(txn: &Txn) -> &'static str {
+        match txn {
+            Txn::Card(_) => "card",
+            Txn::Legacy => "legacy",
+        }
+    }
+
+    fn handle(&mut self, _: &mut Context<Self>, txn: Txn) -> Result<(), CellError> {
+        match txn {
+            Txn::Card(sent) => {
+                self.0.card_latency.lock().unwrap().push((Instant::now(), sent.elapsed()));
+                self.0.card.fetch_add(1, SeqCst);
+            }
+            Txn::Legacy => {
+                thread::sleep(Duration::from_millis(2));
+                self.0.legacy.fetch_add(1, SeqCst);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    assert!(!samples.is_empty(), "no samples");
+    samples.sort();
+    samples[(samples.len() * 99 / 100).min(samples.len() - 1)]
+}
+
+/// Sends `per_second` transactions for `length`, four of five `Legacy`;
+/// returns how many were accepted.
+fn drive(fraud: &cellrt::Addr<Txn>, per_second: u64, length: Duration) -> u64 {
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < length {
+        let txn = if sent % 5 == 0 { Txn::Card(Instant::now()) } else { Txn::Legacy };
+        fraud.send(txn).expect("the fraud cell takes every transaction");
+        sent += 1;
+        let due = start + Duration::from_nanos(sent * 1_000_000_000 / per_second);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
+    sent
+}
+
+#[test]
+fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
+    let runtime = observed_runtime(1);
+    let tally = Arc::new(Tally::default());
+    let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Auto)).unwrap();
+    let made = tally.clone();
+    let spec =
+        Recomposable::new(move || Fraud(made.clone())).isolate_with(CellConfig::new().dispatcher("legacy"));
+    engine.manage(&fraud, spec).unwrap();
+
+    // Baseline: light load, one worker keeps up.
+    let mut sent = drive(&fraud, 100, Duration::from_millis(500));
+    let baseline_end = Instant::now();
+    assert!(engine.plans().is_empty(), "no plan under light load: {:?}", engine.plans());
+
+    // Load: 600 transactions a second, 480 of them Legacy at 2 ms each.
+    let load_start = Instant::now();
+    let driver = {
+        let fraud = fraud.clone();
+        thread::spawn(move || drive(&fraud, 600, Duration::from_millis(2500)))
+    };
+    wait_for("Legacy isolated", || engine.layout(fraud.path()).unwrap().isolated.len() == 1);
+    let isolated_after = load_start.elapsed();
+    let isolated_at = Instant::now();
+    sent += driver.join().unwrap();
+
+    let layout = engine.layout(fraud.path()).unwrap();
+    assert_eq!(layout.isolated, vec![("legacy".to_owned(), "/fraud/legacy".parse().unwrap())]);
+    assert!(isolated_after < Duration::from_secs(1), "isolated {isolated_after:?} after the load began");
+
+    // Every transaction ends exactly once: all handled (none failed).
+    wait_for("every transaction handled", || tally.card.load(SeqCst) + tally.legacy.load(SeqCst) == sent);
+    assert_eq!(runtime.dead_letter_count(), 0);
+
+    // Card latency: after the isolation settles, back within 2× the baseline.
+    let latencies = tally.card_latency.lock().unwrap().clone();
+    let baseline = p99(latencies.iter().filter(|(at, _)| *at < baseline_end).map(|(_, d)| *d).collect());
+    let settled = isolated_at + Duration::from_millis(300);
+    let after = p99(latencies.iter().filter(|(at, _)| *at > settled).map(|(_, d)| *d).collect());
+    assert!(
+        after <= baseline * 2 + Duration::from_millis(1),
+        "card p99 {after:?} after isolation, baseline {baseline:?}"
+    );
+
+    // The plan: an isolate rule's, applied, then evaluated and kept.
+    let plans = engine.plans();
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    let plan = &plans[0];
+    assert_eq!(plan.rule, "isolate");
+    assert_eq!(plan.actions, vec![Action::Isolate { cell: fraud.path().clone(), kind: "legacy".into() }]);
+    assert_eq!(plan.inverse, vec![Action::Retire { cell: fraud.path().clone(), kind: "legacy".into() }]);
+    wait_for("the plan evaluated", || engine.plan(plan.id).unwrap().status.is_final());
+    assert!(
+        matches!(engine.plan(plan.id).unwrap().status, PlanStatus::Kept { met: true, .. }),
+        "{:?}",
+        engine.plan(plan.id).unwrap().status
+    );
+
+    // The journal has the whole chain, in order.
+    let finding = engine.findings().into_iter().next().unwrap();
+    assert_eq!(finding.rule, "isolate");
+    assert_eq!(finding.window.kinds[0].kind, "legacy");
+    assert!(finding.window.kinds[0].busy_share >= 0.6);
+    let steps: Vec<String> = runtime
+        .journal(&JournalQuery::new().cell(fraud.path().clone()))
+        .into_iter()
+        .filter_map(|s| match s.kind {
+            SignalKind::Finding { rule, .. } => Some(format!("finding {rule}")),
+            SignalKind::Plan { step, .. } => Some(step.to_string().split(':').next().unwrap().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, ["finding isolate", "proposed", "approved", "applied", "kept"]);
+    let measures = runtime.snapshot().measures;
+    assert_eq!((measures.plans_applied, measures.plans_kept, measures.plans_reverted), (1, 1, 0));
+    assert!(measures.velocity_to_applied.is_some() && measures.velocity_to_kept.is_some());
+    assert!(measures.learning_velocity.is_some());
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------- split/merge ----
+
+struct Slow(Arc<AtomicU64>);
+
+impl Cell for Slow {
+    type Message = u64;
+
+    fn handle(&mut self, _: &mut Context<Self>, _: u64) -> Result<(), CellError> {
+        thread::sleep(Duration::from_millis(1));
+        self.0.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_saturated_stateless_cell_is_split_under_traffic_and_merged_when_load_falls() {
+    let runtime = Runtime::builder()
+        .worker_threads(2)
+        .default_capacity(64)
+        .observation(ObservationConfig::default().window(WINDOW).sample_every(1))
+        .build()
+        .unwrap();
+    let handled = Arc::new(AtomicU64::new(0));
+    let pool = runtime.spawn_with(CellConfig::named("resize"), Slow(handled.clone())).unwrap();
+    let config = RecomposeConfig::default().mode(Mode::Auto).merge_windows(3).cooldown_windows(1);
+    let engine = Recomposer::new(&runtime, config).unwrap();
+    let made = handled.clone();
+    engine.manage(&pool, Recomposable::new(move || Slow(made.clone())).stateless()).unwrap();
+
+    // 1,500 a second against one cell that handles at most 1,000.
+    let mut sent = 0_u64;
+    let start = Instant::now();
+    while engine.layout(pool.path()).unwrap().pool == 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never split");
+        pool.send(sent).unwrap();
+        sent += 1;
+        thread::sleep(Duration::from_micros(660));
+    }
+    let layout = engine.layout(pool.path()).unwrap();
+    assert_eq!((layout.pool, layout.version), (2, 1));
+    // Keep sending to the pool for a while, then stop: the load falls.
+    for _ in 0..300 {
+        pool.send(sent).unwrap();
+        sent += 1;
+        thread::sleep(Duration::from_micros(660));
+    }
+    wait_for("merged", || engine.layout(pool.path()).unwrap().pool == 1);
+    wait_for("every message handled", || handled.load(SeqCst) == sent);
+    let rules: Vec<String> = engine.plans().iter().map(|p| p.rule.clone()).collect();
+    assert_eq!(rules, ["split", "merge"]);
+    assert_eq!(runtime.dead_letter_count(), 0);
+    // The member the split added drained and stopped.
+    wait_for("the added member stopped", || runtime.cell_count() == 1);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+// ---------------------------------------------------- worse is reverted ----
+
+struct Checker {
+    handled: Arc<AtomicU64>,
+    /// Fails every `fail_every`-th message (0: never).
+    fail_every: u64,
+    seen: u64,
+}
+
+impl Cell for Checker {
+    type Message = u64;
+
+    fn handle(&mut self, _: &mut Context<Self>, _: u64) -> Result<(), CellError> {
+        self.seen += 1;
+        if self.fail_every != 0 && self.seen % self.fail_every == 0 {
+            return Err(CellError::msg("rule engine rejected it"));
+        }
+        self.handled.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+fn checker_runtime() -> Runtime {
+    Runtime::builder()
+        .worker_threads(1)
+        .quiet_panics(true)
+        .observation(ObservationConfig::default().window(WINDOW).sample_every(1))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_variant_with_a_higher_error_rate_is_reverted_within_one_evaluation() {
+    let runtime = checker_runtime();
+    let handled = Arc::new(AtomicU64::new(0));
+    let cell = CellConfig::named("checks");
+    let checks =
+        runtime.spawn_with(cell, Checker { handled: handled.clone(), fail_every: 0, seen: 0 }).unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
+    let (base, variant) = (handled.clone(), handled.clone());
+    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
+        .variant("strict", move || Checker { handled: variant.clone(), fail_every: 3, seen: 0 });
+    engine.manage(&checks, spec).unwrap();
+
+    let plan = engine
+        .propose(
+            vec![Action::Replace { cell: checks.path().clone(), variant: "strict".into() }],
+            Expected::Hold { metric: Metric::FailureRatio },
+        )
+        .unwrap();
+    // A few clean windows before, so the plan has a "before".
+    let mut sent = 0;
+    let until = Instant::now() + WINDOW * 4;
+    while Instant::now() < until {
+        checks.send(sent).unwrap();
+        sent += 1;
+        thread::sleep(Duration::from_millis(1));
+    }
+    engine.approve(plan).unwrap();
+    assert_eq!(engine.layout(checks.path()).unwrap().variant, "strict");
+    // Traffic through the evaluation window. A failing message stops the
+    // unsupervised variant, so later sends may be refused as closed.
+    let mut refused = 0;
+    let until = Instant::now() + WINDOW * 6;
+    while Instant::now() < until && !engine.plan(plan).unwrap().status.is_final() {
+        match checks.try_send(sent) {
+            Ok(()) => sent += 1,
+            Err(_) => refused += 1,
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    wait_for("the plan evaluated", || engine.plan(plan).unwrap().status.is_final());
+    let status = engine.plan(plan).unwrap().status;
+    assert!(matches!(status, PlanStatus::Reverted { .. }), "{status:?}");
+    assert_eq!(engine.layout(checks.path()).unwrap().variant, "base");
+    // Nothing lost: every accepted message was handled or dead-lettered.
+    wait_for("every message accounted for", || handled.load(SeqCst) + runtime.dead_letter_count() == sent);
+    let _ = refused;
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+// ------------------------------------------------------------- propose ----
+
+fn stateless_echo(runtime: &Runtime, name: &str) -> (cellrt::Addr<u64>, Arc<AtomicU64>) {
+    let handled = Arc::new(AtomicU64::new(0));
+    let addr = runtime.spawn_with(CellConfig::named(name), Slow(handled.clone())).unwrap();
+    (addr, handled)
+}
+
+fn split(addr: &cellrt::Addr<u64>) -> Vec<Action> {
+    vec![Action::Split { cell: addr.path().clone(), into: 2, by: SplitBy::Stateless }]
+}
+
+fn managed(runtime: &Runtime, engine: &Recomposer, name: &str) -> cellrt::Addr<u64> {
+    let (addr, handled) = stateless_echo(runtime, name);
+    engine.manage(&addr, Recomposable::new(move || Slow(handled.clone())).stateless()).unwrap();
+    addr
+}
+
+#[test]
+fn in_propose_mode_nothing_changes_until_approval() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    assert_eq!(engine.mode(), Mode::Propose);
+    let addr = managed(&runtime, &engine, "echo");
+    let plan = engine.propose(split(&addr), Expected::Hold { metric: Metric::QueueDelay }).unwrap();
+    thread::sleep(WINDOW * 3);
+    assert_eq!(engine.layout(addr.path()).unwrap().pool, 1);
+    assert_eq!(engine.pending_plans().iter().map(|p| p.id).collect::<Vec<_>>(), [plan]);
+    engine.approve(plan).unwrap();
+    assert_eq!(engine.layout(addr.path()).unwrap().pool, 2);
+    assert!(engine.pending_plans().is_empty());
+    assert_eq!(engine.approve(plan), Err(RecomposeError::NotPending { plan }));
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_rejected_plan_changes_nothing_and_frees_its_cell() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let addr = managed(&runtime, &engine, "echo");
+    let plan = engine.propose(split(&addr), Expected::Hold { metric: Metric::QueueDelay }).unwrap();
+    assert_eq!(
+        engine.propose(split(&addr), Expected::Hold { metric: Metric::QueueDelay }),
+        Err(RecomposeError::PlanInFlight { cell: addr.path().clone(), plan })
+    );
+    engine.reject(plan).unwrap();
+    assert!(matches!(engine.plan(plan).unwrap().status, PlanStatus::Rejected { .. }));
+    assert_eq!(engine.layout(addr.path()).unwrap().pool, 1);
+    assert!(engine.propose(split(&addr), Expected::Hold { metric: Metric::QueueDelay }).is_ok());
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_plan_whose_cell_changed_since_it_was_made_is_refused_as_stale() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let addr = managed(&runtime, &engine, "echo");
+    let hold = Expected::Hold { metric: Metric::QueueDelay };
+    // Plan A splits the cell and is kept after its evaluation.
+    let a = engine.propose(split(&addr), hold).unwrap();
+    engine.approve(a).unwrap();
+    wait_for("plan A evaluated", || engine.plan(a).unwrap().status.is_final());
+    assert!(matches!(engine.plan(a).unwrap().status, PlanStatus::Kept { .. }));
+    // Plan B is made against the pool (version 1)…
+    let b = engine.propose(vec![Action::Merge { cell: addr.path().clone() }], hold).unwrap();
+    // …then A is reverted by hand: the cell is at version 2.
+    engine.revert(a).unwrap();
+    assert_eq!(engine.layout(addr.path()).unwrap().version, 2);
+    assert_eq!(engine.approve(b), Err(RecomposeError::Stale { plan: b, planned: 1, current: 2 }));
+    assert!(matches!(engine.plan(b).unwrap().status, PlanStatus::Rejected { .. }));
+    assert_eq!(engine.revert(a), Err(RecomposeError::NotApplied { plan: a }));
+    let steps: Vec<String> = runtime
+        .journal(&JournalQuery::new().cell(addr.path().clone()))
+        .into_iter()
+        .filter_map(|s| match s.kind {
+            SignalKind::Plan { plan, step, .. } => {
+                Some(format!("{plan} {}", step.to_string().split(':').next().unwrap()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        ["1 proposed", "1 approved", "1 applied", "1 kept", "2 proposed", "1 reverted", "2 rejected"]
+    );
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+// ------------------------------------------------------------ bad input ----
+
+#[test]
+fn plans_naming_unknown_cells_kinds_or_variants_are_refused() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let addr = managed(&runtime, &engine, "echo");
+    let nowhere: cellrt::CellPath = "/nowhere".parse().unwrap();
+    let hold = Expected::Hold { metric: Metric::QueueDelay };
+    assert_eq!(
+        engine.propose(vec![Action::Merge { cell: nowhere.clone() }], hold),
+        Err(RecomposeError::UnknownCell { cell: nowhere })
+    );
+    assert_eq!(
+        engine.propose(vec![Action::Isolate { cell: addr.path().clone(), kind: "ghost".into() }], hold),
+        Err(RecomposeError::UnknownKind { cell: addr.path().clone(), kind: "ghost".into() })
+    );
+    assert_eq!(
+        engine.propose(vec![Action::Replace { cell: addr.path().clone(), variant: "v2".into() }], hold),
+        Err(RecomposeError::UnknownVariant { cell: addr.path().clone(), variant: "v2".into() })
+    );
+    assert!(matches!(
+        engine.propose(vec![Action::Merge { cell: addr.path().clone() }], hold),
+        Err(RecomposeError::Layout { .. })
+    ));
+    assert!(matches!(
+        engine.propose(
+            vec![Action::Split { cell: addr.path().clone(), into: 9, by: SplitBy::Stateless }],
+            hold
+        ),
+        Err(RecomposeError::Invalid { .. })
+    ));
+    assert!(matches!(engine.propose(Vec::new(), hold), Err(RecomposeError::Invalid { .. })));
+    assert_eq!(engine.approve(99), Err(RecomposeError::UnknownPlan { plan: 99 }));
+    assert_eq!(engine.reject(99), Err(RecomposeError::UnknownPlan { plan: 99 }));
+    assert!(engine.plans().is_empty());
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_variant_whose_factory_panics_fails_the_plan_and_the_original_stays() {
+    let runtime = checker_runtime();
+    let handled = Arc::new(AtomicU64::new(0));
+    let checks = runtime
+        .spawn_with(CellConfig::named("checks"), Checker { handled: handled.clone(), fail_every: 0, seen: 0 })
+        .unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let base = handled.clone();
+    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
+        .variant("broken", || -> Checker { panic!("no rules loaded") });
+    engine.manage(&checks, spec).unwrap();
+    let plan = engine
+        .propose(
+            vec![Action::Replace { cell: checks.path().clone(), variant: "broken".into() }],
+            Expected::Hold { metric: Metric::FailureRatio },
+        )
+        .unwrap();
+    let err = engine.approve(plan).unwrap_err();
+    assert_eq!(
+        err,
+        RecomposeError::FactoryPanicked { cell: checks.path().clone(), message: "no rules loaded".into() }
+    );
+    assert!(matches!(engine.plan(plan).unwrap().status, PlanStatus::Failed { .. }));
+    assert_eq!(engine.layout(checks.path()).unwrap().variant, "base");
+    checks.send(1).unwrap();
+    wait_for("the original handles", || handled.load(SeqCst) == 1);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+struct Panicking;
+
+impl Policy for Panicking {
+    fn name(&self) -> &str {
+        "panicking"
+    }
+
+    fn propose(&mut self, _: &cellrt::CellWindow, _: &cellrt::Layout) -> Option<Proposal> {
+        panic!("policy bug")
+    }
+}
+
+#[test]
+fn a_policy_that_panics_is_disabled_and_journaled() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Auto)).unwrap();
+    let addr = managed(&runtime, &engine, "echo");
+    engine.set_policy(Panicking);
+    let disabled = |runtime: &Runtime| {
+        runtime.journal(&JournalQuery::new()).into_iter().filter(|s| {
+            matches!(&s.kind, SignalKind::Configuration { what } if what.contains("\"panicking\" disabled: it panicked: policy bug"))
+        }).count()
+    };
+    wait_for("the policy disabled", || disabled(&runtime) == 1);
+    thread::sleep(WINDOW * 3);
+    assert_eq!(disabled(&runtime), 1, "disabled once, then never asked again");
+    addr.send(1).unwrap();
+    assert!(engine.plans().is_empty());
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn supervised_routed_and_doubly_managed_cells_are_refused() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let addr = managed(&runtime, &engine, "echo");
+    let again = Arc::new(AtomicU64::new(0));
+    assert_eq!(
+        engine.manage(&addr, Recomposable::new(move || Slow(again.clone()))),
+        Err(RecomposeError::AlreadyManaged { cell: addr.path().clone() })
+    );
+    let handled = Arc::new(AtomicU64::new(0));
+    let made = handled.clone();
+    let spec = SupervisorSpec::new("sup").child(ChildSpec::new("kid", move || Slow(made.clone())));
+    let sup = runtime.start_supervisor(spec, Duration::from_secs(5)).unwrap();
+    let kid = sup.child::<u64>("kid").unwrap();
+    let made = handled.clone();
+    assert_eq!(
+        engine.manage(&kid, Recomposable::new(move || Slow(made.clone()))),
+        Err(RecomposeError::Supervised { cell: kid.path().clone() })
+    );
+    let router = runtime.router("pool", cellrt::Routing::round_robin(), vec![addr.clone()]).unwrap();
+    let made = handled.clone();
+    assert_eq!(
+        engine.manage(router.addr(), Recomposable::new(move || Slow(made.clone()))),
+        Err(RecomposeError::NotACell { cell: router.addr().path().clone() })
+    );
+    let made = handled.clone();
+    let other = runtime.spawn_with(CellConfig::named("named"), Slow(handled.clone())).unwrap();
+    assert!(matches!(
+        engine.manage(
+            &other,
+            Recomposable::new(move || Slow(made.clone())).variant("base", || Slow(Arc::default()))
+        ),
+        Err(RecomposeError::Invalid { .. })
+    ));
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn an_engine_needs_observation_and_valid_settings() {
+    let runtime =
+        Runtime::builder().worker_threads(1).observation(ObservationConfig::disabled()).build().unwrap();
+    assert_eq!(
+        Recomposer::new(&runtime, RecomposeConfig::default()).unwrap_err(),
+        RecomposeError::ObservationDisabled
+    );
+    runtime.shutdown(Duration::from_secs(5));
+    let runtime = checker_runtime();
+    for config in [
+        RecomposeConfig::default().sustain(0),
+        RecomposeConfig::default().isolate_share(1.5),
+        RecomposeConfig::default().split_into(1),
+        RecomposeConfig::default().tolerance(f64::NAN),
+        RecomposeConfig::default().merge_saturation(1.0),
+    ] {
+        assert!(matches!(Recomposer::new(&runtime, config), Err(RecomposeError::Invalid { .. })));
+    }
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_kind_is_isolated_and_retired_by_hand_without_losing_a_message() {
+    let runtime = observed_runtime(2);
+    let tally = Arc::new(Tally::default());
+    let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
+    let made = tally.clone();
+    engine.manage(&fraud, Recomposable::new(move || Fraud(made.clone()))).unwrap();
+    // The kind must have been seen before it can be isolated.
+    fraud.send(Txn::Legacy).unwrap();
+    fraud.send(Txn::Card(Instant::now())).unwrap();
+    wait_for("both kinds seen", || tally.legacy.load(SeqCst) + tally.card.load(SeqCst) == 2);
+    let sender = {
+        let fraud = fraud.clone();
+        thread::spawn(move || {
+            for n in 0..2000_u64 {
+                let txn = if n % 2 == 0 { Txn::Legacy } else { Txn::Card(Instant::now()) };
+                fraud.send(txn).unwrap();
+                if n % 100 == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let hold = Expected::Hold { metric: Metric::QueueDelay };
+    let isolate = engine
+        .propose(vec![Action::Isolate { cell: fraud.path().clone(), kind: "legacy".into() }], hold)
+        .unwrap();
+    engine.approve(isolate).unwrap();
+    assert_eq!(runtime.cell_count(), 2);
+    engine.revert(isolate).unwrap();
+    sender.join().unwrap();
+    wait_for("all 2,002 handled", || tally.legacy.load(SeqCst) + tally.card.load(SeqCst) == 2002);
+    assert_eq!((tally.legacy.load(SeqCst), tally.card.load(SeqCst)), (1001, 1001));
+    wait_for("the kind's cell stopped", || runtime.cell_count() == 1);
+    assert!(engine.layout(fraud.path()).unwrap().isolated.is_empty());
+    runtime.shutdown(Duration::from_secs(5));
+}
