@@ -454,7 +454,7 @@ impl<M: Send + 'static> Managed<M> {
         if isolated.is_empty() {
             return shape.base.clone();
         }
-        Arc::new(KindRoute { kind_of: self.spec.kind_of, isolated, rest: shape.base.clone() })
+        Arc::new(KindRoute::new(self.spec.kind_of, isolated, shape.base.clone()))
     }
 
     fn isolate(
@@ -665,14 +665,24 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
 
 /// What an address points at once kinds are isolated: messages of an
 /// isolated kind go to that kind's cell, every other message to the
-/// managed cell.
-struct KindRoute<M> {
+/// managed cell. The loom model `loom-tests/tests/recompose_apply.rs`
+/// checks it against senders racing the swap.
+pub(crate) struct KindRoute<M> {
     kind_of: fn(&M) -> &'static str,
     isolated: Vec<(String, Addr<M>)>,
     rest: Arc<dyn Deliver<M>>,
 }
 
 impl<M: Send + 'static> KindRoute<M> {
+    /// A route sending each kind in `isolated` to its address, the rest to `rest`.
+    pub(crate) fn new(
+        kind_of: fn(&M) -> &'static str,
+        isolated: Vec<(String, Addr<M>)>,
+        rest: Arc<dyn Deliver<M>>,
+    ) -> Self {
+        KindRoute { kind_of, isolated, rest }
+    }
+
     #[inline]
     fn owner(&self, msg: &M) -> Option<&Addr<M>> {
         let kind = (self.kind_of)(msg);

@@ -24,7 +24,7 @@
 //! thresholds and the guarantees.
 
 mod analyze;
-mod apply;
+pub(crate) mod apply;
 mod engine;
 mod error;
 mod evaluate;
