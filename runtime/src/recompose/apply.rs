@@ -287,6 +287,11 @@ pub(crate) trait ManagedCell: Send + Sync + 'static {
     fn check(&self, action: &Action) -> Result<(), RecomposeError>;
     /// Applies `action`; on error the cell is as it was.
     fn apply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError>;
+    /// Applies an action kept by an earlier run: as `apply`, but a kind
+    /// the cell has not handled yet in this run may be isolated or shed
+    /// (it was checked when the plan was made).
+    #[cfg_attr(not(feature = "storage"), allow(dead_code))]
+    fn reapply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError>;
 }
 
 /// The shape of one managed cell.
@@ -368,6 +373,17 @@ impl<M: Send + 'static> Managed<M> {
     }
 
     fn check_shape(&self, shape: &Shape<M>, action: &Action) -> Result<(), RecomposeError> {
+        self.check_against(shape, action, true)
+    }
+
+    /// Checks `action` against `shape`; `known_kinds` refuses a kind the
+    /// cell has not handled.
+    fn check_against(
+        &self,
+        shape: &Shape<M>,
+        action: &Action,
+        known_kinds: bool,
+    ) -> Result<(), RecomposeError> {
         let cell = self.addr.path();
         match action {
             Action::Replace { variant, .. } => {
@@ -405,7 +421,7 @@ impl<M: Send + 'static> Managed<M> {
                 if shape.isolated.iter().any(|(k, _)| k == kind) {
                     return Err(self.layout_error(format!("kind {kind:?} is isolated already")));
                 }
-                if !self.knows_kind(shape, kind) {
+                if known_kinds && !self.knows_kind(shape, kind) {
                     return Err(RecomposeError::UnknownKind { cell: cell.clone(), kind: kind.clone() });
                 }
             }
@@ -428,7 +444,7 @@ impl<M: Send + 'static> Managed<M> {
                 if shape.shed.is_some() {
                     return Err(self.layout_error("it sheds a kind already"));
                 }
-                if !self.knows_kind(shape, kind) {
+                if known_kinds && !self.knows_kind(shape, kind) {
                     return Err(RecomposeError::UnknownKind { cell: cell.clone(), kind: kind.clone() });
                 }
             }
@@ -644,11 +660,29 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
     }
 
     fn apply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError> {
+        self.apply_checked(shared, action, true)
+    }
+
+    fn reapply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError> {
+        self.apply_checked(shared, action, false)
+    }
+}
+
+impl<M: Send + 'static> Managed<M> {
+    fn apply_checked(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        action: &Action,
+        known_kinds: bool,
+    ) -> Result<(), RecomposeError> {
         if shared.is_shutting_down() {
             return Err(RecomposeError::ShutDown);
         }
+        if action.cell() != self.addr.path() {
+            return Err(RecomposeError::UnknownCell { cell: action.cell().clone() });
+        }
         let mut shape = self.shape.lock();
-        self.check_shape(&shape, action)?;
+        self.check_against(&shape, action, known_kinds)?;
         match action {
             Action::Replace { variant, .. } => self.replace(shared, &mut shape, variant)?,
             Action::Split { into, .. } => self.split(shared, &mut shape, *into)?,

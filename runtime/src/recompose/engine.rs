@@ -12,6 +12,11 @@ use super::analyze::{CellWindow, Finding, Readings};
 use super::apply::{Managed, ManagedCell, Recomposable};
 use super::error::RecomposeError;
 use super::evaluate::{judge, show, Verdict};
+#[cfg(feature = "storage")]
+use super::persist;
+use super::persist::Restored;
+#[cfg(feature = "storage")]
+use super::persist::{RestoreError, RestoreWarning};
 use super::plan::{Action, Expected, Layout, Plan, PlanStatus};
 use super::policy::{built_in, inverse, CellFacts, Mode, Policy, Proposal, RecomposeConfig};
 use crate::address::Addr;
@@ -177,6 +182,13 @@ impl Recomposer {
     /// offers. The cell must be a top-level cell (not supervised), alone
     /// behind its address.
     ///
+    /// With storage, the plans kept for this cell by an earlier run on the
+    /// same data directory are applied again, in the order they were kept:
+    /// the cell comes back in its recomposed topology. A plan that cannot
+    /// be applied again (a variant no longer registered, a kind the cell has
+    /// not handled yet in this run) stops the restore there; the returned
+    /// [`Restored`] says which plan and why, and the journal records it.
+    ///
     /// # Errors
     ///
     /// `AlreadyManaged`, `Supervised`, `NotACell` (a router, or a stopped
@@ -185,28 +197,28 @@ impl Recomposer {
         &self,
         addr: &Addr<M>,
         spec: Recomposable<M>,
-    ) -> Result<(), RecomposeError> {
+    ) -> Result<Restored, RecomposeError> {
         let engine = &self.engine;
-        let managed = Managed::new(addr, spec, engine.shared.send_timeout())?;
+        let managed: Arc<dyn ManagedCell> = Arc::new(Managed::new(addr, spec, engine.shared.send_timeout())?);
         let mut state = engine.state.lock();
         if state.entries.iter().any(|e| e.cell.path() == addr.path()) {
             return Err(RecomposeError::AlreadyManaged { cell: addr.path().clone() });
         }
-        state.entries.push(Entry {
-            cell: Arc::new(managed),
-            history: VecDeque::new(),
-            streaks: HashMap::new(),
-            cooldown: 0,
-            in_flight: None,
-        });
-        drop(state);
         engine.shared.observer().signal(
             SystemTime::now(),
             Some(addr.path()),
             None,
             SignalKind::Configuration { what: "managed by the recomposition engine".to_owned() },
         );
-        Ok(())
+        let restored = engine.restore(&managed);
+        state.entries.push(Entry {
+            cell: managed,
+            history: VecDeque::new(),
+            streaks: HashMap::new(),
+            cooldown: 0,
+            in_flight: None,
+        });
+        Ok(restored)
     }
 
     /// The engine's mode.
@@ -389,6 +401,68 @@ impl State {
 }
 
 impl Engine {
+    /// Applies again the plans kept for `cell` by earlier runs.
+    #[cfg(feature = "storage")]
+    fn restore(&self, cell: &Arc<dyn ManagedCell>) -> Restored {
+        let mut restored = Restored::default();
+        let kept = match persist::load(&self.shared, cell.path()) {
+            Ok(kept) => kept,
+            Err(err) => {
+                restored.warning =
+                    Some(RestoreWarning { plan: 0, action: None, error: RestoreError::Storage(err) });
+                self.journal_restore(cell.path(), &restored);
+                return restored;
+            }
+        };
+        'plans: for plan in kept {
+            for action in &plan.actions {
+                if let Err(err) = cell.reapply(&self.shared, action) {
+                    let error = RestoreError::Apply(err);
+                    restored.warning =
+                        Some(RestoreWarning { plan: plan.plan, action: Some(action.clone()), error });
+                    break 'plans;
+                }
+            }
+            restored.plans.push(plan.plan);
+        }
+        self.journal_restore(cell.path(), &restored);
+        restored
+    }
+
+    /// Without storage nothing was kept across runs.
+    #[cfg(not(feature = "storage"))]
+    fn restore(&self, _cell: &Arc<dyn ManagedCell>) -> Restored {
+        Restored::default()
+    }
+
+    /// Journals what a restore did, when it did anything.
+    #[cfg_attr(not(feature = "storage"), allow(dead_code))]
+    fn journal_restore(&self, cell: &CellPath, restored: &Restored) {
+        let mut what = Vec::new();
+        if !restored.plans.is_empty() {
+            what.push(format!("kept plans {:?} of an earlier run applied again", restored.plans));
+        }
+        if let Some(warning) = &restored.warning {
+            tracing::warn!(cell = %cell, %warning, "recomposition not restored");
+            what.push(warning.to_string());
+        }
+        if !what.is_empty() {
+            let kind = SignalKind::Configuration { what: what.join("; ") };
+            self.shared.observer().signal(SystemTime::now(), Some(cell), None, kind);
+        }
+    }
+
+    /// Stores what a kept plan (or the revert of one) did to its cell.
+    #[cfg_attr(not(feature = "storage"), allow(unused_variables))]
+    fn persist(&self, cell: &CellPath, plan: u64, actions: &[Action]) {
+        #[cfg(feature = "storage")]
+        if let Err(err) =
+            persist::append(&self.shared, cell, persist::KeptPlan { plan, actions: actions.to_vec() })
+        {
+            tracing::error!(cell = %cell, plan, %err, "a kept plan was not stored: a restart will not apply it again");
+        }
+    }
+
     /// Journals a plan's step.
     fn journal_step(&self, plan: &Plan, step: PlanStep) {
         let kind = SignalKind::Plan {
@@ -564,8 +638,14 @@ impl Engine {
     /// Ends plan `index` with `status`, journals it, and frees its cell.
     fn conclude(&self, state: &mut State, index: usize, status: PlanStatus) {
         let record = &mut state.plans[index];
+        let was_kept = matches!(record.plan.status, PlanStatus::Kept { .. });
         record.plan.status = status.clone();
-        let step = match status {
+        if was_kept && matches!(status, PlanStatus::Reverted { .. }) {
+            let (cell, id, inverse) = (record.plan.cell.clone(), record.plan.id, record.plan.inverse.clone());
+            self.persist(&cell, id, &inverse);
+        }
+        let record = &state.plans[index];
+        let step = match status.clone() {
             PlanStatus::Kept { before, after, met } => {
                 let metric = record.plan.expected.metric();
                 PlanStep::Kept {
@@ -584,6 +664,9 @@ impl Engine {
             PlanStatus::Pending | PlanStatus::Applied { .. } => return,
         };
         let plan = record.plan.clone();
+        if matches!(status, PlanStatus::Kept { .. }) {
+            self.persist(&plan.cell, plan.id, &plan.actions);
+        }
         self.journal_step(&plan, step);
         if let Some(entry) = state.entries.iter_mut().find(|e| e.cell.path() == &plan.cell) {
             if entry.in_flight == Some(plan.id) {

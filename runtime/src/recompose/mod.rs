@@ -12,6 +12,7 @@
 //! - `apply.rs`: what the application offers ([`Recomposable`]) and how
 //!   actions change what an address points at.
 //! - `evaluate.rs`: judging an applied plan against its expected effect.
+//! - `persist.rs`: kept plans across process restarts ([`Restored`]).
 //! - `engine.rs`: [`Recomposer`], which ties them together once per
 //!   analysis window and journals every step.
 //! - `error.rs`: [`RecomposeError`].
@@ -28,6 +29,7 @@ pub(crate) mod apply;
 mod engine;
 mod error;
 mod evaluate;
+mod persist;
 mod plan;
 mod policy;
 
@@ -35,5 +37,6 @@ pub use self::analyze::{CellWindow, Finding, KindShare};
 pub use self::apply::Recomposable;
 pub use self::engine::Recomposer;
 pub use self::error::RecomposeError;
+pub use self::persist::{RestoreError, RestoreWarning, Restored};
 pub use self::plan::{Action, Expected, Layout, Metric, Plan, PlanStatus, SplitBy};
 pub use self::policy::{Mode, Policy, Proposal, RecomposeConfig};

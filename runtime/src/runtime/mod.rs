@@ -587,6 +587,12 @@ impl RuntimeShared {
         self.storage()?.cell_tree(path)
     }
 
+    /// The tree of the recomposition engine's kept plans.
+    #[cfg(feature = "storage")]
+    pub(crate) fn recompositions(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        self.storage()?.recompositions()
+    }
+
     /// The runtime's database, if it has one.
     #[cfg(feature = "storage")]
     fn storage(&self) -> Result<&crate::store::Storage, crate::store::StoreError> {

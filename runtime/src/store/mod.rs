@@ -460,6 +460,12 @@ impl Storage {
         self.dead_letters.scan_prefix::<StoredDeadLetter>([]).map(|entry| entry.map(|(_, v)| v)).collect()
     }
 
+    /// The tree where the recomposition engine keeps each managed cell's
+    /// kept plans.
+    pub(crate) fn recompositions(&self) -> Result<Store, StoreError> {
+        self.tree("sys/recompose".to_owned())
+    }
+
     /// The tree of the cell at `path`.
     pub(crate) fn cell_tree(&self, path: &CellPath) -> Result<Store, StoreError> {
         self.tree(format!("cell{}", path.as_str()))
