@@ -1,0 +1,148 @@
+//! Recomposition across process restarts: kept plans are stored and applied
+//! again when a runtime on the same data directory manages the cell.
+#![cfg(feature = "storage")]
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cellrt::{
+    Action, Cell, CellConfig, CellError, Context, Expected, JournalQuery, Metric, ObservationConfig,
+    PlanStatus, Recomposable, RecomposeConfig, RecomposeError, Recomposer, Runtime, SignalKind,
+};
+use common::eventually;
+
+const WINDOW: Duration = Duration::from_millis(100);
+
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    assert!(eventually(done), "timed out waiting for {what}");
+}
+
+enum Txn {
+    Card,
+    Legacy,
+}
+
+#[derive(Default)]
+struct Tally {
+    card: AtomicU64,
+    legacy: AtomicU64,
+}
+
+struct Fraud(Arc<Tally>);
+
+impl Cell for Fraud {
+    type Message = Txn;
+
+    fn message_kind(txn: &Txn) -> &'static str {
+        match txn {
+            Txn::Card => "card",
+            Txn::Legacy => "legacy",
+        }
+    }
+
+    fn handle(&mut self, _: &mut Context<Self>, txn: Txn) -> Result<(), CellError> {
+        match txn {
+            Txn::Card => self.0.card.fetch_add(1, SeqCst),
+            Txn::Legacy => self.0.legacy.fetch_add(1, SeqCst),
+        };
+        Ok(())
+    }
+}
+
+fn stored_runtime(dir: &std::path::Path) -> Runtime {
+    Runtime::builder()
+        .worker_threads(2)
+        .quiet_panics(true)
+        .storage(cellrt::StorageConfig::dir(dir))
+        .observation(ObservationConfig::default().window(WINDOW).sample_every(1))
+        .build()
+        .unwrap()
+}
+
+fn fraud_spec(tally: &Arc<Tally>) -> Recomposable<Txn> {
+    let made = tally.clone();
+    let strict = tally.clone();
+    Recomposable::new(move || Fraud(made.clone())).variant("strict", move || Fraud(strict.clone()))
+}
+
+#[test]
+fn kept_plans_are_applied_again_when_a_runtime_restarts_on_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let hold = Expected::Hold { metric: Metric::QueueDelay };
+    {
+        let runtime = stored_runtime(dir.path());
+        let tally = Arc::new(Tally::default());
+        let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
+        let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+        assert_eq!(engine.manage(&fraud, fraud_spec(&tally)).unwrap(), cellrt::Restored::default());
+        fraud.send(Txn::Legacy).unwrap();
+        wait_for("legacy seen", || tally.legacy.load(SeqCst) == 1);
+        let plan = engine
+            .propose(vec![Action::Isolate { cell: fraud.path().clone(), kind: "legacy".into() }], hold)
+            .unwrap();
+        engine.approve(plan).unwrap();
+        wait_for("the plan kept", || matches!(engine.plan(plan).unwrap().status, PlanStatus::Kept { .. }));
+        runtime.shutdown(Duration::from_secs(5));
+    }
+    let runtime = stored_runtime(dir.path());
+    let tally = Arc::new(Tally::default());
+    let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let restored = engine.manage(&fraud, fraud_spec(&tally)).unwrap();
+    assert_eq!((restored.plans, restored.warning), (vec![1], None));
+    let layout = engine.layout(fraud.path()).unwrap();
+    assert_eq!(layout.isolated, vec![("legacy".to_owned(), "/fraud/legacy".parse().unwrap())]);
+    assert_eq!(runtime.cell_count(), 2);
+    fraud.send(Txn::Legacy).unwrap();
+    fraud.send(Txn::Card).unwrap();
+    wait_for("both handled", || tally.legacy.load(SeqCst) == 1 && tally.card.load(SeqCst) == 1);
+    let legacy = runtime.snapshot().cells.into_iter().find(|c| c.path.as_str() == "/fraud/legacy").unwrap();
+    assert_eq!(legacy.metrics.unwrap().handled, 1, "the legacy transaction went to the isolated cell");
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_kept_plan_that_cannot_be_applied_again_is_reported_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let hold = Expected::Hold { metric: Metric::FailureRatio };
+    {
+        let runtime = stored_runtime(dir.path());
+        let tally = Arc::new(Tally::default());
+        let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
+        let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+        engine.manage(&fraud, fraud_spec(&tally)).unwrap();
+        let plan = engine
+            .propose(vec![Action::Replace { cell: fraud.path().clone(), variant: "strict".into() }], hold)
+            .unwrap();
+        engine.approve(plan).unwrap();
+        wait_for("the plan kept", || matches!(engine.plan(plan).unwrap().status, PlanStatus::Kept { .. }));
+        runtime.shutdown(Duration::from_secs(5));
+    }
+    // The next run no longer registers the variant.
+    let runtime = stored_runtime(dir.path());
+    let tally = Arc::new(Tally::default());
+    let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let made = tally.clone();
+    let restored = engine.manage(&fraud, Recomposable::new(move || Fraud(made.clone()))).unwrap();
+    let replace = Action::Replace { cell: fraud.path().clone(), variant: "strict".into() };
+    assert_eq!(restored.plans, Vec::<u64>::new());
+    let warning = restored.warning.unwrap();
+    assert_eq!((warning.plan, warning.action), (1, Some(replace)));
+    assert_eq!(
+        warning.error,
+        cellrt::RestoreError::Apply(RecomposeError::UnknownVariant {
+            cell: fraud.path().clone(),
+            variant: "strict".into()
+        })
+    );
+    assert_eq!(engine.layout(fraud.path()).unwrap().variant, "base");
+    let journaled = runtime.journal(&JournalQuery::new().cell(fraud.path().clone())).into_iter().any(|s| {
+        matches!(&s.kind, SignalKind::Configuration { what } if what.contains("kept plan 1 not applied again"))
+    });
+    assert!(journaled);
+    runtime.shutdown(Duration::from_secs(5));
+}
