@@ -17,6 +17,12 @@ use common::eventually;
 
 const WINDOW: Duration = Duration::from_millis(100);
 
+/// The tests that measure latency under load run one at a time.
+static UNDER_LOAD: Mutex<()> = Mutex::new(());
+
+/// Scheduling noise a latency comparison allows on a busy two-core machine.
+const NOISE: Duration = Duration::from_millis(5);
+
 fn observed_runtime(workers: usize) -> Runtime {
     Runtime::builder()
         .worker_threads(workers)
@@ -98,6 +104,7 @@ fn drive(fraud: &cellrt::Addr<Txn>, per_second: u64, length: Duration) -> u64 {
 
 #[test]
 fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
+    let _serial = UNDER_LOAD.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = observed_runtime(1);
     let tally = Arc::new(Tally::default());
     let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
@@ -131,14 +138,19 @@ fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
     wait_for("every transaction handled", || tally.card.load(SeqCst) + tally.legacy.load(SeqCst) == sent);
     assert_eq!(runtime.dead_letter_count(), 0);
 
-    // Card latency: after the isolation settles, back within 2× the baseline.
+    // Card latency: degraded under the load, then, once the isolation has
+    // drained what was queued before it, back within 2× the baseline.
     let latencies = tally.card_latency.lock().unwrap().clone();
-    let baseline = p99(latencies.iter().filter(|(at, _)| *at < baseline_end).map(|(_, d)| *d).collect());
+    let between = |from: Instant, to: Instant| -> Vec<Duration> {
+        latencies.iter().filter(|(at, _)| *at > from && *at < to).map(|(_, d)| *d).collect()
+    };
+    let baseline = p99(between(load_start - Duration::from_secs(5), baseline_end));
+    let strained = p99(between(load_start, isolated_at));
     let settled = isolated_at + Duration::from_millis(300);
-    let after = p99(latencies.iter().filter(|(at, _)| *at > settled).map(|(_, d)| *d).collect());
+    let after = p99(between(settled, Instant::now()));
     assert!(
-        after <= baseline * 2 + Duration::from_millis(1),
-        "card p99 {after:?} after isolation, baseline {baseline:?}"
+        after <= baseline * 2 + NOISE,
+        "card p99 {after:?} after isolation, baseline {baseline:?}, under load {strained:?}"
     );
 
     // The plan: an isolate rule's, applied, then evaluated and kept.
@@ -160,6 +172,12 @@ fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
     assert_eq!(finding.rule, "isolate");
     assert_eq!(finding.window.kinds[0].kind, "legacy");
     assert!(finding.window.kinds[0].busy_share >= 0.6);
+    // Strained by the rule's measure: a long queue, or decay.
+    let window = &finding.window;
+    assert!(
+        window.queue_delay >= Duration::from_millis(10) || window.decay.as_ref().is_some_and(|d| d.decaying),
+        "{window:?}"
+    );
     let steps: Vec<String> = runtime
         .journal(&JournalQuery::new().cell(fraud.path().clone()))
         .into_iter()
@@ -193,6 +211,7 @@ impl Cell for Slow {
 
 #[test]
 fn a_saturated_stateless_cell_is_split_under_traffic_and_merged_when_load_falls() {
+    let _serial = UNDER_LOAD.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = Runtime::builder()
         .worker_threads(2)
         .default_capacity(64)
@@ -283,34 +302,48 @@ fn a_variant_with_a_higher_error_rate_is_reverted_within_one_evaluation() {
             Expected::Hold { metric: Metric::FailureRatio },
         )
         .unwrap();
+    // One message at a time, each sent once the one before was handled or
+    // dead-lettered, so none is ever queued when a cell stops.
+    let mut sent = 0_u64;
+    let refused = std::cell::Cell::new(0_u64);
+    let send_one = |sent: &mut u64| {
+        let accounted = handled.load(SeqCst) + runtime.dead_letter_count();
+        match checks.try_send(*sent) {
+            Ok(()) => {
+                *sent += 1;
+                wait_for("the message accounted for", || {
+                    handled.load(SeqCst) + runtime.dead_letter_count() == accounted + 1
+                });
+            }
+            Err(err) => {
+                assert!(err.is_closed(), "{err:?}");
+                refused.set(refused.get() + 1);
+            }
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
     // A few clean windows before, so the plan has a "before".
-    let mut sent = 0;
     let until = Instant::now() + WINDOW * 4;
     while Instant::now() < until {
-        checks.send(sent).unwrap();
-        sent += 1;
-        thread::sleep(Duration::from_millis(1));
+        send_one(&mut sent);
     }
     engine.approve(plan).unwrap();
     assert_eq!(engine.layout(checks.path()).unwrap().variant, "strict");
-    // Traffic through the evaluation window. A failing message stops the
-    // unsupervised variant, so later sends may be refused as closed.
-    let mut refused = 0;
-    let until = Instant::now() + WINDOW * 6;
-    while Instant::now() < until && !engine.plan(plan).unwrap().status.is_final() {
-        match checks.try_send(sent) {
-            Ok(()) => sent += 1,
-            Err(_) => refused += 1,
-        }
-        thread::sleep(Duration::from_millis(1));
+    // The variant fails every third message; an unsupervised cell stops at
+    // its first failure, and the address refuses sends until the revert.
+    let deadline = Instant::now() + common::PATIENCE;
+    while !engine.plan(plan).unwrap().status.is_final() {
+        assert!(Instant::now() < deadline, "the plan was never evaluated");
+        send_one(&mut sent);
     }
-    wait_for("the plan evaluated", || engine.plan(plan).unwrap().status.is_final());
     let status = engine.plan(plan).unwrap().status;
-    assert!(matches!(status, PlanStatus::Reverted { .. }), "{status:?}");
+    assert_eq!(status, PlanStatus::Reverted { reason: "the cell serving the address stopped".into() });
     assert_eq!(engine.layout(checks.path()).unwrap().variant, "base");
-    // Nothing lost: every accepted message was handled or dead-lettered.
-    wait_for("every message accounted for", || handled.load(SeqCst) + runtime.dead_letter_count() == sent);
-    let _ = refused;
+    assert!(refused.get() > 0, "the stopped variant refused sends until the revert");
+    // The base serves again; nothing accepted was lost: 1 failure.
+    send_one(&mut sent);
+    assert_eq!(runtime.dead_letter_count(), 1);
+    assert_eq!(handled.load(SeqCst) + 1, sent);
     runtime.shutdown(Duration::from_secs(5));
 }
 

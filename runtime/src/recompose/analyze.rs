@@ -60,6 +60,9 @@ pub struct CellWindow {
     pub decay: Option<Decay>,
     /// Whether the managed cell's objective has its page alert firing.
     pub burn_page: bool,
+    /// Whether the managed cell has stopped for good (an unsupervised cell
+    /// stops at its first failure): its address refuses sends.
+    pub stopped: bool,
 }
 
 impl CellWindow {
@@ -178,6 +181,7 @@ impl Readings {
             kinds: Vec::new(),
             decay,
             burn_page,
+            stopped: sources.base.as_ref().map_or(true, |b| b.is_terminated()),
         };
         let base_id = sources.base.as_ref().map(|b| b.id());
         for source in sources.all() {

@@ -684,7 +684,7 @@ impl Engine {
             .enumerate()
             .filter(|(_, r)| {
                 matches!(r.plan.status, PlanStatus::Applied { .. })
-                    && state.window >= r.applied_window + u64::from(self.config.evaluation_windows)
+                    && state.window > r.applied_window + u64::from(self.config.evaluation_windows)
             })
             .map(|(i, _)| i)
             .collect();
@@ -696,16 +696,23 @@ impl Engine {
             let after = entry.mean(expected, state.window, self.config.evaluation_windows).unwrap_or(0.0);
             let before = record.before;
             let metric = expected.metric();
-            match judge(expected, before, after, self.config.tolerance) {
+            let stopped = entry.history.back().is_some_and(|(_, w)| w.stopped);
+            let verdict =
+                if stopped { Verdict::Worse } else { judge(expected, before, after, self.config.tolerance) };
+            match verdict {
                 Verdict::Met => self.conclude(state, index, PlanStatus::Kept { before, after, met: true }),
                 Verdict::Short => self.conclude(state, index, PlanStatus::Kept { before, after, met: false }),
                 Verdict::Worse => {
-                    let measured = format!(
-                        "{metric} {} before, {} after; expected {}: worse",
-                        show(metric, before),
-                        show(metric, after),
-                        expected
-                    );
+                    let measured = if stopped {
+                        "the cell serving the address stopped".to_owned()
+                    } else {
+                        format!(
+                            "{metric} {} before, {} after; expected {}: worse",
+                            show(metric, before),
+                            show(metric, after),
+                            expected
+                        )
+                    };
                     let cell = entry.cell.clone();
                     let current = cell.layout().version;
                     let outcome = if current != record.version {

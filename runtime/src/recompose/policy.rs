@@ -109,7 +109,7 @@ impl Default for RecomposeConfig {
         RecomposeConfig {
             mode: Mode::Propose,
             sustain: 2,
-            baseline_windows: 3,
+            baseline_windows: 2,
             evaluation_windows: 3,
             cooldown_windows: 5,
             max_changes_share: 0.25,
@@ -149,12 +149,15 @@ impl RecomposeConfig {
         sustain: u32
     );
     setter!(
-        /// Windows before a plan whose mean is its "before". Default 3; at least 1.
+        /// Windows before a plan whose mean is its "before" (the windows its
+        /// rule held in, with the default `sustain`). Default 2; at least 1.
         baseline_windows: u32
     );
     setter!(
         /// Windows after a plan is applied before it is evaluated (its
-        /// "after" is their mean). Default 3; at least 1.
+        /// "after" is their mean). The window the plan is applied in and the
+        /// one after it are not counted: they still hold what was queued
+        /// before. Default 3; at least 1.
         evaluation_windows: u32
     );
     setter!(
@@ -269,6 +272,9 @@ pub(crate) fn built_in(
     facts: &CellFacts,
 ) -> Vec<Candidate> {
     let mut found = Vec::new();
+    if window.stopped {
+        return found;
+    }
     let cell = &layout.cell;
     let decaying = window.decay.as_ref().is_some_and(|d| d.decaying);
     let strained = window.queue_delay >= config.strain_queue_delay
