@@ -178,9 +178,9 @@ pub use crate::observe::{
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 pub use crate::recompose::{
-    Action, CellWindow, Expected, Finding, KindShare, Layout, Metric, Mode, Plan, PlanStatus, Policy,
-    Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, RestoreError, RestoreWarning,
-    Restored, SplitBy,
+    Action, CellWindow, Expected, Finding, IsolatedKind, KindShare, Layout, Metric, Mode, Plan, PlanStatus,
+    Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, RestoreError,
+    RestoreWarning, Restored, ServingCell, SplitBy,
 };
 pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
 #[cfg(feature = "storage")]

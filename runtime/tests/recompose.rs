@@ -49,6 +49,8 @@ enum Txn {
 struct Tally {
     card: AtomicU64,
     legacy: AtomicU64,
+    /// Of those, handled by a `Rules` cell.
+    rules: AtomicU64,
     card_latency: Mutex<Vec<(Instant, Duration)>>,
 }
 
@@ -75,6 +77,29 @@ impl Cell for Fraud {
                 self.0.legacy.fetch_add(1, SeqCst);
             }
         }
+        Ok(())
+    }
+}
+
+/// A rules engine that checks `Legacy` transactions without the legacy
+/// path's cost (`legacy_cost` puts a cost back, for a variant that is worse).
+struct Rules {
+    tally: Arc<Tally>,
+    legacy_cost: Duration,
+}
+
+impl Cell for Rules {
+    type Message = Txn;
+
+    fn handle(&mut self, _: &mut Context<Self>, txn: Txn) -> Result<(), CellError> {
+        match txn {
+            Txn::Card(_) => self.tally.card.fetch_add(1, SeqCst),
+            Txn::Legacy => {
+                thread::sleep(self.legacy_cost);
+                self.tally.legacy.fetch_add(1, SeqCst)
+            }
+        };
+        self.tally.rules.fetch_add(1, SeqCst);
         Ok(())
     }
 }
@@ -108,10 +133,14 @@ fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
     let runtime = observed_runtime(1);
     let tally = Arc::new(Tally::default());
     let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
-    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Auto)).unwrap();
-    let made = tally.clone();
-    let spec =
-        Recomposable::new(move || Fraud(made.clone())).isolate_with(CellConfig::new().dispatcher("legacy"));
+    // After its first plan the cell cools down for the rest of the test:
+    // the canary below is proposed by hand.
+    let config = RecomposeConfig::default().mode(Mode::Auto).cooldown_windows(1000);
+    let engine = Recomposer::new(&runtime, config).unwrap();
+    let (made, rules) = (tally.clone(), tally.clone());
+    let spec = Recomposable::new(move || Fraud(made.clone()))
+        .variant("rules", move || Rules { tally: rules.clone(), legacy_cost: Duration::ZERO })
+        .isolate_with(CellConfig::new().dispatcher("legacy"));
     engine.manage(&fraud, spec).unwrap();
 
     // Baseline: light load, one worker keeps up.
@@ -131,7 +160,9 @@ fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
     sent += driver.join().unwrap();
 
     let layout = engine.layout(fraud.path()).unwrap();
-    assert_eq!(layout.isolated, vec![("legacy".to_owned(), "/fraud/legacy".parse().unwrap())]);
+    let isolated: Vec<(String, String, String)> =
+        layout.isolated.iter().map(|i| (i.kind.clone(), i.cell.to_string(), i.variant.clone())).collect();
+    assert_eq!(isolated, [("legacy".to_owned(), "/fraud/legacy".to_owned(), "base".to_owned())]);
     assert!(isolated_after < Duration::from_secs(1), "isolated {isolated_after:?} after the load began");
 
     // Every transaction ends exactly once: all handled (none failed).
@@ -159,7 +190,10 @@ fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
     let plan = &plans[0];
     assert_eq!(plan.rule, "isolate");
     assert_eq!(plan.actions, vec![Action::Isolate { cell: fraud.path().clone(), kind: "legacy".into() }]);
-    assert_eq!(plan.inverse, vec![Action::Retire { cell: fraud.path().clone(), kind: "legacy".into() }]);
+    assert_eq!(
+        plan.inverse,
+        vec![Action::Retire { cell: fraud.path().clone(), kind: "legacy".into(), successor: None }]
+    );
     wait_for("the plan evaluated", || engine.plan(plan.id).unwrap().status.is_final());
     assert!(
         matches!(engine.plan(plan.id).unwrap().status, PlanStatus::Kept { met: true, .. }),
@@ -192,6 +226,44 @@ fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
     assert_eq!((measures.plans_applied, measures.plans_kept, measures.plans_reverted), (1, 1, 0));
     assert!(measures.velocity_to_applied.is_some() && measures.velocity_to_kept.is_some());
     assert!(measures.learning_velocity.is_some());
+
+    // The rules engine takes a canary share of Legacy, is no worse, and
+    // the legacy path is retired into it.
+    engine.set_mode(Mode::Propose);
+    let canary = Action::Canary {
+        cell: fraud.path().clone(),
+        kind: Some("legacy".into()),
+        variant: "rules".into(),
+        share: 0.2,
+    };
+    let plan = engine.propose(vec![canary], Expected::Canary { metric: Metric::QueueDelay }).unwrap();
+    engine.approve(plan).unwrap();
+    assert_eq!(engine.layout(fraud.path()).unwrap().canary, Some((Some("legacy".into()), "rules".into())));
+    let before = sent;
+    let driver = {
+        let fraud = fraud.clone();
+        thread::spawn(move || drive(&fraud, 600, WINDOW * 8))
+    };
+    sent += driver.join().unwrap();
+    wait_for("the canary evaluated", || engine.plan(plan).unwrap().status.is_final());
+    let done = engine.plan(plan).unwrap();
+    assert!(matches!(done.status, PlanStatus::Kept { met: true, .. }), "{:?}", done.status);
+    assert_eq!(
+        done.actions.last(),
+        Some(&Action::Promote { cell: fraud.path().clone(), kind: Some("legacy".into()) })
+    );
+    let layout = engine.layout(fraud.path()).unwrap();
+    assert_eq!((layout.canary, layout.isolated[0].variant.as_str()), (None, "rules"));
+    assert!(tally.rules.load(SeqCst) > 0, "the canary took a share of the traffic");
+    wait_for("every transaction handled", || tally.card.load(SeqCst) + tally.legacy.load(SeqCst) == sent);
+    assert!(sent > before);
+    assert_eq!(runtime.dead_letter_count(), 0);
+    // Legacy goes to the rules engine now: the canary cell drained and
+    // stopped, the old legacy cell was replaced.
+    wait_for("the canary cell stopped", || runtime.cell_count() == 2);
+    let rules_before = tally.rules.load(SeqCst);
+    fraud.send(Txn::Legacy).unwrap();
+    wait_for("legacy handled by the rules engine", || tally.rules.load(SeqCst) == rules_before + 1);
     runtime.shutdown(Duration::from_secs(5));
 }
 
@@ -344,6 +416,105 @@ fn a_variant_with_a_higher_error_rate_is_reverted_within_one_evaluation() {
     send_one(&mut sent);
     assert_eq!(runtime.dead_letter_count(), 1);
     assert_eq!(handled.load(SeqCst) + 1, sent);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_canary_that_fails_ends_and_the_traffic_stays_with_the_cell() {
+    let runtime = checker_runtime();
+    let handled = Arc::new(AtomicU64::new(0));
+    let checks = runtime
+        .spawn_with(CellConfig::named("checks"), Checker { handled: handled.clone(), fail_every: 0, seen: 0 })
+        .unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
+    let (base, variant) = (handled.clone(), handled.clone());
+    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
+        .variant("strict", move || Checker { handled: variant.clone(), fail_every: 3, seen: 0 });
+    engine.manage(&checks, spec).unwrap();
+    let canary =
+        Action::Canary { cell: checks.path().clone(), kind: None, variant: "strict".into(), share: 0.5 };
+    let plan = engine.propose(vec![canary], Expected::Canary { metric: Metric::FailureRatio }).unwrap();
+    engine.approve(plan).unwrap();
+    assert_eq!(engine.layout(checks.path()).unwrap().canary, Some((None, "strict".into())));
+    assert_eq!(runtime.cell_count(), 2);
+    // One message at a time: none is queued when the canary stops.
+    let mut sent = 0_u64;
+    let deadline = Instant::now() + common::PATIENCE;
+    while !engine.plan(plan).unwrap().status.is_final() {
+        assert!(Instant::now() < deadline, "the canary was never evaluated");
+        let accounted = handled.load(SeqCst) + runtime.dead_letter_count();
+        checks.try_send(sent).expect("the cell takes what the stopped canary refuses");
+        sent += 1;
+        wait_for("the message accounted for", || {
+            handled.load(SeqCst) + runtime.dead_letter_count() == accounted + 1
+        });
+        thread::sleep(Duration::from_millis(1));
+    }
+    let status = engine.plan(plan).unwrap().status;
+    assert_eq!(status, PlanStatus::Reverted { reason: "the canary stopped or took no messages".into() });
+    let layout = engine.layout(checks.path()).unwrap();
+    assert_eq!((layout.canary, layout.variant.as_str()), (None, "base"));
+    // The canary failed its third message and stopped; everything else was
+    // handled, by it or by the cell.
+    assert_eq!(runtime.dead_letter_count(), 1);
+    assert_eq!(handled.load(SeqCst) + 1, sent);
+    wait_for("the canary cell gone", || runtime.cell_count() == 1);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn canary_plans_that_do_not_fit_are_refused() {
+    let runtime = checker_runtime();
+    let handled = Arc::new(AtomicU64::new(0));
+    let checks = runtime
+        .spawn_with(CellConfig::named("checks"), Checker { handled: handled.clone(), fail_every: 0, seen: 0 })
+        .unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let (base, variant) = (handled.clone(), handled.clone());
+    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
+        .variant("strict", move || Checker { handled: variant.clone(), fail_every: 0, seen: 0 });
+    engine.manage(&checks, spec).unwrap();
+    let cell = checks.path().clone();
+    let canary = |kind: Option<&str>, variant: &str, share: f64| {
+        vec![Action::Canary {
+            cell: cell.clone(),
+            kind: kind.map(Into::into),
+            variant: variant.into(),
+            share,
+        }]
+    };
+    let expected = Expected::Canary { metric: Metric::FailureRatio };
+    for share in [0.0, 1.0, -0.5, f64::NAN] {
+        assert!(matches!(
+            engine.propose(canary(None, "strict", share), expected),
+            Err(RecomposeError::Invalid { .. })
+        ));
+    }
+    assert_eq!(
+        engine.propose(canary(None, "lenient", 0.1), expected),
+        Err(RecomposeError::UnknownVariant { cell: cell.clone(), variant: "lenient".into() })
+    );
+    assert!(matches!(
+        engine.propose(canary(None, "base", 0.1), expected),
+        Err(RecomposeError::Layout { .. })
+    ));
+    assert!(matches!(
+        engine.propose(canary(Some("card"), "strict", 0.1), expected),
+        Err(RecomposeError::Layout { .. })
+    ));
+    let promote = vec![Action::Promote { cell: cell.clone(), kind: None }];
+    assert!(matches!(engine.propose(promote, expected), Err(RecomposeError::Layout { .. })));
+    // While a canary runs, nothing else changes the cell.
+    let plan = engine.propose(canary(None, "strict", 0.1), expected).unwrap();
+    engine.approve(plan).unwrap();
+    engine.revert(plan).unwrap();
+    assert_eq!(engine.layout(&cell).unwrap().canary, None);
+    let plan = engine.propose(canary(None, "strict", 0.1), expected).unwrap();
+    engine.approve(plan).unwrap();
+    let hold = Expected::Hold { metric: Metric::FailureRatio };
+    let replace = vec![Action::Replace { cell: cell.clone(), variant: "strict".into() }];
+    assert!(matches!(engine.propose(replace, hold), Err(RecomposeError::PlanInFlight { .. })));
+    assert!(engine.plans().iter().all(|p| p.actions.len() == 1));
     runtime.shutdown(Duration::from_secs(5));
 }
 

@@ -94,7 +94,9 @@ fn kept_plans_are_applied_again_when_a_runtime_restarts_on_the_same_data() {
     let restored = engine.manage(&fraud, fraud_spec(&tally)).unwrap();
     assert_eq!((restored.plans, restored.warning), (vec![1], None));
     let layout = engine.layout(fraud.path()).unwrap();
-    assert_eq!(layout.isolated, vec![("legacy".to_owned(), "/fraud/legacy".parse().unwrap())]);
+    let isolated: Vec<(String, String, String)> =
+        layout.isolated.iter().map(|i| (i.kind.clone(), i.cell.to_string(), i.variant.clone())).collect();
+    assert_eq!(isolated, [("legacy".to_owned(), "/fraud/legacy".to_owned(), "base".to_owned())]);
     assert_eq!(runtime.cell_count(), 2);
     fraud.send(Txn::Legacy).unwrap();
     fraud.send(Txn::Card).unwrap();

@@ -30,6 +30,42 @@ pub struct KindShare {
     pub load_share: f64,
 }
 
+/// One of the cells serving a managed address, over one window.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct ServingCell {
+    /// Its path: the managed cell's, an isolated kind's cell's
+    /// (`<cell>/<kind>`), a pool member's (`<cell>/1`…) or a canary's
+    /// (`…/canary`).
+    pub path: CellPath,
+    /// Messages it took (handled or failed).
+    pub messages: u64,
+    /// Of those, failed.
+    pub failed: u64,
+    /// `failed / messages`, 0 without messages.
+    pub failure_ratio: f64,
+    /// Mean time in queue of its stamped messages.
+    pub queue_delay: Duration,
+    /// How full its mailbox is, 0 to 1 (1 when it refused a send).
+    pub saturation: f64,
+    /// Whether its decay is above its threshold.
+    pub decaying: bool,
+    /// Whether it has stopped for good.
+    pub stopped: bool,
+}
+
+impl ServingCell {
+    /// The value of `metric` for this cell.
+    pub fn value(&self, metric: super::plan::Metric) -> f64 {
+        match metric {
+            super::plan::Metric::QueueDelay => self.queue_delay.as_secs_f64(),
+            super::plan::Metric::Saturation => self.saturation,
+            super::plan::Metric::FailureRatio => self.failure_ratio,
+        }
+    }
+}
+
 /// A managed cell over one analysis window: what the rules decide on and
 /// plans are evaluated against.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +99,15 @@ pub struct CellWindow {
     /// Whether the managed cell has stopped for good (an unsupervised cell
     /// stops at its first failure): its address refuses sends.
     pub stopped: bool,
+    /// Each cell serving the address, the managed cell first.
+    pub cells: Vec<ServingCell>,
+}
+
+impl CellWindow {
+    /// The serving cell at `path`, if it served in this window.
+    pub fn cell(&self, path: &CellPath) -> Option<&ServingCell> {
+        self.cells.iter().find(|c| c.path == *path)
+    }
 }
 
 impl CellWindow {
@@ -166,9 +211,10 @@ impl Readings {
         &mut self,
         cell: &CellPath,
         sources: &Sources,
-        decay: Option<Decay>,
+        decay_of: &dyn Fn(u64) -> Option<Decay>,
         burn_page: bool,
     ) -> CellWindow {
+        let decay = sources.base.as_ref().and_then(|b| decay_of(b.id()));
         let mut window = CellWindow {
             cell: cell.clone(),
             at: SystemTime::now(),
@@ -182,6 +228,7 @@ impl Readings {
             decay,
             burn_page,
             stopped: sources.base.as_ref().map_or(true, |b| b.is_terminated()),
+            cells: Vec::new(),
         };
         let base_id = sources.base.as_ref().map(|b| b.id());
         for source in sources.all() {
@@ -193,6 +240,21 @@ impl Readings {
             let (queued, capacity) = source.mailbox_len();
             let full = if c.rejected > 0 { 1.0 } else { share(queued as f64, capacity as f64).min(1.0) };
             window.saturation = window.saturation.max(full);
+            let messages = c.handled + c.failed;
+            window.cells.push(ServingCell {
+                path: source.path().clone(),
+                messages,
+                failed: c.failed,
+                failure_ratio: share(c.failed as f64, messages as f64),
+                queue_delay: if c.queue_samples > 0 {
+                    c.queue_delay / u32::try_from(c.queue_samples).unwrap_or(u32::MAX)
+                } else {
+                    Duration::ZERO
+                },
+                saturation: full,
+                decaying: decay_of(source.id()).is_some_and(|d| d.decaying),
+                stopped: source.is_terminated(),
+            });
             if Some(source.id()) == base_id {
                 if c.queue_samples > 0 {
                     window.queue_delay = c.queue_delay / u32::try_from(c.queue_samples).unwrap_or(u32::MAX);

@@ -28,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use super::error::RecomposeError;
-use super::plan::{Action, Layout, SplitBy};
+use super::plan::{Action, IsolatedKind, Layout, SplitBy};
 use crate::address::{Addr, Deliver, Slot};
 use crate::cell::{Cell, CellConfig};
 use crate::failure::payload_text;
@@ -37,6 +37,7 @@ use crate::mailbox::{Envelope, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
 use crate::supervise::start::ChildName;
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::{Arc, Mutex};
 
 /// The variant name of a managed cell's own factory.
@@ -265,12 +266,14 @@ pub(crate) struct Sources {
     pub(crate) isolated: Vec<Arc<dyn CellControl>>,
     /// The members a split added.
     pub(crate) members: Vec<Arc<dyn CellControl>>,
+    /// A canary's cell.
+    pub(crate) canary: Vec<Arc<dyn CellControl>>,
 }
 
 impl Sources {
     /// Every cell serving the address.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<dyn CellControl>> {
-        self.base.iter().chain(&self.isolated).chain(&self.members)
+        self.base.iter().chain(&self.isolated).chain(&self.members).chain(&self.canary)
     }
 }
 
@@ -303,10 +306,36 @@ struct Shape<M> {
     /// What the slot points at when it is not `base` (a by-kind route or a
     /// router).
     wrapper: Option<Arc<dyn Deliver<M>>>,
-    isolated: Vec<(String, Addr<M>)>,
+    isolated: Vec<Isolated<M>>,
     members: Vec<Addr<M>>,
     /// The kind shed, and the address's policy before.
     shed: Option<(String, Option<Arc<Shedding<M>>>)>,
+    canary: Option<CanaryRun<M>>,
+}
+
+/// An isolated kind's cell.
+struct Isolated<M> {
+    kind: String,
+    addr: Addr<M>,
+    variant: String,
+}
+
+impl<M> Clone for Isolated<M> {
+    fn clone(&self) -> Self {
+        Isolated { kind: self.kind.clone(), addr: self.addr.clone(), variant: self.variant.clone() }
+    }
+}
+
+/// A canary running beside the managed cell or an isolated kind's cell.
+struct CanaryRun<M> {
+    kind: Option<String>,
+    variant: String,
+    /// The canary's cell.
+    cell: Addr<M>,
+    /// The share route put in front of the cell it shares with.
+    route: Arc<dyn Deliver<M>>,
+    /// What that address pointed at before.
+    under: Arc<dyn Deliver<M>>,
 }
 
 impl<M: Send + 'static> Shape<M> {
@@ -354,6 +383,7 @@ impl<M: Send + 'static> Managed<M> {
                 isolated: Vec::new(),
                 members: Vec::new(),
                 shed: None,
+                canary: None,
             }),
         })
     }
@@ -364,7 +394,7 @@ impl<M: Send + 'static> Managed<M> {
 
     /// Whether the base cell has seen (or its type names) `kind`.
     fn knows_kind(&self, shape: &Shape<M>, kind: &str) -> bool {
-        shape.isolated.iter().any(|(k, _)| k == kind)
+        shape.isolated.iter().any(|i| i.kind == kind)
             || shape
                 .base
                 .control()
@@ -385,7 +415,43 @@ impl<M: Send + 'static> Managed<M> {
         known_kinds: bool,
     ) -> Result<(), RecomposeError> {
         let cell = self.addr.path();
+        let canary_action = matches!(action, Action::Promote { .. } | Action::EndCanary { .. });
+        if shape.canary.is_some() && !canary_action {
+            return Err(self.layout_error("a canary runs; promote or end it first"));
+        }
+        let unknown_variant = |variant: &String| RecomposeError::UnknownVariant {
+            cell: cell.clone(),
+            variant: variant.clone(),
+        };
         match action {
+            Action::Canary { kind, variant, share, .. } => {
+                if !(*share > 0.0 && *share < 1.0) {
+                    return Err(RecomposeError::Invalid {
+                        reason: format!("a canary share of {share} is outside (0, 1)"),
+                    });
+                }
+                if self.spec.maker(variant).is_none() {
+                    return Err(unknown_variant(variant));
+                }
+                let serving = match kind {
+                    None if shape.wrapper.is_some() => {
+                        return Err(self.layout_error("a canary of a split or isolated cell needs a kind"));
+                    }
+                    None => &shape.variant,
+                    Some(kind) => match shape.isolated.iter().find(|i| i.kind == *kind) {
+                        Some(isolated) => &isolated.variant,
+                        None => return Err(self.layout_error(format!("kind {kind:?} is not isolated"))),
+                    },
+                };
+                if serving == variant {
+                    return Err(self.layout_error(format!("variant {variant:?} serves it already")));
+                }
+            }
+            Action::Promote { kind, .. } | Action::EndCanary { kind, .. } => {
+                if !shape.canary.as_ref().is_some_and(|c| c.kind == *kind) {
+                    return Err(self.layout_error("no canary runs there"));
+                }
+            }
             Action::Replace { variant, .. } => {
                 if self.spec.maker(variant).is_none() {
                     return Err(RecomposeError::UnknownVariant {
@@ -418,16 +484,26 @@ impl<M: Send + 'static> Managed<M> {
                 if !shape.members.is_empty() {
                     return Err(self.layout_error("a pool cannot isolate a kind; merge first"));
                 }
-                if shape.isolated.iter().any(|(k, _)| k == kind) {
+                if shape.isolated.iter().any(|i| i.kind == *kind) {
                     return Err(self.layout_error(format!("kind {kind:?} is isolated already")));
                 }
                 if known_kinds && !self.knows_kind(shape, kind) {
                     return Err(RecomposeError::UnknownKind { cell: cell.clone(), kind: kind.clone() });
                 }
             }
-            Action::Retire { kind, .. } => {
-                if !shape.isolated.iter().any(|(k, _)| k == kind) {
+            Action::Retire { kind, successor, .. } => {
+                let Some(isolated) = shape.isolated.iter().find(|i| i.kind == *kind) else {
                     return Err(self.layout_error(format!("kind {kind:?} is not isolated")));
+                };
+                if let Some(variant) = successor {
+                    if self.spec.maker(variant).is_none() {
+                        return Err(unknown_variant(variant));
+                    }
+                    if isolated.variant == *variant {
+                        return Err(
+                            self.layout_error(format!("variant {variant:?} serves kind {kind:?} already"))
+                        );
+                    }
                 }
             }
             Action::Merge { .. } => {
@@ -466,10 +542,11 @@ impl<M: Send + 'static> Managed<M> {
             .map_err(|_| self.layout_error("its address was changed outside recomposition"))
     }
 
-    fn kind_route(&self, shape: &Shape<M>, isolated: Vec<(String, Addr<M>)>) -> Arc<dyn Deliver<M>> {
+    fn kind_route(&self, shape: &Shape<M>, isolated: &[Isolated<M>]) -> Arc<dyn Deliver<M>> {
         if isolated.is_empty() {
             return shape.base.clone();
         }
+        let isolated = isolated.iter().map(|i| (i.kind.clone(), i.addr.clone())).collect();
         Arc::new(KindRoute::new(self.spec.kind_of, isolated, shape.base.clone()))
     }
 
@@ -481,13 +558,11 @@ impl<M: Send + 'static> Managed<M> {
     ) -> Result<(), RecomposeError> {
         let name: String = kind.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
         let name = if name.starts_with('#') { format!("kind{name}") } else { name };
-        let path = self.addr.path().child(&name).map_err(|e| RecomposeError::Invalid {
-            reason: format!("kind {kind:?} does not make a cell name: {e}"),
-        })?;
-        let cell = (self.spec.base.spawn_at)(shared, path, self.spec.isolation.clone())?;
+        let cell =
+            spawn_beside(&self.spec.base, shared, self.addr.path(), &name, self.spec.isolation.clone())?;
         let mut isolated = shape.isolated.clone();
-        isolated.push((kind.to_owned(), cell.clone()));
-        let route = self.kind_route(shape, isolated.clone());
+        isolated.push(Isolated { kind: kind.to_owned(), addr: cell.clone(), variant: BASE.to_owned() });
+        let route = self.kind_route(shape, &isolated);
         if let Err(err) = self.swap(shape, route.clone()) {
             drain(&cell);
             return Err(err);
@@ -497,17 +572,122 @@ impl<M: Send + 'static> Managed<M> {
         Ok(())
     }
 
-    fn retire(&self, shape: &mut Shape<M>, kind: &str) -> Result<(), RecomposeError> {
+    fn retire(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        kind: &str,
+        successor: Option<&str>,
+    ) -> Result<(), RecomposeError> {
         let mut isolated = shape.isolated.clone();
-        let Some(index) = isolated.iter().position(|(k, _)| k == kind) else {
+        let Some(index) = isolated.iter().position(|i| i.kind == kind) else {
             return Err(self.layout_error(format!("kind {kind:?} is not isolated")));
         };
-        let (_, cell) = isolated.remove(index);
-        let route = self.kind_route(shape, isolated.clone());
+        if let Some(variant) = successor {
+            let entry = &mut shape.isolated[index];
+            self.replace_at(shared, &entry.addr, variant)?;
+            entry.variant = variant.to_owned();
+            return Ok(());
+        }
+        let Isolated { addr: cell, .. } = isolated.remove(index);
+        let route = self.kind_route(shape, &isolated);
         self.swap(shape, route.clone())?;
         shape.wrapper = (!isolated.is_empty()).then_some(route);
         shape.isolated = isolated;
         drain(&cell);
+        Ok(())
+    }
+
+    /// Replaces the cell behind `addr` with a new cell of `variant`.
+    fn replace_at(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        addr: &Addr<M>,
+        variant: &str,
+    ) -> Result<(), RecomposeError> {
+        let Some(maker) = self.spec.maker(variant) else {
+            return Err(RecomposeError::UnknownVariant {
+                cell: self.addr.path().clone(),
+                variant: variant.to_owned(),
+            });
+        };
+        (maker.replace)(shared, addr)
+    }
+
+    /// The address a canary of `kind` shares: the managed cell's, or the
+    /// isolated kind's cell's.
+    fn canary_target(&self, shape: &Shape<M>, kind: &Option<String>) -> Result<Addr<M>, RecomposeError> {
+        match kind {
+            None => Ok(self.addr.clone()),
+            Some(kind) => shape
+                .isolated
+                .iter()
+                .find(|i| i.kind == *kind)
+                .map(|i| i.addr.clone())
+                .ok_or_else(|| self.layout_error(format!("kind {kind:?} is not isolated"))),
+        }
+    }
+
+    fn start_canary(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        kind: &Option<String>,
+        variant: &str,
+        share: f64,
+    ) -> Result<(), RecomposeError> {
+        let target = self.canary_target(shape, kind)?;
+        let Some(maker) = self.spec.maker(variant) else {
+            return Err(RecomposeError::UnknownVariant {
+                cell: self.addr.path().clone(),
+                variant: variant.to_owned(),
+            });
+        };
+        // On the runtime's defaults, not beside the cell it is compared
+        // with: sharing that cell's dispatcher would measure the sharing.
+        let cell = spawn_beside(maker, shared, target.path(), "canary", CellConfig::new())?;
+        let under = target.slot().current();
+        let route: Arc<dyn Deliver<M>> = Arc::new(ShareRoute::new(share, cell.clone(), under.clone()));
+        if target.slot().swap(&under, route.clone()).is_err() {
+            drain(&cell);
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        shape.canary =
+            Some(CanaryRun { kind: kind.clone(), variant: variant.to_owned(), cell, route, under });
+        Ok(())
+    }
+
+    /// Ends the canary; with `promote`, its variant then replaces the cell it
+    /// shared with.
+    fn end_canary(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        promote: bool,
+    ) -> Result<(), RecomposeError> {
+        let Some(run) = shape.canary.take() else {
+            return Err(self.layout_error("no canary runs there"));
+        };
+        let target = self.canary_target(shape, &run.kind)?;
+        if target.slot().swap(&run.route, run.under.clone()).is_err() {
+            shape.canary = Some(run);
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        drain(&run.cell);
+        if promote {
+            self.replace_at(shared, &target, &run.variant)?;
+            match &run.kind {
+                None => {
+                    shape.base = self.addr.slot().current();
+                    shape.variant = run.variant;
+                }
+                Some(kind) => {
+                    if let Some(isolated) = shape.isolated.iter_mut().find(|i| i.kind == *kind) {
+                        isolated.variant = run.variant;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -521,9 +701,7 @@ impl<M: Send + 'static> Managed<M> {
         let first = Addr::from_slot(Arc::new(Slot::new(shape.base.clone(), path.clone(), self.send_timeout)));
         let mut added = Vec::with_capacity(into - 1);
         for n in 1..into {
-            let member =
-                path.child(&n.to_string()).map_err(|e| RecomposeError::Invalid { reason: e.to_string() });
-            match member.and_then(|member| (self.spec.base.spawn_at)(shared, member, CellConfig::new())) {
+            match spawn_beside(&self.spec.base, shared, path, &n.to_string(), CellConfig::new()) {
                 Ok(addr) => added.push(addr),
                 Err(err) => {
                     added.iter().for_each(drain);
@@ -601,6 +779,35 @@ impl<M: Send + 'static> Managed<M> {
     }
 }
 
+/// How many names [`spawn_beside`] tries.
+const NAME_TRIES: usize = 16;
+
+/// Spawns a cell at `<parent>/<name>`; while that path is still taken (a
+/// cell of an earlier change still draining), at `<parent>/<name>-2`, `-3`…
+fn spawn_beside<M: Send + 'static>(
+    maker: &Maker<M>,
+    shared: &Arc<RuntimeShared>,
+    parent: &CellPath,
+    name: &str,
+    config: CellConfig,
+) -> Result<Addr<M>, RecomposeError> {
+    let mut last = None;
+    for n in 1..=NAME_TRIES {
+        let name = if n == 1 { name.to_owned() } else { format!("{name}-{n}") };
+        let path = parent.child(&name).map_err(|e| RecomposeError::Invalid {
+            reason: format!("{name:?} does not make a cell name: {e}"),
+        })?;
+        match (maker.spawn_at)(shared, path, config.clone()) {
+            Err(RecomposeError::Spawn { error: crate::runtime::SpawnError::NameTaken { path }, .. }) => {
+                last = Some(path);
+            }
+            other => return other,
+        }
+    }
+    let path = last.unwrap_or_else(|| parent.clone());
+    Err(RecomposeError::Spawn { cell: path.clone(), error: crate::runtime::SpawnError::NameTaken { path } })
+}
+
 /// Closes `addr`'s cell to new messages; it handles what it holds, then
 /// stops.
 fn drain<M: Send + 'static>(addr: &Addr<M>) {
@@ -620,7 +827,16 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
             cell: self.addr.path().clone(),
             variant: shape.variant.clone(),
             pool: 1 + shape.members.len(),
-            isolated: shape.isolated.iter().map(|(k, a)| (k.clone(), a.path().clone())).collect(),
+            isolated: shape
+                .isolated
+                .iter()
+                .map(|i| IsolatedKind {
+                    kind: i.kind.clone(),
+                    cell: i.addr.path().clone(),
+                    variant: i.variant.clone(),
+                })
+                .collect(),
+            canary: shape.canary.as_ref().map(|c| (c.kind.clone(), c.variant.clone())),
             shedding: shape.shed.as_ref().map(|(k, _)| k.clone()),
             version: shape.version,
         }
@@ -631,8 +847,9 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
         let control = |addr: &Addr<M>| addr.slot().current().control();
         Sources {
             base: shape.base.control(),
-            isolated: shape.isolated.iter().filter_map(|(_, a)| control(a)).collect(),
+            isolated: shape.isolated.iter().filter_map(|i| control(&i.addr)).collect(),
             members: shape.members.iter().filter_map(control).collect(),
+            canary: shape.canary.iter().filter_map(|c| control(&c.cell)).collect(),
         }
     }
 
@@ -687,7 +904,14 @@ impl<M: Send + 'static> Managed<M> {
             Action::Replace { variant, .. } => self.replace(shared, &mut shape, variant)?,
             Action::Split { into, .. } => self.split(shared, &mut shape, *into)?,
             Action::Isolate { kind, .. } => self.isolate(shared, &mut shape, kind)?,
-            Action::Retire { kind, .. } => self.retire(&mut shape, kind)?,
+            Action::Retire { kind, successor, .. } => {
+                self.retire(shared, &mut shape, kind, successor.as_deref())?
+            }
+            Action::Canary { kind, variant, share, .. } => {
+                self.start_canary(shared, &mut shape, kind, variant, *share)?
+            }
+            Action::Promote { .. } => self.end_canary(shared, &mut shape, true)?,
+            Action::EndCanary { .. } => self.end_canary(shared, &mut shape, false)?,
             Action::Merge { .. } => self.merge(&mut shape)?,
             Action::Shed { kind, watermark, .. } => self.shed(&mut shape, kind, *watermark)?,
             Action::Admit { .. } => self.admit(&mut shape),
@@ -772,6 +996,99 @@ impl<M: Send + 'static> Deliver<M> for KindRoute<M> {
 
     fn queued(&self) -> usize {
         self.rest.queued() + self.isolated.iter().map(|(_, a)| a.queued()).sum::<usize>()
+    }
+
+    fn capacity(&self) -> usize {
+        self.rest.capacity()
+    }
+
+    fn control(&self) -> Option<Arc<dyn CellControl>> {
+        self.rest.control()
+    }
+
+    fn is_supervised(&self) -> bool {
+        false
+    }
+
+    fn note_shed(&self) {
+        self.rest.note_shed();
+    }
+}
+
+/// What an address points at while a canary runs: one message in
+/// `1 / share` goes to the canary's cell, the rest to the cell it shares
+/// with. A message the canary refuses (full, or stopped) goes to the rest.
+struct ShareRoute<M> {
+    /// Messages seen, to spread the share evenly.
+    seen: AtomicU64,
+    share: f64,
+    canary: Addr<M>,
+    rest: Arc<dyn Deliver<M>>,
+}
+
+impl<M: Send + 'static> ShareRoute<M> {
+    fn new(share: f64, canary: Addr<M>, rest: Arc<dyn Deliver<M>>) -> Self {
+        ShareRoute { seen: AtomicU64::new(0), share, canary, rest }
+    }
+
+    /// Whether the next message is the canary's: when `n × share` crosses
+    /// a whole number.
+    fn canary_turn(&self) -> bool {
+        let n = self.seen.fetch_add(1, Relaxed) as f64;
+        ((n + 1.0) * self.share).floor() > (n * self.share).floor()
+    }
+
+    fn deliver(&self, msg: M, deadline: Option<Instant>) -> Result<(), SendError<M>> {
+        let msg = if self.canary_turn() {
+            let sent = match deadline {
+                Some(deadline) => self.canary.try_send_by(msg, deadline),
+                None => self.canary.try_send(msg),
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(err) => err.into_inner(),
+            }
+        } else {
+            msg
+        };
+        match deadline {
+            Some(deadline) => self.rest.try_deliver_until(msg, deadline),
+            None => self.rest.try_deliver(msg),
+        }
+    }
+}
+
+impl<M: Send + 'static> Deliver<M> for ShareRoute<M> {
+    fn try_deliver(&self, msg: M) -> Result<(), SendError<M>> {
+        self.deliver(msg, None)
+    }
+
+    fn try_deliver_until(&self, msg: M, deadline: Instant) -> Result<(), SendError<M>> {
+        self.deliver(msg, Some(deadline))
+    }
+
+    fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool {
+        self.rest.wait_for_space(msg, deadline)
+    }
+
+    fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
+        self.rest.hand_over(successor);
+    }
+
+    fn release(&self, moved: Vec<Envelope<M>>) {
+        for Envelope { msg, stamp } in moved {
+            if let Err(err) = self.deliver(msg, stamp.and_then(|stamp| stamp.deadline())) {
+                tracing::error!(error = %err, "message moved to a canary route was refused");
+            }
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        self.rest.is_held()
+    }
+
+    fn queued(&self) -> usize {
+        self.rest.queued() + self.canary.queued()
     }
 
     fn capacity(&self) -> usize {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Instant, SystemTime};
 
-use super::analyze::{CellWindow, Finding, Readings};
+use super::analyze::{CellWindow, Finding, Readings, ServingCell};
 use super::apply::{Managed, ManagedCell, Recomposable};
 use super::error::RecomposeError;
 use super::evaluate::{judge, show, Verdict};
@@ -17,7 +17,7 @@ use super::persist;
 use super::persist::Restored;
 #[cfg(feature = "storage")]
 use super::persist::{RestoreError, RestoreWarning};
-use super::plan::{Action, Expected, Layout, Plan, PlanStatus};
+use super::plan::{Action, Expected, Layout, Metric, Plan, PlanStatus};
 use super::policy::{built_in, inverse, CellFacts, Mode, Policy, Proposal, RecomposeConfig};
 use crate::address::Addr;
 use crate::failure::payload_text;
@@ -105,7 +105,26 @@ struct Entry {
     in_flight: Option<u64>,
 }
 
+/// Whether a serving cell is missing from a window or has stopped.
+fn missing_or_stopped(cell: Option<&ServingCell>) -> bool {
+    cell.map_or(true, |c| c.stopped)
+}
+
 impl Entry {
+    /// The mean of `metric` for the serving cell at `path` over the last `n`
+    /// windows up to window `upto` in which it took messages.
+    fn cell_mean(&self, path: &CellPath, metric: Metric, upto: u64, n: u32) -> Option<f64> {
+        let values: Vec<f64> = self
+            .history
+            .iter()
+            .rev()
+            .filter(|(no, _)| *no <= upto)
+            .take(n as usize)
+            .filter_map(|(_, w)| w.cell(path).filter(|c| c.messages > 0).map(|c| c.value(metric)))
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    }
+
     /// The mean of `metric` over the last `n` windows up to window `upto`.
     fn mean(&self, expected: Expected, upto: u64, n: u32) -> Option<f64> {
         let values: Vec<f64> = self
@@ -693,17 +712,73 @@ impl Engine {
             let Ok(entry_index) = state.index(&record.plan.cell) else { continue };
             let entry = &state.entries[entry_index];
             let expected = record.plan.expected;
-            let after = entry.mean(expected, state.window, self.config.evaluation_windows).unwrap_or(0.0);
-            let before = record.before;
             let metric = expected.metric();
-            let stopped = entry.history.back().is_some_and(|(_, w)| w.stopped);
+            let windows = self.config.evaluation_windows;
+            let (before, after, stopped) = match (expected, record.plan.actions.first()) {
+                (Expected::Canary { .. }, Some(Action::Canary { kind, .. })) => {
+                    let target = match kind {
+                        None => Some(record.plan.cell.clone()),
+                        Some(kind) => {
+                            entry.cell.layout().isolated.into_iter().find(|i| i.kind == *kind).map(|i| i.cell)
+                        }
+                    };
+                    let canary = target.as_ref().and_then(|t| t.child("canary").ok());
+                    match (target, canary) {
+                        (Some(target), Some(canary)) => {
+                            let before = entry.cell_mean(&target, metric, state.window, windows);
+                            let after = entry.cell_mean(&canary, metric, state.window, windows);
+                            let stopped =
+                                missing_or_stopped(entry.history.back().and_then(|(_, w)| w.cell(&canary)));
+                            match (before, after) {
+                                (Some(before), Some(after)) => (before, after, stopped),
+                                _ => (0.0, 0.0, true),
+                            }
+                        }
+                        _ => (0.0, 0.0, true),
+                    }
+                }
+                _ => {
+                    let after = entry.mean(expected, state.window, windows).unwrap_or(0.0);
+                    let stopped = entry.history.back().is_some_and(|(_, w)| w.stopped);
+                    (record.before, after, stopped)
+                }
+            };
             let verdict =
                 if stopped { Verdict::Worse } else { judge(expected, before, after, self.config.tolerance) };
+            if verdict != Verdict::Worse {
+                if let (Expected::Canary { .. }, Some(Action::Canary { cell, kind, .. })) =
+                    (expected, record.plan.actions.first())
+                {
+                    // The rest of the traffic follows the canary.
+                    let promote = Action::Promote { cell: cell.clone(), kind: kind.clone() };
+                    let managed = entry.cell.clone();
+                    let layout = managed.layout();
+                    match managed.apply(&self.shared, &promote) {
+                        Ok(()) => {
+                            let record = &mut state.plans[index];
+                            record.plan.actions.push(promote.clone());
+                            record.plan.inverse = inverse(&[promote], &layout, self.config.shed_watermark);
+                            record.version = managed.layout().version;
+                        }
+                        Err(err) => {
+                            let reason = format!("the canary was no worse, but promoting it failed: {err}");
+                            self.conclude(state, index, PlanStatus::Failed { reason });
+                            continue;
+                        }
+                    }
+                }
+            }
+            let record = &state.plans[index];
+            let Ok(entry_index) = state.index(&record.plan.cell) else { continue };
+            let entry = &state.entries[entry_index];
             match verdict {
                 Verdict::Met => self.conclude(state, index, PlanStatus::Kept { before, after, met: true }),
                 Verdict::Short => self.conclude(state, index, PlanStatus::Kept { before, after, met: false }),
                 Verdict::Worse => {
-                    let measured = if stopped {
+                    let canary = matches!(expected, Expected::Canary { .. });
+                    let measured = if stopped && canary {
+                        "the canary stopped or took no messages".to_owned()
+                    } else if stopped {
                         "the cell serving the address stopped".to_owned()
                     } else {
                         format!(
@@ -844,18 +919,14 @@ impl AnalysisHook for Engine {
         for entry in entries.iter_mut() {
             let sources = entry.cell.sources();
             live.extend(sources.all().map(|c| c.id()));
-            let (decay, burn_page) = match &sources.base {
-                Some(base) => {
-                    let analysis = shared.observer().analysis.lock();
-                    let decay = analysis.decay(base.id()).map(|(d, _)| d);
-                    let page = analysis.objective(base.id(), now).is_some_and(|(_, status)| {
-                        status.alerts.iter().any(|a| a.alert == BurnAlert::Fast && a.firing)
-                    });
-                    (decay, page)
-                }
-                None => (None, false),
-            };
-            let window = readings.window(entry.cell.path(), &sources, decay, burn_page);
+            let burn_page = sources.base.as_ref().is_some_and(|base| {
+                let analysis = shared.observer().analysis.lock();
+                analysis.objective(base.id(), now).is_some_and(|(_, status)| {
+                    status.alerts.iter().any(|a| a.alert == BurnAlert::Fast && a.firing)
+                })
+            });
+            let decay_of = |id: u64| shared.observer().analysis.lock().decay(id).map(|(d, _)| d);
+            let window = readings.window(entry.cell.path(), &sources, &decay_of, burn_page);
             if entry.history.len() == HISTORY {
                 entry.history.pop_front();
             }

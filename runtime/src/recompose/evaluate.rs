@@ -7,7 +7,9 @@
 //! and **met** says whether it reached what it expected: for
 //! `Fall { by }`, a fall of at least `by × before` (a metric already under
 //! its floor has nothing to fall, and holding it meets the plan); for
-//! `Hold`, not being worse.
+//! `Hold`, not being worse. A canary's plan is judged the same way, with
+//! the canary's mean as "after" and the mean of the cell it shares with,
+//! over the same windows, as "before".
 
 use super::plan::{Expected, Metric};
 
@@ -29,7 +31,7 @@ pub(crate) fn judge(expected: Expected, before: f64, after: f64, tolerance: f64)
         return Verdict::Worse;
     }
     match expected {
-        Expected::Hold { .. } => Verdict::Met,
+        Expected::Hold { .. } | Expected::Canary { .. } => Verdict::Met,
         Expected::Fall { by, .. } => {
             if before <= floor || before - after >= by * before {
                 Verdict::Met

@@ -33,10 +33,10 @@ mod persist;
 mod plan;
 mod policy;
 
-pub use self::analyze::{CellWindow, Finding, KindShare};
+pub use self::analyze::{CellWindow, Finding, KindShare, ServingCell};
 pub use self::apply::Recomposable;
 pub use self::engine::Recomposer;
 pub use self::error::RecomposeError;
 pub use self::persist::{RestoreError, RestoreWarning, Restored};
-pub use self::plan::{Action, Expected, Layout, Metric, Plan, PlanStatus, SplitBy};
+pub use self::plan::{Action, Expected, IsolatedKind, Layout, Metric, Plan, PlanStatus, SplitBy};
 pub use self::policy::{Mode, Policy, Proposal, RecomposeConfig};

@@ -69,13 +69,53 @@ pub enum Action {
         /// The managed cell.
         cell: CellPath,
     },
-    /// Drains and stops the cell that serves an isolated kind; the kind's
-    /// traffic goes back to the managed cell, its successor.
+    /// Retires the cell that serves an isolated kind: it drains and stops,
+    /// and the kind's traffic (and queue) goes to its successor — back into
+    /// the managed cell (`successor: None`), or to a new cell of a
+    /// registered variant that keeps serving the kind on its own (the
+    /// runtime's replace protocol: the queue moves, none lost).
     Retire {
         /// The managed cell.
         cell: CellPath,
         /// The isolated kind.
         kind: String,
+        /// The variant that takes the kind over, or `None` for the managed cell.
+        successor: Option<String>,
+    },
+    /// Starts a canary: `share` of the traffic of the managed cell (`kind:
+    /// None`) or of an isolated kind's cell goes to a new cell of
+    /// `variant` (at `<that cell>/canary`); the rest stays. Its plan
+    /// ([`Expected::Canary`]) compares the two over the evaluation windows
+    /// and, if the variant is no worse, [`Promote`](Action::Promote)s it;
+    /// otherwise [`EndCanary`](Action::EndCanary).
+    Canary {
+        /// The managed cell.
+        cell: CellPath,
+        /// The isolated kind whose cell shares its traffic, or `None` for
+        /// the managed cell itself (which must then be alone behind its
+        /// address).
+        kind: Option<String>,
+        /// The variant tried.
+        variant: String,
+        /// The share of the traffic it gets, in (0, 1).
+        share: f64,
+    },
+    /// The canary's variant takes over: the cell it shared with is replaced
+    /// by a new cell of the variant (the replace protocol), and the canary
+    /// cell drains and stops.
+    Promote {
+        /// The managed cell.
+        cell: CellPath,
+        /// As in the [`Canary`](Action::Canary).
+        kind: Option<String>,
+    },
+    /// The canary ends: all the traffic goes back to the cell it shared
+    /// with, and the canary cell drains and stops.
+    EndCanary {
+        /// The managed cell.
+        cell: CellPath,
+        /// As in the [`Canary`](Action::Canary).
+        kind: Option<String>,
     },
     /// Folds a pool back into one cell: the members added by the split
     /// drain what they hold and stop; the first member serves alone.
@@ -95,6 +135,9 @@ impl Action {
             | Action::Shed { cell, .. }
             | Action::Admit { cell }
             | Action::Retire { cell, .. }
+            | Action::Canary { cell, .. }
+            | Action::Promote { cell, .. }
+            | Action::EndCanary { cell, .. }
             | Action::Merge { cell } => cell,
         }
     }
@@ -112,9 +155,35 @@ impl fmt::Display for Action {
                 write!(f, "shed kind {kind:?} of {cell} past {:.0}% full", watermark * 100.0)
             }
             Action::Admit { cell } => write!(f, "remove the shedding of {cell}"),
-            Action::Retire { cell, kind } => write!(f, "retire the cell of kind {kind:?} back into {cell}"),
+            Action::Retire { cell, kind, successor: None } => {
+                write!(f, "retire the cell of kind {kind:?} back into {cell}")
+            }
+            Action::Retire { cell, kind, successor: Some(variant) } => {
+                write!(f, "retire the cell of kind {kind:?} of {cell} into variant {variant:?}")
+            }
+            Action::Canary { cell, kind, variant, share } => {
+                write!(f, "canary {:.0}% of ", share * 100.0)?;
+                of_kind(f, cell, kind)?;
+                write!(f, " to variant {variant:?}")
+            }
+            Action::Promote { cell, kind } => {
+                f.write_str("promote the canary of ")?;
+                of_kind(f, cell, kind)
+            }
+            Action::EndCanary { cell, kind } => {
+                f.write_str("end the canary of ")?;
+                of_kind(f, cell, kind)
+            }
             Action::Merge { cell } => write!(f, "merge the pool of {cell} into one cell"),
         }
+    }
+}
+
+/// `cell`, or `kind {kind:?} of cell`.
+fn of_kind(f: &mut fmt::Formatter<'_>, cell: &CellPath, kind: &Option<String>) -> fmt::Result {
+    match kind {
+        Some(kind) => write!(f, "kind {kind:?} of {cell}"),
+        None => write!(f, "{cell}"),
     }
 }
 
@@ -184,13 +253,21 @@ pub enum Expected {
         /// The metric.
         metric: Metric,
     },
+    /// For a [`Canary`](Action::Canary): over the same windows, the
+    /// canary's metric is no worse (within the tolerance) than that of the
+    /// cell it shares the traffic with. Then the canary is promoted;
+    /// otherwise it ends.
+    Canary {
+        /// The metric compared.
+        metric: Metric,
+    },
 }
 
 impl Expected {
     /// The metric the plan is judged by.
     pub fn metric(&self) -> Metric {
         match *self {
-            Expected::Fall { metric, .. } | Expected::Hold { metric } => metric,
+            Expected::Fall { metric, .. } | Expected::Hold { metric } | Expected::Canary { metric } => metric,
         }
     }
 }
@@ -200,6 +277,7 @@ impl fmt::Display for Expected {
         match self {
             Expected::Fall { metric, by } => write!(f, "{metric} falls by {:.0}%", by * 100.0),
             Expected::Hold { metric } => write!(f, "{metric} holds"),
+            Expected::Canary { metric } => write!(f, "the canary's {metric} is no worse"),
         }
     }
 }
@@ -308,10 +386,26 @@ pub struct Layout {
     pub variant: String,
     /// The cells of a pool (1 when not split).
     pub pool: usize,
-    /// The kinds moved to cells of their own, with those cells' paths.
-    pub isolated: Vec<(String, CellPath)>,
+    /// The kinds moved to cells of their own.
+    pub isolated: Vec<IsolatedKind>,
+    /// The canary running, if any: the kind whose cell shares its traffic
+    /// (`None` for the managed cell) and the variant tried.
+    pub canary: Option<(Option<String>, String)>,
     /// The kind being shed, if any.
     pub shedding: Option<String>,
     /// Changes so far: a plan made against an older version is stale.
     pub version: u64,
+}
+
+/// A kind served by a cell of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct IsolatedKind {
+    /// The message kind.
+    pub kind: String,
+    /// Its cell's path, `<managed cell>/<kind>`.
+    pub cell: CellPath,
+    /// The variant serving it (`"base"` for the managed cell's factory).
+    pub variant: String,
 }

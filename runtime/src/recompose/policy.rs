@@ -16,9 +16,12 @@
 //! 2. **shed**: the cell's objective has its page alert firing and the
 //!    application declared a sheddable kind. Plan: shed it past
 //!    `shed_watermark`; expected: queue delay falls by a quarter.
-//! 3. **replace**: a variant is registered, the base serves, and the
-//!    cell's decay is above its threshold. Plan: replace with the first
-//!    variant; expected: the failure ratio holds.
+//! 3. **canary**: a variant is registered and the managed cell (served by
+//!    its base, alone) or an isolated kind's cell (served by the base)
+//!    decays. Plan: a canary of the first variant on `canary_share` of that
+//!    cell's traffic; expected: the canary's failure ratio (when fragility
+//!    leads the decay) or queue delay is no worse than the cell's, over the
+//!    same windows; then it is promoted (the variant takes all the traffic).
 //! 4. **split**: the cell is registered stateless and its mailbox is at
 //!    least `split_saturation` full (or refused a send). Plan: a pool of
 //!    `split_into`; expected: queue delay falls by a quarter.
@@ -102,6 +105,7 @@ pub struct RecomposeConfig {
     pub(crate) merge_saturation: f64,
     pub(crate) merge_windows: u32,
     pub(crate) shed_watermark: f64,
+    pub(crate) canary_share: f64,
 }
 
 impl Default for RecomposeConfig {
@@ -123,6 +127,7 @@ impl Default for RecomposeConfig {
             merge_saturation: 0.1,
             merge_windows: 5,
             shed_watermark: 0.5,
+            canary_share: 0.1,
         }
     }
 }
@@ -216,10 +221,16 @@ impl RecomposeConfig {
         shed_watermark: f64
     );
 
+    setter!(
+        /// The share of a decaying cell's traffic a canary gets. Default 0.1; in (0, 1).
+        canary_share: f64
+    );
+
     /// Checks every value against its documented range.
     pub(crate) fn validate(&self) -> Result<(), RecomposeError> {
         let fraction = |v: f64| v > 0.0 && v <= 1.0;
-        let checks: [(bool, &str); 11] = [
+        let checks: [(bool, &str); 12] = [
+            (self.canary_share > 0.0 && self.canary_share < 1.0, "canary_share must be in (0, 1)"),
             (self.sustain >= 1, "sustain must be at least 1"),
             (self.baseline_windows >= 1, "baseline_windows must be at least 1"),
             (self.evaluation_windows >= 1, "evaluation_windows must be at least 1"),
@@ -284,7 +295,7 @@ pub(crate) fn built_in(
     // 1. isolate
     if strained && !split && window.kinds.len() >= 2 {
         let top = &window.kinds[0];
-        let isolated = layout.isolated.iter().any(|(kind, _)| *kind == top.kind);
+        let isolated = layout.isolated.iter().any(|i| i.kind == top.kind);
         if top.busy_share >= config.isolate_share && !isolated {
             found.push(Candidate {
                 rule: "isolate",
@@ -320,21 +331,38 @@ pub(crate) fn built_in(
             });
         }
     }
-    // 3. replace
-    if decaying && layout.variant == super::apply::BASE && !split && layout.isolated.is_empty() {
-        if let Some(variant) = facts.variants.first() {
-            found.push(Candidate {
-                rule: "replace",
-                sustain: config.sustain,
-                proposal: Proposal::new(
-                    format!(
-                        "{cell} decays (score {:.2}); variant {variant:?} is registered",
-                        window.decay.as_ref().map_or(0.0, |d| d.score)
-                    ),
-                    vec![Action::Replace { cell: cell.clone(), variant: variant.clone() }],
-                    Expected::Hold { metric: Metric::FailureRatio },
-                ),
-            });
+    // 3. canary: a decaying path tries a registered variant on a share of
+    // its traffic; the plan promotes it if it is no worse.
+    if let (Some(variant), None) = (facts.variants.first(), &layout.canary) {
+        let metric = match &window.decay {
+            Some(d) if d.fragility >= d.cost.max(d.drag) => Metric::FailureRatio,
+            _ => Metric::QueueDelay,
+        };
+        let canary = |kind: Option<String>, what: String| Candidate {
+            rule: "canary",
+            sustain: config.sustain,
+            proposal: Proposal::new(
+                format!("{what} decays; variant {variant:?} is registered"),
+                vec![Action::Canary {
+                    cell: cell.clone(),
+                    kind,
+                    variant: variant.clone(),
+                    share: config.canary_share,
+                }],
+                Expected::Canary { metric },
+            ),
+        };
+        if decaying && layout.variant == super::apply::BASE && !split && layout.isolated.is_empty() {
+            found.push(canary(None, cell.to_string()));
+        }
+        for isolated in layout.isolated.iter().filter(|i| i.variant == super::apply::BASE) {
+            if window.cell(&isolated.cell).is_some_and(|c| c.decaying && !c.stopped) {
+                found.push(canary(
+                    Some(isolated.kind.clone()),
+                    format!("the cell of kind {:?}", isolated.kind),
+                ));
+                break;
+            }
         }
     }
     // 4. split
@@ -368,6 +396,15 @@ pub(crate) fn built_in(
     found
 }
 
+/// The variant serving isolated `kind` in `layout` (`"base"` when unknown).
+fn kind_variant(layout: &Layout, kind: &str) -> String {
+    layout
+        .isolated
+        .iter()
+        .find(|i| i.kind == kind)
+        .map_or_else(|| super::apply::BASE.to_owned(), |i| i.variant.clone())
+}
+
 /// The actions that undo `actions`, given the layout before them.
 pub(crate) fn inverse(actions: &[Action], before: &Layout, shed_watermark: f64) -> Vec<Action> {
     actions
@@ -381,8 +418,37 @@ pub(crate) fn inverse(actions: &[Action], before: &Layout, shed_watermark: f64) 
             Action::Merge { cell } => {
                 Action::Split { cell: cell.clone(), into: before.pool, by: SplitBy::Stateless }
             }
-            Action::Isolate { cell, kind } => Action::Retire { cell: cell.clone(), kind: kind.clone() },
-            Action::Retire { cell, kind } => Action::Isolate { cell: cell.clone(), kind: kind.clone() },
+            Action::Isolate { cell, kind } => {
+                Action::Retire { cell: cell.clone(), kind: kind.clone(), successor: None }
+            }
+            Action::Retire { cell, kind, successor: None } => {
+                Action::Isolate { cell: cell.clone(), kind: kind.clone() }
+            }
+            Action::Retire { cell, kind, successor: Some(_) } => Action::Retire {
+                cell: cell.clone(),
+                kind: kind.clone(),
+                successor: Some(kind_variant(before, kind)),
+            },
+            Action::Canary { cell, kind, .. } => Action::EndCanary { cell: cell.clone(), kind: kind.clone() },
+            Action::Promote { cell, kind: None } => {
+                Action::Replace { cell: cell.clone(), variant: before.variant.clone() }
+            }
+            Action::Promote { cell, kind: Some(kind) } => Action::Retire {
+                cell: cell.clone(),
+                kind: kind.clone(),
+                successor: Some(kind_variant(before, kind)),
+            },
+            // Ending a canary changes what serves nothing: the canary cannot
+            // be started again as it was (its share of traffic is gone).
+            Action::EndCanary { cell, kind } => match &before.canary {
+                Some((_, variant)) => Action::Canary {
+                    cell: cell.clone(),
+                    kind: kind.clone(),
+                    variant: variant.clone(),
+                    share: 0.1,
+                },
+                None => Action::EndCanary { cell: cell.clone(), kind: kind.clone() },
+            },
             Action::Shed { cell, .. } => Action::Admit { cell: cell.clone() },
             Action::Admit { cell } => Action::Shed {
                 cell: cell.clone(),
