@@ -105,6 +105,20 @@
 //! groups with a concurrency limit ([`Builder::group`]) are bulkheads.
 //! `docs/flow.md` in the repository states the rules.
 //!
+//! # Recomposition
+//!
+//! A [`Recomposer`] watches the cells put under it ([`Recomposer::manage`],
+//! with what the application offers in a [`Recomposable`]: the cell's
+//! factory, its variants, whether it is stateless) and, after each analysis
+//! window, turns sustained findings into [`Plan`]s: isolate a message kind
+//! that dominates a strained cell, split a saturated stateless cell into a
+//! pool and merge it back, try a variant as a canary and promote it, shed a
+//! kind. Plans are applied under traffic behind the same address (none lost,
+//! none handled twice), in [`Mode::Auto`] or once approved in
+//! [`Mode::Propose`]; each is evaluated against the windows before it and
+//! reverted when it made its metric worse. Every step is journaled.
+//! `docs/recomposition.md` in the repository states the rules.
+//!
 //! # Shutdown
 //!
 //! [`Runtime::shutdown`] drains cells in reverse spawn order and returns a
