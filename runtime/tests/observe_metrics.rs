@@ -97,6 +97,52 @@ fn counters_count_handled_failed_panics_and_restarts_exactly() {
 }
 
 #[test]
+fn each_message_kind_has_its_own_sampled_count_failures_and_shares() {
+    let rt = observed(Duration::from_secs(60));
+    let spec = SupervisorSpec::new("sup")
+        .intensity(100, Duration::from_secs(60))
+        .child(ChildSpec::new("w", || Worker { next: None }));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let w = sup.child::<Job>("w").unwrap();
+    for job in [Job::Ok, Job::Fail, Job::Ok, Job::Ok, Job::Panic, Job::Fail, Job::Ok] {
+        w.send(job).unwrap();
+    }
+    assert!(eventually(|| {
+        let m = cell(&rt.snapshot(), "/sup/w").metrics.clone().unwrap();
+        m.handled + m.failed == 7 && m.restarts == 3
+    }));
+    let m = cell(&rt.snapshot(), "/sup/w").metrics.clone().unwrap();
+    let kinds: Vec<(&str, u64, u64)> =
+        m.kinds.iter().map(|k| (k.kind.as_str(), k.sampled, k.failed)).collect();
+    assert_eq!(kinds, [("Ok", 4, 0), ("Fail", 2, 2), ("Panic", 1, 1)]);
+    let load: f64 = m.kinds.iter().map(|k| k.load_share).sum();
+    let busy: f64 = m.kinds.iter().map(|k| k.busy_share).sum();
+    assert!((load - 1.0).abs() < 1e-9 && (busy - 1.0).abs() < 1e-9, "shares sum to 1: {load} {busy}");
+    assert!((m.kinds[0].load_share - 4.0 / 7.0).abs() < 1e-9);
+    assert_eq!(m.kinds[0].latency.count, 4);
+    let text = rt.snapshot().prometheus();
+    assert!(text.contains("cellrt_kind_failed_total{cell=\"/sup/w\",kind=\"observe_metrics::Worker\",message_kind=\"Fail\"} 2"), "{text}");
+    rt.shutdown(PATIENCE);
+}
+
+#[test]
+fn without_kind_evidence_the_kinds_are_listed_but_not_measured() {
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .observation(ObservationConfig::default().sample_every(1).kind_evidence(false))
+        .build()
+        .unwrap();
+    let w = rt.spawn_with(CellConfig::named("w"), Worker { next: None }).unwrap();
+    w.send(Job::Ok).unwrap();
+    w.send(Job::Ok).unwrap();
+    assert!(eventually(|| cell(&rt.snapshot(), "/w").metrics.as_ref().is_some_and(|m| m.handled == 2)));
+    let m = cell(&rt.snapshot(), "/w").metrics.clone().unwrap();
+    assert_eq!(m.message_kinds, ["Ok"]);
+    assert!(m.kinds.is_empty());
+    rt.shutdown(PATIENCE);
+}
+
+#[test]
 fn a_full_mailbox_counts_rejections_and_its_high_water_mark_is_the_capacity() {
     let rt = observed(Duration::from_secs(60));
     let w = rt.spawn_with(CellConfig::new().name("w").capacity(4), Worker { next: None }).unwrap();

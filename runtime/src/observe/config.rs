@@ -36,6 +36,7 @@ use super::triage::{TriageConfig, TriageConfigError};
 pub struct ObservationConfig {
     pub(crate) enabled: bool,
     pub(crate) sample_every: u32,
+    pub(crate) kind_evidence: bool,
     pub(crate) window: Duration,
     pub(crate) decay: DecayConfig,
     pub(crate) burn: BurnWindows,
@@ -48,6 +49,7 @@ impl Default for ObservationConfig {
         ObservationConfig {
             enabled: true,
             sample_every: 32,
+            kind_evidence: true,
             window: Duration::from_secs(1),
             decay: DecayConfig::default(),
             burn: BurnWindows::default(),
@@ -61,6 +63,20 @@ impl ObservationConfig {
     /// No metrics on the message path and no periodic analysis.
     pub fn disabled() -> Self {
         ObservationConfig { enabled: false, ..ObservationConfig::default() }
+    }
+
+    /// Whether each cell keeps evidence per message kind
+    /// ([`Metrics::kinds`](crate::Metrics::kinds)): the stamped messages'
+    /// handling time and latency, and the failures, by
+    /// [`Cell::message_kind`](crate::Cell::message_kind). Recomposition's
+    /// rules read it (without it no kind dominates, and none is isolated).
+    ///
+    /// # Default
+    ///
+    /// `true`.
+    pub fn kind_evidence(mut self, enabled: bool) -> Self {
+        self.kind_evidence = enabled;
+        self
     }
 
     /// One send in `every` (per sending thread) is stamped for time in

@@ -172,6 +172,8 @@ struct Detail {
 /// What senders read and write of a cell's metrics.
 struct SendSide {
     sample_every: u32,
+    /// Whether the worker keeps evidence per message kind.
+    kind_evidence: bool,
     /// A latency objective's threshold in nanoseconds; 0 for none. While set,
     /// every message is stamped and timed.
     latency_threshold: AtomicU64,
@@ -197,11 +199,13 @@ pub(crate) struct CellMetrics {
 }
 
 impl CellMetrics {
-    /// Metrics that stamp one send in `sample_every` (at least 1).
-    pub(crate) fn new(sample_every: u32) -> Self {
+    /// Metrics that stamp one send in `sample_every` (at least 1), and keep
+    /// evidence per message kind if `kind_evidence`.
+    pub(crate) fn new(sample_every: u32, kind_evidence: bool) -> Self {
         CellMetrics {
             send: CachePadded::new(SendSide {
                 sample_every: sample_every.max(1),
+                kind_evidence,
                 latency_threshold: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
                 shed: AtomicU64::new(0),
@@ -384,7 +388,7 @@ impl CellMetrics {
             handling,
             time_in_queue: queue,
             message_kinds: kinds.iter().map(|k| k.kind.clone()).collect(),
-            kinds,
+            kinds: if self.send.kind_evidence { kinds } else { Vec::new() },
         }
     }
 }
@@ -469,7 +473,9 @@ impl<'a> TurnMeter<'a> {
             self.handled += 1;
         } else {
             self.failed += 1;
-            self.failed_kinds.push(kind);
+            if self.metrics.send.kind_evidence {
+                self.failed_kinds.push(kind);
+            }
         }
         if let Some(Timed { stamp, taken }) = timed {
             let now = Instant::now();
@@ -509,15 +515,21 @@ impl Drop for TurnMeter<'_> {
         add(&metrics.queue_ns, queue_ns);
         add(&metrics.busy_ns, busy_ns);
         add(&metrics.queue_samples, self.samples.len() as u64);
+        let kind_evidence = metrics.send.kind_evidence;
         let mut detail = metrics.detail.lock();
         let detail = detail.get_or_insert_with(Box::default);
         for sample in self.samples.drain(..) {
             detail.handling.record(sample.handling);
             detail.queue.record(sample.queue);
-            let kind = detail.kind(sample.kind);
-            kind.sampled += 1;
-            kind.busy += sample.handling;
-            kind.latency.record(sample.queue + sample.handling);
+            if kind_evidence {
+                let kind = detail.kind(sample.kind);
+                kind.sampled += 1;
+                kind.busy += sample.handling;
+                kind.latency.record(sample.queue + sample.handling);
+            } else if !detail.kinds.iter().any(|k| k.kind == sample.kind) {
+                // The kinds seen are still listed (`Metrics::message_kinds`).
+                detail.kinds.push(KindDetail::new(sample.kind));
+            }
             if sample.from != 0 {
                 let latency = match detail.inbound.iter_mut().find(|(id, _)| *id == sample.from) {
                     Some((_, latency)) => latency,

@@ -395,6 +395,16 @@ impl Recomposer {
     }
 }
 
+impl Recomposer {
+    /// Runs the engine's part of one analysis window now, on this thread.
+    /// A hook for benchmarks (the per-window cost of the engine), hidden
+    /// from the docs: no stability is promised.
+    #[doc(hidden)]
+    pub fn analyse_window_now(&self) {
+        self.engine.after_window(&self.engine.shared, Instant::now());
+    }
+}
+
 impl fmt::Debug for Recomposer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.engine.state.lock();

@@ -181,9 +181,12 @@ impl RuntimeShared {
     /// Metrics for a new cell, when the runtime observes its cells.
     pub(crate) fn cell_metrics(&self) -> Option<Box<crate::observe::metrics::CellMetrics>> {
         let observation = &self.settings.observation;
-        observation
-            .enabled
-            .then(|| Box::new(crate::observe::metrics::CellMetrics::new(observation.sample_every)))
+        observation.enabled.then(|| {
+            Box::new(crate::observe::metrics::CellMetrics::new(
+                observation.sample_every,
+                observation.kind_evidence,
+            ))
+        })
     }
 
     /// A supervised cell is about to begin a new incarnation after one that
