@@ -518,6 +518,38 @@ fn canary_plans_that_do_not_fit_are_refused() {
     runtime.shutdown(Duration::from_secs(5));
 }
 
+#[test]
+fn reverting_a_plan_whose_cell_has_stopped_is_refused() {
+    let runtime = observed_runtime(2);
+    let tally = Arc::new(Tally::default());
+    let fraud = runtime.spawn_with(CellConfig::named("fraud"), Fraud(tally.clone())).unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let made = tally.clone();
+    engine.manage(&fraud, Recomposable::new(move || Fraud(made.clone()))).unwrap();
+    fraud.send(Txn::Legacy).unwrap();
+    wait_for("legacy seen", || tally.legacy.load(SeqCst) == 1);
+    let hold = Expected::Hold { metric: Metric::QueueDelay };
+    let plan = engine
+        .propose(vec![Action::Isolate { cell: fraud.path().clone(), kind: "legacy".into() }], hold)
+        .unwrap();
+    engine.approve(plan).unwrap();
+    runtime.stop(&fraud);
+    wait_for("the cell stopped", || fraud.is_closed());
+    assert_eq!(engine.revert(plan), Err(RecomposeError::Stopped { cell: fraud.path().clone() }));
+    assert!(matches!(engine.plan(plan).unwrap().status, PlanStatus::Applied { .. }));
+    // Its evaluation cannot revert it either: the plan fails, journaled.
+    wait_for("the plan evaluated", || engine.plan(plan).unwrap().status.is_final());
+    let status = engine.plan(plan).unwrap().status;
+    assert_eq!(
+        status,
+        PlanStatus::Failed {
+            reason: "the cell serving the address stopped; the revert failed: the cell at /fraud has stopped"
+                .into()
+        }
+    );
+    runtime.shutdown(Duration::from_secs(5));
+}
+
 // ------------------------------------------------------------- propose ----
 
 fn stateless_echo(runtime: &Runtime, name: &str) -> (cellrt::Addr<u64>, Arc<AtomicU64>) {

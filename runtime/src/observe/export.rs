@@ -194,6 +194,31 @@ impl Snapshot {
         }
         out.family("cellrt_journal_signals_total", "Entries recorded in the signal journal.", "counter");
         out.sample("cellrt_journal_signals_total", "", self.journal_total);
+        let measures = &self.measures;
+        out.family("cellrt_plans_total", "Recomposition plans, by outcome.", "counter");
+        for (outcome, n) in [
+            ("applied", measures.plans_applied),
+            ("kept", measures.plans_kept),
+            ("reverted", measures.plans_reverted),
+        ] {
+            out.sample("cellrt_plans_total", &format!("outcome=\"{outcome}\""), n);
+        }
+        out.family(
+            "cellrt_learning_velocity_seconds",
+            "Mean time from the onset of the signals behind a plan to its application or its being kept.",
+            "gauge",
+        );
+        for (step, velocity) in
+            [("applied", measures.velocity_to_applied), ("kept", measures.velocity_to_kept)]
+        {
+            if let Some(velocity) = velocity {
+                out.sample(
+                    "cellrt_learning_velocity_seconds",
+                    &format!("step=\"{step}\""),
+                    velocity.as_secs_f64(),
+                );
+            }
+        }
         out.text
     }
 

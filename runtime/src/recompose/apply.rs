@@ -779,6 +779,17 @@ impl<M: Send + 'static> Managed<M> {
     }
 }
 
+/// Whether a cell is gone: no lifecycle handle, or terminated.
+trait Gone {
+    fn is_none_or_terminated(&self) -> bool;
+}
+
+impl Gone for Option<Arc<dyn CellControl>> {
+    fn is_none_or_terminated(&self) -> bool {
+        self.as_ref().map_or(true, |c| c.is_terminated())
+    }
+}
+
 /// How many names [`spawn_beside`] tries.
 const NAME_TRIES: usize = 16;
 
@@ -899,6 +910,10 @@ impl<M: Send + 'static> Managed<M> {
             return Err(RecomposeError::UnknownCell { cell: action.cell().clone() });
         }
         let mut shape = self.shape.lock();
+        let revives = matches!(action, Action::Replace { .. } | Action::Promote { kind: None, .. });
+        if !revives && shape.base.control().is_none_or_terminated() {
+            return Err(RecomposeError::Stopped { cell: self.addr.path().clone() });
+        }
         self.check_against(&shape, action, known_kinds)?;
         match action {
             Action::Replace { variant, .. } => self.replace(shared, &mut shape, variant)?,

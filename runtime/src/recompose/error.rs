@@ -107,6 +107,12 @@ pub enum RecomposeError {
         /// The panic's message.
         message: String,
     },
+    /// The managed cell has stopped for good: only a `Replace` (or a
+    /// canary's `Promote`) can put a cell behind its address again.
+    Stopped {
+        /// The cell.
+        cell: CellPath,
+    },
     /// Only a plan that is applied and not yet evaluated can be reverted.
     NotApplied {
         /// The plan.
@@ -149,6 +155,7 @@ impl fmt::Display for RecomposeError {
                 write!(f, "the factory of the cell at {cell} panicked: {message}")
             }
             RecomposeError::NotApplied { plan } => write!(f, "plan {plan} is not applied"),
+            RecomposeError::Stopped { cell } => write!(f, "the cell at {cell} has stopped"),
         }
     }
 }
