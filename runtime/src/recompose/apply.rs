@@ -19,6 +19,10 @@
 //! - **Split** wraps the cell in a round-robin router over itself and new
 //!   cells; the cell keeps what it holds. **Merge** unwraps it; the added
 //!   members drain and stop.
+//! - **Split by key** retires the cell into a pool of new cells through
+//!   the replace protocol, and moves its stored state and its queue to
+//!   each key's owner; its **merge** retires the members into a new cell
+//!   the same way. See `partition.rs`.
 //! - **Replace** uses the runtime's replace protocol: the old cell finishes
 //!   its message, hands its queue to the variant (ahead of anything sent
 //!   after the swap) and stops.
@@ -28,6 +32,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use super::error::RecomposeError;
+#[cfg(feature = "storage")]
+use super::partition::{self, KeyHash, KeyedHandover};
 use super::plan::{Action, Layout, SplitBy};
 use crate::address::{Addr, Deliver, Slot};
 use crate::cell::{Cell, CellConfig};
@@ -46,16 +52,25 @@ pub(crate) const BASE: &str = "base";
 /// address.
 struct Maker<M> {
     spawn_at: SpawnAt<M>,
+    /// As `spawn_at`, held: it handles nothing until released.
+    #[cfg(feature = "storage")]
+    spawn_held: SpawnAt<M>,
     replace: ReplaceWith<M>,
 }
 
 type SpawnAt<M> =
     Arc<dyn Fn(&Arc<RuntimeShared>, CellPath, CellConfig) -> Result<Addr<M>, RecomposeError> + Send + Sync>;
-type ReplaceWith<M> = Arc<dyn Fn(&Arc<RuntimeShared>, &Addr<M>) -> Result<(), RecomposeError> + Send + Sync>;
+type ReplaceWith<M> =
+    Arc<dyn Fn(&Arc<RuntimeShared>, &Addr<M>, CellConfig) -> Result<(), RecomposeError> + Send + Sync>;
 
 impl<M> Clone for Maker<M> {
     fn clone(&self) -> Self {
-        Maker { spawn_at: self.spawn_at.clone(), replace: self.replace.clone() }
+        Maker {
+            spawn_at: self.spawn_at.clone(),
+            #[cfg(feature = "storage")]
+            spawn_held: self.spawn_held.clone(),
+            replace: self.replace.clone(),
+        }
     }
 }
 
@@ -75,6 +90,8 @@ impl<M: Send + 'static> Maker<M> {
     {
         let factory = Arc::new(factory);
         let spawn_factory = factory.clone();
+        #[cfg(feature = "storage")]
+        let held_factory = factory.clone();
         Maker {
             spawn_at: Arc::new(move |shared, path, config| {
                 let cell = call_factory(&*spawn_factory, &path)?;
@@ -86,10 +103,17 @@ impl<M: Send + 'static> Maker<M> {
                     )
                     .map_err(|error| RecomposeError::Spawn { cell: path, error })
             }),
-            replace: Arc::new(move |shared, addr| {
+            #[cfg(feature = "storage")]
+            spawn_held: Arc::new(move |shared, path, config| {
+                let cell = call_factory(&*held_factory, &path)?;
+                shared
+                    .spawn_held_at(path.clone(), config, crate::cell::instance::Origin::Value(cell))
+                    .map_err(|error| RecomposeError::Spawn { cell: path, error })
+            }),
+            replace: Arc::new(move |shared, addr, config| {
                 let cell = call_factory(&*factory, addr.path())?;
                 shared
-                    .replace_cell(addr, CellConfig::new(), cell)
+                    .replace_cell(addr, config, cell)
                     .map_err(|error| RecomposeError::Spawn { cell: addr.path().clone(), error })
             }),
         }
@@ -147,6 +171,9 @@ pub struct Recomposable<M> {
     base: Maker<M>,
     variants: Vec<(String, Maker<M>)>,
     stateless: bool,
+    /// The hash of a message's key, for a cell registered keyed.
+    #[cfg(feature = "storage")]
+    keyed: Option<KeyHash<M>>,
     max_pool: usize,
     sheddable: Vec<String>,
     isolation: CellConfig,
@@ -166,6 +193,8 @@ impl<M: Send + 'static> Recomposable<M> {
             base: Maker::of(factory),
             variants: Vec::new(),
             stateless: false,
+            #[cfg(feature = "storage")]
+            keyed: None,
             max_pool: 4,
             sheddable: Vec::new(),
             isolation: CellConfig::new(),
@@ -188,6 +217,54 @@ impl<M: Send + 'static> Recomposable<M> {
     /// so it may be split into a round-robin pool. Off by default.
     pub fn stateless(mut self) -> Self {
         self.stateless = true;
+        self
+    }
+
+    /// Declares the cell keyed by `key`, so it may be split by key
+    /// ([`SplitBy::Key`]) into a pool whose members each own a share of
+    /// the keys. Off by default. Needs a runtime with storage.
+    ///
+    /// The convention a keyed cell follows: `key(msg)` is the store key
+    /// under which the cell keeps that key's state in its own tree
+    /// ([`Context::store`](crate::Context::store)), and nothing else the
+    /// cell must find again lives outside those entries. A split then moves
+    /// each entry to the tree of the member owning its key (the routing key
+    /// of a message is the bytes of its store key, hashed onto a
+    /// consistent-hash ring), and a merge moves them all back; every entry
+    /// of the tree moves by its key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cellrt::{Cell, CellError, Context, Recomposable};
+    ///
+    /// struct Deposit {
+    ///     account: u64,
+    ///     amount: u64,
+    /// }
+    ///
+    /// struct Ledger;
+    /// impl Cell for Ledger {
+    ///     type Message = Deposit;
+    ///     fn handle(&mut self, ctx: &mut Context<Self>, d: Deposit) -> Result<(), CellError> {
+    ///         // Each account's balance under the account's own key.
+    ///         let store = ctx.store()?;
+    ///         store.update(d.account, |balance: Option<u64>| Some(balance.unwrap_or(0) + d.amount))?;
+    ///         store.flush()?;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let ledger = Recomposable::new(|| Ledger).keyed(|d: &Deposit| d.account).max_pool(8);
+    /// # let _ = ledger;
+    /// ```
+    #[cfg(feature = "storage")]
+    pub fn keyed<K, F>(mut self, key: F) -> Self
+    where
+        K: crate::store::StoreKey,
+        F: Fn(&M) -> K + Send + Sync + 'static,
+    {
+        self.keyed = Some(partition::hasher(key));
         self
     }
 
@@ -229,9 +306,9 @@ impl<M: Send + 'static> Recomposable<M> {
                 });
             }
         }
-        if self.max_pool < 2 && self.stateless {
+        if self.max_pool < 2 && (self.stateless || self.is_keyed()) {
             return Err(RecomposeError::Invalid {
-                reason: "a stateless cell's max_pool must be at least 2".into(),
+                reason: "a stateless or keyed cell's max_pool must be at least 2".into(),
             });
         }
         Ok(())
@@ -245,11 +322,22 @@ impl<M: Send + 'static> Recomposable<M> {
     }
 }
 
+impl<M> Recomposable<M> {
+    /// Whether the cell is registered keyed.
+    fn is_keyed(&self) -> bool {
+        #[cfg(feature = "storage")]
+        return self.keyed.is_some();
+        #[cfg(not(feature = "storage"))]
+        return false;
+    }
+}
+
 impl<M> std::fmt::Debug for Recomposable<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recomposable")
             .field("variants", &self.variants.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
             .field("stateless", &self.stateless)
+            .field("keyed", &self.is_keyed())
             .field("max_pool", &self.max_pool)
             .field("sheddable", &self.sheddable)
             .finish_non_exhaustive()
@@ -302,6 +390,20 @@ struct Shape<M> {
     members: Vec<Addr<M>>,
     /// The kind shed, and the address's policy before.
     shed: Option<(String, Option<Arc<Shedding<M>>>)>,
+    /// A keyed pool's target (also `wrapper`) and all its members; `base`
+    /// is then the first member's target and `members` the others.
+    #[cfg(feature = "storage")]
+    keyed: Option<(Arc<KeyedHandover<M>>, Vec<Addr<M>>)>,
+}
+
+impl<M> Shape<M> {
+    /// Whether the address serves a keyed pool.
+    fn is_keyed(&self) -> bool {
+        #[cfg(feature = "storage")]
+        return self.keyed.is_some();
+        #[cfg(not(feature = "storage"))]
+        return false;
+    }
 }
 
 impl<M: Send + 'static> Shape<M> {
@@ -349,6 +451,8 @@ impl<M: Send + 'static> Managed<M> {
                 isolated: Vec::new(),
                 members: Vec::new(),
                 shed: None,
+                #[cfg(feature = "storage")]
+                keyed: None,
             }),
         })
     }
@@ -385,9 +489,17 @@ impl<M: Send + 'static> Managed<M> {
                     return Err(self.layout_error(format!("variant {variant:?} serves it already")));
                 }
             }
-            Action::Split { into, by: SplitBy::Stateless, .. } => {
-                if !self.spec.stateless {
-                    return Err(self.layout_error("it is not registered as stateless"));
+            Action::Split { into, by, .. } => {
+                let registered = match by {
+                    SplitBy::Stateless => self.spec.stateless,
+                    SplitBy::Key => self.spec.is_keyed(),
+                };
+                if !registered {
+                    let as_what = match by {
+                        SplitBy::Stateless => "stateless",
+                        SplitBy::Key => "keyed",
+                    };
+                    return Err(self.layout_error(format!("it is not registered as {as_what}")));
                 }
                 if *into < 2 || *into > self.spec.max_pool {
                     return Err(RecomposeError::Invalid {
@@ -417,6 +529,9 @@ impl<M: Send + 'static> Managed<M> {
             Action::Merge { .. } => {
                 if shape.members.is_empty() {
                     return Err(self.layout_error("it is not a pool"));
+                }
+                if shape.is_keyed() && shape.current().is_held() {
+                    return Err(self.layout_error("its split by key is still handing over to the pool"));
                 }
             }
             Action::Shed { kind, watermark, .. } => {
@@ -545,6 +660,103 @@ impl<M: Send + 'static> Managed<M> {
         Ok(())
     }
 
+    /// Retires the cell into a keyed pool of `into` new cells; see
+    /// `partition.rs`. Every tree opens before anything changes.
+    #[cfg(feature = "storage")]
+    fn split_by_key(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        into: usize,
+    ) -> Result<(), RecomposeError> {
+        let Some(hash) = self.spec.keyed.clone() else {
+            return Err(self.layout_error("it is not registered as keyed"));
+        };
+        let Some(maker) = self.spec.maker(&shape.variant) else {
+            return Err(RecomposeError::UnknownVariant {
+                cell: self.addr.path().clone(),
+                variant: shape.variant.clone(),
+            });
+        };
+        let path = self.addr.path();
+        let tree = |path: &CellPath| {
+            shared.store(path).map_err(|error| RecomposeError::Storage { cell: path.clone(), error })
+        };
+        let base = tree(path)?;
+        let mut paths = Vec::with_capacity(into);
+        let mut trees = Vec::with_capacity(into);
+        for n in 0..into {
+            let member =
+                path.child(&n.to_string()).map_err(|e| RecomposeError::Invalid { reason: e.to_string() })?;
+            trees.push(tree(&member)?);
+            paths.push(member);
+        }
+        if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) || shape.base.is_held() {
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        // Held: they queue what the handover routes to them and handle
+        // nothing until it releases them with their keys' state.
+        let config = CellConfig::new().capacity(shape.base.capacity());
+        let mut members: Vec<Addr<M>> = Vec::with_capacity(into);
+        let discard = |members: &[Addr<M>]| {
+            for member in members {
+                member.slot().current().release(Vec::new());
+                drain(member);
+            }
+        };
+        for member in paths {
+            match (maker.spawn_held)(shared, member, config.clone()) {
+                Ok(addr) => members.push(addr),
+                Err(err) => {
+                    discard(&members);
+                    return Err(err);
+                }
+            }
+        }
+        let handover =
+            KeyedHandover::new(hash, members.clone(), trees, base, path.clone(), self.send_timeout);
+        let handover = match handover {
+            Ok(handover) => Arc::new(handover),
+            Err(err) => {
+                discard(&members);
+                return Err(RecomposeError::Invalid { reason: err.to_string() });
+            }
+        };
+        let target: Arc<dyn Deliver<M>> = handover.clone();
+        if self.addr.slot().replace(target.clone()).is_err() {
+            discard(&members);
+            return Err(self.layout_error("its cell is still taking over from a predecessor"));
+        }
+        shape.base = members[0].slot().current();
+        shape.wrapper = Some(target);
+        shape.members = members[1..].to_vec();
+        shape.keyed = Some((handover, members));
+        Ok(())
+    }
+
+    /// Retires a keyed pool into a new cell at the managed cell's path, by
+    /// the replace protocol; see `partition.rs`.
+    #[cfg(feature = "storage")]
+    fn merge_keyed(&self, shared: &Arc<RuntimeShared>, shape: &mut Shape<M>) -> Result<(), RecomposeError> {
+        let Some(maker) = self.spec.maker(&shape.variant) else {
+            return Err(RecomposeError::UnknownVariant {
+                cell: self.addr.path().clone(),
+                variant: shape.variant.clone(),
+            });
+        };
+        if !Arc::ptr_eq(&self.addr.slot().current(), &shape.current()) {
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        // One member's capacity: what the cell had before the split.
+        let config = CellConfig::new().capacity(shape.base.capacity());
+        (maker.replace)(shared, &self.addr, config)?;
+        shape.base = self.addr.slot().current();
+        shape.wrapper = None;
+        shape.members.clear();
+        shape.keyed = None;
+        Ok(())
+    }
+
     fn replace(
         &self,
         shared: &Arc<RuntimeShared>,
@@ -560,7 +772,7 @@ impl<M: Send + 'static> Managed<M> {
         if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) {
             return Err(self.layout_error("its address was changed outside recomposition"));
         }
-        (maker.replace)(shared, &self.addr)?;
+        (maker.replace)(shared, &self.addr, CellConfig::new())?;
         shape.base = self.addr.slot().current();
         shape.variant = variant.to_owned();
         Ok(())
@@ -604,6 +816,7 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
             cell: self.addr.path().clone(),
             variant: shape.variant.clone(),
             pool: 1 + shape.members.len(),
+            keyed: shape.is_keyed(),
             isolated: shape.isolated.iter().map(|(k, a)| (k.clone(), a.path().clone())).collect(),
             shedding: shape.shed.as_ref().map(|(k, _)| k.clone()),
             version: shape.version,
@@ -651,9 +864,17 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
         self.check_shape(&shape, action)?;
         match action {
             Action::Replace { variant, .. } => self.replace(shared, &mut shape, variant)?,
-            Action::Split { into, .. } => self.split(shared, &mut shape, *into)?,
+            Action::Split { into, by: SplitBy::Stateless, .. } => self.split(shared, &mut shape, *into)?,
+            #[cfg(feature = "storage")]
+            Action::Split { into, by: SplitBy::Key, .. } => self.split_by_key(shared, &mut shape, *into)?,
+            #[cfg(not(feature = "storage"))]
+            Action::Split { by: SplitBy::Key, .. } => {
+                return Err(self.layout_error("it is not registered as keyed"));
+            }
             Action::Isolate { kind, .. } => self.isolate(shared, &mut shape, kind)?,
             Action::Retire { kind, .. } => self.retire(&mut shape, kind)?,
+            #[cfg(feature = "storage")]
+            Action::Merge { .. } if shape.is_keyed() => self.merge_keyed(shared, &mut shape)?,
             Action::Merge { .. } => self.merge(&mut shape)?,
             Action::Shed { kind, watermark, .. } => self.shed(&mut shape, kind, *watermark)?,
             Action::Admit { .. } => self.admit(&mut shape),

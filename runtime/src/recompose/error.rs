@@ -112,6 +112,17 @@ pub enum RecomposeError {
         /// The plan.
         plan: u64,
     },
+    /// A cell's storage tree, which the action moves state in or out of,
+    /// cannot be used: the runtime has no storage
+    /// ([`StoreError::Disabled`](crate::StoreError::Disabled)), or opening
+    /// it failed.
+    #[cfg(feature = "storage")]
+    Storage {
+        /// The cell whose tree it is.
+        cell: CellPath,
+        /// Why.
+        error: crate::store::StoreError,
+    },
 }
 
 impl fmt::Display for RecomposeError {
@@ -149,6 +160,8 @@ impl fmt::Display for RecomposeError {
                 write!(f, "the factory of the cell at {cell} panicked: {message}")
             }
             RecomposeError::NotApplied { plan } => write!(f, "plan {plan} is not applied"),
+            #[cfg(feature = "storage")]
+            RecomposeError::Storage { cell, .. } => write!(f, "the storage tree of {cell} cannot be used"),
         }
     }
 }
@@ -157,6 +170,8 @@ impl std::error::Error for RecomposeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RecomposeError::Spawn { error, .. } => Some(error),
+            #[cfg(feature = "storage")]
+            RecomposeError::Storage { error, .. } => Some(error),
             _ => None,
         }
     }

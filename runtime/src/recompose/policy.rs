@@ -373,7 +373,8 @@ pub(crate) fn inverse(actions: &[Action], before: &Layout, shed_watermark: f64) 
             }
             Action::Split { cell, .. } => Action::Merge { cell: cell.clone() },
             Action::Merge { cell } => {
-                Action::Split { cell: cell.clone(), into: before.pool, by: SplitBy::Stateless }
+                let by = if before.keyed { SplitBy::Key } else { SplitBy::Stateless };
+                Action::Split { cell: cell.clone(), into: before.pool, by }
             }
             Action::Isolate { cell, kind } => Action::Retire { cell: cell.clone(), kind: kind.clone() },
             Action::Retire { cell, kind } => Action::Isolate { cell: cell.clone(), kind: kind.clone() },
