@@ -76,6 +76,8 @@ type Handlers = Arc<Mutex<BTreeMap<u64, BTreeSet<CellPath>>>>;
 /// account fails (and is dead-lettered).
 struct Books {
     handlers: Handlers,
+    /// How long each deposit takes on top of its write.
+    slow: Duration,
 }
 
 impl Cell for Books {
@@ -96,6 +98,9 @@ impl Cell for Books {
                 store.put(account, &(balance + amount, last))?;
                 store.flush()?;
                 self.handlers.lock().unwrap().entry(account).or_default().insert(ctx.path().clone());
+                if !self.slow.is_zero() {
+                    thread::sleep(self.slow);
+                }
             }
             Ledger::Balance { account, reply } => {
                 let (balance, _): Account = ctx.store()?.get(account)?.unwrap_or_default();
@@ -116,15 +121,24 @@ fn amount(sender: usize, account: u64, seq: u64) -> u64 {
 
 /// What `account` holds once every sender's deposits 1..=`rounds` are applied.
 fn expected(account: u64, rounds: u64) -> u64 {
-    (0..SENDERS).map(|sender| (1..=rounds).map(|seq| amount(sender, account, seq)).sum::<u64>()).sum()
+    expected_each(account, [rounds; SENDERS])
+}
+
+/// What `account` holds once each sender `s`'s deposits 1..=`rounds[s]` are applied.
+fn expected_each(account: u64, rounds: [u64; SENDERS]) -> u64 {
+    (0..SENDERS).map(|sender| (1..=rounds[sender]).map(|seq| amount(sender, account, seq)).sum::<u64>()).sum()
 }
 
 fn ledger_runtime(dir: Option<&Path>) -> Runtime {
+    ledger_runtime_with(dir, 256)
+}
+
+fn ledger_runtime_with(dir: Option<&Path>, capacity: usize) -> Runtime {
     let mut builder = Runtime::builder();
     builder
         .worker_threads(2)
         .quiet_panics(true)
-        .default_capacity(256)
+        .default_capacity(capacity)
         .observation(ObservationConfig::default().window(WINDOW));
     if let Some(dir) = dir {
         builder.storage(StorageConfig::dir(dir));
@@ -139,11 +153,17 @@ fn engine(runtime: &Runtime) -> Recomposer {
 
 /// A ledger at `/ledger`, managed as keyed by account.
 fn keyed_ledger(runtime: &Runtime, engine: &Recomposer) -> (Addr<Ledger>, Handlers) {
+    keyed_ledger_taking(runtime, engine, Duration::ZERO)
+}
+
+/// [`keyed_ledger`] whose deposits each take `slow` more.
+fn keyed_ledger_taking(runtime: &Runtime, engine: &Recomposer, slow: Duration) -> (Addr<Ledger>, Handlers) {
     let handlers = Handlers::default();
-    let ledger =
-        runtime.spawn_with(CellConfig::named("ledger"), Books { handlers: handlers.clone() }).unwrap();
+    let books = Books { handlers: handlers.clone(), slow };
+    let ledger = runtime.spawn_with(CellConfig::named("ledger"), books).unwrap();
     let made = handlers.clone();
-    let spec = Recomposable::new(move || Books { handlers: made.clone() }).keyed(Ledger::account).max_pool(4);
+    let spec =
+        Recomposable::new(move || Books { handlers: made.clone(), slow }).keyed(Ledger::account).max_pool(4);
     engine.manage(&ledger, spec).unwrap();
     (ledger, handlers)
 }
@@ -265,6 +285,52 @@ fn a_split_by_key_under_traffic_moves_each_accounts_state_to_its_owner() {
     runtime.shutdown(Duration::from_secs(5));
 }
 
+#[test]
+fn a_saturated_keyed_cell_is_split_by_key_by_the_built_in_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = ledger_runtime_with(Some(dir.path()), 64);
+    let config = RecomposeConfig::default().mode(Mode::Auto).evaluation_windows(10_000).merge_windows(10_000);
+    let engine = Recomposer::new(&runtime, config).unwrap();
+    let (ledger, _) = keyed_ledger_taking(&runtime, &engine, Duration::from_micros(300));
+
+    // Two senders as fast as the ledger takes them, whole rounds, until the
+    // engine has split it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<thread::JoinHandle<u64>> = (0..SENDERS)
+        .map(|sender| {
+            let (ledger, stop) = (ledger.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut seq = 0;
+                while !stop.load(SeqCst) {
+                    seq += 1;
+                    for account in 0..ACCOUNTS {
+                        let amount = amount(sender, account, seq);
+                        ledger.send(Ledger::Deposit { sender, account, seq, amount }).unwrap();
+                    }
+                }
+                seq
+            })
+        })
+        .collect();
+    let split = eventually(|| engine.layout(ledger.path()).unwrap().pool == 2);
+    stop.store(true, SeqCst);
+    let rounds: Vec<u64> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    assert!(split, "never split: {:?}", engine.plans());
+
+    let plans = engine.plans();
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert_eq!(plans[0].rule, "split");
+    assert_eq!(plans[0].actions, vec![split_by_key(&ledger, 2)]);
+    assert!(engine.layout(ledger.path()).unwrap().keyed);
+    let rounds = [rounds[0], rounds[1]];
+    for account in 0..ACCOUNTS {
+        let balance = ledger.ask(|reply| Ledger::Balance { account, reply }).unwrap().wait(PATIENCE).unwrap();
+        assert_eq!(balance, expected_each(account, rounds), "account {account}");
+    }
+    assert_eq!(runtime.dead_letter_count(), 0, "{:?}", runtime.dead_letters());
+    runtime.shutdown(Duration::from_secs(5));
+}
+
 // ---------------------------------------------------------------- merge ----
 
 #[test]
@@ -364,10 +430,17 @@ fn a_split_by_key_of_a_cell_not_registered_keyed_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = ledger_runtime(Some(dir.path()));
     let engine = engine(&runtime);
-    let ledger =
-        runtime.spawn_with(CellConfig::named("ledger"), Books { handlers: Handlers::default() }).unwrap();
+    let ledger = runtime
+        .spawn_with(
+            CellConfig::named("ledger"),
+            Books { handlers: Handlers::default(), slow: Duration::ZERO },
+        )
+        .unwrap();
     engine
-        .manage(&ledger, Recomposable::new(|| Books { handlers: Handlers::default() }).stateless())
+        .manage(
+            &ledger,
+            Recomposable::new(|| Books { handlers: Handlers::default(), slow: Duration::ZERO }).stateless(),
+        )
         .unwrap();
     let err = engine.propose(vec![split_by_key(&ledger, 2)], HOLD).unwrap_err();
     assert!(matches!(&err, RecomposeError::Layout { reason, .. } if reason.contains("keyed")), "{err}");
@@ -388,10 +461,12 @@ fn a_split_by_key_outside_two_to_max_pool_cells_is_refused() {
     }
     assert!(engine.plans().is_empty());
     // A keyed registration needs room for a pool.
-    let other =
-        runtime.spawn_with(CellConfig::named("other"), Books { handlers: Handlers::default() }).unwrap();
-    let spec =
-        Recomposable::new(|| Books { handlers: Handlers::default() }).keyed(Ledger::account).max_pool(1);
+    let other = runtime
+        .spawn_with(CellConfig::named("other"), Books { handlers: Handlers::default(), slow: Duration::ZERO })
+        .unwrap();
+    let spec = Recomposable::new(|| Books { handlers: Handlers::default(), slow: Duration::ZERO })
+        .keyed(Ledger::account)
+        .max_pool(1);
     assert!(matches!(engine.manage(&other, spec), Err(RecomposeError::Invalid { .. })));
     runtime.shutdown(Duration::from_secs(5));
 }

@@ -231,7 +231,10 @@ impl<M: Send + 'static> Recomposable<M> {
     /// each entry to the tree of the member owning its key (the routing key
     /// of a message is the bytes of its store key, hashed onto a
     /// consistent-hash ring), and a merge moves them all back; every entry
-    /// of the tree moves by its key.
+    /// of the tree moves by its key. A member's `started` runs before the
+    /// state it will own has arrived: read a key's state when handling its
+    /// messages. `docs/recomposition.md` in the repository has the whole
+    /// protocol.
     ///
     /// # Examples
     ///
@@ -368,6 +371,8 @@ pub(crate) trait ManagedCell: Send + Sync + 'static {
     fn layout(&self) -> Layout;
     fn sources(&self) -> Sources;
     fn stateless(&self) -> bool;
+    /// Whether the cell is registered keyed (`Recomposable::keyed`).
+    fn keyed(&self) -> bool;
     fn max_pool(&self) -> usize;
     fn variants(&self) -> Vec<String>;
     fn sheddable(&self) -> Vec<String>;
@@ -390,10 +395,10 @@ struct Shape<M> {
     members: Vec<Addr<M>>,
     /// The kind shed, and the address's policy before.
     shed: Option<(String, Option<Arc<Shedding<M>>>)>,
-    /// A keyed pool's target (also `wrapper`) and all its members; `base`
-    /// is then the first member's target and `members` the others.
+    /// A keyed pool's target (also `wrapper`); `base` is then the first
+    /// member's target and `members` the others.
     #[cfg(feature = "storage")]
-    keyed: Option<(Arc<KeyedHandover<M>>, Vec<Addr<M>>)>,
+    keyed: Option<Arc<KeyedHandover<M>>>,
 }
 
 impl<M> Shape<M> {
@@ -730,7 +735,7 @@ impl<M: Send + 'static> Managed<M> {
         shape.base = members[0].slot().current();
         shape.wrapper = Some(target);
         shape.members = members[1..].to_vec();
-        shape.keyed = Some((handover, members));
+        shape.keyed = Some(handover);
         Ok(())
     }
 
@@ -835,6 +840,10 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
 
     fn stateless(&self) -> bool {
         self.spec.stateless
+    }
+
+    fn keyed(&self) -> bool {
+        self.spec.is_keyed()
     }
 
     fn max_pool(&self) -> usize {
