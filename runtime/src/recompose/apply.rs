@@ -56,6 +56,10 @@ struct Maker<M> {
     #[cfg(feature = "storage")]
     spawn_held: SpawnAt<M>,
     replace: ReplaceWith<M>,
+    /// The cell type's priority lanes: its mailbox capacity is this many
+    /// times the configured one.
+    #[cfg(feature = "storage")]
+    lanes: usize,
 }
 
 type SpawnAt<M> =
@@ -70,6 +74,8 @@ impl<M> Clone for Maker<M> {
             #[cfg(feature = "storage")]
             spawn_held: self.spawn_held.clone(),
             replace: self.replace.clone(),
+            #[cfg(feature = "storage")]
+            lanes: self.lanes,
         }
     }
 }
@@ -116,6 +122,8 @@ impl<M: Send + 'static> Maker<M> {
                     .replace_cell(addr, config, cell)
                     .map_err(|error| RecomposeError::Spawn { cell: addr.path().clone(), error })
             }),
+            #[cfg(feature = "storage")]
+            lanes: C::LANES.clamp(1, crate::cell::MAX_LANES),
         }
     }
 }
@@ -700,8 +708,9 @@ impl<M: Send + 'static> Managed<M> {
             return Err(self.layout_error("its address was changed outside recomposition"));
         }
         // Held: they queue what the handover routes to them and handle
-        // nothing until it releases them with their keys' state.
-        let config = CellConfig::new().capacity(shape.base.capacity());
+        // nothing until it releases them with their keys' state. Each has
+        // the cell's capacity.
+        let config = CellConfig::new().capacity((shape.base.capacity() / maker.lanes).max(1));
         let mut members: Vec<Addr<M>> = Vec::with_capacity(into);
         let discard = |members: &[Addr<M>]| {
             for member in members {
@@ -753,7 +762,7 @@ impl<M: Send + 'static> Managed<M> {
             return Err(self.layout_error("its address was changed outside recomposition"));
         }
         // One member's capacity: what the cell had before the split.
-        let config = CellConfig::new().capacity(shape.base.capacity());
+        let config = CellConfig::new().capacity((shape.base.capacity() / maker.lanes).max(1));
         (maker.replace)(shared, &self.addr, config)?;
         shape.base = self.addr.slot().current();
         shape.wrapper = None;
