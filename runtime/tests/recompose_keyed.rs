@@ -423,6 +423,46 @@ fn a_keyed_pool_is_not_merged_before_the_split_has_handed_over() {
     runtime.shutdown(Duration::from_secs(5));
 }
 
+#[test]
+fn a_keyed_pool_whose_member_stopped_refuses_its_keys_and_still_merges_with_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = ledger_runtime(Some(dir.path()));
+    let engine = engine(&runtime);
+    let (ledger, handlers) = keyed_ledger(&runtime, &engine);
+    let plan = engine.propose(vec![split_by_key(&ledger, 2)], HOLD).unwrap();
+    engine.approve(plan).unwrap();
+    let deposit = |account, seq| Ledger::Deposit { sender: 0, account, seq, amount: amount(0, account, seq) };
+    for account in 0..ACCOUNTS {
+        ledger.send(deposit(account, 1)).unwrap();
+    }
+    for account in 0..ACCOUNTS {
+        let balance = ledger.ask(|reply| Ledger::Balance { account, reply }).unwrap().wait(PATIENCE).unwrap();
+        assert_eq!(balance, amount(0, account, 1));
+    }
+    // The owner of account 0 fails on a deposit out of order and stops
+    // (a top-level cell is not restarted).
+    let owner = handlers.lock().unwrap()[&0].iter().next().unwrap().clone();
+    ledger.send(deposit(0, 5)).unwrap();
+    wait_for("the owner stopped", || runtime.cell_count() == 1);
+    assert_eq!(runtime.dead_letter_count(), 1);
+    // Its keys are refused, not sent to the other member (which lacks their state).
+    assert!(matches!(ledger.try_send(deposit(0, 2)), Err(cellrt::SendError::Closed(_))));
+    let other_account = (0..ACCOUNTS).find(|a| !handlers.lock().unwrap()[a].contains(&owner)).unwrap();
+    ledger.send(deposit(other_account, 2)).unwrap();
+
+    // The merge counts the stopped member at once and takes its tree too.
+    engine.revert(plan).unwrap();
+    for account in 0..ACCOUNTS {
+        let balance = ledger.ask(|reply| Ledger::Balance { account, reply }).unwrap().wait(PATIENCE).unwrap();
+        let more = if account == other_account { amount(0, account, 2) } else { 0 };
+        assert_eq!(balance, amount(0, account, 1) + more, "account {account}");
+    }
+    assert_eq!(stored(&runtime, ledger.path()).len(), ACCOUNTS as usize);
+    assert!(stored(&runtime, &owner).is_empty());
+    assert_eq!(runtime.dead_letter_count(), 1);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
 // ------------------------------------------------------------ bad input ----
 
 #[test]
