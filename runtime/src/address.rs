@@ -47,6 +47,11 @@ use crate::runtime::CellControl;
 use crate::supervise::watch::Watchers;
 use crate::sync::{Arc, Backoff, Mutex, RwLock, Weak};
 
+/// Work a cell runs on its queued messages between two of its own turns'
+/// messages: it is given every user message queued, and returns those to
+/// put back, ahead of anything queued meanwhile (see [`Deliver::regroup`]).
+pub(crate) type Regroup<M> = Box<dyn FnOnce(Vec<Envelope<M>>) -> Vec<Envelope<M>> + Send>;
+
 /// What can stand behind an address: something that takes messages of type `M`.
 pub(crate) trait Deliver<M>: Send + Sync + 'static {
     /// Takes `msg` without blocking, or hands it back (`Full` or `Closed`).
@@ -83,6 +88,14 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     /// The member addresses, when this target is a router.
     fn members(&self) -> Option<Vec<Addr<M>>> {
         None
+    }
+    /// Runs `regroup` on the cell's queued user messages at its next system
+    /// check (between two messages, on its worker: no message is taken
+    /// meanwhile) and puts back what it returns, ahead of what was queued
+    /// since; or, if the cell terminates first, as it terminates. Hands
+    /// `regroup` back when the target is not a cell or has terminated.
+    fn regroup(&self, regroup: Regroup<M>) -> Result<(), Regroup<M>> {
+        Err(regroup)
     }
 }
 

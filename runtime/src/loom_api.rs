@@ -98,6 +98,8 @@ pub enum ModelSystemMsg {
     Retire,
     /// `SystemMsg::Supervise`: the cell's supervision has events to process.
     Supervise,
+    /// `SystemMsg::Regroup`: recomposition regroups the queued messages.
+    Regroup,
 }
 
 impl From<SystemMsg> for ModelSystemMsg {
@@ -109,6 +111,7 @@ impl From<SystemMsg> for ModelSystemMsg {
             SystemMsg::Restart => ModelSystemMsg::Restart,
             SystemMsg::Retire => ModelSystemMsg::Retire,
             SystemMsg::Supervise => ModelSystemMsg::Supervise,
+            SystemMsg::Regroup => ModelSystemMsg::Regroup,
         }
     }
 }

@@ -73,7 +73,7 @@ impl Cell for Fraud {
                 self.0.card.fetch_add(1, SeqCst);
             }
             Txn::Legacy => {
-                thread::sleep(Duration::from_millis(2));
+                thread::sleep(Duration::from_millis(3));
                 self.0.legacy.fetch_add(1, SeqCst);
             }
         }
@@ -148,7 +148,7 @@ fn a_slow_legacy_kind_is_isolated_and_card_latency_recovers() {
     let baseline_end = Instant::now();
     assert!(engine.plans().is_empty(), "no plan under light load: {:?}", engine.plans());
 
-    // Load: 600 transactions a second, 480 of them Legacy at 2 ms each.
+    // Load: 600 transactions a second, 480 of them Legacy at 3 ms each: more than one worker can do.
     let load_start = Instant::now();
     let driver = {
         let fraud = fraud.clone();
@@ -834,5 +834,74 @@ fn a_kind_is_isolated_and_retired_by_hand_without_losing_a_message() {
     assert_eq!((tally.legacy.load(SeqCst), tally.card.load(SeqCst)), (1001, 1001));
     wait_for("the kind's cell stopped", || runtime.cell_count() == 1);
     assert!(engine.layout(fraud.path()).unwrap().isolated.is_empty());
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+// --------------------------------------------------------- queued moves ----
+
+enum Parity {
+    /// Holds the cell until the sender is dropped.
+    Gate(std::sync::mpsc::Receiver<()>),
+    Even(u64),
+    Odd(u64),
+}
+
+/// Logs (its path, the number) of every message it handles.
+struct Parities(Arc<Mutex<Vec<(String, u64)>>>);
+
+impl Cell for Parities {
+    type Message = Parity;
+
+    fn message_kind(msg: &Parity) -> &'static str {
+        match msg {
+            Parity::Gate(_) => "gate",
+            Parity::Even(_) => "even",
+            Parity::Odd(_) => "odd",
+        }
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: Parity) -> Result<(), CellError> {
+        match msg {
+            Parity::Gate(gate) => {
+                let _ = gate.recv();
+            }
+            Parity::Even(n) | Parity::Odd(n) => self.0.lock().unwrap().push((ctx.path().to_string(), n)),
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn isolating_a_kind_moves_its_queued_messages_to_its_cell_ahead_of_newer_ones() {
+    let runtime = checker_runtime();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let cell = runtime.spawn_with(CellConfig::named("parity"), Parities(log.clone())).unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
+    let made = log.clone();
+    engine.manage(&cell, Recomposable::new(move || Parities(made.clone()))).unwrap();
+    cell.send(Parity::Even(0)).unwrap();
+    cell.send(Parity::Odd(1)).unwrap();
+    wait_for("both kinds seen", || log.lock().unwrap().len() == 2);
+    // The cell is held on a gate while 28 messages queue behind it.
+    let (open, gate) = std::sync::mpsc::channel();
+    cell.send(Parity::Gate(gate)).unwrap();
+    let send = |n: u64| cell.send(if n % 2 == 0 { Parity::Even(n) } else { Parity::Odd(n) }).unwrap();
+    (2..30).for_each(send);
+    let hold = Expected::Hold { metric: Metric::QueueDelay };
+    let plan = engine
+        .propose(vec![Action::Isolate { cell: cell.path().clone(), kind: "odd".into() }], hold)
+        .unwrap();
+    engine.approve(plan).unwrap();
+    (30..50).for_each(send);
+    drop(open);
+    wait_for("all 50 handled", || log.lock().unwrap().len() == 50);
+    let log = log.lock().unwrap().clone();
+    let by = |path: &str| -> Vec<u64> { log.iter().filter(|(p, _)| p == path).map(|(_, n)| *n).collect() };
+    // Every odd number queued before the isolation moved to the kind's cell,
+    // and is handled there before those sent after it.
+    assert_eq!(by("/parity/odd"), (3..50).step_by(2).collect::<Vec<u64>>());
+    let mut base: Vec<u64> = (0..50).step_by(2).collect();
+    base.insert(1, 1);
+    assert_eq!(by("/parity"), base);
     runtime.shutdown(Duration::from_secs(5));
 }

@@ -38,7 +38,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::address::{Addr, Deliver, Handover, Slot};
+use crate::address::{Addr, Deliver, Handover, Regroup, Slot};
 use crate::cell::{Cell, CellError, Context, StopReason, MAX_LANES};
 use crate::dead_letter::DeadLetter;
 use crate::dispatch::group::{Group, Membership, Reschedule};
@@ -146,6 +146,10 @@ pub(crate) struct CellInstance<C: Cell> {
     parent: Option<Weak<Node>>,
     /// This cell's own children, created on demand.
     node: Mutex<Option<Arc<Node>>>,
+    /// Work on the queued messages asked for by recomposition (see
+    /// `Deliver::regroup`): `None` when none is pending. Taken by the run
+    /// token holder at its next system check, or at termination.
+    regroup: Mutex<RegroupSlot<C::Message>>,
     supervised: Option<Supervised>,
     /// Set while a handler runs, for cells with a deadline only.
     handling: Option<Box<Mutex<Option<Handling>>>>,
@@ -153,6 +157,12 @@ pub(crate) struct CellInstance<C: Cell> {
     metrics: Option<Box<CellMetrics>>,
     /// The cell's place in its group, if it is in one.
     group: Option<Membership>,
+}
+
+/// A pending `Deliver::regroup`, or the end of the cell (none accepted).
+enum RegroupSlot<M> {
+    Open(Option<Regroup<M>>),
+    Closed,
 }
 
 /// A handler with a deadline, as the watchdog sees it.
@@ -215,6 +225,7 @@ impl<C: Cell> CellInstance<C> {
             me: me.clone(),
             parent,
             node: Mutex::new(None),
+            regroup: Mutex::new(RegroupSlot::Open(None)),
             supervised,
             handling: supervised.and_then(|s| s.deadline).map(|_| Box::new(Mutex::new(None))),
             metrics: runtime.cell_metrics(),
@@ -542,6 +553,7 @@ impl<C: Cell> CellInstance<C> {
                         body.phase = Phase::Starting;
                     }
                 }
+                SystemMsg::Regroup => self.run_regroup(false),
                 SystemMsg::Supervise => {
                     if let Some(node) = self.node() {
                         for outcome in node.process() {
@@ -586,6 +598,32 @@ impl<C: Cell> CellInstance<C> {
             }
         }
         None
+    }
+
+    /// Runs the pending regroup, if any, on the queued user messages and
+    /// puts back what it returns ahead of the rest. With `close`, no regroup
+    /// is accepted afterwards (the cell terminates).
+    fn run_regroup(&self, close: bool) {
+        let pending = {
+            let mut slot = self.regroup.lock();
+            let pending = match &mut *slot {
+                RegroupSlot::Open(pending) => pending.take(),
+                RegroupSlot::Closed => None,
+            };
+            if close {
+                *slot = RegroupSlot::Closed;
+            }
+            pending
+        };
+        if let Some(regroup) = pending {
+            let queued = self.mailbox.take_user();
+            let kept = regroup(queued);
+            if !kept.is_empty() {
+                // The run token holder puts them back: nothing was taken
+                // meanwhile, so they keep their place ahead of newer ones.
+                let _ = self.mailbox.release(kept);
+            }
+        }
     }
 
     /// Acts on what the node decided.
@@ -702,6 +740,7 @@ impl<C: Cell> CellInstance<C> {
     /// children, dead-letters a message kept for re-delivery, tells
     /// watchers, reports.
     fn terminate(&self, body: &mut Body<C>, reason: StopReason, started: bool, report: bool) {
+        self.run_regroup(true);
         // Closes the mailbox; what is left goes to a successor if this cell
         // was replaced. Dropping the rest resolves asks among it to `Unanswered`.
         let undelivered = self.handover.retire(&self.mailbox).len();
@@ -987,6 +1026,24 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
             // Already stopped: its leftovers were dropped and counted then.
             Err(successor) => successor.release(Vec::new()),
         }
+    }
+
+    fn regroup(&self, regroup: Regroup<C::Message>) -> Result<(), Regroup<C::Message>> {
+        {
+            let mut slot = self.regroup.lock();
+            match &mut *slot {
+                RegroupSlot::Closed => return Err(regroup),
+                RegroupSlot::Open(pending) => {
+                    *pending = Some(match pending.take() {
+                        // Two in a row: the second sees what the first kept.
+                        Some(first) => Box::new(move |queued| regroup(first(queued))),
+                        None => regroup,
+                    });
+                }
+            }
+        }
+        self.send_system(SystemMsg::Regroup);
+        Ok(())
     }
 
     fn release(&self, moved: Vec<Envelope<C::Message>>) {

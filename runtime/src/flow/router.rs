@@ -94,6 +94,14 @@ impl<M> Routing<M> {
         }
     }
 
+    /// [`consistent_hash`](Routing::consistent_hash) on a hash computed by
+    /// `hash` itself: for targets that must find a key's owner from the
+    /// same hash outside any message ([`Router::owner`]).
+    #[cfg(feature = "storage")]
+    pub(crate) fn by_hash(hash: impl Fn(&M) -> u64 + Send + Sync + 'static) -> Self {
+        Routing { kind: Kind::ConsistentHash(Box::new(hash)) }
+    }
+
     /// A copy of each message to every member.
     pub fn broadcast() -> Self
     where
@@ -485,6 +493,19 @@ impl<M: Send + 'static> Router<M> {
     /// address (recomposition's pools).
     pub(crate) fn target(&self) -> Arc<dyn Deliver<M>> {
         self.core.clone()
+    }
+
+    /// The index, in [`members`](Router::members) order, of the member that
+    /// owns `hash` on a consistent hash's ring (the first point at or after
+    /// it): where a message whose key hashes to `hash` goes while that
+    /// member is open. `None` for the other routings.
+    #[cfg(feature = "storage")]
+    pub(crate) fn owner(&self, hash: u64) -> Option<usize> {
+        let members = self.core.members.read();
+        if members.ring.is_empty() {
+            return None;
+        }
+        Some(members.ring[members.ring_start(hash)].1)
     }
 
     /// The router's address: send to it as to a cell.

@@ -24,6 +24,9 @@ pub(crate) enum SystemMsg {
     /// The cell's supervision has events to process (children started or
     /// exited, a timer fired, a request arrived).
     Supervise,
+    /// Recomposition asks the cell to regroup its queued messages (move an
+    /// isolated kind's to that kind's cell) before its next message.
+    Regroup,
 }
 
 /// Who asked a cell to stop, for [`SystemMsg::Stop`].
@@ -45,11 +48,12 @@ pub(crate) enum StopCause {
 }
 
 /// Requests in the order a pop hands them out: most urgent first.
-const BY_URGENCY: [SystemMsg; 11] = [
+const BY_URGENCY: [SystemMsg; 12] = [
     SystemMsg::Kill,
     SystemMsg::Stop(StopCause::Kill),
     SystemMsg::Retire,
     SystemMsg::Supervise,
+    SystemMsg::Regroup,
     SystemMsg::Stop(StopCause::Replaced),
     SystemMsg::Stop(StopCause::ParentStopped),
     SystemMsg::Stop(StopCause::Supervisor),

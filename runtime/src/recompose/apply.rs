@@ -19,6 +19,10 @@
 //! - **Split** wraps the cell in a round-robin router over itself and new
 //!   cells; the cell keeps what it holds. **Merge** unwraps it; the added
 //!   members drain and stop.
+//! - **Split by key** retires the cell into a pool of new cells through
+//!   the replace protocol, and moves its stored state and its queue to
+//!   each key's owner; its **merge** retires the members into a new cell
+//!   the same way. See `partition.rs`.
 //! - **Replace** uses the runtime's replace protocol: the old cell finishes
 //!   its message, hands its queue to the variant (ahead of anything sent
 //!   after the swap) and stops.
@@ -28,8 +32,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use super::error::RecomposeError;
+#[cfg(feature = "storage")]
+use super::partition::{self, KeyHash, KeyedHandover};
 use super::plan::{Action, IsolatedKind, Layout, SplitBy};
-use crate::address::{Addr, Deliver, Slot};
+use crate::address::{Addr, Deliver, Regroup, Slot};
 use crate::cell::{Cell, CellConfig};
 use crate::failure::payload_text;
 use crate::flow::{Router, Routing, Shedding};
@@ -47,16 +53,29 @@ pub(crate) const BASE: &str = "base";
 /// address.
 struct Maker<M> {
     spawn_at: SpawnAt<M>,
+    /// As `spawn_at`, held: it handles nothing until released.
+    spawn_held: SpawnAt<M>,
     replace: ReplaceWith<M>,
+    /// The cell type's priority lanes: its mailbox capacity is this many
+    /// times the configured one.
+    #[cfg(feature = "storage")]
+    lanes: usize,
 }
 
 type SpawnAt<M> =
     Arc<dyn Fn(&Arc<RuntimeShared>, CellPath, CellConfig) -> Result<Addr<M>, RecomposeError> + Send + Sync>;
-type ReplaceWith<M> = Arc<dyn Fn(&Arc<RuntimeShared>, &Addr<M>) -> Result<(), RecomposeError> + Send + Sync>;
+type ReplaceWith<M> =
+    Arc<dyn Fn(&Arc<RuntimeShared>, &Addr<M>, CellConfig) -> Result<(), RecomposeError> + Send + Sync>;
 
 impl<M> Clone for Maker<M> {
     fn clone(&self) -> Self {
-        Maker { spawn_at: self.spawn_at.clone(), replace: self.replace.clone() }
+        Maker {
+            spawn_at: self.spawn_at.clone(),
+            spawn_held: self.spawn_held.clone(),
+            replace: self.replace.clone(),
+            #[cfg(feature = "storage")]
+            lanes: self.lanes,
+        }
     }
 }
 
@@ -76,6 +95,7 @@ impl<M: Send + 'static> Maker<M> {
     {
         let factory = Arc::new(factory);
         let spawn_factory = factory.clone();
+        let held_factory = factory.clone();
         Maker {
             spawn_at: Arc::new(move |shared, path, config| {
                 let cell = call_factory(&*spawn_factory, &path)?;
@@ -87,12 +107,20 @@ impl<M: Send + 'static> Maker<M> {
                     )
                     .map_err(|error| RecomposeError::Spawn { cell: path, error })
             }),
-            replace: Arc::new(move |shared, addr| {
+            spawn_held: Arc::new(move |shared, path, config| {
+                let cell = call_factory(&*held_factory, &path)?;
+                shared
+                    .spawn_held_at(path.clone(), config, crate::cell::instance::Origin::Value(cell))
+                    .map_err(|error| RecomposeError::Spawn { cell: path, error })
+            }),
+            replace: Arc::new(move |shared, addr, config| {
                 let cell = call_factory(&*factory, addr.path())?;
                 shared
-                    .replace_cell(addr, CellConfig::new(), cell)
+                    .replace_cell(addr, config, cell)
                     .map_err(|error| RecomposeError::Spawn { cell: addr.path().clone(), error })
             }),
+            #[cfg(feature = "storage")]
+            lanes: C::LANES.clamp(1, crate::cell::MAX_LANES),
         }
     }
 }
@@ -148,6 +176,9 @@ pub struct Recomposable<M> {
     base: Maker<M>,
     variants: Vec<(String, Maker<M>)>,
     stateless: bool,
+    /// The hash of a message's key, for a cell registered keyed.
+    #[cfg(feature = "storage")]
+    keyed: Option<KeyHash<M>>,
     max_pool: usize,
     sheddable: Vec<String>,
     isolation: CellConfig,
@@ -167,6 +198,8 @@ impl<M: Send + 'static> Recomposable<M> {
             base: Maker::of(factory),
             variants: Vec::new(),
             stateless: false,
+            #[cfg(feature = "storage")]
+            keyed: None,
             max_pool: 4,
             sheddable: Vec::new(),
             isolation: CellConfig::new(),
@@ -189,6 +222,57 @@ impl<M: Send + 'static> Recomposable<M> {
     /// so it may be split into a round-robin pool. Off by default.
     pub fn stateless(mut self) -> Self {
         self.stateless = true;
+        self
+    }
+
+    /// Declares the cell keyed by `key`, so it may be split by key
+    /// ([`SplitBy::Key`]) into a pool whose members each own a share of
+    /// the keys. Off by default. Needs a runtime with storage.
+    ///
+    /// The convention a keyed cell follows: `key(msg)` is the store key
+    /// under which the cell keeps that key's state in its own tree
+    /// ([`Context::store`](crate::Context::store)), and nothing else the
+    /// cell must find again lives outside those entries. A split then moves
+    /// each entry to the tree of the member owning its key (the routing key
+    /// of a message is the bytes of its store key, hashed onto a
+    /// consistent-hash ring), and a merge moves them all back; every entry
+    /// of the tree moves by its key. A member's `started` runs before the
+    /// state it will own has arrived: read a key's state when handling its
+    /// messages. `docs/recomposition.md` in the repository has the whole
+    /// protocol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cellrt::{Cell, CellError, Context, Recomposable};
+    ///
+    /// struct Deposit {
+    ///     account: u64,
+    ///     amount: u64,
+    /// }
+    ///
+    /// struct Ledger;
+    /// impl Cell for Ledger {
+    ///     type Message = Deposit;
+    ///     fn handle(&mut self, ctx: &mut Context<Self>, d: Deposit) -> Result<(), CellError> {
+    ///         // Each account's balance under the account's own key.
+    ///         let store = ctx.store()?;
+    ///         store.update(d.account, |balance: Option<u64>| Some(balance.unwrap_or(0) + d.amount))?;
+    ///         store.flush()?;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let ledger = Recomposable::new(|| Ledger).keyed(|d: &Deposit| d.account).max_pool(8);
+    /// # let _ = ledger;
+    /// ```
+    #[cfg(feature = "storage")]
+    pub fn keyed<K, F>(mut self, key: F) -> Self
+    where
+        K: crate::store::StoreKey,
+        F: Fn(&M) -> K + Send + Sync + 'static,
+    {
+        self.keyed = Some(partition::hasher(key));
         self
     }
 
@@ -230,9 +314,9 @@ impl<M: Send + 'static> Recomposable<M> {
                 });
             }
         }
-        if self.max_pool < 2 && self.stateless {
+        if self.max_pool < 2 && (self.stateless || self.is_keyed()) {
             return Err(RecomposeError::Invalid {
-                reason: "a stateless cell's max_pool must be at least 2".into(),
+                reason: "a stateless or keyed cell's max_pool must be at least 2".into(),
             });
         }
         Ok(())
@@ -246,11 +330,22 @@ impl<M: Send + 'static> Recomposable<M> {
     }
 }
 
+impl<M> Recomposable<M> {
+    /// Whether the cell is registered keyed.
+    fn is_keyed(&self) -> bool {
+        #[cfg(feature = "storage")]
+        return self.keyed.is_some();
+        #[cfg(not(feature = "storage"))]
+        return false;
+    }
+}
+
 impl<M> std::fmt::Debug for Recomposable<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recomposable")
             .field("variants", &self.variants.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
             .field("stateless", &self.stateless)
+            .field("keyed", &self.is_keyed())
             .field("max_pool", &self.max_pool)
             .field("sheddable", &self.sheddable)
             .finish_non_exhaustive()
@@ -283,6 +378,8 @@ pub(crate) trait ManagedCell: Send + Sync + 'static {
     fn layout(&self) -> Layout;
     fn sources(&self) -> Sources;
     fn stateless(&self) -> bool;
+    /// Whether the cell is registered keyed (`Recomposable::keyed`).
+    fn keyed(&self) -> bool;
     fn max_pool(&self) -> usize;
     fn variants(&self) -> Vec<String>;
     fn sheddable(&self) -> Vec<String>;
@@ -310,7 +407,21 @@ struct Shape<M> {
     members: Vec<Addr<M>>,
     /// The kind shed, and the address's policy before.
     shed: Option<(String, Option<Arc<Shedding<M>>>)>,
+    /// A keyed pool's target (also `wrapper`); `base` is then the first
+    /// member's target and `members` the others.
+    #[cfg(feature = "storage")]
+    keyed: Option<Arc<KeyedHandover<M>>>,
     canary: Option<CanaryRun<M>>,
+}
+
+impl<M> Shape<M> {
+    /// Whether the address serves a keyed pool.
+    fn is_keyed(&self) -> bool {
+        #[cfg(feature = "storage")]
+        return self.keyed.is_some();
+        #[cfg(not(feature = "storage"))]
+        return false;
+    }
 }
 
 /// An isolated kind's cell.
@@ -384,6 +495,8 @@ impl<M: Send + 'static> Managed<M> {
                 members: Vec::new(),
                 shed: None,
                 canary: None,
+                #[cfg(feature = "storage")]
+                keyed: None,
             }),
         })
     }
@@ -467,9 +580,17 @@ impl<M: Send + 'static> Managed<M> {
                     return Err(self.layout_error(format!("variant {variant:?} serves it already")));
                 }
             }
-            Action::Split { into, by: SplitBy::Stateless, .. } => {
-                if !self.spec.stateless {
-                    return Err(self.layout_error("it is not registered as stateless"));
+            Action::Split { into, by, .. } => {
+                let registered = match by {
+                    SplitBy::Stateless => self.spec.stateless,
+                    SplitBy::Key => self.spec.is_keyed(),
+                };
+                if !registered {
+                    let as_what = match by {
+                        SplitBy::Stateless => "stateless",
+                        SplitBy::Key => "keyed",
+                    };
+                    return Err(self.layout_error(format!("it is not registered as {as_what}")));
                 }
                 if *into < 2 || *into > self.spec.max_pool {
                     return Err(RecomposeError::Invalid {
@@ -509,6 +630,9 @@ impl<M: Send + 'static> Managed<M> {
             Action::Merge { .. } => {
                 if shape.members.is_empty() {
                     return Err(self.layout_error("it is not a pool"));
+                }
+                if shape.is_keyed() && shape.current().is_held() {
+                    return Err(self.layout_error("its split by key is still handing over to the pool"));
                 }
             }
             Action::Shed { kind, watermark, .. } => {
@@ -558,17 +682,38 @@ impl<M: Send + 'static> Managed<M> {
     ) -> Result<(), RecomposeError> {
         let name: String = kind.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
         let name = if name.starts_with('#') { format!("kind{name}") } else { name };
+        // Held: it takes what it is sent from the swap on, and handles it
+        // after the messages of its kind that were queued at the cell.
         let cell =
-            spawn_beside(&self.spec.base, shared, self.addr.path(), &name, self.spec.isolation.clone())?;
+            spawn_held_beside(&self.spec.base, shared, self.addr.path(), &name, self.spec.isolation.clone())?;
+        let target = cell.slot().current();
         let mut isolated = shape.isolated.clone();
         isolated.push(Isolated { kind: kind.to_owned(), addr: cell.clone(), variant: BASE.to_owned() });
         let route = self.kind_route(shape, &isolated);
         if let Err(err) = self.swap(shape, route.clone()) {
+            target.release(Vec::new());
             drain(&cell);
             return Err(err);
         }
         shape.wrapper = Some(route);
         shape.isolated = isolated;
+        // The cell moves the kind's queued messages over between two of its
+        // own messages (see `Deliver::regroup`).
+        let kind_of = self.spec.kind_of;
+        let kind = kind.to_owned();
+        let regroup: Regroup<M> = Box::new(move |queued| {
+            let (moved, kept): (Vec<_>, Vec<_>) = queued.into_iter().partition(|envelope: &Envelope<M>| {
+                // A panicking `message_kind` leaves the message where it is.
+                catch_unwind(AssertUnwindSafe(|| kind_of(&envelope.msg))).is_ok_and(|k| k == kind)
+            });
+            target.release(moved);
+            kept
+        });
+        if let Err(regroup) = shape.base.regroup(regroup) {
+            // The cell has stopped: nothing queued there to move.
+            let kept = regroup(Vec::new());
+            debug_assert!(kept.is_empty());
+        }
         Ok(())
     }
 
@@ -611,7 +756,7 @@ impl<M: Send + 'static> Managed<M> {
                 variant: variant.to_owned(),
             });
         };
-        (maker.replace)(shared, addr)
+        (maker.replace)(shared, addr, CellConfig::new())
     }
 
     /// The address a canary of `kind` shares: the managed cell's, or the
@@ -739,6 +884,104 @@ impl<M: Send + 'static> Managed<M> {
         Ok(())
     }
 
+    /// Retires the cell into a keyed pool of `into` new cells; see
+    /// `partition.rs`. Every tree opens before anything changes.
+    #[cfg(feature = "storage")]
+    fn split_by_key(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        into: usize,
+    ) -> Result<(), RecomposeError> {
+        let Some(hash) = self.spec.keyed.clone() else {
+            return Err(self.layout_error("it is not registered as keyed"));
+        };
+        let Some(maker) = self.spec.maker(&shape.variant) else {
+            return Err(RecomposeError::UnknownVariant {
+                cell: self.addr.path().clone(),
+                variant: shape.variant.clone(),
+            });
+        };
+        let path = self.addr.path();
+        let tree = |path: &CellPath| {
+            shared.store(path).map_err(|error| RecomposeError::Storage { cell: path.clone(), error })
+        };
+        let base = tree(path)?;
+        let mut paths = Vec::with_capacity(into);
+        let mut trees = Vec::with_capacity(into);
+        for n in 0..into {
+            let member =
+                path.child(&n.to_string()).map_err(|e| RecomposeError::Invalid { reason: e.to_string() })?;
+            trees.push(tree(&member)?);
+            paths.push(member);
+        }
+        if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) || shape.base.is_held() {
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        // Held: they queue what the handover routes to them and handle
+        // nothing until it releases them with their keys' state. Each has
+        // the cell's capacity.
+        let config = CellConfig::new().capacity((shape.base.capacity() / maker.lanes).max(1));
+        let mut members: Vec<Addr<M>> = Vec::with_capacity(into);
+        let discard = |members: &[Addr<M>]| {
+            for member in members {
+                member.slot().current().release(Vec::new());
+                drain(member);
+            }
+        };
+        for member in paths {
+            match (maker.spawn_held)(shared, member, config.clone()) {
+                Ok(addr) => members.push(addr),
+                Err(err) => {
+                    discard(&members);
+                    return Err(err);
+                }
+            }
+        }
+        let handover =
+            KeyedHandover::new(hash, members.clone(), trees, base, path.clone(), self.send_timeout);
+        let handover = match handover {
+            Ok(handover) => Arc::new(handover),
+            Err(err) => {
+                discard(&members);
+                return Err(RecomposeError::Invalid { reason: err.to_string() });
+            }
+        };
+        let target: Arc<dyn Deliver<M>> = handover.clone();
+        if self.addr.slot().replace(target.clone()).is_err() {
+            discard(&members);
+            return Err(self.layout_error("its cell is still taking over from a predecessor"));
+        }
+        shape.base = members[0].slot().current();
+        shape.wrapper = Some(target);
+        shape.members = members[1..].to_vec();
+        shape.keyed = Some(handover);
+        Ok(())
+    }
+
+    /// Retires a keyed pool into a new cell at the managed cell's path, by
+    /// the replace protocol; see `partition.rs`.
+    #[cfg(feature = "storage")]
+    fn merge_keyed(&self, shared: &Arc<RuntimeShared>, shape: &mut Shape<M>) -> Result<(), RecomposeError> {
+        let Some(maker) = self.spec.maker(&shape.variant) else {
+            return Err(RecomposeError::UnknownVariant {
+                cell: self.addr.path().clone(),
+                variant: shape.variant.clone(),
+            });
+        };
+        if !Arc::ptr_eq(&self.addr.slot().current(), &shape.current()) {
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        // One member's capacity: what the cell had before the split.
+        let config = CellConfig::new().capacity((shape.base.capacity() / maker.lanes).max(1));
+        (maker.replace)(shared, &self.addr, config)?;
+        shape.base = self.addr.slot().current();
+        shape.wrapper = None;
+        shape.members.clear();
+        shape.keyed = None;
+        Ok(())
+    }
+
     fn replace(
         &self,
         shared: &Arc<RuntimeShared>,
@@ -754,7 +997,7 @@ impl<M: Send + 'static> Managed<M> {
         if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) {
             return Err(self.layout_error("its address was changed outside recomposition"));
         }
-        (maker.replace)(shared, &self.addr)?;
+        (maker.replace)(shared, &self.addr, CellConfig::new())?;
         shape.base = self.addr.slot().current();
         shape.variant = variant.to_owned();
         Ok(())
@@ -802,13 +1045,34 @@ fn spawn_beside<M: Send + 'static>(
     name: &str,
     config: CellConfig,
 ) -> Result<Addr<M>, RecomposeError> {
+    spawn_named(&maker.spawn_at, shared, parent, name, config)
+}
+
+/// [`spawn_beside`], held: the cell handles nothing until released.
+fn spawn_held_beside<M: Send + 'static>(
+    maker: &Maker<M>,
+    shared: &Arc<RuntimeShared>,
+    parent: &CellPath,
+    name: &str,
+    config: CellConfig,
+) -> Result<Addr<M>, RecomposeError> {
+    spawn_named(&maker.spawn_held, shared, parent, name, config)
+}
+
+fn spawn_named<M: Send + 'static>(
+    spawn: &SpawnAt<M>,
+    shared: &Arc<RuntimeShared>,
+    parent: &CellPath,
+    name: &str,
+    config: CellConfig,
+) -> Result<Addr<M>, RecomposeError> {
     let mut last = None;
     for n in 1..=NAME_TRIES {
         let name = if n == 1 { name.to_owned() } else { format!("{name}-{n}") };
         let path = parent.child(&name).map_err(|e| RecomposeError::Invalid {
             reason: format!("{name:?} does not make a cell name: {e}"),
         })?;
-        match (maker.spawn_at)(shared, path, config.clone()) {
+        match spawn(shared, path, config.clone()) {
             Err(RecomposeError::Spawn { error: crate::runtime::SpawnError::NameTaken { path }, .. }) => {
                 last = Some(path);
             }
@@ -848,6 +1112,7 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
                 })
                 .collect(),
             canary: shape.canary.as_ref().map(|c| (c.kind.clone(), c.variant.clone())),
+            keyed: shape.is_keyed(),
             shedding: shape.shed.as_ref().map(|(k, _)| k.clone()),
             version: shape.version,
         }
@@ -866,6 +1131,10 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
 
     fn stateless(&self) -> bool {
         self.spec.stateless
+    }
+
+    fn keyed(&self) -> bool {
+        self.spec.is_keyed()
     }
 
     fn max_pool(&self) -> usize {
@@ -911,13 +1180,20 @@ impl<M: Send + 'static> Managed<M> {
         }
         let mut shape = self.shape.lock();
         let revives = matches!(action, Action::Replace { .. } | Action::Promote { kind: None, .. });
-        if !revives && shape.base.control().is_none_or_terminated() {
+        let pool = !shape.members.is_empty() || shape.is_keyed();
+        if !revives && !pool && shape.base.control().is_none_or_terminated() {
             return Err(RecomposeError::Stopped { cell: self.addr.path().clone() });
         }
         self.check_against(&shape, action, known_kinds)?;
         match action {
             Action::Replace { variant, .. } => self.replace(shared, &mut shape, variant)?,
-            Action::Split { into, .. } => self.split(shared, &mut shape, *into)?,
+            Action::Split { into, by: SplitBy::Stateless, .. } => self.split(shared, &mut shape, *into)?,
+            #[cfg(feature = "storage")]
+            Action::Split { into, by: SplitBy::Key, .. } => self.split_by_key(shared, &mut shape, *into)?,
+            #[cfg(not(feature = "storage"))]
+            Action::Split { by: SplitBy::Key, .. } => {
+                return Err(self.layout_error("it is not registered as keyed"));
+            }
             Action::Isolate { kind, .. } => self.isolate(shared, &mut shape, kind)?,
             Action::Retire { kind, successor, .. } => {
                 self.retire(shared, &mut shape, kind, successor.as_deref())?
@@ -927,6 +1203,8 @@ impl<M: Send + 'static> Managed<M> {
             }
             Action::Promote { .. } => self.end_canary(shared, &mut shape, true)?,
             Action::EndCanary { .. } => self.end_canary(shared, &mut shape, false)?,
+            #[cfg(feature = "storage")]
+            Action::Merge { .. } if shape.is_keyed() => self.merge_keyed(shared, &mut shape)?,
             Action::Merge { .. } => self.merge(&mut shape)?,
             Action::Shed { kind, watermark, .. } => self.shed(&mut shape, kind, *watermark)?,
             Action::Admit { .. } => self.admit(&mut shape),

@@ -836,6 +836,7 @@ impl Engine {
             let layout = entry.cell.layout();
             let facts = CellFacts {
                 stateless: entry.cell.stateless(),
+                keyed: entry.cell.keyed(),
                 max_pool: entry.cell.max_pool(),
                 variants: entry.cell.variants(),
                 sheddable: entry.cell.sheddable(),

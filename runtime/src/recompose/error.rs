@@ -107,8 +107,9 @@ pub enum RecomposeError {
         /// The panic's message.
         message: String,
     },
-    /// The managed cell has stopped for good: only a `Replace` (or a
-    /// canary's `Promote`) can put a cell behind its address again.
+    /// The managed cell (alone behind its address, not a pool) has stopped
+    /// for good: only a `Replace` (or a canary's `Promote`) can put a cell
+    /// behind its address again.
     Stopped {
         /// The cell.
         cell: CellPath,
@@ -117,6 +118,17 @@ pub enum RecomposeError {
     NotApplied {
         /// The plan.
         plan: u64,
+    },
+    /// A cell's storage tree, which the action moves state in or out of,
+    /// cannot be used: the runtime has no storage
+    /// ([`StoreError::Disabled`](crate::StoreError::Disabled)), or opening
+    /// it failed.
+    #[cfg(feature = "storage")]
+    Storage {
+        /// The cell whose tree it is.
+        cell: CellPath,
+        /// Why.
+        error: crate::store::StoreError,
     },
 }
 
@@ -156,6 +168,8 @@ impl fmt::Display for RecomposeError {
             }
             RecomposeError::NotApplied { plan } => write!(f, "plan {plan} is not applied"),
             RecomposeError::Stopped { cell } => write!(f, "the cell at {cell} has stopped"),
+            #[cfg(feature = "storage")]
+            RecomposeError::Storage { cell, .. } => write!(f, "the storage tree of {cell} cannot be used"),
         }
     }
 }
@@ -164,6 +178,8 @@ impl std::error::Error for RecomposeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RecomposeError::Spawn { error, .. } => Some(error),
+            #[cfg(feature = "storage")]
+            RecomposeError::Storage { error, .. } => Some(error),
             _ => None,
         }
     }

@@ -1,7 +1,8 @@
 //! Recomposition: the runtime changes its own topology from what it
-//! observes — isolates a message kind, splits a saturated cell into a pool,
-//! merges it back, replaces a decaying cell with a registered variant,
-//! sheds a kind — and keeps each change only if it helped.
+//! observes — isolates a message kind, splits a saturated cell into a pool
+//! (round-robin, or by key with each key's stored state), merges it back,
+//! replaces a decaying cell with a registered variant, sheds a kind — and
+//! keeps each change only if it helped.
 //!
 //! - `analyze.rs`: what the engine reads of a managed cell per window
 //!   ([`CellWindow`]) and what it concludes ([`Finding`]).
@@ -11,6 +12,9 @@
 //!   and the built-in rules.
 //! - `apply.rs`: what the application offers ([`Recomposable`]) and how
 //!   actions change what an address points at.
+//! - `partition.rs` (feature `storage`): keyed pools, and how a split by
+//!   key and its merge hand each key's stored state and queued messages to
+//!   its new owner.
 //! - `evaluate.rs`: judging an applied plan against its expected effect.
 //! - `persist.rs`: kept plans across process restarts ([`Restored`]).
 //! - `engine.rs`: [`Recomposer`], which ties them together once per
@@ -29,6 +33,8 @@ pub(crate) mod apply;
 mod engine;
 mod error;
 mod evaluate;
+#[cfg(feature = "storage")]
+mod partition;
 mod persist;
 mod plan;
 mod policy;

@@ -14,6 +14,22 @@ pub enum SplitBy {
     /// Round-robin: any member may take any message. Only for cells
     /// registered as stateless ([`Recomposable::stateless`](crate::Recomposable::stateless)).
     Stateless,
+    /// By key: each message goes to the member owning its key on a
+    /// consistent-hash ring, and each key's stored state moves to that
+    /// member's tree. Only for cells registered keyed
+    /// (`Recomposable::keyed`, feature `storage`), on a runtime with
+    /// storage. The cell is retired into a pool of new cells; see
+    /// [`Action::Split`].
+    Key,
+}
+
+impl fmt::Display for SplitBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SplitBy::Stateless => "stateless",
+            SplitBy::Key => "by key",
+        })
+    }
 }
 
 /// One change to a managed cell's topology.
@@ -33,8 +49,15 @@ pub enum Action {
         /// The variant's name.
         variant: String,
     },
-    /// Turns the cell into a pool of `into` cells behind the same address:
-    /// the cell itself plus `into - 1` new ones from its factory.
+    /// Turns the cell into a pool of `into` cells behind the same address.
+    ///
+    /// - [`SplitBy::Stateless`]: the cell itself plus `into - 1` new ones
+    ///   from its factory, round-robin.
+    /// - [`SplitBy::Key`]: `into` new cells from the factory of the variant
+    ///   serving, at `<cell>/0` … `<cell>/<into - 1>`. The cell finishes its
+    ///   message and stops; its stored entries and its queued messages go
+    ///   to each key's owner, which handles them before anything sent after
+    ///   the split.
     Split {
         /// The managed cell.
         cell: CellPath,
@@ -117,8 +140,11 @@ pub enum Action {
         /// As in the [`Canary`](Action::Canary).
         kind: Option<String>,
     },
-    /// Folds a pool back into one cell: the members added by the split
-    /// drain what they hold and stop; the first member serves alone.
+    /// Folds a pool back into one cell. A stateless pool: the members
+    /// added by the split drain what they hold and stop; the first member
+    /// serves alone. A keyed pool: a new cell at the managed cell's path
+    /// takes over from every member (their queued messages and their
+    /// stored entries) once each has finished its message and stopped.
     Merge {
         /// The managed cell.
         cell: CellPath,
@@ -147,9 +173,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Replace { cell, variant } => write!(f, "replace {cell} with variant {variant:?}"),
-            Action::Split { cell, into, by: SplitBy::Stateless } => {
-                write!(f, "split {cell} into a pool of {into} (stateless)")
-            }
+            Action::Split { cell, into, by } => write!(f, "split {cell} into a pool of {into} ({by})"),
             Action::Isolate { cell, kind } => write!(f, "isolate kind {kind:?} of {cell}"),
             Action::Shed { cell, kind, watermark } => {
                 write!(f, "shed kind {kind:?} of {cell} past {:.0}% full", watermark * 100.0)
@@ -391,6 +415,11 @@ pub struct Layout {
     /// The canary running, if any: the kind whose cell shares its traffic
     /// (`None` for the managed cell) and the variant tried.
     pub canary: Option<(Option<String>, String)>,
+    /// Whether the pool is keyed ([`SplitBy::Key`]): each key's messages
+    /// and stored state belong to one member, and a merge moves the
+    /// members' state back into the cell's tree.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub keyed: bool,
     /// The kind being shed, if any.
     pub shedding: Option<String>,
     /// Changes so far: a plan made against an older version is stale.

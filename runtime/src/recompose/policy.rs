@@ -22,9 +22,10 @@
 //!    cell's traffic; expected: the canary's failure ratio (when fragility
 //!    leads the decay) or queue delay is no worse than the cell's, over the
 //!    same windows; then it is promoted (the variant takes all the traffic).
-//! 4. **split**: the cell is registered stateless and its mailbox is at
-//!    least `split_saturation` full (or refused a send). Plan: a pool of
-//!    `split_into`; expected: queue delay falls by a quarter.
+//! 4. **split**: the cell is registered stateless or keyed and its mailbox
+//!    is at least `split_saturation` full (or refused a send). Plan: a pool
+//!    of `split_into`, round-robin for a stateless cell, else by key;
+//!    expected: queue delay falls by a quarter.
 //! 5. **merge**: the cell is a pool whose fullest mailbox stayed under
 //!    `merge_saturation`, with nothing refused, for `merge_windows`
 //!    windows. Plan: merge; expected: queue delay holds.
@@ -199,7 +200,7 @@ impl RecomposeConfig {
         strain_saturation: f64
     );
     setter!(
-        /// How full a stateless cell's mailbox must be for `split`.
+        /// How full a stateless or keyed cell's mailbox must be for `split`.
         /// Default 0.8; in (0, 1].
         split_saturation: f64
     );
@@ -270,6 +271,7 @@ impl fmt::Debug for Candidate {
 /// What the built-in rules know of a managed cell beyond its window.
 pub(crate) struct CellFacts {
     pub(crate) stateless: bool,
+    pub(crate) keyed: bool,
     pub(crate) max_pool: usize,
     pub(crate) variants: Vec<String>,
     pub(crate) sheddable: Vec<String>,
@@ -366,16 +368,20 @@ pub(crate) fn built_in(
         }
     }
     // 4. split
-    if facts.stateless && !split && layout.isolated.is_empty() && window.saturation >= config.split_saturation
+    if (facts.stateless || facts.keyed)
+        && !split
+        && layout.isolated.is_empty()
+        && window.saturation >= config.split_saturation
     {
         let into = config.split_into.min(facts.max_pool);
+        let by = if facts.stateless { SplitBy::Stateless } else { SplitBy::Key };
         if into >= 2 {
             found.push(Candidate {
                 rule: "split",
                 sustain: config.sustain,
                 proposal: Proposal::new(
                     format!("{cell}'s mailbox is {:.0}% full", window.saturation * 100.0),
-                    vec![Action::Split { cell: cell.clone(), into, by: SplitBy::Stateless }],
+                    vec![Action::Split { cell: cell.clone(), into, by }],
                     Expected::Fall { metric: Metric::QueueDelay, by: 0.25 },
                 ),
             });
@@ -416,7 +422,8 @@ pub(crate) fn inverse(actions: &[Action], before: &Layout, shed_watermark: f64) 
             }
             Action::Split { cell, .. } => Action::Merge { cell: cell.clone() },
             Action::Merge { cell } => {
-                Action::Split { cell: cell.clone(), into: before.pool, by: SplitBy::Stateless }
+                let by = if before.keyed { SplitBy::Key } else { SplitBy::Stateless };
+                Action::Split { cell: cell.clone(), into: before.pool, by }
             }
             Action::Isolate { cell, kind } => {
                 Action::Retire { cell: cell.clone(), kind: kind.clone(), successor: None }

@@ -408,11 +408,47 @@ impl RuntimeShared {
         Ok(addr)
     }
 
+    /// Spawns and starts a top-level cell at `path`, *held*: its `started`
+    /// runs at once, but it handles no message until its target is
+    /// released (`Deliver::release`) with a predecessor's leftovers. For
+    /// the members of a keyed pool, which wait for the state and the
+    /// messages of the cell they take over from, and an isolated kind's
+    /// cell, which waits for that kind's messages queued before it.
+    pub(crate) fn spawn_held_at<C: Cell>(
+        self: &Arc<Self>,
+        path: CellPath,
+        config: CellConfig,
+        origin: Origin<C>,
+    ) -> Result<Addr<C::Message>, SpawnError> {
+        let req = SpawnRequest {
+            parent: None,
+            name: ChildName::At(path),
+            config,
+            origin,
+            supervised: None,
+            seed: None,
+            existing: None,
+        };
+        let (addr, instance) = self.spawn_new(req, true)?;
+        instance.begin();
+        Ok(addr)
+    }
+
     /// Creates and registers an instance; the caller records it where it
     /// must (a supervisor's children) and then calls `begin`.
     pub(crate) fn spawn_instance<C: Cell>(
         self: &Arc<Self>,
         req: SpawnRequest<'_, C>,
+    ) -> Result<Spawned<C>, SpawnError> {
+        self.spawn_new(req, false)
+    }
+
+    /// [`spawn_instance`](RuntimeShared::spawn_instance), held (see
+    /// `CellInstance::new`) if `held`.
+    fn spawn_new<C: Cell>(
+        self: &Arc<Self>,
+        req: SpawnRequest<'_, C>,
+        held: bool,
     ) -> Result<Spawned<C>, SpawnError> {
         let default_capacity = req.existing.as_ref().map_or(self.settings.default_capacity, |a| a.capacity());
         let (capacity, dispatcher) =
@@ -431,7 +467,7 @@ impl RuntimeShared {
             id,
             path.clone(),
             capacity,
-            false,
+            held,
             dispatcher.clone(),
             self.clone(),
             req.parent.map(Arc::downgrade),

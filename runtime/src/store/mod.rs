@@ -366,6 +366,15 @@ impl Transaction<'_> {
         self.tx.insert(&key.key_bytes(), bytes)
     }
 
+    /// Stores raw bytes at `key` when the transaction commits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put_bytes`].
+    pub fn put_bytes(&self, key: impl StoreKey, bytes: impl Into<Vec<u8>>) -> Result<(), StoreError> {
+        self.tx.insert(&key.key_bytes(), bytes.into())
+    }
+
     /// Removes the value at `key` when the transaction commits; returns
     /// whether there was one.
     ///
