@@ -245,6 +245,8 @@ impl<M: Send + 'static> Slot<M> {
     /// Senders hold the read lock for one push, so every send after the
     /// swap reaches `new`, and every one before it reached `expected`.
     /// Hands `new` back when the current target is no longer `expected`.
+    /// The loom model `loom-tests/tests/recompose_apply.rs` checks it
+    /// against racing senders and a racing replace.
     pub(crate) fn swap(
         &self,
         expected: &Arc<dyn Deliver<M>>,

@@ -5,8 +5,8 @@
 //! any kind, and may change or vanish in any release.
 //!
 //! The protocols the models check (the cell state word, the mailbox, the slot
-//! swap, asks, the run queue, a restart in place, the restart intensity) are
-//! crate-internal, so this module gives them
+//! swap, asks, the run queue, a restart in place, the restart intensity, the
+//! recomposition swaps) are crate-internal, so this module gives them
 //! small `pub` wrappers. Every wrapper calls the real code and never
 //! re-implements a protocol step: a model that drives a wrapper drives the
 //! very atomics, locks and re-checks that normal builds run, on loom's
@@ -21,6 +21,7 @@
 //! |---|---|
 //! | [`ModelMailbox`], [`ModelSystemMsg`] | `mailbox::Mailbox` and its `dispatch::state::CellState`, `mailbox::SystemMsg` |
 //! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
+//! | [`ModelSlot::isolate`], [`ModelSlot::split`], [`ModelSlot::unwrap`], [`ModelWrapper`] | `recompose::apply::KindRoute`, `flow::Router` (round-robin) and `address::Slot::swap`, put together as `Managed::{isolate, retire, split, merge}` do |
 //! | [`reply_channel`] | `ask::channel` |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
@@ -30,7 +31,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::address::{Deliver, Handover, Slot};
+use crate::address::{Addr, Deliver, Handover, Slot};
 use crate::ask::{self, Pending, Reply};
 use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::run_queue::RunQueue;
@@ -38,9 +39,11 @@ use crate::dispatch::state::{Schedule, Snapshot};
 use crate::dispatch::{Runnable, Task, TurnEnd};
 use crate::flow::{
     BreakerConfig, BreakerConfigError, BreakerOpen, BreakerState, CallOutcome, CircuitBreaker, Permit,
+    Router, Routing,
 };
 use crate::mailbox::{Envelope, Mailbox, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
+use crate::recompose::apply::KindRoute;
 use crate::runtime::CellControl;
 use crate::supervise::window::RestartWindow;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
@@ -441,11 +444,41 @@ pub struct ModelSlot<M> {
     inner: Slot<M>,
 }
 
+/// The send timeout of every slot made here: loom does not model time.
+const MODEL_SEND_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A fresh slot pointing at `target`, as a spawned cell's address has.
+fn slot_over<M: Send + 'static>(target: Arc<dyn Deliver<M>>) -> Slot<M> {
+    Slot::new(target, CellPath::root(), MODEL_SEND_TIMEOUT)
+}
+
+/// `target` as a `Deliver` trait object: the same allocation, so
+/// `Arc::ptr_eq` (what `Slot::swap` compares by) finds it equal to the
+/// target a slot was made with.
+fn deliver_of<M: Send + 'static>(target: &ModelTarget<M>) -> Arc<dyn Deliver<M>> {
+    target.inner.clone()
+}
+
+/// What a recomposition swap put behind a [`ModelSlot`]: the wrapper (a
+/// by-kind route or a round-robin router), the target it wraps and the cell
+/// it added, as the engine's `Shape` keeps them (`wrapper`, `base`, and
+/// `isolated` or `members`) to unwrap it again.
+pub struct ModelWrapper<M> {
+    wrapper: Arc<dyn Deliver<M>>,
+    base: Arc<dyn Deliver<M>>,
+    added: ModelTarget<M>,
+}
+
+impl<M> fmt::Debug for ModelWrapper<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ModelWrapper(..)")
+    }
+}
+
 impl<M: Send + 'static> ModelSlot<M> {
     /// A slot whose current target is `target`.
     pub fn new(target: &ModelTarget<M>) -> Self {
-        let target: Arc<dyn Deliver<M>> = target.inner.clone();
-        ModelSlot { inner: Slot::new(target, CellPath::root(), Duration::from_secs(3600)) }
+        ModelSlot { inner: slot_over(deliver_of(target)) }
     }
 
     /// `Slot::try_send`: delivers to the current target without blocking.
@@ -463,6 +496,77 @@ impl<M: Send + 'static> ModelSlot<M> {
     pub fn replace(&self, new: &ModelTarget<M>) -> bool {
         let new: Arc<dyn Deliver<M>> = new.inner.clone();
         self.inner.replace(new).is_ok()
+    }
+
+    /// What `Managed::isolate` does once the kind's cell runs: a real
+    /// `KindRoute` sending messages whose `kind_of` is `kind` to an address
+    /// over `to` (a fresh slot, as a spawned cell's address) and every other
+    /// message to `base`, swapped in for `base` by the real `Slot::swap`.
+    /// `None` when the swap was refused (the slot no longer points at
+    /// `base`); `to` is drained then, as the engine drains the cell it
+    /// started (see [`unwrap`](ModelSlot::unwrap)).
+    pub fn isolate(
+        &self,
+        base: &ModelTarget<M>,
+        kind_of: fn(&M) -> &'static str,
+        kind: &str,
+        to: &ModelTarget<M>,
+    ) -> Option<ModelWrapper<M>> {
+        let base = deliver_of(base);
+        let cell = Addr::from_slot(Arc::new(slot_over(deliver_of(to))));
+        let route: Arc<dyn Deliver<M>> =
+            Arc::new(KindRoute::new(kind_of, vec![(kind.to_owned(), cell)], base.clone()));
+        let wrapper = ModelWrapper { wrapper: route, base, added: to.clone() };
+        self.swap_in(wrapper)
+    }
+
+    /// What `Managed::split` into two does once the new cell runs: a real
+    /// round-robin `Router` over an address to `base` (a fresh slot, as the
+    /// engine makes for the managed cell) and one to `with`, its target
+    /// (`Router::target`) swapped in for `base` by the real `Slot::swap`.
+    /// `None` when the swap was refused (the slot no longer points at
+    /// `base`); `with` is drained then, as the engine drains the cell it
+    /// started.
+    pub fn split(&self, base: &ModelTarget<M>, with: &ModelTarget<M>) -> Option<ModelWrapper<M>> {
+        let base = deliver_of(base);
+        let members = vec![
+            Addr::from_slot(Arc::new(slot_over(base.clone()))),
+            Addr::from_slot(Arc::new(slot_over(deliver_of(with)))),
+        ];
+        let router = Router::new(Routing::round_robin(), members, |target| {
+            Addr::from_slot(Arc::new(slot_over(target)))
+        })
+        .expect("two distinct member addresses make a router");
+        let wrapper = ModelWrapper { wrapper: router.target(), base, added: with.clone() };
+        self.swap_in(wrapper)
+    }
+
+    /// `Slot::swap` from the wrapped target to the wrapper; on refusal the
+    /// added cell is drained, as `Managed::{isolate, split}` do.
+    fn swap_in(&self, wrapper: ModelWrapper<M>) -> Option<ModelWrapper<M>> {
+        match self.inner.swap(&wrapper.base, wrapper.wrapper.clone()) {
+            Ok(()) => Some(wrapper),
+            Err(_) => {
+                wrapper.added.inner.mailbox.close();
+                None
+            }
+        }
+    }
+
+    /// What `Managed::retire` of the last isolated kind and `Managed::merge`
+    /// do: the real `Slot::swap` back from `wrapper` to the target it wraps,
+    /// then the cell the wrapper added is drained. A cell takes a drain
+    /// request by closing its mailbox (`Mailbox::close`) and handling what it
+    /// holds; here it closes as soon as the swap returned, the earliest a
+    /// worker could take the request, and keeps what it holds for the model.
+    /// `false` when refused (the slot no longer points at the wrapper; the
+    /// cell is not drained then).
+    pub fn unwrap(&self, wrapper: &ModelWrapper<M>) -> bool {
+        if self.inner.swap(&wrapper.wrapper, wrapper.base.clone()).is_err() {
+            return false;
+        }
+        wrapper.added.inner.mailbox.close();
+        true
     }
 }
 
