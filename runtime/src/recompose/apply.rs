@@ -616,6 +616,9 @@ impl<M: Send + 'static> Managed<M> {
                 let Some(isolated) = shape.isolated.iter().find(|i| i.kind == *kind) else {
                     return Err(self.layout_error(format!("kind {kind:?} is not isolated")));
                 };
+                if isolated.addr.slot().current().is_held() {
+                    return Err(RecomposeError::InProgress { cell: cell.clone() });
+                }
                 if let Some(variant) = successor {
                     if self.spec.maker(variant).is_none() {
                         return Err(unknown_variant(variant));

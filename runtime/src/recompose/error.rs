@@ -107,6 +107,14 @@ pub enum RecomposeError {
         /// The panic's message.
         message: String,
     },
+    /// An earlier change to the cell is still being carried out: an
+    /// isolated kind's cell still waits for the messages of its kind queued
+    /// at the managed cell, which hands them over after the message it is
+    /// handling. Nothing changed; retry shortly.
+    InProgress {
+        /// The cell.
+        cell: CellPath,
+    },
     /// The managed cell (alone behind its address, not a pool) has stopped
     /// for good: only a `Replace` (or a canary's `Promote`) can put a cell
     /// behind its address again.
@@ -168,6 +176,9 @@ impl fmt::Display for RecomposeError {
             }
             RecomposeError::NotApplied { plan } => write!(f, "plan {plan} is not applied"),
             RecomposeError::Stopped { cell } => write!(f, "the cell at {cell} has stopped"),
+            RecomposeError::InProgress { cell } => {
+                write!(f, "an earlier change to {cell} is still being carried out; retry")
+            }
             #[cfg(feature = "storage")]
             RecomposeError::Storage { cell, .. } => write!(f, "the storage tree of {cell} cannot be used"),
         }

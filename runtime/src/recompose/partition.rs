@@ -59,11 +59,10 @@
 //! - Every entry of the cell's tree moves by its key: entries that are not
 //!   a key's state (a counter of all keys, say) land with whichever member
 //!   owns their key.
-//! - The ring and [`key_hash`] use the standard library's `DefaultHasher`,
-//!   stable for a given toolchain but not promised across Rust releases.
+//! - The ring and [`key_hash`] use a hash fixed by cellrt (FNV-1a and the
+//!   SplitMix64 finalizer), the same on every platform and Rust release, so
+//!   a split kept across a restart finds each key's state where it left it.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -82,9 +81,7 @@ pub(crate) type KeyHash<M> = Arc<dyn Fn(&M) -> u64 + Send + Sync>;
 /// Where a key's bytes fall on a keyed pool's ring: the same for a
 /// message's key and for a stored entry's key.
 pub(crate) fn key_hash(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
+    crate::flow::stable_hash(&[bytes])
 }
 
 /// The [`KeyHash`] of messages whose key `key` takes.
