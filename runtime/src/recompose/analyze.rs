@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::apply::Sources;
+use super::plan::Metric;
 use crate::observe::decay::Baselines;
 use crate::observe::metrics::{share, Counters, KindTotals};
 use crate::observe::Decay;
@@ -57,12 +58,8 @@ pub struct ServingCell {
 
 impl ServingCell {
     /// The value of `metric` for this cell.
-    pub fn value(&self, metric: super::plan::Metric) -> f64 {
-        match metric {
-            super::plan::Metric::QueueDelay => self.queue_delay.as_secs_f64(),
-            super::plan::Metric::Saturation => self.saturation,
-            super::plan::Metric::FailureRatio => self.failure_ratio,
-        }
+    pub fn value(&self, metric: Metric) -> f64 {
+        metric.of(self.queue_delay, self.saturation, self.failure_ratio)
     }
 }
 
@@ -108,16 +105,10 @@ impl CellWindow {
     pub fn cell(&self, path: &CellPath) -> Option<&ServingCell> {
         self.cells.iter().find(|c| c.path == *path)
     }
-}
 
-impl CellWindow {
     /// The value of `metric` in this window.
-    pub fn value(&self, metric: super::plan::Metric) -> f64 {
-        match metric {
-            super::plan::Metric::QueueDelay => self.queue_delay.as_secs_f64(),
-            super::plan::Metric::Saturation => self.saturation,
-            super::plan::Metric::FailureRatio => self.failure_ratio,
-        }
+    pub fn value(&self, metric: Metric) -> f64 {
+        metric.of(self.queue_delay, self.saturation, self.failure_ratio)
     }
 }
 

@@ -412,6 +412,9 @@ struct Shape<M> {
     #[cfg(feature = "storage")]
     keyed: Option<Arc<KeyedHandover<M>>>,
     canary: Option<CanaryRun<M>>,
+    /// Names taken so far by cells still draining: the next one tried
+    /// carries this number plus one.
+    names: u64,
 }
 
 impl<M> Shape<M> {
@@ -495,6 +498,7 @@ impl<M: Send + 'static> Managed<M> {
                 members: Vec::new(),
                 shed: None,
                 canary: None,
+                names: 0,
                 #[cfg(feature = "storage")]
                 keyed: None,
             }),
@@ -687,8 +691,14 @@ impl<M: Send + 'static> Managed<M> {
         let name = if name.starts_with('#') { format!("kind{name}") } else { name };
         // Held: it takes what it is sent from the swap on, and handles it
         // after the messages of its kind that were queued at the cell.
-        let cell =
-            spawn_held_beside(&self.spec.base, shared, self.addr.path(), &name, self.spec.isolation.clone())?;
+        let cell = self.spawn_beside(
+            shape,
+            &self.spec.base,
+            shared,
+            self.addr.path(),
+            &name,
+            (self.spec.isolation.clone(), Start::Held),
+        )?;
         let target = cell.slot().current();
         let mut isolated = shape.isolated.clone();
         isolated.push(Isolated { kind: kind.to_owned(), addr: cell.clone(), variant: BASE.to_owned() });
@@ -793,7 +803,14 @@ impl<M: Send + 'static> Managed<M> {
         };
         // On the runtime's defaults, not beside the cell it is compared
         // with: sharing that cell's dispatcher would measure the sharing.
-        let cell = spawn_beside(maker, shared, target.path(), "canary", CellConfig::new())?;
+        let cell = self.spawn_beside(
+            shape,
+            maker,
+            shared,
+            target.path(),
+            "canary",
+            (CellConfig::new(), Start::Ready),
+        )?;
         let under = target.slot().current();
         let route: Arc<dyn Deliver<M>> = Arc::new(ShareRoute::new(share, cell.clone(), under.clone()));
         if target.slot().swap(&under, route.clone()).is_err() {
@@ -849,7 +866,8 @@ impl<M: Send + 'static> Managed<M> {
         let first = Addr::from_slot(Arc::new(Slot::new(shape.base.clone(), path.clone(), self.send_timeout)));
         let mut added = Vec::with_capacity(into - 1);
         for n in 1..into {
-            match spawn_beside(&self.spec.base, shared, path, &n.to_string(), CellConfig::new()) {
+            let config = (CellConfig::new(), Start::Ready);
+            match self.spawn_beside(shape, &self.spec.base, shared, path, &n.to_string(), config) {
                 Ok(addr) => added.push(addr),
                 Err(err) => {
                     added.iter().for_each(drain);
@@ -1036,54 +1054,54 @@ impl Gone for Option<Arc<dyn CellControl>> {
     }
 }
 
-/// How many names [`spawn_beside`] tries.
+/// How many names [`Managed::spawn_beside`] tries.
 const NAME_TRIES: usize = 16;
 
-/// Spawns a cell at `<parent>/<name>`; while that path is still taken (a
-/// cell of an earlier change still draining), at `<parent>/<name>-2`, `-3`…
-fn spawn_beside<M: Send + 'static>(
-    maker: &Maker<M>,
-    shared: &Arc<RuntimeShared>,
-    parent: &CellPath,
-    name: &str,
-    config: CellConfig,
-) -> Result<Addr<M>, RecomposeError> {
-    spawn_named(&maker.spawn_at, shared, parent, name, config)
+/// Whether a cell is spawned ready or held (it handles nothing until released).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Ready,
+    Held,
 }
 
-/// [`spawn_beside`], held: the cell handles nothing until released.
-fn spawn_held_beside<M: Send + 'static>(
-    maker: &Maker<M>,
-    shared: &Arc<RuntimeShared>,
-    parent: &CellPath,
-    name: &str,
-    config: CellConfig,
-) -> Result<Addr<M>, RecomposeError> {
-    spawn_named(&maker.spawn_held, shared, parent, name, config)
-}
-
-fn spawn_named<M: Send + 'static>(
-    spawn: &SpawnAt<M>,
-    shared: &Arc<RuntimeShared>,
-    parent: &CellPath,
-    name: &str,
-    config: CellConfig,
-) -> Result<Addr<M>, RecomposeError> {
-    let mut last = None;
-    for n in 1..=NAME_TRIES {
-        let name = if n == 1 { name.to_owned() } else { format!("{name}-{n}") };
-        let path = parent.child(&name).map_err(|e| RecomposeError::Invalid {
-            reason: format!("{name:?} does not make a cell name: {e}"),
-        })?;
-        match spawn(shared, path, config.clone()) {
-            Err(RecomposeError::Spawn { error: crate::runtime::SpawnError::NameTaken { path }, .. }) => {
-                last = Some(path);
+impl<M: Send + 'static> Managed<M> {
+    /// Spawns a cell of `maker` at `<parent>/<name>`; while that path is
+    /// still taken (a cell of an earlier change still draining), at
+    /// `<parent>/<name>-<n>` with `n` from the shape's counter, which only
+    /// grows, so a path freed late is not tried again.
+    fn spawn_beside(
+        &self,
+        shape: &mut Shape<M>,
+        maker: &Maker<M>,
+        shared: &Arc<RuntimeShared>,
+        parent: &CellPath,
+        name: &str,
+        (config, start): (CellConfig, Start),
+    ) -> Result<Addr<M>, RecomposeError> {
+        let spawn = if start == Start::Held { &maker.spawn_held } else { &maker.spawn_at };
+        let mut candidate = name.to_owned();
+        let mut last = None;
+        for _ in 0..NAME_TRIES {
+            let path = parent.child(&candidate).map_err(|e| RecomposeError::Invalid {
+                reason: format!("{candidate:?} does not make a cell name: {e}"),
+            })?;
+            match spawn(shared, path, config.clone()) {
+                Err(RecomposeError::Spawn {
+                    error: crate::runtime::SpawnError::NameTaken { path }, ..
+                }) => {
+                    last = Some(path);
+                    shape.names += 1;
+                    candidate = format!("{name}-{}", shape.names + 1);
+                }
+                other => return other,
             }
-            other => return other,
         }
+        let path = last.unwrap_or_else(|| parent.clone());
+        Err(RecomposeError::Spawn {
+            cell: path.clone(),
+            error: crate::runtime::SpawnError::NameTaken { path },
+        })
     }
-    let path = last.unwrap_or_else(|| parent.clone());
-    Err(RecomposeError::Spawn { cell: path.clone(), error: crate::runtime::SpawnError::NameTaken { path } })
 }
 
 /// Closes `addr`'s cell to new messages; it handles what it holds, then

@@ -111,31 +111,29 @@ fn missing_or_stopped(cell: Option<&ServingCell>) -> bool {
 }
 
 impl Entry {
-    /// The mean of `metric` for the serving cell at `path` over the last `n`
-    /// windows up to window `upto` in which it took messages.
-    fn cell_mean(&self, path: &CellPath, metric: Metric, upto: u64, n: u32) -> Option<f64> {
+    /// The mean of `value` over the last `n` windows up to window `upto`,
+    /// skipping the windows it has no value for.
+    fn mean_of(&self, upto: u64, n: u32, value: impl Fn(&CellWindow) -> Option<f64>) -> Option<f64> {
         let values: Vec<f64> = self
             .history
             .iter()
             .rev()
             .filter(|(no, _)| *no <= upto)
             .take(n as usize)
-            .filter_map(|(_, w)| w.cell(path).filter(|c| c.messages > 0).map(|c| c.value(metric)))
+            .filter_map(|(_, w)| value(w))
             .collect();
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     }
 
+    /// The mean of `metric` for the serving cell at `path` over the last `n`
+    /// windows up to window `upto` in which it took messages.
+    fn cell_mean(&self, path: &CellPath, metric: Metric, upto: u64, n: u32) -> Option<f64> {
+        self.mean_of(upto, n, |w| w.cell(path).filter(|c| c.messages > 0).map(|c| c.value(metric)))
+    }
+
     /// The mean of `metric` over the last `n` windows up to window `upto`.
     fn mean(&self, expected: Expected, upto: u64, n: u32) -> Option<f64> {
-        let values: Vec<f64> = self
-            .history
-            .iter()
-            .rev()
-            .filter(|(no, _)| *no <= upto)
-            .take(n as usize)
-            .map(|(_, w)| w.value(expected.metric()))
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        self.mean_of(upto, n, |w| Some(w.value(expected.metric())))
     }
 }
 

@@ -240,6 +240,15 @@ impl Metric {
         }
     }
 
+    /// The metric's value among a cell's measures.
+    pub(crate) fn of(self, queue_delay: Duration, saturation: f64, failure_ratio: f64) -> f64 {
+        match self {
+            Metric::QueueDelay => queue_delay.as_secs_f64(),
+            Metric::Saturation => saturation,
+            Metric::FailureRatio => failure_ratio,
+        }
+    }
+
     /// The metric's unit, for reports.
     pub fn unit(self) -> &'static str {
         match self {
