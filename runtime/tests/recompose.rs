@@ -346,6 +346,25 @@ impl Cell for Checker {
     }
 }
 
+/// A `Checker` at `/checks` under `engine`, with a variant `"strict"` that
+/// fails every `strict_fails`-th message (0: never); and its count of
+/// messages handled.
+fn managed_checks(
+    runtime: &Runtime,
+    engine: &Recomposer,
+    strict_fails: u64,
+) -> (cellrt::Addr<u64>, Arc<AtomicU64>) {
+    let handled = Arc::new(AtomicU64::new(0));
+    let checks = runtime
+        .spawn_with(CellConfig::named("checks"), Checker { handled: handled.clone(), fail_every: 0, seen: 0 })
+        .unwrap();
+    let (base, variant) = (handled.clone(), handled.clone());
+    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
+        .variant("strict", move || Checker { handled: variant.clone(), fail_every: strict_fails, seen: 0 });
+    engine.manage(&checks, spec).unwrap();
+    (checks, handled)
+}
+
 fn checker_runtime() -> Runtime {
     Runtime::builder()
         .worker_threads(1)
@@ -358,15 +377,8 @@ fn checker_runtime() -> Runtime {
 #[test]
 fn a_variant_with_a_higher_error_rate_is_reverted_within_one_evaluation() {
     let runtime = checker_runtime();
-    let handled = Arc::new(AtomicU64::new(0));
-    let cell = CellConfig::named("checks");
-    let checks =
-        runtime.spawn_with(cell, Checker { handled: handled.clone(), fail_every: 0, seen: 0 }).unwrap();
     let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
-    let (base, variant) = (handled.clone(), handled.clone());
-    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
-        .variant("strict", move || Checker { handled: variant.clone(), fail_every: 3, seen: 0 });
-    engine.manage(&checks, spec).unwrap();
+    let (checks, handled) = managed_checks(&runtime, &engine, 3);
 
     let plan = engine
         .propose(
@@ -422,15 +434,8 @@ fn a_variant_with_a_higher_error_rate_is_reverted_within_one_evaluation() {
 #[test]
 fn a_canary_that_fails_ends_and_the_traffic_stays_with_the_cell() {
     let runtime = checker_runtime();
-    let handled = Arc::new(AtomicU64::new(0));
-    let checks = runtime
-        .spawn_with(CellConfig::named("checks"), Checker { handled: handled.clone(), fail_every: 0, seen: 0 })
-        .unwrap();
     let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
-    let (base, variant) = (handled.clone(), handled.clone());
-    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
-        .variant("strict", move || Checker { handled: variant.clone(), fail_every: 3, seen: 0 });
-    engine.manage(&checks, spec).unwrap();
+    let (checks, handled) = managed_checks(&runtime, &engine, 3);
     let canary =
         Action::Canary { cell: checks.path().clone(), kind: None, variant: "strict".into(), share: 0.5 };
     let plan = engine.propose(vec![canary], Expected::Canary { metric: Metric::FailureRatio }).unwrap();
@@ -465,15 +470,8 @@ fn a_canary_that_fails_ends_and_the_traffic_stays_with_the_cell() {
 #[test]
 fn canary_plans_that_do_not_fit_are_refused() {
     let runtime = checker_runtime();
-    let handled = Arc::new(AtomicU64::new(0));
-    let checks = runtime
-        .spawn_with(CellConfig::named("checks"), Checker { handled: handled.clone(), fail_every: 0, seen: 0 })
-        .unwrap();
     let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
-    let (base, variant) = (handled.clone(), handled.clone());
-    let spec = Recomposable::new(move || Checker { handled: base.clone(), fail_every: 0, seen: 0 })
-        .variant("strict", move || Checker { handled: variant.clone(), fail_every: 0, seen: 0 });
-    engine.manage(&checks, spec).unwrap();
+    let (checks, _) = managed_checks(&runtime, &engine, 0);
     let cell = checks.path().clone();
     let canary = |kind: Option<&str>, variant: &str, share: f64| {
         vec![Action::Canary {
