@@ -153,7 +153,6 @@ pub(crate) struct KindTotals {
     pub(crate) sampled: u64,
     pub(crate) failed: u64,
     pub(crate) busy: Duration,
-    pub(crate) latency: LatencySummary,
 }
 
 /// What is kept behind the detail lock, allocated on first use.
@@ -332,13 +331,7 @@ impl CellMetrics {
         detail
             .kinds
             .iter()
-            .map(|k| KindTotals {
-                kind: k.kind,
-                sampled: k.sampled,
-                failed: k.failed,
-                busy: k.busy,
-                latency: k.latency.summary(),
-            })
+            .map(|k| KindTotals { kind: k.kind, sampled: k.sampled, failed: k.failed, busy: k.busy })
             .collect()
     }
 

@@ -171,7 +171,6 @@ impl Readings {
                     sampled: now.sampled - before.map_or(0, |b| b.sampled),
                     failed: now.failed - before.map_or(0, |b| b.failed),
                     busy: now.busy.saturating_sub(before.map_or(Duration::ZERO, |b| b.busy)),
-                    latency: now.latency,
                 }
             })
             .collect();
