@@ -38,6 +38,19 @@ fn wait_for(what: &str, done: impl FnMut() -> bool) {
     assert!(eventually(done), "timed out waiting for {what}");
 }
 
+/// Waits until the cell at `path` has the message kinds `kinds` in its
+/// metrics (they are recorded when its turn ends, after the handler ran).
+fn wait_for_kinds(runtime: &Runtime, path: &str, kinds: &[&str]) {
+    wait_for("the kinds in the metrics", || {
+        runtime.snapshot().cells.iter().any(|c| {
+            c.path.as_str() == path
+                && c.metrics
+                    .as_ref()
+                    .is_some_and(|m| kinds.iter().all(|k| m.message_kinds.iter().any(|s| s == k)))
+        })
+    });
+}
+
 // ---------------------------------------------------------------- fraud ----
 
 enum Txn {
@@ -525,7 +538,7 @@ fn reverting_a_plan_whose_cell_has_stopped_is_refused() {
     let made = tally.clone();
     engine.manage(&fraud, Recomposable::new(move || Fraud(made.clone()))).unwrap();
     fraud.send(Txn::Legacy).unwrap();
-    wait_for("legacy seen", || tally.legacy.load(SeqCst) == 1);
+    wait_for_kinds(&runtime, "/fraud", &["legacy"]);
     let hold = Expected::Hold { metric: Metric::QueueDelay };
     let plan = engine
         .propose(vec![Action::Isolate { cell: fraud.path().clone(), kind: "legacy".into() }], hold)
@@ -807,7 +820,7 @@ fn a_kind_is_isolated_and_retired_by_hand_without_losing_a_message() {
     // The kind must have been seen before it can be isolated.
     fraud.send(Txn::Legacy).unwrap();
     fraud.send(Txn::Card(Instant::now())).unwrap();
-    wait_for("both kinds seen", || tally.legacy.load(SeqCst) + tally.card.load(SeqCst) == 2);
+    wait_for_kinds(&runtime, "/fraud", &["legacy", "card"]);
     let sender = {
         let fraud = fraud.clone();
         thread::spawn(move || {
@@ -893,7 +906,7 @@ fn isolating_a_kind_moves_its_queued_messages_to_its_cell_ahead_of_newer_ones() 
     engine.manage(&cell, Recomposable::new(move || Parities(made.clone()))).unwrap();
     cell.send(Parity::Even(0)).unwrap();
     cell.send(Parity::Odd(1)).unwrap();
-    wait_for("both kinds seen", || log.lock().unwrap().len() == 2);
+    wait_for_kinds(&runtime, "/parity", &["even", "odd"]);
     // The cell is held on a gate while 18 messages queue behind it (the
     // mailbox holds 32: the 10 even ones sent after the isolation fit too).
     let (open, gate) = std::sync::mpsc::channel();

@@ -20,6 +20,19 @@ fn wait_for(what: &str, done: impl FnMut() -> bool) {
     assert!(eventually(done), "timed out waiting for {what}");
 }
 
+/// Waits until the cell at `path` has the message kinds `kinds` in its
+/// metrics (they are recorded when its turn ends, after the handler ran).
+fn wait_for_kinds(runtime: &Runtime, path: &str, kinds: &[&str]) {
+    wait_for("the kinds in the metrics", || {
+        runtime.snapshot().cells.iter().any(|c| {
+            c.path.as_str() == path
+                && c.metrics
+                    .as_ref()
+                    .is_some_and(|m| kinds.iter().all(|k| m.message_kinds.iter().any(|s| s == k)))
+        })
+    });
+}
+
 enum Txn {
     Card,
     Legacy,
@@ -79,7 +92,7 @@ fn kept_plans_are_applied_again_when_a_runtime_restarts_on_the_same_data() {
         let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
         assert_eq!(engine.manage(&fraud, fraud_spec(&tally)).unwrap(), cellrt::Restored::default());
         fraud.send(Txn::Legacy).unwrap();
-        wait_for("legacy seen", || tally.legacy.load(SeqCst) == 1);
+        wait_for_kinds(&runtime, "/fraud", &["legacy"]);
         let plan = engine
             .propose(vec![Action::Isolate { cell: fraud.path().clone(), kind: "legacy".into() }], hold)
             .unwrap();

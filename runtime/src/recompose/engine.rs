@@ -97,8 +97,11 @@ struct Entry {
     cell: Arc<dyn ManagedCell>,
     /// Its windows, by window number, oldest first.
     history: VecDeque<(u64, CellWindow)>,
-    /// For each built-in rule, how many windows in a row it has held.
-    streaks: HashMap<&'static str, u32>,
+    /// For each built-in rule holding now, how many windows in a row it
+    /// has held.
+    streaks: Vec<(&'static str, u32)>,
+    /// What the cell's registration allows; it does not change.
+    facts: CellFacts,
     /// Windows left before the cell may get another plan.
     cooldown: u32,
     /// The plan pending or being evaluated for it.
@@ -150,7 +153,10 @@ struct Record {
 
 struct State {
     mode: Mode,
+    /// Managed cells, in the order they were managed (never removed).
     entries: Vec<Entry>,
+    /// Each managed cell's index in `entries`.
+    by_path: HashMap<CellPath, usize>,
     plans: Vec<Record>,
     findings: VecDeque<Finding>,
     next_plan: u64,
@@ -180,6 +186,7 @@ impl Recomposer {
             state: Mutex::new(State {
                 mode: config.mode,
                 entries: Vec::new(),
+                by_path: HashMap::new(),
                 plans: Vec::new(),
                 findings: VecDeque::new(),
                 next_plan: 1,
@@ -218,7 +225,7 @@ impl Recomposer {
         let engine = &self.engine;
         let managed: Arc<dyn ManagedCell> = Arc::new(Managed::new(addr, spec, engine.shared.send_timeout())?);
         let mut state = engine.state.lock();
-        if state.entries.iter().any(|e| e.cell.path() == addr.path()) {
+        if state.by_path.contains_key(addr.path()) {
             return Err(RecomposeError::AlreadyManaged { cell: addr.path().clone() });
         }
         engine.shared.observer().signal(
@@ -228,10 +235,20 @@ impl Recomposer {
             SignalKind::Configuration { what: "managed by the recomposition engine".to_owned() },
         );
         let restored = engine.restore(&managed);
+        let facts = CellFacts {
+            stateless: managed.stateless(),
+            keyed: managed.keyed(),
+            max_pool: managed.max_pool(),
+            variants: managed.variants(),
+            sheddable: managed.sheddable(),
+        };
+        let index = state.entries.len();
+        state.by_path.insert(addr.path().clone(), index);
         state.entries.push(Entry {
             cell: managed,
+            facts,
             history: VecDeque::new(),
-            streaks: HashMap::new(),
+            streaks: Vec::new(),
             cooldown: 0,
             in_flight: None,
         });
@@ -317,19 +334,17 @@ impl Recomposer {
     /// The layout of the managed cell at `cell`.
     pub fn layout(&self, cell: &CellPath) -> Option<Layout> {
         let state = self.engine.state.lock();
-        state.entries.iter().find(|e| e.cell.path() == cell).map(|e| e.cell.layout())
+        state.index(cell).ok().map(|i| state.entries[i].cell.layout())
     }
 
     /// The last windows the engine read of the managed cell at `cell`
     /// (up to 64), oldest first.
     pub fn windows(&self, cell: &CellPath) -> Vec<CellWindow> {
         let state = self.engine.state.lock();
-        state
-            .entries
-            .iter()
-            .find(|e| e.cell.path() == cell)
-            .map(|e| e.history.iter().map(|(_, w)| w.clone()).collect())
-            .unwrap_or_default()
+        state.index(cell).map_or_else(
+            |_| Vec::new(),
+            |i| state.entries[i].history.iter().map(|(_, w)| w.clone()).collect(),
+        )
     }
 
     /// Approves and applies a pending plan.
@@ -416,10 +431,7 @@ impl fmt::Debug for Recomposer {
 
 impl State {
     fn index(&self, cell: &CellPath) -> Result<usize, RecomposeError> {
-        self.entries
-            .iter()
-            .position(|e| e.cell.path() == cell)
-            .ok_or_else(|| RecomposeError::UnknownCell { cell: cell.clone() })
+        self.by_path.get(cell).copied().ok_or_else(|| RecomposeError::UnknownCell { cell: cell.clone() })
     }
 
     fn record(&self, plan: u64) -> Result<usize, RecomposeError> {
@@ -695,7 +707,7 @@ impl Engine {
             self.persist(&plan.cell, plan.id, &plan.actions);
         }
         self.journal_step(&plan, step);
-        if let Some(entry) = state.entries.iter_mut().find(|e| e.cell.path() == &plan.cell) {
+        if let Some(entry) = state.index(&plan.cell).ok().map(|i| &mut state.entries[i]) {
             if entry.in_flight == Some(plan.id) {
                 entry.in_flight = None;
                 entry.cooldown = self.config.cooldown_windows;
@@ -830,34 +842,34 @@ impl Engine {
         let mut quiet = Vec::new();
         for index in 0..state.entries.len() {
             let entry = &mut state.entries[index];
-            let Some((_, window)) = entry.history.back().cloned() else { continue };
-            let layout = entry.cell.layout();
-            let facts = CellFacts {
-                stateless: entry.cell.stateless(),
-                keyed: entry.cell.keyed(),
-                max_pool: entry.cell.max_pool(),
-                variants: entry.cell.variants(),
-                sheddable: entry.cell.sheddable(),
-            };
-            let candidates = built_in(&self.config, &window, &layout, &facts);
-            let mut held = HashMap::new();
-            for candidate in &candidates {
-                held.insert(candidate.rule, entry.streaks.get(candidate.rule).copied().unwrap_or(0) + 1);
-            }
-            entry.streaks = held;
+            // A rule's streak counts windows after the cell's last change.
             if entry.in_flight.is_some() || entry.cooldown > 0 {
+                entry.streaks.clear();
                 continue;
             }
-            let ready =
-                candidates.into_iter().find(|c| entry.streaks.get(c.rule).copied().unwrap_or(0) >= c.sustain);
+            let Some((_, window)) = entry.history.back() else { continue };
+            let layout = entry.cell.layout();
+            let candidates = built_in(&self.config, window, &layout, &entry.facts);
+            let streaks: Vec<(&'static str, u32)> = candidates
+                .iter()
+                .map(|c| {
+                    let held = entry.streaks.iter().find(|(rule, _)| *rule == c.rule).map_or(0, |(_, n)| *n);
+                    (c.rule, held + 1)
+                })
+                .collect();
+            let ready = candidates.into_iter().zip(&streaks).find(|(c, (_, held))| *held >= c.sustain);
             match ready {
-                Some(candidate) if *budget > 0 => {
+                Some((candidate, _)) if *budget > 0 => {
                     *budget -= 1;
-                    state.entries[index].streaks.clear();
+                    let window = window.clone();
+                    entry.streaks.clear();
                     self.plan_finding(state, index, candidate.rule, candidate.proposal, &window);
                 }
-                Some(_) => {}
-                None => quiet.push(index),
+                Some(_) => entry.streaks = streaks,
+                None => {
+                    entry.streaks = streaks;
+                    quiet.push(index);
+                }
             }
         }
         quiet
