@@ -136,6 +136,8 @@
 mod address;
 mod ask;
 mod cell;
+#[cfg(feature = "chaos")]
+mod chaos;
 mod dead_letter;
 mod dispatch;
 mod failure;
@@ -157,6 +159,14 @@ pub mod loom_api;
 pub use crate::address::{Addr, WeakAddr};
 pub use crate::ask::{AskError, Pending, Reply};
 pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason, MAX_LANES};
+#[cfg(feature = "chaos")]
+pub use crate::chaos::{
+    CellWindow, DeadLetterSeen, DecayMove, Delay, Effect, Experiment, ExperimentBuildError,
+    ExperimentBuilder, ExperimentError, Fault, FaultBuilder, FaultCount, FaultError, FaultKind, FaultSet,
+    FaultSpecError, Finding, InjectError, InjectedError, Injection, InjectionRecord, Observation, Outcome,
+    PhaseValue, Predicate, PredicateReport, RampReport, RampStep, Report, Span, SpecCause, Target,
+    TargetError, CHAOS_ENV,
+};
 pub use crate::dead_letter::DeadLetter;
 pub use crate::dispatch::group::GroupStats;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};

@@ -129,6 +129,10 @@ struct Body<C: Cell> {
     /// The supervisor stopped the cell for good (`terminate_child`): it is
     /// not kept for a restart, whatever its restart kind.
     terminating: bool,
+    /// What the chaos handle seam decided for the message about to be
+    /// handled (see `chaos::registry`).
+    #[cfg(feature = "chaos")]
+    chaos: Option<Box<crate::chaos::registry::HandleFault>>,
 }
 
 /// One spawned cell.
@@ -202,6 +206,8 @@ impl<C: Cell> CellInstance<C> {
                 draining: false,
                 reported_started: false,
                 terminating: false,
+                #[cfg(feature = "chaos")]
+                chaos: None,
                 #[cfg(feature = "storage")]
                 persist: None,
                 #[cfg(feature = "storage")]
@@ -443,7 +449,22 @@ impl<C: Cell> CellInstance<C> {
             crate::ask::held::begin();
         }
         ctx.deadline = expires;
+        #[cfg(not(feature = "chaos"))]
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
+        #[cfg(feature = "chaos")]
+        let chaos = body.chaos.take();
+        #[cfg(feature = "chaos")]
+        let result = match &chaos {
+            None => catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg))),
+            Some(fault) => {
+                let since = Instant::now();
+                let result = fault.run(|| catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg))));
+                if fault.observe {
+                    self.runtime.chaos().observed(&self.path, since.elapsed(), matches!(result, Ok(Ok(()))));
+                }
+                result
+            }
+        };
         ctx.deadline = None;
         // Answers sent by a handler that then failed are dropped with it.
         #[cfg(feature = "storage")]
@@ -898,6 +919,10 @@ impl<C: Cell> CellInstance<C> {
             }
             handled += 1;
             let kind = C::message_kind(&msg);
+            #[cfg(feature = "chaos")]
+            let Some(msg) = self.chaos_before_handle(&mut body, msg, kind) else {
+                continue;
+            };
             let timed = meter.as_mut().and_then(|meter| meter.taken(stamp, || self.mailbox.len()));
             let result = self.call_handle(&mut body, msg, expires, kind, &guard);
             if let Some(meter) = &mut meter {
@@ -935,7 +960,14 @@ impl<C: Cell> CellInstance<C> {
     /// sending cell, or a rejection as full.
     #[inline]
     fn push(&self, msg: C::Message, stamp: Option<Box<Stamp>>) -> Result<(), SendError<C::Message>> {
+        #[cfg(not(feature = "chaos"))]
         let pushed = self.mailbox.push_to(Self::lane_of(&msg), msg, stamp);
+        #[cfg(feature = "chaos")]
+        let pushed = if self.runtime.chaos().is_active() && self.chaos_refuses(&msg) {
+            Err(SendError::Full(msg))
+        } else {
+            self.mailbox.push_to(Self::lane_of(&msg), msg, stamp)
+        };
         if let Some(metrics) = &self.metrics {
             match &pushed {
                 Ok(_) => CellMetrics::accepted(self.id, &self.path),
@@ -947,6 +979,57 @@ impl<C: Cell> CellInstance<C> {
             self.schedule();
         }
         Ok(())
+    }
+
+    /// The chaos send seam, once a fault is installed: whether a fault
+    /// refuses `msg` as if the mailbox were full.
+    #[cfg(feature = "chaos")]
+    #[cold]
+    #[inline(never)]
+    fn chaos_refuses(&self, msg: &C::Message) -> bool {
+        self.runtime.chaos().on_send(&self.path, std::any::type_name::<C>(), C::message_kind(msg))
+    }
+
+    /// The chaos handle seam: `None` when a fault dropped `msg` (it is
+    /// dead-lettered); else the message, with what else was decided left in
+    /// `body.chaos` for `call_handle`. One relaxed load when nothing is
+    /// installed.
+    #[cfg(feature = "chaos")]
+    #[inline]
+    fn chaos_before_handle(
+        &self,
+        body: &mut Body<C>,
+        msg: C::Message,
+        kind: &'static str,
+    ) -> Option<C::Message> {
+        if !self.runtime.chaos().is_active() {
+            return Some(msg);
+        }
+        self.chaos_decide(body, msg, kind)
+    }
+
+    #[cfg(feature = "chaos")]
+    #[cold]
+    #[inline(never)]
+    fn chaos_decide(&self, body: &mut Body<C>, msg: C::Message, kind: &'static str) -> Option<C::Message> {
+        use crate::chaos::registry::HandleVerdict;
+        match self.runtime.chaos().on_handle(&self.path, std::any::type_name::<C>(), kind) {
+            HandleVerdict::Handle(fault) => {
+                body.chaos = fault;
+                Some(msg)
+            }
+            HandleVerdict::Drop(fault) => {
+                // As for a failed message: the letter keeps the cell's
+                // retained copy, and the message itself is dropped (an ask
+                // among it resolves `Unanswered` at once).
+                let retained = C::retain(&msg);
+                drop(msg);
+                let failure = self.failure(Hook::Handle, Some(kind), FailureCause::Injected { fault });
+                let letter = DeadLetter::new(*failure, 0, false, retained.map(|m| Box::new(m) as _));
+                self.runtime.dead_letter(letter);
+                None
+            }
+        }
     }
 
     /// Dead-letters a message whose deadline passed `late_by` before its

@@ -216,6 +216,26 @@ pub enum SignalKind {
         /// The slow-call rate, in percent, of the same calls.
         slow_call_rate: Option<f64>,
     },
+    /// Chaos: faults were installed or removed, or an experiment started,
+    /// entered a phase or ended. A record of a deliberate act, which, unlike
+    /// a configuration change, does not make the failures that follow
+    /// count as a process breakdown: they are what the act is to reveal.
+    Chaos {
+        /// The experiment's name; empty for faults installed directly.
+        experiment: String,
+        /// What happened, in words.
+        what: String,
+    },
+    /// Chaos: one finding of an experiment, in the triage category its
+    /// report gave it.
+    ChaosFinding {
+        /// The experiment's name.
+        experiment: String,
+        /// The finding, in one line.
+        verdict: String,
+        /// Its category.
+        category: Category,
+    },
 }
 
 /// A change to the topology of cells.
@@ -286,6 +306,10 @@ pub enum SignalType {
     Change,
     /// [`SignalKind::BreakerTransition`].
     BreakerTransition,
+    /// [`SignalKind::Chaos`].
+    Chaos,
+    /// [`SignalKind::ChaosFinding`].
+    ChaosFinding,
 }
 
 impl SignalType {
@@ -295,7 +319,11 @@ impl SignalType {
     pub fn is_act(self) -> bool {
         matches!(
             self,
-            SignalType::Topology | SignalType::Configuration | SignalType::Investigated | SignalType::Change
+            SignalType::Topology
+                | SignalType::Configuration
+                | SignalType::Investigated
+                | SignalType::Change
+                | SignalType::Chaos
         )
     }
 
@@ -317,6 +345,8 @@ impl SignalType {
             SignalType::Investigated => "investigated",
             SignalType::Change => "change",
             SignalType::BreakerTransition => "breaker_transition",
+            SignalType::Chaos => "chaos",
+            SignalType::ChaosFinding => "chaos_finding",
         }
     }
 }
@@ -345,6 +375,8 @@ impl SignalKind {
             SignalKind::Investigated { .. } => SignalType::Investigated,
             SignalKind::Change { .. } => SignalType::Change,
             SignalKind::BreakerTransition { .. } => SignalType::BreakerTransition,
+            SignalKind::Chaos { .. } => SignalType::Chaos,
+            SignalKind::ChaosFinding { .. } => SignalType::ChaosFinding,
         }
     }
 
@@ -1429,6 +1461,16 @@ fn emit(signal: &Signal) {
             seq, cell, category, kind, breaker = %breaker, from = %from, to = %to,
             failure_rate = ?failure_rate, slow_call_rate = ?slow_call_rate,
             "circuit breaker changed state"
+        ),
+        SignalKind::Chaos { experiment, what } => tracing::info!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, experiment = %experiment, what = %what,
+            "chaos"
+        ),
+        SignalKind::ChaosFinding { experiment, verdict, category: _ } => tracing::warn!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, experiment = %experiment, verdict = %verdict,
+            "chaos finding"
         ),
     }
 }

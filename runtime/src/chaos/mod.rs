@@ -1,0 +1,60 @@
+//! Chaos: faults the runtime injects at its own seams, so that application
+//! code needs no change, and experiments that test a hypothesis under them.
+//!
+//! - `target.rs`: [`Target`], which messages a fault applies to (cell path
+//!   glob, cell type, message kind).
+//! - `fault.rs`: [`Fault`] and its [`FaultBuilder`], [`FaultKind`],
+//!   [`Delay`].
+//! - `spec.rs`: [`FaultSet`], faults as a spec string and back.
+//! - `registry.rs`: the installed faults, the decisions at the seams, the
+//!   injection log, the probes experiments measure with.
+//! - `injection.rs`: [`Injection`], the handle that removes installed
+//!   faults.
+//! - `error.rs`: [`TargetError`], [`FaultError`], [`FaultSpecError`],
+//!   [`InjectError`], [`InjectedError`].
+//!
+//! # Seams
+//!
+//! Two places in the message path consult the registry, each with one
+//! relaxed atomic load when nothing is installed:
+//!
+//! - the *handle seam*, where a worker has taken a message and is about to
+//!   run the cell's handler: latency, error, panic, drop;
+//! - the *send seam*, where a sender offers a message to a cell's mailbox:
+//!   full.
+//!
+//! With the `chaos` feature off, neither seam exists in the compiled code.
+//!
+//! # What is never injected
+//!
+//! System messages (stop, restart, kill, drain, supervision) travel in
+//! their own queue and never reach either seam; neither do the `started`
+//! and `stopped` hooks, timers, or a router's choice of member. A dropped
+//! message is never lost silently: it reaches the dead letters with the
+//! cause [`FailureCause::Injected`](crate::FailureCause::Injected).
+
+mod error;
+mod experiment;
+mod fault;
+mod hypothesis;
+mod injection;
+mod ramp;
+pub(crate) mod registry;
+mod report;
+mod runner;
+mod spec;
+pub(crate) mod target;
+
+pub use self::error::{
+    ExperimentBuildError, ExperimentError, FaultError, FaultSpecError, InjectError, InjectedError, SpecCause,
+    TargetError,
+};
+pub use self::experiment::{Experiment, ExperimentBuilder, Span};
+pub use self::fault::{Delay, Fault, FaultBuilder, FaultKind};
+pub use self::hypothesis::{CellWindow, DeadLetterSeen, Observation, PhaseValue, Predicate};
+pub use self::injection::Injection;
+pub use self::ramp::{RampReport, RampStep};
+pub use self::registry::{Effect, FaultCount, InjectionRecord};
+pub use self::report::{DecayMove, Finding, Outcome, PredicateReport, Report};
+pub use self::spec::{FaultSet, CHAOS_ENV};
+pub use self::target::Target;
