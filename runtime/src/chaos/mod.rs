@@ -10,8 +10,17 @@
 //!   injection log, the probes experiments measure with.
 //! - `injection.rs`: [`Injection`], the handle that removes installed
 //!   faults.
+//! - `hypothesis.rs`: [`Predicate`]s over an [`Observation`].
+//! - `experiment.rs`: [`Experiment`] and its [`ExperimentBuilder`], [`Span`].
+//! - `runner.rs`: how a run goes, measures, reports, journals and cleans up.
+//! - `report.rs`: [`Report`]; `ramp.rs`: [`RampReport`].
 //! - `error.rs`: [`TargetError`], [`FaultError`], [`FaultSpecError`],
-//!   [`InjectError`], [`InjectedError`].
+//!   [`InjectError`], [`InjectedError`], [`ExperimentBuildError`],
+//!   [`ExperimentError`].
+//!
+//! Chaos sits beside the message path as a service it calls: it reads
+//! observation (metrics, signatures, the journal) and never names
+//! supervision or recomposition.
 //!
 //! # Seams
 //!
