@@ -97,8 +97,9 @@ pub enum FailureCause {
         late_by: std::time::Duration,
     },
     /// Not a failure of the cell: a chaos fault
-    /// ([`FaultKind::Drop`](crate::FaultKind::Drop)) dropped the message
-    /// before its handler ran. Only dead letters carry this cause; it
+    /// ([`FaultKind::Drop`](crate::FaultKind::Drop), or a
+    /// [`FaultKind::Delay`](crate::FaultKind::Delay) whose late delivery
+    /// was refused) dropped the message before its handler ran. Only dead letters carry this cause; it
     /// reaches neither supervision nor the failure signatures.
     #[cfg(feature = "chaos")]
     Injected {

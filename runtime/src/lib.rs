@@ -110,9 +110,10 @@
 //! With the `chaos` feature, the runtime injects faults at its own seams, so
 //! cells need no change: latency before a handler, a handler error or panic
 //! (supervision reacts as to a real one), a dropped message (dead-lettered
-//! with [`FailureCause::Injected`]), a mailbox reported full. A [`Fault`]
-//! has a [`Target`] (cell glob, cell type, message kind), a probability, a
-//! limit and a seed; a [`FaultSet`] reads from and prints as a spec string.
+//! with [`FailureCause::Injected`]), a mailbox reported full, a delayed
+//! delivery, a stalled worker. A [`Fault`] has a [`Target`] (cell glob or
+//! flow-map edge, cell type, message kind), a probability, a limit and a
+//! seed; a [`FaultSet`] reads from and prints as a spec string.
 //! [`Runtime::inject`] installs faults until the [`Injection`] is dropped.
 //! An [`Experiment`] tests a steady-state hypothesis ([`Predicate`]s) in a
 //! control phase, under faults confined to a blast radius, and in recovery,

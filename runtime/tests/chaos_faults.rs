@@ -238,3 +238,75 @@ fn a_fixed_latency_fault_built_in_code_prints_as_its_spec() {
     assert_eq!(fault.to_string(), "/a: 25% latency(5ms) limit=4");
     assert_eq!(FaultSet::parse(&fault.to_string()).unwrap().faults(), &[fault]);
 }
+
+/// Forwards each number to a recorder as a `Put`.
+struct Forward(cellrt::Addr<Rec>);
+
+impl cellrt::Cell for Forward {
+    type Message = u64;
+    fn handle(&mut self, _: &mut cellrt::Context<Self>, n: u64) -> Result<(), cellrt::CellError> {
+        self.0.try_send(Rec::Put(n)).map_err(|_| cellrt::CellError::msg("refused"))
+    }
+}
+
+#[test]
+fn an_edge_target_hits_only_what_its_sender_sends() {
+    let runtime = runtime();
+    let log = Log::default();
+    let fraud = recorder(&runtime, "fraud", &log);
+    let gateway = runtime.spawn_with(CellConfig::named("gateway"), Forward(fraud.clone())).unwrap();
+    let other = runtime.spawn_with(CellConfig::named("other"), Forward(fraud.clone())).unwrap();
+    let injection = runtime.inject(fault("gateway->fraud: drop seed=1")).unwrap();
+    for n in [1, 3] {
+        gateway.send(n).unwrap();
+    }
+    for n in [2, 4] {
+        other.send(n).unwrap();
+    }
+    fraud.send(Rec::Put(5)).unwrap();
+    assert!(eventually(|| log.len() == 3 && runtime.dead_letter_count() == 2));
+    let mut seen = log.items();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![2, 4, 5]);
+    for letter in runtime.dead_letters() {
+        assert_eq!(
+            letter.failure().cause,
+            FailureCause::Injected { fault: "/gateway -> /fraud: drop seed=1".into() }
+        );
+    }
+    assert_eq!(injection.counts()[0].matched, 2, "only the gateway's sends match");
+    assert_eq!(runtime.failure_count(), 0);
+}
+
+#[test]
+fn a_delayed_delivery_arrives_behind_what_was_sent_after_it() {
+    let runtime = runtime();
+    let log = Log::default();
+    let rec = recorder(&runtime, "rec", &log);
+    let injection = runtime.inject(fault("/rec kind(Put): delay(1s) limit=1 seed=1")).unwrap();
+    rec.send(Rec::Put(1)).unwrap();
+    rec.send(Rec::Put(2)).unwrap();
+    assert_eq!(dump(&rec), vec![2], "the first put is still on its way");
+    assert!(eventually(|| log.len() == 2));
+    assert_eq!(log.items(), vec![2, 1]);
+    assert_eq!(injection.log()[0].effect, Effect::Delay(Duration::from_secs(1)));
+}
+
+#[test]
+fn a_stalled_turn_shows_as_time_in_queue() {
+    let runtime = runtime();
+    let log = Log::default();
+    let rec = recorder(&runtime, "rec", &log);
+    assert_eq!(dump(&rec), Vec::<u64>::new(), "started, and idle");
+    let injection = runtime.inject(fault("/rec: stall(30ms) limit=1 seed=1")).unwrap();
+    rec.send(Rec::Put(1)).unwrap();
+    assert_eq!(dump(&rec), vec![1]);
+    let metrics = runtime.snapshot().cells[0].metrics.clone().unwrap();
+    assert!(metrics.time_in_queue.max >= Duration::from_millis(30), "{:?}", metrics.time_in_queue);
+    let records = injection.log();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].effect, records[0].message_kind.as_deref()),
+        (Effect::Stall(Duration::from_millis(30)), None)
+    );
+}

@@ -853,6 +853,8 @@ impl<C: Cell> CellInstance<C> {
             state.finish();
             return TurnEnd::Done;
         }
+        #[cfg(feature = "chaos")]
+        let _sender = self.chaos_turn();
         let guard = InCellGuard::enter(self.runtime.quiet_panics());
         let mut meter = self.metrics.as_deref().map(|m| TurnMeter::begin(m, self.id));
         let mut handled = 0_usize;
@@ -963,8 +965,20 @@ impl<C: Cell> CellInstance<C> {
         #[cfg(not(feature = "chaos"))]
         let pushed = self.mailbox.push_to(Self::lane_of(&msg), msg, stamp);
         #[cfg(feature = "chaos")]
-        let pushed = if self.runtime.chaos().is_active() && self.chaos_refuses(&msg) {
-            Err(SendError::Full(msg))
+        let pushed = if self.runtime.chaos().is_active() {
+            use crate::chaos::registry::SendVerdict;
+            match self.chaos_on_send(&msg) {
+                SendVerdict::Deliver => self.mailbox.push_to(Self::lane_of(&msg), msg, stamp),
+                SendVerdict::Full => Err(SendError::Full(msg)),
+                SendVerdict::Drop(fault) => {
+                    self.chaos_drop(msg, fault);
+                    return Ok(());
+                }
+                SendVerdict::Delay(delay, fault) => {
+                    self.chaos_delay(msg, stamp, delay, fault);
+                    return Ok(());
+                }
+            }
         } else {
             self.mailbox.push_to(Self::lane_of(&msg), msg, stamp)
         };
@@ -981,13 +995,67 @@ impl<C: Cell> CellInstance<C> {
         Ok(())
     }
 
-    /// The chaos send seam, once a fault is installed: whether a fault
-    /// refuses `msg` as if the mailbox were full.
+    /// The chaos send seam, once a fault is installed: what becomes of
+    /// `msg`.
     #[cfg(feature = "chaos")]
     #[cold]
     #[inline(never)]
-    fn chaos_refuses(&self, msg: &C::Message) -> bool {
+    fn chaos_on_send(&self, msg: &C::Message) -> crate::chaos::registry::SendVerdict {
         self.runtime.chaos().on_send(&self.path, std::any::type_name::<C>(), C::message_kind(msg))
+    }
+
+    /// Dead-letters a message a fault dropped. As for a failed message, the
+    /// letter keeps the cell's retained copy, and the message itself is
+    /// dropped (an ask among it resolves `Unanswered` at once).
+    #[cfg(feature = "chaos")]
+    fn chaos_drop(&self, msg: C::Message, fault: String) {
+        let kind = C::message_kind(&msg);
+        let retained = C::retain(&msg);
+        drop(msg);
+        let failure = self.failure(Hook::Handle, Some(kind), FailureCause::Injected { fault });
+        let letter = DeadLetter::new(*failure, 0, false, retained.map(|m| Box::new(m) as _));
+        self.runtime.dead_letter(letter);
+    }
+
+    /// Pushes `msg` after `delay`, on the timer thread; if the mailbox
+    /// refuses it then (full, or the cell stopped), it is dead-lettered as
+    /// dropped by the fault.
+    #[cfg(feature = "chaos")]
+    fn chaos_delay(&self, msg: C::Message, stamp: Option<Box<Stamp>>, delay: Duration, fault: String) {
+        let cell = self.me.clone();
+        let mut held = Some((msg, stamp));
+        self.runtime.timers().call_after(delay, move || {
+            let (msg, stamp) = held.take()?;
+            let cell = cell.upgrade()?;
+            match cell.mailbox.push_to(Self::lane_of(&msg), msg, stamp) {
+                Ok(Schedule::Enqueue) => cell.schedule(),
+                Ok(Schedule::Nothing) => {}
+                Err(refused) => cell.chaos_drop(refused.into_inner(), format!("{fault}, then refused")),
+            }
+            None
+        });
+    }
+
+    /// The chaos turn seam: while faults are installed, marks this thread
+    /// as sending for this cell (edge targets) and stalls the worker if a
+    /// fault says so. One relaxed load per turn when nothing is installed.
+    #[cfg(feature = "chaos")]
+    #[inline]
+    fn chaos_turn(&self) -> Option<crate::chaos::SenderGuard> {
+        if !self.runtime.chaos().is_active() {
+            return None;
+        }
+        self.chaos_begin_turn()
+    }
+
+    #[cfg(feature = "chaos")]
+    #[cold]
+    #[inline(never)]
+    fn chaos_begin_turn(&self) -> Option<crate::chaos::SenderGuard> {
+        if let Some(stall) = self.runtime.chaos().on_turn(&self.path, std::any::type_name::<C>()) {
+            crate::sync::thread::sleep(stall);
+        }
+        Some(crate::chaos::SenderGuard::enter(&self.path))
     }
 
     /// The chaos handle seam: `None` when a fault dropped `msg` (it is
@@ -1019,14 +1087,7 @@ impl<C: Cell> CellInstance<C> {
                 Some(msg)
             }
             HandleVerdict::Drop(fault) => {
-                // As for a failed message: the letter keeps the cell's
-                // retained copy, and the message itself is dropped (an ask
-                // among it resolves `Unanswered` at once).
-                let retained = C::retain(&msg);
-                drop(msg);
-                let failure = self.failure(Hook::Handle, Some(kind), FailureCause::Injected { fault });
-                let letter = DeadLetter::new(*failure, 0, false, retained.map(|m| Box::new(m) as _));
-                self.runtime.dead_letter(letter);
+                self.chaos_drop(msg, fault);
                 None
             }
         }

@@ -67,6 +67,14 @@ pub enum FaultError {
         /// The high end.
         high: Duration,
     },
+    /// An edge target on a fault that does not act where messages are
+    /// sent: the sender is known only there.
+    EdgeOutsideSend {
+        /// The fault's kind.
+        kind: &'static str,
+    },
+    /// A stall whose target names a message kind: a stall acts on a turn.
+    StallOfMessageKind,
 }
 
 impl Eq for FaultError {}
@@ -78,6 +86,12 @@ impl fmt::Display for FaultError {
             FaultError::ZeroLimit => f.write_str("a limit of 0 would never inject"),
             FaultError::EmptyRange { low, high } => {
                 write!(f, "uniform delay from {low:?} to {high:?} is empty")
+            }
+            FaultError::EdgeOutsideSend { kind } => {
+                write!(f, "an edge target takes drop, full or delay, not {kind}")
+            }
+            FaultError::StallOfMessageKind => {
+                f.write_str("a stall acts on a turn and cannot target a message kind")
             }
         }
     }

@@ -98,10 +98,24 @@ impl fmt::Display for DurationText {
     }
 }
 
-/// What a fault does to a message it hits.
+/// Where a fault acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seam {
+    /// Where a sender offers a message to the cell's mailbox.
+    Send,
+    /// Where a worker begins a turn of the cell.
+    Turn,
+    /// Where a worker is about to run the cell's handler on a message.
+    Handle,
+}
+
+/// What a fault does to a message (or, for `Stall`, a turn) it hits.
 ///
-/// The first four act where a worker is about to run the cell's handler;
-/// `Full` acts where a sender offers the message to the cell's mailbox.
+/// `Latency`, `Error`, `Panic` and `Drop` act where a worker is about to
+/// run the cell's handler; `Full` and `Delay` where a sender offers the
+/// message to the cell's mailbox (and so does `Drop` on an edge target,
+/// whose sender is known only there); `Stall` where a worker begins a turn
+/// of the cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FaultKind {
@@ -122,13 +136,22 @@ pub enum FaultKind {
     /// [`SendError::Full`](crate::SendError::Full) hands the message back,
     /// and the cell's metrics count the rejection.
     Full,
+    /// The send succeeds, but the message enters the mailbox only after
+    /// this delay, behind what was sent meanwhile: delivery reordered
+    /// across senders (and within one).
+    Delay(Delay),
+    /// The worker stops this long before it begins a turn of the cell: a
+    /// stalled consumer. The wait shows as time in queue, not handling
+    /// time, and holds up every cell waiting for that worker.
+    Stall(Delay),
 }
 
 impl FaultKind {
-    /// Whether the fault acts where the handler runs (else where the
-    /// message is sent).
-    pub(crate) fn at_handle(self) -> bool {
-        !matches!(self, FaultKind::Full)
+    fn delay(self) -> Option<Delay> {
+        match self {
+            FaultKind::Latency(delay) | FaultKind::Delay(delay) | FaultKind::Stall(delay) => Some(delay),
+            _ => None,
+        }
     }
 
     /// The fault's name in the spec grammar.
@@ -139,6 +162,8 @@ impl FaultKind {
             FaultKind::Panic => "panic",
             FaultKind::Drop => "drop",
             FaultKind::Full => "full",
+            FaultKind::Delay(_) => "delay",
+            FaultKind::Stall(_) => "stall",
         }
     }
 }
@@ -146,7 +171,9 @@ impl FaultKind {
 impl fmt::Display for FaultKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FaultKind::Latency(delay) => write!(f, "latency({delay})"),
+            FaultKind::Latency(delay) | FaultKind::Delay(delay) | FaultKind::Stall(delay) => {
+                write!(f, "{}({delay})", self.name())
+            }
             other => f.write_str(other.name()),
         }
     }
@@ -215,6 +242,16 @@ impl Fault {
     /// Its seed, if one was given.
     pub fn seed(&self) -> Option<u64> {
         self.seed
+    }
+
+    /// Where it acts.
+    pub(crate) fn seam(&self) -> Seam {
+        match self.kind {
+            FaultKind::Full | FaultKind::Delay(_) => Seam::Send,
+            FaultKind::Drop if self.target.is_edge() => Seam::Send,
+            FaultKind::Stall(_) => Seam::Turn,
+            _ => Seam::Handle,
+        }
     }
 
     /// This fault with another probability, in parts per million (for
@@ -308,7 +345,11 @@ impl FaultBuilder {
     ///
     /// [`FaultError::Probability`] outside `0..=1` (or NaN),
     /// [`FaultError::ZeroLimit`], [`FaultError::EmptyRange`] for a uniform
-    /// delay whose low end is above its high end.
+    /// delay whose low end is above its high end,
+    /// [`FaultError::EdgeOutsideSend`] for an edge target on a fault that
+    /// does not act where messages are sent (only `drop`, `full` and
+    /// `delay` do), [`FaultError::StallOfMessageKind`] for a stall whose
+    /// target names a message kind (a stall acts on a turn).
     pub fn build(&self) -> Result<Fault, FaultError> {
         if !(0.0..=1.0).contains(&self.probability) {
             return Err(FaultError::Probability { value: self.probability });
@@ -316,8 +357,15 @@ impl FaultBuilder {
         if self.limit == Some(0) {
             return Err(FaultError::ZeroLimit);
         }
-        if let FaultKind::Latency(delay) = &self.kind {
+        if let Some(delay) = self.kind.delay() {
             delay.check()?;
+        }
+        let at_send = matches!(self.kind, FaultKind::Drop | FaultKind::Full | FaultKind::Delay(_));
+        if self.target.is_edge() && !at_send {
+            return Err(FaultError::EdgeOutsideSend { kind: self.kind.name() });
+        }
+        if matches!(self.kind, FaultKind::Stall(_)) && self.target.message_kind_name().is_some() {
+            return Err(FaultError::StallOfMessageKind);
         }
         // In 0..=1 × 10⁶: the cast is exact after rounding.
         let ppm = (self.probability * f64::from(MILLION)).round() as u32;
@@ -355,6 +403,27 @@ mod tests {
             Fault::builder(Target::every(), inverted).build(),
             Err(FaultError::EmptyRange { low: ms(9), high: ms(3) })
         );
+    }
+
+    #[test]
+    fn edges_take_only_faults_that_act_where_messages_are_sent() {
+        let edge = || Target::edge("/gateway", "/fraud").unwrap();
+        for kind in [FaultKind::Drop, FaultKind::Full, FaultKind::Delay(Delay::Fixed(ms(1)))] {
+            assert_eq!(Fault::builder(edge(), kind).build().unwrap().seam(), Seam::Send);
+        }
+        assert_eq!(
+            Fault::builder(edge(), FaultKind::Error).build(),
+            Err(FaultError::EdgeOutsideSend { kind: "error" })
+        );
+        let drop = Fault::builder(Target::cells("/fraud").unwrap(), FaultKind::Drop).build().unwrap();
+        assert_eq!(drop.seam(), Seam::Handle);
+    }
+
+    #[test]
+    fn a_stall_cannot_target_a_message_kind() {
+        let target = Target::cells("/a").unwrap().message_kind("M").unwrap();
+        let stall = FaultKind::Stall(Delay::Fixed(ms(1)));
+        assert_eq!(Fault::builder(target, stall).build(), Err(FaultError::StallOfMessageKind));
     }
 
     #[test]

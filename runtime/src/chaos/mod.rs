@@ -2,7 +2,8 @@
 //! code needs no change, and experiments that test a hypothesis under them.
 //!
 //! - `target.rs`: [`Target`], which messages a fault applies to (cell path
-//!   glob, cell type, message kind).
+//!   glob or flow-map edge, cell type, message kind).
+//! - `sender.rs`: which cell is sending, for edge targets.
 //! - `fault.rs`: [`Fault`] and its [`FaultBuilder`], [`FaultKind`],
 //!   [`Delay`].
 //! - `spec.rs`: [`FaultSet`], faults as a spec string and back.
@@ -24,13 +25,15 @@
 //!
 //! # Seams
 //!
-//! Two places in the message path consult the registry, each with one
+//! Three places in the message path consult the registry, each with one
 //! relaxed atomic load when nothing is installed:
 //!
-//! - the *handle seam*, where a worker has taken a message and is about to
-//!   run the cell's handler: latency, error, panic, drop;
 //! - the *send seam*, where a sender offers a message to a cell's mailbox:
-//!   full.
+//!   full, delay, and drop on an edge target;
+//! - the *turn seam*, where a worker begins a turn of a cell: stall (and,
+//!   while faults are installed, marking the cell as the sender);
+//! - the *handle seam*, where a worker has taken a message and is about to
+//!   run the cell's handler: latency, error, panic, drop.
 //!
 //! With the `chaos` feature off, neither seam exists in the compiled code.
 //!
@@ -51,6 +54,7 @@ mod ramp;
 pub(crate) mod registry;
 mod report;
 mod runner;
+mod sender;
 mod spec;
 pub(crate) mod target;
 
@@ -65,5 +69,6 @@ pub use self::injection::Injection;
 pub use self::ramp::{RampReport, RampStep};
 pub use self::registry::{Effect, FaultCount, InjectionRecord};
 pub use self::report::{DecayMove, Finding, Outcome, PredicateReport, Report};
+pub(crate) use self::sender::SenderGuard;
 pub use self::spec::{FaultSet, CHAOS_ENV};
 pub use self::target::Target;

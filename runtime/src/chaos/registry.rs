@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::InjectedError;
-use super::fault::{Fault, FaultKind, MILLION};
+use super::fault::{Fault, FaultKind, Seam, MILLION};
 use super::target::Glob;
 use crate::cell::CellError;
 use crate::observe::histogram::{Histogram, LatencySummary};
@@ -49,6 +49,10 @@ pub enum Effect {
     Drop,
     /// The send was refused as full.
     Full,
+    /// The message entered the mailbox this much later.
+    Delay(Duration),
+    /// The worker stopped this long before the turn.
+    Stall(Duration),
 }
 
 /// One injection, as the log keeps it.
@@ -62,8 +66,8 @@ pub struct InjectionRecord {
     pub fault: usize,
     /// The cell hit.
     pub cell: CellPath,
-    /// The kind of the message hit.
-    pub message_kind: String,
+    /// The kind of the message hit; `None` for a stalled turn.
+    pub message_kind: Option<String>,
     /// What was done.
     pub effect: Effect,
 }
@@ -92,6 +96,7 @@ struct Draws {
 
 struct ArmedFault {
     fault: Fault,
+    seam: Seam,
     seed: u64,
     draws: Mutex<Draws>,
 }
@@ -117,6 +122,8 @@ impl ArmedFault {
             FaultKind::Panic => Effect::Panic,
             FaultKind::Drop => Effect::Drop,
             FaultKind::Full => Effect::Full,
+            FaultKind::Delay(delay) => Effect::Delay(delay.sample(&mut draws.rng)),
+            FaultKind::Stall(delay) => Effect::Stall(delay.sample(&mut draws.rng)),
         })
     }
 }
@@ -138,11 +145,9 @@ impl Armed {
             .into_iter()
             .map(|fault| {
                 let seed = fault.seed.unwrap_or_else(|| fastrand::u64(..));
-                ArmedFault {
-                    fault,
-                    seed,
-                    draws: Mutex::new(Draws { rng: fastrand::Rng::with_seed(seed), matched: 0, injected: 0 }),
-                }
+                let draws =
+                    Mutex::new(Draws { rng: fastrand::Rng::with_seed(seed), matched: 0, injected: 0 });
+                ArmedFault { seam: fault.seam(), fault, seed, draws }
             })
             .collect();
         Armed { id, faults, radius, log: Mutex::new(Vec::new()), logged: AtomicU64::new(0) }
@@ -152,7 +157,7 @@ impl Armed {
         self.radius.as_ref().map_or(true, |radius| radius.iter().any(|glob| glob.matches(path)))
     }
 
-    fn record(&self, fault: usize, cell: &CellPath, message_kind: &str, effect: Effect) {
+    fn record(&self, fault: usize, cell: &CellPath, message_kind: Option<&str>, effect: Effect) {
         let mut log = self.log.lock();
         let seq = self.logged.fetch_add(1, Relaxed);
         if log.len() < LOG_KEPT {
@@ -160,7 +165,7 @@ impl Armed {
                 seq,
                 fault,
                 cell: cell.clone(),
-                message_kind: message_kind.to_owned(),
+                message_kind: message_kind.map(str::to_owned),
                 effect,
             });
         }
@@ -227,6 +232,19 @@ pub(crate) enum Replace {
     Error(String),
     /// A panic; the payload names the fault.
     Panic(String),
+}
+
+/// The send seam's decision for one message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SendVerdict {
+    /// Push it as usual.
+    Deliver,
+    /// Refuse it as full.
+    Full,
+    /// Dead-letter it; the text names the fault.
+    Drop(String),
+    /// Push it after this delay; the text names the fault.
+    Delay(Duration, String),
 }
 
 /// The handle seam's decision for one message.
@@ -399,7 +417,7 @@ impl Registry {
         let mut fault = HandleFault { observe, ..HandleFault::default() };
         for set in self.sets.read().iter().filter(|set| set.in_radius(path)) {
             for (index, armed) in set.faults.iter().enumerate() {
-                if !armed.fault.kind.at_handle() || !armed.fault.target.matches(path, cell_type, kind) {
+                if armed.seam != Seam::Handle || !armed.fault.target.matches(path, cell_type, kind, None) {
                     continue;
                 }
                 // Once the handler is replaced, later faults do not draw.
@@ -407,14 +425,14 @@ impl Registry {
                     continue;
                 }
                 let Some(effect) = armed.draw() else { continue };
-                set.record(index, path, kind, effect);
+                set.record(index, path, Some(kind), effect);
                 let name = || armed.fault.to_string();
                 match effect {
                     Effect::Latency(delay) => fault.delay = fault.delay.saturating_add(delay),
                     Effect::Error => fault.replace = Some(Replace::Error(name())),
                     Effect::Panic => fault.replace = Some(Replace::Panic(name())),
                     Effect::Drop => return HandleVerdict::Drop(name()),
-                    Effect::Full => {}
+                    Effect::Full | Effect::Delay(_) | Effect::Stall(_) => {}
                 }
             }
         }
@@ -425,21 +443,46 @@ impl Registry {
         }
     }
 
-    /// The send seam: whether a send of `kind` to the cell at `path` is to
-    /// be refused as full.
-    pub(crate) fn on_send(&self, path: &CellPath, cell_type: &str, kind: &str) -> bool {
+    /// The send seam: what becomes of a message of `kind` sent to the cell
+    /// at `path` by the cell whose turn runs on this thread, if any. The
+    /// first fault that hits decides.
+    pub(crate) fn on_send(&self, path: &CellPath, cell_type: &str, kind: &str) -> SendVerdict {
+        let sender = super::sender::current();
         for set in self.sets.read().iter().filter(|set| set.in_radius(path)) {
             for (index, armed) in set.faults.iter().enumerate() {
-                if armed.fault.kind != FaultKind::Full || !armed.fault.target.matches(path, cell_type, kind) {
+                if armed.seam != Seam::Send
+                    || !armed.fault.target.matches(path, cell_type, kind, sender.as_ref())
+                {
                     continue;
                 }
-                if let Some(effect) = armed.draw() {
-                    set.record(index, path, kind, effect);
-                    return true;
+                let Some(effect) = armed.draw() else { continue };
+                set.record(index, path, Some(kind), effect);
+                return match effect {
+                    Effect::Delay(delay) => SendVerdict::Delay(delay, armed.fault.to_string()),
+                    Effect::Drop => SendVerdict::Drop(armed.fault.to_string()),
+                    _ => SendVerdict::Full,
+                };
+            }
+        }
+        SendVerdict::Deliver
+    }
+
+    /// The turn seam: how long the worker is to stall before a turn of the
+    /// cell at `path`, if a fault says so.
+    pub(crate) fn on_turn(&self, path: &CellPath, cell_type: &str) -> Option<Duration> {
+        let mut stall = None;
+        for set in self.sets.read().iter().filter(|set| set.in_radius(path)) {
+            for (index, armed) in set.faults.iter().enumerate() {
+                if armed.seam != Seam::Turn || !armed.fault.target.covers_cell(path, cell_type) {
+                    continue;
+                }
+                if let Some(effect @ Effect::Stall(delay)) = armed.draw() {
+                    set.record(index, path, None, effect);
+                    stall = Some(stall.unwrap_or(Duration::ZERO).saturating_add(delay));
                 }
             }
         }
-        false
+        stall
     }
 
     /// A handler the seam measured for a probe returned.

@@ -4,10 +4,11 @@
 //! ```text
 //! spec     = [entry *(";" entry)] [";"]
 //! entry    = target ":" [percent] fault *option
-//! target   = part *part            ; at most one of each kind of part
-//! part     = glob | "type(" name ")" | "kind(" name ")"
+//! target   = [edge | glob] *part       ; at most one of each kind of part
+//! edge     = cell "->" cell          ; a cell is a glob, or a bare name for /name
+//! part     = "type(" name ")" | "kind(" name ")"
 //! percent  = digits ["." 1*4digit] "%"
-//! fault    = "latency(" delay ")" | "error" | "panic" | "drop" | "full"
+//! fault    = ("latency(" | "delay(" | "stall(") delay ")" | "error" | "panic" | "drop" | "full"
 //! delay    = duration | "fixed" duration | "uniform" duration ".." duration | "exp" duration
 //! duration = digits ("ns" | "us" | "ms" | "s")
 //! option   = "limit=" digits | "seed=" digits
@@ -22,6 +23,12 @@ use std::time::Duration;
 use super::error::{FaultSpecError, SpecCause};
 use super::fault::{Delay, Fault, FaultKind, MILLION};
 use super::target::Target;
+
+/// What the grammar expects where a target begins.
+const TARGET: &str = "a target: a cell glob starting with '/', an edge (a -> b), type(...) or kind(...)";
+
+/// The characters that end a glob or a bare name.
+const RESERVED: &[char] = &[':', ';', '(', ')', '>'];
 
 /// The environment variable [`FaultSet::from_env`] reads.
 pub const CHAOS_ENV: &str = "CELLRT_CHAOS";
@@ -233,20 +240,31 @@ impl<'a> Parser<'a> {
     fn target(&mut self) -> Result<Target, FaultSpecError> {
         self.skip_ws();
         let start = self.at;
-        let (mut glob, mut cell_type, mut kind) = (None, None, None);
+        let (mut from, mut glob, mut cell_type, mut kind) = (None, None, None, None);
         loop {
             self.skip_ws();
             let at = self.at;
-            if self.rest().starts_with('/') {
-                if glob.is_some() {
-                    return Err(self.error("one cell glob per target"));
+            let bare = self.rest().starts_with(|c: char| !c.is_whitespace() && !RESERVED.contains(&c))
+                && !self.rest().starts_with("type(")
+                && !self.rest().starts_with("kind(")
+                && !self.rest().starts_with("->");
+            if bare && glob.is_none() {
+                let (token_at, token) = self.glob_token();
+                self.skip_ws();
+                if self.eat("->") {
+                    self.skip_ws();
+                    if !self.rest().starts_with(|c: char| !c.is_whitespace() && !RESERVED.contains(&c)) {
+                        return Err(self.error("the receiving cell after '->'"));
+                    }
+                    from = Some((token_at, token));
+                    glob = Some(self.glob_token());
+                } else if self.text[token_at..].starts_with('/') {
+                    glob = Some((token_at, token));
+                } else {
+                    return Err(self.error_at(at, TARGET, None));
                 }
-                let len = self
-                    .rest()
-                    .find(|c: char| c.is_whitespace() || matches!(c, ':' | ';' | '(' | ')' | '>'))
-                    .unwrap_or(self.rest().len());
-                glob = Some((at, &self.text[at..at + len]));
-                self.at += len;
+            } else if self.rest().starts_with('/') {
+                return Err(self.error("one cell glob per target"));
             } else if self.eat("type(") {
                 if cell_type.is_some() {
                     return Err(self.error_at(at, "one type(...) per target", None));
@@ -262,16 +280,14 @@ impl<'a> Parser<'a> {
             }
         }
         if glob.is_none() && cell_type.is_none() && kind.is_none() {
-            return Err(self.error_at(
-                start,
-                "a target: a cell glob starting with '/', type(...) or kind(...)",
-                None,
-            ));
+            return Err(self.error_at(start, TARGET, None));
         }
         let target_error = |at, err| self.error_at(at, "a valid target", Some(SpecCause::Target(err)));
-        let mut target = match glob {
-            Some((at, glob)) => Target::cells(glob).map_err(|err| target_error(at, err))?,
-            None => Target::every(),
+        let mut target = match (from, glob) {
+            (Some((from_at, from)), Some((at, glob))) => Target::edge(&from, &glob)
+                .map_err(|err| target_error(if from_at < at { from_at } else { at }, err))?,
+            (_, Some((at, glob))) => Target::cells(&glob).map_err(|err| target_error(at, err))?,
+            _ => Target::every(),
         };
         if let Some((at, name)) = cell_type {
             target = target.and_cell_type(name).map_err(|err| target_error(at, err))?;
@@ -280,6 +296,24 @@ impl<'a> Parser<'a> {
             target = target.message_kind(name).map_err(|err| target_error(at, err))?;
         }
         Ok(target)
+    }
+
+    /// A cell glob, or a bare name on either side of `->` (which becomes
+    /// `/name`): the text up to whitespace, a reserved character or `->`.
+    fn glob_token(&mut self) -> (usize, String) {
+        let start = self.at;
+        let rest = self.rest();
+        let mut end = start;
+        for (i, c) in rest.char_indices() {
+            if c.is_whitespace() || RESERVED.contains(&c) || rest[i..].starts_with("->") {
+                break;
+            }
+            end = start + i + c.len_utf8();
+        }
+        self.at = end;
+        let text = &self.text[start..end];
+        let glob = if text.starts_with('/') { text.to_owned() } else { format!("/{text}") };
+        (start, glob)
     }
 
     /// The text up to the next `)`, which is taken too.
@@ -330,10 +364,16 @@ impl<'a> Parser<'a> {
     }
 
     fn fault_kind(&mut self) -> Result<FaultKind, FaultSpecError> {
-        if self.eat("latency(") {
-            let delay = self.delay()?;
-            self.expect(")", "')' closing the latency")?;
-            return Ok(FaultKind::Latency(delay));
+        for (word, make) in [
+            ("latency(", FaultKind::Latency as fn(Delay) -> FaultKind),
+            ("delay(", FaultKind::Delay),
+            ("stall(", FaultKind::Stall),
+        ] {
+            if self.eat(word) {
+                let delay = self.delay()?;
+                self.expect(")", "')' closing the duration")?;
+                return Ok(make(delay));
+            }
         }
         for (word, kind) in [
             ("error", FaultKind::Error),
@@ -347,7 +387,7 @@ impl<'a> Parser<'a> {
                 return Ok(kind);
             }
         }
-        Err(self.error("a fault: latency(...), error, panic, drop or full"))
+        Err(self.error("a fault: latency(...), error, panic, drop, full, delay(...) or stall(...)"))
     }
 
     fn delay(&mut self) -> Result<Delay, FaultSpecError> {
@@ -437,10 +477,28 @@ mod tests {
         let err = FaultSet::parse("/a: drop /b: drop").unwrap_err();
         assert_eq!((err.position, err.expected), (9, "';' or an option (limit=, seed=)"));
         let err = FaultSet::parse("inventory: drop").unwrap_err();
-        assert_eq!(err.position, 0);
-        assert_eq!(err.to_string(), "chaos spec, byte 0: expected a target: a cell glob starting with '/', type(...) or kind(...), found \"inventory: drop\"");
+        assert_eq!((err.position, err.expected), (0, TARGET));
         let err = FaultSet::parse("/a: 1.23456% drop").unwrap_err();
         assert_eq!((err.position, err.expected), (6, "1 to 4 decimals"));
+    }
+
+    #[test]
+    fn edges_delays_and_stalls_read_as_written() {
+        let spec = "gateway->fraud: 5% drop; /a/b -> /c* kind(X): delay(uniform 1ms..2ms); /d: stall(3ms)";
+        let set = FaultSet::parse(spec).unwrap();
+        assert_eq!(set.faults()[0].target(), &Target::edge("/gateway", "/fraud").unwrap());
+        assert_eq!(set.faults()[0].to_string(), "/gateway -> /fraud: 5% drop");
+        let edge = set.faults()[1].target();
+        assert_eq!(
+            (edge.sender_glob(), edge.glob(), edge.message_kind_name()),
+            (Some("/a/b"), "/c*", Some("X"))
+        );
+        assert_eq!(set.faults()[1].kind(), FaultKind::Delay(Delay::Uniform { low: ms(1), high: ms(2) }));
+        assert_eq!(set.faults()[2].kind(), FaultKind::Stall(Delay::Fixed(ms(3))));
+        let err = FaultSet::parse("gateway->fraud: error").unwrap_err();
+        assert_eq!(err.cause, Some(SpecCause::Fault(FaultError::EdgeOutsideSend { kind: "error" })));
+        let err = FaultSet::parse("gateway-> : drop").unwrap_err();
+        assert_eq!((err.position, err.expected), (10, "the receiving cell after '->'"));
     }
 
     #[test]
@@ -465,21 +523,21 @@ mod tests {
     }
 
     fn target() -> impl Strategy<Value = Target> {
-        (prop::option::of(glob()), prop::option::of(name()), prop::option::of(name())).prop_map(
-            |(glob, ty, kind)| {
-                let mut target = match glob {
-                    Some(glob) => Target::cells(&glob).unwrap(),
-                    None => Target::every(),
-                };
-                if let Some(ty) = ty {
-                    target = target.and_cell_type(&ty).unwrap();
-                }
-                if let Some(kind) = kind {
-                    target = target.message_kind(&kind).unwrap();
-                }
-                target
-            },
-        )
+        let cells = prop_oneof![
+            Just(None),
+            glob().prop_map(|glob| Some(Target::cells(&glob).unwrap())),
+            (glob(), glob()).prop_map(|(from, to)| Some(Target::edge(&from, &to).unwrap())),
+        ];
+        (cells, prop::option::of(name()), prop::option::of(name())).prop_map(|(cells, ty, kind)| {
+            let mut target = cells.unwrap_or_else(Target::every);
+            if let Some(ty) = ty {
+                target = target.and_cell_type(&ty).unwrap();
+            }
+            if let Some(kind) = kind {
+                target = target.message_kind(&kind).unwrap();
+            }
+            target
+        })
     }
 
     fn duration() -> impl Strategy<Value = Duration> {
@@ -499,11 +557,16 @@ mod tests {
             Just(FaultKind::Panic),
             Just(FaultKind::Drop),
             Just(FaultKind::Full),
+            duration().prop_map(|d| FaultKind::Delay(Delay::Fixed(d))),
+            duration().prop_map(|d| FaultKind::Stall(Delay::Exponential { mean: d })),
         ]
     }
 
     fn fault() -> impl Strategy<Value = Fault> {
-        (target(), kind(), 0..=MILLION, prop::option::of(1_u64..), prop::option::of(any::<u64>())).prop_map(
+        let parts =
+            (target(), kind(), 0..=MILLION, prop::option::of(1_u64..), prop::option::of(any::<u64>()));
+        parts.prop_filter_map(
+            "an edge takes send-side faults only, a stall no message kind",
             |(target, kind, ppm, limit, seed)| {
                 let mut builder = Fault::builder(target, kind);
                 builder.probability(f64::from(ppm) / f64::from(MILLION));
@@ -513,7 +576,7 @@ mod tests {
                 if let Some(seed) = seed {
                     builder.seed(seed);
                 }
-                builder.build().unwrap()
+                builder.build().ok()
             },
         )
     }
@@ -538,6 +601,7 @@ mod tests {
                     Just("/a"), Just("/**"), Just(":"), Just(";"), Just("%"), Just("."), Just("30"),
                     Just("latency("), Just(")"), Just("uniform"), Just(".."), Just("exp"), Just("ms"),
                     Just("drop"), Just("type("), Just("kind("), Just("seed="), Just("limit="), Just(" "),
+                    Just("->"), Just("-"), Just("gateway"), Just("stall("), Just("delay("),
                     Just("99999999999999999999"), Just("é"),
                 ],
                 0..16,

@@ -9,6 +9,13 @@
 //! and `/payments/fraud-eu`, not `/payments/fraud/scorer`; `/payments/**`
 //! matches everything under `/payments`; `/**` matches every cell.
 //!
+//! # Edges
+//!
+//! An edge target (`/gateway -> /payments/fraud*`) covers the messages a
+//! cell matching the first glob sends to a cell matching the second. The
+//! sender is known where a message is sent, not where it is handled, so a
+//! fault on an edge acts at the send seam (see `chaos::fault`).
+//!
 //! So that a glob reads back from a spec string, it may not contain
 //! whitespace, control characters, `:`, `;`, `(`, `)` or `>`: a cell whose
 //! name holds one of them can be targeted through a wildcard only.
@@ -103,6 +110,7 @@ fn check_name(name: &str) -> Result<(), TargetError> {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
+    from: Option<Glob>,
     cells: Glob,
     cell_type: Option<String>,
     message_kind: Option<String>,
@@ -117,7 +125,17 @@ impl Target {
     /// [`TargetError`] when `glob` does not start with `/`, has an empty
     /// segment, or holds a reserved character.
     pub fn cells(glob: &str) -> Result<Target, TargetError> {
-        Ok(Target { cells: Glob::new(glob)?, cell_type: None, message_kind: None })
+        Ok(Target { from: None, cells: Glob::new(glob)?, cell_type: None, message_kind: None })
+    }
+
+    /// The messages that cells matching `from` send to cells matching `to`
+    /// (both path globs): an edge of the flow map.
+    ///
+    /// # Errors
+    ///
+    /// As [`cells`](Target::cells), for either glob.
+    pub fn edge(from: &str, to: &str) -> Result<Target, TargetError> {
+        Ok(Target { from: Some(Glob::new(from)?), ..Target::cells(to)? })
     }
 
     /// Every cell whose Rust type is `name`, as `std::any::type_name` gives it.
@@ -141,7 +159,7 @@ impl Target {
 
     /// Every message of every cell.
     pub fn every() -> Target {
-        Target { cells: Glob::every(), cell_type: None, message_kind: None }
+        Target { from: None, cells: Glob::every(), cell_type: None, message_kind: None }
     }
 
     /// This target, narrowed to cells of the Rust type `name`.
@@ -171,6 +189,16 @@ impl Target {
         self.cells.as_str()
     }
 
+    /// The sender glob of an edge target.
+    pub fn sender_glob(&self) -> Option<&str> {
+        self.from.as_ref().map(Glob::as_str)
+    }
+
+    /// Whether it is an edge target.
+    pub(crate) fn is_edge(&self) -> bool {
+        self.from.is_some()
+    }
+
     /// The cell type named, if any.
     pub fn cell_type_name(&self) -> Option<&str> {
         self.cell_type.as_deref()
@@ -187,9 +215,18 @@ impl Target {
         self.cells.matches(path) && self.cell_type.as_deref().map_or(true, |t| t == cell_type)
     }
 
-    /// Whether the target covers a message of `kind` at that cell.
-    pub(crate) fn matches(&self, path: &CellPath, cell_type: &str, kind: &str) -> bool {
-        self.covers_cell(path, cell_type) && self.message_kind.as_deref().map_or(true, |k| k == kind)
+    /// Whether the target covers a message of `kind` at that cell, sent by
+    /// the cell at `sender` (`None` outside any cell).
+    pub(crate) fn matches(
+        &self,
+        path: &CellPath,
+        cell_type: &str,
+        kind: &str,
+        sender: Option<&CellPath>,
+    ) -> bool {
+        self.covers_cell(path, cell_type)
+            && self.message_kind.as_deref().map_or(true, |k| k == kind)
+            && self.from.as_ref().map_or(true, |from| sender.is_some_and(|s| from.matches(s)))
     }
 }
 
@@ -197,7 +234,9 @@ impl fmt::Display for Target {
     /// The target as the spec grammar writes it (see `docs/chaos.md`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::with_capacity(3);
-        if self.cells != Glob::every() || (self.cell_type.is_none() && self.message_kind.is_none()) {
+        if let Some(from) = &self.from {
+            parts.push(format!("{} -> {}", from.as_str(), self.cells.as_str()));
+        } else if self.cells != Glob::every() || (self.cell_type.is_none() && self.message_kind.is_none()) {
             parts.push(self.cells.as_str().to_owned());
         }
         if let Some(name) = &self.cell_type {
@@ -247,10 +286,20 @@ mod tests {
     fn every_part_of_a_target_must_match() {
         let target = Target::cells("/inventory").unwrap().and_cell_type("app::Stock").unwrap();
         let target = target.message_kind("Reserve").unwrap();
-        assert!(target.matches(&path("/inventory"), "app::Stock", "Reserve"));
-        assert!(!target.matches(&path("/inventory"), "app::Stock", "Release"));
-        assert!(!target.matches(&path("/inventory"), "app::Other", "Reserve"));
-        assert!(!target.matches(&path("/checkout"), "app::Stock", "Reserve"));
+        assert!(target.matches(&path("/inventory"), "app::Stock", "Reserve", None));
+        assert!(!target.matches(&path("/inventory"), "app::Stock", "Release", None));
+        assert!(!target.matches(&path("/inventory"), "app::Other", "Reserve", None));
+        assert!(!target.matches(&path("/checkout"), "app::Stock", "Reserve", None));
+    }
+
+    #[test]
+    fn an_edge_matches_only_messages_from_its_senders() {
+        let edge = Target::edge("/gateway", "/payments/fraud*").unwrap();
+        let fraud = path("/payments/fraud");
+        assert!(edge.matches(&fraud, "T", "M", Some(&path("/gateway"))));
+        assert!(!edge.matches(&fraud, "T", "M", Some(&path("/other"))));
+        assert!(!edge.matches(&fraud, "T", "M", None));
+        assert_eq!(edge.to_string(), "/gateway -> /payments/fraud*");
     }
 
     #[test]
