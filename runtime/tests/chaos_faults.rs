@@ -310,3 +310,43 @@ fn a_stalled_turn_shows_as_time_in_queue() {
         (Effect::Stall(Duration::from_millis(30)), None)
     );
 }
+
+/// Records numbers, and retains a copy of each while handling it.
+struct Copyable(Log<u64>);
+
+impl cellrt::Cell for Copyable {
+    type Message = u64;
+    fn handle(&mut self, _: &mut cellrt::Context<Self>, n: u64) -> Result<(), cellrt::CellError> {
+        self.0.push(n);
+        Ok(())
+    }
+    fn retain(n: &u64) -> Option<u64> {
+        Some(*n)
+    }
+}
+
+#[test]
+fn a_duplicated_message_is_handled_twice_in_a_row() {
+    let runtime = runtime();
+    let log = Log::default();
+    let copyable = runtime.spawn_with(CellConfig::named("copyable"), Copyable(log.clone())).unwrap();
+    let injection = runtime.inject(fault("/copyable: duplicate limit=2 seed=1")).unwrap();
+    for n in 1..=3 {
+        copyable.send(n).unwrap();
+    }
+    assert!(eventually(|| log.len() == 5));
+    assert_eq!(log.items(), vec![1, 1, 2, 2, 3]);
+    assert_eq!(injection.log().iter().map(|r| r.effect).collect::<Vec<_>>(), vec![Effect::Duplicate; 2]);
+}
+
+#[test]
+fn a_message_the_cell_does_not_retain_is_not_duplicated() {
+    let runtime = runtime();
+    let log = Log::default();
+    let rec = recorder(&runtime, "rec", &log);
+    let injection = runtime.inject(fault("/rec kind(Put): duplicate seed=1")).unwrap();
+    rec.send(Rec::Put(1)).unwrap();
+    assert_eq!(dump(&rec), vec![1]);
+    let counts = injection.counts();
+    assert_eq!((counts[0].matched, counts[0].injected), (0, 0));
+}

@@ -133,6 +133,10 @@ struct Body<C: Cell> {
     /// handled (see `chaos::registry`).
     #[cfg(feature = "chaos")]
     chaos: Option<Box<crate::chaos::registry::HandleFault>>,
+    /// The message at the front is a copy a duplicate fault made: it is
+    /// not duplicated again.
+    #[cfg(feature = "chaos")]
+    chaos_copy: bool,
 }
 
 /// One spawned cell.
@@ -208,6 +212,8 @@ impl<C: Cell> CellInstance<C> {
                 terminating: false,
                 #[cfg(feature = "chaos")]
                 chaos: None,
+                #[cfg(feature = "chaos")]
+                chaos_copy: false,
                 #[cfg(feature = "storage")]
                 persist: None,
                 #[cfg(feature = "storage")]
@@ -962,26 +968,18 @@ impl<C: Cell> CellInstance<C> {
     /// sending cell, or a rejection as full.
     #[inline]
     fn push(&self, msg: C::Message, stamp: Option<Box<Stamp>>) -> Result<(), SendError<C::Message>> {
-        #[cfg(not(feature = "chaos"))]
-        let pushed = self.mailbox.push_to(Self::lane_of(&msg), msg, stamp);
         #[cfg(feature = "chaos")]
-        let pushed = if self.runtime.chaos().is_active() {
-            use crate::chaos::registry::SendVerdict;
-            match self.chaos_on_send(&msg) {
-                SendVerdict::Deliver => self.mailbox.push_to(Self::lane_of(&msg), msg, stamp),
-                SendVerdict::Full => Err(SendError::Full(msg)),
-                SendVerdict::Drop(fault) => {
-                    self.chaos_drop(msg, fault);
-                    return Ok(());
-                }
-                SendVerdict::Delay(delay, fault) => {
-                    self.chaos_delay(msg, stamp, delay, fault);
-                    return Ok(());
-                }
-            }
-        } else {
-            self.mailbox.push_to(Self::lane_of(&msg), msg, stamp)
-        };
+        if self.runtime.chaos().is_active() {
+            return self.chaos_push(msg, stamp);
+        }
+        let pushed = self.mailbox.push_to(Self::lane_of(&msg), msg, stamp);
+        self.pushed(pushed)
+    }
+
+    /// After a push: the metrics, and the schedule if the push took the run
+    /// token.
+    #[inline]
+    fn pushed(&self, pushed: Result<Schedule, SendError<C::Message>>) -> Result<(), SendError<C::Message>> {
         if let Some(metrics) = &self.metrics {
             match &pushed {
                 Ok(_) => CellMetrics::accepted(self.id, &self.path),
@@ -995,13 +993,27 @@ impl<C: Cell> CellInstance<C> {
         Ok(())
     }
 
-    /// The chaos send seam, once a fault is installed: what becomes of
-    /// `msg`.
+    /// The chaos send seam, once a fault is installed: a push as the faults
+    /// say.
     #[cfg(feature = "chaos")]
     #[cold]
     #[inline(never)]
-    fn chaos_on_send(&self, msg: &C::Message) -> crate::chaos::registry::SendVerdict {
-        self.runtime.chaos().on_send(&self.path, std::any::type_name::<C>(), C::message_kind(msg))
+    fn chaos_push(&self, msg: C::Message, stamp: Option<Box<Stamp>>) -> Result<(), SendError<C::Message>> {
+        use crate::chaos::registry::SendVerdict;
+        let kind = C::message_kind(&msg);
+        let pushed = match self.runtime.chaos().on_send(&self.path, std::any::type_name::<C>(), kind) {
+            SendVerdict::Deliver => self.mailbox.push_to(Self::lane_of(&msg), msg, stamp),
+            SendVerdict::Full => Err(SendError::Full(msg)),
+            SendVerdict::Drop(fault) => {
+                self.chaos_drop(msg, fault);
+                return Ok(());
+            }
+            SendVerdict::Delay(delay, fault) => {
+                self.chaos_delay(msg, stamp, delay, fault);
+                return Ok(());
+            }
+        };
+        self.pushed(pushed)
     }
 
     /// Dead-letters a message a fault dropped. As for a failed message, the
@@ -1081,8 +1093,19 @@ impl<C: Cell> CellInstance<C> {
     #[inline(never)]
     fn chaos_decide(&self, body: &mut Body<C>, msg: C::Message, kind: &'static str) -> Option<C::Message> {
         use crate::chaos::registry::HandleVerdict;
-        match self.runtime.chaos().on_handle(&self.path, std::any::type_name::<C>(), kind) {
+        let mut copy = None;
+        let is_copy = std::mem::take(&mut body.chaos_copy);
+        let mut make_copy = || {
+            copy = if is_copy { None } else { C::retain(&msg) };
+            copy.is_some()
+        };
+        match self.runtime.chaos().on_handle(&self.path, std::any::type_name::<C>(), kind, &mut make_copy) {
             HandleVerdict::Handle(fault) => {
+                // The copy goes first in the queue: it is handled next.
+                if let Some(copy) = copy.filter(|_| fault.as_ref().is_some_and(|f| f.duplicate)) {
+                    self.mailbox.push_front(std::iter::once(copy));
+                    body.chaos_copy = true;
+                }
                 body.chaos = fault;
                 Some(msg)
             }

@@ -111,7 +111,7 @@ pub(crate) enum Seam {
 
 /// What a fault does to a message (or, for `Stall`, a turn) it hits.
 ///
-/// `Latency`, `Error`, `Panic` and `Drop` act where a worker is about to
+/// `Latency`, `Error`, `Panic`, `Drop` and `Duplicate` act where a worker is about to
 /// run the cell's handler; `Full` and `Delay` where a sender offers the
 /// message to the cell's mailbox (and so does `Drop` on an edge target,
 /// whose sender is known only there); `Stall` where a worker begins a turn
@@ -132,6 +132,11 @@ pub enum FaultKind {
     /// The message is not handled: it goes to the dead letters with the
     /// cause [`FailureCause::Injected`](crate::FailureCause::Injected).
     Drop,
+    /// The message is handled twice: a copy, made by
+    /// [`Cell::retain`](crate::Cell::retain), is handled right after it. A
+    /// message the cell does not retain cannot be copied, and does not
+    /// count as matched.
+    Duplicate,
     /// The send is refused as if the mailbox were full:
     /// [`SendError::Full`](crate::SendError::Full) hands the message back,
     /// and the cell's metrics count the rejection.
@@ -162,6 +167,7 @@ impl FaultKind {
             FaultKind::Panic => "panic",
             FaultKind::Drop => "drop",
             FaultKind::Full => "full",
+            FaultKind::Duplicate => "duplicate",
             FaultKind::Delay(_) => "delay",
             FaultKind::Stall(_) => "stall",
         }

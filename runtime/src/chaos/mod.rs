@@ -33,7 +33,7 @@
 //! - the *turn seam*, where a worker begins a turn of a cell: stall (and,
 //!   while faults are installed, marking the cell as the sender);
 //! - the *handle seam*, where a worker has taken a message and is about to
-//!   run the cell's handler: latency, error, panic, drop.
+//!   run the cell's handler: latency, error, panic, drop, duplicate.
 //!
 //! With the `chaos` feature off, neither seam exists in the compiled code.
 //!

@@ -24,6 +24,8 @@ use std::time::Duration;
 use super::error::InjectedError;
 use super::fault::{Fault, FaultKind, Seam, MILLION};
 use super::target::Glob;
+use crossbeam_utils::CachePadded;
+
 use crate::cell::CellError;
 use crate::observe::histogram::{Histogram, LatencySummary};
 use crate::path::CellPath;
@@ -47,6 +49,8 @@ pub enum Effect {
     Panic,
     /// The message was dead-lettered unhandled.
     Drop,
+    /// A copy of the message was handled after it.
+    Duplicate,
     /// The send was refused as full.
     Full,
     /// The message entered the mailbox this much later.
@@ -121,6 +125,7 @@ impl ArmedFault {
             FaultKind::Error => Effect::Error,
             FaultKind::Panic => Effect::Panic,
             FaultKind::Drop => Effect::Drop,
+            FaultKind::Duplicate => Effect::Duplicate,
             FaultKind::Full => Effect::Full,
             FaultKind::Delay(delay) => Effect::Delay(delay.sample(&mut draws.rng)),
             FaultKind::Stall(delay) => Effect::Stall(delay.sample(&mut draws.rng)),
@@ -205,6 +210,8 @@ pub(crate) struct HandleFault {
     pub(crate) replace: Option<Replace>,
     /// Measure the handler for a probe.
     pub(crate) observe: bool,
+    /// Handle a copy of the message right after it.
+    pub(crate) duplicate: bool,
 }
 
 impl HandleFault {
@@ -322,7 +329,9 @@ struct Claim {
 /// Every fault and probe of one runtime; see the module docs.
 #[derive(Default)]
 pub(crate) struct Registry {
-    active: AtomicUsize,
+    /// On its own cache line: read by every send and every handled
+    /// message, it must not share a line with anything written.
+    active: CachePadded<AtomicUsize>,
     sets: RwLock<Vec<Arc<Armed>>>,
     probes: RwLock<Vec<Arc<Probe>>>,
     claims: Mutex<Vec<Claim>>,
@@ -411,8 +420,15 @@ impl Registry {
     }
 
     /// The handle seam: what to do with a message of `kind` about to be
-    /// handled by the cell at `path` of type `cell_type`.
-    pub(crate) fn on_handle(&self, path: &CellPath, cell_type: &str, kind: &str) -> HandleVerdict {
+    /// handled by the cell at `path` of type `cell_type`. `copy` makes a
+    /// copy of the message, for a duplicate, and says whether it could.
+    pub(crate) fn on_handle(
+        &self,
+        path: &CellPath,
+        cell_type: &str,
+        kind: &str,
+        copy: &mut dyn FnMut() -> bool,
+    ) -> HandleVerdict {
         let observe = self.probes.read().iter().any(|probe| probe.watches(path));
         let mut fault = HandleFault { observe, ..HandleFault::default() };
         for set in self.sets.read().iter().filter(|set| set.in_radius(path)) {
@@ -424,6 +440,10 @@ impl Registry {
                 if fault.replace.is_some() && !matches!(armed.fault.kind, FaultKind::Latency(_)) {
                     continue;
                 }
+                // A message that cannot be copied cannot be duplicated.
+                if armed.fault.kind == FaultKind::Duplicate && (fault.duplicate || !copy()) {
+                    continue;
+                }
                 let Some(effect) = armed.draw() else { continue };
                 set.record(index, path, Some(kind), effect);
                 let name = || armed.fault.to_string();
@@ -432,11 +452,12 @@ impl Registry {
                     Effect::Error => fault.replace = Some(Replace::Error(name())),
                     Effect::Panic => fault.replace = Some(Replace::Panic(name())),
                     Effect::Drop => return HandleVerdict::Drop(name()),
+                    Effect::Duplicate => fault.duplicate = true,
                     Effect::Full | Effect::Delay(_) | Effect::Stall(_) => {}
                 }
             }
         }
-        if fault.delay.is_zero() && fault.replace.is_none() && !fault.observe {
+        if fault.delay.is_zero() && fault.replace.is_none() && !fault.observe && !fault.duplicate {
             HandleVerdict::Handle(None)
         } else {
             HandleVerdict::Handle(Some(Box::new(fault)))
@@ -511,7 +532,11 @@ mod tests {
     }
 
     fn hits(registry: &Registry, n: usize) -> Vec<bool> {
-        (0..n).map(|_| matches!(registry.on_handle(&path("/a"), "T", "M"), HandleVerdict::Drop(_))).collect()
+        (0..n)
+            .map(|_| {
+                matches!(registry.on_handle(&path("/a"), "T", "M", &mut || true), HandleVerdict::Drop(_))
+            })
+            .collect()
     }
 
     #[test]
@@ -558,8 +583,11 @@ mod tests {
     fn nothing_outside_the_radius_is_hit() {
         let registry = Registry::default();
         registry.install(vec![fault("/**", FaultKind::Drop, 1.0, 1)], Some(vec![Glob::new("/b").unwrap()]));
-        assert!(matches!(registry.on_handle(&path("/a"), "T", "M"), HandleVerdict::Handle(None)));
-        assert!(matches!(registry.on_handle(&path("/b"), "T", "M"), HandleVerdict::Drop(_)));
+        assert!(matches!(
+            registry.on_handle(&path("/a"), "T", "M", &mut || true),
+            HandleVerdict::Handle(None)
+        ));
+        assert!(matches!(registry.on_handle(&path("/b"), "T", "M", &mut || true), HandleVerdict::Drop(_)));
     }
 
     #[test]
@@ -575,7 +603,8 @@ mod tests {
             ],
             None,
         );
-        let HandleVerdict::Handle(Some(fault)) = registry.on_handle(&path("/a"), "T", "M") else {
+        let HandleVerdict::Handle(Some(fault)) = registry.on_handle(&path("/a"), "T", "M", &mut || true)
+        else {
             panic!("a fault is expected")
         };
         assert_eq!(fault.delay, ms(5));

@@ -8,7 +8,7 @@
 //! edge     = cell "->" cell          ; a cell is a glob, or a bare name for /name
 //! part     = "type(" name ")" | "kind(" name ")"
 //! percent  = digits ["." 1*4digit] "%"
-//! fault    = ("latency(" | "delay(" | "stall(") delay ")" | "error" | "panic" | "drop" | "full"
+//! fault    = ("latency(" | "delay(" | "stall(") delay ")" | "error" | "panic" | "drop" | "duplicate" | "full"
 //! delay    = duration | "fixed" duration | "uniform" duration ".." duration | "exp" duration
 //! duration = digits ("ns" | "us" | "ms" | "s")
 //! option   = "limit=" digits | "seed=" digits
@@ -380,6 +380,7 @@ impl<'a> Parser<'a> {
             ("panic", FaultKind::Panic),
             ("drop", FaultKind::Drop),
             ("full", FaultKind::Full),
+            ("duplicate", FaultKind::Duplicate),
         ] {
             let next = self.rest().as_bytes().get(word.len());
             if self.rest().starts_with(word) && !next.is_some_and(u8::is_ascii_alphanumeric) {
@@ -387,7 +388,8 @@ impl<'a> Parser<'a> {
                 return Ok(kind);
             }
         }
-        Err(self.error("a fault: latency(...), error, panic, drop, full, delay(...) or stall(...)"))
+        Err(self
+            .error("a fault: latency(...), error, panic, drop, duplicate, full, delay(...) or stall(...)"))
     }
 
     fn delay(&mut self) -> Result<Delay, FaultSpecError> {
@@ -557,6 +559,7 @@ mod tests {
             Just(FaultKind::Panic),
             Just(FaultKind::Drop),
             Just(FaultKind::Full),
+            Just(FaultKind::Duplicate),
             duration().prop_map(|d| FaultKind::Delay(Delay::Fixed(d))),
             duration().prop_map(|d| FaultKind::Stall(Delay::Exponential { mean: d })),
         ]
