@@ -75,6 +75,12 @@ pub enum FaultError {
     },
     /// A stall whose target names a message kind: a stall acts on a turn.
     StallOfMessageKind,
+    /// A storage fault whose target names a cell type or a message kind: a
+    /// storage tree is known by its cell's path only.
+    StorageByPathOnly {
+        /// The fault's kind.
+        kind: &'static str,
+    },
 }
 
 impl Eq for FaultError {}
@@ -93,6 +99,7 @@ impl fmt::Display for FaultError {
             FaultError::StallOfMessageKind => {
                 f.write_str("a stall acts on a turn and cannot target a message kind")
             }
+            FaultError::StorageByPathOnly { kind } => write!(f, "{kind} targets cells by path only"),
         }
     }
 }

@@ -107,6 +107,8 @@ pub(crate) enum Seam {
     Turn,
     /// Where a worker is about to run the cell's handler on a message.
     Handle,
+    /// Where a cell's storage tree is written or flushed.
+    Storage,
 }
 
 /// What a fault does to a message (or, for `Stall`, a turn) it hits.
@@ -149,12 +151,23 @@ pub enum FaultKind {
     /// stalled consumer. The wait shows as time in queue, not handling
     /// time, and holds up every cell waiting for that worker.
     Stall(Delay),
+    /// A write to the cell's storage (insert, update, remove, transaction)
+    /// fails with an I/O error
+    /// ([`StoreError::Io`](crate::StoreError::Io), feature `storage`).
+    WriteError,
+    /// A flush of the cell's storage fails with an I/O error.
+    FlushError,
+    /// A flush of the cell's storage takes this much longer.
+    SlowFlush(Delay),
 }
 
 impl FaultKind {
     fn delay(self) -> Option<Delay> {
         match self {
-            FaultKind::Latency(delay) | FaultKind::Delay(delay) | FaultKind::Stall(delay) => Some(delay),
+            FaultKind::Latency(delay)
+            | FaultKind::Delay(delay)
+            | FaultKind::Stall(delay)
+            | FaultKind::SlowFlush(delay) => Some(delay),
             _ => None,
         }
     }
@@ -170,6 +183,9 @@ impl FaultKind {
             FaultKind::Duplicate => "duplicate",
             FaultKind::Delay(_) => "delay",
             FaultKind::Stall(_) => "stall",
+            FaultKind::WriteError => "write_error",
+            FaultKind::FlushError => "flush_error",
+            FaultKind::SlowFlush(_) => "slow_flush",
         }
     }
 }
@@ -177,9 +193,10 @@ impl FaultKind {
 impl fmt::Display for FaultKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FaultKind::Latency(delay) | FaultKind::Delay(delay) | FaultKind::Stall(delay) => {
-                write!(f, "{}({delay})", self.name())
-            }
+            FaultKind::Latency(delay)
+            | FaultKind::Delay(delay)
+            | FaultKind::Stall(delay)
+            | FaultKind::SlowFlush(delay) => write!(f, "{}({delay})", self.name()),
             other => f.write_str(other.name()),
         }
     }
@@ -256,6 +273,7 @@ impl Fault {
             FaultKind::Full | FaultKind::Delay(_) => Seam::Send,
             FaultKind::Drop if self.target.is_edge() => Seam::Send,
             FaultKind::Stall(_) => Seam::Turn,
+            FaultKind::WriteError | FaultKind::FlushError | FaultKind::SlowFlush(_) => Seam::Storage,
             _ => Seam::Handle,
         }
     }
@@ -355,7 +373,9 @@ impl FaultBuilder {
     /// [`FaultError::EdgeOutsideSend`] for an edge target on a fault that
     /// does not act where messages are sent (only `drop`, `full` and
     /// `delay` do), [`FaultError::StallOfMessageKind`] for a stall whose
-    /// target names a message kind (a stall acts on a turn).
+    /// target names a message kind (a stall acts on a turn),
+    /// [`FaultError::StorageByPathOnly`] for a storage fault whose target
+    /// names a cell type or message kind (a storage tree has only a path).
     pub fn build(&self) -> Result<Fault, FaultError> {
         if !(0.0..=1.0).contains(&self.probability) {
             return Err(FaultError::Probability { value: self.probability });
@@ -372,6 +392,13 @@ impl FaultBuilder {
         }
         if matches!(self.kind, FaultKind::Stall(_)) && self.target.message_kind_name().is_some() {
             return Err(FaultError::StallOfMessageKind);
+        }
+        let storage =
+            matches!(self.kind, FaultKind::WriteError | FaultKind::FlushError | FaultKind::SlowFlush(_));
+        let by_path_only =
+            self.target.cell_type_name().is_none() && self.target.message_kind_name().is_none();
+        if storage && !by_path_only {
+            return Err(FaultError::StorageByPathOnly { kind: self.kind.name() });
         }
         // In 0..=1 × 10⁶: the cast is exact after rounding.
         let ppm = (self.probability * f64::from(MILLION)).round() as u32;
@@ -423,6 +450,17 @@ mod tests {
         );
         let drop = Fault::builder(Target::cells("/fraud").unwrap(), FaultKind::Drop).build().unwrap();
         assert_eq!(drop.seam(), Seam::Handle);
+    }
+
+    #[test]
+    fn storage_faults_target_cells_by_path_only() {
+        let target = Target::cells("/a").unwrap().message_kind("M").unwrap();
+        assert_eq!(
+            Fault::builder(target, FaultKind::WriteError).build(),
+            Err(FaultError::StorageByPathOnly { kind: "write_error" })
+        );
+        let fault = Fault::builder(Target::cells("/a").unwrap(), FaultKind::FlushError).build().unwrap();
+        assert_eq!(fault.seam(), Seam::Storage);
     }
 
     #[test]

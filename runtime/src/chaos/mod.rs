@@ -25,7 +25,7 @@
 //!
 //! # Seams
 //!
-//! Three places in the message path consult the registry, each with one
+//! Four places consult the registry, each with one
 //! relaxed atomic load when nothing is installed:
 //!
 //! - the *send seam*, where a sender offers a message to a cell's mailbox:
@@ -33,7 +33,10 @@
 //! - the *turn seam*, where a worker begins a turn of a cell: stall (and,
 //!   while faults are installed, marking the cell as the sender);
 //! - the *handle seam*, where a worker has taken a message and is about to
-//!   run the cell's handler: latency, error, panic, drop, duplicate.
+//!   run the cell's handler: latency, error, panic, drop, duplicate;
+//! - the *storage seam* (feature `storage`, in `store::chaos`), where a
+//!   cell's storage tree is written or flushed: write and flush errors,
+//!   slow flushes (one relaxed load per write or flush of a cell's tree).
 //!
 //! With the `chaos` feature off, neither seam exists in the compiled code.
 //!

@@ -57,6 +57,12 @@ pub enum Effect {
     Delay(Duration),
     /// The worker stopped this long before the turn.
     Stall(Duration),
+    /// A storage write failed.
+    WriteError,
+    /// A storage flush failed.
+    FlushError,
+    /// A storage flush took this much longer.
+    SlowFlush(Duration),
 }
 
 /// One injection, as the log keeps it.
@@ -129,6 +135,9 @@ impl ArmedFault {
             FaultKind::Full => Effect::Full,
             FaultKind::Delay(delay) => Effect::Delay(delay.sample(&mut draws.rng)),
             FaultKind::Stall(delay) => Effect::Stall(delay.sample(&mut draws.rng)),
+            FaultKind::WriteError => Effect::WriteError,
+            FaultKind::FlushError => Effect::FlushError,
+            FaultKind::SlowFlush(delay) => Effect::SlowFlush(delay.sample(&mut draws.rng)),
         })
     }
 }
@@ -319,6 +328,77 @@ impl Probe {
     }
 }
 
+/// The storage faults installed, shared with the storage engine's wrapper
+/// (`store::chaos`), which consults them on cells' writes and flushes.
+#[derive(Default)]
+pub(crate) struct StorageSeam {
+    /// Installed sets holding a storage fault; written under `sets`.
+    active: AtomicUsize,
+    sets: RwLock<Vec<Arc<Armed>>>,
+}
+
+impl StorageSeam {
+    /// Whether any storage fault is installed: the one load a write pays.
+    #[cfg(feature = "storage")]
+    #[inline]
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Relaxed) != 0
+    }
+
+    /// A write to the tree of the cell at `path`: the fault that fails it,
+    /// if one does.
+    #[cfg(feature = "storage")]
+    pub(crate) fn on_write(&self, path: &CellPath) -> Option<String> {
+        self.first(path, |kind| kind == FaultKind::WriteError).map(|(fault, _)| fault)
+    }
+
+    /// A flush of the tree of the cell at `path`: how much longer it takes,
+    /// and the fault that fails it, if any.
+    #[cfg(feature = "storage")]
+    pub(crate) fn on_flush(&self, path: &CellPath) -> (Option<Duration>, Option<String>) {
+        let slow =
+            self.first(path, |kind| matches!(kind, FaultKind::SlowFlush(_))).and_then(|(_, effect)| {
+                match effect {
+                    Effect::SlowFlush(delay) => Some(delay),
+                    _ => None,
+                }
+            });
+        let failed = self.first(path, |kind| kind == FaultKind::FlushError).map(|(fault, _)| fault);
+        (slow, failed)
+    }
+
+    /// The first fault of `kind` on `path` that hits, with its effect.
+    #[cfg(feature = "storage")]
+    fn first(&self, path: &CellPath, kind: impl Fn(FaultKind) -> bool) -> Option<(String, Effect)> {
+        for set in self.sets.read().iter().filter(|set| set.in_radius(path)) {
+            for (index, armed) in set.faults.iter().enumerate() {
+                if !kind(armed.fault.kind) || !armed.fault.target.covers_cell(path, "") {
+                    continue;
+                }
+                if let Some(effect) = armed.draw() {
+                    set.record(index, path, None, effect);
+                    return Some((armed.fault.to_string(), effect));
+                }
+            }
+        }
+        None
+    }
+
+    fn add(&self, armed: &Arc<Armed>) {
+        if armed.faults.iter().any(|f| f.seam == Seam::Storage) {
+            let mut sets = self.sets.write();
+            sets.push(armed.clone());
+            self.active.store(sets.len(), Relaxed);
+        }
+    }
+
+    fn remove(&self, id: Option<u64>) {
+        let mut sets = self.sets.write();
+        sets.retain(|set| id.is_some_and(|id| set.id != id));
+        self.active.store(sets.len(), Relaxed);
+    }
+}
+
 /// A running experiment's claim on cells.
 struct Claim {
     id: u64,
@@ -329,6 +409,8 @@ struct Claim {
 /// Every fault and probe of one runtime; see the module docs.
 #[derive(Default)]
 pub(crate) struct Registry {
+    /// The storage faults, for the storage engine (feature `storage`).
+    storage: Arc<StorageSeam>,
     /// On its own cache line: read by every send and every handled
     /// message, it must not share a line with anything written.
     active: CachePadded<AtomicUsize>,
@@ -339,6 +421,12 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// A registry whose storage faults act through `storage`, the seam of
+    /// the runtime's database, if it has one.
+    pub(crate) fn new(storage: Option<Arc<StorageSeam>>) -> Registry {
+        Registry { storage: storage.unwrap_or_default(), ..Registry::default() }
+    }
+
     /// Whether any fault or probe is installed: the one load the seams pay.
     #[inline]
     pub(crate) fn is_active(&self) -> bool {
@@ -352,6 +440,7 @@ impl Registry {
         let mut sets = self.sets.write();
         sets.push(armed.clone());
         self.active.store(sets.len() + self.probes.read().len(), Relaxed);
+        self.storage.add(&armed);
         armed
     }
 
@@ -361,6 +450,7 @@ impl Registry {
         let before = sets.len();
         sets.retain(|set| set.id != armed.id);
         self.active.store(sets.len() + self.probes.read().len(), Relaxed);
+        self.storage.remove(Some(armed.id));
         sets.len() != before
     }
 
@@ -369,6 +459,7 @@ impl Registry {
         let mut sets = self.sets.write();
         sets.clear();
         self.active.store(self.probes.read().len(), Relaxed);
+        self.storage.remove(None);
     }
 
     /// Whether `armed` is installed.
@@ -453,7 +544,7 @@ impl Registry {
                     Effect::Panic => fault.replace = Some(Replace::Panic(name())),
                     Effect::Drop => return HandleVerdict::Drop(name()),
                     Effect::Duplicate => fault.duplicate = true,
-                    Effect::Full | Effect::Delay(_) | Effect::Stall(_) => {}
+                    _ => {}
                 }
             }
         }

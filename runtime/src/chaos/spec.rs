@@ -8,7 +8,8 @@
 //! edge     = cell "->" cell          ; a cell is a glob, or a bare name for /name
 //! part     = "type(" name ")" | "kind(" name ")"
 //! percent  = digits ["." 1*4digit] "%"
-//! fault    = ("latency(" | "delay(" | "stall(") delay ")" | "error" | "panic" | "drop" | "duplicate" | "full"
+//! fault    = ("latency(" | "delay(" | "stall(" | "slow_flush(") delay ")"
+//!          | "error" | "panic" | "drop" | "duplicate" | "full" | "write_error" | "flush_error"
 //! delay    = duration | "fixed" duration | "uniform" duration ".." duration | "exp" duration
 //! duration = digits ("ns" | "us" | "ms" | "s")
 //! option   = "limit=" digits | "seed=" digits
@@ -368,6 +369,7 @@ impl<'a> Parser<'a> {
             ("latency(", FaultKind::Latency as fn(Delay) -> FaultKind),
             ("delay(", FaultKind::Delay),
             ("stall(", FaultKind::Stall),
+            ("slow_flush(", FaultKind::SlowFlush),
         ] {
             if self.eat(word) {
                 let delay = self.delay()?;
@@ -381,6 +383,8 @@ impl<'a> Parser<'a> {
             ("drop", FaultKind::Drop),
             ("full", FaultKind::Full),
             ("duplicate", FaultKind::Duplicate),
+            ("write_error", FaultKind::WriteError),
+            ("flush_error", FaultKind::FlushError),
         ] {
             let next = self.rest().as_bytes().get(word.len());
             if self.rest().starts_with(word) && !next.is_some_and(u8::is_ascii_alphanumeric) {
@@ -389,7 +393,7 @@ impl<'a> Parser<'a> {
             }
         }
         Err(self
-            .error("a fault: latency(...), error, panic, drop, duplicate, full, delay(...) or stall(...)"))
+            .error("a fault: latency(...), error, panic, drop, duplicate, full, delay(...), stall(...), write_error, flush_error or slow_flush(...)"))
     }
 
     fn delay(&mut self) -> Result<Delay, FaultSpecError> {
@@ -560,6 +564,9 @@ mod tests {
             Just(FaultKind::Drop),
             Just(FaultKind::Full),
             Just(FaultKind::Duplicate),
+            Just(FaultKind::WriteError),
+            Just(FaultKind::FlushError),
+            duration().prop_map(|d| FaultKind::SlowFlush(Delay::Fixed(d))),
             duration().prop_map(|d| FaultKind::Delay(Delay::Fixed(d))),
             duration().prop_map(|d| FaultKind::Stall(Delay::Exponential { mean: d })),
         ]

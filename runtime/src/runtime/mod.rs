@@ -147,6 +147,10 @@ impl RuntimeShared {
         observer: Observer,
     ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
+        #[cfg(all(feature = "chaos", feature = "storage"))]
+        let storage_seam = settings.storage.as_ref().map(crate::store::Storage::chaos_seam);
+        #[cfg(all(feature = "chaos", not(feature = "storage")))]
+        let storage_seam = None;
         Arc::new(RuntimeShared {
             shutting_down: AtomicBool::new(false),
             dead_letters,
@@ -164,7 +168,7 @@ impl RuntimeShared {
             observer,
             timers: TimerService::default(),
             #[cfg(feature = "chaos")]
-            chaos: Default::default(),
+            chaos: crate::chaos::registry::Registry::new(storage_seam),
         })
     }
 
