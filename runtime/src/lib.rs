@@ -112,7 +112,7 @@
 //! (supervision reacts as to a real one), a dropped message (dead-lettered
 //! with [`FailureCause::Injected`]), a duplicated message, a mailbox
 //! reported full, a delayed delivery, a stalled worker, a failing or slow
-//! storage write or flush. A [`Fault`] has a [`Target`] (cell glob or
+//! storage write or flush, a skewed timer. A [`Fault`] has a [`Target`] (cell glob or
 //! flow-map edge, cell type, message kind), a probability, a limit and a
 //! seed; a [`FaultSet`] reads from and prints as a spec string.
 //! [`Runtime::inject`] installs faults until the [`Injection`] is dropped.

@@ -464,3 +464,26 @@ fn a_dropped_reservation_is_a_dead_letter_the_hypothesis_can_forbid() {
     assert_eq!(report.predicates[0].fault.unwrap().value, Some(2.0));
     assert_eq!(report.findings[0].category, Category::NewBehavior);
 }
+
+#[test]
+fn a_seeded_experiment_run_twice_gives_identical_injection_logs() {
+    let run = || {
+        let shop = Shop::new();
+        let experiment = Experiment::builder("replayable")
+            .hypothesis(Predicate::error_share_at_most(&path("/shop/checkout"), 1.0))
+            .faults(faults(
+                "/shop/inventory: 30% error seed=8; /shop/inventory: 50% latency(uniform 1us..90us) seed=9",
+            ))
+            .blast_radius("/shop/inventory")
+            .control(Span::Messages(5))
+            .fault_phase(Span::Messages(60))
+            .build()
+            .unwrap();
+        experiment.run_with_load(&shop.runtime, shop.load()).unwrap()
+    };
+    let (first, second) = (run(), run());
+    assert!(!first.injection_log.is_empty());
+    assert_eq!(first.injection_log, second.injection_log);
+    assert_eq!(first.injections, second.injections);
+    assert_eq!(first.predicates[0].fault, second.predicates[0].fault);
+}

@@ -350,3 +350,44 @@ fn a_message_the_cell_does_not_retain_is_not_duplicated() {
     let counts = injection.counts();
     assert_eq!((counts[0].matched, counts[0].injected), (0, 0));
 }
+
+/// Sets a 10 ms timer on `Arm`; logs when `Fire` arrives.
+struct Alarm(Log<std::time::Instant>);
+
+enum AlarmMsg {
+    Arm,
+    Fire,
+}
+
+impl cellrt::Cell for Alarm {
+    type Message = AlarmMsg;
+    fn handle(&mut self, ctx: &mut cellrt::Context<Self>, msg: AlarmMsg) -> Result<(), cellrt::CellError> {
+        match msg {
+            AlarmMsg::Arm => drop(ctx.send_after(Duration::from_millis(10), AlarmMsg::Fire)),
+            AlarmMsg::Fire => self.0.push(std::time::Instant::now()),
+        }
+        Ok(())
+    }
+    fn message_kind(msg: &AlarmMsg) -> &'static str {
+        match msg {
+            AlarmMsg::Arm => "Arm",
+            AlarmMsg::Fire => "Fire",
+        }
+    }
+}
+
+#[test]
+fn a_skewed_timer_fires_late_by_the_skew() {
+    let runtime = runtime();
+    let fired = Log::default();
+    let alarm = runtime.spawn_with(CellConfig::named("alarm"), Alarm(fired.clone())).unwrap();
+    let injection = runtime.inject(fault("/alarm kind(Fire): timer_skew(150ms) limit=1 seed=1")).unwrap();
+    let armed = std::time::Instant::now();
+    alarm.send(AlarmMsg::Arm).unwrap();
+    assert!(eventually(|| fired.len() == 1));
+    assert!(fired.items()[0] - armed >= Duration::from_millis(160), "10 ms plus the 150 ms skew at least");
+    let records = injection.log();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].effect, Effect::TimerSkew(Duration::from_millis(150)));
+    assert_eq!(records[0].message_kind.as_deref(), Some("Fire"));
+}

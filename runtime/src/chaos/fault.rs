@@ -109,6 +109,8 @@ pub(crate) enum Seam {
     Handle,
     /// Where a cell's storage tree is written or flushed.
     Storage,
+    /// Where a cell sets a timer.
+    Timer,
 }
 
 /// What a fault does to a message (or, for `Stall`, a turn) it hits.
@@ -159,6 +161,10 @@ pub enum FaultKind {
     FlushError,
     /// A flush of the cell's storage takes this much longer.
     SlowFlush(Delay),
+    /// A timer the cell sets ([`Context::send_after`](crate::Context::send_after),
+    /// [`Context::send_interval`](crate::Context::send_interval)) fires
+    /// this much later (an interval's period is stretched by it).
+    TimerSkew(Delay),
 }
 
 impl FaultKind {
@@ -167,7 +173,8 @@ impl FaultKind {
             FaultKind::Latency(delay)
             | FaultKind::Delay(delay)
             | FaultKind::Stall(delay)
-            | FaultKind::SlowFlush(delay) => Some(delay),
+            | FaultKind::SlowFlush(delay)
+            | FaultKind::TimerSkew(delay) => Some(delay),
             _ => None,
         }
     }
@@ -186,6 +193,7 @@ impl FaultKind {
             FaultKind::WriteError => "write_error",
             FaultKind::FlushError => "flush_error",
             FaultKind::SlowFlush(_) => "slow_flush",
+            FaultKind::TimerSkew(_) => "timer_skew",
         }
     }
 }
@@ -196,7 +204,8 @@ impl fmt::Display for FaultKind {
             FaultKind::Latency(delay)
             | FaultKind::Delay(delay)
             | FaultKind::Stall(delay)
-            | FaultKind::SlowFlush(delay) => write!(f, "{}({delay})", self.name()),
+            | FaultKind::SlowFlush(delay)
+            | FaultKind::TimerSkew(delay) => write!(f, "{}({delay})", self.name()),
             other => f.write_str(other.name()),
         }
     }
@@ -274,6 +283,7 @@ impl Fault {
             FaultKind::Drop if self.target.is_edge() => Seam::Send,
             FaultKind::Stall(_) => Seam::Turn,
             FaultKind::WriteError | FaultKind::FlushError | FaultKind::SlowFlush(_) => Seam::Storage,
+            FaultKind::TimerSkew(_) => Seam::Timer,
             _ => Seam::Handle,
         }
     }

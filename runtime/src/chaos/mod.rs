@@ -25,7 +25,7 @@
 //!
 //! # Seams
 //!
-//! Four places consult the registry, each with one
+//! Five places consult the registry, each with one
 //! relaxed atomic load when nothing is installed:
 //!
 //! - the *send seam*, where a sender offers a message to a cell's mailbox:
@@ -36,15 +36,19 @@
 //!   run the cell's handler: latency, error, panic, drop, duplicate;
 //! - the *storage seam* (feature `storage`, in `store::chaos`), where a
 //!   cell's storage tree is written or flushed: write and flush errors,
-//!   slow flushes (one relaxed load per write or flush of a cell's tree).
+//!   slow flushes (one relaxed load per write or flush of a cell's tree);
+//! - the *timer seam*, where a cell sets a timer from its context: timer
+//!   skew.
 //!
 //! With the `chaos` feature off, neither seam exists in the compiled code.
 //!
 //! # What is never injected
 //!
 //! System messages (stop, restart, kill, drain, supervision) travel in
-//! their own queue and never reach either seam; neither do the `started`
-//! and `stopped` hooks, timers, or a router's choice of member. A dropped
+//! their own queue and never reach a seam. The `started` and `stopped`
+//! hooks are never replaced by an injected error or panic; timers the
+//! runtime sets for itself, a router's choice of member and the runtime's
+//! own storage trees are never injected. A dropped
 //! message is never lost silently: it reaches the dead letters with the
 //! cause [`FailureCause::Injected`](crate::FailureCause::Injected).
 

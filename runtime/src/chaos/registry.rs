@@ -63,6 +63,8 @@ pub enum Effect {
     FlushError,
     /// A storage flush took this much longer.
     SlowFlush(Duration),
+    /// A timer fired this much later.
+    TimerSkew(Duration),
 }
 
 /// One injection, as the log keeps it.
@@ -138,6 +140,7 @@ impl ArmedFault {
             FaultKind::WriteError => Effect::WriteError,
             FaultKind::FlushError => Effect::FlushError,
             FaultKind::SlowFlush(delay) => Effect::SlowFlush(delay.sample(&mut draws.rng)),
+            FaultKind::TimerSkew(delay) => Effect::TimerSkew(delay.sample(&mut draws.rng)),
         })
     }
 }
@@ -595,6 +598,30 @@ impl Registry {
             }
         }
         stall
+    }
+
+    /// The timer seam: how much later a timer the cell at `path` sets is
+    /// to fire; `kind` is the timer's message kind when known (an
+    /// interval's messages are made later).
+    pub(crate) fn on_timer(&self, path: &CellPath, cell_type: &str, kind: Option<&str>) -> Duration {
+        let mut skew = Duration::ZERO;
+        for set in self.sets.read().iter().filter(|set| set.in_radius(path)) {
+            for (index, armed) in set.faults.iter().enumerate() {
+                let target = &armed.fault.target;
+                let matches = match kind {
+                    Some(kind) => target.matches(path, cell_type, kind, None),
+                    None => target.covers_cell(path, cell_type) && target.message_kind_name().is_none(),
+                };
+                if armed.seam != Seam::Timer || !matches {
+                    continue;
+                }
+                if let Some(effect @ Effect::TimerSkew(delay)) = armed.draw() {
+                    set.record(index, path, kind, effect);
+                    skew = skew.saturating_add(delay);
+                }
+            }
+        }
+        skew
     }
 
     /// A handler the seam measured for a probe returned.

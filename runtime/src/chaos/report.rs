@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::hypothesis::PhaseValue;
-use super::registry::FaultCount;
+use super::registry::{FaultCount, InjectionRecord};
 use crate::observe::Category;
 use crate::path::CellPath;
 
@@ -96,6 +96,9 @@ pub struct Report {
     pub predicates: Vec<PredicateReport>,
     /// Per fault: its seed, the messages its target matched and those it hit.
     pub injections: Vec<FaultCount>,
+    /// Every injection of the fault phase, in order (the first 65,536):
+    /// the same seeds and the same order of messages give the same log.
+    pub injection_log: Vec<InjectionRecord>,
     /// Failure signatures first seen during the run, as they display.
     pub new_signatures: Vec<String>,
     /// Decay components that moved by more than 0.05.

@@ -25,7 +25,7 @@ use super::experiment::{Experiment, Span};
 use super::hypothesis::{CellWindow, DeadLetterSeen, Observation, PhaseValue};
 use super::injection::Injection;
 use super::ramp::{RampReport, RampStep};
-use super::registry::{FaultCount, Probe, Window};
+use super::registry::{FaultCount, InjectionRecord, Probe, Window};
 use super::report::{DecayMove, Finding, Outcome, PredicateReport, Report};
 use super::spec::FaultSet;
 use crate::failure::{payload_text, FailureCause};
@@ -59,6 +59,8 @@ struct Runner<'a> {
     probe: Arc<Probe>,
     claim: u64,
     injection: Option<Injection>,
+    /// The log of the last fault phase.
+    log: Vec<InjectionRecord>,
     /// Live cells a fault's target covers, at the start.
     targeted: BTreeSet<CellPath>,
     warnings: Vec<String>,
@@ -130,6 +132,7 @@ impl<'a> Runner<'a> {
             probe,
             claim,
             injection: None,
+            log: Vec::new(),
             targeted,
             warnings,
             signatures_before: runtime.signatures().iter().map(|s| s.signature.fingerprint).collect(),
@@ -159,7 +162,9 @@ impl<'a> Runner<'a> {
 
     /// Removes the faults now; their final counts.
     fn remove_faults(&mut self) -> Vec<FaultCount> {
-        self.injection.take().map(Injection::remove).unwrap_or_default()
+        let Some(injection) = self.injection.take() else { return Vec::new() };
+        self.log = injection.log();
+        injection.remove()
     }
 
     /// Runs one phase; with `aborts`, checks the abort conditions as it
@@ -427,6 +432,7 @@ impl<'a> Runner<'a> {
             outcome,
             predicates,
             injections,
+            injection_log: self.log.clone(),
             new_signatures: new_signatures.iter().map(|stats| stats.signature.to_string()).collect(),
             decay_moved: Vec::new(),
             time_to_recovery,

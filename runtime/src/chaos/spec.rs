@@ -8,7 +8,7 @@
 //! edge     = cell "->" cell          ; a cell is a glob, or a bare name for /name
 //! part     = "type(" name ")" | "kind(" name ")"
 //! percent  = digits ["." 1*4digit] "%"
-//! fault    = ("latency(" | "delay(" | "stall(" | "slow_flush(") delay ")"
+//! fault    = ("latency(" | "delay(" | "stall(" | "slow_flush(" | "timer_skew(") delay ")"
 //!          | "error" | "panic" | "drop" | "duplicate" | "full" | "write_error" | "flush_error"
 //! delay    = duration | "fixed" duration | "uniform" duration ".." duration | "exp" duration
 //! duration = digits ("ns" | "us" | "ms" | "s")
@@ -370,6 +370,7 @@ impl<'a> Parser<'a> {
             ("delay(", FaultKind::Delay),
             ("stall(", FaultKind::Stall),
             ("slow_flush(", FaultKind::SlowFlush),
+            ("timer_skew(", FaultKind::TimerSkew),
         ] {
             if self.eat(word) {
                 let delay = self.delay()?;
@@ -393,7 +394,7 @@ impl<'a> Parser<'a> {
             }
         }
         Err(self
-            .error("a fault: latency(...), error, panic, drop, duplicate, full, delay(...), stall(...), write_error, flush_error or slow_flush(...)"))
+            .error("a fault: latency(...), error, panic, drop, duplicate, full, delay(...), stall(...), write_error, flush_error, slow_flush(...) or timer_skew(...)"))
     }
 
     fn delay(&mut self) -> Result<Delay, FaultSpecError> {
@@ -567,6 +568,7 @@ mod tests {
             Just(FaultKind::WriteError),
             Just(FaultKind::FlushError),
             duration().prop_map(|d| FaultKind::SlowFlush(Delay::Fixed(d))),
+            duration().prop_map(|d| FaultKind::TimerSkew(Delay::Fixed(d))),
             duration().prop_map(|d| FaultKind::Delay(Delay::Fixed(d))),
             duration().prop_map(|d| FaultKind::Stall(Delay::Exponential { mean: d })),
         ]
