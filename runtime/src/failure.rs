@@ -96,6 +96,16 @@ pub enum FailureCause {
         /// How long after the deadline the message was taken.
         late_by: std::time::Duration,
     },
+    /// Not a failure of the cell: a chaos fault
+    /// ([`FaultKind::Drop`](crate::FaultKind::Drop), or a
+    /// [`FaultKind::Delay`](crate::FaultKind::Delay) whose late delivery
+    /// was refused) dropped the message before its handler ran. Only dead letters carry this cause; it
+    /// reaches neither supervision nor the failure signatures.
+    #[cfg(feature = "chaos")]
+    Injected {
+        /// The fault, as the spec grammar writes it.
+        fault: String,
+    },
 }
 
 /// Source location of a panic.
@@ -157,6 +167,8 @@ impl fmt::Display for Failure {
                 write!(f, ": overran its deadline of {deadline:?} ({elapsed:?})")
             }
             FailureCause::Expired { late_by } => write!(f, ": deadline passed {late_by:?} before handling"),
+            #[cfg(feature = "chaos")]
+            FailureCause::Injected { fault } => write!(f, ": dropped by an injected fault ({fault})"),
             #[cfg(feature = "storage")]
             FailureCause::Storage(err) => write!(f, ": storage: {err}"),
         }

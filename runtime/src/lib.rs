@@ -119,6 +119,54 @@
 //! reverted when it made its metric worse. Every step is journaled.
 //! `docs/recomposition.md` in the repository states the rules.
 //!
+//! # Chaos
+//!
+//! With the `chaos` feature, the runtime injects faults at its own seams, so
+//! cells need no change: latency before a handler, a handler error or panic
+//! (supervision reacts as to a real one), a dropped message (dead-lettered
+//! with [`FailureCause::Injected`]), a duplicated message, a mailbox
+//! reported full, a delayed delivery, a stalled worker, a failing or slow
+//! storage write or flush, a skewed timer. A [`Fault`] has a [`Target`] (cell glob or
+//! flow-map edge, cell type, message kind), a probability, a limit and a
+//! seed; a [`FaultSet`] reads from and prints as a spec string.
+//! [`Runtime::inject`] installs faults until the [`Injection`] is dropped.
+//! An [`Experiment`] tests a steady-state hypothesis ([`Predicate`]s) in a
+//! control phase, under faults confined to a blast radius, and in recovery,
+//! aborts when told, removes every fault on every way out, and returns a
+//! [`Report`] whose findings are triaged and journaled;
+//! [`Experiment::ramp`] finds the intensity at which the hypothesis breaks.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cellrt::{Cell, CellConfig, CellError, Context, FailureCause, FaultSet, Runtime};
+//!
+//! struct Sink;
+//! impl Cell for Sink {
+//!     type Message = u32;
+//!     fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), CellError> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let runtime = Runtime::builder().build()?;
+//! let sink = runtime.spawn_with(CellConfig::named("sink"), Sink)?;
+//! let injection = runtime.inject(FaultSet::parse("/sink: drop limit=1 seed=7")?)?;
+//! sink.send(1)?;
+//! sink.send(2)?;
+//! # let deadline = std::time::Instant::now() + Duration::from_secs(5);
+//! # while runtime.dead_letter_count() == 0 && std::time::Instant::now() < deadline {
+//! #     std::thread::sleep(Duration::from_millis(1));
+//! # }
+//! let letter = &runtime.dead_letters()[0];
+//! assert!(matches!(letter.failure().cause, FailureCause::Injected { .. }));
+//! assert_eq!(injection.remove()[0].injected, 1);
+//! # runtime.shutdown(Duration::from_secs(1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `docs/chaos.md` in the repository gives the fault catalog, the spec
+//! grammar and the guarantees.
+//!
 //! # Shutdown
 //!
 //! [`Runtime::shutdown`] drains cells in reverse spawn order and returns a
@@ -138,7 +186,10 @@
 //! - `storage` (default): per-cell storage on sled ([`Store`],
 //!   [`StorageConfig`]); the signal journal is persisted there.
 //! - `serde` (implied by `storage`): observation data ([`Snapshot`],
-//!   [`Signal`], …) implements serde's traits.
+//!   [`Signal`], …) and chaos reports implement serde's traits.
+//! - `chaos` (default): fault injection and experiments ([`Runtime::inject`],
+//!   [`Experiment`]). Without it, the send and handle paths compile as if
+//!   it did not exist.
 //!
 //! With `--no-default-features` the crate depends only on crossbeam,
 //! fastrand (retry jitter) and tracing.
@@ -150,6 +201,8 @@
 mod address;
 mod ask;
 mod cell;
+#[cfg(feature = "chaos")]
+mod chaos;
 mod dead_letter;
 mod dispatch;
 mod failure;
@@ -172,6 +225,14 @@ pub mod loom_api;
 pub use crate::address::{Addr, WeakAddr};
 pub use crate::ask::{AskError, Pending, Reply};
 pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason, MAX_LANES};
+#[cfg(feature = "chaos")]
+pub use crate::chaos::{
+    CellPhase, DeadLetterSeen, DecayMove, Delay, Effect, Experiment, ExperimentBuildError, ExperimentBuilder,
+    ExperimentError, ExperimentFinding, Fault, FaultBuilder, FaultCount, FaultError, FaultKind, FaultSet,
+    FaultSpecError, InjectError, InjectedError, Injection, InjectionRecord, Observation, Outcome, PhaseValue,
+    Predicate, PredicateReport, RampReport, RampStep, Report, Span, SpecCause, Target, TargetError,
+    CHAOS_ENV,
+};
 pub use crate::dead_letter::DeadLetter;
 pub use crate::dispatch::group::GroupStats;
 pub use crate::failure::{Failure, FailureCause, Hook, PanicLocation};

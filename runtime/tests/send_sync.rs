@@ -44,3 +44,25 @@ fn public_types_are_send_and_sync() {
     send::<CellError>();
     send::<Context<Nothing>>();
 }
+
+#[cfg(feature = "chaos")]
+#[test]
+fn chaos_types_are_send_and_sync() {
+    send_sync::<Target>();
+    send_sync::<Fault>();
+    send_sync::<FaultBuilder>();
+    send_sync::<FaultSet>();
+    send_sync::<Injection>();
+    send_sync::<InjectionRecord>();
+    send_sync::<FaultCount>();
+    send_sync::<FaultSpecError>();
+    send_sync::<InjectError>();
+    send_sync::<Experiment>();
+    send_sync::<ExperimentBuilder>();
+    send_sync::<ExperimentError>();
+    send_sync::<ExperimentBuildError>();
+    send_sync::<Predicate>();
+    send_sync::<Observation>();
+    send_sync::<Report>();
+    send_sync::<RampReport>();
+}

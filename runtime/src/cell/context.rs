@@ -260,6 +260,8 @@ impl<C: Cell> Context<C> {
     /// until it succeeds or the cell stops: the message is not dropped. The
     /// timer is cancelled when the cell stops.
     pub fn send_after(&mut self, delay: Duration, msg: C::Message) -> TimerHandle {
+        #[cfg(feature = "chaos")]
+        let delay = delay.saturating_add(self.chaos_skew(Some(C::message_kind(&msg))));
         let handle = self.runtime.timers().send_after(self.addr.downgrade(), delay, msg);
         self.keep_timer(handle.clone());
         handle
@@ -277,9 +279,22 @@ impl<C: Cell> Context<C> {
         period: Duration,
         make: impl FnMut() -> C::Message + Send + 'static,
     ) -> TimerHandle {
+        #[cfg(feature = "chaos")]
+        let period = period.saturating_add(self.chaos_skew(None));
         let handle = self.runtime.timers().send_interval(self.addr.downgrade(), period, make);
         self.keep_timer(handle.clone());
         handle
+    }
+
+    /// The chaos timer seam: how much later a timer set now fires (zero,
+    /// after one relaxed load, when no fault is installed).
+    #[cfg(feature = "chaos")]
+    fn chaos_skew(&self, kind: Option<&str>) -> Duration {
+        let chaos = self.runtime.chaos();
+        if !chaos.is_active() {
+            return Duration::ZERO;
+        }
+        chaos.on_timer(self.addr.path(), std::any::type_name::<C>(), kind)
     }
 
     fn keep_timer(&mut self, handle: TimerHandle) {

@@ -129,6 +129,14 @@ struct Body<C: Cell> {
     /// The supervisor stopped the cell for good (`terminate_child`): it is
     /// not kept for a restart, whatever its restart kind.
     terminating: bool,
+    /// What the chaos handle seam decided for the message about to be
+    /// handled (see `chaos::registry`).
+    #[cfg(feature = "chaos")]
+    chaos: Option<Box<crate::chaos::registry::HandleFault>>,
+    /// The message at the front is a copy a duplicate fault made: it is
+    /// not duplicated again.
+    #[cfg(feature = "chaos")]
+    chaos_copy: bool,
 }
 
 /// One spawned cell.
@@ -212,6 +220,10 @@ impl<C: Cell> CellInstance<C> {
                 draining: false,
                 reported_started: false,
                 terminating: false,
+                #[cfg(feature = "chaos")]
+                chaos: None,
+                #[cfg(feature = "chaos")]
+                chaos_copy: false,
                 #[cfg(feature = "storage")]
                 persist: None,
                 #[cfg(feature = "storage")]
@@ -454,7 +466,22 @@ impl<C: Cell> CellInstance<C> {
             crate::ask::held::begin();
         }
         ctx.deadline = expires;
+        #[cfg(not(feature = "chaos"))]
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
+        #[cfg(feature = "chaos")]
+        let chaos = body.chaos.take();
+        #[cfg(feature = "chaos")]
+        let result = match &chaos {
+            None => catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg))),
+            Some(fault) => {
+                let since = Instant::now();
+                let result = fault.run(|| catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg))));
+                if fault.observe {
+                    self.runtime.chaos().observed(&self.path, since.elapsed(), matches!(result, Ok(Ok(()))));
+                }
+                result
+            }
+        };
         ctx.deadline = None;
         // Answers sent by a handler that then failed are dropped with it.
         #[cfg(feature = "storage")]
@@ -871,6 +898,8 @@ impl<C: Cell> CellInstance<C> {
             state.finish();
             return TurnEnd::Done;
         }
+        #[cfg(feature = "chaos")]
+        let _sender = self.chaos_turn();
         let guard = InCellGuard::enter(self.runtime.quiet_panics());
         let mut meter = self.metrics.as_deref().map(|m| TurnMeter::begin(m, self.id));
         let mut handled = 0_usize;
@@ -937,6 +966,10 @@ impl<C: Cell> CellInstance<C> {
             }
             handled += 1;
             let kind = C::message_kind(&msg);
+            #[cfg(feature = "chaos")]
+            let Some(msg) = self.chaos_before_handle(&mut body, msg, kind) else {
+                continue;
+            };
             let timed = meter.as_mut().and_then(|meter| meter.taken(stamp, || self.mailbox.len()));
             let result = self.call_handle(&mut body, msg, expires, kind, &guard);
             if let Some(meter) = &mut meter {
@@ -974,7 +1007,18 @@ impl<C: Cell> CellInstance<C> {
     /// sending cell, or a rejection as full.
     #[inline]
     fn push(&self, msg: C::Message, stamp: Option<Box<Stamp>>) -> Result<(), SendError<C::Message>> {
+        #[cfg(feature = "chaos")]
+        if self.runtime.chaos().is_active() {
+            return self.chaos_push(msg, stamp);
+        }
         let pushed = self.mailbox.push_to(Self::lane_of(&msg), msg, stamp);
+        self.pushed(pushed)
+    }
+
+    /// After a push: the metrics, and the schedule if the push took the run
+    /// token.
+    #[inline]
+    fn pushed(&self, pushed: Result<Schedule, SendError<C::Message>>) -> Result<(), SendError<C::Message>> {
         if let Some(metrics) = &self.metrics {
             match &pushed {
                 Ok(_) => CellMetrics::accepted(self.id, &self.path),
@@ -986,6 +1030,129 @@ impl<C: Cell> CellInstance<C> {
             self.schedule();
         }
         Ok(())
+    }
+
+    /// The chaos send seam, once a fault is installed: a push as the faults
+    /// say.
+    #[cfg(feature = "chaos")]
+    #[cold]
+    #[inline(never)]
+    fn chaos_push(&self, msg: C::Message, stamp: Option<Box<Stamp>>) -> Result<(), SendError<C::Message>> {
+        use crate::chaos::registry::SendVerdict;
+        let kind = C::message_kind(&msg);
+        let pushed = match self.runtime.chaos().on_send(&self.path, std::any::type_name::<C>(), kind) {
+            SendVerdict::Deliver => self.mailbox.push_to(Self::lane_of(&msg), msg, stamp),
+            SendVerdict::Full => Err(SendError::Full(msg)),
+            SendVerdict::Drop(fault) => {
+                self.chaos_drop(msg, fault);
+                return Ok(());
+            }
+            SendVerdict::Delay(delay, fault) => {
+                self.chaos_delay(msg, stamp, delay, fault);
+                return Ok(());
+            }
+        };
+        self.pushed(pushed)
+    }
+
+    /// Dead-letters a message a fault dropped. As for a failed message, the
+    /// letter keeps the cell's retained copy, and the message itself is
+    /// dropped (an ask among it resolves `Unanswered` at once).
+    #[cfg(feature = "chaos")]
+    fn chaos_drop(&self, msg: C::Message, fault: String) {
+        let kind = C::message_kind(&msg);
+        let retained = C::retain(&msg);
+        drop(msg);
+        let failure = self.failure(Hook::Handle, Some(kind), FailureCause::Injected { fault });
+        let letter = DeadLetter::new(*failure, 0, false, retained.map(|m| Box::new(m) as _));
+        self.runtime.dead_letter(letter);
+    }
+
+    /// Pushes `msg` after `delay`, on the timer thread; if the mailbox
+    /// refuses it then (full, or the cell stopped), it is dead-lettered as
+    /// dropped by the fault.
+    #[cfg(feature = "chaos")]
+    fn chaos_delay(&self, msg: C::Message, stamp: Option<Box<Stamp>>, delay: Duration, fault: String) {
+        let cell = self.me.clone();
+        let mut held = Some((msg, stamp));
+        self.runtime.timers().call_after(delay, move || {
+            let (msg, stamp) = held.take()?;
+            let cell = cell.upgrade()?;
+            match cell.mailbox.push_to(Self::lane_of(&msg), msg, stamp) {
+                Ok(Schedule::Enqueue) => cell.schedule(),
+                Ok(Schedule::Nothing) => {}
+                Err(refused) => cell.chaos_drop(refused.into_inner(), format!("{fault}, then refused")),
+            }
+            None
+        });
+    }
+
+    /// The chaos turn seam: while faults are installed, marks this thread
+    /// as sending for this cell (edge targets) and stalls the worker if a
+    /// fault says so. One relaxed load per turn when nothing is installed.
+    #[cfg(feature = "chaos")]
+    #[inline]
+    fn chaos_turn(&self) -> Option<crate::chaos::SenderGuard> {
+        if !self.runtime.chaos().is_active() {
+            return None;
+        }
+        self.chaos_begin_turn()
+    }
+
+    #[cfg(feature = "chaos")]
+    #[cold]
+    #[inline(never)]
+    fn chaos_begin_turn(&self) -> Option<crate::chaos::SenderGuard> {
+        if let Some(stall) = self.runtime.chaos().on_turn(&self.path, std::any::type_name::<C>()) {
+            crate::sync::thread::sleep(stall);
+        }
+        Some(crate::chaos::SenderGuard::enter(&self.path))
+    }
+
+    /// The chaos handle seam: `None` when a fault dropped `msg` (it is
+    /// dead-lettered); else the message, with what else was decided left in
+    /// `body.chaos` for `call_handle`. One relaxed load when nothing is
+    /// installed.
+    #[cfg(feature = "chaos")]
+    #[inline]
+    fn chaos_before_handle(
+        &self,
+        body: &mut Body<C>,
+        msg: C::Message,
+        kind: &'static str,
+    ) -> Option<C::Message> {
+        if !self.runtime.chaos().is_active() {
+            return Some(msg);
+        }
+        self.chaos_decide(body, msg, kind)
+    }
+
+    #[cfg(feature = "chaos")]
+    #[cold]
+    #[inline(never)]
+    fn chaos_decide(&self, body: &mut Body<C>, msg: C::Message, kind: &'static str) -> Option<C::Message> {
+        use crate::chaos::registry::HandleVerdict;
+        let mut copy = None;
+        let is_copy = std::mem::take(&mut body.chaos_copy);
+        let mut make_copy = || {
+            copy = if is_copy { None } else { C::retain(&msg) };
+            copy.is_some()
+        };
+        match self.runtime.chaos().on_handle(&self.path, std::any::type_name::<C>(), kind, &mut make_copy) {
+            HandleVerdict::Handle(fault) => {
+                // The copy goes first in the queue: it is handled next.
+                if let Some(copy) = copy.filter(|_| fault.as_ref().is_some_and(|f| f.duplicate)) {
+                    self.mailbox.push_front(std::iter::once(copy));
+                    body.chaos_copy = true;
+                }
+                body.chaos = fault;
+                Some(msg)
+            }
+            HandleVerdict::Drop(fault) => {
+                self.chaos_drop(msg, fault);
+                None
+            }
+        }
     }
 
     /// Dead-letters a message whose deadline passed `late_by` before its

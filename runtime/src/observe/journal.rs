@@ -216,6 +216,26 @@ pub enum SignalKind {
         /// The slow-call rate, in percent, of the same calls.
         slow_call_rate: Option<f64>,
     },
+    /// Chaos: faults were installed or removed, or an experiment started,
+    /// entered a phase or ended. A record of a deliberate act, which, unlike
+    /// a configuration change, does not make the failures that follow
+    /// count as a process breakdown: they are what the act is to reveal.
+    Chaos {
+        /// The experiment's name; empty for faults installed directly.
+        experiment: String,
+        /// What happened, in words.
+        what: String,
+    },
+    /// Chaos: one finding of an experiment, in the triage category its
+    /// report gave it.
+    ChaosFinding {
+        /// The experiment's name.
+        experiment: String,
+        /// The finding, in one line.
+        verdict: String,
+        /// Its category.
+        category: Category,
+    },
     /// The recomposition engine found that a cell's topology should change
     /// (see `docs/recomposition.md`). An anomaly: triage gives it a category.
     Finding {
@@ -365,6 +385,10 @@ pub enum SignalType {
     Finding,
     /// [`SignalKind::Plan`].
     Plan,
+    /// [`SignalKind::Chaos`].
+    Chaos,
+    /// [`SignalKind::ChaosFinding`].
+    ChaosFinding,
 }
 
 impl SignalType {
@@ -379,6 +403,7 @@ impl SignalType {
                 | SignalType::Investigated
                 | SignalType::Change
                 | SignalType::Plan
+                | SignalType::Chaos
         )
     }
 
@@ -402,6 +427,8 @@ impl SignalType {
             SignalType::BreakerTransition => "breaker_transition",
             SignalType::Finding => "finding",
             SignalType::Plan => "plan",
+            SignalType::Chaos => "chaos",
+            SignalType::ChaosFinding => "chaos_finding",
         }
     }
 }
@@ -432,6 +459,8 @@ impl SignalKind {
             SignalKind::BreakerTransition { .. } => SignalType::BreakerTransition,
             SignalKind::Finding { .. } => SignalType::Finding,
             SignalKind::Plan { .. } => SignalType::Plan,
+            SignalKind::Chaos { .. } => SignalType::Chaos,
+            SignalKind::ChaosFinding { .. } => SignalType::ChaosFinding,
         }
     }
 
@@ -1603,6 +1632,16 @@ fn emit(signal: &Signal) {
             target: "cellrt::journal",
             seq, cell, category, kind, plan, step = %step, description = %description, evidence = ?evidence,
             "recomposition plan"
+        ),
+        SignalKind::Chaos { experiment, what } => tracing::info!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, experiment = %experiment, what = %what,
+            "chaos"
+        ),
+        SignalKind::ChaosFinding { experiment, verdict, category: _ } => tracing::warn!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, experiment = %experiment, verdict = %verdict,
+            "chaos finding"
         ),
     }
 }

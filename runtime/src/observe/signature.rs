@@ -31,6 +31,8 @@ pub enum FailureKind {
     Storage,
     /// A message's deadline passed before it was handled.
     Expired,
+    /// A chaos fault dropped a message before it was handled.
+    Injected,
 }
 
 /// The fingerprint of a class of failures. See the module docs of
@@ -69,6 +71,8 @@ impl FailureSignature {
                 (FailureKind::Deadline, None, format!("deadline {deadline:?}"))
             }
             FailureCause::Expired { .. } => (FailureKind::Expired, None, "expired".to_owned()),
+            #[cfg(feature = "chaos")]
+            FailureCause::Injected { fault } => (FailureKind::Injected, None, normalize(fault)),
             #[cfg(feature = "storage")]
             FailureCause::Storage(err) => (FailureKind::Storage, None, normalize(&err.to_string())),
         };

@@ -144,6 +144,9 @@ pub(crate) struct RuntimeShared {
     dead_letters: DeadLetters,
     root: Mutex<Root>,
     deadlines: Mutex<Deadlines>,
+    /// Installed faults and experiment probes.
+    #[cfg(feature = "chaos")]
+    chaos: crate::chaos::registry::Registry,
 }
 
 impl RuntimeShared {
@@ -154,6 +157,10 @@ impl RuntimeShared {
         observer: Observer,
     ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
+        #[cfg(all(feature = "chaos", feature = "storage"))]
+        let storage_seam = settings.storage.as_ref().map(crate::store::Storage::chaos_seam);
+        #[cfg(all(feature = "chaos", not(feature = "storage")))]
+        let storage_seam = None;
         Arc::new(RuntimeShared {
             analysis_hooks: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
@@ -171,7 +178,32 @@ impl RuntimeShared {
             failures_total: AtomicU64::new(0),
             observer,
             timers: TimerService::default(),
+            #[cfg(feature = "chaos")]
+            chaos: crate::chaos::registry::Registry::new(storage_seam),
         })
+    }
+
+    /// The installed faults and probes.
+    #[cfg(feature = "chaos")]
+    #[inline]
+    pub(crate) fn chaos(&self) -> &crate::chaos::registry::Registry {
+        &self.chaos
+    }
+
+    /// Journals a chaos act (faults installed or removed, an experiment's
+    /// phase) as a configuration change.
+    #[cfg(feature = "chaos")]
+    pub(crate) fn journal_chaos(&self, kind: SignalKind) -> Option<Signal> {
+        self.observer.signal(SystemTime::now(), None, None, kind)
+    }
+
+    /// The live cells' paths and Rust types, in path order.
+    #[cfg(feature = "chaos")]
+    pub(crate) fn live_paths(&self) -> Vec<(CellPath, &'static str)> {
+        let mut cells: Vec<_> =
+            self.live_cells().iter().map(|(_, c)| (c.path().clone(), c.cell_kind())).collect();
+        cells.sort();
+        cells
     }
 
     pub(crate) fn quiet_panics(&self) -> bool {
@@ -870,7 +902,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// The state shared with cells, for the modules above the runtime.
+    /// The state shared with cells, for the modules above the runtime
+    /// (recomposition, chaos experiments).
     pub(crate) fn shared(&self) -> &Arc<RuntimeShared> {
         &self.shared
     }
@@ -1222,6 +1255,71 @@ impl Runtime {
         description: impl Into<String>,
     ) -> Result<Signal, JournalError> {
         self.shared.observer.journal().change(SystemTime::now(), signals, description.into())
+    }
+
+    /// Installs `faults` until the returned [`Injection`](crate::Injection)
+    /// is dropped or [removed](crate::Injection::remove), or the runtime
+    /// shuts down. Journaled, with the removal, as a [`SignalKind::Chaos`] act.
+    /// `docs/chaos.md` in the repository lists the faults and what is never
+    /// injected.
+    ///
+    /// # Errors
+    ///
+    /// [`InjectError::Empty`](crate::InjectError::Empty) for an empty set;
+    /// `ShutDown` once shutdown has begun.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellConfig, CellError, Context, FaultSet, Runtime};
+    ///
+    /// struct Sink;
+    /// impl Cell for Sink {
+    ///     type Message = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), CellError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let sink = runtime.spawn_with(CellConfig::new().name("sink"), Sink)?;
+    /// let injection = runtime.inject(FaultSet::parse("/sink: full seed=1")?)?;
+    /// assert!(sink.try_send(1).unwrap_err().is_full());
+    /// assert_eq!(injection.remove()[0].injected, 1);
+    /// sink.try_send(2)?;
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "chaos")]
+    pub fn inject(&self, faults: impl Into<crate::FaultSet>) -> Result<crate::Injection, crate::InjectError> {
+        self.inject_within(faults.into(), None)
+    }
+
+    /// [`inject`](Runtime::inject), acting only on cells within `radius`.
+    #[cfg(feature = "chaos")]
+    pub(crate) fn inject_within(
+        &self,
+        faults: crate::FaultSet,
+        radius: Option<Vec<crate::chaos::target::Glob>>,
+    ) -> Result<crate::Injection, crate::InjectError> {
+        if faults.is_empty() {
+            return Err(crate::InjectError::Empty);
+        }
+        if self.shared.is_shutting_down() {
+            return Err(crate::InjectError::ShutDown);
+        }
+        let what = format!("chaos: injected {faults}");
+        let armed = self.shared.chaos.install(faults.faults().to_vec(), radius);
+        self.shared.journal_chaos(SignalKind::Chaos { experiment: String::new(), what });
+        Ok(crate::Injection::new(Arc::downgrade(&self.shared), armed))
+    }
+
+    /// Fault sets installed now (by [`inject`](Runtime::inject) or a
+    /// running experiment).
+    #[cfg(feature = "chaos")]
+    pub fn active_fault_sets(&self) -> usize {
+        self.shared.chaos.installed()
     }
 
     /// Failures recorded since the runtime started.

@@ -46,6 +46,9 @@ pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownRep
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
     shared.shutting_down.store(true, Release);
+    // No fault outlives the runtime's work: every set is removed now.
+    #[cfg(feature = "chaos")]
+    shared.chaos().clear();
     // Spawns still counted, not journaled, go in before the journal closes.
     shared.observer.flush_spawns();
     let (cells, stopped_before, killed_before, undelivered_before) = {

@@ -4,6 +4,8 @@
 //! - `config.rs`: [`StorageConfig`], on disk or in memory.
 //! - `engine.rs`: the byte-tree engine behind a small trait, and sled.
 //! - `error.rs`: [`StoreError`].
+//! - `chaos.rs` (feature `chaos`): the storage seam of chaos, failing or
+//!   slowing cells' writes and flushes as storage faults say.
 //!
 //! # Trees
 //!
@@ -26,6 +28,8 @@
 //! are bytes; [`StoreKey`] says how other key types become bytes so that
 //! the tree's byte order is their natural order.
 
+#[cfg(feature = "chaos")]
+mod chaos;
 mod config;
 pub(crate) mod durable;
 mod engine;
@@ -437,15 +441,33 @@ pub(crate) struct Storage {
     dead_letters: Store,
     quarantine: Store,
     journal: Store,
+    /// Where the storage faults of chaos act.
+    #[cfg(feature = "chaos")]
+    chaos: Arc<crate::chaos::registry::StorageSeam>,
 }
 
 impl Storage {
     pub(crate) fn open(config: &StorageConfig) -> Result<Storage, StoreError> {
         let engine = engine::open(config)?;
+        #[cfg(feature = "chaos")]
+        let (engine, chaos) = chaos::wrap(engine);
         let dead_letters = Storage::tree_of(&engine, "sys/dead_letters".to_owned())?;
         let quarantine = Storage::tree_of(&engine, "sys/quarantine".to_owned())?;
         let journal = Storage::tree_of(&engine, "sys/journal".to_owned())?;
-        Ok(Storage { engine, dead_letters, quarantine, journal })
+        Ok(Storage {
+            engine,
+            dead_letters,
+            quarantine,
+            journal,
+            #[cfg(feature = "chaos")]
+            chaos,
+        })
+    }
+
+    /// Where the storage faults of chaos act.
+    #[cfg(feature = "chaos")]
+    pub(crate) fn chaos_seam(&self) -> Arc<crate::chaos::registry::StorageSeam> {
+        self.chaos.clone()
     }
 
     /// Where the signal journal is kept (see `observe::journal`).
