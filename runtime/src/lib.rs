@@ -230,8 +230,8 @@ pub use crate::chaos::{
     CellPhase, DeadLetterSeen, DecayMove, Delay, Effect, Experiment, ExperimentBuildError, ExperimentBuilder,
     ExperimentError, ExperimentFinding, Fault, FaultBuilder, FaultCount, FaultError, FaultKind, FaultSet,
     FaultSpecError, InjectError, InjectedError, Injection, InjectionRecord, Observation, Outcome, PhaseValue,
-    Predicate, PredicateReport, RampReport, RampStep, Report, Span, SpecCause, Target, TargetError,
-    CHAOS_ENV,
+    Predicate, PredicateReport, RampReport, RampStep, RecompositionStep, Report, Span, SpecCause, Target,
+    TargetError, CHAOS_ENV,
 };
 pub use crate::dead_letter::DeadLetter;
 pub use crate::dispatch::group::GroupStats;

@@ -487,3 +487,40 @@ fn a_seeded_experiment_run_twice_gives_identical_injection_logs() {
     assert_eq!(first.injections, second.injections);
     assert_eq!(first.predicates[0].fault, second.predicates[0].fault);
 }
+
+#[test]
+fn the_report_names_the_recompositions_made_during_the_experiment() {
+    let shop = Shop::new();
+    let stock = shop.runtime.spawn_with(cellrt::CellConfig::named("spare"), Stock).unwrap();
+    let engine =
+        cellrt::Recomposer::new(&shop.runtime, cellrt::RecomposeConfig::default().mode(cellrt::Mode::Off))
+            .unwrap();
+    engine.manage(&stock, cellrt::Recomposable::new(|| Stock).stateless()).unwrap();
+    let split = cellrt::Action::Split { cell: path("/spare"), into: 2, by: cellrt::SplitBy::Stateless };
+    let hold = cellrt::Expected::Hold { metric: cellrt::Metric::QueueDelay };
+    let experiment = Experiment::builder("a change during the fault phase")
+        .hypothesis(Predicate::error_share_at_most(&path("/shop/checkout"), 1.0))
+        .faults(faults("/shop/inventory: latency(1ms) seed=1"))
+        .blast_radius("/shop/inventory")
+        .control(Span::Messages(5))
+        .fault_phase(Span::Messages(5))
+        .build()
+        .unwrap();
+    let mut orders = shop.load();
+    let mut sent = 0;
+    let report = experiment
+        .run_with_load(&shop.runtime, || {
+            orders();
+            sent += 1;
+            // The sixth order is the first of the fault phase.
+            if sent == 6 {
+                let plan = engine.propose(vec![split.clone()], hold).unwrap();
+                engine.approve(plan).unwrap();
+            }
+        })
+        .unwrap();
+    let steps: Vec<(u64, String)> = report.recompositions.iter().map(|s| (s.plan, s.step.clone())).collect();
+    assert_eq!(steps, [(1, "proposed".into()), (1, "approved".into()), (1, "applied".into())]);
+    assert_eq!(report.recompositions[0].cell, Some(path("/spare")));
+    assert!(report.to_string().contains("recomposition: plan 1 at /spare: applied"), "{report}");
+}

@@ -534,3 +534,60 @@ fn a_split_by_key_without_storage_fails_and_changes_nothing() {
     open.send(()).unwrap();
     runtime.shutdown(Duration::from_secs(5));
 }
+
+#[test]
+fn a_kept_split_by_key_comes_back_after_a_restart_with_each_account_at_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || RecomposeConfig::default().mode(Mode::Off).evaluation_windows(1);
+    let members;
+    let owners: BTreeMap<CellPath, BTreeSet<u64>>;
+    {
+        let runtime = ledger_runtime(Some(dir.path()));
+        let engine = Recomposer::new(&runtime, config()).unwrap();
+        let (ledger, _) = keyed_ledger(&runtime, &engine);
+        let sent = Arc::new(AtomicU64::new(0));
+        traffic(&ledger, 1..=2, &sent).into_iter().for_each(|t| t.join().unwrap());
+        let plan = engine.propose(vec![split_by_key(&ledger, 3)], HOLD).unwrap();
+        engine.approve(plan).unwrap();
+        traffic(&ledger, 3..=4, &sent).into_iter().for_each(|t| t.join().unwrap());
+        wait_for("the split kept", || matches!(engine.plan(plan).unwrap().status, PlanStatus::Kept { .. }));
+        assert_balances(&ledger, 4);
+        members = member_paths(&ledger, 3);
+        owners = members.iter().map(|m| (m.clone(), stored(&runtime, m).into_keys().collect())).collect();
+        assert_eq!(owners.values().map(BTreeSet::len).sum::<usize>(), ACCOUNTS as usize);
+        runtime.shutdown(PATIENCE);
+    }
+    // The next run spawns the ledger as it always did; the engine puts the
+    // pool back, and each account is found at the member that owned it.
+    let runtime = ledger_runtime(Some(dir.path()));
+    let engine = Recomposer::new(&runtime, config()).unwrap();
+    let handlers = Handlers::default();
+    let books = Books { handlers: handlers.clone(), slow: Duration::ZERO };
+    let ledger = runtime.spawn_with(CellConfig::named("ledger"), books).unwrap();
+    let made = handlers.clone();
+    let spec = Recomposable::new(move || Books { handlers: made.clone(), slow: Duration::ZERO })
+        .keyed(Ledger::account)
+        .max_pool(4);
+    let restored = engine.manage(&ledger, spec).unwrap();
+    assert_eq!((restored.plans, restored.warning), (vec![1], None));
+    let layout = engine.layout(ledger.path()).unwrap();
+    assert_eq!((layout.pool, layout.keyed), (3, true));
+    assert_balances(&ledger, 4);
+    let sent = Arc::new(AtomicU64::new(0));
+    traffic(&ledger, 5..=5, &sent).into_iter().for_each(|t| t.join().unwrap());
+    assert_balances(&ledger, 5);
+    // Every account's deposits in this run were applied by its owner.
+    for (member, accounts) in &owners {
+        for account in accounts {
+            assert_eq!(
+                handlers.lock().unwrap()[account],
+                BTreeSet::from([member.clone()]),
+                "account {account}"
+            );
+        }
+        let now: BTreeSet<u64> = stored(&runtime, member).into_keys().collect();
+        assert_eq!(&now, accounts);
+    }
+    assert!(stored(&runtime, ledger.path()).is_empty());
+    runtime.shutdown(PATIENCE);
+}

@@ -75,7 +75,7 @@ pub use self::hypothesis::{CellPhase, DeadLetterSeen, Observation, PhaseValue, P
 pub use self::injection::Injection;
 pub use self::ramp::{RampReport, RampStep};
 pub use self::registry::{Effect, FaultCount, InjectionRecord};
-pub use self::report::{DecayMove, ExperimentFinding, Outcome, PredicateReport, Report};
+pub use self::report::{DecayMove, ExperimentFinding, Outcome, PredicateReport, RecompositionStep, Report};
 pub(crate) use self::sender::SenderGuard;
 pub use self::spec::{FaultSet, CHAOS_ENV};
 pub use self::target::Target;

@@ -113,6 +113,24 @@ pub struct Report {
     /// What may make the run say less than it seems: a target that matched
     /// nothing, for one.
     pub warnings: Vec<String>,
+    /// The recomposition steps journaled while the experiment ran (a
+    /// [`Recomposer`](crate::Recomposer) reacting to the faults), in order.
+    pub recompositions: Vec<RecompositionStep>,
+}
+
+/// One step of a recomposition plan journaled during an experiment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct RecompositionStep {
+    /// The plan's number.
+    pub plan: u64,
+    /// The managed cell.
+    pub cell: Option<CellPath>,
+    /// The step: `proposed`, `applied`, `kept: …`, `reverted: …`…
+    pub step: String,
+    /// The plan's actions, in words.
+    pub description: String,
 }
 
 impl fmt::Display for Report {
@@ -157,6 +175,10 @@ impl fmt::Display for Report {
         }
         for finding in &self.findings {
             writeln!(f, "[{}] {}", finding.category, finding.verdict)?;
+        }
+        for step in &self.recompositions {
+            let cell = step.cell.as_ref().map_or(String::new(), |c| format!(" at {c}"));
+            writeln!(f, "recomposition: plan {}{cell}: {} ({})", step.plan, step.step, step.description)?;
         }
         for warning in &self.warnings {
             writeln!(f, "warning: {warning}")?;

@@ -26,10 +26,10 @@ use super::hypothesis::{CellPhase, DeadLetterSeen, Observation, PhaseValue};
 use super::injection::Injection;
 use super::ramp::{RampReport, RampStep};
 use super::registry::{FaultCount, InjectionRecord, Probe, Window};
-use super::report::{DecayMove, ExperimentFinding, Outcome, PredicateReport, Report};
+use super::report::{DecayMove, ExperimentFinding, Outcome, PredicateReport, RecompositionStep, Report};
 use super::spec::FaultSet;
 use crate::failure::{payload_text, FailureCause};
-use crate::observe::journal::SignalKind;
+use crate::observe::journal::{JournalQuery, SignalKind, SignalType};
 use crate::observe::{BurnAlert, Category, Decay};
 use crate::path::CellPath;
 use crate::runtime::Runtime;
@@ -67,6 +67,8 @@ struct Runner<'a> {
     signatures_before: BTreeSet<u64>,
     decay_before: HashMap<CellPath, Decay>,
     escalations_before: usize,
+    /// The journal's last entry when the run began.
+    journal_before: u64,
     reads_burn: bool,
 }
 
@@ -138,6 +140,7 @@ impl<'a> Runner<'a> {
             signatures_before: runtime.signatures().iter().map(|s| s.signature.fingerprint).collect(),
             decay_before: decay_of(runtime),
             escalations_before: runtime.escalations().len(),
+            journal_before: runtime.shared().observer().journal().total(),
             reads_burn: exp.hypothesis.iter().any(|p| p.reads_burn()),
         };
         let radius: Vec<&str> = exp.radius.iter().map(|g| g.as_str()).collect();
@@ -439,7 +442,24 @@ impl<'a> Runner<'a> {
             recovery_windows,
             findings,
             warnings,
+            recompositions: self.recompositions(),
         }
+    }
+
+    /// The recomposition steps journaled since the run began.
+    fn recompositions(&self) -> Vec<RecompositionStep> {
+        let journal = self.runtime.shared().observer().journal();
+        journal
+            .query(&JournalQuery::new().kind(SignalType::Plan))
+            .into_iter()
+            .filter(|signal| signal.seq > self.journal_before)
+            .filter_map(|signal| match signal.kind {
+                SignalKind::Plan { plan, step, description, .. } => {
+                    Some(RecompositionStep { plan, cell: signal.cell, step: step.to_string(), description })
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
 
