@@ -10,12 +10,16 @@
 //! before the swap reached the old target and one sent after reaches the
 //! new one: none is lost or handled twice.
 //!
-//! - **Isolate** wraps the cell in a by-kind route; the cell keeps its
-//!   mailbox and handles what it holds, including messages of the isolated
-//!   kind queued before the swap. Only the isolated kind changes owner, so
-//!   every other kind keeps its per-sender order.
-//! - **Retire** unwraps it again; the kind's cell closes, handles what it
-//!   holds and stops (a drain).
+//! - **Isolate** wraps the cell in a by-kind route to a new cell that
+//!   starts held; the cell, at its next system check (a regroup, between
+//!   two of its messages), hands that kind's queued messages to the new
+//!   cell ahead of what it holds, and keeps the rest in order.
+//! - **Retire** unwraps it again (refused as in progress until that
+//!   hand-over happened); the kind's cell closes, handles what it holds and
+//!   stops (a drain). Retiring into a variant replaces the kind's cell.
+//! - **Canary** puts a share route in front of the cell or a kind's cell;
+//!   **Promote** replaces that cell with the variant, **EndCanary** removes
+//!   the route; the canary cell drains either way.
 //! - **Split** wraps the cell in a round-robin router over itself and new
 //!   cells; the cell keeps what it holds. **Merge** unwraps it; the added
 //!   members drain and stop.
