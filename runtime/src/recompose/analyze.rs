@@ -217,7 +217,7 @@ impl Readings {
             kinds: Vec::new(),
             decay,
             burn_page,
-            stopped: sources.base.as_ref().map_or(true, |b| b.is_terminated()),
+            stopped: !sources.forwarding && sources.base.as_ref().map_or(true, |b| b.is_terminated()),
             cells: Vec::new(),
         };
         let base_id = sources.base.as_ref().map(|b| b.id());

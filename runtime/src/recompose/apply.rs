@@ -367,6 +367,8 @@ pub(crate) struct Sources {
     pub(crate) members: Vec<Arc<dyn CellControl>>,
     /// A canary's cell.
     pub(crate) canary: Vec<Arc<dyn CellControl>>,
+    /// Whether the address forwards to another managed cell (retired into it).
+    pub(crate) forwarding: bool,
 }
 
 impl Sources {
@@ -396,6 +398,15 @@ pub(crate) trait ManagedCell: Send + Sync + 'static {
     /// (it was checked when the plan was made).
     #[cfg_attr(not(feature = "storage"), allow(dead_code))]
     fn reapply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError>;
+    /// This cell, to find its message type.
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// Applies [`Action::RetireInto`] with the successor's handle.
+    fn retire_into(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        successor: &dyn ManagedCell,
+        state: bool,
+    ) -> Result<(), RecomposeError>;
 }
 
 /// The shape of one managed cell.
@@ -419,6 +430,9 @@ struct Shape<M> {
     /// Names taken so far by cells still draining: the next one tried
     /// carries this number plus one.
     names: u64,
+    /// The managed cell the address forwards to, once retired into it
+    /// (`base` is then the forwarding target and `variant` empty).
+    retired_into: Option<CellPath>,
 }
 
 impl<M> Shape<M> {
@@ -503,6 +517,7 @@ impl<M: Send + 'static> Managed<M> {
                 shed: None,
                 canary: None,
                 names: 0,
+                retired_into: None,
                 #[cfg(feature = "storage")]
                 keyed: None,
             }),
@@ -536,6 +551,9 @@ impl<M: Send + 'static> Managed<M> {
         known_kinds: bool,
     ) -> Result<(), RecomposeError> {
         let cell = self.addr.path();
+        if let (Some(into), false) = (&shape.retired_into, matches!(action, Action::Replace { .. })) {
+            return Err(self.layout_error(format!("it is retired into {into}; a Replace revives it")));
+        }
         let canary_action = matches!(action, Action::Promote { .. } | Action::EndCanary { .. });
         if shape.canary.is_some() && !canary_action {
             return Err(self.layout_error("a canary runs; promote or end it first"));
@@ -545,6 +563,18 @@ impl<M: Send + 'static> Managed<M> {
             variant: variant.clone(),
         };
         match action {
+            Action::RetireInto { successor, .. } => {
+                if successor == cell {
+                    return Err(RecomposeError::Invalid {
+                        reason: format!("{cell} cannot retire into itself"),
+                    });
+                }
+                if shape.wrapper.is_some() || !shape.isolated.is_empty() || !shape.members.is_empty() {
+                    return Err(self.layout_error(
+                        "a split or isolated cell cannot retire; merge or retire its kinds first",
+                    ));
+                }
+            }
             Action::Canary { kind, variant, share, .. } => {
                 if !(*share > 0.0 && *share < 1.0) {
                     return Err(RecomposeError::Invalid {
@@ -1025,6 +1055,7 @@ impl<M: Send + 'static> Managed<M> {
         (maker.replace)(shared, &self.addr, CellConfig::new())?;
         shape.base = self.addr.slot().current();
         shape.variant = variant.to_owned();
+        shape.retired_into = None;
         Ok(())
     }
 
@@ -1137,6 +1168,7 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
                 })
                 .collect(),
             canary: shape.canary.as_ref().map(|c| (c.kind.clone(), c.variant.clone())),
+            retired_into: shape.retired_into.clone(),
             keyed: shape.is_keyed(),
             shedding: shape.shed.as_ref().map(|(k, _)| k.clone()),
             version: shape.version,
@@ -1151,6 +1183,7 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
             isolated: shape.isolated.iter().filter_map(|i| control(&i.addr)).collect(),
             members: shape.members.iter().filter_map(control).collect(),
             canary: shape.canary.iter().filter_map(|c| control(&c.cell)).collect(),
+            forwarding: shape.retired_into.is_some(),
         }
     }
 
@@ -1188,6 +1221,68 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
     fn reapply(&self, shared: &Arc<RuntimeShared>, action: &Action) -> Result<(), RecomposeError> {
         self.apply_checked(shared, action, false)
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    #[cfg_attr(not(feature = "storage"), allow(unused_variables))]
+    fn retire_into(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        successor: &dyn ManagedCell,
+        state: bool,
+    ) -> Result<(), RecomposeError> {
+        let cell = self.addr.path().clone();
+        let Some(into) = successor.as_any().downcast_ref::<Managed<M>>() else {
+            return Err(RecomposeError::Invalid {
+                reason: format!("{} handles another message type than {cell}", successor.path()),
+            });
+        };
+        if into.shape.lock().retired_into.is_some() {
+            return Err(RecomposeError::Layout {
+                cell: into.addr.path().clone(),
+                reason: "the successor is itself retired".into(),
+            });
+        }
+        let action = Action::RetireInto { cell: cell.clone(), successor: into.addr.path().clone(), state };
+        let mut shape = self.shape.lock();
+        if let Some(into) = &shape.retired_into {
+            return Err(self.layout_error(format!("it is retired into {into} already")));
+        }
+        if shape.base.control().is_none_or_terminated() {
+            return Err(RecomposeError::Stopped { cell });
+        }
+        self.check_against(&shape, &action, true)?;
+        #[cfg(not(feature = "storage"))]
+        if state {
+            return Err(RecomposeError::Invalid {
+                reason: "moving stored state needs the `storage` feature".into(),
+            });
+        }
+        #[cfg(feature = "storage")]
+        if state {
+            shared.store(&cell).map_err(|error| RecomposeError::Storage { cell: cell.clone(), error })?;
+        }
+        let forward: Arc<dyn Deliver<M>> = Arc::new(Forward {
+            to: into.addr.clone(),
+            #[cfg(feature = "storage")]
+            state: state.then(|| (shared.clone(), cell.clone())),
+        });
+        if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) {
+            return Err(self.layout_error("its address was changed outside recomposition"));
+        }
+        // The replace protocol: the cell finishes its message, then hands
+        // what it holds to the forwarding target, which passes it on.
+        if self.addr.slot().replace(forward.clone()).is_err() {
+            return Err(RecomposeError::InProgress { cell });
+        }
+        shape.base = forward;
+        shape.variant = String::new();
+        shape.retired_into = Some(into.addr.path().clone());
+        shape.version += 1;
+        Ok(())
+    }
 }
 
 impl<M: Send + 'static> Managed<M> {
@@ -1204,6 +1299,9 @@ impl<M: Send + 'static> Managed<M> {
             return Err(RecomposeError::UnknownCell { cell: action.cell().clone() });
         }
         let mut shape = self.shape.lock();
+        if let (Some(into), false) = (&shape.retired_into, matches!(action, Action::Replace { .. })) {
+            return Err(self.layout_error(format!("it is retired into {into}; a Replace revives it")));
+        }
         let revives = matches!(action, Action::Replace { .. } | Action::Promote { kind: None, .. });
         let pool = !shape.members.is_empty() || shape.is_keyed();
         if !revives && !pool && shape.base.control().is_none_or_terminated() {
@@ -1225,6 +1323,12 @@ impl<M: Send + 'static> Managed<M> {
             }
             Action::Canary { kind, variant, share, .. } => {
                 self.start_canary(shared, &mut shape, kind, variant, *share)?
+            }
+            Action::RetireInto { .. } => {
+                return Err(RecomposeError::Invalid {
+                    reason: "retiring into another cell is applied by the engine, which knows that cell"
+                        .into(),
+                });
             }
             Action::Promote { .. } => self.end_canary(shared, &mut shape, true)?,
             Action::EndCanary { .. } => self.end_canary(shared, &mut shape, false)?,
@@ -1423,5 +1527,91 @@ impl<M: Send + 'static> Deliver<M> for ShareRoute<M> {
 
     fn note_shed(&self) {
         self.rest.note_shed();
+    }
+}
+
+/// What a retired cell's address points at: every message goes to the
+/// successor's address. It receives the retired cell's leftovers (the
+/// replace protocol) and passes them to the successor ahead of its queue,
+/// moving the retired cell's stored entries first when asked to.
+struct Forward<M> {
+    to: Addr<M>,
+    /// The runtime and the retired cell's path, when its state moves too.
+    #[cfg(feature = "storage")]
+    state: Option<(Arc<RuntimeShared>, CellPath)>,
+}
+
+impl<M: Send + 'static> Forward<M> {
+    /// Moves the retired cell's entries to the successor's tree, leaving a
+    /// key the successor already has where it was.
+    #[cfg(feature = "storage")]
+    fn move_state(&self) {
+        let Some((shared, from)) = &self.state else { return };
+        let moved = shared.store(from).and_then(|from_tree| {
+            let to_tree = shared.store(self.to.path())?;
+            let mut moved = 0;
+            for entry in from_tree.scan_prefix_bytes([]) {
+                let (key, value) = entry?;
+                if to_tree.get_bytes(key.as_slice())?.is_some() {
+                    tracing::warn!(from = %from, to = %self.to.path(), "a stored key the successor already has stays behind");
+                    continue;
+                }
+                to_tree.put_bytes(key.as_slice(), value)?;
+                from_tree.remove(key.as_slice())?;
+                moved += 1;
+            }
+            to_tree.flush()?;
+            from_tree.flush()?;
+            Ok(moved)
+        });
+        match moved {
+            Ok(moved) => tracing::debug!(from = %from, to = %self.to.path(), moved, "stored state moved"),
+            Err(err) => tracing::error!(from = %from, to = %self.to.path(), %err, "stored state not moved"),
+        }
+    }
+}
+
+impl<M: Send + 'static> Deliver<M> for Forward<M> {
+    fn try_deliver(&self, msg: M) -> Result<(), SendError<M>> {
+        self.to.try_send(msg)
+    }
+
+    fn try_deliver_until(&self, msg: M, deadline: Instant) -> Result<(), SendError<M>> {
+        self.to.try_send_by(msg, deadline)
+    }
+
+    fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool {
+        self.to.slot().current().wait_for_space(msg, deadline)
+    }
+
+    fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
+        // Revived by a replace: nothing is held here.
+        successor.release(Vec::new());
+    }
+
+    fn release(&self, moved: Vec<Envelope<M>>) {
+        #[cfg(feature = "storage")]
+        self.move_state();
+        self.to.slot().current().release(moved);
+    }
+
+    fn is_held(&self) -> bool {
+        false
+    }
+
+    fn queued(&self) -> usize {
+        self.to.queued()
+    }
+
+    fn capacity(&self) -> usize {
+        self.to.capacity()
+    }
+
+    fn control(&self) -> Option<Arc<dyn CellControl>> {
+        None
+    }
+
+    fn is_supervised(&self) -> bool {
+        false
     }
 }

@@ -234,7 +234,7 @@ impl Recomposer {
             None,
             SignalKind::Configuration { what: "managed by the recomposition engine".to_owned() },
         );
-        let restored = engine.restore(&managed);
+        let restored = engine.restore(&state, &managed);
         let facts = CellFacts {
             stateless: managed.stateless(),
             keyed: managed.keyed(),
@@ -305,6 +305,9 @@ impl Recomposer {
         }
         for action in &actions {
             entry.cell.check(action)?;
+            if let Action::RetireInto { successor, .. } = action {
+                state.index(successor)?;
+            }
         }
         let proposal = Proposal::new("proposed by hand", actions, expected);
         Ok(engine.make_plan(&mut state, index, "manual", proposal, Vec::new(), Vec::new(), None))
@@ -401,7 +404,7 @@ impl Recomposer {
         let inverse = record.plan.inverse.clone();
         let cell = state.entries[entry].cell.clone();
         for action in &inverse {
-            cell.apply(&engine.shared, action)?;
+            engine.apply_to(&state, &cell, action, false)?;
         }
         engine.conclude(&mut state, index, PlanStatus::Reverted { reason: "reverted by an operator".into() });
         Ok(())
@@ -440,9 +443,29 @@ impl State {
 }
 
 impl Engine {
+    /// Applies `action` to `cell`; a retire into another cell is given
+    /// that cell's handle. With `reapply`, as for a plan kept by an earlier
+    /// run (see `ManagedCell::reapply`).
+    fn apply_to(
+        &self,
+        state: &State,
+        cell: &Arc<dyn ManagedCell>,
+        action: &Action,
+        reapply: bool,
+    ) -> Result<(), RecomposeError> {
+        match action {
+            Action::RetireInto { successor, state: moves, .. } => {
+                let other = state.entries[state.index(successor)?].cell.clone();
+                cell.retire_into(&self.shared, &*other, *moves)
+            }
+            _ if reapply => cell.reapply(&self.shared, action),
+            _ => cell.apply(&self.shared, action),
+        }
+    }
+
     /// Applies again the plans kept for `cell` by earlier runs.
     #[cfg(feature = "storage")]
-    fn restore(&self, cell: &Arc<dyn ManagedCell>) -> Restored {
+    fn restore(&self, state: &State, cell: &Arc<dyn ManagedCell>) -> Restored {
         let mut restored = Restored::default();
         let kept = match persist::load(&self.shared, cell.path()) {
             Ok(kept) => kept,
@@ -455,7 +478,7 @@ impl Engine {
         };
         'plans: for plan in kept {
             for action in &plan.actions {
-                if let Err(err) = cell.reapply(&self.shared, action) {
+                if let Err(err) = self.apply_to(state, cell, action, true) {
                     let error = RestoreError::Apply(err);
                     restored.warning =
                         Some(RestoreWarning { plan: plan.plan, action: Some(action.clone()), error });
@@ -470,7 +493,7 @@ impl Engine {
 
     /// Without storage nothing was kept across runs.
     #[cfg(not(feature = "storage"))]
-    fn restore(&self, _cell: &Arc<dyn ManagedCell>) -> Restored {
+    fn restore(&self, _state: &State, _cell: &Arc<dyn ManagedCell>) -> Restored {
         Restored::default()
     }
 
@@ -652,10 +675,10 @@ impl Engine {
         let actions = record.plan.actions.clone();
         let before_layout = cell.layout();
         for (done, action) in actions.iter().enumerate() {
-            if let Err(err) = cell.apply(&self.shared, action) {
+            if let Err(err) = self.apply_to(state, &cell, action, false) {
                 // Undo what was applied, newest first.
                 for undo in inverse(&actions[..done], &before_layout, self.config.shed_watermark) {
-                    if let Err(undo_err) = cell.apply(&self.shared, &undo) {
+                    if let Err(undo_err) = self.apply_to(state, &cell, &undo, false) {
                         tracing::error!(plan, %undo_err, "could not undo an action of a failed plan");
                     }
                 }
@@ -821,7 +844,7 @@ impl Engine {
                             .inverse
                             .clone()
                             .iter()
-                            .try_for_each(|action| cell.apply(&self.shared, action))
+                            .try_for_each(|action| self.apply_to(state, &cell, action, false))
                             .map_err(|err| err.to_string())
                     };
                     let status = match outcome {

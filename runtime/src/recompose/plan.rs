@@ -140,6 +140,21 @@ pub enum Action {
         /// As in the [`Canary`](Action::Canary).
         kind: Option<String>,
     },
+    /// Retires the managed cell itself into another managed cell (of the
+    /// same message type): the cell finishes its message, hands what it
+    /// holds to the successor and stops, and its address forwards to the
+    /// successor from then on. With `state`, the entries of its stored tree
+    /// move to the successor's tree (a key the successor already has stays
+    /// where it was). Undone by a `Replace` with the cell's variant before
+    /// (the state does not move back).
+    RetireInto {
+        /// The managed cell.
+        cell: CellPath,
+        /// The managed cell that takes its traffic.
+        successor: CellPath,
+        /// Whether its stored state moves too.
+        state: bool,
+    },
     /// Folds a pool back into one cell. A stateless pool: the members
     /// added by the split drain what they hold and stop; the first member
     /// serves alone. A keyed pool: a new cell at the managed cell's path
@@ -161,6 +176,7 @@ impl Action {
             | Action::Shed { cell, .. }
             | Action::Admit { cell }
             | Action::Retire { cell, .. }
+            | Action::RetireInto { cell, .. }
             | Action::Canary { cell, .. }
             | Action::Promote { cell, .. }
             | Action::EndCanary { cell, .. }
@@ -184,6 +200,13 @@ impl fmt::Display for Action {
             }
             Action::Retire { cell, kind, successor: Some(variant) } => {
                 write!(f, "retire the cell of kind {kind:?} of {cell} into variant {variant:?}")
+            }
+            Action::RetireInto { cell, successor, state } => {
+                write!(f, "retire {cell} into {successor}")?;
+                if *state {
+                    f.write_str(" with its stored state")?;
+                }
+                Ok(())
             }
             Action::Canary { cell, kind, variant, share } => {
                 write!(f, "canary {:.0}% of ", share * 100.0)?;
@@ -424,6 +447,9 @@ pub struct Layout {
     /// The canary running, if any: the kind whose cell shares its traffic
     /// (`None` for the managed cell) and the variant tried.
     pub canary: Option<(Option<String>, String)>,
+    /// The managed cell its address forwards to, once retired into it
+    /// ([`Action::RetireInto`]).
+    pub retired_into: Option<CellPath>,
     /// Whether the pool is keyed ([`SplitBy::Key`]): each key's messages
     /// and stored state belong to one member, and a merge moves the
     /// members' state back into the cell's tree.

@@ -436,6 +436,9 @@ pub(crate) fn inverse(actions: &[Action], before: &Layout, shed_watermark: f64) 
                 kind: kind.clone(),
                 successor: Some(kind_variant(before, kind)),
             },
+            Action::RetireInto { cell, .. } => {
+                Action::Replace { cell: cell.clone(), variant: before.variant.clone() }
+            }
             Action::Canary { cell, kind, .. } => Action::EndCanary { cell: cell.clone(), kind: kind.clone() },
             Action::Promote { cell, kind: None } => {
                 Action::Replace { cell: cell.clone(), variant: before.variant.clone() }
