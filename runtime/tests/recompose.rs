@@ -13,7 +13,8 @@ use cellrt::{
     ObservationConfig, PlanStatus, Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError,
     Recomposer, Runtime, SignalKind, SplitBy, SupervisorSpec,
 };
-use common::eventually;
+use common::fraud::{wait_for_kinds, Fraud, Tally, Txn};
+use common::wait_for;
 
 const WINDOW: Duration = Duration::from_millis(100);
 
@@ -32,66 +33,6 @@ fn observed_runtime(workers: usize) -> Runtime {
         .observation(ObservationConfig::default().window(WINDOW).sample_every(1))
         .build()
         .expect("runtime builds")
-}
-
-fn wait_for(what: &str, done: impl FnMut() -> bool) {
-    assert!(eventually(done), "timed out waiting for {what}");
-}
-
-/// Waits until the cell at `path` has the message kinds `kinds` in its
-/// metrics (they are recorded when its turn ends, after the handler ran).
-fn wait_for_kinds(runtime: &Runtime, path: &str, kinds: &[&str]) {
-    wait_for("the kinds in the metrics", || {
-        runtime.snapshot().cells.iter().any(|c| {
-            c.path.as_str() == path
-                && c.metrics
-                    .as_ref()
-                    .is_some_and(|m| kinds.iter().all(|k| m.message_kinds.iter().any(|s| s == k)))
-        })
-    });
-}
-
-// ---------------------------------------------------------------- fraud ----
-
-enum Txn {
-    Card(Instant),
-    Legacy,
-}
-
-#[derive(Default)]
-struct Tally {
-    card: AtomicU64,
-    legacy: AtomicU64,
-    /// Of those, handled by a `Rules` cell.
-    rules: AtomicU64,
-    card_latency: Mutex<Vec<(Instant, Duration)>>,
-}
-
-struct Fraud(Arc<Tally>);
-
-impl Cell for Fraud {
-    type Message = Txn;
-
-    fn message_kind(txn: &Txn) -> &'static str {
-        match txn {
-            Txn::Card(_) => "card",
-            Txn::Legacy => "legacy",
-        }
-    }
-
-    fn handle(&mut self, _: &mut Context<Self>, txn: Txn) -> Result<(), CellError> {
-        match txn {
-            Txn::Card(sent) => {
-                self.0.card_latency.lock().unwrap().push((Instant::now(), sent.elapsed()));
-                self.0.card.fetch_add(1, SeqCst);
-            }
-            Txn::Legacy => {
-                thread::sleep(Duration::from_millis(3));
-                self.0.legacy.fetch_add(1, SeqCst);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A rules engine that checks `Legacy` transactions without the legacy

@@ -20,17 +20,13 @@ use cellrt::{
     PlanStatus, Recomposable, RecomposeConfig, RecomposeError, Recomposer, Reply, Runtime, SplitBy,
     StorageConfig, StoreError,
 };
-use common::{eventually, PATIENCE};
+use common::{eventually, wait_for, PATIENCE};
 
 const WINDOW: Duration = Duration::from_millis(100);
 const ACCOUNTS: u64 = 64;
 const SENDERS: usize = 2;
 const ROUNDS: u64 = 12;
 const HOLD: Expected = Expected::Hold { metric: Metric::QueueDelay };
-
-fn wait_for(what: &str, done: impl FnMut() -> bool) {
-    assert!(eventually(done), "timed out waiting for {what}");
-}
 
 // --------------------------------------------------------------- ledger ----
 

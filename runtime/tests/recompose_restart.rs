@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,58 +12,10 @@ use cellrt::{
     Action, Cell, CellConfig, CellError, Context, Expected, JournalQuery, Metric, ObservationConfig,
     PlanStatus, Recomposable, RecomposeConfig, RecomposeError, Recomposer, Runtime, SignalKind,
 };
-use common::eventually;
+use common::fraud::{wait_for_kinds, Fraud, Tally, Txn};
+use common::wait_for;
 
 const WINDOW: Duration = Duration::from_millis(100);
-
-fn wait_for(what: &str, done: impl FnMut() -> bool) {
-    assert!(eventually(done), "timed out waiting for {what}");
-}
-
-/// Waits until the cell at `path` has the message kinds `kinds` in its
-/// metrics (they are recorded when its turn ends, after the handler ran).
-fn wait_for_kinds(runtime: &Runtime, path: &str, kinds: &[&str]) {
-    wait_for("the kinds in the metrics", || {
-        runtime.snapshot().cells.iter().any(|c| {
-            c.path.as_str() == path
-                && c.metrics
-                    .as_ref()
-                    .is_some_and(|m| kinds.iter().all(|k| m.message_kinds.iter().any(|s| s == k)))
-        })
-    });
-}
-
-enum Txn {
-    Card,
-    Legacy,
-}
-
-#[derive(Default)]
-struct Tally {
-    card: AtomicU64,
-    legacy: AtomicU64,
-}
-
-struct Fraud(Arc<Tally>);
-
-impl Cell for Fraud {
-    type Message = Txn;
-
-    fn message_kind(txn: &Txn) -> &'static str {
-        match txn {
-            Txn::Card => "card",
-            Txn::Legacy => "legacy",
-        }
-    }
-
-    fn handle(&mut self, _: &mut Context<Self>, txn: Txn) -> Result<(), CellError> {
-        match txn {
-            Txn::Card => self.0.card.fetch_add(1, SeqCst),
-            Txn::Legacy => self.0.legacy.fetch_add(1, SeqCst),
-        };
-        Ok(())
-    }
-}
 
 fn stored_runtime(dir: &std::path::Path) -> Runtime {
     Runtime::builder()
@@ -112,7 +64,7 @@ fn kept_plans_are_applied_again_when_a_runtime_restarts_on_the_same_data() {
     assert_eq!(isolated, [("legacy".to_owned(), "/fraud/legacy".to_owned(), "base".to_owned())]);
     assert_eq!(runtime.cell_count(), 2);
     fraud.send(Txn::Legacy).unwrap();
-    fraud.send(Txn::Card).unwrap();
+    fraud.send(Txn::Card(std::time::Instant::now())).unwrap();
     wait_for("both handled", || tally.legacy.load(SeqCst) == 1 && tally.card.load(SeqCst) == 1);
     let legacy = runtime.snapshot().cells.into_iter().find(|c| c.path.as_str() == "/fraud/legacy").unwrap();
     assert_eq!(legacy.metrics.unwrap().handled, 1, "the legacy transaction went to the isolated cell");

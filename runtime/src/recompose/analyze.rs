@@ -204,7 +204,6 @@ impl Readings {
         decay_of: &dyn Fn(u64) -> Option<Decay>,
         burn_page: bool,
     ) -> CellWindow {
-        let decay = sources.base.as_ref().and_then(|b| decay_of(b.id()));
         let mut window = CellWindow {
             cell: cell.clone(),
             at: SystemTime::now(),
@@ -215,7 +214,7 @@ impl Readings {
             saturation: 0.0,
             rejected: 0,
             kinds: Vec::new(),
-            decay,
+            decay: None,
             burn_page,
             stopped: !sources.forwarding && sources.base.as_ref().map_or(true, |b| b.is_terminated()),
             cells: Vec::new(),
@@ -231,24 +230,25 @@ impl Readings {
             let full = if c.rejected > 0 { 1.0 } else { share(queued as f64, capacity as f64).min(1.0) };
             window.saturation = window.saturation.max(full);
             let messages = c.handled + c.failed;
+            let queue_delay = if c.queue_samples > 0 {
+                c.queue_delay / u32::try_from(c.queue_samples).unwrap_or(u32::MAX)
+            } else {
+                Duration::ZERO
+            };
+            let decay = decay_of(source.id());
             window.cells.push(ServingCell {
                 path: source.path().clone(),
                 messages,
                 failed: c.failed,
                 failure_ratio: share(c.failed as f64, messages as f64),
-                queue_delay: if c.queue_samples > 0 {
-                    c.queue_delay / u32::try_from(c.queue_samples).unwrap_or(u32::MAX)
-                } else {
-                    Duration::ZERO
-                },
+                queue_delay,
                 saturation: full,
-                decaying: decay_of(source.id()).is_some_and(|d| d.decaying),
+                decaying: decay.as_ref().is_some_and(|d| d.decaying),
                 stopped: source.is_terminated(),
             });
             if Some(source.id()) == base_id {
-                if c.queue_samples > 0 {
-                    window.queue_delay = c.queue_delay / u32::try_from(c.queue_samples).unwrap_or(u32::MAX);
-                }
+                window.queue_delay = queue_delay;
+                window.decay = decay;
                 let sampled: u64 = delta.kinds.iter().map(|k| k.sampled).sum();
                 let busy: f64 = delta.kinds.iter().map(|k| k.busy.as_secs_f64()).sum();
                 window.kinds = delta

@@ -1078,15 +1078,10 @@ impl<M: Send + 'static> Managed<M> {
     }
 }
 
-/// Whether a cell is gone: no lifecycle handle, or terminated.
-trait Gone {
-    fn is_none_or_terminated(&self) -> bool;
-}
-
-impl Gone for Option<Arc<dyn CellControl>> {
-    fn is_none_or_terminated(&self) -> bool {
-        self.as_ref().map_or(true, |c| c.is_terminated())
-    }
+/// Whether the cell behind `target` is gone: no lifecycle handle (a
+/// forwarding target), or terminated.
+fn gone<M: Send + 'static>(target: &Arc<dyn Deliver<M>>) -> bool {
+    target.control().map_or(true, |c| c.is_terminated())
 }
 
 /// How many names [`Managed::spawn_beside`] tries.
@@ -1250,7 +1245,7 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
         if let Some(into) = &shape.retired_into {
             return Err(self.layout_error(format!("it is retired into {into} already")));
         }
-        if shape.base.control().is_none_or_terminated() {
+        if gone(&shape.base) {
             return Err(RecomposeError::Stopped { cell });
         }
         self.check_against(&shape, &action, true)?;
@@ -1304,7 +1299,7 @@ impl<M: Send + 'static> Managed<M> {
         }
         let revives = matches!(action, Action::Replace { .. } | Action::Promote { kind: None, .. });
         let pool = !shape.members.is_empty() || shape.is_keyed();
-        if !revives && !pool && shape.base.control().is_none_or_terminated() {
+        if !revives && !pool && gone(&shape.base) {
             return Err(RecomposeError::Stopped { cell: self.addr.path().clone() });
         }
         self.check_against(&shape, action, known_kinds)?;

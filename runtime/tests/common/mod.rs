@@ -22,6 +22,12 @@ pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// Polls `done` like [`eventually`], and fails the test naming `what` if
+/// it never holds.
+pub fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    assert!(eventually(done), "timed out waiting for {what}");
+}
+
 /// A runtime with `threads` workers whose cell panics are not printed.
 pub fn runtime(threads: usize) -> Runtime {
     Runtime::builder().worker_threads(threads).quiet_panics(true).build().expect("runtime builds")
@@ -146,6 +152,7 @@ impl Cell for Gated {
     }
 }
 
+pub mod fraud;
 pub mod probe;
 
 /// Occupies its dispatcher's worker until its gate opens (or its sender is
