@@ -41,16 +41,11 @@ use std::time::{Duration, Instant};
 use crate::ask::{self, Pending, Reply};
 use crate::dispatch::worker::on_worker_thread;
 use crate::flow::{Shedding, SheddingStats};
-use crate::mailbox::{Envelope, Mailbox, SendError};
+use crate::mailbox::{Envelope, Mailbox, Regroup, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
 use crate::supervise::watch::Watchers;
 use crate::sync::{Arc, Backoff, Mutex, RwLock, Weak};
-
-/// Work a cell runs on its queued messages between two of its own turns'
-/// messages: it is given every user message queued, and returns those to
-/// put back, ahead of anything queued meanwhile (see [`Deliver::regroup`]).
-pub(crate) type Regroup<M> = Box<dyn FnOnce(Vec<Envelope<M>>) -> Vec<Envelope<M>> + Send>;
 
 /// What can stand behind an address: something that takes messages of type `M`.
 pub(crate) trait Deliver<M>: Send + Sync + 'static {

@@ -22,6 +22,7 @@
 //! | [`ModelMailbox`], [`ModelSystemMsg`] | `mailbox::Mailbox` and its `dispatch::state::CellState`, `mailbox::SystemMsg` |
 //! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
 //! | [`ModelSlot::isolate`], [`ModelSlot::split`], [`ModelSlot::unwrap`], [`ModelWrapper`] | `recompose::apply::KindRoute`, `flow::Router` (round-robin) and `address::Slot::swap`, put together as `Managed::{isolate, retire, split, merge}` do |
+//! | [`ModelSlot::move_kind`], [`ModelTarget::run_regroup`] | `recompose::apply::{kind_regroup, offer_kind_move}` and `mailbox::PendingRegroup`, as `Managed::isolate` and `CellInstance` use them |
 //! | [`reply_channel`] | `ask::channel` |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
@@ -41,9 +42,9 @@ use crate::flow::{
     BreakerConfig, BreakerConfigError, BreakerOpen, BreakerState, CallOutcome, CircuitBreaker, Permit,
     Router, Routing,
 };
-use crate::mailbox::{Envelope, Mailbox, SendError, StopCause, SystemMsg};
+use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, StopCause, SystemMsg};
 use crate::path::CellPath;
-use crate::recompose::apply::KindRoute;
+use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
 use crate::runtime::CellControl;
 use crate::supervise::window::RestartWindow;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
@@ -288,6 +289,8 @@ struct TargetInner<M> {
     tokens: AtomicUsize,
     /// Times a replace asked this target to hand over.
     replaced: AtomicUsize,
+    /// A regroup asked by an isolate, run by the token holder.
+    regroup: PendingRegroup<M>,
 }
 
 /// A target for [`ModelSlot`]: the real `Deliver` calls over a [`ModelMailbox`].
@@ -320,18 +323,29 @@ impl<M: Send + 'static> ModelTarget<M> {
                 handover: Handover::new(),
                 tokens: AtomicUsize::new(0),
                 replaced: AtomicUsize::new(0),
+                regroup: PendingRegroup::new(),
             }),
         }
     }
 
     /// What `CellInstance::terminate` does with the mailbox when the cell
-    /// stops with no message in hand: `Handover::retire` (close, take what is
-    /// left, give it to a successor if a replace asked), then the state word
-    /// is marked done. Returns the messages no one will handle.
+    /// stops with no message in hand: runs a pending regroup and accepts no
+    /// more (`PendingRegroup::run` with `close`), then `Handover::retire`
+    /// (close, take what is left, give it to a successor if a replace
+    /// asked), then the state word is marked done. Returns the messages no
+    /// one will handle.
     pub fn stop(&self) -> Vec<M> {
+        self.inner.regroup.run(&self.inner.mailbox.inner, true);
         let leftovers = self.inner.handover.retire(&self.inner.mailbox.inner);
         self.inner.mailbox.inner.state().finish();
         leftovers.into_iter().map(|envelope| envelope.msg).collect()
+    }
+
+    /// What `CellInstance` does when its token holder takes
+    /// `SystemMsg::Regroup` ([`ModelSystemMsg::Regroup`]): runs the pending
+    /// regroup on the queued messages (`PendingRegroup::run`).
+    pub fn run_regroup(&self) {
+        self.inner.regroup.run(&self.inner.mailbox.inner, false);
     }
 
     /// Whether the target still waits for a predecessor (`Mailbox::is_held`).
@@ -421,6 +435,15 @@ impl<M: Send + 'static> Deliver<M> for TargetInner<M> {
 
     fn is_supervised(&self) -> bool {
         false
+    }
+
+    /// As `CellInstance::regroup`: records the step, then asks for a system
+    /// check.
+    fn regroup(&self, regroup: Regroup<M>) -> Result<(), Regroup<M>> {
+        self.regroup.offer(regroup)?;
+        let took = self.mailbox.inner.push_system(SystemMsg::Regroup) == Schedule::Enqueue;
+        self.record(took);
+        Ok(())
     }
 }
 
@@ -518,6 +541,15 @@ impl<M: Send + 'static> ModelSlot<M> {
             Arc::new(KindRoute::new(kind_of, vec![(kind.to_owned(), cell)], base.clone()));
         let wrapper = ModelWrapper { wrapper: route, base, added: to.clone() };
         self.swap_in(wrapper)
+    }
+
+    /// The step of `Managed::isolate` after its swap: asks the wrapped cell
+    /// to move its queued messages of `kind` to the cell the isolate added
+    /// (real `kind_regroup` and `offer_kind_move`). The added cell should
+    /// have been made held ([`ModelTarget::new_held`]), as the engine
+    /// spawns it: the move releases it.
+    pub fn move_kind(&self, wrapper: &ModelWrapper<M>, kind_of: fn(&M) -> &'static str, kind: &str) {
+        offer_kind_move(&wrapper.base, kind_regroup(kind_of, kind, deliver_of(&wrapper.added)));
     }
 
     /// What `Managed::split` into two does once the new cell runs: a real

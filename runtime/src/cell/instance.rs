@@ -38,14 +38,14 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::address::{Addr, Deliver, Handover, Regroup, Slot};
+use crate::address::{Addr, Deliver, Handover, Slot};
 use crate::cell::{Cell, CellError, Context, StopReason, MAX_LANES};
 use crate::dead_letter::DeadLetter;
 use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
 use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
-use crate::mailbox::{Envelope, Mailbox, SendError, StopCause, SystemMsg};
+use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, StopCause, SystemMsg};
 use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
@@ -157,7 +157,7 @@ pub(crate) struct CellInstance<C: Cell> {
     /// Work on the queued messages asked for by recomposition (see
     /// `Deliver::regroup`): `None` when none is pending. Taken by the run
     /// token holder at its next system check, or at termination.
-    regroup: Mutex<RegroupSlot<C::Message>>,
+    regroup: PendingRegroup<C::Message>,
     supervised: Option<Supervised>,
     /// Set while a handler runs, for cells with a deadline only.
     handling: Option<Box<Mutex<Option<Handling>>>>,
@@ -165,12 +165,6 @@ pub(crate) struct CellInstance<C: Cell> {
     metrics: Option<Box<CellMetrics>>,
     /// The cell's place in its group, if it is in one.
     group: Option<Membership>,
-}
-
-/// A pending `Deliver::regroup`, or the end of the cell (none accepted).
-enum RegroupSlot<M> {
-    Open(Option<Regroup<M>>),
-    Closed,
 }
 
 /// A handler with a deadline, as the watchdog sees it.
@@ -237,7 +231,7 @@ impl<C: Cell> CellInstance<C> {
             me: me.clone(),
             parent,
             node: Mutex::new(None),
-            regroup: Mutex::new(RegroupSlot::Open(None)),
+            regroup: PendingRegroup::new(),
             supervised,
             handling: supervised.and_then(|s| s.deadline).map(|_| Box::new(Mutex::new(None))),
             metrics: runtime.cell_metrics(),
@@ -627,30 +621,10 @@ impl<C: Cell> CellInstance<C> {
         None
     }
 
-    /// Runs the pending regroup, if any, on the queued user messages and
-    /// puts back what it returns ahead of the rest. With `close`, no regroup
-    /// is accepted afterwards (the cell terminates).
+    /// Runs the pending regroup, if any (see `mailbox::PendingRegroup`).
+    /// With `close`, no regroup is accepted afterwards (the cell terminates).
     fn run_regroup(&self, close: bool) {
-        let pending = {
-            let mut slot = self.regroup.lock();
-            let pending = match &mut *slot {
-                RegroupSlot::Open(pending) => pending.take(),
-                RegroupSlot::Closed => None,
-            };
-            if close {
-                *slot = RegroupSlot::Closed;
-            }
-            pending
-        };
-        if let Some(regroup) = pending {
-            let queued = self.mailbox.take_user();
-            let kept = regroup(queued);
-            if !kept.is_empty() {
-                // The run token holder puts them back: nothing was taken
-                // meanwhile, so they keep their place ahead of newer ones.
-                let _ = self.mailbox.release(kept);
-            }
-        }
+        self.regroup.run(&self.mailbox, close);
     }
 
     /// Acts on what the node decided.
@@ -1196,19 +1170,7 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     }
 
     fn regroup(&self, regroup: Regroup<C::Message>) -> Result<(), Regroup<C::Message>> {
-        {
-            let mut slot = self.regroup.lock();
-            match &mut *slot {
-                RegroupSlot::Closed => return Err(regroup),
-                RegroupSlot::Open(pending) => {
-                    *pending = Some(match pending.take() {
-                        // Two in a row: the second sees what the first kept.
-                        Some(first) => Box::new(move |queued| regroup(first(queued))),
-                        None => regroup,
-                    });
-                }
-            }
-        }
+        self.regroup.offer(regroup)?;
         self.send_system(SystemMsg::Regroup);
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! - `error.rs`: [`SendError`], the rejected message handed back.
 //! - `system.rs`: the control requests (stop, drain, kill), as pending flags.
 //! - `space.rs`: how blocking senders wait for room.
+//! - `regroup.rs`: work recomposition asks of a cell on its queued messages.
 //!
 //! # Order of delivery
 //!
@@ -47,6 +48,7 @@
 //! model `loom-tests/tests/mailbox_close.rs` checks this.
 
 mod error;
+mod regroup;
 mod space;
 mod system;
 
@@ -54,6 +56,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 pub use self::error::SendError;
+pub(crate) use self::regroup::{PendingRegroup, Regroup};
 pub(crate) use self::system::{StopCause, SystemMsg};
 
 use self::space::SpaceSignal;

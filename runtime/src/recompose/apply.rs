@@ -39,11 +39,11 @@ use super::error::RecomposeError;
 #[cfg(feature = "storage")]
 use super::partition::{self, KeyHash, KeyedHandover};
 use super::plan::{Action, IsolatedKind, Layout, SplitBy};
-use crate::address::{Addr, Deliver, Regroup, Slot};
+use crate::address::{Addr, Deliver, Slot};
 use crate::cell::{Cell, CellConfig};
 use crate::failure::payload_text;
 use crate::flow::{Router, Routing, Shedding};
-use crate::mailbox::{Envelope, SendError, SystemMsg};
+use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
 use crate::supervise::start::ChildName;
@@ -746,21 +746,7 @@ impl<M: Send + 'static> Managed<M> {
         shape.isolated = isolated;
         // The cell moves the kind's queued messages over between two of its
         // own messages (see `Deliver::regroup`).
-        let kind_of = self.spec.kind_of;
-        let kind = kind.to_owned();
-        let regroup: Regroup<M> = Box::new(move |queued| {
-            let (moved, kept): (Vec<_>, Vec<_>) = queued.into_iter().partition(|envelope: &Envelope<M>| {
-                // A panicking `message_kind` leaves the message where it is.
-                catch_unwind(AssertUnwindSafe(|| kind_of(&envelope.msg))).is_ok_and(|k| k == kind)
-            });
-            target.release(moved);
-            kept
-        });
-        if let Err(regroup) = shape.base.regroup(regroup) {
-            // The cell has stopped: nothing queued there to move.
-            let kept = regroup(Vec::new());
-            debug_assert!(kept.is_empty());
-        }
+        offer_kind_move(&shape.base, kind_regroup(self.spec.kind_of, kind, target));
         Ok(())
     }
 
@@ -1131,6 +1117,35 @@ impl<M: Send + 'static> Managed<M> {
             cell: path.clone(),
             error: crate::runtime::SpawnError::NameTaken { path },
         })
+    }
+}
+
+/// The regroup step of an isolate: the queued messages of `kind` go to
+/// `target` (held until then, so they come before what it was sent since),
+/// the others stay, in their order.
+pub(crate) fn kind_regroup<M: Send + 'static>(
+    kind_of: fn(&M) -> &'static str,
+    kind: &str,
+    target: Arc<dyn Deliver<M>>,
+) -> Regroup<M> {
+    let kind = kind.to_owned();
+    Box::new(move |queued| {
+        let (moved, kept): (Vec<_>, Vec<_>) = queued.into_iter().partition(|envelope: &Envelope<M>| {
+            // A panicking `message_kind` leaves the message where it is.
+            catch_unwind(AssertUnwindSafe(|| kind_of(&envelope.msg))).is_ok_and(|k| k == kind)
+        });
+        target.release(moved);
+        kept
+    })
+}
+
+/// Asks `base` to run `regroup` at its next system check; a cell that has
+/// stopped has nothing queued to move, and the step runs on nothing (which
+/// releases the cell it moves messages to).
+pub(crate) fn offer_kind_move<M: Send + 'static>(base: &Arc<dyn Deliver<M>>, regroup: Regroup<M>) {
+    if let Err(regroup) = base.regroup(regroup) {
+        let kept = regroup(Vec::new());
+        debug_assert!(kept.is_empty());
     }
 }
 
