@@ -9,9 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cellrt::{
-    Action, Cell, CellConfig, CellError, ChildSpec, Context, Expected, JournalQuery, Metric, Mode,
-    ObservationConfig, PlanStatus, Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError,
-    Recomposer, Runtime, SignalKind, SplitBy, SupervisorSpec,
+    Action, Cell, CellConfig, CellError, Context, Expected, JournalQuery, Metric, Mode, ObservationConfig,
+    PlanStatus, Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, Runtime,
+    SignalKind, SplitBy,
 };
 use common::fraud::{wait_for_kinds, Fraud, Tally, Txn};
 use common::wait_for;
@@ -691,7 +691,7 @@ fn a_policy_that_panics_is_disabled_and_journaled() {
 }
 
 #[test]
-fn supervised_routed_and_doubly_managed_cells_are_refused() {
+fn routed_and_doubly_managed_cells_are_refused() {
     let runtime = checker_runtime();
     let engine = Recomposer::new(&runtime, RecomposeConfig::default()).unwrap();
     let addr = managed(&runtime, &engine, "echo");
@@ -701,15 +701,6 @@ fn supervised_routed_and_doubly_managed_cells_are_refused() {
         Err(RecomposeError::AlreadyManaged { cell: addr.path().clone() })
     );
     let handled = Arc::new(AtomicU64::new(0));
-    let made = handled.clone();
-    let spec = SupervisorSpec::new("sup").child(ChildSpec::new("kid", move || Slow(made.clone())));
-    let sup = runtime.start_supervisor(spec, Duration::from_secs(5)).unwrap();
-    let kid = sup.child::<u64>("kid").unwrap();
-    let made = handled.clone();
-    assert_eq!(
-        engine.manage(&kid, Recomposable::new(move || Slow(made.clone()))),
-        Err(RecomposeError::Supervised { cell: kid.path().clone() })
-    );
     let router = runtime.router("pool", cellrt::Routing::round_robin(), vec![addr.clone()]).unwrap();
     let made = handled.clone();
     assert_eq!(

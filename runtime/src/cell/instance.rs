@@ -60,6 +60,10 @@ pub(crate) enum Origin<C> {
     Value(C),
     /// A factory from a child spec, called at each start.
     Factory(Factory<C>),
+    /// A first value, then the factory at each restart: a child that
+    /// recomposition starts under a supervisor, whose factory it has called
+    /// once already to see that it makes a cell.
+    Seeded(C, Factory<C>),
     /// A durable cell: restored from its saved state at each start, from
     /// the factory when nothing was saved.
     #[cfg(feature = "storage")]
@@ -251,6 +255,11 @@ impl<C: Cell> CellInstance<C> {
                 body.incarnation = Some(Incarnation { cell, ctx });
             }
             Origin::Factory(factory) => body.factory = Some(factory),
+            Origin::Seeded(cell, factory) => {
+                let ctx = self.new_context(slot);
+                body.incarnation = Some(Incarnation { cell, ctx });
+                body.factory = Some(factory);
+            }
             #[cfg(feature = "storage")]
             Origin::Durable(factory, persist) => {
                 body.factory = Some(factory);
@@ -1266,6 +1275,11 @@ impl<C: Cell> CellControl for CellInstance<C> {
             Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
         })
         .clone()
+    }
+
+    fn supervisor(&self) -> Option<Arc<Node>> {
+        self.supervised?;
+        self.parent.as_ref()?.upgrade()
     }
 
     fn report_overrun(&self, now: Instant) -> Option<Box<Failure>> {

@@ -31,6 +31,17 @@
 //!   its message, hands its queue to the variant (ahead of anything sent
 //!   after the swap) and stops.
 //! - **Shed** and **Admit** set the address's shedding policy.
+//!
+//! # Supervised cells
+//!
+//! A managed cell under a supervisor keeps its place there: the cells an
+//! action adds beside it (an isolated kind's cell, a pool member, a canary)
+//! are run-time children of the same supervisor, restarted after a failure
+//! (`Restart::Transient`) from the factory that made them and stopped with
+//! it; a replace (of the cell, or of a kind's cell) hands the child's
+//! record to the new cell, whose restarts then make the variant. A split by
+//! key and a retire into another cell would leave the supervisor's entry
+//! without its cell: they are refused (`RecomposeError::Supervised`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -40,15 +51,18 @@ use super::error::RecomposeError;
 use super::partition::{self, KeyHash, KeyedHandover};
 use super::plan::{Action, IsolatedKind, Layout, SplitBy};
 use crate::address::{Addr, Deliver, Slot};
+use crate::cell::instance::Origin;
 use crate::cell::{Cell, CellConfig};
 use crate::failure::payload_text;
 use crate::flow::{Router, Routing, Shedding};
 use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
-use crate::runtime::{CellControl, RuntimeShared};
-use crate::supervise::start::ChildName;
+use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
+use crate::supervise::node::{Node, Refusal};
+use crate::supervise::spec::{ChildSpec, Restart};
+use crate::supervise::start::{CellStarter, ChildName, StartedChild};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, Mutex, Weak};
 
 /// The variant name of a managed cell's own factory.
 pub(crate) const BASE: &str = "base";
@@ -60,6 +74,10 @@ struct Maker<M> {
     /// As `spawn_at`, held: it handles nothing until released.
     spawn_held: SpawnAt<M>,
     replace: ReplaceWith<M>,
+    /// As `spawn_at` and `spawn_held`, as a run-time child of a supervisor.
+    spawn_child: SpawnChild<M>,
+    /// As `replace`, for a supervised cell (its instance id given).
+    replace_child: ReplaceChild<M>,
     /// The cell type's priority lanes: its mailbox capacity is this many
     /// times the configured one.
     #[cfg(feature = "storage")]
@@ -70,6 +88,10 @@ type SpawnAt<M> =
     Arc<dyn Fn(&Arc<RuntimeShared>, CellPath, CellConfig) -> Result<Addr<M>, RecomposeError> + Send + Sync>;
 type ReplaceWith<M> =
     Arc<dyn Fn(&Arc<RuntimeShared>, &Addr<M>, CellConfig) -> Result<(), RecomposeError> + Send + Sync>;
+type SpawnChild<M> =
+    Arc<dyn Fn(&Arc<Node>, CellPath, (CellConfig, Start)) -> Result<Addr<M>, RecomposeError> + Send + Sync>;
+type ReplaceChild<M> =
+    Arc<dyn Fn(&Arc<Node>, u64, &Addr<M>, CellConfig) -> Result<(), RecomposeError> + Send + Sync>;
 
 impl<M> Clone for Maker<M> {
     fn clone(&self) -> Self {
@@ -77,9 +99,40 @@ impl<M> Clone for Maker<M> {
             spawn_at: self.spawn_at.clone(),
             spawn_held: self.spawn_held.clone(),
             replace: self.replace.clone(),
+            spawn_child: self.spawn_child.clone(),
+            replace_child: self.replace_child.clone(),
             #[cfg(feature = "storage")]
             lanes: self.lanes,
         }
+    }
+}
+
+/// A supervised child's factory for its restarts, from a registered one.
+fn restarts<C: Cell, F: Fn() -> C + Send + Sync + 'static>(factory: &Arc<F>) -> Box<dyn FnMut() -> C + Send> {
+    let factory = factory.clone();
+    Box::new(move || factory())
+}
+
+/// The id under which a supervisor records a cell recomposition placed at
+/// `path`: the path below the supervisor's, its names joined with `:`
+/// (a child id is one cell name).
+fn child_id(supervisor: &CellPath, path: &CellPath) -> String {
+    let below = path.as_str().strip_prefix(supervisor.as_str()).unwrap_or(path.as_str());
+    below.trim_start_matches('/').replace('/', ":")
+}
+
+/// Why a supervisor would not take a cell recomposition placed at `path`.
+fn refused(refusal: Refusal, path: &CellPath) -> RecomposeError {
+    let supervised = |reason: &str| RecomposeError::Supervised { cell: path.clone(), reason: reason.into() };
+    match refusal {
+        Refusal::Stopping => supervised("its supervisor is stopping"),
+        Refusal::Pool => supervised("its supervisor is a pool, whose children come from its template"),
+        Refusal::Busy => RecomposeError::InProgress { cell: path.clone() },
+        // As a taken path: the next name is tried.
+        Refusal::DuplicateId => {
+            RecomposeError::Spawn { cell: path.clone(), error: SpawnError::NameTaken { path: path.clone() } }
+        }
+        Refusal::Spawn(error) => RecomposeError::Spawn { cell: path.clone(), error },
     }
 }
 
@@ -100,21 +153,19 @@ impl<M: Send + 'static> Maker<M> {
         let factory = Arc::new(factory);
         let spawn_factory = factory.clone();
         let held_factory = factory.clone();
+        let child_factory = factory.clone();
+        let replace_factory = factory.clone();
         Maker {
             spawn_at: Arc::new(move |shared, path, config| {
                 let cell = call_factory(&*spawn_factory, &path)?;
                 shared
-                    .spawn_top_level(
-                        ChildName::At(path.clone()),
-                        config,
-                        crate::cell::instance::Origin::Value(cell),
-                    )
+                    .spawn_top_level(ChildName::At(path.clone()), config, Origin::Value(cell))
                     .map_err(|error| RecomposeError::Spawn { cell: path, error })
             }),
             spawn_held: Arc::new(move |shared, path, config| {
                 let cell = call_factory(&*held_factory, &path)?;
                 shared
-                    .spawn_held_at(path.clone(), config, crate::cell::instance::Origin::Value(cell))
+                    .spawn_held_at(path.clone(), config, Origin::Value(cell))
                     .map_err(|error| RecomposeError::Spawn { cell: path, error })
             }),
             replace: Arc::new(move |shared, addr, config| {
@@ -122,6 +173,46 @@ impl<M: Send + 'static> Maker<M> {
                 shared
                     .replace_cell(addr, config, cell)
                     .map_err(|error| RecomposeError::Spawn { cell: addr.path().clone(), error })
+            }),
+            spawn_child: Arc::new(move |node, path, (config, start)| {
+                let cell = call_factory(&*child_factory, &path)?;
+                let mut spec = ChildSpec::from_starter(
+                    child_id(node.path(), &path),
+                    Arc::new(CellStarter::<C>::new(restarts(&child_factory))),
+                )
+                .restart(Restart::Transient);
+                spec.config = config.clone();
+                let shared = node.runtime().clone();
+                let adopted = node.adopt(spec, |node, spec| {
+                    let request = SpawnRequest {
+                        parent: Some(node),
+                        name: ChildName::At(path.clone()),
+                        config,
+                        origin: Origin::Seeded(cell, Arc::new(Mutex::new(restarts(&child_factory)))),
+                        supervised: Some(spec.supervised()),
+                        seed: None,
+                        existing: None,
+                    };
+                    let (addr, instance) = shared.spawn_new(request, start == Start::Held)?;
+                    Ok(StartedChild { handle: instance, addr: Arc::new(addr) })
+                });
+                let addr = adopted.map_err(|refusal| refused(refusal, &path))?;
+                match addr.downcast_ref::<Addr<M>>() {
+                    Some(addr) => Ok(addr.clone()),
+                    None => unreachable!("a child spawned from a factory of `C` has an `Addr<C::Message>`"),
+                }
+            }),
+            replace_child: Arc::new(move |node, key, addr, config| {
+                let cell = call_factory(&*replace_factory, addr.path())?;
+                let start = Arc::new(CellStarter::<C>::new(restarts(&replace_factory)));
+                let shared = node.runtime().clone();
+                node.replace_child(key, start, |node, spec| {
+                    let origin = Origin::Seeded(cell, Arc::new(Mutex::new(restarts(&replace_factory))));
+                    let instance =
+                        shared.replace_instance(addr, config, origin, Some(node), Some(spec.supervised()))?;
+                    Ok(StartedChild { handle: instance, addr: Arc::new(addr.clone()) })
+                })
+                .map_err(|refusal| refused(refusal, addr.path()))
             }),
             #[cfg(feature = "storage")]
             lanes: C::LANES.clamp(1, crate::cell::MAX_LANES),
@@ -481,11 +572,23 @@ pub(crate) struct Managed<M> {
     addr: Addr<M>,
     spec: Recomposable<M>,
     send_timeout: Duration,
+    /// The node of the cell's supervisor, for a supervised cell.
+    supervisor: Option<Weak<Node>>,
     shape: Mutex<Shape<M>>,
 }
 
+/// Where the cells an action starts live, and how the cells it replaces
+/// are replaced.
+enum Home {
+    /// Top-level cells, by the runtime's replace protocol.
+    TopLevel,
+    /// Run-time children of this supervisor, which the replace protocol's
+    /// new cell takes the child's record from.
+    Supervisor(Arc<Node>),
+}
+
 impl<M: Send + 'static> Managed<M> {
-    /// Takes `addr` under management; it must be served by one top-level cell.
+    /// Takes `addr` under management; it must be served by one cell.
     pub(crate) fn new(
         addr: &Addr<M>,
         spec: Recomposable<M>,
@@ -497,16 +600,21 @@ impl<M: Send + 'static> Managed<M> {
         if target.members().is_some() || target.control().is_none() || target.is_held() {
             return Err(RecomposeError::NotACell { cell });
         }
-        if target.is_supervised() {
-            return Err(RecomposeError::Supervised { cell });
-        }
-        if target.control().is_some_and(|c| c.is_terminated()) {
+        let Some(control) = target.control().filter(|c| !c.is_terminated()) else {
             return Err(RecomposeError::NotACell { cell });
-        }
+        };
+        let supervisor = match (target.is_supervised(), control.supervisor()) {
+            (false, _) => None,
+            (true, Some(node)) => Some(Arc::downgrade(&node)),
+            (true, None) => {
+                return Err(RecomposeError::Supervised { cell, reason: "its supervisor has stopped".into() });
+            }
+        };
         Ok(Managed {
             addr: addr.clone(),
             spec,
             send_timeout,
+            supervisor,
             shape: Mutex::new(Shape {
                 version: 0,
                 variant: BASE.to_owned(),
@@ -522,6 +630,38 @@ impl<M: Send + 'static> Managed<M> {
                 keyed: None,
             }),
         })
+    }
+
+    /// Where the cells an action starts live: beside a top-level cell, or
+    /// under the managed cell's supervisor while it runs.
+    fn home(&self) -> Result<Home, RecomposeError> {
+        match &self.supervisor {
+            None => Ok(Home::TopLevel),
+            Some(node) => node.upgrade().map(Home::Supervisor).ok_or_else(|| RecomposeError::Supervised {
+                cell: self.addr.path().clone(),
+                reason: "its supervisor has stopped".into(),
+            }),
+        }
+    }
+
+    /// Puts a cell of `maker` behind `addr` in place of the one serving it,
+    /// by the replace protocol (see [`Home`]).
+    fn replace_with(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        maker: &Maker<M>,
+        addr: &Addr<M>,
+        config: CellConfig,
+    ) -> Result<(), RecomposeError> {
+        match self.home()? {
+            Home::TopLevel => (maker.replace)(shared, addr, config),
+            Home::Supervisor(node) => {
+                let Some(key) = addr.slot().current().control().map(|c| c.id()) else {
+                    return Err(RecomposeError::Stopped { cell: addr.path().clone() });
+                };
+                (maker.replace_child)(&node, key, addr, config)
+            }
+        }
     }
 
     fn layout_error(&self, reason: impl Into<String>) -> RecomposeError {
@@ -563,6 +703,14 @@ impl<M: Send + 'static> Managed<M> {
             variant: variant.clone(),
         };
         match action {
+            Action::RetireInto { .. } | Action::Split { by: SplitBy::Key, .. }
+                if self.supervisor.is_some() =>
+            {
+                return Err(RecomposeError::Supervised {
+                    cell: cell.clone(),
+                    reason: "its supervisor's entry would be left without its cell".into(),
+                });
+            }
             Action::RetireInto { successor, .. } => {
                 if successor == cell {
                     return Err(RecomposeError::Invalid {
@@ -789,7 +937,7 @@ impl<M: Send + 'static> Managed<M> {
                 variant: variant.to_owned(),
             });
         };
-        (maker.replace)(shared, addr, CellConfig::new())
+        self.replace_with(shared, maker, addr, CellConfig::new())
     }
 
     /// The address a canary of `kind` shares: the managed cell's, or the
@@ -1038,7 +1186,7 @@ impl<M: Send + 'static> Managed<M> {
         if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) {
             return Err(self.layout_error("its address was changed outside recomposition"));
         }
-        (maker.replace)(shared, &self.addr, CellConfig::new())?;
+        self.replace_with(shared, maker, &self.addr, CellConfig::new())?;
         shape.base = self.addr.slot().current();
         shape.variant = variant.to_owned();
         shape.retired_into = None;
@@ -1094,14 +1242,19 @@ impl<M: Send + 'static> Managed<M> {
         name: &str,
         (config, start): (CellConfig, Start),
     ) -> Result<Addr<M>, RecomposeError> {
-        let spawn = if start == Start::Held { &maker.spawn_held } else { &maker.spawn_at };
+        let home = self.home()?;
+        let spawn = |path: CellPath| match &home {
+            Home::TopLevel if start == Start::Held => (maker.spawn_held)(shared, path, config.clone()),
+            Home::TopLevel => (maker.spawn_at)(shared, path, config.clone()),
+            Home::Supervisor(node) => (maker.spawn_child)(node, path, (config.clone(), start)),
+        };
         let mut candidate = name.to_owned();
         let mut last = None;
         for _ in 0..NAME_TRIES {
             let path = parent.child(&candidate).map_err(|e| RecomposeError::Invalid {
                 reason: format!("{candidate:?} does not make a cell name: {e}"),
             })?;
-            match spawn(shared, path, config.clone()) {
+            match spawn(path) {
                 Err(RecomposeError::Spawn {
                     error: crate::runtime::SpawnError::NameTaken { path }, ..
                 }) => {

@@ -203,8 +203,9 @@ impl Recomposer {
     }
 
     /// Puts the cell behind `addr` under the engine, with what `spec`
-    /// offers. The cell must be a top-level cell (not supervised), alone
-    /// behind its address.
+    /// offers. The cell must be alone behind its address; a supervised
+    /// cell keeps its supervisor, which takes the cells a change adds
+    /// beside it (see `docs/recomposition.md`).
     ///
     /// With storage, the plans kept for this cell by an earlier run on the
     /// same data directory are applied again, in the order they were kept:
@@ -215,8 +216,9 @@ impl Recomposer {
     ///
     /// # Errors
     ///
-    /// `AlreadyManaged`, `Supervised`, `NotACell` (a router, or a stopped
-    /// cell), `Invalid` (a variant named `"base"` or registered twice).
+    /// `AlreadyManaged`, `NotACell` (a router, or a stopped cell),
+    /// `Supervised` (its supervisor has stopped), `Invalid` (a variant named
+    /// `"base"` or registered twice).
     pub fn manage<M: Send + 'static>(
         &self,
         addr: &Addr<M>,

@@ -26,11 +26,15 @@ pub enum RecomposeError {
         /// Its path.
         cell: CellPath,
     },
-    /// The cell is supervised: its supervisor owns its place, and
-    /// recomposition changes only top-level cells.
+    /// The cell is supervised, and the change would take it from its
+    /// supervisor's entry (a split by key, a retire into another cell), or
+    /// its supervisor cannot take the cells the change adds (it is stopping,
+    /// or a pool).
     Supervised {
         /// Its path.
         cell: CellPath,
+        /// Why, in words.
+        reason: String,
     },
     /// The address is not served by one cell (it is a router, or closed).
     NotACell {
@@ -149,8 +153,8 @@ impl fmt::Display for RecomposeError {
             RecomposeError::ShutDown => f.write_str("the runtime is shutting down"),
             RecomposeError::UnknownCell { cell } => write!(f, "no managed cell at {cell}"),
             RecomposeError::AlreadyManaged { cell } => write!(f, "the cell at {cell} is managed already"),
-            RecomposeError::Supervised { cell } => {
-                write!(f, "the cell at {cell} is supervised; only top-level cells are recomposed")
+            RecomposeError::Supervised { cell, reason } => {
+                write!(f, "the cell at {cell} is supervised, and cannot be changed so: {reason}")
             }
             RecomposeError::NotACell { cell } => write!(f, "the address {cell} is not served by one cell"),
             RecomposeError::UnknownKind { cell, kind } => {

@@ -477,7 +477,7 @@ impl RuntimeShared {
 
     /// [`spawn_instance`](RuntimeShared::spawn_instance), held (see
     /// `CellInstance::new`) if `held`.
-    fn spawn_new<C: Cell>(
+    pub(crate) fn spawn_new<C: Cell>(
         self: &Arc<Self>,
         req: SpawnRequest<'_, C>,
         held: bool,
@@ -558,6 +558,24 @@ impl RuntimeShared {
         if addr.slot().current().is_supervised() {
             return Err(SpawnError::Supervised { path: addr.path().clone() });
         }
+        let instance = self.replace_instance(addr, config, Origin::Value(cell), None, None)?;
+        // `started` runs now; messages wait for the predecessor's leftovers.
+        instance.begin();
+        Ok(())
+    }
+
+    /// The replace protocol behind [`replace_cell`](RuntimeShared::replace_cell),
+    /// for any cell: the new instance (reporting to `parent` as `supervised`
+    /// says) takes `addr` over, and is returned not begun, so that a
+    /// supervisor can record it first.
+    pub(crate) fn replace_instance<C: Cell>(
+        self: &Arc<Self>,
+        addr: &Addr<C::Message>,
+        config: CellConfig,
+        origin: Origin<C>,
+        parent: Option<&Arc<Node>>,
+        supervised: Option<Supervised>,
+    ) -> Result<Arc<CellInstance<C>>, SpawnError> {
         let (capacity, dispatcher) = self.placement(&config, addr.capacity(), None)?;
         let group = self.group(&config)?;
         let id = self.next_id.fetch_add(1, Relaxed);
@@ -569,11 +587,11 @@ impl RuntimeShared {
             true,
             dispatcher.clone(),
             self.clone(),
-            None,
-            None,
+            parent.map(Arc::downgrade),
+            supervised,
             group,
         );
-        instance.install(addr.slot(), Origin::Value(cell));
+        instance.install(addr.slot(), origin);
         let previous_owner = self.register(id, &path, instance.clone(), PathClaim::TakeOver)?;
         if addr.slot().replace(instance.clone()).is_err() {
             self.unregister(id, &path, previous_owner);
@@ -581,9 +599,7 @@ impl RuntimeShared {
         }
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), "replaced");
         self.observer.topology(&path, std::any::type_name::<C>(), TopologyChange::Replaced);
-        // `started` runs now; messages wait for the predecessor's leftovers.
-        instance.begin();
-        Ok(())
+        Ok(instance)
     }
 
     /// Starts a top-level supervisor and waits for its children to start.

@@ -38,6 +38,10 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     fn abandon(&self) -> usize;
     /// The cell's supervision node, created on first use.
     fn node(&self) -> Arc<Node>;
+    /// The node that restarts this cell (its supervisor's, or the parent
+    /// cell's for a spawned child), while it lives; `None` for a top-level
+    /// cell.
+    fn supervisor(&self) -> Option<Arc<Node>>;
     /// For the deadline watchdog: the failure of a handler running past its
     /// deadline at `now`, once per handler call.
     fn report_overrun(&self, now: Instant) -> Option<Box<Failure>>;

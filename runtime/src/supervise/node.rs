@@ -37,7 +37,7 @@ use crate::sync::{Arc, Mutex, Weak};
 use super::error::{ChildError, StartError};
 use super::info::{ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind};
 use super::spec::{validate_child, AutoShutdown, ChildSpec, Flags, Restart, Shutdown, SpecError, Strategy};
-use super::start::{ChildName, ChildPlacement, StartedChild};
+use super::start::{ChildName, ChildPlacement, StartChild, StartedChild};
 use super::window::RestartWindow;
 
 /// How long a killed child's handler may take to return before the child
@@ -1212,6 +1212,78 @@ impl Node {
         Ok(addr)
     }
 
+    /// Takes a child that recomposition places beside one of this node's
+    /// children (an isolated kind's cell, a pool member, a canary): `spawn`
+    /// makes its instance with this node as parent, not begun; it is
+    /// recorded as a run-time child under `spec`, then begun. Like any
+    /// run-time child it is forgotten when it stops for good.
+    pub(crate) fn adopt(
+        &self,
+        spec: ChildSpec,
+        spawn: impl FnOnce(&Arc<Node>, &ChildSpec) -> Result<StartedChild, SpawnError>,
+    ) -> Result<Arc<dyn Any + Send + Sync>, Refusal> {
+        let mut state = self.state.lock();
+        if state.owner_ending || state.retired {
+            return Err(Refusal::Stopping);
+        }
+        if state.flags.strategy == Strategy::Pool {
+            return Err(Refusal::Pool);
+        }
+        if state.children.iter().any(|c| c.id == spec.id) {
+            return Err(Refusal::DuplicateId);
+        }
+        let me = self.me.upgrade().ok_or(Refusal::Stopping)?;
+        let started = spawn(&me, &spec).map_err(Refusal::Spawn)?;
+        let key = started.handle.id();
+        let addr = started.addr.clone();
+        state.add_child(Child::new(&spec, started.clone(), false));
+        state.waiters.push((key, StartWaiter::Nobody));
+        drop(state);
+        started.handle.begin();
+        Ok(addr)
+    }
+
+    /// Puts a new instance in place of the running child whose instance is
+    /// `key`: `replace` makes it from the child's spec with `start` in
+    /// place of its starter (same id and settings), by the replace protocol
+    /// behind the child's address, not begun. The child's record follows
+    /// the new instance, so its restarts make the new cell; the old
+    /// instance's exit (`Replaced`) is no longer the child's.
+    pub(crate) fn replace_child(
+        &self,
+        key: u64,
+        start: Arc<dyn StartChild>,
+        replace: impl FnOnce(&Arc<Node>, &ChildSpec) -> Result<StartedChild, SpawnError>,
+    ) -> Result<(), Refusal> {
+        let mut state = self.state.lock();
+        if state.owner_ending || state.retired {
+            return Err(Refusal::Stopping);
+        }
+        // A group restart in progress waits for this very instance.
+        let Some(index) = state.index_of_key(key) else { return Err(Refusal::Busy) };
+        if state.op.is_some() || state.children[index].status != Status::Running {
+            return Err(Refusal::Busy);
+        }
+        let me = self.me.upgrade().ok_or(Refusal::Stopping)?;
+        let mut spec = state.children[index].spec.clone();
+        spec.start = start;
+        let started = replace(&me, &spec).map_err(Refusal::Spawn)?;
+        let new_key = started.handle.id();
+        let child = &mut state.children[index];
+        child.key = new_key;
+        child.spec = spec;
+        child.handle = Some(started.handle.clone());
+        child.addr = started.addr;
+        child.status = Status::Starting;
+        child.running_since = None;
+        state.keys.remove(&key);
+        state.keys.insert(new_key, index);
+        state.waiters.push((new_key, StartWaiter::Nobody));
+        drop(state);
+        started.handle.begin();
+        Ok(())
+    }
+
     /// `Context::spawn`: a temporary child from a value.
     pub(crate) fn spawn_value<C: Cell>(
         &self,
@@ -1356,6 +1428,23 @@ impl Child {
             overdue: false,
         }
     }
+}
+
+/// Why a node would not take a child that recomposition started or
+/// replaced.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The node's owner is stopping or gone.
+    Stopping,
+    /// A pool supervisor's children are made from its template only.
+    Pool,
+    /// A child has that id.
+    DuplicateId,
+    /// The child is not running (starting, restarting, stopped), or a group
+    /// restart is in progress.
+    Busy,
+    /// The runtime refused the instance.
+    Spawn(SpawnError),
 }
 
 fn refuse_command(command: Command, err: ChildError) {

@@ -221,6 +221,15 @@ impl ChildSpec {
         child
     }
 
+    /// What an instance started from this spec knows of it.
+    pub(crate) fn supervised(&self) -> crate::cell::instance::Supervised {
+        crate::cell::instance::Supervised {
+            restart: self.restart,
+            retry: self.retry,
+            deadline: self.deadline,
+        }
+    }
+
     pub(crate) fn from_starter(id: String, start: Arc<dyn StartChild>) -> Self {
         ChildSpec {
             id,

@@ -4,7 +4,7 @@
 use std::any::{Any, TypeId};
 
 use crate::address::Addr;
-use crate::cell::instance::{Origin, Supervised};
+use crate::cell::instance::Origin;
 use crate::cell::{Cell, CellError, Context};
 use crate::runtime::{CellControl, SpawnError, SpawnRequest};
 use crate::sync::{Arc, Mutex};
@@ -107,7 +107,7 @@ fn spawn_child<C: Cell>(
         name: placement.name,
         config: spec.config.clone(),
         origin,
-        supervised: Some(Supervised { restart: spec.restart, retry: spec.retry, deadline: spec.deadline }),
+        supervised: Some(spec.supervised()),
         seed,
         existing,
     })?;
