@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cellrt::{
     Action, Addr, Cell, CellError, ChildInfo, ChildSpec, ChildState, Context, Expected, Metric, Mode,
@@ -76,7 +77,14 @@ struct Supervised {
 }
 
 fn supervised_work(runtime: &Runtime, log: &Log) -> Supervised {
-    let app = SupervisorSpec::new("app").child(ChildSpec::new("work", worker("base", log)));
+    supervised_work_restarting(runtime, log, 3)
+}
+
+/// As [`supervised_work`], `app` allowing `max_restarts` a minute.
+fn supervised_work_restarting(runtime: &Runtime, log: &Log, max_restarts: u32) -> Supervised {
+    let app = SupervisorSpec::new("app")
+        .intensity(max_restarts, Duration::from_secs(60))
+        .child(ChildSpec::new("work", worker("base", log)));
     let spec = SupervisorSpec::new("root").child(ChildSpec::supervisor("app", app));
     let root = runtime.start_supervisor(spec, PATIENCE).unwrap();
     let app = root.supervisor("app").unwrap();
@@ -160,6 +168,38 @@ fn revert(engine: &Recomposer, plan: u64) {
         }),
         "the revert stayed in progress"
     );
+}
+
+#[test]
+fn a_restart_of_the_supervisor_keeps_the_recomposed_layout() {
+    let runtime = runtime();
+    let log = Log::default();
+    // `app` gives up at the first failure of `work`; `root` restarts it.
+    let Supervised { root, app, work, engine } = supervised_work_restarting(&runtime, &log, 0);
+    work.send(job("slow", 0)).unwrap();
+    work.send(job("fast", 1)).unwrap();
+    common::fraud::wait_for_kinds(&runtime, "/root/app/work", &["slow", "fast"]);
+    apply(&engine, Action::Isolate { cell: work.path().clone(), kind: "slow".into() });
+    work.send(job("slow", 2)).unwrap();
+    wait_for("3 handled", || log.lock().unwrap().len() == 3);
+    // `work` fails: `app` gives up, and `root` restarts it, which restarts
+    // both of its children in place, the kind's cell too.
+    work.send(failing("fast")).unwrap();
+    wait_for("app restarted", || restarts_of(&root, "app") == 1);
+    wait_for("both children running again", || {
+        let children = app.which_children();
+        children.len() == 2 && children.iter().all(|c| c.state == ChildState::Running)
+    });
+    let ids: Vec<String> = app.which_children().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec!["work", "work:slow"]);
+    for n in 3..9 {
+        work.send(job(if n % 2 == 0 { "slow" } else { "fast" }, n)).unwrap();
+    }
+    wait_for("9 handled", || log.lock().unwrap().len() == 9);
+    assert_eq!(handled_at(&log, "/root/app/work/slow"), vec![2, 4, 6, 8]);
+    assert_eq!(handled_at(&log, "/root/app/work"), vec![0, 1, 3, 5, 7]);
+    assert_eq!(engine.layout(work.path()).unwrap().isolated.len(), 1);
+    runtime.shutdown(PATIENCE);
 }
 
 #[test]

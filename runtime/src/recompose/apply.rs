@@ -36,9 +36,9 @@
 //!
 //! A managed cell under a supervisor keeps its place there: the cells an
 //! action adds beside it (an isolated kind's cell, a pool member, a canary)
-//! are run-time children of the same supervisor, restarted after a failure
-//! (`Restart::Transient`) from the factory that made them and stopped with
-//! it; a replace (of the cell, or of a kind's cell) hands the child's
+//! are children of the same supervisor, restarted after a failure
+//! (`Restart::Transient`) from the factory that made them, restarted with
+//! the supervisor and stopped with it; a replace (of the cell, or of a kind's cell) hands the child's
 //! record to the new cell, whose restarts then make the variant. A split by
 //! key and a retire into another cell would leave the supervisor's entry
 //! without its cell: they are refused (`RecomposeError::Supervised`).

@@ -144,6 +144,10 @@ struct Child {
     /// From the supervisor spec (restarted with the supervisor) rather than
     /// added at run time (lost when the supervisor's incarnation ends).
     is_static: bool,
+    /// Placed by recomposition beside a child ([`Node::adopt`]): restarted
+    /// with the supervisor like a static child, forgotten like a run-time
+    /// one once it stops for good.
+    placed: bool,
     /// Did not stop within its timeout during a group restart; restarted
     /// when its exit arrives.
     overdue: bool,
@@ -365,7 +369,8 @@ impl Node {
         let mut state = self.state.lock();
         state.owner_ending = false;
         state.window.clear();
-        let queue: VecDeque<String> = state.statics.iter().map(|s| s.id.clone()).collect();
+        let placed = state.children.iter().filter(|c| c.placed).map(|c| c.id.clone());
+        let queue: VecDeque<String> = state.statics.iter().map(|s| s.id.clone()).chain(placed).collect();
         state.op = Some(Op::Start { queue, waiting: None, started: Vec::new(), purpose: StartPurpose::Init });
         self.advance_start(&mut state);
     }
@@ -884,7 +889,7 @@ impl Node {
                 // stay suspended for the next (or are retired with the owner).
                 let mut kept = Vec::new();
                 for child in std::mem::take(&mut state.children) {
-                    if child.is_static && child.spec.restart != Restart::Temporary {
+                    if (child.is_static || child.placed) && child.spec.restart != Restart::Temporary {
                         kept.push(child);
                     } else if child.kept() {
                         if let Some(handle) = &child.handle {
@@ -1215,8 +1220,9 @@ impl Node {
     /// Takes a child that recomposition places beside one of this node's
     /// children (an isolated kind's cell, a pool member, a canary): `spawn`
     /// makes its instance with this node as parent, not begun; it is
-    /// recorded as a run-time child under `spec`, then begun. Like any
-    /// run-time child it is forgotten when it stops for good.
+    /// recorded under `spec`, then begun. It stays through the owner's
+    /// restarts, as the child it serves beside does, and is forgotten when
+    /// it stops for good (drained, or not restarted).
     pub(crate) fn adopt(
         &self,
         spec: ChildSpec,
@@ -1236,7 +1242,9 @@ impl Node {
         let started = spawn(&me, &spec).map_err(Refusal::Spawn)?;
         let key = started.handle.id();
         let addr = started.addr.clone();
-        state.add_child(Child::new(&spec, started.clone(), false));
+        let mut child = Child::new(&spec, started.clone(), false);
+        child.placed = true;
+        state.add_child(child);
         state.waiters.push((key, StartWaiter::Nobody));
         drop(state);
         started.handle.begin();
@@ -1269,6 +1277,11 @@ impl Node {
         spec.start = start;
         let started = replace(&me, &spec).map_err(Refusal::Spawn)?;
         let new_key = started.handle.id();
+        // A fresh start of the child (after its instance terminated, or
+        // the supervisor's first start again) makes the new cell too.
+        if let Some(stat) = state.statics.iter_mut().find(|s| s.id == spec.id) {
+            *stat = spec.clone();
+        }
         let child = &mut state.children[index];
         child.key = new_key;
         child.spec = spec;
@@ -1425,6 +1438,7 @@ impl Child {
             last_run: Duration::ZERO,
             pending_tick: None,
             is_static,
+            placed: false,
             overdue: false,
         }
     }
