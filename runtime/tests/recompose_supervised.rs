@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cellrt::{
-    Action, Addr, Cell, CellError, ChildInfo, ChildSpec, ChildState, Context, Expected, Metric, Mode,
-    ObservationConfig, Recomposable, RecomposeConfig, RecomposeError, Recomposer, Restart, Runtime, SplitBy,
-    SupervisionEventKind, Supervisor, SupervisorSpec,
+    Action, Addr, Cell, CellConfig, CellError, ChildInfo, ChildSpec, ChildState, Context, Expected, Metric,
+    Mode, ObservationConfig, Recomposable, RecomposeConfig, RecomposeError, Recomposer, Restart, Runtime,
+    SplitBy, SupervisionEventKind, Supervisor, SupervisorSpec,
 };
 use common::{eventually, wait_for, PATIENCE};
 
@@ -257,34 +257,92 @@ fn a_split_of_a_supervised_cell_stops_with_its_supervisor() {
 }
 
 #[test]
-fn changes_that_would_leave_a_supervisors_entry_without_its_cell_are_refused() {
+fn a_supervised_cell_retired_into_another_leaves_its_supervisor_until_it_is_revived() {
     let runtime = runtime();
     let log = Log::default();
     let Supervised { app, work, engine, .. } = supervised_work(&runtime, &log);
-    let other = runtime.spawn(Worker { variant: "other", log: log.clone() }).unwrap();
+    let other = runtime
+        .spawn_with(CellConfig::named("other"), Worker { variant: "other", log: log.clone() })
+        .unwrap();
     engine.manage(&other, Recomposable::new(worker("other", &log))).unwrap();
-    let refused = engine.propose(
-        vec![Action::RetireInto { cell: work.path().clone(), successor: other.path().clone(), state: false }],
-        Expected::Hold { metric: Metric::QueueDelay },
+    work.send(job("any", 0)).unwrap();
+    wait_for("handled", || handled_at(&log, "/root/app/work") == vec![0]);
+    let retire = apply(
+        &engine,
+        Action::RetireInto { cell: work.path().clone(), successor: other.path().clone(), state: false },
     );
-    let reason = "its supervisor's entry would be left without its cell".to_owned();
-    assert_eq!(
-        refused,
-        Err(RecomposeError::Supervised { cell: work.path().clone(), reason: reason.clone() })
-    );
-    assert_eq!(
-        refused.unwrap_err().to_string(),
-        format!("the cell at /root/app/work is supervised, and cannot be changed so: {reason}")
-    );
-    let by_key = Action::Split { cell: work.path().clone(), into: 2, by: SplitBy::Key };
-    assert_eq!(
-        engine.propose(vec![by_key], Expected::Hold { metric: Metric::QueueDelay }),
-        Err(RecomposeError::Supervised { cell: work.path().clone(), reason })
-    );
-    // Nothing changed: the child runs and handles its messages.
-    work.send(job("any", 7)).unwrap();
-    wait_for("handled", || handled_at(&log, "/root/app/work") == vec![7]);
-    assert_eq!(app.which_children().len(), 1);
+    // The supervisor lets the entry go: the cell's exit is not a failure
+    // to restart, and the address forwards to `other`.
+    assert!(app.which_children().is_empty());
+    for n in 1..4 {
+        work.send(job("any", n)).unwrap();
+    }
+    wait_for("3 forwarded", || handled_at(&log, "/other") == vec![1, 2, 3]);
+    assert_eq!(restarts_of(&app, "work"), 0);
+    // Reverted (a replace with the cell's own variant): the entry is back,
+    // with a new cell that its supervisor restarts.
+    engine.revert(retire).unwrap();
+    let children = app.which_children();
+    assert_eq!(children.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec!["work"]);
+    work.send(job("any", 4)).unwrap();
+    work.send(failing("any")).unwrap();
+    wait_for("the revived cell restarted", || restarts_of(&app, "work") == 1);
+    work.send(job("any", 5)).unwrap();
+    wait_for("handled again", || handled_at(&log, "/root/app/work") == vec![0, 4, 5]);
+    runtime.shutdown(PATIENCE);
+}
+
+#[cfg(feature = "storage")]
+#[test]
+fn a_supervised_cell_split_by_key_hands_its_entry_to_the_pool_and_takes_it_back_at_the_merge() {
+    let runtime = Runtime::builder()
+        .worker_threads(2)
+        .observation(ObservationConfig::default().sample_every(1))
+        .storage(cellrt::StorageConfig::in_memory())
+        .build()
+        .unwrap();
+    let log = Log::default();
+    let app = SupervisorSpec::new("app").child(ChildSpec::new("work", worker("base", &log)));
+    let root = runtime
+        .start_supervisor(SupervisorSpec::new("root").child(ChildSpec::supervisor("app", app)), PATIENCE);
+    let app = root.unwrap().supervisor("app").unwrap();
+    let work = app.child::<Job>("work").unwrap();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
+    engine.manage(&work, Recomposable::new(worker("base", &log)).keyed(|job: &Job| job.n % 4)).unwrap();
+    let split = apply(&engine, Action::Split { cell: work.path().clone(), into: 2, by: SplitBy::Key });
+    wait_for("the pool released", || app.which_children().iter().all(|c| c.state == ChildState::Running));
+    let ids: Vec<String> = app.which_children().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec!["work:0", "work:1"]);
+    for n in 0..16 {
+        work.send(job("any", n)).unwrap();
+    }
+    wait_for("16 handled", || log.lock().unwrap().len() == 16);
+    // Each key is handled by one member, in the order sent.
+    let owners: Vec<String> = (0..4)
+        .map(|key| {
+            let entries = log.lock().unwrap();
+            let at: Vec<&(String, &str, u64)> = entries.iter().filter(|(_, _, n)| n % 4 == key).collect();
+            assert_eq!(
+                at.iter().map(|(_, _, n)| *n).collect::<Vec<u64>>(),
+                vec![key, key + 4, key + 8, key + 12]
+            );
+            assert!(at.iter().all(|(path, _, _)| *path == at[0].0), "key {key} has one owner");
+            at[0].0.clone()
+        })
+        .collect();
+    assert!(owners.iter().all(|o| o == "/root/app/work/0" || o == "/root/app/work/1"), "{owners:?}");
+    // A member that fails is restarted by the supervisor.
+    work.send(Job { kind: "any", n: 3, fail: true }).unwrap();
+    let member = format!("work:{}", &owners[3][owners[3].len() - 1..]);
+    wait_for("the member restarted", || restarts_of(&app, &member) == 1);
+    // The merge gives the entry back to the supervisor.
+    assert!(eventually(|| engine.revert(split).is_ok()), "the merge stayed refused");
+    wait_for("the pool left", || {
+        let children = app.which_children();
+        children.len() == 1 && children[0].id == "work" && children[0].state == ChildState::Running
+    });
+    work.send(job("any", 16)).unwrap();
+    wait_for("handled by the cell", || handled_at(&log, "/root/app/work") == vec![16]);
     runtime.shutdown(PATIENCE);
 }
 

@@ -40,8 +40,10 @@
 //! (`Restart::Transient`) from the factory that made them, restarted with
 //! the supervisor and stopped with it; a replace (of the cell, or of a kind's cell) hands the child's
 //! record to the new cell, whose restarts then make the variant. A split by
-//! key and a retire into another cell would leave the supervisor's entry
-//! without its cell: they are refused (`RecomposeError::Supervised`).
+//! key and a retire into another cell retire the cell into what is not one
+//! child: the supervisor lets its entry go (`Node::hand_off`, kept in the
+//! shape) and takes it back when a merge or a replace puts one cell behind
+//! the address again (`Node::take_back`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -58,7 +60,7 @@ use crate::flow::{Router, Routing, Shedding};
 use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
-use crate::supervise::node::{Node, Refusal};
+use crate::supervise::node::{HandedOff, Node, Refusal};
 use crate::supervise::spec::{ChildSpec, Restart};
 use crate::supervise::start::{CellStarter, ChildName, StartedChild};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -78,6 +80,9 @@ struct Maker<M> {
     spawn_child: SpawnChild<M>,
     /// As `replace`, for a supervised cell (its instance id given).
     replace_child: ReplaceChild<M>,
+    /// As `replace`, giving a supervised cell's entry back (after a split
+    /// by key or a retire into another cell let it go).
+    take_back: TakeBack<M>,
     /// The cell type's priority lanes: its mailbox capacity is this many
     /// times the configured one.
     #[cfg(feature = "storage")]
@@ -92,6 +97,11 @@ type SpawnChild<M> =
     Arc<dyn Fn(&Arc<Node>, CellPath, (CellConfig, Start)) -> Result<Addr<M>, RecomposeError> + Send + Sync>;
 type ReplaceChild<M> =
     Arc<dyn Fn(&Arc<Node>, u64, &Addr<M>, CellConfig) -> Result<(), RecomposeError> + Send + Sync>;
+type TakeBack<M> = Arc<
+    dyn Fn(&Arc<Node>, HandedOff, &Addr<M>, CellConfig) -> Result<(), (HandedOff, RecomposeError)>
+        + Send
+        + Sync,
+>;
 
 impl<M> Clone for Maker<M> {
     fn clone(&self) -> Self {
@@ -101,6 +111,7 @@ impl<M> Clone for Maker<M> {
             replace: self.replace.clone(),
             spawn_child: self.spawn_child.clone(),
             replace_child: self.replace_child.clone(),
+            take_back: self.take_back.clone(),
             #[cfg(feature = "storage")]
             lanes: self.lanes,
         }
@@ -111,6 +122,26 @@ impl<M> Clone for Maker<M> {
 fn restarts<C: Cell, F: Fn() -> C + Send + Sync + 'static>(factory: &Arc<F>) -> Box<dyn FnMut() -> C + Send> {
     let factory = factory.clone();
     Box::new(move || factory())
+}
+
+/// The replace protocol behind `addr` for a child of `node` under `spec`:
+/// its new instance, of `cell` (restarted from `factory`), not begun.
+fn replace_as_child<C, F>(
+    node: &Arc<Node>,
+    spec: &ChildSpec,
+    addr: &Addr<C::Message>,
+    config: CellConfig,
+    cell: C,
+    factory: &Arc<F>,
+) -> Result<StartedChild, SpawnError>
+where
+    C: Cell,
+    F: Fn() -> C + Send + Sync + 'static,
+{
+    let origin = Origin::Seeded(cell, Arc::new(Mutex::new(restarts(factory))));
+    let instance =
+        node.runtime().replace_instance(addr, config, origin, Some(node), Some(spec.supervised()))?;
+    Ok(StartedChild { handle: instance, addr: Arc::new(addr.clone()) })
 }
 
 /// The id under which a supervisor records a cell recomposition placed at
@@ -155,6 +186,7 @@ impl<M: Send + 'static> Maker<M> {
         let held_factory = factory.clone();
         let child_factory = factory.clone();
         let replace_factory = factory.clone();
+        let back_factory = factory.clone();
         Maker {
             spawn_at: Arc::new(move |shared, path, config| {
                 let cell = call_factory(&*spawn_factory, &path)?;
@@ -205,14 +237,21 @@ impl<M: Send + 'static> Maker<M> {
             replace_child: Arc::new(move |node, key, addr, config| {
                 let cell = call_factory(&*replace_factory, addr.path())?;
                 let start = Arc::new(CellStarter::<C>::new(restarts(&replace_factory)));
-                let shared = node.runtime().clone();
                 node.replace_child(key, start, |node, spec| {
-                    let origin = Origin::Seeded(cell, Arc::new(Mutex::new(restarts(&replace_factory))));
-                    let instance =
-                        shared.replace_instance(addr, config, origin, Some(node), Some(spec.supervised()))?;
-                    Ok(StartedChild { handle: instance, addr: Arc::new(addr.clone()) })
+                    replace_as_child(node, spec, addr, config, cell, &replace_factory)
                 })
                 .map_err(|refusal| refused(refusal, addr.path()))
+            }),
+            take_back: Arc::new(move |node, entry, addr, config| {
+                let cell = match call_factory(&*back_factory, addr.path()) {
+                    Ok(cell) => cell,
+                    Err(err) => return Err((entry, err)),
+                };
+                let start = Arc::new(CellStarter::<C>::new(restarts(&back_factory)));
+                node.take_back(entry, start, |node, spec| {
+                    replace_as_child(node, spec, addr, config, cell, &back_factory)
+                })
+                .map_err(|(entry, refusal)| (entry, refused(refusal, addr.path())))
             }),
             #[cfg(feature = "storage")]
             lanes: C::LANES.clamp(1, crate::cell::MAX_LANES),
@@ -524,6 +563,9 @@ struct Shape<M> {
     /// The managed cell the address forwards to, once retired into it
     /// (`base` is then the forwarding target and `variant` empty).
     retired_into: Option<CellPath>,
+    /// A supervised cell's entry, let go by its supervisor while the
+    /// address serves a keyed pool or forwards to another cell.
+    entry: Option<HandedOff>,
 }
 
 impl<M> Shape<M> {
@@ -626,6 +668,7 @@ impl<M: Send + 'static> Managed<M> {
                 canary: None,
                 names: 0,
                 retired_into: None,
+                entry: None,
                 #[cfg(feature = "storage")]
                 keyed: None,
             }),
@@ -660,6 +703,51 @@ impl<M: Send + 'static> Managed<M> {
                     return Err(RecomposeError::Stopped { cell: addr.path().clone() });
                 };
                 (maker.replace_child)(&node, key, addr, config)
+            }
+        }
+    }
+
+    /// Retires the cell by `retire` (the replace protocol, into a keyed
+    /// pool or a forward): a supervised cell's supervisor lets its entry go
+    /// (kept in the shape until [`Managed::revive`]).
+    fn retire_base(
+        &self,
+        shape: &mut Shape<M>,
+        retire: impl FnOnce() -> Result<(), RecomposeError>,
+    ) -> Result<(), RecomposeError> {
+        match self.home()? {
+            Home::TopLevel => retire(),
+            Home::Supervisor(node) => {
+                let Some(key) = shape.base.control().map(|c| c.id()) else {
+                    return Err(RecomposeError::Stopped { cell: self.addr.path().clone() });
+                };
+                let handed = node.hand_off(key, retire).map_err(|r| refused(r, self.addr.path()))??;
+                shape.entry = Some(handed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts a cell of `maker` behind the address by the replace protocol in
+    /// place of a keyed pool or a forward; a supervised cell's entry comes
+    /// back to its supervisor with it.
+    fn revive(
+        &self,
+        shared: &Arc<RuntimeShared>,
+        shape: &mut Shape<M>,
+        maker: &Maker<M>,
+        config: CellConfig,
+    ) -> Result<(), RecomposeError> {
+        let home = self.home()?;
+        match (home, shape.entry.take()) {
+            (Home::Supervisor(node), Some(entry)) => (maker.take_back)(&node, entry, &self.addr, config)
+                .map_err(|(entry, err)| {
+                    shape.entry = Some(entry);
+                    err
+                }),
+            (_, entry) => {
+                shape.entry = entry;
+                (maker.replace)(shared, &self.addr, config)
             }
         }
     }
@@ -703,14 +791,6 @@ impl<M: Send + 'static> Managed<M> {
             variant: variant.clone(),
         };
         match action {
-            Action::RetireInto { .. } | Action::Split { by: SplitBy::Key, .. }
-                if self.supervisor.is_some() =>
-            {
-                return Err(RecomposeError::Supervised {
-                    cell: cell.clone(),
-                    reason: "its supervisor's entry would be left without its cell".into(),
-                });
-            }
             Action::RetireInto { successor, .. } => {
                 if successor == cell {
                     return Err(RecomposeError::Invalid {
@@ -1118,8 +1198,13 @@ impl<M: Send + 'static> Managed<M> {
                 drain(member);
             }
         };
+        let home = self.home()?;
         for member in paths {
-            match (maker.spawn_held)(shared, member, config.clone()) {
+            let spawned = match &home {
+                Home::TopLevel => (maker.spawn_held)(shared, member, config.clone()),
+                Home::Supervisor(node) => (maker.spawn_child)(node, member, (config.clone(), Start::Held)),
+            };
+            match spawned {
                 Ok(addr) => members.push(addr),
                 Err(err) => {
                     discard(&members);
@@ -1137,9 +1222,15 @@ impl<M: Send + 'static> Managed<M> {
             }
         };
         let target: Arc<dyn Deliver<M>> = handover.clone();
-        if self.addr.slot().replace(target.clone()).is_err() {
+        let retired = self.retire_base(shape, || {
+            self.addr
+                .slot()
+                .replace(target.clone())
+                .map_err(|_| self.layout_error("its cell is still taking over from a predecessor"))
+        });
+        if let Err(err) = retired {
             discard(&members);
-            return Err(self.layout_error("its cell is still taking over from a predecessor"));
+            return Err(err);
         }
         shape.base = members[0].slot().current();
         shape.wrapper = Some(target);
@@ -1163,7 +1254,7 @@ impl<M: Send + 'static> Managed<M> {
         }
         // One member's capacity: what the cell had before the split.
         let config = CellConfig::new().capacity((shape.base.capacity() / maker.lanes).max(1));
-        (maker.replace)(shared, &self.addr, config)?;
+        self.revive(shared, shape, maker, config)?;
         shape.base = self.addr.slot().current();
         shape.wrapper = None;
         shape.members.clear();
@@ -1186,7 +1277,11 @@ impl<M: Send + 'static> Managed<M> {
         if !Arc::ptr_eq(&self.addr.slot().current(), &shape.base) {
             return Err(self.layout_error("its address was changed outside recomposition"));
         }
-        self.replace_with(shared, maker, &self.addr, CellConfig::new())?;
+        if shape.retired_into.is_some() {
+            self.revive(shared, shape, maker, CellConfig::new())?;
+        } else {
+            self.replace_with(shared, maker, &self.addr, CellConfig::new())?;
+        }
         shape.base = self.addr.slot().current();
         shape.variant = variant.to_owned();
         shape.retired_into = None;
@@ -1437,9 +1532,12 @@ impl<M: Send + 'static> ManagedCell for Managed<M> {
         }
         // The replace protocol: the cell finishes its message, then hands
         // what it holds to the forwarding target, which passes it on.
-        if self.addr.slot().replace(forward.clone()).is_err() {
-            return Err(RecomposeError::InProgress { cell });
-        }
+        self.retire_base(&mut shape, || {
+            self.addr
+                .slot()
+                .replace(forward.clone())
+                .map_err(|_| RecomposeError::InProgress { cell: cell.clone() })
+        })?;
         shape.base = forward;
         shape.variant = String::new();
         shape.retired_into = Some(into.addr.path().clone());

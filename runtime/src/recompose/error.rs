@@ -26,10 +26,9 @@ pub enum RecomposeError {
         /// Its path.
         cell: CellPath,
     },
-    /// The cell is supervised, and the change would take it from its
-    /// supervisor's entry (a split by key, a retire into another cell), or
-    /// its supervisor cannot take the cells the change adds (it is stopping,
-    /// or a pool).
+    /// The cell is supervised, and its supervisor cannot take the change:
+    /// it is stopping or has stopped, or it is a pool (whose children come
+    /// from its template).
     Supervised {
         /// Its path.
         cell: CellPath,

@@ -1297,6 +1297,86 @@ impl Node {
         Ok(())
     }
 
+    /// Lets go of the running child whose instance is `key` while `retire`
+    /// retires that instance into cells that are not one child (a keyed
+    /// pool, or another cell its address forwards to): its record and its
+    /// static spec leave this node, so that its `Replaced` exit is not the
+    /// child's and a restart of this node does not start it again. Both
+    /// stay as they were when `retire` fails. [`Node::take_back`] brings
+    /// them back with a new instance.
+    pub(crate) fn hand_off<E>(
+        &self,
+        key: u64,
+        retire: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Result<HandedOff, E>, Refusal> {
+        let mut state = self.state.lock();
+        if state.owner_ending || state.retired {
+            return Err(Refusal::Stopping);
+        }
+        let Some(index) = state.index_of_key(key) else { return Err(Refusal::Busy) };
+        if state.op.is_some() || state.children[index].status != Status::Running {
+            return Err(Refusal::Busy);
+        }
+        if let Err(err) = retire() {
+            return Ok(Err(err));
+        }
+        let mut child = state.remove_child(index);
+        child.handle = None;
+        let spec =
+            state.statics.iter().position(|s| s.id == child.id).map(|at| (at, state.statics.remove(at)));
+        state.waiters.retain(|(k, _)| *k != key);
+        Ok(Ok(HandedOff(Box::new(Parked { child, index, spec }))))
+    }
+
+    /// Gives back a child let go by [`Node::hand_off`]: `replace` makes its
+    /// new instance from its spec with `start` in place of its starter, by
+    /// the replace protocol behind its address, not begun; the child takes
+    /// its place again (and its static spec, if it had one), then begins.
+    /// On refusal the child is handed back, unchanged.
+    pub(crate) fn take_back(
+        &self,
+        handed: HandedOff,
+        start: Arc<dyn StartChild>,
+        replace: impl FnOnce(&Arc<Node>, &ChildSpec) -> Result<StartedChild, SpawnError>,
+    ) -> Result<(), (HandedOff, Refusal)> {
+        let mut state = self.state.lock();
+        if state.owner_ending || state.retired {
+            return Err((handed, Refusal::Stopping));
+        }
+        if state.children.iter().any(|c| c.id == handed.0.child.id) {
+            return Err((handed, Refusal::DuplicateId));
+        }
+        let Some(me) = self.me.upgrade() else { return Err((handed, Refusal::Stopping)) };
+        let Parked { mut child, index, spec: static_spec } = *handed.0;
+        let mut spec = child.spec.clone();
+        spec.start = start;
+        let started = match replace(&me, &spec) {
+            Ok(started) => started,
+            Err(err) => {
+                let handed = HandedOff(Box::new(Parked { child, index, spec: static_spec }));
+                return Err((handed, Refusal::Spawn(err)));
+            }
+        };
+        let key = started.handle.id();
+        if let Some((at, _)) = static_spec {
+            let at = at.min(state.statics.len());
+            state.statics.insert(at, spec.clone());
+        }
+        child.key = key;
+        child.spec = spec;
+        child.handle = Some(started.handle.clone());
+        child.addr = started.addr;
+        child.status = Status::Starting;
+        child.running_since = None;
+        let index = index.min(state.children.len());
+        state.children.insert(index, child);
+        state.reindex();
+        state.waiters.push((key, StartWaiter::Nobody));
+        drop(state);
+        started.handle.begin();
+        Ok(())
+    }
+
     /// `Context::spawn`: a temporary child from a value.
     pub(crate) fn spawn_value<C: Cell>(
         &self,
@@ -1442,6 +1522,17 @@ impl Child {
             overdue: false,
         }
     }
+}
+
+/// A child a node let go of ([`Node::hand_off`]), until it takes it back.
+pub(crate) struct HandedOff(Box<Parked>);
+
+struct Parked {
+    child: Child,
+    /// Where it was among the children.
+    index: usize,
+    /// Its static spec, and where it was among them.
+    spec: Option<(usize, ChildSpec)>,
 }
 
 /// Why a node would not take a child that recomposition started or
