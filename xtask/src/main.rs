@@ -1,11 +1,14 @@
 //! Project automation for cellrt.
 //!
-//! `cargo xtask test` runs every test of the workspace: unit, integration and
-//! doc tests, the embedded core without default features, and the loom models
-//! (which need the crate rebuilt with `--cfg cellrt_loom`, in a target
-//! directory of their own so the normal build stays cached).
+//! `cargo xtask test` runs every check of the workspace: unit, integration
+//! and doc tests, the embedded core without default features, the runtime's
+//! API docs with and without default features (warnings denied, so a broken
+//! link fails), and the loom models (which need the crate rebuilt with
+//! `--cfg cellrt_loom`, in a target directory of their own so the normal
+//! build stays cached).
 //!
-//! `cargo xtask loom` runs only the loom models.
+//! `cargo xtask loom` runs only the loom models, `cargo xtask docs` only the
+//! docs.
 
 use std::env;
 use std::io::{BufRead, BufReader};
@@ -18,10 +21,17 @@ const LOOM_MAX_PREEMPTIONS: &str = "2";
 fn main() {
     let task = env::args().nth(1).unwrap_or_else(|| "test".to_owned());
     let steps: &[Step] = match task.as_str() {
-        "test" => &[Step::Workspace, Step::EmbeddedCore, Step::Loom],
+        "test" => &[
+            Step::Workspace,
+            Step::EmbeddedCore,
+            Step::Docs { default_features: true },
+            Step::Docs { default_features: false },
+            Step::Loom,
+        ],
         "loom" => &[Step::Loom],
+        "docs" => &[Step::Docs { default_features: true }, Step::Docs { default_features: false }],
         other => {
-            eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom");
+            eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom, docs");
             exit(2);
         }
     };
@@ -29,7 +39,7 @@ fn main() {
     for step in steps {
         step.run(&mut totals);
     }
-    println!("xtask: all test steps passed");
+    println!("xtask: all steps passed");
     println!("xtask: {} passed, {} failed", totals.passed, totals.failed);
 }
 
@@ -62,14 +72,19 @@ enum Step {
     Workspace,
     /// The runtime alone with `--no-default-features`: the embedded core.
     EmbeddedCore,
+    /// The runtime's API docs, warnings (unresolved links) denied; doc tests
+    /// run with the workspace's tests.
+    Docs {
+        /// With the default features, or with none.
+        default_features: bool,
+    },
     /// The loom models against the real protocol code.
     Loom,
 }
 
 impl Step {
     fn run(&self, totals: &mut Totals) {
-        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut cmd = Command::new(cargo);
+        let mut cmd = Command::new(cargo());
         let title = match self {
             Step::Workspace => {
                 cmd.args(["test", "--workspace"]);
@@ -78,6 +93,21 @@ impl Step {
             Step::EmbeddedCore => {
                 cmd.args(["test", "-p", "cellrt", "--no-default-features", "--lib", "--tests"]);
                 "embedded core (--no-default-features)"
+            }
+            Step::Docs { default_features } => {
+                let mut rustdocflags = env::var("RUSTDOCFLAGS").unwrap_or_default();
+                if !rustdocflags.is_empty() {
+                    rustdocflags.push(' ');
+                }
+                rustdocflags.push_str("-D warnings");
+                cmd.env("RUSTDOCFLAGS", rustdocflags);
+                cmd.args(["doc", "--no-deps", "-p", "cellrt"]);
+                if *default_features {
+                    "API docs (default features, warnings denied)"
+                } else {
+                    cmd.arg("--no-default-features");
+                    "API docs (--no-default-features, warnings denied)"
+                }
             }
             Step::Loom => {
                 let mut rustflags = env::var("RUSTFLAGS").unwrap_or_default();
@@ -114,6 +144,11 @@ impl Step {
             exit(status.code().unwrap_or(1));
         }
     }
+}
+
+/// The cargo that runs this task.
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
 #[cfg(test)]
