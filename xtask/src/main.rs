@@ -1,15 +1,16 @@
 //! Project automation for cellrt.
 //!
-//! `cargo xtask test` runs every check of the workspace: unit, integration
-//! and doc tests, the embedded core without default features, the runtime's
-//! API docs with and without default features (warnings denied, so a broken
-//! link fails), and the loom models (which need the crate rebuilt with
-//! `--cfg cellrt_loom`, in a target directory of their own so the normal
-//! build stays cached).
+//! `cargo xtask test` runs every check of the workspace: the size of the
+//! embedded core's dependency tree, unit, integration and doc tests, the
+//! embedded core without default features, the runtime's API docs with and
+//! without default features (warnings denied, so a broken link fails), and
+//! the loom models (which need the crate rebuilt with `--cfg cellrt_loom`,
+//! in a target directory of their own so the normal build stays cached).
 //!
 //! `cargo xtask loom` runs only the loom models, `cargo xtask docs` only the
-//! docs.
+//! docs, `cargo xtask deps` only the count of the embedded core's crates.
 
+use std::collections::BTreeSet;
 use std::env;
 use std::io::{BufRead, BufReader};
 use std::process::{exit, Command, Stdio};
@@ -18,10 +19,16 @@ use std::process::{exit, Command, Stdio};
 /// interleavings in milliseconds and keeps every model within minutes.
 const LOOM_MAX_PREEMPTIONS: &str = "2";
 
+/// The most crates the embedded core may pull in: what `cargo tree` lists for
+/// cellrt without default features, normal dependencies on the host target,
+/// cellrt itself included.
+const EMBEDDED_CRATES_MAX: usize = 10;
+
 fn main() {
     let task = env::args().nth(1).unwrap_or_else(|| "test".to_owned());
     let steps: &[Step] = match task.as_str() {
         "test" => &[
+            Step::EmbeddedDependencies,
             Step::Workspace,
             Step::EmbeddedCore,
             Step::Docs { default_features: true },
@@ -30,8 +37,9 @@ fn main() {
         ],
         "loom" => &[Step::Loom],
         "docs" => &[Step::Docs { default_features: true }, Step::Docs { default_features: false }],
+        "deps" => &[Step::EmbeddedDependencies],
         other => {
-            eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom, docs");
+            eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom, docs, deps");
             exit(2);
         }
     };
@@ -68,6 +76,9 @@ impl Totals {
 }
 
 enum Step {
+    /// The crates the embedded core depends on, counted against
+    /// [`EMBEDDED_CRATES_MAX`].
+    EmbeddedDependencies,
     /// Unit, integration and doc tests of every crate, examples built.
     Workspace,
     /// The runtime alone with `--no-default-features`: the embedded core.
@@ -86,6 +97,10 @@ impl Step {
     fn run(&self, totals: &mut Totals) {
         let mut cmd = Command::new(cargo());
         let title = match self {
+            Step::EmbeddedDependencies => {
+                check_embedded_dependencies();
+                return;
+            }
             Step::Workspace => {
                 cmd.args(["test", "--workspace"]);
                 "workspace tests (unit, integration, doc)"
@@ -151,9 +166,76 @@ fn cargo() -> String {
     env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
+/// Counts the crates of the embedded core's tree; exits if there are more
+/// than [`EMBEDDED_CRATES_MAX`].
+fn check_embedded_dependencies() {
+    let title = "embedded core dependencies";
+    let mut cmd = Command::new(cargo());
+    cmd.args(["tree", "-p", "cellrt", "--no-default-features", "-e", "normal", "--prefix", "none"]);
+    println!("xtask: {title}: {cmd:?}");
+    let output = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|err| {
+        eprintln!("xtask: cannot run cargo: {err}");
+        exit(1);
+    });
+    if !output.status.success() {
+        eprintln!("xtask: {title}: cargo tree failed");
+        exit(output.status.code().unwrap_or(1));
+    }
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let crates = crates_in_tree(&listed);
+    let names: Vec<&str> = crates.iter().map(|(name, _)| *name).collect();
+    println!(
+        "xtask: {title}: {} crates of at most {EMBEDDED_CRATES_MAX}: {}",
+        crates.len(),
+        names.join(", ")
+    );
+    if crates.len() > EMBEDDED_CRATES_MAX {
+        eprintln!(
+            "xtask: {title}: {} crates, more than {EMBEDDED_CRATES_MAX}; the embedded core must stay small",
+            crates.len()
+        );
+        exit(1);
+    }
+}
+
+/// The distinct crates (name, version) in the output of
+/// `cargo tree --prefix none`, one a line, repeats marked `(*)` or not.
+fn crates_in_tree(listed: &str) -> BTreeSet<(&str, &str)> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Totals;
+    use super::{crates_in_tree, Totals};
+
+    #[test]
+    fn a_crate_listed_twice_in_the_tree_counts_once() {
+        let listed = "cellrt v0.1.0 (/src/runtime)\n\
+                      crossbeam-channel v0.5.17\n\
+                      crossbeam-utils v0.8.23\n\
+                      crossbeam-utils v0.8.23\n\
+                      tracing v0.1.44\n\
+                      tracing-core v0.1.36 (*)\n\
+                      tracing-core v0.1.36\n\
+                      \n";
+        let crates: Vec<_> = crates_in_tree(listed).into_iter().collect();
+        assert_eq!(
+            crates,
+            [
+                ("cellrt", "v0.1.0"),
+                ("crossbeam-channel", "v0.5.17"),
+                ("crossbeam-utils", "v0.8.23"),
+                ("tracing", "v0.1.44"),
+                ("tracing-core", "v0.1.36"),
+            ]
+        );
+    }
 
     #[test]
     fn totals_sum_passed_and_failed_of_cargo_result_lines() {
