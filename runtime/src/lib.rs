@@ -197,6 +197,28 @@
 //! # Minimum supported Rust version
 //!
 //! 1.80.
+//!
+
+// In a build without a feature, the links to its items point to the list of
+// features instead (these reference definitions end the crate docs).
+#![cfg_attr(
+    not(feature = "chaos"),
+    doc = "[`FailureCause::Injected`]: #features\n\
+           [`Fault`]: #features\n\
+           [`Target`]: #features\n\
+           [`FaultSet`]: #features\n\
+           [`Runtime::inject`]: #features\n\
+           [`Injection`]: #features\n\
+           [`Experiment`]: #features\n\
+           [`Predicate`]: #features\n\
+           [`Report`]: #features\n\
+           [`Experiment::ramp`]: #features"
+)]
+#![cfg_attr(
+    not(feature = "storage"),
+    doc = "[`Store`]: #features\n\
+           [`StorageConfig`]: #features"
+)]
 
 mod address;
 mod ask;

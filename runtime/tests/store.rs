@@ -239,8 +239,25 @@ fn a_data_directory_open_in_another_runtime_is_refused_not_waited_for() {
     let err = Runtime::builder().storage(config.clone()).build().unwrap_err();
     assert_eq!(err, BuildError::Storage(StoreError::Locked { path: dir.path().to_path_buf() }));
     first.shutdown(PATIENCE);
-    // sled releases its lock when its last handle is gone.
-    assert!(eventually(|| Runtime::builder().storage(config.clone()).build().is_ok()));
+    assert!(Runtime::builder().storage(config).build().is_ok(), "shutdown released the directory");
+}
+
+#[test]
+fn shutdown_closes_the_storage_while_addresses_and_stores_are_still_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig::dir(dir.path());
+    let first = Runtime::builder().worker_threads(1).storage(config.clone()).build().unwrap();
+    let keeper = first.spawn_with(CellConfig::named("keeper"), Keeper).unwrap();
+    keeper.send(KeeperMsg::Put("k".into(), 7)).unwrap();
+    assert_eq!(keeper.ask(|r| KeeperMsg::Get("k".into(), r)).unwrap().wait(PATIENCE).unwrap(), Some(7));
+    let kept = first.store(&path("keeper")).unwrap();
+    first.shutdown(PATIENCE);
+    // `keeper` and `kept` still hold the first runtime's state.
+    assert_eq!(kept.get::<u64>("k"), Err(StoreError::Closed));
+    assert_eq!(kept.put("k", &8_u64), Err(StoreError::Closed));
+    let second = Runtime::builder().worker_threads(1).storage(config).build().unwrap();
+    assert_eq!(second.store(&path("keeper")).unwrap().get::<u64>("k").unwrap(), Some(7));
+    drop(keeper);
 }
 
 #[test]

@@ -1,12 +1,16 @@
 //! Project automation for cellrt.
 //!
-//! `cargo xtask test` runs every test of the workspace: unit, integration and
-//! doc tests, the embedded core without default features, and the loom models
-//! (which need the crate rebuilt with `--cfg cellrt_loom`, in a target
-//! directory of their own so the normal build stays cached).
+//! `cargo xtask test` runs every check of the workspace: the size of the
+//! embedded core's dependency tree, unit, integration and doc tests, the
+//! embedded core without default features, the runtime's API docs with and
+//! without default features (warnings denied, so a broken link fails), and
+//! the loom models (which need the crate rebuilt with `--cfg cellrt_loom`,
+//! in a target directory of their own so the normal build stays cached).
 //!
-//! `cargo xtask loom` runs only the loom models.
+//! `cargo xtask loom` runs only the loom models, `cargo xtask docs` only the
+//! docs, `cargo xtask deps` only the count of the embedded core's crates.
 
+use std::collections::BTreeSet;
 use std::env;
 use std::io::{BufRead, BufReader};
 use std::process::{exit, Command, Stdio};
@@ -15,13 +19,27 @@ use std::process::{exit, Command, Stdio};
 /// interleavings in milliseconds and keeps every model within minutes.
 const LOOM_MAX_PREEMPTIONS: &str = "2";
 
+/// The most crates the embedded core may pull in: what `cargo tree` lists for
+/// cellrt without default features, normal dependencies on the host target,
+/// cellrt itself included.
+const EMBEDDED_CRATES_MAX: usize = 10;
+
 fn main() {
     let task = env::args().nth(1).unwrap_or_else(|| "test".to_owned());
     let steps: &[Step] = match task.as_str() {
-        "test" => &[Step::Workspace, Step::EmbeddedCore, Step::Loom],
+        "test" => &[
+            Step::EmbeddedDependencies,
+            Step::Workspace,
+            Step::EmbeddedCore,
+            Step::Docs { default_features: true },
+            Step::Docs { default_features: false },
+            Step::Loom,
+        ],
         "loom" => &[Step::Loom],
+        "docs" => &[Step::Docs { default_features: true }, Step::Docs { default_features: false }],
+        "deps" => &[Step::EmbeddedDependencies],
         other => {
-            eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom");
+            eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom, docs, deps");
             exit(2);
         }
     };
@@ -29,7 +47,7 @@ fn main() {
     for step in steps {
         step.run(&mut totals);
     }
-    println!("xtask: all test steps passed");
+    println!("xtask: all steps passed");
     println!("xtask: {} passed, {} failed", totals.passed, totals.failed);
 }
 
@@ -58,19 +76,31 @@ impl Totals {
 }
 
 enum Step {
+    /// The crates the embedded core depends on, counted against
+    /// [`EMBEDDED_CRATES_MAX`].
+    EmbeddedDependencies,
     /// Unit, integration and doc tests of every crate, examples built.
     Workspace,
     /// The runtime alone with `--no-default-features`: the embedded core.
     EmbeddedCore,
+    /// The runtime's API docs, warnings (unresolved links) denied; doc tests
+    /// run with the workspace's tests.
+    Docs {
+        /// With the default features, or with none.
+        default_features: bool,
+    },
     /// The loom models against the real protocol code.
     Loom,
 }
 
 impl Step {
     fn run(&self, totals: &mut Totals) {
-        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut cmd = Command::new(cargo);
+        let mut cmd = Command::new(cargo());
         let title = match self {
+            Step::EmbeddedDependencies => {
+                check_embedded_dependencies();
+                return;
+            }
             Step::Workspace => {
                 cmd.args(["test", "--workspace"]);
                 "workspace tests (unit, integration, doc)"
@@ -78,6 +108,21 @@ impl Step {
             Step::EmbeddedCore => {
                 cmd.args(["test", "-p", "cellrt", "--no-default-features", "--lib", "--tests"]);
                 "embedded core (--no-default-features)"
+            }
+            Step::Docs { default_features } => {
+                let mut rustdocflags = env::var("RUSTDOCFLAGS").unwrap_or_default();
+                if !rustdocflags.is_empty() {
+                    rustdocflags.push(' ');
+                }
+                rustdocflags.push_str("-D warnings");
+                cmd.env("RUSTDOCFLAGS", rustdocflags);
+                cmd.args(["doc", "--no-deps", "-p", "cellrt"]);
+                if *default_features {
+                    "API docs (default features, warnings denied)"
+                } else {
+                    cmd.arg("--no-default-features");
+                    "API docs (--no-default-features, warnings denied)"
+                }
             }
             Step::Loom => {
                 let mut rustflags = env::var("RUSTFLAGS").unwrap_or_default();
@@ -116,9 +161,81 @@ impl Step {
     }
 }
 
+/// The cargo that runs this task.
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Counts the crates of the embedded core's tree; exits if there are more
+/// than [`EMBEDDED_CRATES_MAX`].
+fn check_embedded_dependencies() {
+    let title = "embedded core dependencies";
+    let mut cmd = Command::new(cargo());
+    cmd.args(["tree", "-p", "cellrt", "--no-default-features", "-e", "normal", "--prefix", "none"]);
+    println!("xtask: {title}: {cmd:?}");
+    let output = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|err| {
+        eprintln!("xtask: cannot run cargo: {err}");
+        exit(1);
+    });
+    if !output.status.success() {
+        eprintln!("xtask: {title}: cargo tree failed");
+        exit(output.status.code().unwrap_or(1));
+    }
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let crates = crates_in_tree(&listed);
+    let names: Vec<&str> = crates.iter().map(|(name, _)| *name).collect();
+    println!(
+        "xtask: {title}: {} crates of at most {EMBEDDED_CRATES_MAX}: {}",
+        crates.len(),
+        names.join(", ")
+    );
+    if crates.len() > EMBEDDED_CRATES_MAX {
+        eprintln!(
+            "xtask: {title}: {} crates, more than {EMBEDDED_CRATES_MAX}; the embedded core must stay small",
+            crates.len()
+        );
+        exit(1);
+    }
+}
+
+/// The distinct crates (name, version) in the output of
+/// `cargo tree --prefix none`, one a line, repeats marked `(*)` or not.
+fn crates_in_tree(listed: &str) -> BTreeSet<(&str, &str)> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Totals;
+    use super::{crates_in_tree, Totals};
+
+    #[test]
+    fn a_crate_listed_twice_in_the_tree_counts_once() {
+        let listed = "cellrt v0.1.0 (/src/runtime)\n\
+                      crossbeam-channel v0.5.17\n\
+                      crossbeam-utils v0.8.23\n\
+                      crossbeam-utils v0.8.23\n\
+                      tracing v0.1.44\n\
+                      tracing-core v0.1.36 (*)\n\
+                      tracing-core v0.1.36\n\
+                      \n";
+        let crates: Vec<_> = crates_in_tree(listed).into_iter().collect();
+        assert_eq!(
+            crates,
+            [
+                ("cellrt", "v0.1.0"),
+                ("crossbeam-channel", "v0.5.17"),
+                ("crossbeam-utils", "v0.8.23"),
+                ("tracing", "v0.1.44"),
+                ("tracing-core", "v0.1.36"),
+            ]
+        );
+    }
 
     #[test]
     fn totals_sum_passed_and_failed_of_cargo_result_lines() {

@@ -155,7 +155,8 @@ pub enum FaultKind {
     Stall(Delay),
     /// A write to the cell's storage (insert, update, remove, transaction)
     /// fails with an I/O error
-    /// ([`StoreError::Io`](crate::StoreError::Io), feature `storage`).
+    #[cfg_attr(feature = "storage", doc = "([`StoreError::Io`](crate::StoreError::Io), feature `storage`).")]
+    #[cfg_attr(not(feature = "storage"), doc = "(`StoreError::Io`, feature `storage`).")]
     WriteError,
     /// A flush of the cell's storage fails with an I/O error.
     FlushError,

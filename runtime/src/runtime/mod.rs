@@ -1368,6 +1368,12 @@ impl Runtime {
     /// counted, hooks do not run. A cell whose handler still does not return
     /// a second later is abandoned: reported, its mailbox discarded, its
     /// worker thread left to finish on its own.
+    ///
+    /// The storage, if any, is flushed and closed before this returns, even
+    /// while addresses or `Store`s of the runtime are still held (those
+    /// stores then fail with `StoreError::Closed`): another runtime can open
+    /// the same data directory at once. (Dropping a runtime
+    /// without `shutdown` does the same.)
     pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         self.shut_down = true;
         shutdown::run(&self.shared, timeout)

@@ -1,5 +1,5 @@
 //! Shutdown: drain cells in reverse spawn order, kill what is left at the
-//! deadline, stop the threads, report.
+//! deadline, stop the threads, flush and close the storage, report.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,11 @@ use super::{CellControl, RuntimeShared};
 
 /// How long killed cells get to terminate before they count as abandoned.
 const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the storage engine gets to release the data directory once
+/// closed (its I/O threads let go a moment after their last write).
+#[cfg(feature = "storage")]
+const RELEASE_GRACE: Duration = Duration::from_secs(1);
 
 /// What [`Runtime::shutdown`](crate::Runtime::shutdown) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +99,11 @@ pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownRep
     if let Some(storage) = &shared.settings.storage {
         if let Err(err) = storage.flush() {
             tracing::error!(%err, "could not flush the storage at shutdown");
+        }
+        // Closed now, not when the last handle on the runtime goes: the data
+        // directory is free for the next runtime when `shutdown` returns.
+        if !storage.close(Instant::now() + RELEASE_GRACE) {
+            tracing::warn!("the data directory was still locked when the shutdown ended");
         }
     }
 

@@ -43,6 +43,10 @@ impl Engine for ChaosEngine {
     fn generate_id(&self) -> Result<u64, StoreError> {
         self.inner.generate_id()
     }
+
+    fn close(&self, deadline: std::time::Instant) -> bool {
+        self.inner.close(deadline)
+    }
 }
 
 struct ChaosTree {

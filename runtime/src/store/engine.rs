@@ -5,15 +5,34 @@
 //! scan by prefix, an atomic update, a transaction, a flush. sled 0.34 is
 //! beta software; keeping it behind this seam lets another engine replace
 //! it without touching cells.
+//!
+//! # Closing
+//!
+//! A runtime's shutdown closes its engine: every handle of the database it
+//! handed out, those inside [`Store`](crate::Store)s kept by cells or
+//! callers included, is dropped at once (an operation in flight keeps its
+//! own until it returns), and later operations fail with
+//! [`StoreError::Closed`].
+//!
+//! Dropping the last handle writes and syncs what is left of the log, but
+//! does not release the data directory: sled writes log buffers as tasks on
+//! a global pool of I/O threads, and a task holds the log, hence the open
+//! `db` file whose `flock` is the directory's lock, until it returns, a
+//! moment after the thread waiting for the write was told it is stable. A
+//! runtime opened on the directory in that moment is refused with
+//! [`StoreError::Locked`]; so closing ends by waiting until the lock is
+//! free, and a runtime opened on the same directory after a shutdown
+//! returned finds it so.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::config::{Location, StorageConfig};
 use super::error::StoreError;
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex, RwLock, Weak};
 
 /// A scan's results, key and value bytes.
 pub(crate) type Entries = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + Send>;
@@ -27,6 +46,10 @@ pub(crate) trait Engine: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// A number never handed out before, in this database's life.
     fn generate_id(&self) -> Result<u64, StoreError>;
+    /// Drops every handle of the database, the trees' included, and waits
+    /// until its directory is released; `false` if it was still held at
+    /// `deadline` (a scan still iterating holds the database).
+    fn close(&self, deadline: Instant) -> bool;
 }
 
 /// One byte tree.
@@ -79,10 +102,10 @@ pub(crate) fn open(config: &StorageConfig) -> Result<Arc<dyn Engine>, StoreError
     match sled_config.open() {
         #[cfg(test)]
         Ok(db) if faults.is_some() => Ok(Arc::new(faults::FaultyEngine {
-            inner: SledEngine { db },
+            inner: SledEngine::new(db, dir),
             switch: faults.unwrap_or_default(),
         })),
-        Ok(db) => Ok(Arc::new(SledEngine { db })),
+        Ok(db) => Ok(Arc::new(SledEngine::new(db, dir))),
         Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
             Err(StoreError::Locked { path: dir.unwrap_or_default() })
         }
@@ -111,76 +134,195 @@ fn check_dir(path: &PathBuf, create: bool) -> Result<(), StoreError> {
     }
 }
 
+/// A sled database, until it is closed.
 pub(crate) struct SledEngine {
-    db: sled::Db,
+    db: RwLock<Option<sled::Db>>,
+    /// Every tree handed out, to be closed with the database.
+    trees: Mutex<Trees>,
+    /// The data directory, locked by sled while the database is open;
+    /// `None` in memory.
+    dir: Option<PathBuf>,
+}
+
+/// The trees a [`SledEngine`] handed out. Dropped ones are pruned when the
+/// list has doubled since the last pruning, so opening stays O(1) amortised.
+struct Trees {
+    handed_out: Vec<Weak<SledTree>>,
+    prune_at: usize,
+}
+
+impl SledEngine {
+    fn new(db: sled::Db, dir: Option<PathBuf>) -> Self {
+        SledEngine {
+            db: RwLock::new(Some(db)),
+            trees: Mutex::new(Trees { handed_out: Vec::new(), prune_at: 64 }),
+            dir,
+        }
+    }
+
+    /// A handle of the database, or [`StoreError::Closed`].
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        self.db.read().clone().ok_or(StoreError::Closed)
+    }
 }
 
 impl Engine for SledEngine {
     fn open_tree(&self, name: &[u8]) -> Result<Arc<dyn TreeEngine>, StoreError> {
-        let tree = self.db.open_tree(name).map_err(|e| StoreError::from_engine("opening a tree", e))?;
-        Ok(Arc::new(SledTree { tree }))
+        let db = self.db()?;
+        let tree = db.open_tree(name).map_err(|e| StoreError::from_engine("opening a tree", e))?;
+        let tree = Arc::new(SledTree { tree: RwLock::new(Some(tree)) });
+        let mut trees = self.trees.lock();
+        if trees.handed_out.len() >= trees.prune_at {
+            trees.handed_out.retain(|t| t.strong_count() > 0);
+            trees.prune_at = (trees.handed_out.len() * 2).max(64);
+        }
+        trees.handed_out.push(Arc::downgrade(&tree));
+        Ok(tree)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(|e| StoreError::from_engine("flushing", e))
+        let db = self.db()?;
+        db.flush().map(drop).map_err(|e| StoreError::from_engine("flushing", e))
     }
 
     fn generate_id(&self) -> Result<u64, StoreError> {
-        self.db.generate_id().map_err(|e| StoreError::from_engine("numbering", e))
+        let db = self.db()?;
+        db.generate_id().map_err(|e| StoreError::from_engine("numbering", e))
+    }
+
+    fn close(&self, deadline: Instant) -> bool {
+        let trees = std::mem::take(&mut self.trees.lock().handed_out);
+        for tree in trees.iter().filter_map(Weak::upgrade) {
+            drop(tree.tree.write().take());
+        }
+        // The engine's own handle, the last one unless an operation is in
+        // flight: sled writes what is left of its log and syncs the file
+        // before this returns.
+        drop(self.db.write().take());
+        match &self.dir {
+            Some(dir) => lock::wait_released(dir, deadline),
+            None => true,
+        }
     }
 }
 
-struct SledTree {
-    tree: sled::Tree,
-}
+/// The data directory's lock, as sled takes it.
+mod lock {
+    use std::path::Path;
+    use std::time::Instant;
 
-impl TreeEngine for SledTree {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let value = self.tree.get(key).map_err(|e| StoreError::from_engine("reading", e))?;
-        Ok(value.map(|v| v.to_vec()))
-    }
+    /// Waits until nobody holds the lock sled takes on `dir` (an exclusive
+    /// `flock` of its `db` file, on the platforms where sled locks); `false`
+    /// if it is still held at `deadline`.
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    pub(super) fn wait_released(dir: &Path, deadline: Instant) -> bool {
+        use fs2::FileExt;
 
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
-        self.tree.insert(key, value).map(drop).map_err(|e| StoreError::from_engine("writing", e))
-    }
+        use crate::sync::{thread, Backoff};
 
-    fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
-        let old = self.tree.remove(key).map_err(|e| StoreError::from_engine("removing", e))?;
-        Ok(old.is_some())
-    }
-
-    fn scan_prefix(&self, prefix: &[u8]) -> Entries {
-        Box::new(self.tree.scan_prefix(prefix).map(|entry| {
-            entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| StoreError::from_engine("scanning", e))
-        }))
-    }
-
-    fn update(&self, key: &[u8], f: Updater<'_>) -> Result<(), StoreError> {
-        self.tree.fetch_and_update(key, f).map(drop).map_err(|e| StoreError::from_engine("updating", e))
-    }
-
-    fn transaction(&self, f: &dyn Fn(&dyn TxEngine) -> Result<(), StoreError>) -> Result<(), StoreError> {
-        let result = self.tree.transaction(|tree| {
-            let tx = SledTx { tree, failed: RefCell::new(None) };
-            let outcome = f(&tx);
-            // A conflict makes sled run the transaction again; a storage
-            // error ends it. Either way it wins over what `f` returned.
-            if let Some(failed) = tx.failed.into_inner() {
-                return Err(failed);
+        let Ok(file) = std::fs::OpenOptions::new().read(true).open(dir.join("db")) else {
+            // No database file: nothing holds it.
+            return true;
+        };
+        // sled's I/O thread lets go right after its last write: spinning
+        // and yielding is usually enough, sleeping covers a loaded machine.
+        let backoff = Backoff::new();
+        loop {
+            if file.try_lock_exclusive().is_ok() {
+                // Dropping the file releases the lock again.
+                return true;
             }
-            outcome.map_err(ConflictableTransactionError::Abort)
-        });
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(err)) => Err(err),
-            Err(TransactionError::Storage(err)) => {
-                Err(StoreError::from_engine("committing a transaction", err))
+            if Instant::now() >= deadline {
+                return false;
+            }
+            if backoff.is_completed() {
+                thread::sleep(std::time::Duration::from_millis(1));
+            } else {
+                backoff.snooze();
             }
         }
     }
 
+    /// sled takes no lock on this platform.
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+    pub(super) fn wait_released(_dir: &Path, _deadline: Instant) -> bool {
+        true
+    }
+}
+
+/// A tree of a [`SledEngine`], until the engine is closed.
+struct SledTree {
+    tree: RwLock<Option<sled::Tree>>,
+}
+
+impl SledTree {
+    /// Runs `op` on the tree, or fails with [`StoreError::Closed`].
+    ///
+    /// `op` works on a handle of its own (sled's handles are reference
+    /// counted), not under the lock: an updater may use the store again, and
+    /// a close never waits for an operation, only for the directory.
+    fn with<T>(&self, op: impl FnOnce(&sled::Tree) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let tree = self.tree.read().clone().ok_or(StoreError::Closed)?;
+        op(&tree)
+    }
+}
+
+impl TreeEngine for SledTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = self.with(|tree| tree.get(key).map_err(|e| StoreError::from_engine("reading", e)))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        self.with(|tree| tree.insert(key, value).map(drop).map_err(|e| StoreError::from_engine("writing", e)))
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let old = self.with(|tree| tree.remove(key).map_err(|e| StoreError::from_engine("removing", e)))?;
+        Ok(old.is_some())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Entries {
+        match self.with(|tree| Ok(tree.scan_prefix(prefix))) {
+            Ok(entries) => Box::new(entries.map(|entry| {
+                entry
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| StoreError::from_engine("scanning", e))
+            })),
+            Err(err) => Box::new(std::iter::once(Err(err))),
+        }
+    }
+
+    fn update(&self, key: &[u8], f: Updater<'_>) -> Result<(), StoreError> {
+        self.with(|tree| {
+            tree.fetch_and_update(key, f).map(drop).map_err(|e| StoreError::from_engine("updating", e))
+        })
+    }
+
+    fn transaction(&self, f: &dyn Fn(&dyn TxEngine) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.with(|tree| {
+            let result = tree.transaction(|tree| {
+                let tx = SledTx { tree, failed: RefCell::new(None) };
+                let outcome = f(&tx);
+                // A conflict makes sled run the transaction again; a storage
+                // error ends it. Either way it wins over what `f` returned.
+                if let Some(failed) = tx.failed.into_inner() {
+                    return Err(failed);
+                }
+                outcome.map_err(ConflictableTransactionError::Abort)
+            });
+            match result {
+                Ok(()) => Ok(()),
+                Err(TransactionError::Abort(err)) => Err(err),
+                Err(TransactionError::Storage(err)) => {
+                    Err(StoreError::from_engine("committing a transaction", err))
+                }
+            }
+        })
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
-        self.tree.flush().map(drop).map_err(|e| StoreError::from_engine("flushing", e))
+        self.with(|tree| tree.flush().map(drop).map_err(|e| StoreError::from_engine("flushing", e)))
     }
 }
 
@@ -269,6 +411,10 @@ pub(crate) mod faults {
 
         fn generate_id(&self) -> Result<u64, StoreError> {
             self.inner.generate_id()
+        }
+
+        fn close(&self, deadline: std::time::Instant) -> bool {
+            self.inner.close(deadline)
         }
     }
 

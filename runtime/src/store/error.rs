@@ -13,6 +13,9 @@ use std::path::PathBuf;
 pub enum StoreError {
     /// The runtime was built without storage ([`Builder::storage`](crate::Builder::storage)).
     Disabled,
+    /// The runtime shut down and closed its database; a [`Store`](crate::Store)
+    /// kept past the shutdown reads and writes nothing more.
+    Closed,
     /// The data directory does not exist (and creating it was not asked for).
     MissingDirectory {
         /// The directory.
@@ -87,6 +90,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Disabled => f.write_str("the runtime was built without storage"),
+            StoreError::Closed => f.write_str("the runtime's storage was closed at shutdown"),
             StoreError::MissingDirectory { path } => {
                 write!(f, "data directory {} does not exist", path.display())
             }

@@ -514,6 +514,13 @@ impl Storage {
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.engine.flush()
     }
+
+    /// Closes the database, every [`Store`] of it included, and waits until
+    /// its data directory is released; `false` if it was still held at
+    /// `deadline`. See `engine.rs`, "Closing".
+    pub(crate) fn close(&self, deadline: std::time::Instant) -> bool {
+        self.engine.close(deadline)
+    }
 }
 
 impl fmt::Debug for Storage {
