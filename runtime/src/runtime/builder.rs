@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::dispatch::group::Group;
 use crate::dispatch::Dispatcher;
+use crate::dormancy::ActivityGate;
 use crate::supervise::Escalation;
 use crate::sync::{thread, Arc};
 
@@ -81,8 +82,12 @@ impl Builder {
     ///
     /// # Default
     ///
-    /// One per core. `1` gives a single-threaded runtime (plus a timer
-    /// thread, started only if a cell schedules a timer). `0` is refused by
+    /// One per core. `1` gives a single worker thread, plus a timer thread
+    /// started when first needed: by the analysis window (at `build`, unless
+    /// observation is disabled), a cell's timer or a handler with a
+    /// deadline.
+    /// Idle, every one of them sleeps: no thread wakes up until a message
+    /// arrives or a timer is due. `0` is refused by
     /// [`build`](Builder::build).
     pub fn worker_threads(&mut self, threads: usize) -> &mut Self {
         self.worker_threads = Some(threads);
@@ -330,9 +335,10 @@ impl Builder {
         #[cfg(not(feature = "storage"))]
         let observer = self.observer()?;
         crate::failure::install_panic_hook();
+        let activity = Arc::new(ActivityGate::new());
         let mut dispatchers: Vec<Arc<Dispatcher>> = Vec::with_capacity(pools.len());
         for (name, threads) in &pools {
-            match Dispatcher::start(name, *threads, self.throughput) {
+            match Dispatcher::start(name, *threads, self.throughput, activity.clone()) {
                 Ok(dispatcher) => dispatchers.push(dispatcher),
                 Err(err) => {
                     for started in &dispatchers {
@@ -364,7 +370,7 @@ impl Builder {
             default_capacity = self.default_capacity,
             "runtime started"
         );
-        let shared = RuntimeShared::new(settings, dispatchers, groups, observer);
+        let shared = RuntimeShared::new(settings, dispatchers, groups, observer, activity);
         shared.start_analysis();
         Ok(Runtime::from_shared(shared))
     }

@@ -31,6 +31,7 @@ use crate::cell::{Cell, CellConfig, StopReason};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::group::{Group, GroupStats};
 use crate::dispatch::Dispatcher;
+use crate::dormancy::{ActivityGate, Dormancy};
 use crate::failure::Failure;
 use crate::flow::{BreakerConfig, BreakerConfigError, CircuitBreaker, Router, RouterError, Routing};
 use crate::mailbox::{StopCause, SystemMsg};
@@ -111,8 +112,9 @@ struct Root {
 #[derive(Default)]
 struct Deadlines {
     cells: Vec<Weak<dyn CellControl>>,
+    /// How often the watchdog looks while a handler runs: a quarter of the
+    /// shortest deadline, within 1–100 ms.
     period: Option<Duration>,
-    generation: u64,
 }
 
 /// Something that acts on each analysis window, after the observer has
@@ -144,6 +146,12 @@ pub(crate) struct RuntimeShared {
     dead_letters: DeadLetters,
     root: Mutex<Root>,
     deadlines: Mutex<Deadlines>,
+    /// The watchdog's job: scheduled while a handler with a deadline runs,
+    /// dormant otherwise; marked by each such handler as it begins.
+    watchdog: Dormancy,
+    /// The analysis window's job: scheduled while cells run, dormant once a
+    /// window passed with every worker asleep; marked by waking workers.
+    activity: Arc<ActivityGate>,
     /// Installed faults and experiment probes.
     #[cfg(feature = "chaos")]
     chaos: crate::chaos::registry::Registry,
@@ -155,6 +163,7 @@ impl RuntimeShared {
         dispatchers: Vec<Arc<Dispatcher>>,
         groups: Vec<Arc<Group>>,
         observer: Observer,
+        activity: Arc<ActivityGate>,
     ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
         #[cfg(all(feature = "chaos", feature = "storage"))]
@@ -167,6 +176,8 @@ impl RuntimeShared {
             dead_letters,
             root: Mutex::new(Root::default()),
             deadlines: Mutex::new(Deadlines::default()),
+            watchdog: Dormancy::new(),
+            activity,
             settings,
             dispatchers: dispatchers.iter().map(|d| (d.name.clone(), d.clone())).collect(),
             dispatcher_order: dispatchers,
@@ -239,23 +250,52 @@ impl RuntimeShared {
         self.observer.signal(SystemTime::now(), Some(&escalation.supervisor), Some(kind), kind_of);
     }
 
-    /// Starts the periodic analysis, when cells are observed.
+    /// Starts the periodic analysis, when cells are observed. It sleeps
+    /// once every worker does (only a worker that leaves the sleepers' list
+    /// arms it again, and a worker that never slept may be running), so it
+    /// begins armed.
     fn start_analysis(self: &Arc<Self>) {
-        let config = self.observer.config();
-        if !config.is_enabled() {
+        if !self.observer.config().is_enabled() {
             return;
         }
-        let window = config.window;
         let runtime = Arc::downgrade(self);
-        self.timers.call_after(window, move || {
-            let runtime = runtime.upgrade()?;
-            if runtime.is_shutting_down() {
-                return None;
+        self.activity.set_arm(move || {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.arm_analysis();
             }
-            runtime.analyse();
-            runtime.run_analysis_hooks();
-            Some(window)
         });
+        self.activity.mark();
+    }
+
+    /// Schedules the analysis window after it was dormant. The time it
+    /// slept is no window: nothing ran in it.
+    fn arm_analysis(self: &Arc<Self>) {
+        let window = self.observer.config().window;
+        self.observer.resume(std::time::Instant::now());
+        let runtime = Arc::downgrade(self);
+        self.timers.call_after(window, move || runtime.upgrade()?.analysis_window(window));
+    }
+
+    /// One analysis window; the next one's delay, or `None` when this one
+    /// found every worker asleep after a window without wake-ups: the
+    /// analysis then sleeps until a worker wakes (see `dormancy.rs`). Never
+    /// while a hook (a recomposition engine) is attached: its rules count
+    /// windows, quiet ones included.
+    fn analysis_window(self: &Arc<Self>, window: Duration) -> Option<Duration> {
+        if self.is_shutting_down() {
+            return None;
+        }
+        let woken = self.activity.dormancy().begin_tick();
+        // Before the analysis reads the metrics: what ran before a worker
+        // went to sleep is in this window.
+        let asleep = self.dispatcher_order.iter().all(|d| d.queue.is_asleep());
+        self.analyse();
+        let hooked = self.run_analysis_hooks();
+        if !woken && asleep && !hooked && self.activity.dormancy().try_sleep() {
+            tracing::trace!("analysis dormant: every worker is asleep");
+            return None;
+        }
+        Some(window)
     }
 
     /// Hooks `hook` to every analysis window from now on.
@@ -265,14 +305,16 @@ impl RuntimeShared {
         hooks.push(hook);
     }
 
-    /// Runs the hooks still alive, outside the hooks' lock.
-    fn run_analysis_hooks(self: &Arc<Self>) {
+    /// Runs the hooks still alive, outside the hooks' lock; `true` if
+    /// there was one.
+    fn run_analysis_hooks(self: &Arc<Self>) -> bool {
         let hooks: Vec<Arc<dyn AnalysisHook>> =
             self.analysis_hooks.lock().iter().filter_map(Weak::upgrade).collect();
         let now = std::time::Instant::now();
-        for hook in hooks {
+        for hook in &hooks {
             hook.after_window(self, now);
         }
+        !hooks.is_empty()
     }
 
     /// The observer: metrics analysis, signatures and the journal.
@@ -517,19 +559,7 @@ impl RuntimeShared {
             }
             None => Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)),
         };
-        #[cfg(feature = "storage")]
-        let periodic = match &req.origin {
-            Origin::Durable(_, persist) => match persist.durability() {
-                crate::store::Durability::Periodic(every) => Some(every),
-                _ => None,
-            },
-            _ => None,
-        };
         instance.install(&slot, req.origin);
-        #[cfg(feature = "storage")]
-        if let Some(every) = periodic {
-            self.flush_periodically(Arc::downgrade(&instance) as Weak<dyn CellControl>, every);
-        }
         if let Some(seed) = req.seed {
             let owner: Weak<dyn CellControl> = Arc::downgrade(&instance) as Weak<dyn CellControl>;
             instance.set_node(Node::with_seed(
@@ -633,37 +663,53 @@ impl RuntimeShared {
         }
     }
 
-    /// Watches `cell`'s handlers against `deadline`.
-    fn watch_deadline(self: &Arc<Self>, cell: Weak<dyn CellControl>, deadline: Duration) {
+    /// Watches `cell`'s handlers against `deadline`. The watchdog runs
+    /// only while a handler with a deadline does (see
+    /// [`handler_began`](RuntimeShared::handler_began)).
+    fn watch_deadline(&self, cell: Weak<dyn CellControl>, deadline: Duration) {
         let period = (deadline / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
         let mut deadlines = self.deadlines.lock();
         deadlines.cells.retain(|c| c.upgrade().is_some_and(|c| !c.is_terminated()));
         deadlines.cells.push(cell);
-        if deadlines.period.is_some_and(|p| p <= period) {
-            return;
+        if deadlines.period.map_or(true, |p| period < p) {
+            // A scheduled watchdog takes the shorter period at its next look.
+            deadlines.period = Some(period);
         }
-        deadlines.period = Some(period);
-        deadlines.generation += 1;
-        let generation = deadlines.generation;
-        let runtime = Arc::downgrade(self);
-        self.timers.call_after(period, move || runtime.upgrade()?.scan_deadlines(generation, period));
     }
 
-    /// One pass of the watchdog: reports handlers past their deadline.
-    fn scan_deadlines(&self, generation: u64, period: Duration) -> Option<Duration> {
+    /// A handler with a deadline has begun; its record is set, under the
+    /// cell's lock that the watchdog takes to read it. Arms the watchdog if
+    /// it was dormant.
+    pub(crate) fn handler_began(self: &Arc<Self>) {
+        if self.watchdog.mark() {
+            let period = self.deadlines.lock().period.unwrap_or(Duration::from_millis(100));
+            let runtime = Arc::downgrade(self);
+            self.timers.call_after(period, move || runtime.upgrade()?.scan_deadlines());
+        }
+    }
+
+    /// One look of the watchdog: reports handlers past their deadline.
+    /// Returns the delay of the next look, or `None` when no handler with a
+    /// deadline runs: the watchdog sleeps until one begins.
+    fn scan_deadlines(&self) -> Option<Duration> {
+        self.watchdog.begin_tick();
         let now = std::time::Instant::now();
-        let cells: Vec<Arc<dyn CellControl>> = {
+        let (cells, period) = {
             let deadlines = self.deadlines.lock();
-            if deadlines.generation != generation {
-                return None;
-            }
-            deadlines.cells.iter().filter_map(Weak::upgrade).collect()
+            let cells: Vec<Arc<dyn CellControl>> = deadlines.cells.iter().filter_map(Weak::upgrade).collect();
+            (cells, deadlines.period.unwrap_or(Duration::from_millis(100)))
         };
+        let mut running = false;
         for cell in cells {
-            if let Some(failure) = cell.report_overrun(now) {
+            let (handling, overrun) = cell.report_overrun(now);
+            running |= handling;
+            if let Some(failure) = overrun {
                 tracing::warn!(cell = %failure.path, message = failure.message_kind, "handler overran its deadline");
                 self.record_failure(&failure);
             }
+        }
+        if self.is_shutting_down() || (!running && self.watchdog.try_sleep()) {
+            return None;
         }
         Some(period)
     }
@@ -686,20 +732,28 @@ impl RuntimeShared {
         self.settings.storage.as_ref().ok_or(crate::store::StoreError::Disabled)
     }
 
-    /// Flushes the storage every `every` while `cell` lives
-    /// (`Durability::Periodic`).
+    /// Flushes the storage `every` from now, for a durable cell whose
+    /// state waits for it (`Durability::Periodic`); `covered` runs first
+    /// and marks what this flush covers. One flush per period with saves
+    /// in it, none while nothing is saved.
     #[cfg(feature = "storage")]
-    fn flush_periodically(self: &Arc<Self>, cell: Weak<dyn CellControl>, every: Duration) {
+    pub(crate) fn flush_after(
+        self: &Arc<Self>,
+        every: Duration,
+        cell: &CellPath,
+        covered: impl Fn() + Send + 'static,
+    ) {
         let runtime = Arc::downgrade(self);
+        let cell = cell.clone();
         self.timers.call_after(every, move || {
             let runtime = runtime.upgrade()?;
-            let cell = cell.upgrade().filter(|c| !c.is_terminated())?;
+            covered();
             if let Some(storage) = &runtime.settings.storage {
                 if let Err(err) = storage.flush() {
-                    tracing::error!(cell = %cell.path(), %err, "periodic flush failed");
+                    tracing::error!(cell = %cell, %err, "periodic flush failed");
                 }
             }
-            Some(every)
+            None
         });
     }
 
