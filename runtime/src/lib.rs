@@ -282,7 +282,9 @@ pub use crate::recompose::{
     Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, RestoreError,
     RestoreWarning, Restored, ServingCell, SplitBy,
 };
-pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
+pub use crate::runtime::{
+    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER,
+};
 #[cfg(feature = "storage")]
 pub use crate::store::{
     Durability, Durable, Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction,

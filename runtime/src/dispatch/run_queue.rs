@@ -112,6 +112,11 @@ impl RunQueue {
         }
     }
 
+    /// Cells waiting now.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Acquire)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.len.load(Acquire) == 0
     }

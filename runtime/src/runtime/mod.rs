@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use self::builder::EscalationHook;
 pub use self::builder::{Builder, DEFAULT_DISPATCHER};
-pub use self::error::{BuildError, SpawnError};
+pub use self::error::{BuildError, RunError, SpawnError};
 pub(crate) use self::registry::CellControl;
 pub use self::shutdown::ShutdownReport;
 
@@ -77,6 +77,8 @@ pub(crate) struct Settings {
     pub(crate) send_timeout: Duration,
     pub(crate) quiet_panics: bool,
     pub(crate) dead_letter_capacity: usize,
+    /// Driven by the application (`Runtime::run_once`), no thread.
+    pub(crate) threadless: bool,
     pub(crate) on_escalation: Option<EscalationHook>,
     pub(crate) observation: crate::observe::ObservationConfig,
     #[cfg(feature = "storage")]
@@ -166,6 +168,7 @@ impl RuntimeShared {
         activity: Arc<ActivityGate>,
     ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
+        let timers = if settings.threadless { TimerService::driven() } else { TimerService::default() };
         #[cfg(all(feature = "chaos", feature = "storage"))]
         let storage_seam = settings.storage.as_ref().map(crate::store::Storage::chaos_seam);
         #[cfg(all(feature = "chaos", not(feature = "storage")))]
@@ -188,7 +191,7 @@ impl RuntimeShared {
             failures: Mutex::new(VecDeque::new()),
             failures_total: AtomicU64::new(0),
             observer,
-            timers: TimerService::default(),
+            timers,
             #[cfg(feature = "chaos")]
             chaos: crate::chaos::registry::Registry::new(storage_seam),
         })
@@ -632,6 +635,71 @@ impl RuntimeShared {
         Ok(instance)
     }
 
+    /// Whether the application drives the runtime (no threads).
+    pub(crate) fn is_threadless(&self) -> bool {
+        self.settings.threadless
+    }
+
+    /// One step of a thread-less runtime: fires the timers due now, then
+    /// runs one turn of each cell that was ready, dispatchers in start
+    /// order; cells made ready meanwhile wait for the next step.
+    pub(crate) fn run_once(&self) -> RunReport {
+        let timers = self.timers.fire_due(std::time::Instant::now());
+        let ready: Vec<usize> = self.dispatcher_order.iter().map(|d| d.queue.len()).collect();
+        let mut report = RunReport { turns: 0, timers };
+        if timers == 0 && ready.iter().all(|&n| n == 0) {
+            return report;
+        }
+        // Before the turns, as a waking worker does (see `dormancy.rs`).
+        self.activity.mark();
+        for (dispatcher, ready) in self.dispatcher_order.iter().zip(ready) {
+            for _ in 0..ready {
+                let Some(task) = dispatcher.queue.pop() else { break };
+                report.turns += 1;
+                if task.run_turn(dispatcher.throughput) == crate::dispatch::TurnEnd::Yield {
+                    dispatcher.queue.push(task);
+                }
+            }
+        }
+        report
+    }
+
+    /// Runs steps until one does nothing.
+    pub(crate) fn run_until_idle(&self) -> RunReport {
+        let mut total = RunReport::default();
+        loop {
+            let step = self.run_once();
+            if step.is_idle() {
+                return total;
+            }
+            total.turns += step.turns;
+            total.timers += step.timers;
+        }
+    }
+
+    /// Waits for `pending` up to `timeout`, driving a thread-less runtime
+    /// meanwhile (sleeping until its next timer when nothing is ready).
+    pub(crate) fn wait_driven<T>(&self, mut pending: Pending<T>, timeout: Duration) -> Result<T, AskError> {
+        if !self.is_threadless() {
+            return pending.wait(timeout);
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let step = self.run_until_idle();
+            if let Some(value) = pending.try_take()? {
+                return Ok(value);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(AskError::Timeout);
+            }
+            if step.is_idle() {
+                let until = self.timers.next_deadline().map_or(deadline, |next| next.min(deadline));
+                crate::sync::thread::sleep(until.saturating_duration_since(now));
+            }
+        }
+    }
+
     /// Starts a top-level supervisor and waits for its children to start.
     fn start_supervisor(
         self: &Arc<Self>,
@@ -655,7 +723,7 @@ impl RuntimeShared {
         self.root.lock().waiters.insert(instance.id(), reply);
         let node = instance.node();
         CellControl::begin(&*instance);
-        match pending.wait(timeout) {
+        match self.wait_driven(pending, timeout) {
             Ok(Ok(())) => Ok(Supervisor::new(addr, node)),
             Ok(Err(reason)) => Err(StartError::ChildFailed { id: name, reason }),
             Err(AskError::Timeout) => Err(StartError::Timeout),
@@ -681,7 +749,8 @@ impl RuntimeShared {
     /// cell's lock that the watchdog takes to read it. Arms the watchdog if
     /// it was dormant.
     pub(crate) fn handler_began(self: &Arc<Self>) {
-        if self.watchdog.mark() {
+        // Thread-less, the handler runs on the thread that would look.
+        if !self.settings.threadless && self.watchdog.mark() {
             let period = self.deadlines.lock().period.unwrap_or(Duration::from_millis(100));
             let runtime = Arc::downgrade(self);
             self.timers.call_after(period, move || runtime.upgrade()?.scan_deadlines());
@@ -922,6 +991,24 @@ impl RuntimeShared {
         }
         // Last: whoever sees the count sees the failure and its signature.
         self.failures_total.fetch_add(1, Release);
+    }
+}
+
+/// What one or more [`Runtime::run_once`] calls did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// Cell turns run (each up to `throughput` messages).
+    pub turns: usize,
+    /// Timers fired: cells' timers and the runtime's own (analysis window,
+    /// periodic flush).
+    pub timers: usize,
+}
+
+impl RunReport {
+    /// Whether nothing was done: no cell was ready, no timer was due.
+    pub fn is_idle(&self) -> bool {
+        self.turns == 0 && self.timers == 0
     }
 }
 
@@ -1411,6 +1498,85 @@ impl Runtime {
     /// has this name. See [`Builder::group`].
     pub fn group_stats(&self, name: &str) -> Option<GroupStats> {
         self.shared.groups.get(name).map(|group| group.stats())
+    }
+
+    /// Thread-less mode ([`Builder::threadless`]): fires the timers due
+    /// now, then runs one turn (up to [`Builder::throughput`] messages,
+    /// system messages first) of each cell that was ready when it was
+    /// called, in the order they became ready. A cell that sends to
+    /// another, or has messages left after its turn, is run by the next
+    /// call: the work of one call is bounded. Never blocks, except on what
+    /// a handler itself does.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::WorkerThreads`] when the runtime has worker threads
+    /// (they run the cells).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cellrt::{Cell, CellError, Context, Runtime};
+    ///
+    /// struct Led(bool);
+    ///
+    /// impl Cell for Led {
+    ///     type Message = ();
+    ///     fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+    ///         ctx.send_interval(Duration::from_millis(10), || ());
+    ///         Ok(())
+    ///     }
+    ///     fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
+    ///         self.0 = !self.0;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().threadless(true).build()?;
+    /// runtime.spawn(Led(false))?;
+    /// let mut toggles = 0;
+    /// while toggles < 3 {
+    ///     // The board's main loop: run what is ready, sleep until the next timer.
+    ///     let step = runtime.run_once()?;
+    ///     toggles += step.timers;
+    ///     if step.is_idle() {
+    ///         let next = runtime.next_deadline().expect("the interval is pending");
+    ///         std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    ///     }
+    /// }
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_once(&self) -> Result<RunReport, RunError> {
+        if !self.shared.is_threadless() {
+            return Err(RunError::WorkerThreads);
+        }
+        Ok(self.shared.run_once())
+    }
+
+    /// Thread-less mode: [`run_once`](Runtime::run_once) until a call finds
+    /// no cell ready and no timer due; returns the work of all the calls.
+    /// Timers not yet due are not waited for. Cells that keep each other
+    /// busy keep it running.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::WorkerThreads`] when the runtime has worker threads.
+    pub fn run_until_idle(&self) -> Result<RunReport, RunError> {
+        if !self.shared.is_threadless() {
+            return Err(RunError::WorkerThreads);
+        }
+        Ok(self.shared.run_until_idle())
+    }
+
+    /// When the earliest pending timer (a cell's timer, the analysis
+    /// window, a periodic flush) is due, if any: how long a thread-less
+    /// application may sleep before its next [`run_once`](Runtime::run_once)
+    /// when nothing is ready. `None` when no timer is pending: nothing will
+    /// happen until the application sends a message.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.shared.timers.next_deadline()
     }
 
     /// Stops every cell and every thread, and reports what happened.
