@@ -78,7 +78,9 @@
 //! Cells run on dispatchers: named pools of worker threads. The default one
 //! has a worker per core; a runtime can run on a single thread. A cell put on
 //! its own dispatcher cannot take threads from the others (a bulkhead). Idle
-//! workers block: an idle runtime uses no CPU.
+//! workers block, and the runtime's background jobs (the analysis window,
+//! the deadline watchdog) sleep while there is nothing for them to do: an
+//! idle runtime uses no CPU and wakes only for a due timer.
 //!
 //! # Observation
 //!
@@ -227,6 +229,7 @@ mod cell;
 mod chaos;
 mod dead_letter;
 mod dispatch;
+mod dormancy;
 mod failure;
 mod flow;
 mod mailbox;
@@ -279,7 +282,9 @@ pub use crate::recompose::{
     Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, RestoreError,
     RestoreWarning, Restored, ServingCell, SplitBy,
 };
-pub use crate::runtime::{BuildError, Builder, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER};
+pub use crate::runtime::{
+    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER,
+};
 #[cfg(feature = "storage")]
 pub use crate::store::{
     Durability, Durable, Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction,

@@ -25,6 +25,7 @@
 //! | [`ModelSlot::move_kind`], [`ModelTarget::run_regroup`] | `recompose::apply::{kind_regroup, offer_kind_move}` and `mailbox::PendingRegroup`, as `Managed::isolate` and `CellInstance` use them |
 //! | [`reply_channel`] | `ask::channel` |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
+//! | [`ModelDormancy`] | `dormancy::Dormancy` |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
 //! | [`ModelBreaker`] | `flow::breaker::CircuitBreaker` at injected instants |
 //! | [`ModelGroup`], [`ModelGroupCell`] | `dispatch::group::{Group, Membership}` over a `RunQueue` and a `Mailbox` |
@@ -38,6 +39,7 @@ use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::run_queue::RunQueue;
 use crate::dispatch::state::{Schedule, Snapshot};
 use crate::dispatch::{Runnable, Task, TurnEnd};
+use crate::dormancy::Dormancy;
 use crate::flow::{
     BreakerConfig, BreakerConfigError, BreakerOpen, BreakerState, CallOutcome, CircuitBreaker, Permit,
     Router, Routing,
@@ -680,6 +682,45 @@ impl ModelRunQueue {
     /// `RunQueue::is_empty`.
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
+    }
+
+    /// `RunQueue::is_asleep`: every worker parked and nothing queued.
+    pub fn is_asleep(&self) -> bool {
+        self.inner.is_asleep()
+    }
+}
+
+/// The real `dormancy::Dormancy`: a background job's state word.
+#[derive(Debug)]
+pub struct ModelDormancy {
+    inner: Dormancy,
+}
+
+impl ModelDormancy {
+    /// A dormant job (`Dormancy::new`).
+    pub fn new() -> Self {
+        ModelDormancy { inner: Dormancy::new() }
+    }
+
+    /// `Dormancy::mark`: `true` when the caller must arm the job.
+    pub fn mark(&self) -> bool {
+        self.inner.mark()
+    }
+
+    /// `Dormancy::begin_tick`: `true` when marked since the last tick.
+    pub fn begin_tick(&self) -> bool {
+        self.inner.begin_tick()
+    }
+
+    /// `Dormancy::try_sleep`: `true` when the job stops.
+    pub fn try_sleep(&self) -> bool {
+        self.inner.try_sleep()
+    }
+}
+
+impl Default for ModelDormancy {
+    fn default() -> Self {
+        ModelDormancy::new()
     }
 }
 

@@ -1,7 +1,10 @@
 //! Timers: messages a cell schedules to itself, after a delay or every period.
 //!
 //! One timer thread per runtime, started on first use, sleeps until the
-//! earliest deadline. A runtime that schedules no timer starts no thread.
+//! earliest deadline. A runtime that schedules no timer starts no thread. A
+//! thread-less runtime has none: the application's `Runtime::run_once`
+//! fires the timers that are due ([`TimerService::fire_due`]) and
+//! `Runtime::next_deadline` says when the next one is.
 //! Timers hold a [`WeakAddr`], so a pending timer never keeps a cell
 //! reachable; a cell's timers are cancelled when it stops.
 
@@ -155,6 +158,8 @@ struct Shared {
 pub(crate) struct TimerService {
     shared: Arc<Shared>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
+    /// Set for a thread-less runtime: no thread, `fire_due` instead.
+    driven: bool,
 }
 
 impl fmt::Debug for TimerService {
@@ -164,6 +169,34 @@ impl fmt::Debug for TimerService {
 }
 
 impl TimerService {
+    /// Timers fired by the application's calls to `fire_due`, no thread.
+    pub(crate) fn driven() -> Self {
+        TimerService { driven: true, ..TimerService::default() }
+    }
+
+    /// Fires the timers due at `now` (those that come due while they fire
+    /// wait for the next call); returns how many fired.
+    pub(crate) fn fire_due(&self, now: Instant) -> usize {
+        let mut fired = 0;
+        let mut queue = self.shared.queue.lock();
+        // Bounded by the entries pending now: one rescheduled while firing
+        // (at `now` if its delay is zero) waits for the next call.
+        let mut budget = queue.heap.len();
+        while budget > 0 && !queue.shutdown && queue.heap.peek().is_some_and(|top| top.at <= now) {
+            budget -= 1;
+            let Some(entry) = queue.heap.pop() else { break };
+            drop(queue);
+            fired += usize::from(!entry.flags.cancelled.load(Acquire));
+            queue = fire(&self.shared, entry, now);
+        }
+        fired
+    }
+
+    /// When the earliest pending timer is due.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.shared.queue.lock().heap.peek().map(|top| top.at)
+    }
+
     pub(crate) fn send_after<M: Send + 'static>(
         &self,
         target: WeakAddr<M>,
@@ -214,6 +247,9 @@ impl TimerService {
     }
 
     fn ensure_thread(&self) {
+        if self.driven {
+            return;
+        }
         let mut thread = self.thread.lock();
         if thread.is_some() {
             return;
@@ -260,26 +296,33 @@ fn run(shared: &Shared) {
             queue = shared.changed.wait_timeout(queue, wait).0;
             continue;
         }
-        let Some(mut entry) = queue.heap.pop() else { continue };
+        let Some(entry) = queue.heap.pop() else { continue };
         drop(queue);
-        let next = if entry.flags.cancelled.load(Acquire) {
-            None
-        } else {
-            // `make` of an interval is user code: a panic ends that timer only.
-            catch_unwind(AssertUnwindSafe(|| entry.job.fire(now))).unwrap_or_else(|_| {
-                tracing::error!("a timer's message factory panicked; the timer is cancelled");
-                None
-            })
-        };
-        queue = shared.queue.lock();
-        match next {
-            Some(at) if !queue.shutdown => {
-                entry.at = at;
-                queue.seq += 1;
-                entry.seq = queue.seq;
-                queue.heap.push(entry);
-            }
-            _ => entry.flags.finished.store(true, Release),
-        }
+        queue = fire(shared, entry, now);
     }
+}
+
+/// Fires `entry`, taken off the heap, and puts it back if it runs again;
+/// returns the queue's lock.
+fn fire(shared: &Shared, mut entry: Entry, now: Instant) -> crate::sync::MutexGuard<'_, Queue> {
+    let next = if entry.flags.cancelled.load(Acquire) {
+        None
+    } else {
+        // `make` of an interval is user code: a panic ends that timer only.
+        catch_unwind(AssertUnwindSafe(|| entry.job.fire(now))).unwrap_or_else(|_| {
+            tracing::error!("a timer's message factory panicked; the timer is cancelled");
+            None
+        })
+    };
+    let mut queue = shared.queue.lock();
+    match next {
+        Some(at) if !queue.shutdown => {
+            entry.at = at;
+            queue.seq += 1;
+            entry.seq = queue.seq;
+            queue.heap.push(entry);
+        }
+        _ => entry.flags.finished.store(true, Release),
+    }
+    queue
 }

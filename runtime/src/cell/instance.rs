@@ -406,7 +406,13 @@ impl<C: Cell> CellInstance<C> {
                 body.held.append(held);
                 body.unflushed = true;
             }
-            _ => held.release(),
+            Durability::Periodic(every) => {
+                held.release();
+                if persist.mark_unflushed() {
+                    let persist = persist.clone();
+                    self.runtime.flush_after(every, &self.path, move || persist.clear_unflushed());
+                }
+            }
         }
         Ok(())
     }
@@ -457,6 +463,8 @@ impl<C: Cell> CellInstance<C> {
         let since = self.handling.as_ref().map(|handling| {
             let since = Instant::now();
             *handling.lock() = Some(Handling { since, kind, reported: false });
+            // After the record's lock is released: see `dormancy.rs`.
+            self.runtime.handler_began();
             since
         });
         let Some(Incarnation { cell, ctx }) = body.incarnation.as_mut() else {
@@ -1282,18 +1290,23 @@ impl<C: Cell> CellControl for CellInstance<C> {
         self.parent.as_ref()?.upgrade()
     }
 
-    fn report_overrun(&self, now: Instant) -> Option<Box<Failure>> {
-        let deadline = self.supervised?.deadline?;
-        let mut handling = self.handling.as_ref()?.lock();
-        let current = handling.as_mut()?;
+    fn report_overrun(&self, now: Instant) -> (bool, Option<Box<Failure>>) {
+        let (Some(deadline), Some(handling)) = (self.supervised.and_then(|s| s.deadline), &self.handling)
+        else {
+            return (false, None);
+        };
+        let mut handling = handling.lock();
+        let Some(current) = handling.as_mut() else { return (false, None) };
         let elapsed = now.saturating_duration_since(current.since);
         if current.reported || elapsed <= deadline {
-            return None;
+            return (true, None);
         }
         current.reported = true;
         let kind = current.kind;
         drop(handling);
-        Some(self.failure(Hook::Handle, Some(kind), FailureCause::DeadlineExceeded { deadline, elapsed }))
+        let failure =
+            self.failure(Hook::Handle, Some(kind), FailureCause::DeadlineExceeded { deadline, elapsed });
+        (true, Some(failure))
     }
 
     fn cell_kind(&self) -> &'static str {

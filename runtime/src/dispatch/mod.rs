@@ -40,6 +40,7 @@ pub(crate) mod worker;
 
 use std::fmt;
 
+use crate::dormancy::ActivityGate;
 use crate::sync::{thread, Arc, Mutex};
 
 use self::run_queue::RunQueue;
@@ -75,6 +76,9 @@ pub(crate) struct Dispatcher {
     pub(crate) queue: RunQueue,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
     workers: usize,
+    /// Marked by each worker that wakes up: the runtime's analysis window
+    /// sleeps while every worker does (see `dormancy.rs`).
+    pub(crate) activity: Arc<ActivityGate>,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -88,14 +92,21 @@ impl fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Starts `workers` threads named `cellrt-{name}-{index}`.
-    pub(crate) fn start(name: &str, workers: usize, throughput: usize) -> std::io::Result<Arc<Self>> {
+    /// Starts `workers` threads named `cellrt-{name}-{index}`; none for a
+    /// dispatcher the application drives (`Runtime::run_once`).
+    pub(crate) fn start(
+        name: &str,
+        workers: usize,
+        throughput: usize,
+        activity: Arc<ActivityGate>,
+    ) -> std::io::Result<Arc<Self>> {
         let dispatcher = Arc::new(Dispatcher {
             name: name.into(),
             throughput,
             queue: RunQueue::new(workers),
             threads: Mutex::new(Vec::with_capacity(workers)),
             workers,
+            activity,
         });
         for index in 0..workers {
             let worker = dispatcher.clone();

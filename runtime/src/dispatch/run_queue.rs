@@ -12,7 +12,9 @@
 //! task, issues a SeqCst fence and wakes a registered sleeper. The fences order
 //! "register, then look" against "push, then look for sleepers": one side
 //! always sees the other. Each worker has its own parker, and an unpark that
-//! arrives before the park makes the park return at once. The loom model
+//! arrives before the park makes the park return at once (a worker leaves the
+//! sleepers' list whenever its park returns, so the list names exactly the
+//! workers asleep, which [`RunQueue::is_asleep`] reports). The loom model
 //! `loom-tests/tests/dispatch_run_queue.rs` checks this.
 
 use std::collections::VecDeque;
@@ -110,6 +112,11 @@ impl RunQueue {
         }
     }
 
+    /// Cells waiting now.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Acquire)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.len.load(Acquire) == 0
     }
@@ -173,5 +180,23 @@ impl RunQueue {
             return;
         }
         self.parkers[index].park();
+        // Woken by a pusher (which took us off the list) or by a stale
+        // token (and then we are still listed): either way, leave the list,
+        // so that it names exactly the workers asleep.
+        let mut sleepers = self.sleepers.lock();
+        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
+            sleepers.swap_remove(pos);
+            self.sleeping.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Whether every worker is asleep (always, for a dispatcher without
+    /// workers) and no cell waits in the queue. Read under the sleepers'
+    /// lock, which a worker releases after it leaves the list and before it
+    /// runs anything: what the analysis window relies on to go dormant (see
+    /// `dormancy.rs`).
+    pub(crate) fn is_asleep(&self) -> bool {
+        let sleepers = self.sleepers.lock();
+        sleepers.len() == self.parkers.len() && self.len.load(Acquire) == 0
     }
 }

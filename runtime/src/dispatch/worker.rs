@@ -111,6 +111,8 @@ pub(crate) fn run(dispatcher: Arc<Dispatcher>, index: usize) {
             None => {
                 if !spin_for_work(&dispatcher) {
                     queue.park(index);
+                    // After leaving the sleepers' list: see `dormancy.rs`.
+                    dispatcher.activity.mark();
                 }
             }
         }

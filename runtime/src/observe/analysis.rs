@@ -127,6 +127,15 @@ impl Analysis {
         findings
     }
 
+    /// The window after a dormant stretch begins at `now` (see
+    /// [`Observer::resume`](super::observer::Observer::resume)); before the
+    /// first window, the first tick still only sets the starting point.
+    pub(crate) fn resume(&mut self, now: Instant) {
+        if let Some(last) = &mut self.last_tick {
+            *last = now;
+        }
+    }
+
     /// The current decay of cell instance `id`.
     pub(crate) fn decay(&self, id: u64) -> Option<(Decay, super::decay::Baselines)> {
         self.cells.get(&id).map(|cell| (cell.decay.decay(), cell.decay.baselines()))

@@ -187,6 +187,12 @@ impl Observer {
         self.signal(SystemTime::now(), Some(path), None, SignalKind::Configuration { what });
     }
 
+    /// The analysis window was dormant and runs again from `now`: the time
+    /// it slept, when nothing ran, is not part of the next window.
+    pub(crate) fn resume(&self, now: Instant) {
+        self.analysis.lock().resume(now);
+    }
+
     /// One analysis window over `cells`.
     pub(crate) fn analyse(&self, now: Instant, cells: &[CellView<'_>]) {
         self.flush_spawns();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::dispatch::group::Group;
 use crate::dispatch::Dispatcher;
+use crate::dormancy::ActivityGate;
 use crate::supervise::Escalation;
 use crate::sync::{thread, Arc};
 
@@ -41,6 +42,7 @@ pub struct Builder {
     groups: Vec<(String, usize)>,
     quiet_panics: bool,
     dead_letter_capacity: usize,
+    threadless: bool,
     on_escalation: Option<EscalationHook>,
     observation: crate::observe::ObservationConfig,
     #[cfg(feature = "storage")]
@@ -68,6 +70,7 @@ impl Default for Builder {
             groups: Vec::new(),
             quiet_panics: false,
             dead_letter_capacity: 1024,
+            threadless: false,
             on_escalation: None,
             observation: crate::observe::ObservationConfig::default(),
             #[cfg(feature = "storage")]
@@ -81,11 +84,69 @@ impl Builder {
     ///
     /// # Default
     ///
-    /// One per core. `1` gives a single-threaded runtime (plus a timer
-    /// thread, started only if a cell schedules a timer). `0` is refused by
+    /// One per core. `1` gives a single worker thread, plus a timer thread
+    /// started when first needed: by the analysis window (at `build`, unless
+    /// observation is disabled), a cell's timer or a handler with a
+    /// deadline.
+    /// Idle, every one of them sleeps: no thread wakes up until a message
+    /// arrives or a timer is due. `0` is refused by
     /// [`build`](Builder::build).
     pub fn worker_threads(&mut self, threads: usize) -> &mut Self {
         self.worker_threads = Some(threads);
+        self
+    }
+
+    /// Thread-less mode: the runtime starts no thread at all, and the
+    /// application drives it from its own loop (a board's main loop, a
+    /// game's frame) with [`Runtime::run_once`] or
+    /// [`Runtime::run_until_idle`], sleeping until
+    /// [`Runtime::next_deadline`] in between.
+    ///
+    /// Thread counts ([`worker_threads`](Builder::worker_threads),
+    /// [`dispatcher`](Builder::dispatcher)) are ignored: dispatchers keep
+    /// their names and run queues, served by `run_once` in the order they
+    /// were added, the default one first. Timers, the analysis window and
+    /// periodic flushes fire inside `run_once` when due. There is no
+    /// deadline watchdog: a handler cannot be looked at while it runs on
+    /// the caller's thread, and an overrun is reported when it returns.
+    ///
+    /// A call that waits for cells, such as `Pending::wait` or a blocking
+    /// `send` to a full mailbox, only returns when another thread drives
+    /// the runtime or its timeout passes: on the driving thread, use
+    /// `try_send` and [`Pending::try_take`](crate::Pending::try_take) after
+    /// a `run_until_idle`. [`Runtime::start_supervisor`] and
+    /// [`Runtime::shutdown`] drive the runtime themselves while they wait.
+    ///
+    /// # Default
+    ///
+    /// `false`: worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, Context, Runtime};
+    ///
+    /// struct Blink(u32);
+    ///
+    /// impl Cell for Blink {
+    ///     type Message = ();
+    ///     fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
+    ///         self.0 += 1;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().threadless(true).build()?;
+    /// let blink = runtime.spawn(Blink(0))?;
+    /// blink.try_send(())?;
+    /// let done = runtime.run_until_idle()?;
+    /// assert_eq!(done.turns, 1);
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn threadless(&mut self, threadless: bool) -> &mut Self {
+        self.threadless = threadless;
         self
     }
 
@@ -317,6 +378,11 @@ impl Builder {
         if let Some((name, _)) = pools.iter().find(|(_, threads)| *threads == 0) {
             return Err(BuildError::ZeroWorkers { dispatcher: name.clone() });
         }
+        if self.threadless {
+            for (_, threads) in &mut pools {
+                *threads = 0;
+            }
+        }
         let groups = self.groups()?;
         self.observation.validate().map_err(BuildError::Observation)?;
         // Before any thread starts: a refused storage leaves nothing behind.
@@ -330,9 +396,10 @@ impl Builder {
         #[cfg(not(feature = "storage"))]
         let observer = self.observer()?;
         crate::failure::install_panic_hook();
+        let activity = Arc::new(ActivityGate::new());
         let mut dispatchers: Vec<Arc<Dispatcher>> = Vec::with_capacity(pools.len());
         for (name, threads) in &pools {
-            match Dispatcher::start(name, *threads, self.throughput) {
+            match Dispatcher::start(name, *threads, self.throughput, activity.clone()) {
                 Ok(dispatcher) => dispatchers.push(dispatcher),
                 Err(err) => {
                     for started in &dispatchers {
@@ -353,6 +420,7 @@ impl Builder {
             send_timeout: self.send_timeout,
             quiet_panics: self.quiet_panics,
             dead_letter_capacity: self.dead_letter_capacity,
+            threadless: self.threadless,
             on_escalation: self.on_escalation.clone(),
             observation: self.observation.clone(),
             #[cfg(feature = "storage")]
@@ -364,7 +432,7 @@ impl Builder {
             default_capacity = self.default_capacity,
             "runtime started"
         );
-        let shared = RuntimeShared::new(settings, dispatchers, groups, observer);
+        let shared = RuntimeShared::new(settings, dispatchers, groups, observer, activity);
         shared.start_analysis();
         Ok(Runtime::from_shared(shared))
     }

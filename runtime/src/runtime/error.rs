@@ -184,3 +184,24 @@ impl From<NameError> for SpawnError {
         SpawnError::InvalidName(err)
     }
 }
+
+/// Why [`Runtime::run_once`](crate::Runtime::run_once) or
+/// [`run_until_idle`](crate::Runtime::run_until_idle) did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The runtime has worker threads, which run its cells; only a
+    /// thread-less runtime ([`Builder::threadless`](crate::Builder::threadless))
+    /// is driven by the application.
+    WorkerThreads,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::WorkerThreads => f.write_str("the runtime is run by its worker threads"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}

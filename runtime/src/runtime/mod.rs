@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use self::builder::EscalationHook;
 pub use self::builder::{Builder, DEFAULT_DISPATCHER};
-pub use self::error::{BuildError, SpawnError};
+pub use self::error::{BuildError, RunError, SpawnError};
 pub(crate) use self::registry::CellControl;
 pub use self::shutdown::ShutdownReport;
 
@@ -31,6 +31,7 @@ use crate::cell::{Cell, CellConfig, StopReason};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::group::{Group, GroupStats};
 use crate::dispatch::Dispatcher;
+use crate::dormancy::{ActivityGate, Dormancy};
 use crate::failure::Failure;
 use crate::flow::{BreakerConfig, BreakerConfigError, CircuitBreaker, Router, RouterError, Routing};
 use crate::mailbox::{StopCause, SystemMsg};
@@ -76,6 +77,8 @@ pub(crate) struct Settings {
     pub(crate) send_timeout: Duration,
     pub(crate) quiet_panics: bool,
     pub(crate) dead_letter_capacity: usize,
+    /// Driven by the application (`Runtime::run_once`), no thread.
+    pub(crate) threadless: bool,
     pub(crate) on_escalation: Option<EscalationHook>,
     pub(crate) observation: crate::observe::ObservationConfig,
     #[cfg(feature = "storage")]
@@ -111,8 +114,9 @@ struct Root {
 #[derive(Default)]
 struct Deadlines {
     cells: Vec<Weak<dyn CellControl>>,
+    /// How often the watchdog looks while a handler runs: a quarter of the
+    /// shortest deadline, within 1–100 ms.
     period: Option<Duration>,
-    generation: u64,
 }
 
 /// Something that acts on each analysis window, after the observer has
@@ -144,6 +148,12 @@ pub(crate) struct RuntimeShared {
     dead_letters: DeadLetters,
     root: Mutex<Root>,
     deadlines: Mutex<Deadlines>,
+    /// The watchdog's job: scheduled while a handler with a deadline runs,
+    /// dormant otherwise; marked by each such handler as it begins.
+    watchdog: Dormancy,
+    /// The analysis window's job: scheduled while cells run, dormant once a
+    /// window passed with every worker asleep; marked by waking workers.
+    activity: Arc<ActivityGate>,
     /// Installed faults and experiment probes.
     #[cfg(feature = "chaos")]
     chaos: crate::chaos::registry::Registry,
@@ -155,8 +165,10 @@ impl RuntimeShared {
         dispatchers: Vec<Arc<Dispatcher>>,
         groups: Vec<Arc<Group>>,
         observer: Observer,
+        activity: Arc<ActivityGate>,
     ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
+        let timers = if settings.threadless { TimerService::driven() } else { TimerService::default() };
         #[cfg(all(feature = "chaos", feature = "storage"))]
         let storage_seam = settings.storage.as_ref().map(crate::store::Storage::chaos_seam);
         #[cfg(all(feature = "chaos", not(feature = "storage")))]
@@ -167,6 +179,8 @@ impl RuntimeShared {
             dead_letters,
             root: Mutex::new(Root::default()),
             deadlines: Mutex::new(Deadlines::default()),
+            watchdog: Dormancy::new(),
+            activity,
             settings,
             dispatchers: dispatchers.iter().map(|d| (d.name.clone(), d.clone())).collect(),
             dispatcher_order: dispatchers,
@@ -177,7 +191,7 @@ impl RuntimeShared {
             failures: Mutex::new(VecDeque::new()),
             failures_total: AtomicU64::new(0),
             observer,
-            timers: TimerService::default(),
+            timers,
             #[cfg(feature = "chaos")]
             chaos: crate::chaos::registry::Registry::new(storage_seam),
         })
@@ -239,23 +253,52 @@ impl RuntimeShared {
         self.observer.signal(SystemTime::now(), Some(&escalation.supervisor), Some(kind), kind_of);
     }
 
-    /// Starts the periodic analysis, when cells are observed.
+    /// Starts the periodic analysis, when cells are observed. It sleeps
+    /// once every worker does (only a worker that leaves the sleepers' list
+    /// arms it again, and a worker that never slept may be running), so it
+    /// begins armed.
     fn start_analysis(self: &Arc<Self>) {
-        let config = self.observer.config();
-        if !config.is_enabled() {
+        if !self.observer.config().is_enabled() {
             return;
         }
-        let window = config.window;
         let runtime = Arc::downgrade(self);
-        self.timers.call_after(window, move || {
-            let runtime = runtime.upgrade()?;
-            if runtime.is_shutting_down() {
-                return None;
+        self.activity.set_arm(move || {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.arm_analysis();
             }
-            runtime.analyse();
-            runtime.run_analysis_hooks();
-            Some(window)
         });
+        self.activity.mark();
+    }
+
+    /// Schedules the analysis window after it was dormant. The time it
+    /// slept is no window: nothing ran in it.
+    fn arm_analysis(self: &Arc<Self>) {
+        let window = self.observer.config().window;
+        self.observer.resume(std::time::Instant::now());
+        let runtime = Arc::downgrade(self);
+        self.timers.call_after(window, move || runtime.upgrade()?.analysis_window(window));
+    }
+
+    /// One analysis window; the next one's delay, or `None` when this one
+    /// found every worker asleep after a window without wake-ups: the
+    /// analysis then sleeps until a worker wakes (see `dormancy.rs`). Never
+    /// while a hook (a recomposition engine) is attached: its rules count
+    /// windows, quiet ones included.
+    fn analysis_window(self: &Arc<Self>, window: Duration) -> Option<Duration> {
+        if self.is_shutting_down() {
+            return None;
+        }
+        let woken = self.activity.dormancy().begin_tick();
+        // Before the analysis reads the metrics: what ran before a worker
+        // went to sleep is in this window.
+        let asleep = self.dispatcher_order.iter().all(|d| d.queue.is_asleep());
+        self.analyse();
+        let hooked = self.run_analysis_hooks();
+        if !woken && asleep && !hooked && self.activity.dormancy().try_sleep() {
+            tracing::trace!("analysis dormant: every worker is asleep");
+            return None;
+        }
+        Some(window)
     }
 
     /// Hooks `hook` to every analysis window from now on.
@@ -265,14 +308,16 @@ impl RuntimeShared {
         hooks.push(hook);
     }
 
-    /// Runs the hooks still alive, outside the hooks' lock.
-    fn run_analysis_hooks(self: &Arc<Self>) {
+    /// Runs the hooks still alive, outside the hooks' lock; `true` if
+    /// there was one.
+    fn run_analysis_hooks(self: &Arc<Self>) -> bool {
         let hooks: Vec<Arc<dyn AnalysisHook>> =
             self.analysis_hooks.lock().iter().filter_map(Weak::upgrade).collect();
         let now = std::time::Instant::now();
-        for hook in hooks {
+        for hook in &hooks {
             hook.after_window(self, now);
         }
+        !hooks.is_empty()
     }
 
     /// The observer: metrics analysis, signatures and the journal.
@@ -517,19 +562,7 @@ impl RuntimeShared {
             }
             None => Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)),
         };
-        #[cfg(feature = "storage")]
-        let periodic = match &req.origin {
-            Origin::Durable(_, persist) => match persist.durability() {
-                crate::store::Durability::Periodic(every) => Some(every),
-                _ => None,
-            },
-            _ => None,
-        };
         instance.install(&slot, req.origin);
-        #[cfg(feature = "storage")]
-        if let Some(every) = periodic {
-            self.flush_periodically(Arc::downgrade(&instance) as Weak<dyn CellControl>, every);
-        }
         if let Some(seed) = req.seed {
             let owner: Weak<dyn CellControl> = Arc::downgrade(&instance) as Weak<dyn CellControl>;
             instance.set_node(Node::with_seed(
@@ -602,6 +635,71 @@ impl RuntimeShared {
         Ok(instance)
     }
 
+    /// Whether the application drives the runtime (no threads).
+    pub(crate) fn is_threadless(&self) -> bool {
+        self.settings.threadless
+    }
+
+    /// One step of a thread-less runtime: fires the timers due now, then
+    /// runs one turn of each cell that was ready, dispatchers in start
+    /// order; cells made ready meanwhile wait for the next step.
+    pub(crate) fn run_once(&self) -> RunReport {
+        let timers = self.timers.fire_due(std::time::Instant::now());
+        let ready: Vec<usize> = self.dispatcher_order.iter().map(|d| d.queue.len()).collect();
+        let mut report = RunReport { turns: 0, timers };
+        if timers == 0 && ready.iter().all(|&n| n == 0) {
+            return report;
+        }
+        // Before the turns, as a waking worker does (see `dormancy.rs`).
+        self.activity.mark();
+        for (dispatcher, ready) in self.dispatcher_order.iter().zip(ready) {
+            for _ in 0..ready {
+                let Some(task) = dispatcher.queue.pop() else { break };
+                report.turns += 1;
+                if task.run_turn(dispatcher.throughput) == crate::dispatch::TurnEnd::Yield {
+                    dispatcher.queue.push(task);
+                }
+            }
+        }
+        report
+    }
+
+    /// Runs steps until one does nothing.
+    pub(crate) fn run_until_idle(&self) -> RunReport {
+        let mut total = RunReport::default();
+        loop {
+            let step = self.run_once();
+            if step.is_idle() {
+                return total;
+            }
+            total.turns += step.turns;
+            total.timers += step.timers;
+        }
+    }
+
+    /// Waits for `pending` up to `timeout`, driving a thread-less runtime
+    /// meanwhile (sleeping until its next timer when nothing is ready).
+    pub(crate) fn wait_driven<T>(&self, mut pending: Pending<T>, timeout: Duration) -> Result<T, AskError> {
+        if !self.is_threadless() {
+            return pending.wait(timeout);
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let step = self.run_until_idle();
+            if let Some(value) = pending.try_take()? {
+                return Ok(value);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(AskError::Timeout);
+            }
+            if step.is_idle() {
+                let until = self.timers.next_deadline().map_or(deadline, |next| next.min(deadline));
+                crate::sync::thread::sleep(until.saturating_duration_since(now));
+            }
+        }
+    }
+
     /// Starts a top-level supervisor and waits for its children to start.
     fn start_supervisor(
         self: &Arc<Self>,
@@ -625,7 +723,7 @@ impl RuntimeShared {
         self.root.lock().waiters.insert(instance.id(), reply);
         let node = instance.node();
         CellControl::begin(&*instance);
-        match pending.wait(timeout) {
+        match self.wait_driven(pending, timeout) {
             Ok(Ok(())) => Ok(Supervisor::new(addr, node)),
             Ok(Err(reason)) => Err(StartError::ChildFailed { id: name, reason }),
             Err(AskError::Timeout) => Err(StartError::Timeout),
@@ -633,37 +731,54 @@ impl RuntimeShared {
         }
     }
 
-    /// Watches `cell`'s handlers against `deadline`.
-    fn watch_deadline(self: &Arc<Self>, cell: Weak<dyn CellControl>, deadline: Duration) {
+    /// Watches `cell`'s handlers against `deadline`. The watchdog runs
+    /// only while a handler with a deadline does (see
+    /// [`handler_began`](RuntimeShared::handler_began)).
+    fn watch_deadline(&self, cell: Weak<dyn CellControl>, deadline: Duration) {
         let period = (deadline / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
         let mut deadlines = self.deadlines.lock();
         deadlines.cells.retain(|c| c.upgrade().is_some_and(|c| !c.is_terminated()));
         deadlines.cells.push(cell);
-        if deadlines.period.is_some_and(|p| p <= period) {
-            return;
+        if deadlines.period.map_or(true, |p| period < p) {
+            // A scheduled watchdog takes the shorter period at its next look.
+            deadlines.period = Some(period);
         }
-        deadlines.period = Some(period);
-        deadlines.generation += 1;
-        let generation = deadlines.generation;
-        let runtime = Arc::downgrade(self);
-        self.timers.call_after(period, move || runtime.upgrade()?.scan_deadlines(generation, period));
     }
 
-    /// One pass of the watchdog: reports handlers past their deadline.
-    fn scan_deadlines(&self, generation: u64, period: Duration) -> Option<Duration> {
+    /// A handler with a deadline has begun; its record is set, under the
+    /// cell's lock that the watchdog takes to read it. Arms the watchdog if
+    /// it was dormant.
+    pub(crate) fn handler_began(self: &Arc<Self>) {
+        // Thread-less, the handler runs on the thread that would look.
+        if !self.settings.threadless && self.watchdog.mark() {
+            let period = self.deadlines.lock().period.unwrap_or(Duration::from_millis(100));
+            let runtime = Arc::downgrade(self);
+            self.timers.call_after(period, move || runtime.upgrade()?.scan_deadlines());
+        }
+    }
+
+    /// One look of the watchdog: reports handlers past their deadline.
+    /// Returns the delay of the next look, or `None` when no handler with a
+    /// deadline runs: the watchdog sleeps until one begins.
+    fn scan_deadlines(&self) -> Option<Duration> {
+        self.watchdog.begin_tick();
         let now = std::time::Instant::now();
-        let cells: Vec<Arc<dyn CellControl>> = {
+        let (cells, period) = {
             let deadlines = self.deadlines.lock();
-            if deadlines.generation != generation {
-                return None;
-            }
-            deadlines.cells.iter().filter_map(Weak::upgrade).collect()
+            let cells: Vec<Arc<dyn CellControl>> = deadlines.cells.iter().filter_map(Weak::upgrade).collect();
+            (cells, deadlines.period.unwrap_or(Duration::from_millis(100)))
         };
+        let mut running = false;
         for cell in cells {
-            if let Some(failure) = cell.report_overrun(now) {
+            let (handling, overrun) = cell.report_overrun(now);
+            running |= handling;
+            if let Some(failure) = overrun {
                 tracing::warn!(cell = %failure.path, message = failure.message_kind, "handler overran its deadline");
                 self.record_failure(&failure);
             }
+        }
+        if self.is_shutting_down() || (!running && self.watchdog.try_sleep()) {
+            return None;
         }
         Some(period)
     }
@@ -686,20 +801,28 @@ impl RuntimeShared {
         self.settings.storage.as_ref().ok_or(crate::store::StoreError::Disabled)
     }
 
-    /// Flushes the storage every `every` while `cell` lives
-    /// (`Durability::Periodic`).
+    /// Flushes the storage `every` from now, for a durable cell whose
+    /// state waits for it (`Durability::Periodic`); `covered` runs first
+    /// and marks what this flush covers. One flush per period with saves
+    /// in it, none while nothing is saved.
     #[cfg(feature = "storage")]
-    fn flush_periodically(self: &Arc<Self>, cell: Weak<dyn CellControl>, every: Duration) {
+    pub(crate) fn flush_after(
+        self: &Arc<Self>,
+        every: Duration,
+        cell: &CellPath,
+        covered: impl Fn() + Send + 'static,
+    ) {
         let runtime = Arc::downgrade(self);
+        let cell = cell.clone();
         self.timers.call_after(every, move || {
             let runtime = runtime.upgrade()?;
-            let cell = cell.upgrade().filter(|c| !c.is_terminated())?;
+            covered();
             if let Some(storage) = &runtime.settings.storage {
                 if let Err(err) = storage.flush() {
-                    tracing::error!(cell = %cell.path(), %err, "periodic flush failed");
+                    tracing::error!(cell = %cell, %err, "periodic flush failed");
                 }
             }
-            Some(every)
+            None
         });
     }
 
@@ -868,6 +991,24 @@ impl RuntimeShared {
         }
         // Last: whoever sees the count sees the failure and its signature.
         self.failures_total.fetch_add(1, Release);
+    }
+}
+
+/// What one or more [`Runtime::run_once`] calls did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// Cell turns run (each up to `throughput` messages).
+    pub turns: usize,
+    /// Timers fired: cells' timers and the runtime's own (analysis window,
+    /// periodic flush).
+    pub timers: usize,
+}
+
+impl RunReport {
+    /// Whether nothing was done: no cell was ready, no timer was due.
+    pub fn is_idle(&self) -> bool {
+        self.turns == 0 && self.timers == 0
     }
 }
 
@@ -1357,6 +1498,85 @@ impl Runtime {
     /// has this name. See [`Builder::group`].
     pub fn group_stats(&self, name: &str) -> Option<GroupStats> {
         self.shared.groups.get(name).map(|group| group.stats())
+    }
+
+    /// Thread-less mode ([`Builder::threadless`]): fires the timers due
+    /// now, then runs one turn (up to [`Builder::throughput`] messages,
+    /// system messages first) of each cell that was ready when it was
+    /// called, in the order they became ready. A cell that sends to
+    /// another, or has messages left after its turn, is run by the next
+    /// call: the work of one call is bounded. Never blocks, except on what
+    /// a handler itself does.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::WorkerThreads`] when the runtime has worker threads
+    /// (they run the cells).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cellrt::{Cell, CellError, Context, Runtime};
+    ///
+    /// struct Led(bool);
+    ///
+    /// impl Cell for Led {
+    ///     type Message = ();
+    ///     fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+    ///         ctx.send_interval(Duration::from_millis(10), || ());
+    ///         Ok(())
+    ///     }
+    ///     fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
+    ///         self.0 = !self.0;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().threadless(true).build()?;
+    /// runtime.spawn(Led(false))?;
+    /// let mut toggles = 0;
+    /// while toggles < 3 {
+    ///     // The board's main loop: run what is ready, sleep until the next timer.
+    ///     let step = runtime.run_once()?;
+    ///     toggles += step.timers;
+    ///     if step.is_idle() {
+    ///         let next = runtime.next_deadline().expect("the interval is pending");
+    ///         std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    ///     }
+    /// }
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_once(&self) -> Result<RunReport, RunError> {
+        if !self.shared.is_threadless() {
+            return Err(RunError::WorkerThreads);
+        }
+        Ok(self.shared.run_once())
+    }
+
+    /// Thread-less mode: [`run_once`](Runtime::run_once) until a call finds
+    /// no cell ready and no timer due; returns the work of all the calls.
+    /// Timers not yet due are not waited for. Cells that keep each other
+    /// busy keep it running.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::WorkerThreads`] when the runtime has worker threads.
+    pub fn run_until_idle(&self) -> Result<RunReport, RunError> {
+        if !self.shared.is_threadless() {
+            return Err(RunError::WorkerThreads);
+        }
+        Ok(self.shared.run_until_idle())
+    }
+
+    /// When the earliest pending timer (a cell's timer, the analysis
+    /// window, a periodic flush) is due, if any: how long a thread-less
+    /// application may sleep before its next [`run_once`](Runtime::run_once)
+    /// when nothing is ready. `None` when no timer is pending: nothing will
+    /// happen until the application sends a message.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.shared.timers.next_deadline()
     }
 
     /// Stops every cell and every thread, and reports what happened.

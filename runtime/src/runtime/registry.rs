@@ -42,9 +42,10 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     /// cell's for a spawned child), while it lives; `None` for a top-level
     /// cell.
     fn supervisor(&self) -> Option<Arc<Node>>;
-    /// For the deadline watchdog: the failure of a handler running past its
-    /// deadline at `now`, once per handler call.
-    fn report_overrun(&self, now: Instant) -> Option<Box<Failure>>;
+    /// For the deadline watchdog, read under the lock the handler's record
+    /// is set under: whether a handler with a deadline runs, and the
+    /// failure of one running past its deadline at `now` (once per call).
+    fn report_overrun(&self, now: Instant) -> (bool, Option<Box<Failure>>);
 }
 
 /// Live cells and counters, behind the runtime's registry lock.

@@ -135,6 +135,21 @@ fn wait_terminated(
     cells: &[Arc<dyn CellControl>],
     deadline: Option<Instant>,
 ) -> bool {
+    if shared.is_threadless() {
+        // No worker will run the cells: this thread does.
+        loop {
+            let step = shared.run_once();
+            if cells.iter().all(|c| c.is_terminated()) {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if step.is_idle() {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
     // An idle cell drains in microseconds: spin a little before sleeping.
     let backoff = Backoff::new();
     while !backoff.is_completed() {

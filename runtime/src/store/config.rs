@@ -54,12 +54,13 @@ impl StorageConfig {
     }
 
     fn at(location: Location) -> Self {
-        StorageConfig {
-            location,
-            create_missing: false,
-            cache_bytes: 64 << 20,
-            background_flush: Some(Duration::from_millis(500)),
-        }
+        // A temporary database outlives nothing: flushing it in the
+        // background would only wake the process.
+        let background_flush = match location {
+            Location::Dir(_) => Some(Duration::from_millis(500)),
+            _ => None,
+        };
+        StorageConfig { location, create_missing: false, cache_bytes: 64 << 20, background_flush }
     }
 
     /// Creates the directory (and its parents) if it does not exist.
@@ -76,8 +77,18 @@ impl StorageConfig {
     }
 
     /// How often the engine flushes on its own, in the background; `None`
-    /// flushes only when asked. Default every 500 ms. Durability guarantees
-    /// never rest on it: what must survive a crash is flushed explicitly.
+    /// flushes only when asked. Durability guarantees never rest on it:
+    /// what must survive a crash is flushed explicitly (see
+    /// [`Durability`](crate::Durability)).
+    ///
+    /// The engine's flusher thread wakes at this interval for as long as
+    /// the database is open, idle or not: a board that must not wake when
+    /// idle sets `None`.
+    ///
+    /// # Default
+    ///
+    /// Every 500 ms for [`dir`](StorageConfig::dir); `None` for
+    /// [`in_memory`](StorageConfig::in_memory).
     pub fn background_flush(mut self, every: Option<Duration>) -> Self {
         self.background_flush = every;
         self

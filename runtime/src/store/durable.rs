@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cell::{Cell, CellError};
 use crate::path::CellPath;
+use crate::sync::atomic::{AtomicBool, Ordering::AcqRel};
 
 use super::{Store, StoreError};
 
@@ -38,8 +39,10 @@ pub enum Durability {
     /// the dispatcher's throughput in messages); answers wait for that
     /// flush. Nothing acknowledged is lost; fewer flushes.
     PerTurn,
-    /// Written after each message, flushed every interval; answers are sent
-    /// at once. A crash may lose up to one interval of acknowledged work.
+    /// Written after each message, flushed one interval after the first
+    /// save not yet flushed (no flush, and no wake-up, while nothing is
+    /// saved); answers are sent at once. A crash may lose up to one
+    /// interval of acknowledged work.
     Periodic(Duration),
 }
 
@@ -141,23 +144,43 @@ pub(crate) trait Persist<C>: Send + Sync {
     fn load(&self, store: &Store, quarantine: &Store, path: &CellPath) -> Result<Option<C>, LoadError>;
     /// Writes the cell's state (without flushing).
     fn save(&self, cell: &C, store: &Store) -> Result<(), StoreError>;
+    /// After a save that waits for a periodic flush: `true` when none was
+    /// pending, so the caller schedules one.
+    fn mark_unflushed(&self) -> bool;
+    /// Before a periodic flush: the saves marked so far are covered by it;
+    /// a save marked after this schedules the next one.
+    fn clear_unflushed(&self);
 }
 
 /// [`Persist`] for a [`Durable`] cell.
 pub(crate) struct DurableState<C> {
     durability: Durability,
+    /// Whether a save waits for a periodic flush (`Durability::Periodic`):
+    /// set by the cell's turn after its save, cleared by the flush before
+    /// it flushes. Both are swaps (AcqRel), so either the flush reads the
+    /// save's mark, and the save is before the flush, or the save's mark
+    /// reads the cleared flag, and schedules the next flush.
+    unflushed: AtomicBool,
     cell: PhantomData<fn() -> C>,
 }
 
 impl<C> DurableState<C> {
     pub(crate) fn new(durability: Durability) -> Self {
-        DurableState { durability, cell: PhantomData }
+        DurableState { durability, unflushed: AtomicBool::new(false), cell: PhantomData }
     }
 }
 
 impl<C: Durable> Persist<C> for DurableState<C> {
     fn durability(&self) -> Durability {
         self.durability
+    }
+
+    fn mark_unflushed(&self) -> bool {
+        !self.unflushed.swap(true, AcqRel)
+    }
+
+    fn clear_unflushed(&self) {
+        self.unflushed.swap(false, AcqRel);
     }
 
     fn load(&self, store: &Store, quarantine: &Store, path: &CellPath) -> Result<Option<C>, LoadError> {
