@@ -190,3 +190,59 @@ fn pool_refuses_start_child_and_other_supervisors_refuse_start_pool_child() {
         cellrt::StartError::Spec(cellrt::SpecError::WrongStrategy { strategy: Strategy::OneForOne })
     );
 }
+
+/// A cell that logs its index when it starts and when it stops.
+struct Numbered {
+    index: usize,
+    log: Log<(char, usize)>,
+}
+
+impl cellrt::Cell for Numbered {
+    type Message = P;
+
+    fn started(&mut self, _: &mut cellrt::Context<Self>) -> Result<(), cellrt::CellError> {
+        self.log.push(('+', self.index));
+        Ok(())
+    }
+
+    fn handle(&mut self, _: &mut cellrt::Context<Self>, msg: P) -> Result<(), cellrt::CellError> {
+        match msg {
+            P::Panic => panic!("boom"),
+            _ => Ok(()),
+        }
+    }
+
+    fn stopped(&mut self, _: &mut cellrt::Context<Self>, _: &cellrt::StopReason) {
+        self.log.push(('-', self.index));
+    }
+}
+
+#[test]
+fn ten_thousand_children_start_in_spec_order_and_restart_together_in_order() {
+    const N: usize = 10_000;
+    let rt = runtime(2);
+    let log = Log::default();
+    let mut spec = lenient("wide", Strategy::OneForAll);
+    for index in 0..N {
+        let log = log.clone();
+        spec = spec
+            .child(cellrt::ChildSpec::new(format!("c{index}"), move || Numbered { index, log: log.clone() }));
+    }
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let started: Vec<(char, usize)> = (0..N).map(|i| ('+', i)).collect();
+    assert_eq!(log.items(), started, "every child started once, in spec order");
+    let counts = sup.count_children();
+    assert_eq!((counts.specs, counts.active, counts.workers), (N, N, N));
+
+    sup.child::<P>("c0").unwrap().send(P::Panic).unwrap();
+    assert!(eventually(|| log.len() == 3 * N), "{} entries", log.len());
+    let stopped = [('-', 0)].into_iter().chain((1..N).rev().map(|i| ('-', i)));
+    let expected: Vec<(char, usize)> =
+        started.iter().copied().chain(stopped).chain(started.iter().copied()).collect();
+    assert_eq!(
+        log.items(),
+        expected,
+        "c0 failed, the others stopped in reverse order, then all started in order"
+    );
+    assert!(sup.which_children().iter().all(|c| c.restarts == 1 && c.state == ChildState::Running));
+}
