@@ -360,7 +360,7 @@ impl Node {
             drop(state);
             if exit.kept {
                 if let Some(child) = self.runtime.control_of(key) {
-                    child.send_system(SystemMsg::Retire);
+                    retire(&*child);
                 }
             }
             return;
@@ -442,7 +442,7 @@ impl Node {
         for child in self.take_children() {
             if let Some(handle) = &child.handle {
                 if child.kept() {
-                    handle.send_system(SystemMsg::Retire);
+                    retire(&**handle);
                 } else if child.status.is_alive() {
                     handle.send_system(SystemMsg::Stop(StopCause::ParentStopped));
                 }
@@ -525,7 +525,7 @@ impl Node {
             // Not (or no longer) ours: nobody will restart it.
             if exit.kept {
                 if let Some(child) = self.runtime.control_of(key) {
-                    child.send_system(SystemMsg::Retire);
+                    retire(&*child);
                 }
             }
             return;
@@ -555,7 +555,7 @@ impl Node {
                 let child = state.remove_child(index);
                 if child.kept() {
                     if let Some(handle) = &child.handle {
-                        handle.send_system(SystemMsg::Retire);
+                        retire(&**handle);
                     }
                 }
                 self.record(state, &child.id, SupervisionEventKind::StartFailed(exit.reason.clone()));
@@ -937,7 +937,7 @@ impl Node {
                         kept.push(child);
                     } else if child.kept() {
                         if let Some(handle) = &child.handle {
-                            handle.send_system(SystemMsg::Retire);
+                            retire(&**handle);
                         }
                     }
                 }
@@ -988,7 +988,7 @@ impl Node {
             if child.spec.restart == Restart::Temporary {
                 if child.kept() {
                     if let Some(handle) = &child.handle {
-                        handle.send_system(SystemMsg::Retire);
+                        retire(&**handle);
                     }
                 }
                 forgotten.insert(id);
@@ -1505,6 +1505,18 @@ impl Node {
         counts
     }
 
+    /// The owner is retired for good: the children it keeps suspended
+    /// refuse sends from now on (see [`retire`]).
+    pub(crate) fn refuse_kept_sends(&self) {
+        let kept: Vec<Arc<dyn CellControl>> = {
+            let state = self.state.lock();
+            state.children.iter().filter(|c| c.kept()).filter_map(|c| c.handle.clone()).collect()
+        };
+        for handle in kept {
+            handle.refuse_sends();
+        }
+    }
+
     pub(crate) fn history(&self) -> Vec<SupervisionEvent> {
         self.state.lock().history.iter().cloned().collect()
     }
@@ -1566,7 +1578,7 @@ impl Child {
     fn stop_for_good(&mut self) {
         if self.kept() {
             if let Some(handle) = &self.handle {
-                handle.send_system(SystemMsg::Retire);
+                retire(&**handle);
             }
         }
         self.status = Status::Stopped;
@@ -1619,6 +1631,16 @@ pub(crate) enum Refusal {
     Busy,
     /// The runtime refused the instance.
     Spawn(SpawnError),
+}
+
+/// Retires a kept (suspended) child for good. Its mailbox, and those of
+/// the children it keeps suspended if it is a supervisor, refuse sends
+/// (`Closed`) from this call on, so that whoever learns of its end, or of
+/// its supervisor's, finds them closed; the child itself ends in its own
+/// turn, dropping what is queued. Model: `loom-tests/tests/supervise_retire.rs`.
+fn retire(handle: &dyn CellControl) {
+    handle.refuse_sends();
+    handle.send_system(SystemMsg::Retire);
 }
 
 fn refuse_command(command: Command, err: ChildError) {
