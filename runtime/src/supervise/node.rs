@@ -187,7 +187,16 @@ enum Op {
     },
     Stop {
         queue: VecDeque<u64>,
-        waiting: Option<(u64, Option<u64>)>,
+        /// Children told to stop whose exit has not arrived (by key), with
+        /// the tick of their shutdown timeout: at most one unless
+        /// `parallel`.
+        waiting: HashMap<u64, Option<u64>>,
+        /// The shutdown timeouts of `waiting`, by tick.
+        timeouts: HashMap<u64, u64>,
+        /// Every child is told at once (a pool's end, as OTP stops a
+        /// `simple_one_for_one` supervisor's children); else one at a
+        /// time, each after the previous one's exit.
+        parallel: bool,
         cause: StopCause,
         purpose: StopPurpose,
     },
@@ -196,6 +205,12 @@ enum Op {
         ids: Vec<String>,
         trigger: String,
     },
+}
+
+impl Op {
+    fn stop(queue: VecDeque<u64>, cause: StopCause, purpose: StopPurpose, parallel: bool) -> Op {
+        Op::Stop { queue, waiting: HashMap::new(), timeouts: HashMap::new(), parallel, cause, purpose }
+    }
 }
 
 /// Who waits for a child's start.
@@ -422,12 +437,8 @@ impl Node {
         }
         let queue: VecDeque<u64> =
             state.children.iter().rev().filter(|c| c.status.is_alive()).map(|c| c.key).collect();
-        state.op = Some(Op::Stop {
-            queue,
-            waiting: None,
-            cause: StopCause::ParentStopped,
-            purpose: StopPurpose::OwnerEnding,
-        });
+        let parallel = state.flags.strategy == Strategy::Pool;
+        state.op = Some(Op::stop(queue, StopCause::ParentStopped, StopPurpose::OwnerEnding, parallel));
         self.advance_stop(&mut state);
     }
 
@@ -567,15 +578,12 @@ impl Node {
             state.waiters.swap_remove(position);
         }
         match &mut state.op {
-            Some(Op::Stop { waiting: Some((waited, _)), .. }) if *waited == key => {
-                if let Some(Op::Stop { waiting: Some((_, Some(tick))), .. }) = &state.op {
-                    let tick = *tick;
+            Some(Op::Stop { waiting, timeouts, .. }) if waiting.contains_key(&key) => {
+                if let Some(Some(tick)) = waiting.remove(&key) {
+                    timeouts.remove(&tick);
                     if let Some(timer) = state.armed.remove(&tick) {
                         timer.cancel();
                     }
-                }
-                if let Some(Op::Stop { waiting, .. }) = &mut state.op {
-                    *waiting = None;
                 }
                 self.advance_stop(state);
             }
@@ -593,8 +601,8 @@ impl Node {
         let armed = state.armed.remove(&tick).is_some();
         match &state.op {
             _ if !armed => {}
-            Some(Op::Stop { waiting: Some((key, Some(t))), .. }) if *t == tick => {
-                let key = *key;
+            Some(Op::Stop { timeouts, .. }) if timeouts.contains_key(&tick) => {
+                let key = timeouts[&tick];
                 self.stop_timed_out(state, key);
                 return;
             }
@@ -828,24 +836,26 @@ impl Node {
             .map(|&i| state.children[i].key)
             .collect();
         let ids = members.iter().map(|&i| state.children[i].id.clone()).collect();
-        state.op = Some(Op::Stop {
-            queue,
-            waiting: None,
-            cause: StopCause::GroupRestart,
-            purpose: StopPurpose::Group { ids, delay, trigger: trigger.to_owned() },
-        });
+        let purpose = StopPurpose::Group { ids, delay, trigger: trigger.to_owned() };
+        state.op = Some(Op::stop(queue, StopCause::GroupRestart, purpose, false));
         self.advance_stop(state);
     }
 
-    /// Tells the next child of a stop operation to stop, or completes it.
+    /// Tells the next child of a stop operation to stop (every child, when
+    /// it stops them in parallel), or completes it once none is left.
     fn advance_stop(&self, state: &mut NodeState) {
         loop {
-            let Some(Op::Stop { queue, waiting, cause, .. }) = &mut state.op else { return };
-            if waiting.is_some() {
+            let Some(Op::Stop { queue, waiting, parallel, cause, .. }) = &mut state.op else { return };
+            if !waiting.is_empty() && !*parallel {
                 return;
             }
             let cause = *cause;
-            let Some(key) = queue.pop_front() else { break };
+            let Some(key) = queue.pop_front() else {
+                if waiting.is_empty() {
+                    break;
+                }
+                return;
+            };
             let Some(index) = state.index_of_key(key) else { continue };
             let child = &mut state.children[index];
             if !child.status.is_alive() {
@@ -870,10 +880,12 @@ impl Node {
                     None
                 }
             };
-            if let Some(Op::Stop { waiting, .. }) = &mut state.op {
-                *waiting = Some((key, tick));
+            if let Some(Op::Stop { waiting, timeouts, .. }) = &mut state.op {
+                waiting.insert(key, tick);
+                if let Some(tick) = tick {
+                    timeouts.insert(tick, key);
+                }
             }
-            return;
         }
         let Some(Op::Stop { purpose, .. }) = state.op.take() else { return };
         self.finish_stop(state, purpose);
@@ -906,8 +918,10 @@ impl Node {
                 self.record(state, &id, SupervisionEventKind::Abandoned);
             }
         }
-        if let Some(Op::Stop { waiting, .. }) = &mut state.op {
-            *waiting = None;
+        if let Some(Op::Stop { waiting, timeouts, .. }) = &mut state.op {
+            if let Some(Some(tick)) = waiting.remove(&key) {
+                timeouts.remove(&tick);
+            }
         }
         self.advance_stop(state);
     }
@@ -1114,7 +1128,7 @@ impl Node {
                 (StopCause::GroupRestart, StopPurpose::GroupRetry { ids, trigger: id.to_owned(), reason })
             }
         };
-        state.op = Some(Op::Stop { queue: stop, waiting: None, cause, purpose });
+        state.op = Some(Op::stop(stop, cause, purpose, false));
         self.advance_stop(state);
     }
 
@@ -1223,12 +1237,8 @@ impl Node {
         let child = &mut state.children[index];
         child.pending_tick = None;
         let queue: VecDeque<u64> = if child.status.is_alive() { [child.key].into() } else { VecDeque::new() };
-        state.op = Some(Op::Stop {
-            queue,
-            waiting: None,
-            cause: StopCause::Supervisor,
-            purpose: StopPurpose::Terminate { id: id.to_owned(), reply },
-        });
+        let purpose = StopPurpose::Terminate { id: id.to_owned(), reply };
+        state.op = Some(Op::stop(queue, StopCause::Supervisor, purpose, false));
         self.advance_stop(state);
     }
 
