@@ -27,6 +27,7 @@
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 //! | [`ModelDormancy`] | `dormancy::Dormancy` |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
+//! | [`ModelWatchers`] | `supervise::watch::Watchers` |
 //! | [`ModelBreaker`] | `flow::breaker::CircuitBreaker` at injected instants |
 //! | [`ModelGroup`], [`ModelGroupCell`] | `dispatch::group::{Group, Membership}` over a `RunQueue` and a `Mailbox` |
 
@@ -48,6 +49,7 @@ use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, Stop
 use crate::path::CellPath;
 use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
 use crate::runtime::CellControl;
+use crate::supervise::watch::{Terminated, Watchers};
 use crate::supervise::window::RestartWindow;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use crate::sync::{Arc, Weak};
@@ -753,6 +755,37 @@ impl ModelWindow {
     /// `RestartWindow::clear`: forgets every restart.
     pub fn clear(&mut self) {
         self.inner.clear();
+    }
+}
+
+/// The real `supervise::watch::Watchers` of one address: who is told, once,
+/// that the cell behind it stopped for good.
+#[derive(Default)]
+pub struct ModelWatchers {
+    inner: Watchers,
+}
+
+impl ModelWatchers {
+    /// Watchers of a live cell.
+    pub fn new() -> Self {
+        ModelWatchers::default()
+    }
+
+    /// `Watchers::add`: `watcher` runs once the cell stopped for good, on
+    /// the thread that ends it, or here at once if it already has.
+    pub fn add(&self, watcher: impl FnOnce() + Send + 'static) {
+        self.inner.add(Box::new(move |_: &Terminated| watcher()));
+    }
+
+    /// `Watchers::end`: the cell stopped for good; every watcher runs, once.
+    pub fn end(&self) {
+        self.inner.end(Terminated { path: CellPath::root(), reason: crate::cell::StopReason::Shutdown });
+    }
+}
+
+impl fmt::Debug for ModelWatchers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelWatchers").finish_non_exhaustive()
     }
 }
 

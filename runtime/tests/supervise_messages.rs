@@ -276,3 +276,49 @@ fn a_restarted_supervisor_restarts_its_static_children_behind_the_same_addresses
     assert_eq!(outer.which_children()[0].restarts, 1);
     assert_eq!(log.items(), ["start a", "stop a failed", "start a", "a 1"]);
 }
+
+/// Makes `victim` fail under a supervisor of intensity 0, waits for the
+/// supervisor's watch, then sends to every child at once: how many sends
+/// were refused as `Closed`, out of how many.
+fn sends_refused_after_the_watch(sup: &cellrt::Supervisor, children: &[cellrt::Addr<P>]) -> (usize, usize) {
+    let watch = sup.watch();
+    children[0].send(P::Panic).unwrap();
+    let terminated = watch.wait(PATIENCE).unwrap();
+    assert!(matches!(terminated.reason, StopReason::Escalated(_)), "{:?}", terminated.reason);
+    let refused = children
+        .iter()
+        .filter(|c| matches!(c.try_send(P::Put(1)), Err(cellrt::SendError::Closed(_))))
+        .count();
+    (refused, children.len())
+}
+
+#[test]
+fn a_pool_child_refuses_sends_once_the_pool_watch_reports_it_terminated() {
+    for round in 0..500 {
+        let rt = runtime(2);
+        let log = Log::default();
+        let spec = SupervisorSpec::pool("pool", ProbeCfg::new("w", &log).spec())
+            .intensity(0, Duration::from_secs(1));
+        let pool = rt.start_supervisor(spec, PATIENCE).unwrap();
+        let children: Vec<_> = (0..4).map(|_| pool.start_pool_child::<P>(PATIENCE).unwrap()).collect();
+        assert_eq!(sends_refused_after_the_watch(&pool, &children), (4, 4), "round {round}");
+    }
+}
+
+#[test]
+fn static_children_refuse_sends_once_their_supervisor_watch_reports_it_terminated() {
+    for round in 0..500 {
+        let rt = runtime(2);
+        let log = Log::default();
+        let inner = SupervisorSpec::new("inner").child(ProbeCfg::new("x", &log).spec());
+        let spec = SupervisorSpec::new("sup")
+            .intensity(0, Duration::from_secs(1))
+            .child(ProbeCfg::new("a", &log).spec())
+            .child(ProbeCfg::new("b", &log).spec())
+            .child(ChildSpec::supervisor("inner", inner));
+        let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+        let grandchild = sup.supervisor("inner").unwrap().child::<P>("x").unwrap();
+        let children = [sup.child::<P>("a").unwrap(), sup.child::<P>("b").unwrap(), grandchild];
+        assert_eq!(sends_refused_after_the_watch(&sup, &children), (3, 3), "round {round}");
+    }
+}

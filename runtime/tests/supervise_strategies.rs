@@ -190,3 +190,145 @@ fn pool_refuses_start_child_and_other_supervisors_refuse_start_pool_child() {
         cellrt::StartError::Spec(cellrt::SpecError::WrongStrategy { strategy: Strategy::OneForOne })
     );
 }
+
+/// A cell that logs its index when it starts and when it stops.
+struct Numbered {
+    index: usize,
+    log: Log<(char, usize)>,
+}
+
+impl cellrt::Cell for Numbered {
+    type Message = P;
+
+    fn started(&mut self, _: &mut cellrt::Context<Self>) -> Result<(), cellrt::CellError> {
+        self.log.push(('+', self.index));
+        Ok(())
+    }
+
+    fn handle(&mut self, _: &mut cellrt::Context<Self>, msg: P) -> Result<(), cellrt::CellError> {
+        match msg {
+            P::Panic => panic!("boom"),
+            _ => Ok(()),
+        }
+    }
+
+    fn stopped(&mut self, _: &mut cellrt::Context<Self>, _: &cellrt::StopReason) {
+        self.log.push(('-', self.index));
+    }
+}
+
+#[test]
+fn ten_thousand_children_start_in_spec_order_and_restart_together_in_order() {
+    const N: usize = 10_000;
+    let rt = runtime(2);
+    let log = Log::default();
+    let mut spec = lenient("wide", Strategy::OneForAll);
+    for index in 0..N {
+        let log = log.clone();
+        spec = spec
+            .child(cellrt::ChildSpec::new(format!("c{index}"), move || Numbered { index, log: log.clone() }));
+    }
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let started: Vec<(char, usize)> = (0..N).map(|i| ('+', i)).collect();
+    assert_eq!(log.items(), started, "every child started once, in spec order");
+    let counts = sup.count_children();
+    assert_eq!((counts.specs, counts.active, counts.workers), (N, N, N));
+
+    sup.child::<P>("c0").unwrap().send(P::Panic).unwrap();
+    assert!(eventually(|| log.len() == 3 * N), "{} entries", log.len());
+    let stopped = [('-', 0)].into_iter().chain((1..N).rev().map(|i| ('-', i)));
+    let expected: Vec<(char, usize)> =
+        started.iter().copied().chain(stopped).chain(started.iter().copied()).collect();
+    assert_eq!(
+        log.items(),
+        expected,
+        "c0 failed, the others stopped in reverse order, then all started in order"
+    );
+    assert!(sup.which_children().iter().all(|c| c.restarts == 1 && c.state == ChildState::Running));
+}
+
+/// How many children are in their `stopped` hook at once: each waits there
+/// (up to `wait`) until `expected` children entered it, then logs the most
+/// that were in it together so far, and leaves.
+#[derive(Clone)]
+struct Stopping {
+    inside: std::sync::Arc<(std::sync::Mutex<Counts>, std::sync::Condvar)>,
+    expected: usize,
+    wait: Duration,
+}
+
+/// Children inside `stopped` now, entered so far, most inside at once.
+type Counts = (usize, usize, usize);
+
+struct Lingering {
+    name: String,
+    stopping: Stopping,
+    log: Log<String>,
+}
+
+impl cellrt::Cell for Lingering {
+    type Message = P;
+
+    fn handle(&mut self, _: &mut cellrt::Context<Self>, _: P) -> Result<(), cellrt::CellError> {
+        Ok(())
+    }
+
+    fn stopped(&mut self, _: &mut cellrt::Context<Self>, _: &cellrt::StopReason) {
+        let (counts, changed) = &*self.stopping.inside;
+        let mut counts = counts.lock().unwrap();
+        counts.0 += 1;
+        counts.1 += 1;
+        counts.2 = counts.2.max(counts.0);
+        changed.notify_all();
+        let (mut counts, _) = changed
+            .wait_timeout_while(counts, self.stopping.wait, |counts| counts.1 < self.stopping.expected)
+            .unwrap();
+        self.log.push(format!("stop {} with {} stopping", self.name, counts.2));
+        counts.0 -= 1;
+    }
+}
+
+fn lingering(name: &str, stopping: &Stopping, log: &Log<String>) -> cellrt::ChildSpec {
+    let (name, stopping, log) = (name.to_owned(), stopping.clone(), log.clone());
+    cellrt::ChildSpec::new(name.clone(), move || Lingering {
+        name: name.clone(),
+        stopping: stopping.clone(),
+        log: log.clone(),
+    })
+}
+
+#[test]
+fn a_stopping_pool_stops_its_children_in_parallel() {
+    let rt = cellrt::Runtime::builder().worker_threads(4).build().unwrap();
+    let log = Log::default();
+    let stopping = Stopping { inside: Default::default(), expected: 4, wait: PATIENCE };
+    let pool = SupervisorSpec::pool("pool", lingering("w", &stopping, &log));
+    let app = rt.start_supervisor(
+        SupervisorSpec::new("app").child(cellrt::ChildSpec::supervisor("pool", pool)),
+        PATIENCE,
+    );
+    let app = app.unwrap();
+    let pool = app.supervisor("pool").unwrap();
+    for _ in 0..4 {
+        pool.start_pool_child::<P>(PATIENCE).unwrap();
+    }
+    app.terminate_child("pool", PATIENCE).unwrap();
+    assert_eq!(log.items(), ["stop w with 4 stopping"; 4], "all four were in `stopped` at once");
+    assert!(pool.is_stopped());
+}
+
+#[test]
+fn an_ordinary_supervisor_stops_its_children_one_at_a_time_in_reverse_start_order() {
+    let rt = cellrt::Runtime::builder().worker_threads(4).build().unwrap();
+    let log = Log::default();
+    // Each waits (200 ms at most) for a second child in `stopped`: none comes.
+    let stopping = Stopping { inside: Default::default(), expected: 2, wait: Duration::from_millis(200) };
+    let inner = SupervisorSpec::new("inner")
+        .child(lingering("a", &stopping, &log))
+        .child(lingering("b", &stopping, &log))
+        .child(lingering("c", &stopping, &log));
+    let app = SupervisorSpec::new("app").child(cellrt::ChildSpec::supervisor("inner", inner));
+    let app = rt.start_supervisor(app, PATIENCE).unwrap();
+    app.terminate_child("inner", PATIENCE).unwrap();
+    assert_eq!(log.items(), ["stop c with 1 stopping", "stop b with 1 stopping", "stop a with 1 stopping"]);
+}

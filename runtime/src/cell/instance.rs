@@ -1266,6 +1266,13 @@ impl<C: Cell> CellControl for CellInstance<C> {
         true
     }
 
+    fn refuse_sends(&self) {
+        self.mailbox.close();
+        if let Some(node) = self.node() {
+            node.refuse_kept_sends();
+        }
+    }
+
     fn discard_queued(&self) -> usize {
         self.mailbox.close();
         self.mailbox.take_user().len()

@@ -30,6 +30,10 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     /// Terminates the cell on the calling thread, without hooks, if no
     /// worker holds it. `false` when a worker holds it or it is done.
     fn try_kill_idle(&self) -> bool;
+    /// Closes the mailbox, and those of the children the cell keeps
+    /// suspended: sends are refused from now on; what is queued stays
+    /// until the cell ends.
+    fn refuse_sends(&self);
     /// Closes the mailbox and drops what is queued; returns how many.
     fn discard_queued(&self) -> usize;
     /// Gives up on a cell whose handler does not return: kills it (effective

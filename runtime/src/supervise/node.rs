@@ -22,7 +22,7 @@
 //! supervisor's mailbox would hold them.
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::ask::Reply;
@@ -33,6 +33,7 @@ use crate::mailbox::{StopCause, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
 use crate::sync::{Arc, Mutex, Weak};
+use crate::timer::TimerHandle;
 
 use super::error::{ChildError, StartError};
 use super::info::{ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind};
@@ -175,9 +176,41 @@ enum StopPurpose {
 }
 
 enum Op {
-    Start { queue: VecDeque<String>, waiting: Option<u64>, started: Vec<String>, purpose: StartPurpose },
-    Stop { queue: VecDeque<u64>, waiting: Option<(u64, Option<u64>)>, cause: StopCause, purpose: StopPurpose },
-    Backoff { tick: u64, ids: Vec<String>, trigger: String },
+    Start {
+        queue: VecDeque<String>,
+        /// The static specs of queued children that have no record yet
+        /// (spawned afresh when their turn comes), by id.
+        fresh: HashMap<String, ChildSpec>,
+        waiting: Option<u64>,
+        started: Vec<String>,
+        purpose: StartPurpose,
+    },
+    Stop {
+        queue: VecDeque<u64>,
+        /// Children told to stop whose exit has not arrived (by key), with
+        /// the tick of their shutdown timeout: at most one unless
+        /// `parallel`.
+        waiting: HashMap<u64, Option<u64>>,
+        /// The shutdown timeouts of `waiting`, by tick.
+        timeouts: HashMap<u64, u64>,
+        /// Every child is told at once (a pool's end, as OTP stops a
+        /// `simple_one_for_one` supervisor's children); else one at a
+        /// time, each after the previous one's exit.
+        parallel: bool,
+        cause: StopCause,
+        purpose: StopPurpose,
+    },
+    Backoff {
+        tick: u64,
+        ids: Vec<String>,
+        trigger: String,
+    },
+}
+
+impl Op {
+    fn stop(queue: VecDeque<u64>, cause: StopCause, purpose: StopPurpose, parallel: bool) -> Op {
+        Op::Stop { queue, waiting: HashMap::new(), timeouts: HashMap::new(), parallel, cause, purpose }
+    }
 }
 
 /// Who waits for a child's start.
@@ -198,12 +231,22 @@ struct NodeState {
     /// Where each child is in `children`, by key: exits and starts of a
     /// large pool are found without a scan.
     keys: HashMap<u64, usize>,
+    /// Where each child is in `children`, by id: starting, restarting and
+    /// managing children take constant time per child, whatever their
+    /// number.
+    ids: HashMap<String, usize>,
     events: VecDeque<Event>,
     deferred: VecDeque<Event>,
     op: Option<Op>,
     window: RestartWindow,
     history: VecDeque<SupervisionEvent>,
     ticks: u64,
+    /// Timers set and not yet fired, by tick: a stop's timeout is
+    /// cancelled when the child's exit comes first, so that a wide
+    /// supervisor's stops do not leave one late tick per child.
+    armed: HashMap<u64, TimerHandle>,
+    /// The child (by key) each backoff tick restarts.
+    backoff_ticks: HashMap<u64, u64>,
     waiters: Vec<(u64, StartWaiter)>,
     owner_ending: bool,
     /// The owner terminated: children that exit retire themselves.
@@ -272,12 +315,15 @@ impl Node {
                 template: seed.template,
                 children: Vec::new(),
                 keys: HashMap::new(),
+                ids: HashMap::new(),
                 events: VecDeque::new(),
                 deferred: VecDeque::new(),
                 op: None,
                 window: RestartWindow::default(),
                 history: VecDeque::new(),
                 ticks: 0,
+                armed: HashMap::new(),
+                backoff_ticks: HashMap::new(),
                 waiters: Vec::new(),
                 owner_ending: false,
                 retired: false,
@@ -329,7 +375,7 @@ impl Node {
             drop(state);
             if exit.kept {
                 if let Some(child) = self.runtime.control_of(key) {
-                    child.send_system(SystemMsg::Retire);
+                    retire(&*child);
                 }
             }
             return;
@@ -371,7 +417,7 @@ impl Node {
         state.window.clear();
         let placed = state.children.iter().filter(|c| c.placed).map(|c| c.id.clone());
         let queue: VecDeque<String> = state.statics.iter().map(|s| s.id.clone()).chain(placed).collect();
-        state.op = Some(Op::Start { queue, waiting: None, started: Vec::new(), purpose: StartPurpose::Init });
+        state.op = Some(state.start_op(queue, StartPurpose::Init));
         self.advance_start(&mut state);
     }
 
@@ -391,12 +437,8 @@ impl Node {
         }
         let queue: VecDeque<u64> =
             state.children.iter().rev().filter(|c| c.status.is_alive()).map(|c| c.key).collect();
-        state.op = Some(Op::Stop {
-            queue,
-            waiting: None,
-            cause: StopCause::ParentStopped,
-            purpose: StopPurpose::OwnerEnding,
-        });
+        let parallel = state.flags.strategy == Strategy::Pool;
+        state.op = Some(Op::stop(queue, StopCause::ParentStopped, StopPurpose::OwnerEnding, parallel));
         self.advance_stop(&mut state);
     }
 
@@ -411,7 +453,7 @@ impl Node {
         for child in self.take_children() {
             if let Some(handle) = &child.handle {
                 if child.kept() {
-                    handle.send_system(SystemMsg::Retire);
+                    retire(&**handle);
                 } else if child.status.is_alive() {
                     handle.send_system(SystemMsg::Stop(StopCause::ParentStopped));
                 }
@@ -436,6 +478,7 @@ impl Node {
         state.op = None;
         state.waiters.clear();
         state.keys.clear();
+        state.ids.clear();
         std::mem::take(&mut state.children)
     }
 
@@ -493,7 +536,7 @@ impl Node {
             // Not (or no longer) ours: nobody will restart it.
             if exit.kept {
                 if let Some(child) = self.runtime.control_of(key) {
-                    child.send_system(SystemMsg::Retire);
+                    retire(&*child);
                 }
             }
             return;
@@ -523,7 +566,7 @@ impl Node {
                 let child = state.remove_child(index);
                 if child.kept() {
                     if let Some(handle) = &child.handle {
-                        handle.send_system(SystemMsg::Retire);
+                        retire(&**handle);
                     }
                 }
                 self.record(state, &child.id, SupervisionEventKind::StartFailed(exit.reason.clone()));
@@ -535,9 +578,12 @@ impl Node {
             state.waiters.swap_remove(position);
         }
         match &mut state.op {
-            Some(Op::Stop { waiting: Some((waited, _)), .. }) if *waited == key => {
-                if let Some(Op::Stop { waiting, .. }) = &mut state.op {
-                    *waiting = None;
+            Some(Op::Stop { waiting, timeouts, .. }) if waiting.contains_key(&key) => {
+                if let Some(Some(tick)) = waiting.remove(&key) {
+                    timeouts.remove(&tick);
+                    if let Some(timer) = state.armed.remove(&tick) {
+                        timer.cancel();
+                    }
                 }
                 self.advance_stop(state);
             }
@@ -551,32 +597,36 @@ impl Node {
     }
 
     fn on_tick(&self, state: &mut NodeState, tick: u64) {
+        // A stop's timeout cancelled after it fired is in neither map.
+        let armed = state.armed.remove(&tick).is_some();
         match &state.op {
-            Some(Op::Stop { waiting: Some((key, Some(t))), .. }) if *t == tick => {
-                let key = *key;
+            _ if !armed => {}
+            Some(Op::Stop { timeouts, .. }) if timeouts.contains_key(&tick) => {
+                let key = timeouts[&tick];
                 self.stop_timed_out(state, key);
                 return;
             }
             Some(Op::Backoff { tick: t, .. }) if *t == tick => {
                 if let Some(Op::Backoff { ids, trigger, .. }) = state.op.take() {
-                    state.op = Some(Op::Start {
-                        queue: ids.into_iter().collect(),
-                        waiting: None,
-                        started: Vec::new(),
-                        purpose: StartPurpose::Group { trigger },
-                    });
+                    state.op =
+                        Some(state.start_op(ids.into_iter().collect(), StartPurpose::Group { trigger }));
                     self.advance_start(state);
                 }
                 return;
             }
             _ => {}
         }
-        if let Some(index) = state.children.iter().position(|c| c.pending_tick == Some(tick)) {
-            if state.op.is_some() {
-                state.deferred.push_back(Event::Tick(tick));
-            } else {
-                self.restart_now(state, index);
-            }
+        let Some(key) = state.backoff_ticks.remove(&tick) else { return };
+        let Some(index) = state.index_of_key(key) else { return };
+        if state.children[index].pending_tick != Some(tick) {
+            return;
+        }
+        if state.op.is_some() {
+            // Handled after the operation.
+            state.backoff_ticks.insert(tick, key);
+            state.deferred.push_back(Event::Tick(tick));
+        } else {
+            self.restart_now(state, index);
         }
     }
 
@@ -637,7 +687,7 @@ impl Node {
 
     /// The restart intensity is exceeded: the owner ends and escalates.
     fn give_up(&self, state: &mut NodeState, id: &str, reason: StopReason) {
-        let child_path = state.children.iter().find(|c| c.id == id).map(|c| c.path.clone());
+        let child_path = state.index_of_id(id).map(|i| state.children[i].path.clone());
         let escalation = Escalation {
             supervisor: self.path.clone(),
             child: child_path.unwrap_or_else(|| self.path.clone()),
@@ -701,6 +751,7 @@ impl Node {
         }
         let tick = self.timer(state, delay);
         state.children[index].pending_tick = Some(tick);
+        state.backoff_ticks.insert(tick, state.children[index].key);
     }
 
     /// Schedules a `Tick` event after `delay`; returns its number.
@@ -708,12 +759,13 @@ impl Node {
         state.ticks += 1;
         let tick = state.ticks;
         let node = self.me.clone();
-        self.runtime.timers().call_after(delay, move || {
+        let timer = self.runtime.timers().call_after(delay, move || {
             if let Some(node) = node.upgrade() {
                 node.push(Event::Tick(tick));
             }
             None
         });
+        state.armed.insert(tick, timer);
         tick
     }
 
@@ -769,7 +821,7 @@ impl Node {
     /// Starts a group restart: stop the live members in reverse order, then
     /// start them all in order (temporary ones are not restarted).
     fn begin_group(&self, state: &mut NodeState, trigger: &str, members: Vec<usize>, delay: Duration) {
-        let keys: Vec<u64> = members.iter().map(|&i| state.children[i].key).collect();
+        let keys: HashSet<u64> = members.iter().map(|&i| state.children[i].key).collect();
         state.deferred.retain(|event| match event {
             Event::Exited(key, _) => !keys.contains(key),
             _ => true,
@@ -784,24 +836,26 @@ impl Node {
             .map(|&i| state.children[i].key)
             .collect();
         let ids = members.iter().map(|&i| state.children[i].id.clone()).collect();
-        state.op = Some(Op::Stop {
-            queue,
-            waiting: None,
-            cause: StopCause::GroupRestart,
-            purpose: StopPurpose::Group { ids, delay, trigger: trigger.to_owned() },
-        });
+        let purpose = StopPurpose::Group { ids, delay, trigger: trigger.to_owned() };
+        state.op = Some(Op::stop(queue, StopCause::GroupRestart, purpose, false));
         self.advance_stop(state);
     }
 
-    /// Tells the next child of a stop operation to stop, or completes it.
+    /// Tells the next child of a stop operation to stop (every child, when
+    /// it stops them in parallel), or completes it once none is left.
     fn advance_stop(&self, state: &mut NodeState) {
         loop {
-            let Some(Op::Stop { queue, waiting, cause, .. }) = &mut state.op else { return };
-            if waiting.is_some() {
+            let Some(Op::Stop { queue, waiting, parallel, cause, .. }) = &mut state.op else { return };
+            if !waiting.is_empty() && !*parallel {
                 return;
             }
             let cause = *cause;
-            let Some(key) = queue.pop_front() else { break };
+            let Some(key) = queue.pop_front() else {
+                if waiting.is_empty() {
+                    break;
+                }
+                return;
+            };
             let Some(index) = state.index_of_key(key) else { continue };
             let child = &mut state.children[index];
             if !child.status.is_alive() {
@@ -826,10 +880,12 @@ impl Node {
                     None
                 }
             };
-            if let Some(Op::Stop { waiting, .. }) = &mut state.op {
-                *waiting = Some((key, tick));
+            if let Some(Op::Stop { waiting, timeouts, .. }) = &mut state.op {
+                waiting.insert(key, tick);
+                if let Some(tick) = tick {
+                    timeouts.insert(tick, key);
+                }
             }
-            return;
         }
         let Some(Op::Stop { purpose, .. }) = state.op.take() else { return };
         self.finish_stop(state, purpose);
@@ -862,8 +918,10 @@ impl Node {
                 self.record(state, &id, SupervisionEventKind::Abandoned);
             }
         }
-        if let Some(Op::Stop { waiting, .. }) = &mut state.op {
-            *waiting = None;
+        if let Some(Op::Stop { waiting, timeouts, .. }) = &mut state.op {
+            if let Some(Some(tick)) = waiting.remove(&key) {
+                timeouts.remove(&tick);
+            }
         }
         self.advance_stop(state);
     }
@@ -893,7 +951,7 @@ impl Node {
                         kept.push(child);
                     } else if child.kept() {
                         if let Some(handle) = &child.handle {
-                            handle.send_system(SystemMsg::Retire);
+                            retire(&**handle);
                         }
                     }
                 }
@@ -903,7 +961,7 @@ impl Node {
                 state.statics.retain(|s| s.restart != Restart::Temporary);
             }
             StopPurpose::Terminate { id, reply } => {
-                if let Some(index) = state.children.iter().position(|c| c.id == id) {
+                if let Some(index) = state.index_of_id(&id) {
                     let child = &mut state.children[index];
                     child.stop_for_good();
                     if child.spec.restart == Restart::Temporary
@@ -922,6 +980,7 @@ impl Node {
 
     /// Counts a restart for each member of a group restart but `counted`.
     fn count_group_restart(&self, state: &mut NodeState, ids: &[String], counted: Option<&String>) {
+        let ids: HashSet<&String> = ids.iter().collect();
         for child in state.children.iter_mut() {
             if ids.contains(&child.id)
                 && Some(&child.id) != counted
@@ -936,27 +995,28 @@ impl Node {
     fn start_group(&self, state: &mut NodeState, ids: Vec<String>, delay: Duration, trigger: String) {
         // Temporary members are not restarted: their specs are forgotten.
         let mut remaining = Vec::new();
+        let mut forgotten = HashSet::new();
         for id in ids {
-            let Some(index) = state.children.iter().position(|c| c.id == id) else { continue };
-            if state.children[index].spec.restart == Restart::Temporary {
-                let child = state.remove_child(index);
+            let Some(index) = state.index_of_id(&id) else { continue };
+            let child = &state.children[index];
+            if child.spec.restart == Restart::Temporary {
                 if child.kept() {
                     if let Some(handle) = &child.handle {
-                        handle.send_system(SystemMsg::Retire);
+                        retire(&**handle);
                     }
                 }
-                state.statics.retain(|s| s.id != child.id);
+                forgotten.insert(id);
             } else {
                 remaining.push(id);
             }
         }
+        if !forgotten.is_empty() {
+            state.children.retain(|c| !forgotten.contains(&c.id));
+            state.statics.retain(|s| !forgotten.contains(&s.id));
+            state.reindex();
+        }
         if delay.is_zero() {
-            state.op = Some(Op::Start {
-                queue: remaining.into_iter().collect(),
-                waiting: None,
-                started: Vec::new(),
-                purpose: StartPurpose::Group { trigger },
-            });
+            state.op = Some(state.start_op(remaining.into_iter().collect(), StartPurpose::Group { trigger }));
             self.advance_start(state);
         } else {
             let tick = self.timer(state, delay);
@@ -972,16 +1032,17 @@ impl Node {
             return;
         }
         loop {
-            let Some(Op::Start { queue, waiting, .. }) = &mut state.op else { return };
+            let Some(Op::Start { queue, fresh, waiting, .. }) = &mut state.op else { return };
             if waiting.is_some() {
                 return;
             }
             let Some(id) = queue.pop_front() else { break };
-            let index = match state.children.iter().position(|c| c.id == id) {
+            let spec = fresh.remove(&id);
+            let index = match state.index_of_id(&id) {
                 Some(index) => index,
                 None => {
                     // A static child never started (or forgotten): spawn it.
-                    let Some(spec) = state.statics.iter().find(|s| s.id == id).cloned() else { continue };
+                    let Some(spec) = spec else { continue };
                     match self.spawn(&spec, ChildName::Named(id.clone()), None) {
                         Ok(started) => {
                             state.add_child(Child::new(&spec, started.clone(), true));
@@ -1044,14 +1105,14 @@ impl Node {
         let stop: VecDeque<u64> = started
             .iter()
             .rev()
-            .filter_map(|s| state.children.iter().find(|c| &c.id == s))
-            .map(|c| c.key)
+            .filter_map(|s| state.index_of_id(s))
+            .map(|i| state.children[i].key)
             .collect();
         let (cause, purpose) = match purpose {
             StartPurpose::Init => {
                 // The failed child is not restarted: the owner's start fails.
-                if let Some(child) = state.children.iter_mut().find(|c| c.id == id) {
-                    child.stop_for_good();
+                if let Some(index) = state.index_of_id(id) {
+                    state.children[index].stop_for_good();
                 }
                 let text = format!("child {id} failed to start: {}", describe(&reason));
                 (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_text(text)))
@@ -1059,13 +1120,15 @@ impl Node {
             StartPurpose::Group { .. } => {
                 // The whole group is tried again, in start order: what
                 // started, the child that failed, and what was not reached.
-                let is_member = |c: &Child| c.id == id || started.contains(&c.id) || queue.contains(&c.id);
+                let members: HashSet<&str> =
+                    started.iter().chain(&queue).map(String::as_str).chain([id]).collect();
+                let is_member = |c: &Child| members.contains(c.id.as_str());
                 let ids: Vec<String> =
                     state.children.iter().filter(|c| is_member(c)).map(|c| c.id.clone()).collect();
                 (StopCause::GroupRestart, StopPurpose::GroupRetry { ids, trigger: id.to_owned(), reason })
             }
         };
-        state.op = Some(Op::Stop { queue: stop, waiting: None, cause, purpose });
+        state.op = Some(Op::stop(stop, cause, purpose, false));
         self.advance_stop(state);
     }
 
@@ -1131,7 +1194,7 @@ impl Node {
                 }
             }
             Command::TerminateChild { id, reply } => self.terminate_child(state, &id, Some(reply)),
-            Command::RestartChild { id, reply } => match state.children.iter().position(|c| c.id == id) {
+            Command::RestartChild { id, reply } => match state.index_of_id(&id) {
                 None => drop(reply.send(Err(ChildError::NotFound { id }))),
                 Some(index) if state.children[index].status != Status::Stopped => {
                     drop(reply.send(Err(ChildError::Running { id })))
@@ -1148,7 +1211,7 @@ impl Node {
                 }
             },
             Command::DeleteChild { id, reply } => {
-                let result = match state.children.iter().position(|c| c.id == id) {
+                let result = match state.index_of_id(&id) {
                     None => Err(ChildError::NotFound { id }),
                     Some(index) if state.children[index].status != Status::Stopped => {
                         Err(ChildError::Running { id })
@@ -1165,7 +1228,7 @@ impl Node {
     }
 
     fn terminate_child(&self, state: &mut NodeState, id: &str, reply: Option<Reply<Result<(), ChildError>>>) {
-        let Some(index) = state.children.iter().position(|c| c.id == id) else {
+        let Some(index) = state.index_of_id(id) else {
             if let Some(reply) = reply {
                 let _ = reply.send(Err(ChildError::NotFound { id: id.to_owned() }));
             }
@@ -1174,12 +1237,8 @@ impl Node {
         let child = &mut state.children[index];
         child.pending_tick = None;
         let queue: VecDeque<u64> = if child.status.is_alive() { [child.key].into() } else { VecDeque::new() };
-        state.op = Some(Op::Stop {
-            queue,
-            waiting: None,
-            cause: StopCause::Supervisor,
-            purpose: StopPurpose::Terminate { id: id.to_owned(), reply },
-        });
+        let purpose = StopPurpose::Terminate { id: id.to_owned(), reply };
+        state.op = Some(Op::stop(queue, StopCause::Supervisor, purpose, false));
         self.advance_stop(state);
     }
 
@@ -1191,7 +1250,7 @@ impl Node {
         spec: ChildSpec,
     ) -> Result<(u64, Arc<dyn Any + Send + Sync>), StartError> {
         validate_child(&spec, state.flags.auto_shutdown).map_err(StartError::Spec)?;
-        if state.children.iter().any(|c| c.id == spec.id) {
+        if state.ids.contains_key(&spec.id) {
             return Err(StartError::Spec(SpecError::DuplicateId { id: spec.id }));
         }
         let started =
@@ -1235,7 +1294,7 @@ impl Node {
         if state.flags.strategy == Strategy::Pool {
             return Err(Refusal::Pool);
         }
-        if state.children.iter().any(|c| c.id == spec.id) {
+        if state.ids.contains_key(&spec.id) {
             return Err(Refusal::DuplicateId);
         }
         let me = self.me.upgrade().ok_or(Refusal::Stopping)?;
@@ -1343,7 +1402,7 @@ impl Node {
         if state.owner_ending || state.retired {
             return Err((handed, Refusal::Stopping));
         }
-        if state.children.iter().any(|c| c.id == handed.0.child.id) {
+        if state.ids.contains_key(&handed.0.child.id) {
             return Err((handed, Refusal::DuplicateId));
         }
         let Some(me) = self.me.upgrade() else { return Err((handed, Refusal::Stopping)) };
@@ -1410,13 +1469,13 @@ impl Node {
     /// The address of child `id`, if it has one of type `A`.
     pub(crate) fn child_addr(&self, id: &str) -> Option<Arc<dyn Any + Send + Sync>> {
         let state = self.state.lock();
-        state.children.iter().find(|c| c.id == id).map(|c| c.addr.clone())
+        state.index_of_id(id).map(|i| state.children[i].addr.clone())
     }
 
     /// The node of child `id`, if it is a supervisor.
     pub(crate) fn child_handle(&self, id: &str) -> Option<Arc<dyn CellControl>> {
         let state = self.state.lock();
-        state.children.iter().find(|c| c.id == id).and_then(|c| c.handle.clone())
+        state.index_of_id(id).and_then(|i| state.children[i].handle.clone())
     }
 
     pub(crate) fn which_children(&self) -> Vec<ChildInfo> {
@@ -1456,6 +1515,18 @@ impl Node {
         counts
     }
 
+    /// The owner is retired for good: the children it keeps suspended
+    /// refuse sends from now on (see [`retire`]).
+    pub(crate) fn refuse_kept_sends(&self) {
+        let kept: Vec<Arc<dyn CellControl>> = {
+            let state = self.state.lock();
+            state.children.iter().filter(|c| c.kept()).filter_map(|c| c.handle.clone()).collect()
+        };
+        for handle in kept {
+            handle.refuse_sends();
+        }
+    }
+
     pub(crate) fn history(&self) -> Vec<SupervisionEvent> {
         self.state.lock().history.iter().cloned().collect()
     }
@@ -1466,8 +1537,26 @@ impl NodeState {
         self.keys.get(&key).copied()
     }
 
+    fn index_of_id(&self, id: &str) -> Option<usize> {
+        self.ids.get(id).copied()
+    }
+
+    /// An operation starting the children `queue` names, in that order;
+    /// those without a record are spawned from their static spec.
+    fn start_op(&self, queue: VecDeque<String>, purpose: StartPurpose) -> Op {
+        let queued: HashSet<&str> = queue.iter().map(String::as_str).collect();
+        let fresh = self
+            .statics
+            .iter()
+            .filter(|s| queued.contains(s.id.as_str()) && !self.ids.contains_key(&s.id))
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
+        Op::Start { queue, fresh, waiting: None, started: Vec::new(), purpose }
+    }
+
     fn add_child(&mut self, child: Child) {
         self.keys.insert(child.key, self.children.len());
+        self.ids.insert(child.id.clone(), self.children.len());
         self.children.push(child);
     }
 
@@ -1480,8 +1569,10 @@ impl NodeState {
     /// Rebuilds the key index after children moved.
     fn reindex(&mut self) {
         self.keys.clear();
+        self.ids.clear();
         for (index, child) in self.children.iter().enumerate() {
             self.keys.insert(child.key, index);
+            self.ids.insert(child.id.clone(), index);
         }
     }
 }
@@ -1497,7 +1588,7 @@ impl Child {
     fn stop_for_good(&mut self) {
         if self.kept() {
             if let Some(handle) = &self.handle {
-                handle.send_system(SystemMsg::Retire);
+                retire(&**handle);
             }
         }
         self.status = Status::Stopped;
@@ -1550,6 +1641,16 @@ pub(crate) enum Refusal {
     Busy,
     /// The runtime refused the instance.
     Spawn(SpawnError),
+}
+
+/// Retires a kept (suspended) child for good. Its mailbox, and those of
+/// the children it keeps suspended if it is a supervisor, refuse sends
+/// (`Closed`) from this call on, so that whoever learns of its end, or of
+/// its supervisor's, finds them closed; the child itself ends in its own
+/// turn, dropping what is queued. Model: `loom-tests/tests/supervise_retire.rs`.
+fn retire(handle: &dyn CellControl) {
+    handle.refuse_sends();
+    handle.send_system(SystemMsg::Retire);
 }
 
 fn refuse_command(command: Command, err: ChildError) {
