@@ -286,7 +286,7 @@ pub use crate::store::{
 };
 pub use crate::supervise::{
     AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, Escalation, Restart,
-    RestartBackoff, RetryPolicy, Shutdown, SpecError, StartError, Strategy, SupervisionEvent,
+    RestartBackoff, RetryPolicy, Shutdown, SpecError, StartError, StopError, Strategy, SupervisionEvent,
     SupervisionEventKind, Supervisor, SupervisorMsg, SupervisorSpec, Terminated,
 };
 pub use crate::timer::TimerHandle;

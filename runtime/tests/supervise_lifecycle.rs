@@ -528,3 +528,59 @@ fn jitter_adds_at_most_its_fraction_of_the_delay() {
     );
     assert!(delays.iter().any(|d| *d > Duration::from_millis(10)), "some jitter was added: {delays:?}");
 }
+
+#[test]
+fn stop_ends_a_top_level_supervisor_for_good_after_its_children_in_reverse_order() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("b", &log).spec())
+        .child(ProbeCfg::new("c", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let a = sup.child::<P>("a").unwrap();
+    let terminated = sup.stop(StopReason::Requested, PATIENCE).unwrap();
+    assert_eq!((terminated.path.as_str(), terminated.reason), ("/sup", StopReason::Requested));
+    assert_eq!(
+        log.items(),
+        ["start a", "start b", "start c", "stop c parent", "stop b parent", "stop a parent"]
+    );
+    assert!(sup.is_stopped());
+    assert!(matches!(a.send(P::Put(1)), Err(SendError::Closed(_))));
+    assert_eq!(
+        sup.stop(StopReason::Shutdown, PATIENCE).unwrap().reason,
+        StopReason::Requested,
+        "stopped once"
+    );
+}
+
+#[test]
+fn stop_of_a_nested_supervisor_terminates_it_through_its_parent_and_keeps_its_spec() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let inner = SupervisorSpec::new("inner").child(ProbeCfg::new("x", &log).spec());
+    let app = rt.start_supervisor(lenient("app").child(ChildSpec::supervisor("inner", inner)), PATIENCE);
+    let app = app.unwrap();
+    let inner = app.supervisor("inner").unwrap();
+    assert_eq!(inner.path().as_str(), "/app/inner");
+    let terminated = inner.stop(StopReason::Requested, PATIENCE).unwrap();
+    assert_eq!((terminated.path.as_str(), terminated.reason), ("/app/inner", StopReason::Shutdown));
+    assert_eq!(state_of(&app, "inner"), Some((ChildState::Stopped, 0)), "not restarted, spec kept");
+    assert_eq!(log.items(), ["start x", "stop x parent"]);
+    app.restart_child("inner", PATIENCE).unwrap();
+    assert_eq!(log.items(), ["start x", "stop x parent", "start x"]);
+    assert_eq!(state_of(&app, "inner"), Some((ChildState::Running, 0)));
+}
+
+#[test]
+fn stop_refuses_a_reason_that_is_not_a_stop_and_stops_nothing() {
+    let rt = runtime(1);
+    let log = Log::default();
+    let sup = rt.start_supervisor(lenient("sup").child(ProbeCfg::new("a", &log).spec()), PATIENCE).unwrap();
+    assert_eq!(
+        sup.stop(StopReason::Killed, PATIENCE),
+        Err(cellrt::StopError::InvalidReason { reason: StopReason::Killed })
+    );
+    assert!(!sup.is_stopped());
+    assert_eq!(sup.count_children().active, 1);
+}

@@ -136,3 +136,33 @@ impl From<AskError> for ChildError {
         }
     }
 }
+
+/// Why [`Supervisor::stop`](crate::Supervisor::stop) did not report the
+/// supervisor stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopError {
+    /// A supervisor is stopped with [`StopReason::Requested`] (a normal
+    /// stop) or [`StopReason::Shutdown`]; the other reasons are the
+    /// runtime's to give. Nothing was stopped.
+    InvalidReason {
+        /// The reason given.
+        reason: StopReason,
+    },
+    /// The supervisor did not stop within the timeout. It goes on stopping:
+    /// its watch tells when it has.
+    Timeout,
+}
+
+impl fmt::Display for StopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopError::InvalidReason { reason } => {
+                write!(f, "a supervisor cannot be stopped with {reason:?}")
+            }
+            StopError::Timeout => f.write_str("the supervisor did not stop in time"),
+        }
+    }
+}
+
+impl std::error::Error for StopError {}

@@ -350,6 +350,18 @@ impl Node {
         self.state.lock().flags = flags;
     }
 
+    /// The node of the owner's own supervisor; `None` for a top-level owner.
+    pub(crate) fn parent(&self) -> Option<Arc<Node>> {
+        self.owner.upgrade()?.supervisor()
+    }
+
+    /// Asks the owner to stop (its children first, in its turn).
+    pub(crate) fn stop_owner(&self, cause: StopCause) {
+        if let Some(owner) = self.owner.upgrade() {
+            owner.send_system(SystemMsg::Stop(cause));
+        }
+    }
+
     /// Whether this node is a declared supervisor (it starts static children).
     pub(crate) fn is_supervisor(&self) -> bool {
         self.supervisor
