@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cellrt::{
-    ChildSpec, ChildState, Escalation, Runtime, StartError, StopReason, Strategy, SupervisionEventKind,
-    SupervisorSpec,
+    ChildSpec, ChildState, Escalation, FailureCause, Runtime, StartError, StopReason, Strategy,
+    SupervisionEventKind, SupervisorSpec,
 };
 use common::probe::{reason_name, ProbeCfg, P};
 use common::{eventually, Log, PATIENCE};
@@ -159,10 +159,12 @@ fn a_failed_child_start_stops_the_children_before_it_in_reverse_and_fails_the_st
         .child(ProbeCfg::new("c", &log).failing_starts(1).spec())
         .child(ProbeCfg::new("d", &log).spec());
     let err = rt.start_supervisor(spec, PATIENCE).unwrap_err();
-    let StartError::ChildFailed { id, reason: StopReason::Failed(failure) } = &err else { panic!("{err:?}") };
-    assert_eq!(id, "sup");
-    assert_eq!(failure.path.as_str(), "/sup");
-    assert!(failure.to_string().contains("child c failed to start"), "{failure}");
+    let StartError::ChildFailed { id, path, reason: StopReason::Failed(failure) } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((id.as_str(), path.as_str()), ("c", "/sup/c"), "the child that failed, not its supervisor");
+    assert_eq!(failure.path.as_str(), "/sup/c");
+    assert_eq!(failure.cause, FailureCause::Error { text: "cannot start".into(), type_name: None });
     assert_eq!(
         log.items(),
         ["start a", "start b", "start c failed", "stop c failed", "stop b parent", "stop a parent"],
@@ -231,4 +233,42 @@ fn a_failed_group_restart_attempt_counts_toward_the_intensity() {
     // Restart 1: the group; restart 2: the retry after b's failed start.
     let terminated = sup.watch().wait(PATIENCE).unwrap();
     assert!(matches!(terminated.reason, StopReason::Escalated(_)), "{terminated:?}");
+}
+
+#[test]
+fn a_deep_start_failure_is_a_nested_typed_error_naming_each_child_its_path_and_its_own_error() {
+    let rt = common::runtime(2);
+    let log = Log::default();
+    let db = SupervisorSpec::new("db")
+        .child(ProbeCfg::new("pool", &log).spec())
+        .child(ProbeCfg::new("conn", &log).failing_starts(1).spec());
+    let spec = SupervisorSpec::new("app")
+        .child(ProbeCfg::new("web", &log).spec())
+        .child(cellrt::ChildSpec::supervisor("db", db));
+    let err = rt.start_supervisor(spec, PATIENCE).unwrap_err();
+    // OTP: {shutdown, {failed_to_start_child, db, {shutdown, {failed_to_start_child, conn, Reason}}}}
+    let StartError::ChildFailed { id, path, reason: StopReason::Failed(db_failure) } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((id.as_str(), path.as_str()), ("db", "/app/db"));
+    assert_eq!(db_failure.path.as_str(), "/app/db");
+    let FailureCause::ChildStart { id, path, reason } = &db_failure.cause else { panic!("{db_failure:?}") };
+    assert_eq!((id.as_str(), path.as_str()), ("conn", "/app/db/conn"));
+    let StopReason::Failed(conn_failure) = &**reason else { panic!("{reason:?}") };
+    assert_eq!(conn_failure.path.as_str(), "/app/db/conn");
+    assert_eq!(conn_failure.cause, FailureCause::Error { text: "cannot start".into(), type_name: None });
+    let (id, path, reason) = err.failed_child().unwrap();
+    assert_eq!((id, path.as_str()), ("conn", "/app/db/conn"), "the deepest failed child");
+    assert!(matches!(reason, StopReason::Failed(f) if f.cause == conn_failure.cause));
+    assert_eq!(
+        log.items(),
+        [
+            "start web",
+            "start pool",
+            "start conn failed",
+            "stop conn failed",
+            "stop pool parent",
+            "stop web parent"
+        ]
+    );
 }

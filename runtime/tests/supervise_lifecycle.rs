@@ -253,7 +253,10 @@ fn start_child_adds_a_child_or_reports_why_not() {
     let dup = sup.start_child(ProbeCfg::new("b", &log).spec(), PATIENCE).unwrap_err();
     assert_eq!(dup, StartError::Spec(SpecError::DuplicateId { id: "b".into() }));
     let failed = sup.start_child(ProbeCfg::new("c", &log).failing_starts(1).spec(), PATIENCE).unwrap_err();
-    assert!(matches!(&failed, StartError::ChildFailed { id, reason: StopReason::Failed(_) } if id == "c"));
+    assert!(matches!(
+        &failed,
+        StartError::ChildFailed { id, path, reason: StopReason::Failed(_) } if id == "c" && path.as_str() == "/sup/c"
+    ));
     let ids: Vec<String> = sup.which_children().into_iter().map(|c| c.id).collect();
     assert_eq!(ids, ["a", "b"], "a child that failed to start is not added");
     let counts = sup.count_children();

@@ -627,7 +627,7 @@ impl RuntimeShared {
         CellControl::begin(&*instance);
         match pending.wait(timeout) {
             Ok(Ok(())) => Ok(Supervisor::new(addr, node)),
-            Ok(Err(reason)) => Err(StartError::ChildFailed { id: name, reason }),
+            Ok(Err(reason)) => Err(StartError::of_supervisor(name, addr.path().clone(), reason)),
             Err(AskError::Timeout) => Err(StartError::Timeout),
             Err(_) => Err(StartError::SupervisorStopping),
         }

@@ -583,7 +583,11 @@ impl Node {
                 }
                 self.record(state, &child.id, SupervisionEventKind::StartFailed(exit.reason.clone()));
                 if let StartWaiter::Reply(reply) = waiter {
-                    let _ = reply.send(Err(StartError::ChildFailed { id: child.id, reason: exit.reason }));
+                    let _ = reply.send(Err(StartError::ChildFailed {
+                        id: child.id,
+                        path: child.path,
+                        reason: exit.reason,
+                    }));
                 }
                 return;
             }
@@ -1126,8 +1130,12 @@ impl Node {
                 if let Some(index) = state.index_of_id(id) {
                     state.children[index].stop_for_good();
                 }
-                let text = format!("child {id} failed to start: {}", describe(&reason));
-                (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_text(text)))
+                let path = match state.index_of_id(id) {
+                    Some(index) => state.children[index].path.clone(),
+                    None => self.path.child(id).unwrap_or_else(|_| self.path.clone()),
+                };
+                let cause = FailureCause::ChildStart { id: id.to_owned(), path, reason: Box::new(reason) };
+                (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_of(cause)))
             }
             StartPurpose::Group { .. } => {
                 // The whole group is tried again, in start order: what
@@ -1144,18 +1152,24 @@ impl Node {
         self.advance_stop(state);
     }
 
+    /// Why child `id` could not even be spawned: the child's own failure.
     fn start_failure(&self, id: &str, why: &str) -> Box<Failure> {
-        self.start_failure_text(format!("child {id} failed to start: {why}"))
+        let text = format!("child {id} failed to start: {why}");
+        let mut failure =
+            self.start_failure_of(FailureCause::Error { text, type_name: Some("cellrt::StartError") });
+        failure.path = self.path.child(id).unwrap_or_else(|_| self.path.clone());
+        failure
     }
 
-    fn start_failure_text(&self, text: String) -> Box<Failure> {
+    /// The owner's start failed with `cause`.
+    fn start_failure_of(&self, cause: FailureCause) -> Box<Failure> {
         let cell_kind = self.owner.upgrade().map_or("cellrt::Supervisor", |o| o.cell_kind());
         Box::new(Failure {
             path: self.path.clone(),
             cell_kind,
             hook: Hook::Started,
             message_kind: None,
-            cause: FailureCause::Error { text, type_name: Some("cellrt::StartError") },
+            cause,
             at: SystemTime::now(),
         })
     }
@@ -1675,12 +1689,5 @@ fn refuse_command(command: Command, err: ChildError) {
         | Command::DeleteChild { reply, .. } => {
             let _ = reply.send(Err(err));
         }
-    }
-}
-
-fn describe(reason: &StopReason) -> String {
-    match reason {
-        StopReason::Failed(failure) => failure.to_string(),
-        other => format!("{other:?}"),
     }
 }
