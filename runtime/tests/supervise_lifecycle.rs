@@ -587,3 +587,51 @@ fn stop_refuses_a_reason_that_is_not_a_stop_and_stops_nothing() {
     assert!(!sup.is_stopped());
     assert_eq!(sup.count_children().active, 1);
 }
+
+#[test]
+fn a_child_that_ignores_its_start_is_kept_stopped_and_restart_child_tries_again() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("i", &log).ignoring_starts(2).spec())
+        .child(ProbeCfg::new("b", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    assert_eq!(log.items(), ["start a", "start i ignored", "start b"], "no stop hook for an ignored start");
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Stopped, 0)));
+    let counts = sup.count_children();
+    assert_eq!((counts.specs, counts.active, counts.workers), (3, 2, 3));
+    let i = sup.child::<P>("i").unwrap();
+    assert!(matches!(i.send(P::Put(1)), Err(SendError::Closed(_))), "nothing runs behind it");
+    let ignored: Vec<String> = sup
+        .history()
+        .into_iter()
+        .filter(|e| e.kind == SupervisionEventKind::Ignored)
+        .map(|e| e.child)
+        .collect();
+    assert_eq!(ignored, ["i"]);
+
+    sup.restart_child("i", PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Stopped, 0)), "ignored again");
+    sup.restart_child("i", PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Running, 0)));
+    i.send(P::Put(7)).unwrap();
+    assert_eq!(i.ask(P::Get).unwrap().wait(PATIENCE).unwrap(), [7], "the same address serves the new start");
+    assert_eq!(log.items()[3..], ["start i ignored", "start i", "i 7"]);
+}
+
+#[test]
+fn start_child_of_a_child_that_ignores_its_start_keeps_its_spec_and_a_pool_drops_it() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = rt.start_supervisor(lenient("sup"), PATIENCE).unwrap();
+    sup.start_child(ProbeCfg::new("i", &log).ignoring_starts(1).spec(), PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Stopped, 0)));
+    let pool = SupervisorSpec::pool("pool", ProbeCfg::new("w", &log).ignoring_starts(1).spec());
+    let pool = rt.start_supervisor(pool, PATIENCE).unwrap();
+    let err = pool.start_pool_child::<P>(PATIENCE).unwrap_err();
+    assert!(matches!(&err, StartError::Ignored { id } if id.starts_with('#')), "{err:?}");
+    assert!(pool.which_children().is_empty(), "a pool keeps no spec per child");
+    pool.start_pool_child::<P>(PATIENCE).unwrap();
+    assert_eq!(pool.count_children().active, 1);
+}

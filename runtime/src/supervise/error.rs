@@ -40,6 +40,12 @@ pub enum StartError {
         /// with its text and type, a panic…).
         reason: StopReason,
     },
+    /// A pool child's start said there was nothing to run
+    /// ([`Context::ignore`](crate::Context::ignore)): the pool dropped it.
+    Ignored {
+        /// The id it had (`#<n>`).
+        id: String,
+    },
     /// The start did not complete in time. It goes on; the supervisor may
     /// still come up.
     Timeout,
@@ -126,6 +132,7 @@ impl fmt::Display for StartError {
             StartError::ChildFailed { id, reason, .. } => {
                 write!(f, "child {id} stopped while starting: {reason:?}")
             }
+            StartError::Ignored { id } => write!(f, "child {id} had nothing to run"),
             StartError::Timeout => f.write_str("the start did not complete in time"),
             StartError::SupervisorStopping => f.write_str("the supervisor is stopping"),
             StartError::MessageType { expected, found } => {

@@ -101,6 +101,9 @@ pub enum SupervisionEventKind {
     GroupRestarted,
     /// The child failed to start.
     StartFailed(StopReason),
+    /// The child's start said there was nothing to run
+    /// ([`Context::ignore`](crate::Context::ignore)): it is kept, stopped.
+    Ignored,
     /// The child did not stop within its shutdown timeout: its mailbox was
     /// closed, its handler left to return on its own.
     Abandoned,

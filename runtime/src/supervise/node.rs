@@ -558,6 +558,10 @@ impl Node {
             child.status = if exit.kept { Status::Waiting } else { Status::Stopped };
             child.last_run = child.running_since.take().map_or(Duration::ZERO, |since| since.elapsed());
         }
+        if exit.reason == StopReason::Ignored {
+            self.on_ignored(state, index, key);
+            return;
+        }
         // A requested restart that failed: the child stays stopped.
         if let Some(position) =
             state.waiters.iter().position(|(k, w)| *k == key && matches!(w, StartWaiter::Restart(_)))
@@ -609,6 +613,40 @@ impl Node {
             Some(_) => state.deferred.push_back(Event::Exited(key, exit)),
             None if state.owner_ending => {}
             None => self.handle_exit(state, index, exit),
+        }
+    }
+
+    /// A child's start said there was nothing to run: it is kept, stopped,
+    /// and its start counts as done. A pool drops it.
+    fn on_ignored(&self, state: &mut NodeState, index: usize, key: u64) {
+        let id = state.children[index].id.clone();
+        state.children[index].status = Status::Stopped;
+        self.record(state, &id, SupervisionEventKind::Ignored);
+        let pool_child = !state.children[index].is_static && state.flags.strategy == Strategy::Pool;
+        if pool_child {
+            state.remove_child(index);
+        }
+        if let Some(position) = state.waiters.iter().position(|(k, _)| *k == key) {
+            match state.waiters.swap_remove(position) {
+                (_, StartWaiter::Reply(reply)) if pool_child => {
+                    drop(reply.send(Err(StartError::Ignored { id })))
+                }
+                (_, StartWaiter::Reply(reply)) => {
+                    let addr = state.children[index].addr.clone();
+                    drop(reply.send(Ok(addr)));
+                }
+                (_, StartWaiter::Restart(reply)) => drop(reply.send(Ok(()))),
+                (_, StartWaiter::Nobody) => {}
+            }
+        }
+        match &mut state.op {
+            Some(Op::Start { waiting, .. }) if *waiting == Some(key) => {
+                *waiting = None;
+                self.advance_start(state);
+            }
+            // Not an exit of a running child: nothing is restarted, and no
+            // significant child ended.
+            _ => {}
         }
     }
 

@@ -74,16 +74,29 @@ pub struct ProbeCfg {
     pub log: Log<String>,
     /// Starts left to fail (in `started`).
     pub fail_starts: Arc<AtomicU32>,
+    /// Starts left to ignore (`ctx.ignore()` in `started`).
+    pub ignore_starts: Arc<AtomicU32>,
 }
 
 impl ProbeCfg {
     pub fn new(name: &'static str, log: &Log<String>) -> Self {
-        ProbeCfg { name, log: log.clone(), fail_starts: Arc::new(AtomicU32::new(0)) }
+        ProbeCfg {
+            name,
+            log: log.clone(),
+            fail_starts: Arc::new(AtomicU32::new(0)),
+            ignore_starts: Arc::new(AtomicU32::new(0)),
+        }
     }
 
     /// The next `n` starts fail.
     pub fn failing_starts(self, n: u32) -> Self {
         self.fail_starts.store(n, SeqCst);
+        self
+    }
+
+    /// The next `n` starts say there is nothing to run (`ctx.ignore()`).
+    pub fn ignoring_starts(self, n: u32) -> Self {
+        self.ignore_starts.store(n, SeqCst);
         self
     }
 
@@ -121,7 +134,14 @@ pub fn reason_name(reason: &StopReason) -> &'static str {
 impl Cell for Probe {
     type Message = P;
 
-    fn started(&mut self, _: &mut Context<Self>) -> Result<(), CellError> {
+    fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+        let ignore = self.cfg.ignore_starts.load(SeqCst);
+        if ignore > 0 {
+            self.cfg.ignore_starts.store(ignore - 1, SeqCst);
+            self.cfg.log.push(format!("start {} ignored", self.cfg.name));
+            ctx.ignore();
+            return Ok(());
+        }
         let left = self.cfg.fail_starts.load(SeqCst);
         if left > 0 {
             self.cfg.fail_starts.store(left - 1, SeqCst);
