@@ -635,3 +635,23 @@ fn start_child_of_a_child_that_ignores_its_start_keeps_its_spec_and_a_pool_drops
     pool.start_pool_child::<P>(PATIENCE).unwrap();
     assert_eq!(pool.count_children().active, 1);
 }
+
+#[test]
+fn a_call_to_a_child_between_its_crash_and_its_restart_is_queued_and_answered_by_the_next_incarnation() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let backoff = RestartBackoff::exponential(Duration::from_millis(200), Duration::from_millis(200));
+    let spec = lenient("sup").backoff(backoff).child(ProbeCfg::new("w", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    w.send(P::Put(1)).unwrap();
+    w.send(P::Panic).unwrap();
+    assert!(eventually(|| state_of(&sup, "w") == Some((ChildState::Restarting, 1))));
+    // Neither refused nor failed: the kept mailbox queues the call.
+    let mut call = w.ask(P::Get).unwrap();
+    assert!(!w.is_closed());
+    assert_eq!(call.try_take(), Ok(None), "no answer and no error while it restarts");
+    assert_eq!(state_of(&sup, "w"), Some((ChildState::Restarting, 1)));
+    assert_eq!(call.wait(PATIENCE).unwrap(), Vec::<u64>::new(), "answered by the next incarnation");
+    assert_eq!(log.items(), ["start w", "w 1", "stop w failed", "start w"]);
+}
