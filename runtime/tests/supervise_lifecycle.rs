@@ -85,6 +85,28 @@ fn transient_children_are_restarted_only_after_an_abnormal_exit() {
 }
 
 #[test]
+fn a_transient_worker_that_shuts_itself_down_is_not_restarted_and_one_that_fails_is() {
+    assert_eq!(worker_exit(Restart::Transient, P::Shutdown), "stopped", "shutdown is normal");
+    assert_eq!(worker_exit(Restart::Transient, P::Panic), "restarted", "a panic is abnormal");
+    assert_eq!(worker_exit(Restart::Permanent, P::Shutdown), "restarted");
+    assert_eq!(worker_exit(Restart::Temporary, P::Shutdown), "forgotten");
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = rt.start_supervisor(
+        lenient("sup").child(ProbeCfg::new("w", &log).spec().restart(Restart::Transient)),
+        PATIENCE,
+    );
+    let sup = sup.unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    let watch = rt.watch(&w);
+    w.send(P::Shutdown).unwrap();
+    assert_eq!(watch.wait(PATIENCE).unwrap().reason, StopReason::Shutdown);
+    assert_eq!(log.items(), ["start w", "stop w shutdown"]);
+    let exits: Vec<SupervisionEventKind> = sup.history().into_iter().map(|e| e.kind).collect();
+    assert_eq!(exits, [SupervisionEventKind::Exited(StopReason::Shutdown)], "no restart decided");
+}
+
+#[test]
 fn temporary_children_are_never_restarted_and_their_spec_is_forgotten() {
     assert_eq!(worker_exit(Restart::Temporary, P::Stop), "forgotten");
     assert_eq!(worker_exit(Restart::Temporary, P::Panic), "forgotten");

@@ -174,6 +174,47 @@ impl<C: Cell> Context<C> {
         self.stop_requested = Some(StopReason::Requested);
     }
 
+    /// Ends this incarnation once the current hook returns, with
+    /// [`StopReason::Shutdown`](crate::StopReason::Shutdown): a normal exit,
+    /// as OTP's `{stop, shutdown, State}`. A
+    /// [`Restart::Transient`](crate::Restart::Transient) child is not
+    /// restarted (its supervisor keeps its spec, stopped); a
+    /// [`Restart::Permanent`](crate::Restart::Permanent) one is. An abnormal
+    /// exit, which a transient child is restarted after, is a handler that
+    /// returns an error or panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, ChildSpec, ChildState, Context, Restart, Runtime, StopReason, SupervisorSpec};
+    ///
+    /// /// Runs one job, then is done.
+    /// struct Job;
+    ///
+    /// impl Cell for Job {
+    ///     type Message = ();
+    ///     fn handle(&mut self, ctx: &mut Context<Self>, _: ()) -> Result<(), CellError> {
+    ///         ctx.shutdown();
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let spec = SupervisorSpec::new("jobs").child(ChildSpec::new("job", || Job).restart(Restart::Transient));
+    /// let jobs = runtime.start_supervisor(spec, Duration::from_secs(5))?;
+    /// let job = jobs.child::<()>("job").unwrap();
+    /// let done = runtime.watch(&job);
+    /// job.send(())?;
+    /// assert_eq!(done.wait(Duration::from_secs(5))?.reason, StopReason::Shutdown);
+    /// assert_eq!(jobs.which_children()[0].state, ChildState::Stopped);
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&mut self) {
+        self.stop_requested = Some(StopReason::Shutdown);
+    }
+
     /// Says, in [`Cell::started`](crate::Cell::started), that there is
     /// nothing to run here (OTP's `ignore` from a child's start): once
     /// `started` returns, the cell ends without its `stopped` hook, with

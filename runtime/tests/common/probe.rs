@@ -19,6 +19,8 @@ pub enum P {
     Fail,
     /// Stop normally (`ctx.stop()`).
     Stop,
+    /// Stop normally with `Shutdown` (`ctx.shutdown()`).
+    Shutdown,
     /// Answer with the values put into this incarnation.
     Get(Reply<Vec<u64>>),
     /// Block until the gate opens.
@@ -37,6 +39,7 @@ impl Clone for P {
             P::Panic => P::Panic,
             P::Fail => P::Fail,
             P::Stop => P::Stop,
+            P::Shutdown => P::Shutdown,
             P::Block(gate) => P::Block(gate.clone()),
             P::Sleep(d) => P::Sleep(*d),
             P::Flaky(n, left) => P::Flaky(*n, left.clone()),
@@ -161,6 +164,7 @@ impl Cell for Probe {
             P::Panic => panic!("boom"),
             P::Fail => return Err(CellError::msg("bad")),
             P::Stop => ctx.stop(),
+            P::Shutdown => ctx.shutdown(),
             P::Get(reply) => drop(reply.send(self.seen.clone())),
             P::Block(gate) => gate.wait(),
             P::Sleep(d) => {
@@ -189,6 +193,7 @@ impl Cell for Probe {
             P::Panic => "Panic",
             P::Fail => "Fail",
             P::Stop => "Stop",
+            P::Shutdown => "Shutdown",
             P::Get(_) => "Get",
             P::Block(_) => "Block",
             P::Sleep(_) => "Sleep",
