@@ -1300,6 +1300,10 @@ impl<C: Cell> CellControl for CellInstance<C> {
         .clone()
     }
 
+    fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity> {
+        self.node.lock().as_ref().filter(|node| node.is_supervisor()).map(|node| node.intensity())
+    }
+
     fn supervisor(&self) -> Option<Arc<Node>> {
         self.supervised?;
         self.parent.as_ref()?.upgrade()

@@ -231,9 +231,13 @@ impl RuntimeShared {
 
     /// A supervisor gave up: its restart intensity was exceeded.
     pub(crate) fn supervisor_escalating(&self, kind: &'static str, escalation: &Escalation) {
+        let counted: Vec<&str> = escalation.restarts.iter().map(|r| r.child.as_str()).collect();
         let reason = format!(
-            "child {} exceeded {} restarts in {:?}",
-            escalation.child, escalation.max_restarts, escalation.period
+            "child {} exceeded {} restarts in {:?}: {}",
+            escalation.child,
+            escalation.max_restarts,
+            escalation.period,
+            counted.join(", ")
         );
         let kind_of = SignalKind::Escalation { reason };
         self.observer.signal(SystemTime::now(), Some(&escalation.supervisor), Some(kind), kind_of);
@@ -336,6 +340,7 @@ impl RuntimeShared {
                     objective: analysis.objective(*id, instant).map(|(objective, status)| {
                         ObjectiveSnapshot { objective: objective.to_string(), status }
                     }),
+                    intensity: cell.restart_intensity(),
                 });
                 for edge in analysis.edges(*id) {
                     let latency = by_id.get(&edge.to_id).and_then(|to| to.metrics()?.inbound(*id));

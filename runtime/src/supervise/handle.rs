@@ -12,7 +12,7 @@ use crate::path::CellPath;
 use crate::sync::Arc;
 
 use super::error::{ChildError, StartError, StopError};
-use super::info::{ChildCounts, ChildInfo, SupervisionEvent};
+use super::info::{ChildCounts, ChildInfo, RestartIntensity, SupervisionEvent};
 use super::node::{Command, Node};
 use super::spec::ChildSpec;
 use super::start::SupervisorMsg;
@@ -97,6 +97,28 @@ impl Supervisor {
     /// Child counts.
     pub fn count_children(&self) -> ChildCounts {
         self.node.count_children()
+    }
+
+    /// The restart intensity as of now: the restarts its sliding window
+    /// counts and how many more it allows before it gives up. A supervisor
+    /// restarted by its parent begins with an empty window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Runtime, SupervisorSpec};
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let spec = SupervisorSpec::new("sup").intensity(3, Duration::from_secs(10));
+    /// let sup = runtime.start_supervisor(spec, Duration::from_secs(5))?;
+    /// let intensity = sup.intensity();
+    /// assert_eq!((intensity.restarts, intensity.remaining, intensity.max_restarts), (0, 3, 3));
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn intensity(&self) -> RestartIntensity {
+        self.node.intensity()
     }
 
     /// The latest supervision events (up to 256), oldest first: exits,

@@ -27,7 +27,8 @@ pub(crate) mod window;
 pub use self::error::{ChildError, StartError, StopError};
 pub use self::handle::Supervisor;
 pub use self::info::{
-    ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind,
+    ChildCounts, ChildInfo, ChildState, CountedRestart, Escalation, RestartIntensity, SupervisionEvent,
+    SupervisionEventKind,
 };
 pub use self::spec::{
     AutoShutdown, ChildSpec, Restart, RestartBackoff, RetryPolicy, Shutdown, SpecError, Strategy,

@@ -36,7 +36,10 @@ use crate::sync::{Arc, Mutex, Weak};
 use crate::timer::TimerHandle;
 
 use super::error::{ChildError, StartError};
-use super::info::{ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind};
+use super::info::{
+    ChildCounts, ChildInfo, ChildState, CountedRestart, Escalation, RestartIntensity, SupervisionEvent,
+    SupervisionEventKind,
+};
 use super::spec::{validate_child, AutoShutdown, ChildSpec, Flags, Restart, Shutdown, SpecError, Strategy};
 use super::start::{ChildName, ChildPlacement, StartChild, StartedChild};
 use super::window::RestartWindow;
@@ -717,7 +720,8 @@ impl Node {
             }
             return;
         }
-        if !state.window.admit(Instant::now(), state.flags.max_restarts, state.flags.period) {
+        let (max, period) = (state.flags.max_restarts, state.flags.period);
+        if !state.window.admit_child(Instant::now(), max, period, id.clone()) {
             self.give_up(state, &id, exit.reason);
             return;
         }
@@ -748,6 +752,12 @@ impl Node {
             reason,
             max_restarts: state.flags.max_restarts,
             period: state.flags.period,
+            // The refused restart is the last counted: `child`'s exit.
+            restarts: {
+                let counted: Vec<CountedRestart> = state.window.counted().cloned().collect();
+                let kept = counted.len().saturating_sub(1);
+                counted.into_iter().take(kept).collect()
+            },
         };
         tracing::error!(
             supervisor = %self.path,
@@ -988,7 +998,8 @@ impl Node {
                 self.start_group(state, ids, delay, trigger)
             }
             StopPurpose::GroupRetry { ids, trigger, reason } => {
-                if !state.window.admit(Instant::now(), state.flags.max_restarts, state.flags.period) {
+                let (max, period) = (state.flags.max_restarts, state.flags.period);
+                if !state.window.admit_child(Instant::now(), max, period, trigger.clone()) {
                     self.give_up(state, &trigger, reason);
                     return;
                 }
@@ -1589,6 +1600,14 @@ impl Node {
         for handle in kept {
             handle.refuse_sends();
         }
+    }
+
+    /// The restart intensity as of now.
+    pub(crate) fn intensity(&self) -> RestartIntensity {
+        let state = self.state.lock();
+        let (max_restarts, period) = (state.flags.max_restarts, state.flags.period);
+        let restarts = u32::try_from(state.window.in_window(Instant::now(), period)).unwrap_or(u32::MAX);
+        RestartIntensity { restarts, max_restarts, period, remaining: max_restarts.saturating_sub(restarts) }
     }
 
     pub(crate) fn history(&self) -> Vec<SupervisionEvent> {
