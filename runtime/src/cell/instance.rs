@@ -353,7 +353,7 @@ impl<C: Cell> CellInstance<C> {
             let cause = FailureCause::Error { text: "the cell has no factory".into(), type_name: None };
             return Err(self.failure(Hook::Started, None, cause));
         };
-        catch_unwind(AssertUnwindSafe(|| (factory.lock())()))
+        catch_unwind(AssertUnwindSafe(|| (factory.lock())(&self.path)))
             .map_err(|payload| self.failure(Hook::Started, None, Self::panic_cause(payload, guard)))
     }
 

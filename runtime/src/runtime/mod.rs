@@ -615,7 +615,7 @@ impl RuntimeShared {
     ) -> Result<Supervisor, StartError> {
         spec.validate()?;
         let name = spec.name.clone();
-        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|| SupervisorCell)));
+        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|_: &_| SupervisorCell)));
         let seed = NodeSeed { flags: spec.flags, statics: spec.children, template: spec.template };
         let (reply, pending) = ask::channel();
         let (addr, instance) = self.spawn_instance(SpawnRequest {
@@ -980,7 +980,8 @@ impl Runtime {
         if let Err(err) = self.shared.quarantine() {
             return Err(SpawnError::Storage(err));
         }
-        let factory: Factory<C> = Arc::new(Mutex::new(Box::new(make)));
+        let mut make = make;
+        let factory: Factory<C> = Arc::new(Mutex::new(Box::new(move |_: &_| make())));
         let persist = Arc::new(crate::store::durable::DurableState::<C>::new(durability));
         self.shared.spawn_top_level(ChildName::Named(name), config, Origin::Durable(factory, persist))
     }
