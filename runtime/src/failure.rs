@@ -87,6 +87,19 @@ pub enum FailureCause {
         /// How long it had run: when the watchdog saw it, or when it returned.
         elapsed: std::time::Duration,
     },
+    /// A supervisor's start failed because one of its children failed to
+    /// start (OTP: `{shutdown, {failed_to_start_child, Id, Reason}}`). The
+    /// child's own reason nests: a child supervisor's is this cause again,
+    /// down to the child that failed of itself.
+    ChildStart {
+        /// The child's id.
+        id: String,
+        /// The child's path.
+        path: crate::path::CellPath,
+        /// How the child's start ended: its own failure (the error its
+        /// `started` returned, a panic…), or, for a supervisor, this cause.
+        reason: Box<crate::cell::StopReason>,
+    },
     /// Not a failure of the cell: the message's deadline (from
     /// [`Addr::ask_within`](crate::Addr::ask_within) or
     /// [`Addr::try_send_by`](crate::Addr::try_send_by)) had passed when its
@@ -166,6 +179,10 @@ impl fmt::Display for Failure {
             FailureCause::DeadlineExceeded { deadline, elapsed } => {
                 write!(f, ": overran its deadline of {deadline:?} ({elapsed:?})")
             }
+            FailureCause::ChildStart { id, reason, .. } => match &**reason {
+                crate::cell::StopReason::Failed(inner) => write!(f, ": child {id} failed to start: {inner}"),
+                other => write!(f, ": child {id} stopped while starting: {other:?}"),
+            },
             FailureCause::Expired { late_by } => write!(f, ": deadline passed {late_by:?} before handling"),
             #[cfg(feature = "chaos")]
             FailureCause::Injected { fault } => write!(f, ": dropped by an injected fault ({fault})"),

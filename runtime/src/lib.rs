@@ -290,8 +290,8 @@ pub use crate::store::{
     Durability, Durable, Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction,
 };
 pub use crate::supervise::{
-    AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, Escalation, Restart,
-    RestartBackoff, RetryPolicy, Shutdown, SpecError, StartError, Strategy, SupervisionEvent,
-    SupervisionEventKind, Supervisor, SupervisorMsg, SupervisorSpec, Terminated,
+    AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, CountedRestart, Escalation,
+    Restart, RestartBackoff, RestartIntensity, RetryPolicy, Shutdown, SpecError, StartError, StopError,
+    Strategy, SupervisionEvent, SupervisionEventKind, Supervisor, SupervisorMsg, SupervisorSpec, Terminated,
 };
 pub use crate::timer::TimerHandle;

@@ -32,6 +32,7 @@ fn public_types_are_send_and_sync() {
     send_sync::<CellConfig>();
     send_sync::<SpawnError>();
     send_sync::<BuildError>();
+    send_sync::<StopError>();
     send_sync::<StopReason>();
     send_sync::<CircuitBreaker>();
     send_sync::<Permit>();

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cellrt::{
-    ChildSpec, ChildState, Escalation, Runtime, StartError, StopReason, Strategy, SupervisionEventKind,
-    SupervisorSpec,
+    ChildSpec, ChildState, Escalation, FailureCause, Runtime, StartError, StopReason, Strategy,
+    SupervisionEventKind, SupervisorSpec,
 };
 use common::probe::{reason_name, ProbeCfg, P};
 use common::{eventually, Log, PATIENCE};
@@ -159,10 +159,12 @@ fn a_failed_child_start_stops_the_children_before_it_in_reverse_and_fails_the_st
         .child(ProbeCfg::new("c", &log).failing_starts(1).spec())
         .child(ProbeCfg::new("d", &log).spec());
     let err = rt.start_supervisor(spec, PATIENCE).unwrap_err();
-    let StartError::ChildFailed { id, reason: StopReason::Failed(failure) } = &err else { panic!("{err:?}") };
-    assert_eq!(id, "sup");
-    assert_eq!(failure.path.as_str(), "/sup");
-    assert!(failure.to_string().contains("child c failed to start"), "{failure}");
+    let StartError::ChildFailed { id, path, reason: StopReason::Failed(failure) } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((id.as_str(), path.as_str()), ("c", "/sup/c"), "the child that failed, not its supervisor");
+    assert_eq!(failure.path.as_str(), "/sup/c");
+    assert_eq!(failure.cause, FailureCause::Error { text: "cannot start".into(), type_name: None });
     assert_eq!(
         log.items(),
         ["start a", "start b", "start c failed", "stop c failed", "stop b parent", "stop a parent"],
@@ -231,4 +233,87 @@ fn a_failed_group_restart_attempt_counts_toward_the_intensity() {
     // Restart 1: the group; restart 2: the retry after b's failed start.
     let terminated = sup.watch().wait(PATIENCE).unwrap();
     assert!(matches!(terminated.reason, StopReason::Escalated(_)), "{terminated:?}");
+}
+
+#[test]
+fn a_deep_start_failure_is_a_nested_typed_error_naming_each_child_its_path_and_its_own_error() {
+    let rt = common::runtime(2);
+    let log = Log::default();
+    let db = SupervisorSpec::new("db")
+        .child(ProbeCfg::new("pool", &log).spec())
+        .child(ProbeCfg::new("conn", &log).failing_starts(1).spec());
+    let spec = SupervisorSpec::new("app")
+        .child(ProbeCfg::new("web", &log).spec())
+        .child(cellrt::ChildSpec::supervisor("db", db));
+    let err = rt.start_supervisor(spec, PATIENCE).unwrap_err();
+    // OTP: {shutdown, {failed_to_start_child, db, {shutdown, {failed_to_start_child, conn, Reason}}}}
+    let StartError::ChildFailed { id, path, reason: StopReason::Failed(db_failure) } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((id.as_str(), path.as_str()), ("db", "/app/db"));
+    assert_eq!(db_failure.path.as_str(), "/app/db");
+    let FailureCause::ChildStart { id, path, reason } = &db_failure.cause else { panic!("{db_failure:?}") };
+    assert_eq!((id.as_str(), path.as_str()), ("conn", "/app/db/conn"));
+    let StopReason::Failed(conn_failure) = &**reason else { panic!("{reason:?}") };
+    assert_eq!(conn_failure.path.as_str(), "/app/db/conn");
+    assert_eq!(conn_failure.cause, FailureCause::Error { text: "cannot start".into(), type_name: None });
+    let (id, path, reason) = err.failed_child().unwrap();
+    assert_eq!((id, path.as_str()), ("conn", "/app/db/conn"), "the deepest failed child");
+    assert!(matches!(reason, StopReason::Failed(f) if f.cause == conn_failure.cause));
+    assert_eq!(
+        log.items(),
+        [
+            "start web",
+            "start pool",
+            "start conn failed",
+            "stop conn failed",
+            "stop pool parent",
+            "stop web parent"
+        ]
+    );
+}
+
+#[test]
+fn the_restart_window_shows_in_the_handle_the_snapshot_and_the_export_and_an_escalation_names_its_restarts() {
+    let (rt, escalations) = runtime_with_escalations();
+    let log = Log::default();
+    let spec = SupervisorSpec::new("sup")
+        .intensity(3, Duration::from_secs(60))
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("b", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let window = |sup: &cellrt::Supervisor| {
+        let w = sup.intensity();
+        (w.restarts, w.remaining, w.max_restarts, w.period)
+    };
+    assert_eq!(window(&sup), (0, 3, 3, Duration::from_secs(60)));
+    crash_and_wait(&sup, "a");
+    crash_and_wait(&sup, "b");
+    assert_eq!(window(&sup), (2, 1, 3, Duration::from_secs(60)));
+
+    let snapshot = rt.snapshot();
+    let cell = snapshot.cells.iter().find(|c| c.path.as_str() == "/sup").unwrap();
+    assert_eq!(cell.intensity, Some(sup.intensity()));
+    let leaf = snapshot.cells.iter().find(|c| c.path.as_str() == "/sup/a").unwrap();
+    assert_eq!(leaf.intensity, None, "a worker supervises nothing");
+    let text = snapshot.prometheus();
+    let sample = |name: &str| {
+        let prefix = format!("{name}{{cell=\"/sup\",");
+        text.lines().find(|l| l.starts_with(&prefix)).and_then(|l| l.rsplit(' ').next()).map(str::to_owned)
+    };
+    assert_eq!(sample("cellrt_supervisor_restarts_in_window").as_deref(), Some("2"));
+    assert_eq!(sample("cellrt_supervisor_restarts_remaining").as_deref(), Some("1"));
+    assert_eq!(sample("cellrt_supervisor_max_restarts").as_deref(), Some("3"));
+
+    crash_and_wait(&sup, "a");
+    assert_eq!(window(&sup), (3, 0, 3, Duration::from_secs(60)));
+    sup.child::<P>("a").unwrap().send(P::Panic).unwrap();
+    assert!(sup.watch().wait(PATIENCE).is_ok());
+    let escalation = escalations.lock().unwrap()[0].clone();
+    let counted: Vec<&str> = escalation.restarts.iter().map(|r| r.child.as_str()).collect();
+    assert_eq!(counted, ["a", "b", "a"], "the restarts in the window when a's exit exceeded it");
+    assert!(escalation.restarts.windows(2).all(|w| w[0].at <= w[1].at));
+    let journaled = rt.journal(&cellrt::JournalQuery::new().kind(cellrt::SignalType::Escalation));
+    let cellrt::SignalKind::Escalation { reason } = &journaled[0].kind else { panic!("{journaled:?}") };
+    assert!(reason.ends_with("3 restarts in 60s: a, b, a"), "{reason}");
 }

@@ -85,6 +85,28 @@ fn transient_children_are_restarted_only_after_an_abnormal_exit() {
 }
 
 #[test]
+fn a_transient_worker_that_shuts_itself_down_is_not_restarted_and_one_that_fails_is() {
+    assert_eq!(worker_exit(Restart::Transient, P::Shutdown), "stopped", "shutdown is normal");
+    assert_eq!(worker_exit(Restart::Transient, P::Panic), "restarted", "a panic is abnormal");
+    assert_eq!(worker_exit(Restart::Permanent, P::Shutdown), "restarted");
+    assert_eq!(worker_exit(Restart::Temporary, P::Shutdown), "forgotten");
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = rt.start_supervisor(
+        lenient("sup").child(ProbeCfg::new("w", &log).spec().restart(Restart::Transient)),
+        PATIENCE,
+    );
+    let sup = sup.unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    let watch = rt.watch(&w);
+    w.send(P::Shutdown).unwrap();
+    assert_eq!(watch.wait(PATIENCE).unwrap().reason, StopReason::Shutdown);
+    assert_eq!(log.items(), ["start w", "stop w shutdown"]);
+    let exits: Vec<SupervisionEventKind> = sup.history().into_iter().map(|e| e.kind).collect();
+    assert_eq!(exits, [SupervisionEventKind::Exited(StopReason::Shutdown)], "no restart decided");
+}
+
+#[test]
 fn temporary_children_are_never_restarted_and_their_spec_is_forgotten() {
     assert_eq!(worker_exit(Restart::Temporary, P::Stop), "forgotten");
     assert_eq!(worker_exit(Restart::Temporary, P::Panic), "forgotten");
@@ -253,7 +275,10 @@ fn start_child_adds_a_child_or_reports_why_not() {
     let dup = sup.start_child(ProbeCfg::new("b", &log).spec(), PATIENCE).unwrap_err();
     assert_eq!(dup, StartError::Spec(SpecError::DuplicateId { id: "b".into() }));
     let failed = sup.start_child(ProbeCfg::new("c", &log).failing_starts(1).spec(), PATIENCE).unwrap_err();
-    assert!(matches!(&failed, StartError::ChildFailed { id, reason: StopReason::Failed(_) } if id == "c"));
+    assert!(matches!(
+        &failed,
+        StartError::ChildFailed { id, path, reason: StopReason::Failed(_) } if id == "c" && path.as_str() == "/sup/c"
+    ));
     let ids: Vec<String> = sup.which_children().into_iter().map(|c| c.id).collect();
     assert_eq!(ids, ["a", "b"], "a child that failed to start is not added");
     let counts = sup.count_children();
@@ -527,4 +552,128 @@ fn jitter_adds_at_most_its_fraction_of_the_delay() {
         "{delays:?}"
     );
     assert!(delays.iter().any(|d| *d > Duration::from_millis(10)), "some jitter was added: {delays:?}");
+}
+
+#[test]
+fn stop_ends_a_top_level_supervisor_for_good_after_its_children_in_reverse_order() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("b", &log).spec())
+        .child(ProbeCfg::new("c", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let a = sup.child::<P>("a").unwrap();
+    let terminated = sup.stop(StopReason::Requested, PATIENCE).unwrap();
+    assert_eq!((terminated.path.as_str(), terminated.reason), ("/sup", StopReason::Requested));
+    assert_eq!(
+        log.items(),
+        ["start a", "start b", "start c", "stop c parent", "stop b parent", "stop a parent"]
+    );
+    assert!(sup.is_stopped());
+    assert!(matches!(a.send(P::Put(1)), Err(SendError::Closed(_))));
+    assert_eq!(
+        sup.stop(StopReason::Shutdown, PATIENCE).unwrap().reason,
+        StopReason::Requested,
+        "stopped once"
+    );
+}
+
+#[test]
+fn stop_of_a_nested_supervisor_terminates_it_through_its_parent_and_keeps_its_spec() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let inner = SupervisorSpec::new("inner").child(ProbeCfg::new("x", &log).spec());
+    let app = rt.start_supervisor(lenient("app").child(ChildSpec::supervisor("inner", inner)), PATIENCE);
+    let app = app.unwrap();
+    let inner = app.supervisor("inner").unwrap();
+    assert_eq!(inner.path().as_str(), "/app/inner");
+    let terminated = inner.stop(StopReason::Requested, PATIENCE).unwrap();
+    assert_eq!((terminated.path.as_str(), terminated.reason), ("/app/inner", StopReason::Shutdown));
+    assert_eq!(state_of(&app, "inner"), Some((ChildState::Stopped, 0)), "not restarted, spec kept");
+    assert_eq!(log.items(), ["start x", "stop x parent"]);
+    app.restart_child("inner", PATIENCE).unwrap();
+    assert_eq!(log.items(), ["start x", "stop x parent", "start x"]);
+    assert_eq!(state_of(&app, "inner"), Some((ChildState::Running, 0)));
+}
+
+#[test]
+fn stop_refuses_a_reason_that_is_not_a_stop_and_stops_nothing() {
+    let rt = runtime(1);
+    let log = Log::default();
+    let sup = rt.start_supervisor(lenient("sup").child(ProbeCfg::new("a", &log).spec()), PATIENCE).unwrap();
+    assert_eq!(
+        sup.stop(StopReason::Killed, PATIENCE),
+        Err(cellrt::StopError::InvalidReason { reason: StopReason::Killed })
+    );
+    assert!(!sup.is_stopped());
+    assert_eq!(sup.count_children().active, 1);
+}
+
+#[test]
+fn a_child_that_ignores_its_start_is_kept_stopped_and_restart_child_tries_again() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let spec = lenient("sup")
+        .child(ProbeCfg::new("a", &log).spec())
+        .child(ProbeCfg::new("i", &log).ignoring_starts(2).spec())
+        .child(ProbeCfg::new("b", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    assert_eq!(log.items(), ["start a", "start i ignored", "start b"], "no stop hook for an ignored start");
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Stopped, 0)));
+    let counts = sup.count_children();
+    assert_eq!((counts.specs, counts.active, counts.workers), (3, 2, 3));
+    let i = sup.child::<P>("i").unwrap();
+    assert!(matches!(i.send(P::Put(1)), Err(SendError::Closed(_))), "nothing runs behind it");
+    let ignored: Vec<String> = sup
+        .history()
+        .into_iter()
+        .filter(|e| e.kind == SupervisionEventKind::Ignored)
+        .map(|e| e.child)
+        .collect();
+    assert_eq!(ignored, ["i"]);
+
+    sup.restart_child("i", PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Stopped, 0)), "ignored again");
+    sup.restart_child("i", PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Running, 0)));
+    i.send(P::Put(7)).unwrap();
+    assert_eq!(i.ask(P::Get).unwrap().wait(PATIENCE).unwrap(), [7], "the same address serves the new start");
+    assert_eq!(log.items()[3..], ["start i ignored", "start i", "i 7"]);
+}
+
+#[test]
+fn start_child_of_a_child_that_ignores_its_start_keeps_its_spec_and_a_pool_drops_it() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let sup = rt.start_supervisor(lenient("sup"), PATIENCE).unwrap();
+    sup.start_child(ProbeCfg::new("i", &log).ignoring_starts(1).spec(), PATIENCE).unwrap();
+    assert_eq!(state_of(&sup, "i"), Some((ChildState::Stopped, 0)));
+    let pool = SupervisorSpec::pool("pool", ProbeCfg::new("w", &log).ignoring_starts(1).spec());
+    let pool = rt.start_supervisor(pool, PATIENCE).unwrap();
+    let err = pool.start_pool_child::<P>(PATIENCE).unwrap_err();
+    assert!(matches!(&err, StartError::Ignored { id } if id.starts_with('#')), "{err:?}");
+    assert!(pool.which_children().is_empty(), "a pool keeps no spec per child");
+    pool.start_pool_child::<P>(PATIENCE).unwrap();
+    assert_eq!(pool.count_children().active, 1);
+}
+
+#[test]
+fn a_call_to_a_child_between_its_crash_and_its_restart_is_queued_and_answered_by_the_next_incarnation() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let backoff = RestartBackoff::exponential(Duration::from_millis(200), Duration::from_millis(200));
+    let spec = lenient("sup").backoff(backoff).child(ProbeCfg::new("w", &log).spec());
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let w = sup.child::<P>("w").unwrap();
+    w.send(P::Put(1)).unwrap();
+    w.send(P::Panic).unwrap();
+    assert!(eventually(|| state_of(&sup, "w") == Some((ChildState::Restarting, 1))));
+    // Neither refused nor failed: the kept mailbox queues the call.
+    let mut call = w.ask(P::Get).unwrap();
+    assert!(!w.is_closed());
+    assert_eq!(call.try_take(), Ok(None), "no answer and no error while it restarts");
+    assert_eq!(state_of(&sup, "w"), Some((ChildState::Restarting, 1)));
+    assert_eq!(call.wait(PATIENCE).unwrap(), Vec::<u64>::new(), "answered by the next incarnation");
+    assert_eq!(log.items(), ["start w", "w 1", "stop w failed", "start w"]);
 }

@@ -332,3 +332,51 @@ fn an_ordinary_supervisor_stops_its_children_one_at_a_time_in_reverse_start_orde
     app.terminate_child("inner", PATIENCE).unwrap();
     assert_eq!(log.items(), ["stop c with 1 stopping", "stop b with 1 stopping", "stop a with 1 stopping"]);
 }
+
+/// Messages of [`Named`].
+enum Naming {
+    /// Answer with the id the factory was given.
+    Id(cellrt::Reply<String>),
+    /// Panic.
+    Crash,
+}
+
+/// A cell that knows the id its factory was given.
+struct Named(String);
+
+impl cellrt::Cell for Named {
+    type Message = Naming;
+
+    fn handle(&mut self, _: &mut cellrt::Context<Self>, msg: Naming) -> Result<(), cellrt::CellError> {
+        match msg {
+            Naming::Id(reply) => drop(reply.send(self.0.clone())),
+            Naming::Crash => panic!("boom"),
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_pool_template_learns_the_id_of_each_child_it_makes_and_again_at_its_restart() {
+    let rt = runtime(2);
+    let made: Log<String> = Log::default();
+    let log = made.clone();
+    let template = cellrt::ChildSpec::new_at("w", move |path| {
+        log.push(path.as_str().to_owned());
+        Named(path.name().to_owned())
+    });
+    let pool = SupervisorSpec::pool("pool", template).intensity(10, Duration::from_secs(60));
+    let pool = rt.start_supervisor(pool, PATIENCE).unwrap();
+    let workers: Vec<cellrt::Addr<Naming>> =
+        (0..3).map(|_| pool.start_pool_child(PATIENCE).unwrap()).collect();
+    let ids: Vec<String> = pool.which_children().into_iter().map(|c| c.id).collect();
+    let id_of = |w: &cellrt::Addr<Naming>| w.ask(Naming::Id).unwrap().wait(PATIENCE).unwrap();
+    assert_eq!(workers.iter().map(id_of).collect::<Vec<_>>(), ids, "each child was made knowing its own id");
+    let mut paths: Vec<String> = ids.iter().map(|id| format!("/pool/{id}")).collect();
+    assert_eq!(made.items(), paths);
+
+    workers[1].send(Naming::Crash).unwrap();
+    assert_eq!(id_of(&workers[1]), ids[1], "the restarted incarnation was made for the same id");
+    paths.push(paths[1].clone());
+    assert_eq!(made.items(), paths);
+}

@@ -12,7 +12,7 @@ use crate::supervise::{ChildInfo, ChildSpec, SpecError, StartError, SupervisorSp
 use crate::sync::{Arc, Weak};
 use crate::timer::TimerHandle;
 
-use super::Cell;
+use super::{Cell, StopReason};
 
 /// Options for spawning a cell. Every field has a default.
 ///
@@ -88,7 +88,8 @@ impl CellConfig {
 pub struct Context<C: Cell> {
     pub(crate) addr: Addr<C::Message>,
     pub(crate) runtime: Arc<RuntimeShared>,
-    pub(crate) stop_requested: bool,
+    /// How the cell asked its incarnation to end, if it did.
+    pub(crate) stop_requested: Option<StopReason>,
     pub(crate) timers: Vec<TimerHandle>,
     /// The instance this context belongs to.
     host: Weak<dyn CellControl>,
@@ -108,7 +109,7 @@ impl<C: Cell> Context<C> {
         Context {
             addr,
             runtime,
-            stop_requested: false,
+            stop_requested: None,
             timers: Vec::new(),
             host,
             #[cfg(feature = "storage")]
@@ -170,7 +171,99 @@ impl<C: Cell> Context<C> {
     /// supervised cell is restarted if its restart kind says so (a permanent
     /// child is), and then handles what is queued.
     pub fn stop(&mut self) {
-        self.stop_requested = true;
+        self.stop_requested = Some(StopReason::Requested);
+    }
+
+    /// Ends this incarnation once the current hook returns, with
+    /// [`StopReason::Shutdown`](crate::StopReason::Shutdown): a normal exit,
+    /// as OTP's `{stop, shutdown, State}`. A
+    /// [`Restart::Transient`](crate::Restart::Transient) child is not
+    /// restarted (its supervisor keeps its spec, stopped); a
+    /// [`Restart::Permanent`](crate::Restart::Permanent) one is. An abnormal
+    /// exit, which a transient child is restarted after, is a handler that
+    /// returns an error or panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, ChildSpec, ChildState, Context, Restart, Runtime, StopReason, SupervisorSpec};
+    ///
+    /// /// Runs one job, then is done.
+    /// struct Job;
+    ///
+    /// impl Cell for Job {
+    ///     type Message = ();
+    ///     fn handle(&mut self, ctx: &mut Context<Self>, _: ()) -> Result<(), CellError> {
+    ///         ctx.shutdown();
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let spec = SupervisorSpec::new("jobs").child(ChildSpec::new("job", || Job).restart(Restart::Transient));
+    /// let jobs = runtime.start_supervisor(spec, Duration::from_secs(5))?;
+    /// let job = jobs.child::<()>("job").unwrap();
+    /// let done = runtime.watch(&job);
+    /// job.send(())?;
+    /// assert_eq!(done.wait(Duration::from_secs(5))?.reason, StopReason::Shutdown);
+    /// assert_eq!(jobs.which_children()[0].state, ChildState::Stopped);
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&mut self) {
+        self.stop_requested = Some(StopReason::Shutdown);
+    }
+
+    /// Says, in [`Cell::started`](crate::Cell::started), that there is
+    /// nothing to run here (OTP's `ignore` from a child's start): once
+    /// `started` returns, the cell ends without its `stopped` hook, with
+    /// [`StopReason::Ignored`](crate::StopReason::Ignored), and its mailbox
+    /// refuses sends.
+    ///
+    /// Its supervisor keeps its spec and counts it as not running
+    /// ([`ChildState::Stopped`](crate::ChildState::Stopped)); its start
+    /// counts as done, so the supervisor's start goes on with the next
+    /// child. [`Supervisor::restart_child`](crate::Supervisor::restart_child)
+    /// tries it again, behind the same address. A pool drops it:
+    /// [`Supervisor::start_pool_child`](crate::Supervisor::start_pool_child)
+    /// returns [`StartError::Ignored`](crate::StartError::Ignored).
+    ///
+    /// Called elsewhere than in `started`, it ends the incarnation as
+    /// [`stop`](Context::stop) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, ChildSpec, ChildState, Context, Runtime, SupervisorSpec};
+    ///
+    /// /// Runs only where a device is present.
+    /// struct Sensor { present: bool }
+    ///
+    /// impl Cell for Sensor {
+    ///     type Message = ();
+    ///     fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+    ///         if !self.present {
+    ///             ctx.ignore();
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: ()) -> Result<(), CellError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let spec = SupervisorSpec::new("board").child(ChildSpec::new("sensor", || Sensor { present: false }));
+    /// let board = runtime.start_supervisor(spec, Duration::from_secs(5))?;
+    /// assert_eq!(board.which_children()[0].state, ChildState::Stopped);
+    /// assert_eq!(board.count_children().active, 0);
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ignore(&mut self) {
+        self.stop_requested = Some(StopReason::Ignored);
     }
 
     /// Spawns a temporary child cell with default options: never restarted.

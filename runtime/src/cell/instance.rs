@@ -353,7 +353,7 @@ impl<C: Cell> CellInstance<C> {
             let cause = FailureCause::Error { text: "the cell has no factory".into(), type_name: None };
             return Err(self.failure(Hook::Started, None, cause));
         };
-        catch_unwind(AssertUnwindSafe(|| (factory.lock())()))
+        catch_unwind(AssertUnwindSafe(|| (factory.lock())(&self.path)))
             .map_err(|payload| self.failure(Hook::Started, None, Self::panic_cause(payload, guard)))
     }
 
@@ -702,7 +702,7 @@ impl<C: Cell> CellInstance<C> {
             return false;
         }
         match reason {
-            StopReason::Replaced => false,
+            StopReason::Replaced | StopReason::Ignored => false,
             // Only the supervisor's kill (`Shutdown::Kill`) ends an
             // incarnation this way; the runtime's kill terminates at once.
             StopReason::Killed => supervised.restart != Restart::Temporary,
@@ -734,8 +734,9 @@ impl<C: Cell> CellInstance<C> {
         body.reported_started = false;
         if let Some(mut inc) = body.incarnation.take() {
             let Incarnation { cell, ctx } = &mut inc;
-            // A kill (the supervisor's `Shutdown::Kill`) runs no hook.
-            if !matches!(reason, StopReason::Killed) {
+            // A kill (the supervisor's `Shutdown::Kill`) runs no hook, nor
+            // does an ignored start: nothing ran.
+            if !matches!(reason, StopReason::Killed | StopReason::Ignored) {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.stopped(ctx, &reason))) {
                     let failure = self.failure(Hook::Stopped, None, Self::panic_cause(payload, guard));
                     self.runtime.record_failure(&failure);
@@ -829,11 +830,20 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
+    /// How the incarnation asked to end, taken once.
+    fn stop_request(body: &mut Body<C>) -> Option<StopReason> {
+        body.incarnation.as_mut().and_then(|i| i.ctx.stop_requested.take())
+    }
+
     /// Begins an incarnation: value, `started`, the re-delivered message.
-    /// `Err` carries the start failure.
+    /// `Err` carries the start failure. An incarnation whose `started`
+    /// ignored its start reports no start: it is about to end.
     fn begin_incarnation(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<(), Box<Failure>> {
         self.start_incarnation(body, guard)?;
         body.phase = Phase::Running;
+        if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested == Some(StopReason::Ignored)) {
+            return Ok(());
+        }
         if let Some(retry) = body.retry.take() {
             let Retry { msg, attempts, cause } = *retry;
             self.mailbox.push_front(std::iter::once(msg));
@@ -907,12 +917,16 @@ impl<C: Cell> CellInstance<C> {
             }
             match &body.phase {
                 Phase::Starting => {
-                    if let Err(failure) = self.begin_incarnation(&mut body, &guard) {
-                        let reason = self.failed(failure);
-                        self.begin_end(&mut body, reason);
-                    }
-                    if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested) {
-                        self.begin_end(&mut body, StopReason::Requested);
+                    match self.begin_incarnation(&mut body, &guard) {
+                        Err(failure) => {
+                            let reason = self.failed(failure);
+                            self.begin_end(&mut body, reason);
+                        }
+                        Ok(()) => {
+                            if let Some(reason) = Self::stop_request(&mut body) {
+                                self.begin_end(&mut body, reason);
+                            }
+                        }
                     }
                     continue;
                 }
@@ -970,8 +984,10 @@ impl<C: Cell> CellInstance<C> {
                 self.begin_end(&mut body, reason);
                 continue;
             }
-            if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested) {
-                self.begin_end(&mut body, StopReason::Requested);
+            if let Some(reason) = Self::stop_request(&mut body) {
+                // `ignore` means something only in `started`.
+                let reason = if reason == StopReason::Ignored { StopReason::Requested } else { reason };
+                self.begin_end(&mut body, reason);
             }
         }
         drop(meter);
@@ -1290,6 +1306,10 @@ impl<C: Cell> CellControl for CellInstance<C> {
             Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
         })
         .clone()
+    }
+
+    fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity> {
+        self.node.lock().as_ref().filter(|node| node.is_supervisor()).map(|node| node.intensity())
     }
 
     fn supervisor(&self) -> Option<Arc<Node>> {

@@ -204,6 +204,9 @@ pub enum StopReason {
     Killed,
     /// A hook failed.
     Failed(Box<Failure>),
+    /// Its `started` hook said there was nothing to run
+    /// ([`Context::ignore`]): a normal end; `stopped` does not run.
+    Ignored,
 }
 
 impl StopReason {

@@ -12,7 +12,8 @@ impl Snapshot {
     /// The metrics in the Prometheus text exposition format (version
     /// 0.0.4): per cell (labels `cell` and `kind`) its counters, mailbox
     /// gauges, handling time and time in queue as summaries, decay
-    /// components and burn rates; per edge (`from`, `to`) its message count
+    /// components and burn rates; per supervisor its restart intensity
+    /// (restarts in its window, restarts remaining, restarts allowed); per edge (`from`, `to`) its message count
     /// and rate; per failure signature (`signature`) its count; the
     /// journal's total.
     ///
@@ -77,6 +78,30 @@ impl Snapshot {
             out.family(name, help, "gauge");
             for (cell, metrics) in &cells {
                 out.sample(name, &label(&cell.path, &cell.kind), value(metrics));
+            }
+        }
+        type IntensityGauge = (&'static str, &'static str, fn(&crate::supervise::RestartIntensity) -> u32);
+        let intensity: [IntensityGauge; 3] = [
+            (
+                "cellrt_supervisor_restarts_in_window",
+                "Restarts a supervisor's intensity window counts now.",
+                |i| i.restarts,
+            ),
+            (
+                "cellrt_supervisor_restarts_remaining",
+                "Restarts a supervisor still allows before it gives up.",
+                |i| i.remaining,
+            ),
+            ("cellrt_supervisor_max_restarts", "Restarts a supervisor allows in its period.", |i| {
+                i.max_restarts
+            }),
+        ];
+        for (name, help, value) in intensity {
+            out.family(name, help, "gauge");
+            for cell in &self.cells {
+                if let Some(window) = &cell.intensity {
+                    out.sample(name, &label(&cell.path, &cell.kind), value(window));
+                }
             }
         }
         out.family("cellrt_busy_seconds_total", "Time spent handling messages.", "counter");

@@ -70,6 +70,10 @@ impl FailureSignature {
             FailureCause::DeadlineExceeded { deadline, .. } => {
                 (FailureKind::Deadline, None, format!("deadline {deadline:?}"))
             }
+            FailureCause::ChildStart { .. } => {
+                let text = failure.to_string();
+                (FailureKind::Error, Some("cellrt::StartError".to_owned()), normalize(&text))
+            }
             FailureCause::Expired { .. } => (FailureKind::Expired, None, "expired".to_owned()),
             #[cfg(feature = "chaos")]
             FailureCause::Injected { fault } => (FailureKind::Injected, None, normalize(fault)),

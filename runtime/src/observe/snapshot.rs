@@ -57,6 +57,9 @@ pub struct CellSnapshot {
     pub baselines: Option<Baselines>,
     /// Its objective and the objective's burn rates, if one is set.
     pub objective: Option<ObjectiveSnapshot>,
+    /// For a supervisor, its restart intensity: restarts in its window and
+    /// the restarts it still allows.
+    pub intensity: Option<crate::supervise::RestartIntensity>,
 }
 
 /// A cell's objective and how fast it burns its error budget.

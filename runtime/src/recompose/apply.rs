@@ -61,7 +61,7 @@ use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
 use crate::supervise::node::{HandedOff, Node, Refusal};
-use crate::supervise::spec::{ChildSpec, Restart};
+use crate::supervise::spec::{ChildSpec, Make, Restart};
 use crate::supervise::start::{CellStarter, ChildName, StartedChild};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::{Arc, Mutex, Weak};
@@ -119,9 +119,9 @@ impl<M> Clone for Maker<M> {
 }
 
 /// A supervised child's factory for its restarts, from a registered one.
-fn restarts<C: Cell, F: Fn() -> C + Send + Sync + 'static>(factory: &Arc<F>) -> Box<dyn FnMut() -> C + Send> {
+fn restarts<C: Cell, F: Fn() -> C + Send + Sync + 'static>(factory: &Arc<F>) -> Make<C> {
     let factory = factory.clone();
-    Box::new(move || factory())
+    Box::new(move |_: &_| factory())
 }
 
 /// The replace protocol behind `addr` for a child of `node` under `spec`:

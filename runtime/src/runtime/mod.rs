@@ -245,9 +245,13 @@ impl RuntimeShared {
 
     /// A supervisor gave up: its restart intensity was exceeded.
     pub(crate) fn supervisor_escalating(&self, kind: &'static str, escalation: &Escalation) {
+        let counted: Vec<&str> = escalation.restarts.iter().map(|r| r.child.as_str()).collect();
         let reason = format!(
-            "child {} exceeded {} restarts in {:?}",
-            escalation.child, escalation.max_restarts, escalation.period
+            "child {} exceeded {} restarts in {:?}: {}",
+            escalation.child,
+            escalation.max_restarts,
+            escalation.period,
+            counted.join(", ")
         );
         let kind_of = SignalKind::Escalation { reason };
         self.observer.signal(SystemTime::now(), Some(&escalation.supervisor), Some(kind), kind_of);
@@ -381,6 +385,7 @@ impl RuntimeShared {
                     objective: analysis.objective(*id, instant).map(|(objective, status)| {
                         ObjectiveSnapshot { objective: objective.to_string(), status }
                     }),
+                    intensity: cell.restart_intensity(),
                 });
                 for edge in analysis.edges(*id) {
                     let latency = by_id.get(&edge.to_id).and_then(|to| to.metrics()?.inbound(*id));
@@ -708,7 +713,7 @@ impl RuntimeShared {
     ) -> Result<Supervisor, StartError> {
         spec.validate()?;
         let name = spec.name.clone();
-        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|| SupervisorCell)));
+        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|_: &_| SupervisorCell)));
         let seed = NodeSeed { flags: spec.flags, statics: spec.children, template: spec.template };
         let (reply, pending) = ask::channel();
         let (addr, instance) = self.spawn_instance(SpawnRequest {
@@ -725,7 +730,7 @@ impl RuntimeShared {
         CellControl::begin(&*instance);
         match self.wait_driven(pending, timeout) {
             Ok(Ok(())) => Ok(Supervisor::new(addr, node)),
-            Ok(Err(reason)) => Err(StartError::ChildFailed { id: name, reason }),
+            Ok(Err(reason)) => Err(StartError::of_supervisor(name, addr.path().clone(), reason)),
             Err(AskError::Timeout) => Err(StartError::Timeout),
             Err(_) => Err(StartError::SupervisorStopping),
         }
@@ -1116,7 +1121,8 @@ impl Runtime {
         if let Err(err) = self.shared.quarantine() {
             return Err(SpawnError::Storage(err));
         }
-        let factory: Factory<C> = Arc::new(Mutex::new(Box::new(make)));
+        let mut make = make;
+        let factory: Factory<C> = Arc::new(Mutex::new(Box::new(move |_: &_| make())));
         let persist = Arc::new(crate::store::durable::DurableState::<C>::new(durability));
         self.shared.spawn_top_level(ChildName::Named(name), config, Origin::Durable(factory, persist))
     }

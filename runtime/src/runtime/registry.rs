@@ -42,6 +42,9 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     fn abandon(&self) -> usize;
     /// The cell's supervision node, created on first use.
     fn node(&self) -> Arc<Node>;
+    /// The restart intensity of the children it supervises, if it is a
+    /// declared supervisor.
+    fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity>;
     /// The node that restarts this cell (its supervisor's, or the parent
     /// cell's for a spawned child), while it lives; `None` for a top-level
     /// cell.

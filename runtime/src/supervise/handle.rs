@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use crate::address::Addr;
 use crate::ask::{self, Pending};
+use crate::cell::StopReason;
+use crate::mailbox::StopCause;
 use crate::path::CellPath;
 use crate::sync::Arc;
 
-use super::error::{ChildError, StartError};
-use super::info::{ChildCounts, ChildInfo, SupervisionEvent};
+use super::error::{ChildError, StartError, StopError};
+use super::info::{ChildCounts, ChildInfo, RestartIntensity, SupervisionEvent};
 use super::node::{Command, Node};
 use super::spec::ChildSpec;
 use super::start::SupervisorMsg;
@@ -18,6 +20,16 @@ use super::watch::Terminated;
 
 /// A handle on a running supervisor: look up its children, read its
 /// history, start and stop children.
+///
+/// The operations of OTP's `supervisor` module, on a handle that stays
+/// valid across the supervisor's restarts: its [`path`](Supervisor::path),
+/// [`which_children`](Supervisor::which_children),
+/// [`count_children`](Supervisor::count_children),
+/// [`start_child`](Supervisor::start_child),
+/// [`terminate_child`](Supervisor::terminate_child),
+/// [`restart_child`](Supervisor::restart_child),
+/// [`delete_child`](Supervisor::delete_child), a [`watch`](Supervisor::watch),
+/// and [`stop`](Supervisor::stop) for the supervisor itself.
 ///
 /// Reads (`child`, `which_children`, `count_children`, `history`) answer at
 /// once. Requests (`start_child`, `terminate_child`, …) are processed by the
@@ -85,6 +97,28 @@ impl Supervisor {
     /// Child counts.
     pub fn count_children(&self) -> ChildCounts {
         self.node.count_children()
+    }
+
+    /// The restart intensity as of now: the restarts its sliding window
+    /// counts and how many more it allows before it gives up. A supervisor
+    /// restarted by its parent begins with an empty window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Runtime, SupervisorSpec};
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let spec = SupervisorSpec::new("sup").intensity(3, Duration::from_secs(10));
+    /// let sup = runtime.start_supervisor(spec, Duration::from_secs(5))?;
+    /// let intensity = sup.intensity();
+    /// assert_eq!((intensity.restarts, intensity.remaining, intensity.max_restarts), (0, 3, 3));
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn intensity(&self) -> RestartIntensity {
+        self.node.intensity()
     }
 
     /// The latest supervision events (up to 256), oldest first: exits,
@@ -162,6 +196,68 @@ impl Supervisor {
         let (reply, pending) = ask::channel();
         self.node.command(make(reply));
         pending.wait(timeout)?
+    }
+
+    /// Stops the supervisor for good and waits up to `timeout` until it has:
+    /// its children stop first, in reverse start order (a pool's all at
+    /// once), each per its [`Shutdown`](crate::Shutdown), then the
+    /// supervisor ends. Returns what its watchers are told.
+    ///
+    /// `reason` is [`StopReason::Requested`] or [`StopReason::Shutdown`],
+    /// and is the reason a top-level supervisor ends with. A supervisor
+    /// nested in another is stopped by its parent, as
+    /// [`terminate_child`](Supervisor::terminate_child) does: it ends with
+    /// `Shutdown`, is not restarted, and its spec stays in its parent
+    /// (`restart_child` starts it again).
+    ///
+    /// # Errors
+    ///
+    /// [`StopError::InvalidReason`] for another reason (nothing is
+    /// stopped); [`StopError::Timeout`] when it has not stopped in time (it
+    /// goes on stopping).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, ChildSpec, Context, Runtime, SendError, StopReason, SupervisorSpec};
+    ///
+    /// struct Echo;
+    /// impl Cell for Echo {
+    ///     type Message = String;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: String) -> Result<(), CellError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let spec = SupervisorSpec::new("app").child(ChildSpec::new("echo", || Echo));
+    /// let app = runtime.start_supervisor(spec, Duration::from_secs(5))?;
+    /// let echo = app.child::<String>("echo").unwrap();
+    ///
+    /// let terminated = app.stop(StopReason::Shutdown, Duration::from_secs(5))?;
+    /// assert_eq!(terminated.path.as_str(), "/app");
+    /// assert_eq!(terminated.reason, StopReason::Shutdown);
+    /// assert!(matches!(echo.send("late".into()), Err(SendError::Closed(_))));
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stop(&self, reason: StopReason, timeout: Duration) -> Result<Terminated, StopError> {
+        let cause = match reason {
+            StopReason::Requested => StopCause::Requested,
+            StopReason::Shutdown => StopCause::Supervisor,
+            reason => return Err(StopError::InvalidReason { reason }),
+        };
+        let watch = self.watch();
+        match self.node.parent() {
+            Some(parent) => {
+                // Its parent answers too; the watch is what the caller waits for.
+                let (reply, _answer) = ask::channel();
+                parent.command(Command::TerminateChild { id: self.path().name().to_owned(), reply });
+            }
+            None => self.node.stop_owner(cause),
+        }
+        watch.wait(timeout).map_err(|_| StopError::Timeout)
     }
 
     /// Resolves when the supervisor stops for good; see [`Addr`]'s `watch`

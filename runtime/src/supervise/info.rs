@@ -68,6 +68,36 @@ pub struct Escalation {
     pub max_restarts: u32,
     /// …within this period.
     pub period: Duration,
+    /// The restarts counted in the window when it gave up, oldest first:
+    /// the `max_restarts` that the exit of `child` would have exceeded.
+    pub restarts: Vec<CountedRestart>,
+}
+
+/// One restart counted in a supervisor's intensity window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CountedRestart {
+    /// The id of the child whose exit was restarted (for a group restart,
+    /// the child that triggered it).
+    pub child: String,
+    /// When the restart was decided.
+    pub at: SystemTime,
+}
+
+/// A supervisor's restart intensity as of now: the restarts its sliding
+/// window counts, and how many more it allows before it gives up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct RestartIntensity {
+    /// Restarts within the last `period`.
+    pub restarts: u32,
+    /// Restarts allowed within `period`; one more makes it give up.
+    pub max_restarts: u32,
+    /// The window's length.
+    pub period: Duration,
+    /// Restarts it still allows now: `max_restarts - restarts`, at least 0.
+    pub remaining: u32,
 }
 
 /// One entry of a supervisor's history.
@@ -101,6 +131,9 @@ pub enum SupervisionEventKind {
     GroupRestarted,
     /// The child failed to start.
     StartFailed(StopReason),
+    /// The child's start said there was nothing to run
+    /// ([`Context::ignore`](crate::Context::ignore)): it is kept, stopped.
+    Ignored,
     /// The child did not stop within its shutdown timeout: its mailbox was
     /// closed, its handler left to return on its own.
     Abandoned,

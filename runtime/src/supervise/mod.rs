@@ -9,7 +9,7 @@
 //! - `handle.rs`: [`Supervisor`], the handle on a running supervisor.
 //! - `info.rs`: what a supervisor reports: children, counts, history.
 //! - `watch.rs`: [`Terminated`] notices for watchers.
-//! - `error.rs`: [`StartError`] and [`ChildError`].
+//! - `error.rs`: [`StartError`], [`ChildError`] and [`StopError`].
 //!
 //! `docs/supervision.md` states the semantics: strategies, restart kinds,
 //! intensity, backoff, ordered start and stop, significant children,
@@ -24,10 +24,11 @@ pub(crate) mod start;
 pub(crate) mod watch;
 pub(crate) mod window;
 
-pub use self::error::{ChildError, StartError};
+pub use self::error::{ChildError, StartError, StopError};
 pub use self::handle::Supervisor;
 pub use self::info::{
-    ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind,
+    ChildCounts, ChildInfo, ChildState, CountedRestart, Escalation, RestartIntensity, SupervisionEvent,
+    SupervisionEventKind,
 };
 pub use self::spec::{
     AutoShutdown, ChildSpec, Restart, RestartBackoff, RetryPolicy, Shutdown, SpecError, Strategy,

@@ -36,7 +36,10 @@ use crate::sync::{Arc, Mutex, Weak};
 use crate::timer::TimerHandle;
 
 use super::error::{ChildError, StartError};
-use super::info::{ChildCounts, ChildInfo, ChildState, Escalation, SupervisionEvent, SupervisionEventKind};
+use super::info::{
+    ChildCounts, ChildInfo, ChildState, CountedRestart, Escalation, RestartIntensity, SupervisionEvent,
+    SupervisionEventKind,
+};
 use super::spec::{validate_child, AutoShutdown, ChildSpec, Flags, Restart, Shutdown, SpecError, Strategy};
 use super::start::{ChildName, ChildPlacement, StartChild, StartedChild};
 use super::window::RestartWindow;
@@ -350,6 +353,18 @@ impl Node {
         self.state.lock().flags = flags;
     }
 
+    /// The node of the owner's own supervisor; `None` for a top-level owner.
+    pub(crate) fn parent(&self) -> Option<Arc<Node>> {
+        self.owner.upgrade()?.supervisor()
+    }
+
+    /// Asks the owner to stop (its children first, in its turn).
+    pub(crate) fn stop_owner(&self, cause: StopCause) {
+        if let Some(owner) = self.owner.upgrade() {
+            owner.send_system(SystemMsg::Stop(cause));
+        }
+    }
+
     /// Whether this node is a declared supervisor (it starts static children).
     pub(crate) fn is_supervisor(&self) -> bool {
         self.supervisor
@@ -546,6 +561,10 @@ impl Node {
             child.status = if exit.kept { Status::Waiting } else { Status::Stopped };
             child.last_run = child.running_since.take().map_or(Duration::ZERO, |since| since.elapsed());
         }
+        if exit.reason == StopReason::Ignored {
+            self.on_ignored(state, index, key);
+            return;
+        }
         // A requested restart that failed: the child stays stopped.
         if let Some(position) =
             state.waiters.iter().position(|(k, w)| *k == key && matches!(w, StartWaiter::Restart(_)))
@@ -571,7 +590,11 @@ impl Node {
                 }
                 self.record(state, &child.id, SupervisionEventKind::StartFailed(exit.reason.clone()));
                 if let StartWaiter::Reply(reply) = waiter {
-                    let _ = reply.send(Err(StartError::ChildFailed { id: child.id, reason: exit.reason }));
+                    let _ = reply.send(Err(StartError::ChildFailed {
+                        id: child.id,
+                        path: child.path,
+                        reason: exit.reason,
+                    }));
                 }
                 return;
             }
@@ -593,6 +616,40 @@ impl Node {
             Some(_) => state.deferred.push_back(Event::Exited(key, exit)),
             None if state.owner_ending => {}
             None => self.handle_exit(state, index, exit),
+        }
+    }
+
+    /// A child's start said there was nothing to run: it is kept, stopped,
+    /// and its start counts as done. A pool drops it.
+    fn on_ignored(&self, state: &mut NodeState, index: usize, key: u64) {
+        let id = state.children[index].id.clone();
+        state.children[index].status = Status::Stopped;
+        self.record(state, &id, SupervisionEventKind::Ignored);
+        let pool_child = !state.children[index].is_static && state.flags.strategy == Strategy::Pool;
+        if pool_child {
+            state.remove_child(index);
+        }
+        if let Some(position) = state.waiters.iter().position(|(k, _)| *k == key) {
+            match state.waiters.swap_remove(position) {
+                (_, StartWaiter::Reply(reply)) if pool_child => {
+                    drop(reply.send(Err(StartError::Ignored { id })))
+                }
+                (_, StartWaiter::Reply(reply)) => {
+                    let addr = state.children[index].addr.clone();
+                    drop(reply.send(Ok(addr)));
+                }
+                (_, StartWaiter::Restart(reply)) => drop(reply.send(Ok(()))),
+                (_, StartWaiter::Nobody) => {}
+            }
+        }
+        match &mut state.op {
+            Some(Op::Start { waiting, .. }) if *waiting == Some(key) => {
+                *waiting = None;
+                self.advance_start(state);
+            }
+            // Not an exit of a running child: nothing is restarted, and no
+            // significant child ended.
+            _ => {}
         }
     }
 
@@ -663,7 +720,8 @@ impl Node {
             }
             return;
         }
-        if !state.window.admit(Instant::now(), state.flags.max_restarts, state.flags.period) {
+        let (max, period) = (state.flags.max_restarts, state.flags.period);
+        if !state.window.admit_child(Instant::now(), max, period, id.clone()) {
             self.give_up(state, &id, exit.reason);
             return;
         }
@@ -694,6 +752,12 @@ impl Node {
             reason,
             max_restarts: state.flags.max_restarts,
             period: state.flags.period,
+            // The refused restart is the last counted: `child`'s exit.
+            restarts: {
+                let counted: Vec<CountedRestart> = state.window.counted().cloned().collect();
+                let kept = counted.len().saturating_sub(1);
+                counted.into_iter().take(kept).collect()
+            },
         };
         tracing::error!(
             supervisor = %self.path,
@@ -934,7 +998,8 @@ impl Node {
                 self.start_group(state, ids, delay, trigger)
             }
             StopPurpose::GroupRetry { ids, trigger, reason } => {
-                if !state.window.admit(Instant::now(), state.flags.max_restarts, state.flags.period) {
+                let (max, period) = (state.flags.max_restarts, state.flags.period);
+                if !state.window.admit_child(Instant::now(), max, period, trigger.clone()) {
                     self.give_up(state, &trigger, reason);
                     return;
                 }
@@ -1114,8 +1179,12 @@ impl Node {
                 if let Some(index) = state.index_of_id(id) {
                     state.children[index].stop_for_good();
                 }
-                let text = format!("child {id} failed to start: {}", describe(&reason));
-                (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_text(text)))
+                let path = match state.index_of_id(id) {
+                    Some(index) => state.children[index].path.clone(),
+                    None => self.path.child(id).unwrap_or_else(|_| self.path.clone()),
+                };
+                let cause = FailureCause::ChildStart { id: id.to_owned(), path, reason: Box::new(reason) };
+                (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_of(cause)))
             }
             StartPurpose::Group { .. } => {
                 // The whole group is tried again, in start order: what
@@ -1132,18 +1201,24 @@ impl Node {
         self.advance_stop(state);
     }
 
+    /// Why child `id` could not even be spawned: the child's own failure.
     fn start_failure(&self, id: &str, why: &str) -> Box<Failure> {
-        self.start_failure_text(format!("child {id} failed to start: {why}"))
+        let text = format!("child {id} failed to start: {why}");
+        let mut failure =
+            self.start_failure_of(FailureCause::Error { text, type_name: Some("cellrt::StartError") });
+        failure.path = self.path.child(id).unwrap_or_else(|_| self.path.clone());
+        failure
     }
 
-    fn start_failure_text(&self, text: String) -> Box<Failure> {
+    /// The owner's start failed with `cause`.
+    fn start_failure_of(&self, cause: FailureCause) -> Box<Failure> {
         let cell_kind = self.owner.upgrade().map_or("cellrt::Supervisor", |o| o.cell_kind());
         Box::new(Failure {
             path: self.path.clone(),
             cell_kind,
             hook: Hook::Started,
             message_kind: None,
-            cause: FailureCause::Error { text, type_name: Some("cellrt::StartError") },
+            cause,
             at: SystemTime::now(),
         })
     }
@@ -1527,6 +1602,14 @@ impl Node {
         }
     }
 
+    /// The restart intensity as of now.
+    pub(crate) fn intensity(&self) -> RestartIntensity {
+        let state = self.state.lock();
+        let (max_restarts, period) = (state.flags.max_restarts, state.flags.period);
+        let restarts = u32::try_from(state.window.in_window(Instant::now(), period)).unwrap_or(u32::MAX);
+        RestartIntensity { restarts, max_restarts, period, remaining: max_restarts.saturating_sub(restarts) }
+    }
+
     pub(crate) fn history(&self) -> Vec<SupervisionEvent> {
         self.state.lock().history.iter().cloned().collect()
     }
@@ -1663,12 +1746,5 @@ fn refuse_command(command: Command, err: ChildError) {
         | Command::DeleteChild { reply, .. } => {
             let _ = reply.send(Err(err));
         }
-    }
-}
-
-fn describe(reason: &StopReason) -> String {
-    match reason {
-        StopReason::Failed(failure) => failure.to_string(),
-        other => format!("{other:?}"),
     }
 }

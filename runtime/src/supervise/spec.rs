@@ -195,7 +195,44 @@ pub struct ChildSpec {
 impl ChildSpec {
     /// A worker child: `make` builds the cell at each start and restart.
     /// Permanent, 5 s shutdown timeout, not significant.
-    pub fn new<C: Cell>(id: impl Into<String>, make: impl FnMut() -> C + Send + 'static) -> Self {
+    pub fn new<C: Cell>(id: impl Into<String>, mut make: impl FnMut() -> C + Send + 'static) -> Self {
+        ChildSpec::new_at(id, move |_: &CellPath| make())
+    }
+
+    /// A worker child whose `make` is given the path of the instance it
+    /// builds the cell for, at each start and restart: a pool's template
+    /// learns which child it makes (its id is the path's last segment,
+    /// `#<n>`), a static child its place in the tree. Otherwise as
+    /// [`new`](ChildSpec::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, ChildSpec, Context, Reply, Runtime, SupervisorSpec};
+    ///
+    /// /// A worker that knows which pool child it is.
+    /// struct Worker { id: String }
+    ///
+    /// impl Cell for Worker {
+    ///     type Message = Reply<String>;
+    ///     fn handle(&mut self, _: &mut Context<Self>, reply: Reply<String>) -> Result<(), CellError> {
+    ///         let _ = reply.send(self.id.clone());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let template = ChildSpec::new_at("worker", |path| Worker { id: path.name().to_owned() });
+    /// let pool = runtime.start_supervisor(SupervisorSpec::pool("pool", template), Duration::from_secs(5))?;
+    /// let worker = pool.start_pool_child::<Reply<String>>(Duration::from_secs(5))?;
+    /// let id = worker.ask(|reply| reply)?.wait(Duration::from_secs(5))?;
+    /// assert_eq!(id, pool.which_children()[0].id);
+    /// assert!(id.starts_with('#'));
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new_at<C: Cell>(id: impl Into<String>, make: impl FnMut(&CellPath) -> C + Send + 'static) -> Self {
         ChildSpec::from_starter(id.into(), Arc::new(CellStarter::<C>::new(Box::new(make))))
     }
 
@@ -208,9 +245,10 @@ impl ChildSpec {
     pub fn durable<C: crate::store::Durable>(
         id: impl Into<String>,
         durability: crate::store::Durability,
-        make: impl FnMut() -> C + Send + 'static,
+        mut make: impl FnMut() -> C + Send + 'static,
     ) -> Self {
-        ChildSpec::from_starter(id.into(), Arc::new(CellStarter::<C>::durable(Box::new(make), durability)))
+        let make: Make<C> = Box::new(move |_: &CellPath| make());
+        ChildSpec::from_starter(id.into(), Arc::new(CellStarter::<C>::durable(make, durability)))
     }
 
     /// A child that is itself a supervisor. Waited for without limit when
@@ -622,8 +660,11 @@ impl std::error::Error for SpecError {
     }
 }
 
+/// Makes a cell value for the instance at the path it is given.
+pub(crate) type Make<C> = Box<dyn FnMut(&CellPath) -> C + Send>;
+
 /// A cell factory shared by a spec and the instances started from it.
-pub(crate) type Factory<C> = Arc<Mutex<Box<dyn FnMut() -> C + Send>>>;
+pub(crate) type Factory<C> = Arc<Mutex<Make<C>>>;
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use crate::runtime::{CellControl, SpawnError, SpawnRequest};
 use crate::sync::{Arc, Mutex};
 
 use super::node::{Node, NodeSeed};
-use super::spec::{ChildSpec, Factory, SpecError, SupervisorSpec};
+use super::spec::{ChildSpec, Factory, Make, SpecError, SupervisorSpec};
 
 /// The name a child takes under its parent.
 pub(crate) enum ChildName {
@@ -64,7 +64,7 @@ pub(crate) struct CellStarter<C: Cell> {
 }
 
 impl<C: Cell> CellStarter<C> {
-    pub(crate) fn new(make: Box<dyn FnMut() -> C + Send>) -> Self {
+    pub(crate) fn new(make: Make<C>) -> Self {
         CellStarter {
             factory: Arc::new(Mutex::new(make)),
             #[cfg(feature = "storage")]
@@ -86,7 +86,7 @@ impl<C: Cell> CellStarter<C> {
 
 #[cfg(feature = "storage")]
 impl<C: crate::store::Durable> CellStarter<C> {
-    pub(crate) fn durable(make: Box<dyn FnMut() -> C + Send>, durability: crate::store::Durability) -> Self {
+    pub(crate) fn durable(make: Make<C>, durability: crate::store::Durability) -> Self {
         CellStarter {
             factory: Arc::new(Mutex::new(make)),
             persist: Some(Arc::new(crate::store::durable::DurableState::<C>::new(durability))),
@@ -162,7 +162,7 @@ impl StartChild for SupervisorStarter {
     }
 
     fn start(&self, spec: &ChildSpec, placement: ChildPlacement<'_>) -> Result<StartedChild, SpawnError> {
-        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|| SupervisorCell)));
+        let factory: Factory<SupervisorCell> = Arc::new(Mutex::new(Box::new(|_: &_| SupervisorCell)));
         let seed = NodeSeed {
             flags: self.spec.flags,
             statics: self.spec.children.clone(),

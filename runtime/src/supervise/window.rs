@@ -2,9 +2,11 @@
 //! OTP counts them.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-/// The times of recent restarts of one supervisor.
+use super::info::CountedRestart;
+
+/// The recent restarts of one supervisor.
 ///
 /// A restart is allowed when, counting it, at most `max` restarts happened
 /// within the last `period` (a restart exactly `period` ago still counts).
@@ -12,20 +14,46 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 pub(crate) struct RestartWindow {
     times: VecDeque<Instant>,
+    /// Which child each restart of `times` was for, and when, by the clock.
+    counted: VecDeque<CountedRestart>,
 }
 
 impl RestartWindow {
     /// Records a restart at `now`; `false` when it exceeds the intensity.
+    #[cfg(any(test, cellrt_loom))]
     pub(crate) fn admit(&mut self, now: Instant, max: u32, period: Duration) -> bool {
+        self.admit_child(now, max, period, String::new())
+    }
+
+    /// [`admit`](RestartWindow::admit), for child `child`.
+    pub(crate) fn admit_child(&mut self, now: Instant, max: u32, period: Duration, child: String) -> bool {
+        self.slide(now, period);
+        self.times.push_back(now);
+        self.counted.push_back(CountedRestart { child, at: SystemTime::now() });
+        self.times.len() <= max as usize
+    }
+
+    /// Forgets the restarts older than `period` at `now`.
+    fn slide(&mut self, now: Instant, period: Duration) {
         while let Some(&oldest) = self.times.front() {
             if now.saturating_duration_since(oldest) > period {
                 self.times.pop_front();
+                self.counted.pop_front();
             } else {
                 break;
             }
         }
-        self.times.push_back(now);
-        self.times.len() <= max as usize
+    }
+
+    /// Restarts within the last `period` at `now`.
+    pub(crate) fn in_window(&self, now: Instant, period: Duration) -> usize {
+        self.times.iter().filter(|&&at| now.saturating_duration_since(at) <= period).count()
+    }
+
+    /// The restarts counted in the window as of the last `admit`, oldest
+    /// first; the last is the one just admitted (or refused).
+    pub(crate) fn counted(&self) -> impl Iterator<Item = &CountedRestart> {
+        self.counted.iter()
     }
 
     /// Restarts inside the window as of the last `admit`.
@@ -37,6 +65,7 @@ impl RestartWindow {
     /// Forgets every restart (a supervisor's new incarnation starts afresh).
     pub(crate) fn clear(&mut self) {
         self.times.clear();
+        self.counted.clear();
     }
 }
 

@@ -19,6 +19,8 @@ pub enum P {
     Fail,
     /// Stop normally (`ctx.stop()`).
     Stop,
+    /// Stop normally with `Shutdown` (`ctx.shutdown()`).
+    Shutdown,
     /// Answer with the values put into this incarnation.
     Get(Reply<Vec<u64>>),
     /// Block until the gate opens.
@@ -37,6 +39,7 @@ impl Clone for P {
             P::Panic => P::Panic,
             P::Fail => P::Fail,
             P::Stop => P::Stop,
+            P::Shutdown => P::Shutdown,
             P::Block(gate) => P::Block(gate.clone()),
             P::Sleep(d) => P::Sleep(*d),
             P::Flaky(n, left) => P::Flaky(*n, left.clone()),
@@ -74,16 +77,29 @@ pub struct ProbeCfg {
     pub log: Log<String>,
     /// Starts left to fail (in `started`).
     pub fail_starts: Arc<AtomicU32>,
+    /// Starts left to ignore (`ctx.ignore()` in `started`).
+    pub ignore_starts: Arc<AtomicU32>,
 }
 
 impl ProbeCfg {
     pub fn new(name: &'static str, log: &Log<String>) -> Self {
-        ProbeCfg { name, log: log.clone(), fail_starts: Arc::new(AtomicU32::new(0)) }
+        ProbeCfg {
+            name,
+            log: log.clone(),
+            fail_starts: Arc::new(AtomicU32::new(0)),
+            ignore_starts: Arc::new(AtomicU32::new(0)),
+        }
     }
 
     /// The next `n` starts fail.
     pub fn failing_starts(self, n: u32) -> Self {
         self.fail_starts.store(n, SeqCst);
+        self
+    }
+
+    /// The next `n` starts say there is nothing to run (`ctx.ignore()`).
+    pub fn ignoring_starts(self, n: u32) -> Self {
+        self.ignore_starts.store(n, SeqCst);
         self
     }
 
@@ -121,7 +137,14 @@ pub fn reason_name(reason: &StopReason) -> &'static str {
 impl Cell for Probe {
     type Message = P;
 
-    fn started(&mut self, _: &mut Context<Self>) -> Result<(), CellError> {
+    fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), CellError> {
+        let ignore = self.cfg.ignore_starts.load(SeqCst);
+        if ignore > 0 {
+            self.cfg.ignore_starts.store(ignore - 1, SeqCst);
+            self.cfg.log.push(format!("start {} ignored", self.cfg.name));
+            ctx.ignore();
+            return Ok(());
+        }
         let left = self.cfg.fail_starts.load(SeqCst);
         if left > 0 {
             self.cfg.fail_starts.store(left - 1, SeqCst);
@@ -141,6 +164,7 @@ impl Cell for Probe {
             P::Panic => panic!("boom"),
             P::Fail => return Err(CellError::msg("bad")),
             P::Stop => ctx.stop(),
+            P::Shutdown => ctx.shutdown(),
             P::Get(reply) => drop(reply.send(self.seen.clone())),
             P::Block(gate) => gate.wait(),
             P::Sleep(d) => {
@@ -169,6 +193,7 @@ impl Cell for Probe {
             P::Panic => "Panic",
             P::Fail => "Fail",
             P::Stop => "Stop",
+            P::Shutdown => "Shutdown",
             P::Get(_) => "Get",
             P::Block(_) => "Block",
             P::Sleep(_) => "Sleep",
