@@ -67,7 +67,9 @@
 //!
 //! # Mailboxes and backpressure
 //!
-//! Each cell's user mailbox is bounded (crossbeam-channel). A full mailbox
+//! Each cell's user mailbox is bounded: its capacity is an admission count,
+//! and the queue behind it (crossbeam-queue's `SegQueue`) allocates as it
+//! fills, so a large capacity costs nothing until messages queue. A full mailbox
 //! pushes back: `try_send` returns `Full`, `send` waits up to a timeout on
 //! threads that are not workers, and never blocks inside a cell (see
 //! [`Addr`]). Control messages travel in a separate system queue, so a full

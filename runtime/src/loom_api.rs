@@ -19,6 +19,7 @@
 //!
 //! | wrapper | real code |
 //! |---|---|
+//! | [`ModelBoundedQueue`] | `mailbox::BoundedQueue`, one lane's admission count over the stand-in queue of `sync/loom.rs` |
 //! | [`ModelMailbox`], [`ModelSystemMsg`] | `mailbox::Mailbox` and its `dispatch::state::CellState`, `mailbox::SystemMsg` |
 //! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
 //! | [`ModelSlot::isolate`], [`ModelSlot::split`], [`ModelSlot::unwrap`], [`ModelWrapper`] | `recompose::apply::KindRoute`, `flow::Router` (round-robin) and `address::Slot::swap`, put together as `Managed::{isolate, retire, split, merge}` do |
@@ -45,7 +46,9 @@ use crate::flow::{
     BreakerConfig, BreakerConfigError, BreakerOpen, BreakerState, CallOutcome, CircuitBreaker, Permit,
     Router, Routing,
 };
-use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, StopCause, SystemMsg};
+use crate::mailbox::{
+    BoundedQueue, Envelope, Mailbox, PendingRegroup, Regroup, SendError, StopCause, SystemMsg,
+};
 use crate::path::CellPath;
 use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
 use crate::runtime::CellControl;
@@ -121,6 +124,54 @@ impl From<SystemMsg> for ModelSystemMsg {
             SystemMsg::Supervise => ModelSystemMsg::Supervise,
             SystemMsg::Regroup => ModelSystemMsg::Regroup,
         }
+    }
+}
+
+/// One lane of a user mailbox: the real `mailbox::BoundedQueue`, its
+/// admission count over loom's stand-in for the segment queue.
+pub struct ModelBoundedQueue<T> {
+    inner: BoundedQueue<T>,
+}
+
+impl<T> ModelBoundedQueue<T> {
+    /// An empty lane admitting `capacity` items (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        ModelBoundedQueue { inner: BoundedQueue::new(capacity) }
+    }
+
+    /// `BoundedQueue::try_push`: reserve a slot, then push.
+    ///
+    /// # Errors
+    ///
+    /// The item, handed back, when every slot is taken.
+    pub fn try_push(&self, item: T) -> Result<(), T> {
+        self.inner.try_push(item)
+    }
+
+    /// `BoundedQueue::pop`: pop, then release the slot.
+    pub fn pop(&self) -> Option<T> {
+        self.inner.pop()
+    }
+
+    /// `BoundedQueue::len`: the admission count (queued plus in flight).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// `BoundedQueue::is_empty`: no item queued.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// The most items the queue ever held at once.
+    pub fn peak(&self) -> usize {
+        self.inner.peak()
+    }
+}
+
+impl<T> fmt::Debug for ModelBoundedQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelBoundedQueue").field("len", &self.inner.len()).finish()
     }
 }
 
@@ -271,6 +322,11 @@ impl<M> ModelMailbox<M> {
     /// Whether no user message is waiting.
     pub fn is_empty(&self) -> bool {
         self.inner.len() == 0
+    }
+
+    /// The most messages lane 0's queue ever held at once.
+    pub fn peak(&self) -> usize {
+        self.inner.peak()
     }
 
     /// The state word now.

@@ -288,6 +288,36 @@ fn spawn_refuses_bad_names_duplicates_zero_capacity_and_unknown_dispatchers() {
     rt.shutdown(PATIENCE);
 }
 
+/// A huge capacity is a bound, not an allocation: spawning is immediate and
+/// the cell works like any other (`capacity(1 << 30)` allocated all its
+/// slots up front and aborted the process when the mailbox was an array).
+#[test]
+fn a_cell_of_capacity_one_billion_spawns_and_handles_messages() {
+    let rt = runtime(1);
+    let log = Log::default();
+    let addr = rt.spawn_with(CellConfig::named("huge").capacity(1 << 30), Recorder::new(&log)).unwrap();
+    assert_eq!(addr.capacity(), 1 << 30);
+    for n in 0..100 {
+        assert!(addr.try_send(Rec::Put(n)).is_ok());
+    }
+    assert!(eventually(|| log.len() == 100));
+    assert_eq!(log.items(), (0..100).collect::<Vec<_>>());
+    assert_eq!(addr.queued(), 0);
+    rt.shutdown(PATIENCE);
+}
+
+/// `usize::MAX` is the largest capacity, and a valid one.
+#[test]
+fn the_largest_capacity_is_accepted() {
+    let rt = runtime(1);
+    let log = Log::default();
+    let addr = rt.spawn_with(CellConfig::new().capacity(usize::MAX), Recorder::new(&log)).unwrap();
+    assert_eq!(addr.capacity(), usize::MAX);
+    assert!(addr.try_send(Rec::Put(7)).is_ok());
+    assert!(eventually(|| log.items() == [7]));
+    rt.shutdown(PATIENCE);
+}
+
 #[test]
 fn a_stopped_cells_name_can_be_reused() {
     let rt = runtime(1);

@@ -52,10 +52,14 @@ impl CellConfig {
         self
     }
 
-    /// Capacity of the user mailbox, in messages. Must be at least 1:
-    /// capacity 0 is refused at spawn with [`SpawnError::ZeroCapacity`]
-    /// (a cell is scheduled, so a rendezvous would block its sender on a
-    /// worker it does not control). All slots are allocated at spawn.
+    /// Capacity of the user mailbox, in messages (per priority lane). Must
+    /// be at least 1: capacity 0 is refused at spawn with
+    /// [`SpawnError::ZeroCapacity`] (a cell is scheduled, so a rendezvous
+    /// would block its sender on a worker it does not control). Any larger
+    /// value up to `usize::MAX` is valid: the capacity is a bound, not an
+    /// allocation. The mailbox allocates as it fills (blocks of 31
+    /// messages) and frees as it drains, so a capacity of `1 << 30` costs
+    /// nothing until messages queue up.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity);
         self

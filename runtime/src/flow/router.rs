@@ -427,7 +427,7 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
     }
 
     fn capacity(&self) -> usize {
-        self.members.read().list.iter().map(Addr::capacity).sum()
+        self.members.read().list.iter().map(Addr::capacity).fold(0, usize::saturating_add)
     }
 
     fn control(&self) -> Option<Arc<dyn CellControl>> {

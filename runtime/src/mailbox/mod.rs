@@ -1,10 +1,25 @@
 //! A cell's inbox: a bounded user queue behind an admission gate, a lane for
 //! messages handed over by a replaced target, and a lane of control requests.
 //!
+//! - `bounded.rs`: one lane's queue, bounded by an admission count and
+//!   allocated as it fills.
 //! - `error.rs`: [`SendError`], the rejected message handed back.
 //! - `system.rs`: the control requests (stop, drain, kill), as pending flags.
 //! - `space.rs`: how blocking senders wait for room.
 //! - `regroup.rs`: work recomposition asks of a cell on its queued messages.
+//!
+//! # Memory
+//!
+//! A mailbox costs memory in proportion to what it holds, not to its
+//! capacity. Each lane is a [`BoundedQueue`]: an admission count enforces
+//! the capacity, and the messages live in a segment queue (31 messages a
+//! segment) that is allocated by the first push, grows as the lane fills
+//! and frees segments as it drains. An idle cell of capacity 32 and one of
+//! capacity `1 << 30` cost the same; a lane that has held messages keeps one
+//! segment (plus the queue's head and tail, on their own cache lines) until
+//! it has passed 31 more. The lanes above 0 cost a few words each until
+//! their first push. The moved lane is a `VecDeque`, empty until a replace
+//! or a restart hands messages over.
 //!
 //! # Order of delivery
 //!
@@ -47,6 +62,7 @@
 //! No message is both rejected and queued, and none is neither: the loom
 //! model `loom-tests/tests/mailbox_close.rs` checks this.
 
+mod bounded;
 mod error;
 mod regroup;
 mod space;
@@ -59,13 +75,14 @@ pub use self::error::SendError;
 pub(crate) use self::regroup::{PendingRegroup, Regroup};
 pub(crate) use self::system::{StopCause, SystemMsg};
 
+pub(crate) use self::bounded::BoundedQueue;
 use self::space::SpaceSignal;
 use self::system::SystemQueue;
 use crate::dispatch::state::{CellState, Schedule, Snapshot};
 use crate::dispatch::TurnEnd;
 use crate::observe::metrics::Stamp;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use crate::sync::{MailboxQueue, Mutex};
+use crate::sync::Mutex;
 
 /// A queued user message and, if it was sampled or has a deadline, its
 /// stamp. Moved messages keep theirs, so a deadline survives a replace.
@@ -86,9 +103,9 @@ impl<M> Envelope<M> {
 #[derive(Debug)]
 pub(crate) struct Mailbox<M> {
     state: CellState,
-    queue: MailboxQueue<Envelope<M>>,
+    queue: BoundedQueue<Envelope<M>>,
     /// Lanes 1 and up, for cell types with priority lanes; see the module docs.
-    lanes: Option<Box<[MailboxQueue<Envelope<M>>]>>,
+    lanes: Option<Box<[BoundedQueue<Envelope<M>>]>>,
     moved: Mutex<VecDeque<Envelope<M>>>,
     moved_len: AtomicUsize,
     /// Set until the predecessor's messages arrive; see the module docs.
@@ -117,8 +134,8 @@ impl<M> Mailbox<M> {
     pub(crate) fn with_lanes(capacity: usize, lanes: usize, held: bool) -> Self {
         Mailbox {
             state: CellState::new(),
-            queue: MailboxQueue::new(capacity),
-            lanes: (lanes > 1).then(|| (1..lanes).map(|_| MailboxQueue::new(capacity)).collect()),
+            queue: BoundedQueue::new(capacity),
+            lanes: (lanes > 1).then(|| (1..lanes).map(|_| BoundedQueue::new(capacity)).collect()),
             moved: Mutex::new(VecDeque::new()),
             moved_len: AtomicUsize::new(0),
             held: AtomicBool::new(held),
@@ -263,7 +280,7 @@ impl<M> Mailbox<M> {
             }
         }
         if let Some(lanes) = &self.lanes {
-            if let Some(envelope) = lanes.iter().rev().find_map(MailboxQueue::pop) {
+            if let Some(envelope) = lanes.iter().rev().find_map(BoundedQueue::pop) {
                 return Some((envelope.msg, envelope.stamp));
             }
         }
@@ -272,7 +289,7 @@ impl<M> Mailbox<M> {
 
     /// The queue of priority lane `lane` (the highest for a number above it).
     #[inline]
-    fn lane(&self, lane: usize) -> &MailboxQueue<Envelope<M>> {
+    fn lane(&self, lane: usize) -> &BoundedQueue<Envelope<M>> {
         match (&self.lanes, lane) {
             (Some(lanes), 1..) => &lanes[(lane - 1).min(lanes.len() - 1)],
             _ => &self.queue,
@@ -304,13 +321,21 @@ impl<M> Mailbox<M> {
 
     /// User messages waiting, moved ones included.
     pub(crate) fn len(&self) -> usize {
-        let lanes = self.lanes.as_ref().map_or(0, |lanes| lanes.iter().map(MailboxQueue::len).sum());
+        let lanes = self.lanes.as_ref().map_or(0, |lanes| lanes.iter().map(BoundedQueue::len).sum());
         self.moved_len.load(Acquire) + self.queue.len() + lanes
     }
 
-    /// The capacity of the user queue (of all lanes together).
+    /// The most messages lane 0 ever held at once (the loom stand-in's
+    /// record), for the models to compare with its capacity.
+    #[cfg(cellrt_loom)]
+    pub(crate) fn peak(&self) -> usize {
+        self.queue.peak()
+    }
+
+    /// The capacity of the user queue (of all lanes together; `usize::MAX`
+    /// when that sum does not fit).
     pub(crate) fn capacity(&self) -> usize {
-        self.queue.capacity() * self.lanes()
+        self.queue.capacity().saturating_mul(self.lanes())
     }
 
     /// Closes the gate (see the module docs) and wakes blocked senders so they
@@ -368,8 +393,7 @@ impl<M> Mailbox<M> {
     pub(crate) fn wait_for_space(&self, lane: usize, deadline: Instant) -> bool {
         let guard = self.space.lock();
         let before = self.state.wait_for_space();
-        let queue = self.lane(lane);
-        if before.is_closed() || queue.len() < queue.capacity() {
+        if before.is_closed() || self.lane(lane).has_room() {
             return true;
         }
         self.space.sleep(guard, deadline)
@@ -469,6 +493,14 @@ mod tests {
         let _ = mailbox.push_to(1, 11, None).unwrap();
         assert!(mailbox.close());
         assert_eq!(msgs(mailbox.take_user()), vec![10, 11, 1], "in the order the worker would take them");
+    }
+
+    #[test]
+    fn the_capacity_of_all_lanes_saturates_at_the_largest_usize() {
+        let mailbox: Mailbox<u8> = Mailbox::with_lanes(usize::MAX, 3, false);
+        assert_eq!(mailbox.capacity(), usize::MAX);
+        let _ = mailbox.push_to(2, 1, None).unwrap();
+        assert_eq!(mailbox.len(), 1);
     }
 
     #[test]

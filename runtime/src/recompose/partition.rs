@@ -287,7 +287,7 @@ impl<M: Send + 'static> Deliver<M> for KeyedHandover<M> {
     }
 
     fn capacity(&self) -> usize {
-        self.members.iter().map(Addr::capacity).sum()
+        self.members.iter().map(Addr::capacity).fold(0, usize::saturating_add)
     }
 
     fn control(&self) -> Option<Arc<dyn CellControl>> {

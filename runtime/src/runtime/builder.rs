@@ -223,8 +223,9 @@ impl Builder {
         self
     }
 
-    /// Mailbox capacity of cells spawned without one, in messages. All slots
-    /// are allocated at spawn, so this sets the memory of an idle cell.
+    /// Mailbox capacity of cells spawned without one, in messages: a bound,
+    /// not an allocation (see [`CellConfig::capacity`](crate::CellConfig::capacity)),
+    /// so it does not change the memory of an idle cell.
     ///
     /// # Default
     ///

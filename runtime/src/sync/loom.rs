@@ -121,41 +121,50 @@ impl Condvar {
     }
 }
 
-/// The mailbox queue under loom: a bounded `VecDeque` behind a loom mutex,
-/// with the same contract as the crossbeam queue of normal builds.
+/// A cell written once. std's, as in normal builds: loom has none, and the
+/// cell's own synchronization is not part of any protocol the models check
+/// (its initializer runs no loom operation, so under the model it is one step).
+pub(crate) use std::sync::OnceLock;
+
+/// The unbounded queue of a mailbox lane under loom: a `VecDeque` behind a
+/// loom mutex, with the same interface as crossbeam-queue's `SegQueue` of
+/// normal builds (which loom cannot see inside). It bounds nothing itself,
+/// so a model checks the admission count of `mailbox::bounded` that does;
+/// it records the most items it ever held, for the models to compare with
+/// that bound.
 #[derive(Debug)]
-pub(crate) struct MailboxQueue<T> {
-    items: loom::sync::Mutex<VecDeque<T>>,
-    capacity: usize,
+pub(crate) struct SegQueue<T> {
+    items: loom::sync::Mutex<Items<T>>,
 }
 
-impl<T> MailboxQueue<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        MailboxQueue { items: loom::sync::Mutex::new(VecDeque::new()), capacity }
+#[derive(Debug)]
+struct Items<T> {
+    queue: VecDeque<T>,
+    /// The most items `queue` held at once.
+    peak: usize,
+}
+
+impl<T> SegQueue<T> {
+    pub(crate) fn new() -> Self {
+        SegQueue { items: loom::sync::Mutex::new(Items { queue: VecDeque::new(), peak: 0 }) }
     }
 
-    pub(crate) fn try_push(&self, item: T) -> Result<(), T> {
+    pub(crate) fn push(&self, item: T) {
         let mut items = self.items.lock().unwrap();
-        if items.len() >= self.capacity {
-            return Err(item);
-        }
-        items.push_back(item);
-        Ok(())
+        items.queue.push_back(item);
+        items.peak = items.peak.max(items.queue.len());
     }
 
     pub(crate) fn pop(&self) -> Option<T> {
-        self.items.lock().unwrap().pop_front()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.items.lock().unwrap().len()
+        self.items.lock().unwrap().queue.pop_front()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.lock().unwrap().is_empty()
+        self.items.lock().unwrap().queue.is_empty()
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+    /// The most items the queue held at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.items.lock().unwrap().peak
     }
 }

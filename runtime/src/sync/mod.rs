@@ -5,15 +5,17 @@
 //! it, so the protocol code above it is the same in every build:
 //!
 //! - `std.rs`: the real primitives (`parking_lot` locks when that feature is on,
-//!   `std::sync` otherwise; crossbeam-channel for mailbox queues);
+//!   `std::sync` otherwise; crossbeam-queue's `SegQueue` for mailbox lanes);
 //! - `loom.rs`: loom's model-checked primitives, selected by
-//!   `RUSTFLAGS="--cfg cellrt_loom"`. loom cannot see inside crossbeam-channel,
-//!   so under loom a mailbox queue is a loom `Mutex<VecDeque>` with the same
-//!   bounded contract.
+//!   `RUSTFLAGS="--cfg cellrt_loom"`. loom cannot see inside crossbeam-queue,
+//!   so under loom a `SegQueue` is a loom `Mutex<VecDeque>` with the same
+//!   interface; the admission count that bounds a lane
+//!   (`mailbox/bounded.rs`) is the real code in both.
 //!
 //! Both backends export the same names with the same signatures: `Arc`,
 //! `Mutex`/`MutexGuard` (no poisoning: `lock()` always returns the guard),
-//! `RwLock`, `Condvar`, `atomic::*`, `thread`, `spin_loop` and `MailboxQueue`.
+//! `RwLock`, `Condvar`, `OnceLock`, `atomic::*`, `thread`, `spin_loop` and
+//! `SegQueue`.
 //! The loom switch is a test harness hook, not part of the public API.
 
 #[cfg(not(cellrt_loom))]

@@ -210,47 +210,12 @@ mod lock {
 
 pub(crate) use lock::{Condvar, Mutex, MutexGuard, RwLock};
 
-/// The bounded, lock-free queue behind a cell's user mailbox.
-///
-/// Both ends live together: the mailbox is the single owner, senders reach it
-/// through the mailbox's admission gate and only the running worker pops.
-#[derive(Debug)]
-pub(crate) struct MailboxQueue<T> {
-    tx: crossbeam_channel::Sender<T>,
-    rx: crossbeam_channel::Receiver<T>,
-}
+/// The unbounded, lock-free queue behind each lane of a cell's user
+/// mailbox: segments of 31 slots, allocated as it fills and freed as it
+/// drains, so it costs memory in proportion to what it holds. The bound is
+/// enforced above it, by `mailbox::bounded`.
+pub(crate) use crossbeam_queue::SegQueue;
 
-impl<T> MailboxQueue<T> {
-    /// A queue holding at most `capacity` items. `capacity` must be at least 1.
-    pub(crate) fn new(capacity: usize) -> Self {
-        debug_assert!(capacity > 0, "a mailbox queue needs room for one item");
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
-        MailboxQueue { tx, rx }
-    }
-
-    /// Appends `item`, or hands it back when the queue is full.
-    #[inline]
-    pub(crate) fn try_push(&self, item: T) -> Result<(), T> {
-        self.tx.try_send(item).map_err(crossbeam_channel::TrySendError::into_inner)
-    }
-
-    /// Takes the oldest item.
-    #[inline]
-    pub(crate) fn pop(&self) -> Option<T> {
-        self.rx.try_recv().ok()
-    }
-
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.rx.len()
-    }
-
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    pub(crate) fn capacity(&self) -> usize {
-        self.rx.capacity().unwrap_or(usize::MAX)
-    }
-}
+/// A cell written once: the lazily allocated parts of a mailbox. Its own
+/// synchronization is std's, in every build (see `loom.rs`).
+pub(crate) use std::sync::OnceLock;
