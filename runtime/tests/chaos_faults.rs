@@ -301,7 +301,12 @@ fn a_stalled_turn_shows_as_time_in_queue() {
     let injection = runtime.inject(fault("/rec: stall(30ms) limit=1 seed=1")).unwrap();
     rec.send(Rec::Put(1)).unwrap();
     assert_eq!(dump(&rec), vec![1]);
-    let metrics = runtime.snapshot().cells[0].metrics.clone().unwrap();
+    // A turn's measurements land when it ends, after the dump was answered:
+    // the stalled turn took the put and the second dump together.
+    let metrics = || runtime.snapshot().cells[0].metrics.clone().unwrap();
+    assert!(eventually(|| metrics().handled == 3), "{:?}", metrics());
+    let metrics = metrics();
+    assert_eq!(metrics.time_in_queue.count, 3);
     assert!(metrics.time_in_queue.max >= Duration::from_millis(30), "{:?}", metrics.time_in_queue);
     let records = injection.log();
     assert_eq!(records.len(), 1);
