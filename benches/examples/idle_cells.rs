@@ -200,11 +200,11 @@ fn main() {
         .collect();
     println!(
         "capacity {capacity}, {cells} cells{}: allocated {per_cell:.1} B/cell, RSS {rss_per_cell:.1} B/cell, \
-         spawn {:.0} k cells/s",
+         spawn {:.0} k cells/s\n  live blocks per cell, by size: {}",
         if touched { ", one message handled each" } else { ", idle" },
         cells as f64 / spawn_time.as_secs_f64() / 1e3,
+        composition.join(", "),
     );
-    println!("  live blocks per cell, by size: {}", composition.join(", "));
     drop((first, addrs));
     rt.shutdown(Duration::from_secs(120));
 }

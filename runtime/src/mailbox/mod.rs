@@ -18,7 +18,8 @@
 //! capacity `1 << 30` cost the same; a lane that has held messages keeps one
 //! segment (plus the queue's head and tail, on their own cache lines) until
 //! it has passed 31 more. The lanes above 0 cost a few words each until
-//! their first push. The moved lane is a `VecDeque`, empty until a replace
+//! their first push. The moved lane is a `VecDeque`, allocated by the first
+//! hand-over (a replace or a restart that re-delivers a message).
 //! or a restart hands messages over.
 //!
 //! # Order of delivery
@@ -82,7 +83,7 @@ use crate::dispatch::state::{CellState, Schedule, Snapshot};
 use crate::dispatch::TurnEnd;
 use crate::observe::metrics::Stamp;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use crate::sync::Mutex;
+use crate::sync::{Mutex, OnceLock};
 
 /// A queued user message and, if it was sampled or has a deadline, its
 /// stamp. Moved messages keep theirs, so a deadline survives a replace.
@@ -106,7 +107,8 @@ pub(crate) struct Mailbox<M> {
     queue: BoundedQueue<Envelope<M>>,
     /// Lanes 1 and up, for cell types with priority lanes; see the module docs.
     lanes: Option<Box<[BoundedQueue<Envelope<M>>]>>,
-    moved: Mutex<VecDeque<Envelope<M>>>,
+    /// The moved lane; allocated by the first hand-over, see the module docs.
+    moved: OnceLock<Box<Mutex<VecDeque<Envelope<M>>>>>,
     moved_len: AtomicUsize,
     /// Set until the predecessor's messages arrive; see the module docs.
     held: AtomicBool,
@@ -136,7 +138,7 @@ impl<M> Mailbox<M> {
             state: CellState::new(),
             queue: BoundedQueue::new(capacity),
             lanes: (lanes > 1).then(|| (1..lanes).map(|_| BoundedQueue::new(capacity)).collect()),
-            moved: Mutex::new(VecDeque::new()),
+            moved: OnceLock::new(),
             moved_len: AtomicUsize::new(0),
             held: AtomicBool::new(held),
             suspended: AtomicBool::new(false),
@@ -206,18 +208,23 @@ impl<M> Mailbox<M> {
     /// before anything else (a failed message re-delivered after a restart).
     /// Called by the run-token holder only.
     pub(crate) fn push_front(&self, msgs: impl DoubleEndedIterator<Item = M>) {
-        let mut moved = self.moved.lock();
+        let mut moved = self.moved_lane().lock();
         for msg in msgs.rev() {
             moved.push_front(Envelope::plain(msg));
         }
         self.moved_len.store(moved.len(), Release);
     }
 
+    /// The moved lane, allocated on first use.
+    fn moved_lane(&self) -> &Mutex<VecDeque<Envelope<M>>> {
+        self.moved.get_or_init(Box::default)
+    }
+
     /// Takes the messages a replaced predecessor left, ahead of the user
     /// queue, and lifts the hold. Bypasses the gate and the capacity: the
     /// moved lane only ever holds what one replaced queue held.
     pub(crate) fn release(&self, msgs: impl IntoIterator<Item = Envelope<M>>) -> Schedule {
-        let mut moved = self.moved.lock();
+        let mut moved = self.moved_lane().lock();
         moved.extend(msgs);
         self.moved_len.store(moved.len(), Release);
         drop(moved);
@@ -273,10 +280,12 @@ impl<M> Mailbox<M> {
             return None;
         }
         if self.moved_len.load(Acquire) > 0 {
-            let mut moved = self.moved.lock();
-            if let Some(envelope) = moved.pop_front() {
-                self.moved_len.store(moved.len(), Release);
-                return Some((envelope.msg, envelope.stamp));
+            if let Some(moved) = self.moved.get() {
+                let mut moved = moved.lock();
+                if let Some(envelope) = moved.pop_front() {
+                    self.moved_len.store(moved.len(), Release);
+                    return Some((envelope.msg, envelope.stamp));
+                }
             }
         }
         if let Some(lanes) = &self.lanes {
@@ -351,10 +360,13 @@ impl<M> Mailbox<M> {
     ///
     /// [`close`]: Mailbox::close
     pub(crate) fn take_user(&self) -> Vec<Envelope<M>> {
-        let mut out: Vec<Envelope<M>> = {
-            let mut moved = self.moved.lock();
-            self.moved_len.store(0, Release);
-            moved.drain(..).collect()
+        let mut out: Vec<Envelope<M>> = match self.moved.get() {
+            Some(moved) => {
+                let mut moved = moved.lock();
+                self.moved_len.store(0, Release);
+                moved.drain(..).collect()
+            }
+            None => Vec::new(),
         };
         // The order the worker would have taken them in: highest lane first.
         if let Some(lanes) = &self.lanes {
