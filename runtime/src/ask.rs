@@ -395,7 +395,12 @@ pub(crate) mod held {
 
     impl HeldReplies {
         /// Delivers every answer.
+        #[inline]
         pub(crate) fn release(self) {
+            // Most turns hold nothing: no iterator to build and drop.
+            if self.0.is_empty() {
+                return;
+            }
             for deliver in self.0 {
                 deliver();
             }

@@ -393,7 +393,10 @@ impl<C: Cell> CellInstance<C> {
     ) -> Result<(), crate::store::StoreError> {
         use crate::store::Durability;
         let (Some(persist), Some(store), Some(inc)) = (&body.persist, &body.store, &body.incarnation) else {
-            held.release();
+            // Only a durable cell holds answers: most calls have none.
+            if !held.is_empty() {
+                held.release();
+            }
             return Ok(());
         };
         persist.save(&inc.cell, store)?;
