@@ -191,9 +191,15 @@
 //!   [`StorageConfig`]); the signal journal is persisted there.
 //! - `serde` (implied by `storage`): observation data ([`Snapshot`],
 //!   [`Signal`], …) and chaos reports implement serde's traits.
-//! - `chaos` (default): fault injection and experiments ([`Runtime::inject`],
-//!   [`Experiment`]). Without it, the send and handle paths compile as if
-//!   it did not exist.
+//! - `observe` (default): observation and what acts on it: failure
+//!   signatures, decay, objectives, the signal journal and triage
+//!   ([`Runtime::snapshot`], [`Runtime::journal`], [`Runtime::breaker`]),
+//!   and recomposition ([`Recomposer`]). Without it, cells keep no metrics,
+//!   the runtime runs no analysis window, and failures are still recorded
+//!   ([`Runtime::failures`]), supervised and dead-lettered.
+//! - `chaos` (default, implies `observe`): fault injection and experiments
+//!   ([`Runtime::inject`], [`Experiment`]). Without it, the send and handle
+//!   paths compile as if it did not exist.
 //!
 //! With `--no-default-features` the crate depends only on crossbeam,
 //! fastrand (retry jitter) and tracing.
@@ -219,10 +225,33 @@
            [`Experiment::ramp`]: #features"
 )]
 #![cfg_attr(
+    not(feature = "observe"),
+    doc = "[`FailureSignature`]: #features\n\
+           [`Decay`]: #features\n\
+           [`Objective`]: #features\n\
+           [`Runtime::journal`]: #features\n\
+           [`Runtime::snapshot`]: #features\n\
+           [`Runtime::breaker`]: #features\n\
+           [`Recomposer`]: #features\n\
+           [`Recomposer::manage`]: #features\n\
+           [`Recomposable`]: #features\n\
+           [`Plan`]: #features\n\
+           [`Mode::Auto`]: #features\n\
+           [`Mode::Propose`]: #features\n\
+           [`Snapshot`]: #features\n\
+           [`Signal`]: #features"
+)]
+#![cfg_attr(
     not(feature = "storage"),
     doc = "[`Store`]: #features\n\
            [`StorageConfig`]: #features"
 )]
+// Without observation there is no recomposition, and the seams it uses in
+// the core (swapping a slot's target, regrouping a message kind, handing a
+// child from one supervisor to another, the analysis window's gate) have no
+// caller, nor the public metrics types that only a snapshot returns.
+// Anything dead in every build is still reported by the default one.
+#![cfg_attr(not(feature = "observe"), allow(dead_code, unreachable_pub))]
 
 mod address;
 mod ask;
@@ -237,6 +266,7 @@ mod flow;
 mod mailbox;
 mod observe;
 mod path;
+#[cfg(feature = "observe")]
 mod recompose;
 mod runtime;
 #[cfg(feature = "storage")]
@@ -270,6 +300,7 @@ pub use crate::flow::{
     RouterStats, Routing, Shedding, SheddingError, SheddingStats, SlidingWindow, MAX_CLASS,
 };
 pub use crate::mailbox::SendError;
+#[cfg(feature = "observe")]
 pub use crate::observe::{
     AlertBurn, Baseline, Baselines, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Category,
     CellSnapshot, Crossing, Decay, DecayConfig, DecayConfigError, FailureKind, FailureSignature, FlowEdge,
@@ -279,6 +310,7 @@ pub use crate::observe::{
     SignatureStats, SignatureSummary, Snapshot, TopologyChange, TriageConfig, TriageConfigError,
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
+#[cfg(feature = "observe")]
 pub use crate::recompose::{
     Action, CellWindow, Expected, Finding, IsolatedKind, KindShare, Layout, Metric, Mode, Plan, PlanStatus,
     Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, RestoreError,

@@ -98,9 +98,12 @@ impl CellPath {
     }
 
     /// The journal path of the circuit breaker called `name`, made by
-    /// [`Runtime::breaker`](crate::Runtime::breaker): `/#breaker/<name>`.
+    /// [`Runtime::breaker`]: `/#breaker/<name>`.
     /// No cell can take it: cell names starting with `#` are refused, and
     /// unnamed cells are `#` followed by digits.
+    ///
+    #[cfg_attr(feature = "observe", doc = "[`Runtime::breaker`]: crate::Runtime::breaker")]
+    #[cfg_attr(not(feature = "observe"), doc = "[`Runtime::breaker`]: crate#features")]
     ///
     /// ```
     /// use cellrt::CellPath;

@@ -2,6 +2,8 @@
 //! `/#breaker/<name>`, in order, triaged as Hidden Dependency Exposed, and
 //! kept by a persisted journal.
 
+#![cfg(feature = "observe")]
+
 use std::time::Duration;
 
 use cellrt::{

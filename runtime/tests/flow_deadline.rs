@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cellrt::{
-    Addr, AskError, Cell, CellConfig, CellError, Context, FailureCause, Reply, Routing, Runtime, SendError,
-};
+use cellrt::{Addr, Cell, CellConfig, CellError, Context, FailureCause, Reply, Routing, Runtime, SendError};
 use common::{eventually, held_runtime, hold, PATIENCE};
 
 enum Msg {
@@ -88,6 +86,7 @@ fn the_handler_reads_the_ask_deadline_from_its_context_and_its_reply() {
     runtime.shutdown(PATIENCE);
 }
 
+#[cfg(feature = "observe")]
 #[test]
 fn a_message_whose_deadline_passed_in_the_queue_is_dead_lettered_as_expired_not_handled() {
     let runtime = held_runtime();
@@ -109,7 +108,7 @@ fn a_message_whose_deadline_passed_in_the_queue_is_dead_lettered_as_expired_not_
         [(1, None), (3, Some(later))],
         "the expired ones were skipped, in order"
     );
-    assert_eq!(expiring.wait(Duration::from_millis(1)), Err(AskError::Timeout));
+    assert_eq!(expiring.wait(Duration::from_millis(1)), Err(cellrt::AskError::Timeout));
 
     assert!(eventually(|| runtime.dead_letter_count() == 2));
     let letters = runtime.dead_letters();

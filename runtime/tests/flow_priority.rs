@@ -27,6 +27,7 @@ fn three_classes() -> Shedding<Req> {
     Shedding::new(|r: &Req| r.class).watermark(0, 0.5).unwrap().watermark(1, 0.8).unwrap()
 }
 
+#[cfg(feature = "observe")]
 #[test]
 fn lowest_classes_are_shed_first_and_every_shed_message_comes_back() {
     let runtime = held_runtime();

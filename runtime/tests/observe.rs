@@ -1,5 +1,7 @@
 //! Observation: failures folded into signatures.
 
+#![cfg(feature = "observe")]
+
 mod common;
 
 use cellrt::{Cell, CellError, ChildSpec, Context, FailureKind, SupervisorSpec};

@@ -1,6 +1,8 @@
 //! Observation under synthetic load: decay crossings, burn-rate alerts and
 //! triage categories in the journal, as the runtime records them.
 
+#![cfg(feature = "observe")]
+
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

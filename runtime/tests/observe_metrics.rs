@@ -1,5 +1,7 @@
 //! Observation: per-cell metrics, the flow map and the exports.
 
+#![cfg(feature = "observe")]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Every journal entry is a structured `tracing` event (target
 //! `cellrt::journal`). One test in its own binary: the subscriber is global.
+#![cfg(feature = "observe")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Recomposition: the engine isolates, splits, merges, replaces and
 //! reverts managed cells under traffic, and journals every step.
 
+#![cfg(feature = "observe")]
+
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};

@@ -3,7 +3,7 @@
 //! the account, and merged back into one cell; nothing lost, nothing
 //! applied twice, each sender's deposits to an account in order.
 
-#![cfg(feature = "storage")]
+#![cfg(all(feature = "storage", feature = "observe"))]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Recomposition across process restarts: kept plans are stored and applied
 //! again when a runtime on the same data directory manages the cell.
-#![cfg(feature = "storage")]
+#![cfg(all(feature = "storage", feature = "observe"))]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! replace moves the supervisor's entry to the variant; changes that would
 //! leave the entry without its cell are refused.
 
+#![cfg(feature = "observe")]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@
 //! Linux only: the figures come from `/proc/self/task/*` (`schedstat` for
 //! CPU time in nanoseconds, `status` for context switches). One test in this
 //! file, so that no other test's threads run in the measured interval.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", feature = "observe"))]
 
 use std::fs;
 use std::time::Duration;
@@ -102,6 +102,7 @@ fn process_cpu(threads: &[(String, u64, u64)]) -> Duration {
     Duration::from_nanos(threads.iter().map(|t| t.1).sum())
 }
 
+#[cfg(feature = "observe")]
 #[test]
 fn a_settled_runtime_wakes_no_thread_and_uses_no_cpu() {
     let mut builder = Runtime::builder();

@@ -3,7 +3,7 @@
 //! timers fire when driven, supervision and shutdown work without threads.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cellrt::{Cell, CellError, ChildSpec, Context, Reply, RunError, RunReport, Runtime, SupervisorSpec};
 
@@ -89,6 +89,7 @@ impl Cell for Alarm {
     }
 }
 
+#[cfg(feature = "observe")]
 #[test]
 fn timers_fire_when_the_application_drives_the_runtime() {
     let runtime = Runtime::builder()
@@ -99,14 +100,14 @@ fn timers_fire_when_the_application_drives_the_runtime() {
     let rung = Arc::new(Mutex::new(Vec::new()));
     let alarm = runtime.spawn(Alarm(rung.clone())).unwrap();
     assert_eq!(runtime.next_deadline(), None);
-    let set_at = Instant::now();
+    let set_at = std::time::Instant::now();
     alarm.try_send(AlarmMsg::Set(Duration::from_millis(30))).unwrap();
     assert_eq!(runtime.run_until_idle(), Ok(report(1, 0)));
     let due = runtime.next_deadline().expect("the alarm is pending");
     assert!(due >= set_at + Duration::from_millis(30));
     // Not due yet: nothing fires.
     assert!(runtime.run_once().unwrap().is_idle());
-    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
     assert_eq!(runtime.run_once(), Ok(report(1, 1)));
     assert_eq!(*rung.lock().unwrap(), [1]);
     assert_eq!(runtime.next_deadline(), None);
@@ -168,11 +169,11 @@ fn shutdown_drains_queued_messages_without_threads() {
 #[test]
 fn a_runtime_with_workers_is_not_driven_by_the_application() {
     // Without observation, so that it has no timer thread (see below).
-    let runtime = Runtime::builder()
-        .worker_threads(1)
-        .observation(cellrt::ObservationConfig::disabled())
-        .build()
-        .unwrap();
+    let mut builder = Runtime::builder();
+    builder.worker_threads(1);
+    #[cfg(feature = "observe")]
+    builder.observation(cellrt::ObservationConfig::disabled());
+    let runtime = builder.build().unwrap();
     assert_eq!(runtime.run_once(), Err(RunError::WorkerThreads));
     assert_eq!(runtime.run_until_idle(), Err(RunError::WorkerThreads));
     runtime.shutdown(PATIENCE);

@@ -27,12 +27,14 @@ fn public_types_are_send_and_sync() {
     send_sync::<AskError>();
     send_sync::<Failure>();
     send_sync::<ShutdownReport>();
+    send_sync::<RunReport>();
     send_sync::<TimerHandle>();
     send_sync::<CellPath>();
     send_sync::<CellConfig>();
     send_sync::<SpawnError>();
     send_sync::<BuildError>();
     send_sync::<StopError>();
+    send_sync::<RunError>();
     send_sync::<StopReason>();
     send_sync::<CircuitBreaker>();
     send_sync::<Permit>();

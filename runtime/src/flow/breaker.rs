@@ -278,9 +278,11 @@ pub enum BreakerConfigError {
     ZeroMinimumCalls,
     /// `permitted_in_half_open` is 0.
     ZeroPermittedInHalfOpen,
-    /// [`Runtime::breaker`](crate::Runtime::breaker) was given a name that
-    /// is not a valid cell name, so it cannot name the breaker's journal
-    /// path (`/#breaker/<name>`).
+    /// [`Runtime::breaker`] was given a name that is not a valid cell name,
+    /// so it cannot name the breaker's journal path (`/#breaker/<name>`).
+    ///
+    #[cfg_attr(feature = "observe", doc = "[`Runtime::breaker`]: crate::Runtime::breaker")]
+    #[cfg_attr(not(feature = "observe"), doc = "[`Runtime::breaker`]: crate#features")]
     InvalidName(NameError),
 }
 

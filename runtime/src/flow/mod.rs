@@ -36,7 +36,7 @@ pub use self::retry::{
     BackoffError, ExponentialBackoff, Jitter, Retry, RetryBudget, RetryBudgetError, RetryBudgetStats,
     RetryConfigError, RetryError,
 };
-#[cfg(feature = "storage")]
+#[cfg(all(feature = "storage", feature = "observe"))]
 pub(crate) use self::router::stable_hash;
 pub use self::router::{Router, RouterError, RouterStats, Routing};
 pub use self::shedding::{Shedding, SheddingError, SheddingStats, MAX_CLASS};

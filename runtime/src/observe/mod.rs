@@ -18,34 +18,53 @@
 //! - `snapshot.rs`: [`Snapshot`], all of it as one serializable value;
 //!   `export.rs`: its Prometheus and Graphviz forms.
 
+#[cfg(feature = "observe")]
 pub(crate) mod analysis;
+#[cfg(feature = "observe")]
 pub(crate) mod config;
+#[cfg(feature = "observe")]
 pub(crate) mod decay;
+#[cfg(feature = "observe")]
 mod export;
 pub(crate) mod histogram;
+#[cfg(feature = "observe")]
 pub(crate) mod journal;
 pub(crate) mod metrics;
+#[cfg(feature = "observe")]
 pub(crate) mod objective;
+#[cfg(feature = "observe")]
 pub(crate) mod observer;
+#[cfg(feature = "observe")]
 pub(crate) mod signature;
+#[cfg(feature = "observe")]
 pub(crate) mod snapshot;
+#[cfg(feature = "observe")]
 pub(crate) mod triage;
 
+#[cfg(feature = "observe")]
 pub use self::config::{ObservationConfig, ObservationConfigError};
+#[cfg(feature = "observe")]
 pub use self::decay::{
     Baseline, Baselines, Crossing, Decay, DecayConfig, DecayConfigError, LoadShift, NoiseFloor,
 };
+#[cfg(feature = "observe")]
 pub use self::histogram::LatencySummary;
+#[cfg(feature = "observe")]
 pub use self::journal::{
     JournalConfig, JournalConfigError, JournalError, JournalQuery, LearningMeasures, PlanStep, RollUp,
     Signal, SignalKind, SignalType, TopologyChange,
 };
+#[cfg(feature = "observe")]
 pub use self::metrics::{KindMetrics, Metrics};
+#[cfg(feature = "observe")]
 pub use self::objective::{
     AlertBurn, BurnAlert, BurnStatus, BurnTransition, BurnWindows, Indicator, Objective, ObjectiveError,
 };
+#[cfg(feature = "observe")]
 pub use self::signature::{FailureKind, FailureSignature, SignatureStats};
+#[cfg(feature = "observe")]
 pub use self::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, SignatureSummary, Snapshot};
+#[cfg(feature = "observe")]
 pub use self::triage::{Category, TriageConfig, TriageConfigError};
 
 /// `value` encoded and decoded with serde (bincode: exact floats), for the

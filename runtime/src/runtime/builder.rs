@@ -44,6 +44,7 @@ pub struct Builder {
     dead_letter_capacity: usize,
     threadless: bool,
     on_escalation: Option<EscalationHook>,
+    #[cfg(feature = "observe")]
     observation: crate::observe::ObservationConfig,
     #[cfg(feature = "storage")]
     storage: Option<crate::store::StorageConfig>,
@@ -72,6 +73,7 @@ impl Default for Builder {
             dead_letter_capacity: 1024,
             threadless: false,
             on_escalation: None,
+            #[cfg(feature = "observe")]
             observation: crate::observe::ObservationConfig::default(),
             #[cfg(feature = "storage")]
             storage: None,
@@ -290,6 +292,7 @@ impl Builder {
     /// # Default
     ///
     /// On, with the defaults of `ObservationConfig`.
+    #[cfg(feature = "observe")]
     pub fn observation(&mut self, config: crate::observe::ObservationConfig) -> &mut Self {
         self.observation = config;
         self
@@ -328,6 +331,7 @@ impl Builder {
 
     /// What observes the runtime's cells, with its journal: persisted in
     /// the storage's `sys/journal` tree when there is one.
+    #[cfg(feature = "observe")]
     fn observer(
         &self,
         #[cfg(feature = "storage")] storage: Option<&crate::store::Storage>,
@@ -385,6 +389,7 @@ impl Builder {
             }
         }
         let groups = self.groups()?;
+        #[cfg(feature = "observe")]
         self.observation.validate().map_err(BuildError::Observation)?;
         // Before any thread starts: a refused storage leaves nothing behind.
         #[cfg(feature = "storage")]
@@ -392,9 +397,9 @@ impl Builder {
             Some(config) => Some(crate::store::Storage::open(config).map_err(BuildError::Storage)?),
             None => None,
         };
-        #[cfg(feature = "storage")]
+        #[cfg(all(feature = "observe", feature = "storage"))]
         let observer = self.observer(storage.as_ref())?;
-        #[cfg(not(feature = "storage"))]
+        #[cfg(all(feature = "observe", not(feature = "storage")))]
         let observer = self.observer()?;
         crate::failure::install_panic_hook();
         let activity = Arc::new(ActivityGate::new());
@@ -423,6 +428,7 @@ impl Builder {
             dead_letter_capacity: self.dead_letter_capacity,
             threadless: self.threadless,
             on_escalation: self.on_escalation.clone(),
+            #[cfg(feature = "observe")]
             observation: self.observation.clone(),
             #[cfg(feature = "storage")]
             storage,
@@ -433,7 +439,15 @@ impl Builder {
             default_capacity = self.default_capacity,
             "runtime started"
         );
-        let shared = RuntimeShared::new(settings, dispatchers, groups, observer, activity);
+        let shared = RuntimeShared::new(
+            settings,
+            dispatchers,
+            groups,
+            #[cfg(feature = "observe")]
+            observer,
+            activity,
+        );
+        #[cfg(feature = "observe")]
         shared.start_analysis();
         Ok(Runtime::from_shared(shared))
     }

@@ -50,6 +50,7 @@ pub enum BuildError {
         reason: String,
     },
     /// The observation settings were refused.
+    #[cfg(feature = "observe")]
     Observation(crate::observe::ObservationConfigError),
     /// The storage could not be opened.
     #[cfg(feature = "storage")]
@@ -74,6 +75,7 @@ impl fmt::Display for BuildError {
             BuildError::ThreadSpawn { thread, reason } => {
                 write!(f, "cannot start thread {thread}: {reason}")
             }
+            #[cfg(feature = "observe")]
             BuildError::Observation(err) => write!(f, "invalid observation settings: {err}"),
             #[cfg(feature = "storage")]
             BuildError::Storage(err) => write!(f, "cannot open the storage: {err}"),
@@ -86,6 +88,7 @@ impl std::error::Error for BuildError {
         match self {
             #[cfg(feature = "storage")]
             BuildError::Storage(err) => Some(err),
+            #[cfg(feature = "observe")]
             BuildError::Observation(err) => Some(err),
             _ => None,
         }

@@ -15,7 +15,9 @@ mod shutdown;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+#[cfg(feature = "observe")]
+use std::time::SystemTime;
 
 use self::builder::EscalationHook;
 pub use self::builder::{Builder, DEFAULT_DISPATCHER};
@@ -33,12 +35,19 @@ use crate::dispatch::group::{Group, GroupStats};
 use crate::dispatch::Dispatcher;
 use crate::dormancy::{ActivityGate, Dormancy};
 use crate::failure::Failure;
-use crate::flow::{BreakerConfig, BreakerConfigError, CircuitBreaker, Router, RouterError, Routing};
+#[cfg(feature = "observe")]
+use crate::flow::{BreakerConfig, BreakerConfigError, CircuitBreaker};
+use crate::flow::{Router, RouterError, Routing};
 use crate::mailbox::{StopCause, SystemMsg};
+#[cfg(feature = "observe")]
 use crate::observe::analysis::CellView;
+#[cfg(feature = "observe")]
 use crate::observe::journal::{JournalError, JournalQuery, Signal, SignalKind, TopologyChange};
+#[cfg(feature = "observe")]
 use crate::observe::observer::Observer;
+#[cfg(feature = "observe")]
 use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, SignatureSummary, Snapshot};
+#[cfg(feature = "observe")]
 use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
 use crate::supervise::node::{ChildExit, Node, NodeSeed};
@@ -50,12 +59,14 @@ use crate::sync::{Arc, Condvar, Mutex, Weak};
 use crate::timer::TimerService;
 
 /// The `cell_kind` of a breaker's journal entries.
+#[cfg(feature = "observe")]
 const BREAKER_KIND: &str = "cellrt::CircuitBreaker";
 
 /// How many escalations [`Runtime::escalations`] keeps.
 const ESCALATIONS_KEPT: usize = 1024;
 
 /// How many journal entries a snapshot shows (the latest).
+#[cfg(feature = "observe")]
 const SNAPSHOT_JOURNAL: usize = 256;
 
 /// How many recent failures [`Runtime::failures`] keeps.
@@ -80,6 +91,7 @@ pub(crate) struct Settings {
     /// Driven by the application (`Runtime::run_once`), no thread.
     pub(crate) threadless: bool,
     pub(crate) on_escalation: Option<EscalationHook>,
+    #[cfg(feature = "observe")]
     pub(crate) observation: crate::observe::ObservationConfig,
     #[cfg(feature = "storage")]
     pub(crate) storage: Option<crate::store::Storage>,
@@ -119,6 +131,7 @@ struct Deadlines {
     period: Option<Duration>,
 }
 
+#[cfg(feature = "observe")]
 /// Something that acts on each analysis window, after the observer has
 /// folded it in: the recomposition engine. The runtime holds it weakly, so
 /// dropping the engine's handle unhooks it.
@@ -130,6 +143,7 @@ pub(crate) trait AnalysisHook: Send + Sync + 'static {
 /// State shared by the runtime handle, every cell and every context.
 pub(crate) struct RuntimeShared {
     /// Called after each analysis window; see [`AnalysisHook`].
+    #[cfg(feature = "observe")]
     analysis_hooks: Mutex<Vec<Weak<dyn AnalysisHook>>>,
     settings: Settings,
     dispatchers: HashMap<Arc<str>, Arc<Dispatcher>>,
@@ -142,6 +156,7 @@ pub(crate) struct RuntimeShared {
     next_id: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
     failures_total: AtomicU64,
+    #[cfg(feature = "observe")]
     observer: Observer,
     timers: TimerService,
     shutting_down: AtomicBool,
@@ -164,7 +179,7 @@ impl RuntimeShared {
         settings: Settings,
         dispatchers: Vec<Arc<Dispatcher>>,
         groups: Vec<Arc<Group>>,
-        observer: Observer,
+        #[cfg(feature = "observe")] observer: Observer,
         activity: Arc<ActivityGate>,
     ) -> Arc<Self> {
         let dead_letters = DeadLetters::new(settings.dead_letter_capacity);
@@ -174,6 +189,7 @@ impl RuntimeShared {
         #[cfg(all(feature = "chaos", not(feature = "storage")))]
         let storage_seam = None;
         Arc::new(RuntimeShared {
+            #[cfg(feature = "observe")]
             analysis_hooks: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
             dead_letters,
@@ -190,6 +206,7 @@ impl RuntimeShared {
             next_id: AtomicU64::new(1),
             failures: Mutex::new(VecDeque::new()),
             failures_total: AtomicU64::new(0),
+            #[cfg(feature = "observe")]
             observer,
             timers,
             #[cfg(feature = "chaos")]
@@ -225,6 +242,7 @@ impl RuntimeShared {
     }
 
     /// Metrics for a new cell, when the runtime observes its cells.
+    #[cfg(feature = "observe")]
     pub(crate) fn cell_metrics(&self) -> Option<Box<crate::observe::metrics::CellMetrics>> {
         let observation = &self.settings.observation;
         observation.enabled.then(|| {
@@ -235,32 +253,47 @@ impl RuntimeShared {
         })
     }
 
+    /// Metrics for a new cell: none, without the `observe` feature.
+    #[cfg(not(feature = "observe"))]
+    pub(crate) fn cell_metrics(&self) -> Option<Box<crate::observe::metrics::CellMetrics>> {
+        None
+    }
+
     /// A supervised cell is about to begin a new incarnation after one that
     /// ended with `reason`.
+    #[cfg_attr(not(feature = "observe"), allow(unused_variables))]
     pub(crate) fn cell_restarting(&self, path: &CellPath, kind: &'static str, reason: &StopReason) {
         tracing::debug!(cell = %path, kind, ?reason, "restarting");
-        let reason = format!("{reason:?}");
-        self.observer.signal(SystemTime::now(), Some(path), Some(kind), SignalKind::Restart { reason });
+        #[cfg(feature = "observe")]
+        {
+            let reason = format!("{reason:?}");
+            self.observer.signal(SystemTime::now(), Some(path), Some(kind), SignalKind::Restart { reason });
+        }
     }
 
     /// A supervisor gave up: its restart intensity was exceeded.
+    #[cfg_attr(not(feature = "observe"), allow(unused_variables))]
     pub(crate) fn supervisor_escalating(&self, kind: &'static str, escalation: &Escalation) {
-        let counted: Vec<&str> = escalation.restarts.iter().map(|r| r.child.as_str()).collect();
-        let reason = format!(
-            "child {} exceeded {} restarts in {:?}: {}",
-            escalation.child,
-            escalation.max_restarts,
-            escalation.period,
-            counted.join(", ")
-        );
-        let kind_of = SignalKind::Escalation { reason };
-        self.observer.signal(SystemTime::now(), Some(&escalation.supervisor), Some(kind), kind_of);
+        #[cfg(feature = "observe")]
+        {
+            let counted: Vec<&str> = escalation.restarts.iter().map(|r| r.child.as_str()).collect();
+            let reason = format!(
+                "child {} exceeded {} restarts in {:?}: {}",
+                escalation.child,
+                escalation.max_restarts,
+                escalation.period,
+                counted.join(", ")
+            );
+            let kind_of = SignalKind::Escalation { reason };
+            self.observer.signal(SystemTime::now(), Some(&escalation.supervisor), Some(kind), kind_of);
+        }
     }
 
     /// Starts the periodic analysis, when cells are observed. It sleeps
     /// once every worker does (only a worker that leaves the sleepers' list
     /// arms it again, and a worker that never slept may be running), so it
     /// begins armed.
+    #[cfg(feature = "observe")]
     fn start_analysis(self: &Arc<Self>) {
         if !self.observer.config().is_enabled() {
             return;
@@ -276,6 +309,7 @@ impl RuntimeShared {
 
     /// Schedules the analysis window after it was dormant. The time it
     /// slept is no window: nothing ran in it.
+    #[cfg(feature = "observe")]
     fn arm_analysis(self: &Arc<Self>) {
         let window = self.observer.config().window;
         self.observer.resume(std::time::Instant::now());
@@ -288,6 +322,7 @@ impl RuntimeShared {
     /// analysis then sleeps until a worker wakes (see `dormancy.rs`). Never
     /// while a hook (a recomposition engine) is attached: its rules count
     /// windows, quiet ones included.
+    #[cfg(feature = "observe")]
     fn analysis_window(self: &Arc<Self>, window: Duration) -> Option<Duration> {
         if self.is_shutting_down() {
             return None;
@@ -306,6 +341,7 @@ impl RuntimeShared {
     }
 
     /// Hooks `hook` to every analysis window from now on.
+    #[cfg(feature = "observe")]
     pub(crate) fn add_analysis_hook(&self, hook: Weak<dyn AnalysisHook>) {
         let mut hooks = self.analysis_hooks.lock();
         hooks.retain(|h| h.strong_count() > 0);
@@ -314,6 +350,7 @@ impl RuntimeShared {
 
     /// Runs the hooks still alive, outside the hooks' lock; `true` if
     /// there was one.
+    #[cfg(feature = "observe")]
     fn run_analysis_hooks(self: &Arc<Self>) -> bool {
         let hooks: Vec<Arc<dyn AnalysisHook>> =
             self.analysis_hooks.lock().iter().filter_map(Weak::upgrade).collect();
@@ -325,6 +362,7 @@ impl RuntimeShared {
     }
 
     /// The observer: metrics analysis, signatures and the journal.
+    #[cfg(feature = "observe")]
     pub(crate) fn observer(&self) -> &Observer {
         &self.observer
     }
@@ -340,6 +378,7 @@ impl RuntimeShared {
     }
 
     /// One analysis window over the live cells.
+    #[cfg(feature = "observe")]
     fn analyse(&self) {
         let cells = self.live_cells();
         let views: Vec<CellView<'_>> = cells
@@ -360,6 +399,7 @@ impl RuntimeShared {
     }
 
     /// Everything observed, now.
+    #[cfg(feature = "observe")]
     fn snapshot(&self) -> Snapshot {
         let now = SystemTime::now();
         let mut cells = self.live_cells();
@@ -582,6 +622,7 @@ impl RuntimeShared {
             self.watch_deadline(Arc::downgrade(&instance) as Weak<dyn CellControl>, deadline);
         }
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), dispatcher = %dispatcher.name, capacity, "spawned");
+        #[cfg(feature = "observe")]
         self.observer.spawned(&path, std::any::type_name::<C>());
         Ok((Addr::from_slot(slot), instance))
     }
@@ -636,6 +677,7 @@ impl RuntimeShared {
             return Err(SpawnError::ReplaceInProgress { path });
         }
         tracing::debug!(cell = %path, kind = std::any::type_name::<C>(), "replaced");
+        #[cfg(feature = "observe")]
         self.observer.topology(&path, std::any::type_name::<C>(), TopologyChange::Replaced);
         Ok(instance)
     }
@@ -942,6 +984,7 @@ impl RuntimeShared {
     }
 
     /// Called once by each cell as its last act.
+    #[cfg_attr(not(feature = "observe"), allow(unused_variables))]
     pub(crate) fn cell_terminated(
         &self,
         id: u64,
@@ -971,6 +1014,7 @@ impl RuntimeShared {
         }
         // A replaced cell's successor was journaled as the change; a
         // shutdown stops everything and is not a change of the topology.
+        #[cfg(feature = "observe")]
         if !matches!(reason, StopReason::Replaced) && !self.is_shutting_down() {
             let change = TopologyChange::Stopped { reason: format!("{reason:?}") };
             self.observer.topology(path, kind, change);
@@ -986,6 +1030,7 @@ impl RuntimeShared {
             cause = ?failure.cause,
             "cell failed"
         );
+        #[cfg(feature = "observe")]
         self.observer.failure(failure);
         {
             let mut failures = self.failures.lock();
@@ -1292,6 +1337,7 @@ impl Runtime {
     /// Every failure signature seen since the runtime started, the most
     /// frequent first: counts, first and last seen, the cells affected, a
     /// sample, recent rates. See [`FailureSignature`](crate::FailureSignature).
+    #[cfg(feature = "observe")]
     pub fn signatures(&self) -> Vec<SignatureStats> {
         self.shared.observer.signatures(SystemTime::now())
     }
@@ -1302,6 +1348,7 @@ impl Runtime {
     /// with serde (feature `serde`); [`Snapshot::prometheus`] and
     /// [`Snapshot::to_dot`] export it. `docs/observation.md` in the
     /// repository explains every part.
+    #[cfg(feature = "observe")]
     pub fn snapshot(&self) -> Snapshot {
         self.shared.snapshot()
     }
@@ -1330,6 +1377,7 @@ impl Runtime {
     /// # runtime.shutdown(Duration::from_secs(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "observe")]
     pub fn journal(&self, query: &JournalQuery) -> Vec<Signal> {
         self.shared.observer.journal().query(query)
     }
@@ -1367,6 +1415,7 @@ impl Runtime {
     /// # runtime.shutdown(Duration::from_secs(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "observe")]
     pub fn breaker(&self, name: &str, config: BreakerConfig) -> Result<CircuitBreaker, BreakerConfigError> {
         let breaker = CircuitBreaker::new(name, config)?;
         let path = CellPath::breaker(name).map_err(BreakerConfigError::InvalidName)?;
@@ -1389,6 +1438,7 @@ impl Runtime {
     /// whether or not it runs now: it applies from the next analysis window
     /// to whichever cell has the path, across restarts and replacements.
     /// Journaled as a configuration change.
+    #[cfg(feature = "observe")]
     pub fn set_objective(&self, path: &CellPath, objective: Option<Objective>) {
         self.shared.observer.set_objective(path, objective);
     }
@@ -1400,6 +1450,7 @@ impl Runtime {
     /// # Errors
     ///
     /// [`JournalError`] when `signal` does not exist or is not an anomaly.
+    #[cfg(feature = "observe")]
     pub fn investigate(&self, signal: u64, insight: Option<String>) -> Result<Signal, JournalError> {
         self.shared.observer.journal().investigate(SystemTime::now(), signal, insight)
     }
@@ -1412,6 +1463,7 @@ impl Runtime {
     ///
     /// [`JournalError`] when `signals` is empty, or one does not exist or is
     /// not an anomaly.
+    #[cfg(feature = "observe")]
     pub fn record_change(
         &self,
         signals: &[u64],

@@ -55,6 +55,7 @@ pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownRep
     #[cfg(feature = "chaos")]
     shared.chaos().clear();
     // Spawns still counted, not journaled, go in before the journal closes.
+    #[cfg(feature = "observe")]
     shared.observer.flush_spawns();
     let (cells, stopped_before, killed_before, undelivered_before) = {
         let mut registry = shared.registry.lock();

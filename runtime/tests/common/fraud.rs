@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cellrt::{Cell, CellError, Context, Runtime};
-
-use super::wait_for;
+use cellrt::{Cell, CellError, Context};
 
 pub enum Txn {
     Card(Instant),
@@ -53,8 +51,9 @@ impl Cell for Fraud {
 
 /// Waits until the cell at `path` has the message kinds `kinds` in its
 /// metrics (they are recorded when its turn ends, after the handler ran).
-pub fn wait_for_kinds(runtime: &Runtime, path: &str, kinds: &[&str]) {
-    wait_for("the kinds in the metrics", || {
+#[cfg(feature = "observe")]
+pub fn wait_for_kinds(runtime: &cellrt::Runtime, path: &str, kinds: &[&str]) {
+    super::wait_for("the kinds in the metrics", || {
         runtime.snapshot().cells.iter().any(|c| {
             c.path.as_str() == path
                 && c.metrics
