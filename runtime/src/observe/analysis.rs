@@ -133,8 +133,9 @@ pub(crate) struct Analysis {
     /// The latest windows' lengths, oldest first, as many as a short window.
     lengths: VecDeque<Duration>,
     short_windows: usize,
-    /// Which cells each cell sends to, by path, kept as edges appear.
-    dependencies: HashMap<CellPath, Vec<CellPath>>,
+    /// Which cells each cell sends to, by path, kept as edges appear, with
+    /// the instance they were read from.
+    dependencies: HashMap<CellPath, (u64, Vec<CellPath>)>,
     dependencies_changed: bool,
     last_tick: Option<Instant>,
 }
@@ -279,7 +280,7 @@ impl Analysis {
             state.analyse(now, length, view, high, &mut findings);
             if state.edges.len() != edges {
                 let targets = state.edges.iter().map(|e| e.to.clone()).collect();
-                self.dependencies.insert(state.path.clone(), targets);
+                self.dependencies.insert(state.path.clone(), (view.id, targets));
                 self.dependencies_changed = true;
             }
             let quiet = view.idle
@@ -313,10 +314,11 @@ impl Analysis {
     fn forget(&mut self, id: u64) {
         self.fresh.remove(&id);
         self.watched.remove(&id);
-        if let Some(cell) = self.cells.remove(&id) {
-            if !cell.edges.is_empty() && self.dependencies.remove(&cell.path).is_some() {
-                self.dependencies_changed = true;
-            }
+        let Some(cell) = self.cells.remove(&id) else { return };
+        // A newer instance at the same path keeps its own.
+        if self.dependencies.get(&cell.path).is_some_and(|(owner, _)| *owner == id) {
+            self.dependencies.remove(&cell.path);
+            self.dependencies_changed = true;
         }
     }
 
@@ -360,7 +362,7 @@ impl Analysis {
             return None;
         }
         self.dependencies_changed = false;
-        Some(self.dependencies.clone())
+        Some(self.dependencies.iter().map(|(path, (_, targets))| (path.clone(), targets.clone())).collect())
     }
 }
 
@@ -671,5 +673,32 @@ mod tests {
         assert_eq!(reference.baselines().rate.windows, 20);
         analysis.tick(start + Duration::from_secs(21), &[], &[500], &|_| None);
         assert_eq!(analysis.decay(500), None, "a terminated cell is forgotten");
+    }
+
+    /// One turn of cell `from` that sends one message to cell `to` at `path`.
+    fn send(metrics: &CellMetrics, from: u64, to: u64, path: &CellPath) {
+        let meter = TurnMeter::begin(metrics, from);
+        CellMetrics::accepted(to, path);
+        drop(meter);
+    }
+
+    #[test]
+    fn a_terminated_instance_leaves_the_dependencies_of_a_newer_one_at_its_path() {
+        let mut analysis = Analysis::new(DecayConfig::default(), BurnWindows::default()).unwrap();
+        let child = |name: &str| CellPath::root().child(name).unwrap();
+        let (a, b, c) = (child("a"), child("b"), child("c"));
+        let (old, new) = (CellMetrics::new(u32::MAX, true), CellMetrics::new(u32::MAX, true));
+        send(&old, 1, 10, &b);
+        send(&new, 2, 11, &c);
+        let start = Instant::now();
+        analysis.tick(start, &[], &[], &|_| None);
+        analysis
+            .tick(start + Duration::from_secs(1), &[view(1, &a, &old), view(2, &a, &new)], &[], &|_| None);
+        let read = analysis.take_dependencies().expect("edges appeared");
+        assert_eq!(read, HashMap::from([(a.clone(), vec![c.clone()])]), "the newer instance's, read last");
+        analysis.tick(start + Duration::from_secs(2), &[], &[1], &|_| None);
+        assert_eq!(analysis.take_dependencies(), None, "the older instance's end changes nothing");
+        analysis.tick(start + Duration::from_secs(3), &[], &[2], &|_| None);
+        assert_eq!(analysis.take_dependencies(), Some(HashMap::new()));
     }
 }
