@@ -23,6 +23,9 @@
 //! - **spawn rate**: cells per second until the last `spawn_with` returned
 //!   (with the counting allocator installed, which adds two relaxed atomic
 //!   adds to every allocation).
+//! - **analysis window**: the time one analysis window takes with the cells
+//!   idle (`Runtime::analyse_window_now`, a hidden hook): the fastest and the
+//!   slowest of 20 windows run back to back once the cells have settled.
 //!
 //! Cells handle `u64` messages and have no state beyond a shared counter
 //! (an `Arc`, 8 bytes), so what is printed is what the runtime costs.
@@ -205,6 +208,16 @@ fn main() {
         cells as f64 / spawn_time.as_secs_f64() / 1e3,
         composition.join(", "),
     );
+    let windows: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            rt.analyse_window_now();
+            t.elapsed()
+        })
+        .collect();
+    let (fastest, slowest) =
+        (windows.iter().min().expect("20 windows"), windows.iter().max().expect("20 windows"));
+    println!("  analysis window with {cells} idle cells: {fastest:?} (slowest of 20: {slowest:?})");
     drop((first, addrs));
     rt.shutdown(Duration::from_secs(120));
 }

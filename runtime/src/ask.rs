@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::dispatch::worker;
 use crate::sync::atomic::{AtomicBool, Ordering::*};
-use crate::sync::{Arc, Backoff, Condvar, Mutex};
+use crate::sync::{Arc, Condvar, Mutex};
 
 /// How long [`Pending::wait`] keeps the thread awake for an answer before it
 /// sleeps.
@@ -233,18 +233,17 @@ impl<T> Pending<T> {
         worker::offload_next();
         let deadline = Instant::now().checked_add(timeout);
         // A reply usually comes within microseconds: spin a little before
-        // sleeping on the condition variable. Acquire pairs with the Release
-        // on the reply side.
-        let backoff = Backoff::new();
-        while !self.shared.resolved.load(Acquire) && !backoff.is_completed() {
-            backoff.snooze();
+        // sleeping on the condition variable, looking after every hint so
+        // that the answer is seen as it lands. Acquire pairs with the
+        // Release on the reply side.
+        let resolved = || self.shared.resolved.load(Acquire);
+        if !crate::sync::spin_until(resolved) {
+            // Then keep yielding for a while: a thread that sleeps here is
+            // woken tens of microseconds after the answer on a busy or
+            // virtual machine, longer than most answers take (a restart and
+            // the ask behind it take a few microseconds).
+            crate::sync::yield_until(SPIN_BUDGET.min(timeout), resolved);
         }
-        // Then keep yielding for a while: a thread that sleeps here is woken
-        // tens of microseconds after the answer on a busy or virtual
-        // machine, longer than most answers take (a restart and the ask
-        // behind it take a few microseconds).
-        let budget = SPIN_BUDGET.min(timeout);
-        crate::sync::yield_until(budget, || self.shared.resolved.load(Acquire));
         let mut state = self.shared.state.lock();
         loop {
             match std::mem::replace(&mut *state, State::Closed) {
@@ -283,6 +282,13 @@ impl<T> Pending<T> {
 
 impl<T> Drop for Pending<T> {
     fn drop(&mut self) {
+        // Resolved: the reply side has left the state for good (it sets the
+        // flag, under the lock, as its last change), so there is no one to
+        // tell. Acquire pairs with that Release. This is the end of every
+        // ask that was waited for: no second lock.
+        if self.shared.resolved.load(Acquire) {
+            return;
+        }
         // Give up: a reply still to come finds `Closed` and is handed back.
         *self.shared.state.lock() = State::Closed;
     }

@@ -267,9 +267,23 @@ impl<M> ModelMailbox<M> {
         self.inner.release(msgs.into_iter().map(Envelope::plain)) == Schedule::Enqueue
     }
 
-    /// `CellState::start_turn`: the token holder begins a turn.
-    pub fn start_turn(&self) {
-        self.inner.state().start_turn();
+    /// `CellState::start_turn`: the token holder begins a turn; `true` when
+    /// it is the first since the analysis window cleared the cell's `ACTIVE`
+    /// mark.
+    pub fn start_turn(&self) -> bool {
+        self.inner.state().start_turn()
+    }
+
+    /// `CellState::mark_active`: `true` when the caller set the mark and
+    /// reports the cell to the analysis window.
+    pub fn mark_active(&self) -> bool {
+        self.inner.state().mark_active()
+    }
+
+    /// `CellState::take_active`, by the analysis window: clears the mark;
+    /// `true` when the cell was idle.
+    pub fn take_active(&self) -> bool {
+        self.inner.state().take_active()
     }
 
     /// `Mailbox::pop_user`: moved messages first, then the queue.

@@ -285,6 +285,16 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
+    /// The cell did something the analysis window reads (a turn, a refused
+    /// send): reports it to the window once per window, when observed.
+    #[cold]
+    fn note_active(&self) {
+        #[cfg(feature = "observe")]
+        if self.metrics.is_some() && self.mailbox.state().mark_active() {
+            self.runtime.observer().active(self.id);
+        }
+    }
+
     fn schedule(&self) {
         if let Some(me) = self.me.upgrade() {
             self.dispatcher.schedule(me);
@@ -895,7 +905,9 @@ impl<C: Cell> CellInstance<C> {
     /// One turn, once the cell's group (if any) admitted it.
     fn run_own_turn(&self, budget: usize) -> TurnEnd {
         let state = self.mailbox.state();
-        state.start_turn();
+        if state.start_turn() {
+            self.note_active();
+        }
         let mut body = self.body.lock();
         if body.phase == Phase::Done {
             // Terminated while it sat in a run queue.
@@ -1032,7 +1044,10 @@ impl<C: Cell> CellInstance<C> {
         if let Some(metrics) = &self.metrics {
             match &pushed {
                 Ok(_) => CellMetrics::accepted(self.id, &self.path),
-                Err(err) if err.is_full() => metrics.rejected(self.mailbox.capacity()),
+                Err(err) if err.is_full() => {
+                    metrics.rejected(self.mailbox.capacity());
+                    self.note_active();
+                }
                 Err(_) => {}
             }
         }
@@ -1244,6 +1259,7 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     fn note_shed(&self) {
         if let Some(metrics) = &self.metrics {
             metrics.shed();
+            self.note_active();
         }
     }
 }
@@ -1349,6 +1365,10 @@ impl<C: Cell> CellControl for CellInstance<C> {
 
     fn mailbox_len(&self) -> (usize, usize) {
         (self.mailbox.len(), self.mailbox.capacity())
+    }
+
+    fn take_active(&self) -> bool {
+        self.mailbox.state().take_active()
     }
 }
 

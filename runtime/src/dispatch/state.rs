@@ -9,7 +9,8 @@
 //! | 2      | `CLOSED`: the user mailbox admits nothing new; never cleared | whoever stops or replaces   |
 //! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
 //! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by blocked senders, cleared by the worker ending a turn |
-//! | 5..    | number of senders inside the admission gate                 | senders                     |
+//! | 5      | `ACTIVE`: the cell ran a turn (or had a send refused) since the analysis window last read it | set by the worker starting a turn and by refused sends, cleared by the analysis window |
+//! | 6..    | number of senders inside the admission gate                 | senders                     |
 //!
 //! # Invariants
 //!
@@ -35,6 +36,18 @@
 //! - `CLOSED` is set with senders possibly inside the gate; the closer then
 //!   waits for the sender count to reach zero, after which no message can be
 //!   added to the user queue.
+//! - `ACTIVE` is how the analysis window finds the cells that did something
+//!   without visiting every cell (see `observe/analysis.rs`). The worker reads
+//!   it in the value its `SCHEDULED → RUNNING` read-modify-write returns, so
+//!   the message path pays no extra access; only the first turn after the
+//!   window cleared it sets it again ([`CellState::mark_active`]) and reports
+//!   the cell. The window clears it with a read-modify-write
+//!   ([`CellState::take_active`]) that also reads the scheduling state: when
+//!   that shows `IDLE`, every earlier turn's writes (its metrics) are visible
+//!   to the window (the turn ended with a `Release` RMW earlier in this word's
+//!   modification order), and any later turn starts with an RMW later in it,
+//!   which sees `ACTIVE` clear and reports the cell again. The loom model
+//!   `loom-tests/tests/dispatch_active.rs` checks that no turn goes unreported.
 
 use crate::sync::atomic::{AtomicUsize, Ordering, Ordering::*};
 use crate::sync::spin_loop;
@@ -50,8 +63,12 @@ const DONE: usize = 1 << 3;
 /// A sender sleeps until the queue has room. Cleared by the worker that
 /// ends a turn, which then wakes the sleepers.
 const SPACE_WAITERS: usize = 1 << 4;
+/// The cell ran a turn, or had a send refused, since the analysis window
+/// last cleared the bit. Set by workers and refused senders, cleared by the
+/// analysis window.
+const ACTIVE: usize = 1 << 5;
 /// One sender inside the admission gate.
-const SENDER_ONE: usize = 1 << 5;
+const SENDER_ONE: usize = 1 << 6;
 
 /// The packed state word of one cell. See the module docs.
 #[derive(Debug)]
@@ -170,12 +187,36 @@ impl CellState {
         }
     }
 
-    /// `SCHEDULED → RUNNING`, by the worker that dequeued the cell.
+    /// `SCHEDULED → RUNNING`, by the worker that dequeued the cell. Returns
+    /// whether `ACTIVE` was clear: the first turn since the analysis window
+    /// last read the cell, which should then [`mark_active`](Self::mark_active).
     #[inline]
-    pub(crate) fn start_turn(&self) {
+    pub(crate) fn start_turn(&self) -> bool {
         // Acquire: the turn sees everything done before the token was handed over.
         let prev = self.word.fetch_add(RUNNING - SCHEDULED, Acquire);
         debug_assert_eq!(prev & SCHED_MASK, SCHEDULED, "a cell was run without its run token");
+        prev & ACTIVE == 0
+    }
+
+    /// Sets `ACTIVE`; returns whether it was clear, in which case the caller
+    /// reports the cell to the analysis window (once per window at most).
+    pub(crate) fn mark_active(&self) -> bool {
+        // AcqRel: one RMW in the chain the window's `take_active` is part
+        // of; Release publishes what was counted before (a refused send's
+        // counter) to the window that clears the bit next.
+        self.word.fetch_or(ACTIVE, AcqRel) & ACTIVE == 0
+    }
+
+    /// Clears `ACTIVE`, for the analysis window about to read the cell's
+    /// metrics. Returns whether the cell was idle (not scheduled, not
+    /// running) at that instant: then every turn so far has ended and its
+    /// writes are visible, and the next turn will report the cell again.
+    pub(crate) fn take_active(&self) -> bool {
+        // AcqRel: Acquire pairs with the Release of the turn-ending RMW
+        // (`finish_turn_idle`) and of `mark_active`, earlier in this word's
+        // modification order; Release orders the clear before the RMW of
+        // the next `start_turn`, which therefore sees `ACTIVE` clear.
+        self.word.fetch_and(!ACTIVE, AcqRel) & SCHED_MASK == IDLE
     }
 
     /// `RUNNING → SCHEDULED`: the turn used its budget and work is left; the
@@ -318,6 +359,32 @@ mod tests {
         state.start_turn();
         assert!(!state.finish_turn_idle(), "and then cleared");
         assert!(state.snapshot().is_idle());
+    }
+
+    #[test]
+    fn only_the_first_turn_after_the_window_reads_the_cell_reports_it() {
+        let state = CellState::new();
+        assert_eq!(state.notify(), Schedule::Enqueue);
+        assert!(state.start_turn(), "a new cell's first turn reports it");
+        assert!(state.mark_active());
+        assert!(!state.take_active(), "read mid-turn: the cell is running");
+        assert!(state.start_turn_after_yield(), "cleared mid-turn: the next turn reports it again");
+        assert!(state.mark_active());
+        assert!(!state.mark_active(), "a refused send while marked reports nothing");
+        assert!(!state.finish_turn_idle());
+        assert!(state.take_active(), "read between turns: the cell is idle");
+        assert!(state.mark_active(), "a refused send after the window reports the cell");
+        assert_eq!(state.notify(), Schedule::Enqueue);
+        assert!(!state.start_turn(), "already reported in this window");
+        assert_eq!(state.snapshot().senders_in_gate(), 0);
+    }
+
+    impl CellState {
+        /// `RUNNING → SCHEDULED → RUNNING`: a yield and the next turn.
+        fn start_turn_after_yield(&self) -> bool {
+            assert!(!self.yield_turn());
+            self.start_turn()
+        }
     }
 
     #[test]

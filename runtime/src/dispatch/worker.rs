@@ -17,14 +17,14 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::sync::{Arc, Backoff};
+use crate::sync::{thread, Arc};
 
 use super::{Dispatcher, Task, TurnEnd};
 
 /// Consecutive `next`-slot runs before the shared queue gets a turn.
 const NEXT_STREAK_LIMIT: u32 = 64;
-/// Rounds of spinning on an empty queue before parking.
-const SPIN_ROUNDS: u32 = 64;
+/// Yields on an empty queue, after spinning, before parking.
+const PARK_YIELDS: u32 = 4;
 
 struct WorkerLocal {
     /// The dispatcher this thread works for.
@@ -158,15 +158,18 @@ fn has_next() -> bool {
 /// Spins briefly for new work before the worker parks; `true` when some
 /// arrived or shutdown began.
 fn spin_for_work(dispatcher: &Dispatcher) -> bool {
-    let backoff = Backoff::new();
-    for _ in 0..SPIN_ROUNDS {
-        if !dispatcher.queue.is_empty() || dispatcher.queue.is_shutdown() {
+    let work = || !dispatcher.queue.is_empty() || dispatcher.queue.is_shutdown();
+    // Look after every busy-wait hint, so that a push (an ask from a
+    // thread, usually) is picked up as it lands; then yield a few times, as
+    // a crossbeam `Backoff` ends its wait, before parking.
+    if crate::sync::spin_until(work) {
+        return true;
+    }
+    for _ in 0..PARK_YIELDS {
+        thread::yield_now();
+        if work() {
             return true;
         }
-        if backoff.is_completed() {
-            break;
-        }
-        backoff.snooze();
     }
     false
 }

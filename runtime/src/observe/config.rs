@@ -90,8 +90,9 @@ impl ObservationConfig {
         self
     }
 
-    /// The analysis window: how often the runtime reads every cell's
-    /// metrics and updates decay, burn rates and the flow map.
+    /// The analysis window: how often the runtime reads the metrics of the
+    /// cells that ran and updates decay, burn rates and the flow map (an
+    /// idle cell's windows are applied when it is next read).
     ///
     /// # Default
     ///

@@ -81,6 +81,18 @@
 //! cell is *decaying* from the window its score reaches `threshold` until
 //! the window it falls below `clear` (hysteresis), and each of these two
 //! crossings is reported once, at the window it happens.
+//!
+//! # Rest
+//!
+//! Windows without traffic still count: the short window fills with empty
+//! samples, and fragility, saturation, rejection and rate go on learning 0.
+//! A tracker is *at rest* once an idle window changed nothing in it but its
+//! window counts (the score, the components, every mean, variance and run,
+//! bit for bit) with its short window all idle and its warmup over. From
+//! then on every further idle window does exactly the same, so the analysis
+//! applies any number of them at once ([`DecayTracker::skip_idle`]) instead
+//! of one per window: the counts move and the short window takes the latest
+//! windows' lengths, and nothing else would have changed.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -682,6 +694,16 @@ impl Measure {
 }
 
 impl WindowSample {
+    /// A window of `length` in which nothing happened.
+    pub(crate) fn idle(length: Duration) -> Self {
+        WindowSample { length, timed: Some(0), ..WindowSample::default() }
+    }
+
+    /// Whether nothing happened in this window.
+    fn is_idle(&self) -> bool {
+        *self == WindowSample::idle(self.length)
+    }
+
     /// How many messages `busy` covers.
     fn timed(&self) -> u64 {
         self.timed.unwrap_or(self.handled.saturating_add(self.failed))
@@ -711,6 +733,30 @@ fn unit(value: f64) -> f64 {
     } else {
         value.clamp(0.0, 1.0)
     }
+}
+
+/// Which measures, in [`DecayTracker::measures`] order, learn from one more
+/// idle window of a tracker at rest; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rest {
+    learns: [bool; MEASURES],
+}
+
+/// The number of baselined measures.
+const MEASURES: usize = 6;
+
+/// What an idle window may change in a tracker besides its counts and the
+/// lengths in its short window, bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Mean and variance bits, the run worse than the mean, windows learned.
+    measures: [(u64, u64, u32, u64); MEASURES],
+    decay: [u64; 4],
+    decaying: bool,
+    learning: bool,
+    rising_for: u32,
+    rate_now: Option<u64>,
+    rate_z: Option<u64>,
 }
 
 /// Learns one cell's baselines window by window and measures its decay
@@ -831,6 +877,116 @@ impl DecayTracker {
             rising_for: if score > previous.score { previous.rising_for.saturating_add(1) } else { 0 },
         };
         DecayStep { decay: self.decay, crossed }
+    }
+
+    fn measures(&self) -> [&Measure; MEASURES] {
+        [&self.fragility, &self.cost, &self.queue_delay, &self.saturation, &self.rejection, &self.rate]
+    }
+
+    fn measures_mut(&mut self) -> [&mut Measure; MEASURES] {
+        [
+            &mut self.fragility,
+            &mut self.cost,
+            &mut self.queue_delay,
+            &mut self.saturation,
+            &mut self.rejection,
+            &mut self.rate,
+        ]
+    }
+
+    /// What an idle window may change, for [`rest_since`](Self::rest_since).
+    pub(crate) fn shape(&self) -> Shape {
+        let d = &self.decay;
+        Shape {
+            measures: self.measures().map(|m| {
+                (m.learned.mean.to_bits(), m.learned.variance.to_bits(), m.worse_for, m.learned.windows)
+            }),
+            decay: [d.fragility, d.cost, d.drag, d.score].map(f64::to_bits),
+            decaying: d.decaying,
+            learning: d.learning,
+            rising_for: d.rising_for,
+            rate_now: self.rate_now.map(f64::to_bits),
+            rate_z: self.rate_z.map(f64::to_bits),
+        }
+    }
+
+    /// Whether the tracker is at rest, given its shape `before` the idle
+    /// window it just observed: `Some` with what further idle windows teach
+    /// it. See the module docs.
+    pub(crate) fn rest_since(&self, before: &Shape) -> Option<Rest> {
+        let after = self.shape();
+        let warmup = u64::from(self.config.warmup);
+        if self.recent.len() < self.config.short_windows as usize
+            || !self.recent.iter().all(WindowSample::is_idle)
+            || after.learning
+            || (after.decay, after.decaying, after.rising_for, after.rate_now, after.rate_z)
+                != (before.decay, before.decaying, before.rising_for, before.rate_now, before.rate_z)
+        {
+            return None;
+        }
+        let mut learns = [false; MEASURES];
+        for (i, (was, is)) in before.measures.iter().zip(&after.measures).enumerate() {
+            let (mean, variance, worse_for, windows) = *is;
+            if (mean, variance, worse_for) != (was.0, was.1, was.2) {
+                return None;
+            }
+            match windows.checked_sub(was.3) {
+                Some(0) => {}
+                // Learned, and out of warmup before it: the next one learns too.
+                Some(1) if was.3 >= warmup => learns[i] = true,
+                _ => return None,
+            }
+        }
+        Some(Rest { learns })
+    }
+
+    /// Applies `windows` idle windows to a tracker at rest (`rest` from
+    /// [`rest_since`](Self::rest_since)), as observing them one by one would;
+    /// `lengths` holds the latest windows' lengths, oldest first (at least
+    /// `min(windows, short_windows)` of them).
+    pub(crate) fn skip_idle(&mut self, rest: Rest, windows: u64, lengths: &VecDeque<Duration>) {
+        if windows == 0 {
+            return;
+        }
+        self.windows = self.windows.saturating_add(windows);
+        for (measure, learns) in self.measures_mut().into_iter().zip(rest.learns) {
+            if learns {
+                measure.learned.windows = measure.learned.windows.saturating_add(windows);
+            }
+        }
+        let newest = lengths.len().min(usize::try_from(windows).unwrap_or(usize::MAX));
+        for &length in lengths.range(lengths.len() - newest..) {
+            self.recent.pop_front();
+            self.recent.push_back(WindowSample::idle(length));
+        }
+    }
+
+    /// The baselines after `windows` more idle windows, at rest.
+    pub(crate) fn baselines_skipping(&self, rest: Rest, windows: u64) -> Baselines {
+        let mut baselines = self.baselines();
+        let all = [
+            &mut baselines.fragility,
+            &mut baselines.cost,
+            &mut baselines.queue_delay,
+            &mut baselines.saturation,
+            &mut baselines.rejection,
+            &mut baselines.rate,
+        ];
+        for (baseline, learns) in all.into_iter().zip(rest.learns) {
+            if learns {
+                baseline.windows = baseline.windows.saturating_add(windows);
+            }
+        }
+        baselines
+    }
+
+    /// Sets the lengths of the newest samples of the short window to the
+    /// latest windows' (`lengths`, oldest first), for a tracker whose idle
+    /// windows were observed with stand-in lengths.
+    pub(crate) fn relength(&mut self, lengths: &VecDeque<Duration>) {
+        for (sample, &length) in self.recent.iter_mut().rev().zip(lengths.iter().rev()) {
+            sample.length = length;
+        }
     }
 
     /// The decay as of the latest window (before any: learning, all 0).

@@ -16,7 +16,8 @@ use crate::path::CellPath;
 use crate::sync::Mutex;
 
 /// What one runtime observes. Lock order: `dependencies`, then `triage`;
-/// `analysis` is never held while either is taken.
+/// `analysis` is never held while either is taken; `active` and
+/// `objectives_changed` are taken alone.
 pub(crate) struct Observer {
     config: ObservationConfig,
     signatures: Mutex<Signatures>,
@@ -27,10 +28,23 @@ pub(crate) struct Observer {
     triage: Mutex<Triage>,
     pub(crate) analysis: Mutex<Analysis>,
     objectives: Mutex<HashMap<CellPath, Objective>>,
+    /// Paths whose objective was set or cleared since the last window.
+    objectives_changed: Mutex<Vec<CellPath>>,
+    /// Cells that reported activity since the last window, by instance id
+    /// (each at most once per window; see `dispatch/state.rs`).
+    active: Mutex<Vec<u64>>,
     /// Which cells each cell sends to, from the latest window.
     dependencies: Mutex<HashMap<CellPath, Vec<CellPath>>>,
     /// Spawns not journaled yet; see [`Observer::spawned`].
     spawns: Mutex<Vec<Spawns>>,
+}
+
+/// What an analysis window reads besides the cells it watches anyway.
+pub(crate) struct Touched {
+    /// Instance ids, possibly repeated.
+    pub(crate) ids: Vec<u64>,
+    /// Paths whose objective changed.
+    pub(crate) paths: Vec<CellPath>,
 }
 
 /// Spawns of one cell kind since the last journal entry.
@@ -61,6 +75,8 @@ impl Observer {
                     .map_err(ObservationConfigError::Decay)?,
             ),
             objectives: Mutex::new(HashMap::new()),
+            objectives_changed: Mutex::new(Vec::new()),
+            active: Mutex::new(Vec::new()),
             dependencies: Mutex::new(HashMap::new()),
             spawns: Mutex::new(Vec::new()),
             config,
@@ -184,6 +200,7 @@ impl Observer {
             Some(objective) => self.objectives.lock().insert(path.clone(), objective),
             None => self.objectives.lock().remove(path),
         };
+        self.objectives_changed.lock().push(path.clone());
         self.signal(SystemTime::now(), Some(path), None, SignalKind::Configuration { what });
     }
 
@@ -193,16 +210,34 @@ impl Observer {
         self.analysis.lock().resume(now);
     }
 
-    /// One analysis window over `cells`.
-    pub(crate) fn analyse(&self, now: Instant, cells: &[CellView<'_>]) {
+    /// Cell instance `id` did something since the last window.
+    pub(crate) fn active(&self, id: u64) {
+        self.active.lock().push(id);
+    }
+
+    /// What the next window must read: the cells that reported activity,
+    /// those the analysis still watches, and the paths whose objective
+    /// changed. Taking them starts the next report.
+    pub(crate) fn touched(&self) -> Touched {
+        let mut ids = std::mem::take(&mut *self.active.lock());
+        ids.extend(self.analysis.lock().watched());
+        let paths = std::mem::take(&mut *self.objectives_changed.lock());
+        Touched { ids, paths }
+    }
+
+    /// One analysis window over `cells` (the touched ones that live), after
+    /// the cells in `departed` terminated.
+    pub(crate) fn analyse(&self, now: Instant, cells: &[CellView<'_>], departed: &[u64]) {
         self.flush_spawns();
         let objectives = self.objectives.lock().clone();
         let (findings, dependencies) = {
             let mut analysis = self.analysis.lock();
-            let findings = analysis.tick(now, cells, &|path| objectives.get(path).cloned());
-            (findings, analysis.dependencies())
+            let findings = analysis.tick(now, cells, departed, &|path| objectives.get(path).cloned());
+            (findings, analysis.take_dependencies())
         };
-        *self.dependencies.lock() = dependencies;
+        if let Some(dependencies) = dependencies {
+            *self.dependencies.lock() = dependencies;
+        }
         let at = SystemTime::now();
         for finding in findings {
             self.signal(at, Some(&finding.cell), Some(finding.cell_kind), finding.kind);

@@ -377,25 +377,49 @@ impl RuntimeShared {
         self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect()
     }
 
-    /// One analysis window over the live cells.
+    /// One analysis window over the cells that did something since the
+    /// last one, those still settling, and those whose objective changed;
+    /// the other live cells are idle and cost it nothing (see
+    /// `observe/analysis.rs`).
     #[cfg(feature = "observe")]
     fn analyse(&self) {
-        let cells = self.live_cells();
+        let touched = self.observer.touched();
+        let (mut cells, departed) = {
+            let mut registry = self.registry.lock();
+            let departed = std::mem::take(&mut registry.departed);
+            let mut cells: Vec<Arc<dyn CellControl>> =
+                touched.ids.iter().filter_map(|id| registry.cells.get(id).cloned()).collect();
+            for path in &touched.paths {
+                match registry.paths.get(path) {
+                    Some(id) => cells.extend(registry.cells.get(id).cloned()),
+                    // `#<id>` paths are not indexed: rare enough to look for.
+                    None => cells.extend(registry.cells.values().filter(|c| c.path() == path).cloned()),
+                }
+            }
+            (cells, departed)
+        };
+        cells.sort_unstable_by_key(|cell| cell.id());
+        cells.dedup_by_key(|cell| cell.id());
         let views: Vec<CellView<'_>> = cells
             .iter()
-            .filter_map(|(id, cell)| {
+            .filter_map(|cell| {
+                let metrics = cell.metrics()?;
+                // Before the metrics are read: a turn from now on reports
+                // the cell again.
+                let idle = cell.take_active();
                 let (queued, capacity) = cell.mailbox_len();
                 Some(CellView {
-                    id: *id,
+                    id: cell.id(),
                     path: cell.path(),
                     kind: cell.cell_kind(),
-                    metrics: cell.metrics()?,
+                    metrics,
                     queued,
                     capacity,
+                    idle,
                 })
             })
             .collect();
-        self.observer.analyse(std::time::Instant::now(), &views);
+        self.observer.analyse(std::time::Instant::now(), &views, &departed);
     }
 
     /// Everything observed, now.
@@ -966,6 +990,10 @@ impl RuntimeShared {
     fn unregister(&self, id: u64, path: &CellPath, previous_owner: Option<u64>) {
         let mut registry = self.registry.lock();
         registry.cells.remove(&id);
+        #[cfg(feature = "observe")]
+        if self.settings.observation.enabled {
+            registry.departed.push(id);
+        }
         if registry.paths.get(path) == Some(&id) {
             match previous_owner {
                 Some(owner) => registry.paths.insert(path.clone(), owner),
@@ -998,6 +1026,10 @@ impl RuntimeShared {
             registry.cells.remove(&id);
             if registry.paths.get(path) == Some(&id) {
                 registry.paths.remove(path);
+            }
+            #[cfg(feature = "observe")]
+            if self.settings.observation.enabled {
+                registry.departed.push(id);
             }
             if matches!(reason, StopReason::Killed) {
                 registry.killed += 1;
@@ -1351,6 +1383,15 @@ impl Runtime {
     #[cfg(feature = "observe")]
     pub fn snapshot(&self) -> Snapshot {
         self.shared.snapshot()
+    }
+
+    /// Runs one analysis window now, on this thread. A hook for benchmarks
+    /// (the per-window cost of the analysis), hidden from the docs: no
+    /// stability is promised.
+    #[doc(hidden)]
+    #[cfg(feature = "observe")]
+    pub fn analyse_window_now(&self) {
+        self.shared.analyse();
     }
 
     /// The journal entries that match `query`, oldest first (earlier runs'

@@ -21,6 +21,10 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     fn metrics(&self) -> Option<&crate::observe::metrics::CellMetrics>;
     /// Messages waiting in the mailbox, and its capacity.
     fn mailbox_len(&self) -> (usize, usize);
+    /// For the analysis window, before it reads the metrics: clears the
+    /// cell's activity mark, so its next turn reports it again, and returns
+    /// whether the cell was idle then (see `dispatch/state.rs`).
+    fn take_active(&self) -> bool;
     /// Schedules the first turn, which starts the cell.
     fn begin(&self);
     /// Queues a control message and schedules the cell.
@@ -70,6 +74,9 @@ pub(crate) struct Registry {
     pub(crate) killed: usize,
     /// User messages dropped at termination, since the runtime started.
     pub(crate) undelivered: u64,
+    /// Ids of the cells terminated since the analysis window last took
+    /// them; kept only while the runtime observes its cells.
+    pub(crate) departed: Vec<u64>,
 }
 
 impl Registry {

@@ -17,7 +17,7 @@ pub(crate) mod atomic {
 pub(crate) mod thread {
     // Worker and timer threads are not part of any model (models drive the
     // protocols directly), so their spawning stays std's.
-    pub(crate) use std::thread::{sleep, Builder, JoinHandle};
+    pub(crate) use std::thread::{sleep, yield_now, Builder, JoinHandle};
 
     /// A model runs with a fixed core count so schedules are reproducible.
     pub(crate) fn available_parallelism() -> usize {
@@ -29,6 +29,12 @@ pub(crate) mod thread {
 #[inline]
 pub(crate) fn spin_loop() {
     loom::thread::yield_now();
+}
+
+/// Under loom a spin yields to the model scheduler once, then looks.
+pub(crate) fn spin_until(done: impl Fn() -> bool) -> bool {
+    loom::thread::yield_now();
+    done()
 }
 
 /// Under loom, time does not pass: one look, then the caller sleeps.

@@ -14,8 +14,8 @@
 //!
 //! Both backends export the same names with the same signatures: `Arc`,
 //! `Mutex`/`MutexGuard` (no poisoning: `lock()` always returns the guard),
-//! `RwLock`, `Condvar`, `OnceLock`, `atomic::*`, `thread`, `spin_loop` and
-//! `SegQueue`.
+//! `RwLock`, `Condvar`, `OnceLock`, `atomic::*`, `thread`, `spin_loop`,
+//! `spin_until`, `yield_until`, `Backoff` and `SegQueue`.
 //! The loom switch is a test harness hook, not part of the public API.
 
 #[cfg(not(cellrt_loom))]

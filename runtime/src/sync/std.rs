@@ -7,7 +7,7 @@ pub(crate) mod atomic {
 }
 
 pub(crate) mod thread {
-    pub(crate) use std::thread::{sleep, Builder, JoinHandle};
+    pub(crate) use std::thread::{sleep, yield_now, Builder, JoinHandle};
 
     /// Number of worker threads a default dispatcher starts: one per core.
     pub(crate) fn available_parallelism() -> usize {
@@ -22,6 +22,27 @@ pub(crate) use crossbeam_utils::Backoff;
 #[inline]
 pub(crate) fn spin_loop() {
     std::hint::spin_loop();
+}
+
+/// Busy-wait hints [`spin_until`] gives between its first and last look:
+/// as many as a crossbeam `Backoff` spins before it starts to yield.
+const SPIN_CHECKS: u32 = 127;
+
+/// Spins until `done` holds, looking after every busy-wait hint, for as
+/// long as a crossbeam `Backoff` spins; returns whether `done` held. A
+/// `Backoff` looks only between its rounds, which grow to 64 hints: a
+/// change that lands at the start of a round is seen up to 64 hints (a few
+/// microseconds) late, which is more than a whole round trip between two
+/// threads takes.
+#[inline]
+pub(crate) fn spin_until(done: impl Fn() -> bool) -> bool {
+    for _ in 0..SPIN_CHECKS {
+        if done() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    done()
 }
 
 /// Yields the thread until `done` holds or `budget` has passed; returns
