@@ -49,6 +49,7 @@ use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, Stop
 use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
+use crate::supervise::child::{ChildStop, SupervisedCell};
 use crate::supervise::node::{ChildExit, Node, Outcome};
 use crate::supervise::spec::{Factory, Restart, RetryPolicy};
 use crate::supervise::watch::Terminated;
@@ -1303,12 +1304,11 @@ impl<C: Cell> CellControl for CellInstance<C> {
     }
 
     fn node(&self) -> Arc<Node> {
-        let mut node = self.node.lock();
-        node.get_or_insert_with(|| {
-            let owner: Weak<dyn CellControl> = self.me.clone();
-            Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
-        })
-        .clone()
+        SupervisedCell::node(self)
+    }
+
+    fn as_supervised(self: Arc<Self>) -> Arc<dyn SupervisedCell> {
+        self
     }
 
     fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity> {
@@ -1349,6 +1349,76 @@ impl<C: Cell> CellControl for CellInstance<C> {
 
     fn mailbox_len(&self) -> (usize, usize) {
         (self.mailbox.len(), self.mailbox.capacity())
+    }
+}
+
+/// The mailbox's stop request for a supervisor's stop.
+fn stop_cause(cause: ChildStop) -> StopCause {
+    match cause {
+        ChildStop::Requested => StopCause::Requested,
+        ChildStop::ParentStopped => StopCause::ParentStopped,
+        ChildStop::Supervisor => StopCause::Supervisor,
+        ChildStop::GroupRestart => StopCause::GroupRestart,
+        ChildStop::Kill => StopCause::Kill,
+    }
+}
+
+impl<C: Cell> SupervisedCell for CellInstance<C> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn path(&self) -> &CellPath {
+        &self.path
+    }
+
+    fn cell_kind(&self) -> &'static str {
+        std::any::type_name::<C>()
+    }
+
+    fn begin(&self) {
+        CellInstance::begin(self);
+    }
+
+    fn stop(&self, cause: ChildStop) {
+        CellControl::send_system(self, SystemMsg::Stop(stop_cause(cause)));
+    }
+
+    fn kill(&self) {
+        CellControl::send_system(self, SystemMsg::Kill);
+    }
+
+    fn restart(&self) {
+        CellControl::send_system(self, SystemMsg::Restart);
+    }
+
+    fn retire(&self) {
+        CellControl::send_system(self, SystemMsg::Retire);
+    }
+
+    fn refuse_sends(&self) {
+        CellControl::refuse_sends(self);
+    }
+
+    fn abandon(&self) -> usize {
+        CellControl::abandon(self)
+    }
+
+    fn supervise(&self) {
+        CellControl::send_system(self, SystemMsg::Supervise);
+    }
+
+    fn node(&self) -> Arc<Node> {
+        let mut node = self.node.lock();
+        node.get_or_insert_with(|| {
+            let owner: Weak<dyn SupervisedCell> = self.me.clone();
+            Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
+        })
+        .clone()
+    }
+
+    fn supervisor(&self) -> Option<Arc<Node>> {
+        CellControl::supervisor(self)
     }
 }
 

@@ -5,7 +5,7 @@
 //! - `registry.rs`: live cells in spawn order, and the handle the runtime
 //!   holds on each.
 //! - `shutdown.rs`: graceful shutdown and its [`ShutdownReport`].
-//! - `error.rs`: [`BuildError`] and [`SpawnError`].
+//! - `error.rs`: [`BuildError`] and [`RunError`].
 
 mod builder;
 mod error;
@@ -21,9 +21,10 @@ use std::time::SystemTime;
 
 use self::builder::EscalationHook;
 pub use self::builder::{Builder, DEFAULT_DISPATCHER};
-pub use self::error::{BuildError, RunError, SpawnError};
+pub use self::error::{BuildError, RunError};
 pub(crate) use self::registry::CellControl;
 pub use self::shutdown::ShutdownReport;
+pub(crate) use crate::cell::SpawnError;
 
 use self::registry::Registry;
 use crate::address::{Addr, Slot};
@@ -50,6 +51,7 @@ use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, Signat
 #[cfg(feature = "observe")]
 use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
+use crate::supervise::child::SupervisedCell;
 use crate::supervise::node::{ChildExit, Node, NodeSeed};
 use crate::supervise::spec::Factory;
 use crate::supervise::start::{ChildName, SupervisorCell};
@@ -609,7 +611,7 @@ impl RuntimeShared {
         };
         instance.install(&slot, req.origin);
         if let Some(seed) = req.seed {
-            let owner: Weak<dyn CellControl> = Arc::downgrade(&instance) as Weak<dyn CellControl>;
+            let owner: Weak<dyn SupervisedCell> = Arc::downgrade(&instance) as Weak<dyn SupervisedCell>;
             instance.set_node(Node::with_seed(
                 owner,
                 path.clone(),
@@ -767,8 +769,8 @@ impl RuntimeShared {
             seed: Some(seed),
             existing: None,
         })?;
-        self.root.lock().waiters.insert(instance.id(), reply);
-        let node = instance.node();
+        self.root.lock().waiters.insert(CellControl::id(&*instance), reply);
+        let node = SupervisedCell::node(&*instance);
         CellControl::begin(&*instance);
         match self.wait_driven(pending, timeout) {
             Ok(Ok(())) => Ok(Supervisor::new(addr, node)),

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::failure::Failure;
 use crate::mailbox::SystemMsg;
 use crate::path::CellPath;
+use crate::supervise::child::SupervisedCell;
 use crate::supervise::node::Node;
 use crate::sync::Arc;
 
@@ -42,6 +43,8 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     fn abandon(&self) -> usize;
     /// The cell's supervision node, created on first use.
     fn node(&self) -> Arc<Node>;
+    /// The same cell, as supervision commands it.
+    fn as_supervised(self: Arc<Self>) -> Arc<dyn SupervisedCell>;
     /// The restart intensity of the children it supervises, if it is a
     /// declared supervisor.
     fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity>;

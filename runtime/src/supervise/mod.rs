@@ -3,6 +3,9 @@
 //!
 //! - `spec.rs`: [`SupervisorSpec`], [`ChildSpec`] and their options, checked
 //!   into [`SpecError`]s.
+//! - `child.rs`: the interface to the cells a node supervises: the
+//!   commands it issues ([`child::SupervisedCell`]); events come in through
+//!   the node's entry points.
 //! - `node.rs`: the supervision state of one cell, processed in its turn.
 //! - `window.rs`: the restart-intensity sliding window.
 //! - `start.rs`: how a spec spawns an instance; the supervisor cell.
@@ -15,6 +18,7 @@
 //! intensity, backoff, ordered start and stop, significant children,
 //! escalation to the runtime root, kept mailboxes and dead letters.
 
+pub(crate) mod child;
 mod error;
 mod handle;
 mod info;

@@ -5,10 +5,12 @@ use std::any::{Any, TypeId};
 
 use crate::address::Addr;
 use crate::cell::instance::Origin;
+use crate::cell::SpawnError;
 use crate::cell::{Cell, CellError, Context};
-use crate::runtime::{CellControl, SpawnError, SpawnRequest};
+use crate::runtime::SpawnRequest;
 use crate::sync::{Arc, Mutex};
 
+use super::child::SupervisedCell;
 use super::node::{Node, NodeSeed};
 use super::spec::{ChildSpec, Factory, Make, SpecError, SupervisorSpec};
 
@@ -35,7 +37,7 @@ pub(crate) struct ChildPlacement<'a> {
 /// `handle.begin()`, so that its first report finds the record.
 #[derive(Clone)]
 pub(crate) struct StartedChild {
-    pub(crate) handle: Arc<dyn CellControl>,
+    pub(crate) handle: Arc<dyn SupervisedCell>,
     /// The child's `Addr<M>`.
     pub(crate) addr: Arc<dyn Any + Send + Sync>,
 }
