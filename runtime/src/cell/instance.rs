@@ -49,35 +49,11 @@ use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, Stop
 use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
-use crate::supervise::child::{ChildStop, SupervisedCell};
+use crate::supervise::child::{ChildStop, Origin, Supervised, SupervisedCell};
 use crate::supervise::node::{ChildExit, Node, Outcome};
-use crate::supervise::spec::{Factory, Restart, RetryPolicy};
+use crate::supervise::spec::{Factory, Restart};
 use crate::supervise::watch::Terminated;
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
-
-/// How an instance was given its cell value.
-pub(crate) enum Origin<C> {
-    /// One value: the cell cannot be restarted in place.
-    Value(C),
-    /// A factory from a child spec, called at each start.
-    Factory(Factory<C>),
-    /// A first value, then the factory at each restart: a child that
-    /// recomposition starts under a supervisor, whose factory it has called
-    /// once already to see that it makes a cell.
-    Seeded(C, Factory<C>),
-    /// A durable cell: restored from its saved state at each start, from
-    /// the factory when nothing was saved.
-    #[cfg(feature = "storage")]
-    Durable(Factory<C>, Arc<dyn crate::store::durable::Persist<C>>),
-}
-
-/// What a supervised instance knows of its spec.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Supervised {
-    pub(crate) restart: Restart,
-    pub(crate) retry: Option<RetryPolicy>,
-    pub(crate) deadline: Option<Duration>,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {

@@ -4,12 +4,15 @@
 //! - `builder.rs`: [`Builder`], the settings.
 //! - `registry.rs`: live cells in spawn order, and the handle the runtime
 //!   holds on each.
+//! - `services.rs`: what the runtime provides to supervision, through the
+//!   interfaces `supervise/child.rs` defines.
 //! - `shutdown.rs`: graceful shutdown and its [`ShutdownReport`].
 //! - `error.rs`: [`BuildError`] and [`RunError`].
 
 mod builder;
 mod error;
 mod registry;
+mod services;
 mod shutdown;
 
 use std::collections::hash_map::Entry;
@@ -29,7 +32,7 @@ pub(crate) use crate::cell::SpawnError;
 use self::registry::Registry;
 use crate::address::{Addr, Slot};
 use crate::ask::{self, AskError, Pending, Reply};
-use crate::cell::instance::{CellInstance, Origin, Supervised};
+use crate::cell::instance::CellInstance;
 use crate::cell::{Cell, CellConfig, StopReason};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::group::{Group, GroupStats};
@@ -51,7 +54,7 @@ use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, Signat
 #[cfg(feature = "observe")]
 use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
-use crate::supervise::child::SupervisedCell;
+use crate::supervise::child::{Origin, Supervised, SupervisedCell};
 use crate::supervise::node::{ChildExit, Node, NodeSeed};
 use crate::supervise::spec::Factory;
 use crate::supervise::start::{ChildName, SupervisorCell};

@@ -26,17 +26,15 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::ask::Reply;
-use crate::cell::instance::{Origin, Supervised};
 use crate::cell::SpawnError;
 use crate::cell::{Cell, CellConfig, StopReason};
 use crate::failure::{Failure, FailureCause, Hook};
 use crate::path::CellPath;
-use crate::runtime::{RuntimeShared, SpawnRequest};
 
 use crate::sync::{Arc, Mutex, Weak};
 use crate::timer::TimerHandle;
 
-use super::child::{ChildStop, SupervisedCell};
+use super::child::{ChildRequest, ChildStop, Origin, Services, SpawnChild, Supervised, SupervisedCell};
 use super::error::{ChildError, StartError};
 use super::info::{
     ChildCounts, ChildInfo, ChildState, CountedRestart, Escalation, RestartIntensity, SupervisionEvent,
@@ -265,7 +263,7 @@ pub(crate) struct Node {
     owner: Weak<dyn SupervisedCell>,
     path: CellPath,
     dispatcher: Arc<str>,
-    runtime: Arc<RuntimeShared>,
+    services: Arc<dyn Services>,
     me: Weak<Node>,
     /// A declared supervisor: starts its static children with each incarnation.
     supervisor: bool,
@@ -287,16 +285,16 @@ impl Node {
         owner: Weak<dyn SupervisedCell>,
         path: CellPath,
         dispatcher: Arc<str>,
-        runtime: Arc<RuntimeShared>,
+        services: Arc<dyn Services>,
     ) -> Arc<Node> {
-        Node::with_seed(owner, path, dispatcher, runtime, None)
+        Node::with_seed(owner, path, dispatcher, services, None)
     }
 
     pub(crate) fn with_seed(
         owner: Weak<dyn SupervisedCell>,
         path: CellPath,
         dispatcher: Arc<str>,
-        runtime: Arc<RuntimeShared>,
+        services: Arc<dyn Services>,
         seed: Option<NodeSeed>,
     ) -> Arc<Node> {
         let supervisor = seed.is_some();
@@ -311,7 +309,7 @@ impl Node {
             owner,
             path,
             dispatcher,
-            runtime,
+            services,
             me: me.clone(),
             supervisor,
             state: Mutex::new(NodeState {
@@ -346,8 +344,9 @@ impl Node {
         &self.dispatcher
     }
 
-    pub(crate) fn runtime(&self) -> &Arc<RuntimeShared> {
-        &self.runtime
+    /// What the node uses of the runtime.
+    pub(crate) fn services(&self) -> &Arc<dyn Services> {
+        &self.services
     }
 
     /// New flags for a cell supervising its own children.
@@ -391,8 +390,8 @@ impl Node {
         if state.retired {
             drop(state);
             if exit.kept {
-                if let Some(child) = self.runtime.control_of(key) {
-                    retire(&*child.as_supervised());
+                if let Some(child) = self.services.cell(key) {
+                    retire(&*child);
                 }
             }
             return;
@@ -552,8 +551,8 @@ impl Node {
         let Some(index) = state.index_of_key(key) else {
             // Not (or no longer) ours: nobody will restart it.
             if exit.kept {
-                if let Some(child) = self.runtime.control_of(key) {
-                    retire(&*child.as_supervised());
+                if let Some(child) = self.services.cell(key) {
+                    retire(&*child);
                 }
             }
             return;
@@ -699,7 +698,7 @@ impl Node {
             return;
         }
         let restart = exit.kept
-            && !self.runtime.is_shutting_down()
+            && !self.services.is_shutting_down()
             && match child.spec.restart {
                 Restart::Permanent => true,
                 Restart::Transient => exit.reason.is_abnormal(),
@@ -825,12 +824,14 @@ impl Node {
         state.ticks += 1;
         let tick = state.ticks;
         let node = self.me.clone();
-        let timer = self.runtime.timers().call_after(delay, move || {
-            if let Some(node) = node.upgrade() {
-                node.push(Event::Tick(tick));
-            }
-            None
-        });
+        let timer = self.services.call_after(
+            delay,
+            Box::new(move || {
+                if let Some(node) = node.upgrade() {
+                    node.push(Event::Tick(tick));
+                }
+            }),
+        );
         state.armed.insert(tick, timer);
         tick
     }
@@ -974,7 +975,7 @@ impl Node {
             } else if let Some(handle) = child.handle.clone() {
                 child.status = Status::Stopped;
                 let discarded = handle.abandon();
-                self.runtime.count_undelivered(&child.path, discarded);
+                self.services.count_undelivered(&child.path, discarded);
                 tracing::warn!(
                     supervisor = %self.path,
                     child = %id,
@@ -1093,7 +1094,7 @@ impl Node {
 
     /// Starts the next child of a start operation, or completes it.
     fn advance_start(&self, state: &mut NodeState) {
-        if self.runtime.is_shutting_down() {
+        if self.services.is_shutting_down() {
             // Nothing restarts once shutdown began.
             state.op = None;
             return;
@@ -1525,16 +1526,15 @@ impl Node {
         }
         let me = self.me.upgrade().ok_or(SpawnError::ShutDown)?;
         let name = config.name.clone();
-        let (addr, instance) = self.runtime.spawn_instance(SpawnRequest {
-            parent: Some(&me),
+        let (addr, handle) = C::spawn_child(ChildRequest {
+            parent: &me,
             name: name.map_or(ChildName::Numbered, ChildName::Named),
             config,
             origin: Origin::Value(cell),
-            supervised: Some(Supervised { restart: Restart::Temporary, retry: None, deadline: None }),
+            supervised: Supervised { restart: Restart::Temporary, retry: None, deadline: None },
             seed: None,
             existing: None,
         })?;
-        let handle: Arc<dyn SupervisedCell> = instance;
         let started = StartedChild { handle: handle.clone(), addr: Arc::new(addr.clone()) };
         let spec = ChildSpec::temporary_marker(handle.path().name(), std::any::type_name::<C>());
         state.add_child(Child::new(&spec, started, false));
