@@ -31,7 +31,9 @@
 //!   exists so that no `unsafe` is needed to hand the value from worker to
 //!   worker.
 //! - `node`: this cell's children and how it supervises them; see
-//!   `supervise::node`.
+//!   `supervise/node.rs`. The instance reports to its own node and its
+//!   supervisor's through the node's entry points, and implements the
+//!   commands supervision issues (`supervise/child.rs`).
 
 use std::any::Any;
 use std::fmt;
@@ -49,10 +51,9 @@ use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, Stop
 use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
-use crate::supervise::child::{ChildStop, Origin, Supervised, SupervisedCell};
-use crate::supervise::node::{ChildExit, Node, Outcome};
-use crate::supervise::spec::{Factory, Restart};
-use crate::supervise::watch::Terminated;
+use crate::supervise::{
+    ChildExit, ChildStop, Factory, Node, Origin, Outcome, Restart, Supervised, SupervisedCell, Terminated,
+};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

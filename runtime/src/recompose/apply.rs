@@ -59,10 +59,9 @@ use crate::flow::{Router, Routing, Shedding};
 use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
-use crate::supervise::child::Origin;
-use crate::supervise::node::{HandedOff, Node, Refusal};
-use crate::supervise::spec::{ChildSpec, Make, Restart};
-use crate::supervise::start::{CellStarter, ChildName, StartedChild};
+use crate::supervise::{
+    CellStarter, ChildName, ChildSpec, HandedOff, Make, Node, Origin, Refusal, Restart, StartedChild,
+};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::{Arc, Mutex, Weak};
 

@@ -54,10 +54,9 @@ use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, Signat
 #[cfg(feature = "observe")]
 use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
-use crate::supervise::child::{Origin, Supervised, SupervisedCell};
-use crate::supervise::node::{ChildExit, Node, NodeSeed};
-use crate::supervise::spec::Factory;
-use crate::supervise::start::{ChildName, SupervisorCell};
+use crate::supervise::{
+    ChildExit, ChildName, Factory, Node, NodeSeed, Origin, Supervised, SupervisedCell, SupervisorCell,
+};
 use crate::supervise::{Escalation, StartError, Supervisor, SupervisorSpec, Terminated};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::sync::{Arc, Condvar, Mutex, Weak};

@@ -6,8 +6,7 @@ use std::time::Instant;
 use crate::failure::Failure;
 use crate::mailbox::SystemMsg;
 use crate::path::CellPath;
-use crate::supervise::child::SupervisedCell;
-use crate::supervise::node::Node;
+use crate::supervise::{Node, SupervisedCell};
 use crate::sync::Arc;
 
 /// The runtime's type-erased handle on one cell's lifecycle.

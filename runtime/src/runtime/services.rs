@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use crate::cell::{Cell, SpawnError};
 use crate::path::CellPath;
-use crate::supervise::child::{ChildRequest, Services, SpawnChild, SpawnedChild, SupervisedCell};
-use crate::supervise::node::Node;
+use crate::supervise::{ChildRequest, Node, Services, SpawnChild, SpawnedChild, SupervisedCell};
 use crate::sync::Arc;
 use crate::timer::TimerHandle;
 

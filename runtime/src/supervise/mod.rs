@@ -18,15 +18,15 @@
 //! intensity, backoff, ordered start and stop, significant children,
 //! escalation to the runtime root, kept mailboxes and dead letters.
 
-pub(crate) mod child;
+mod child;
 mod error;
 mod handle;
 mod info;
-pub(crate) mod node;
-pub(crate) mod spec;
-pub(crate) mod start;
-pub(crate) mod watch;
-pub(crate) mod window;
+mod node;
+mod spec;
+mod start;
+mod watch;
+mod window;
 
 pub use self::error::{ChildError, StartError, StopError};
 pub use self::handle::Supervisor;
@@ -40,3 +40,23 @@ pub use self::spec::{
 };
 pub use self::start::SupervisorMsg;
 pub use self::watch::Terminated;
+
+// What the rest of the crate uses of supervision, and nothing else: the
+// interface the runtime implements (`child.rs`), a node and its event entry
+// points, and what a spawn and an instance need of specs.
+pub(crate) use self::child::{
+    ChildRequest, ChildStop, Origin, Services, SpawnChild, SpawnedChild, Supervised, SupervisedCell,
+};
+pub(crate) use self::node::{ChildExit, Node, NodeSeed, Outcome};
+pub(crate) use self::spec::Factory;
+pub(crate) use self::start::{ChildName, SupervisorCell};
+pub(crate) use self::watch::Watchers;
+// Recomposition places cells under supervisors and hands children over.
+#[cfg(cellrt_loom)]
+pub(crate) use self::window::RestartWindow;
+#[cfg(feature = "observe")]
+pub(crate) use self::{
+    node::{HandedOff, Refusal},
+    spec::Make,
+    start::{CellStarter, StartedChild},
+};
