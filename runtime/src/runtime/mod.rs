@@ -55,9 +55,9 @@ use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, Signat
 use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
 use crate::supervise::{
-    ChildExit, ChildName, Factory, Node, NodeSeed, Origin, Supervised, SupervisedCell, SupervisorCell,
+    ChildExit, ChildName, Escalation, Factory, Node, NodeSeed, Origin, StartError, Supervised,
+    SupervisedCell, Supervisor, SupervisorCell, SupervisorSpec, Terminated,
 };
-use crate::supervise::{Escalation, StartError, Supervisor, SupervisorSpec, Terminated};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::sync::{Arc, Condvar, Mutex, Weak};
 use crate::timer::TimerService;

@@ -6,8 +6,8 @@
 //! A node belongs to one cell instance, its *owner*. Children report to it
 //! from any thread ([`Node::child_started`], [`Node::child_exited`]), as do
 //! timers and requests from [`Supervisor`](crate::Supervisor) handles: each
-//! pushes an event and schedules the owner with a `Supervise` control
-//! request. The events are processed in the owner's turn
+//! pushes an event and schedules the owner
+//! ([`SupervisedCell::supervise`](super::child::SupervisedCell::supervise)). The events are processed in the owner's turn
 //! ([`Node::process`]), one at a time, so the supervisor logic never runs
 //! concurrently with itself or with the owner's hooks, and never blocks a
 //! worker: stopping children one by one is a sequence of events (each
