@@ -3,9 +3,10 @@
 //!
 //! - `spec.rs`: [`SupervisorSpec`], [`ChildSpec`] and their options, checked
 //!   into [`SpecError`]s.
-//! - `child.rs`: the interface to the cells a node supervises: the
-//!   commands it issues ([`child::SupervisedCell`]); events come in through
-//!   the node's entry points.
+//! - `child.rs`: supervision's interface to the runtime, defined here and
+//!   implemented there: the commands a node issues to a cell
+//!   ([`SupervisedCell`]) and what it needs of the runtime ([`Services`],
+//!   [`SpawnChild`]).
 //! - `node.rs`: the supervision state of one cell, processed in its turn.
 //! - `window.rs`: the restart-intensity sliding window.
 //! - `start.rs`: how a spec spawns an instance; the supervisor cell.
@@ -13,6 +14,14 @@
 //! - `info.rs`: what a supervisor reports: children, counts, history.
 //! - `watch.rs`: [`Terminated`] notices for watchers.
 //! - `error.rs`: [`StartError`], [`ChildError`] and [`StopError`].
+//!
+//! # Dependency direction
+//!
+//! Nothing here names the runtime, a cell instance or its mailbox. The
+//! runtime reaches supervision only through the crate-internal list at the
+//! end of this file: the `child.rs` interface it implements, and a node's
+//! event entry points (`child_started`, `child_exited`, `begin_owner_start`,
+//! `begin_owner_end`, `process`, …), which the instance calls.
 //!
 //! `docs/supervision.md` states the semantics: strategies, restart kinds,
 //! intensity, backoff, ordered start and stop, significant children,
