@@ -16,7 +16,7 @@
 //!   its owner's part, through [`Node`]'s entry points (`child_started`,
 //!   `child_exited`, `begin_owner_start`, `begin_owner_end`, `process`, …).
 //!
-//! `cell/instance.rs` implements [`SupervisedCell`] and `runtime/mod.rs`
+//! `cell/instance.rs` implements [`SupervisedCell`] and `runtime/services.rs`
 //! implements [`Services`] and [`SpawnChild`]; nothing in `supervise/` names
 //! the runtime, the instance, its mailbox or its control messages. What a
 //! child is made from ([`Origin`]) and what it knows of its spec
