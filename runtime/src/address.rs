@@ -44,7 +44,7 @@ use crate::flow::{Shedding, SheddingStats};
 use crate::mailbox::{Envelope, Mailbox, Regroup, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
-use crate::supervise::watch::Watchers;
+use crate::supervise::Watchers;
 use crate::sync::{Arc, Backoff, Mutex, RwLock, Weak};
 
 /// What can stand behind an address: something that takes messages of type `M`.

@@ -281,7 +281,7 @@ pub mod loom_api;
 
 pub use crate::address::{Addr, WeakAddr};
 pub use crate::ask::{AskError, Pending, Reply};
-pub use crate::cell::{Cell, CellConfig, CellError, Context, StopReason, MAX_LANES};
+pub use crate::cell::{Cell, CellConfig, CellError, Context, SpawnError, StopReason, MAX_LANES};
 #[cfg(feature = "chaos")]
 pub use crate::chaos::{
     CellPhase, DeadLetterSeen, DecayMove, Delay, Effect, Experiment, ExperimentBuildError, ExperimentBuilder,
@@ -317,7 +317,7 @@ pub use crate::recompose::{
     RestoreWarning, Restored, ServingCell, SplitBy,
 };
 pub use crate::runtime::{
-    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, SpawnError, DEFAULT_DISPATCHER,
+    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, DEFAULT_DISPATCHER,
 };
 #[cfg(feature = "storage")]
 pub use crate::store::{

@@ -52,8 +52,7 @@ use crate::mailbox::{
 use crate::path::CellPath;
 use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
 use crate::runtime::CellControl;
-use crate::supervise::watch::{Terminated, Watchers};
-use crate::supervise::window::RestartWindow;
+use crate::supervise::{RestartWindow, Terminated, Watchers};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use crate::sync::{Arc, Weak};
 

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use crate::address::Addr;
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError};
-use crate::supervise::spec::Strategy;
-use crate::supervise::{ChildInfo, ChildSpec, SpecError, StartError, SupervisorSpec, Terminated};
+use crate::supervise::{ChildInfo, ChildSpec, SpecError, StartError, Strategy, SupervisorSpec, Terminated};
 use crate::sync::{Arc, Weak};
 use crate::timer::TimerHandle;
 

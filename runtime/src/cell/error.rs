@@ -1,7 +1,10 @@
-//! [`CellError`], what a hook returns when it fails.
+//! [`CellError`], what a hook returns when it fails, and [`SpawnError`],
+//! why a cell could not be spawned.
 
 use std::error::Error;
 use std::fmt;
+
+use crate::path::{CellPath, NameError};
 
 /// The error a cell's hook returns to report a failure.
 ///
@@ -121,5 +124,98 @@ mod tests {
         let err = CellError::msg("nope");
         assert_eq!(err.type_name(), None);
         assert!(err.source_error().is_none());
+    }
+}
+
+/// Why a cell could not be spawned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The runtime is shutting down or has shut down.
+    ShutDown,
+    /// A mailbox capacity of zero was requested.
+    ZeroCapacity,
+    /// No dispatcher has this name.
+    UnknownDispatcher {
+        /// The requested name.
+        name: String,
+    },
+    /// No group has this name.
+    UnknownGroup {
+        /// The requested name.
+        name: String,
+    },
+    /// The name is not a valid cell name.
+    InvalidName(NameError),
+    /// A live cell already has this path.
+    NameTaken {
+        /// The path in use.
+        path: CellPath,
+    },
+    /// The cell behind the address is a replacement still waiting for its
+    /// predecessor's messages; replace it once that handover is done.
+    ReplaceInProgress {
+        /// The address's path.
+        path: CellPath,
+    },
+    /// The cell is restarted by a supervisor from its child spec; it cannot
+    /// be replaced behind its address.
+    Supervised {
+        /// The address's path.
+        path: CellPath,
+    },
+    /// The child was spawned from a value, not a factory: it cannot be
+    /// started again.
+    NotRestartable {
+        /// The supervisor's path.
+        path: CellPath,
+    },
+    /// A durable cell needs a name: an unnamed cell's path, which names its
+    /// stored state, changes between runs.
+    Unnamed,
+    /// The cell needs storage the runtime cannot give it.
+    #[cfg(feature = "storage")]
+    Storage(crate::store::StoreError),
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::ShutDown => f.write_str("runtime is shut down"),
+            SpawnError::ZeroCapacity => f.write_str("mailbox capacity must be at least 1"),
+            SpawnError::UnknownDispatcher { name } => write!(f, "no dispatcher named {name:?}"),
+            SpawnError::UnknownGroup { name } => write!(f, "no group named {name:?}"),
+            SpawnError::InvalidName(_) => f.write_str("invalid cell name"),
+            SpawnError::NameTaken { path } => write!(f, "a cell at {path} is already running"),
+            SpawnError::ReplaceInProgress { path } => {
+                write!(f, "the cell at {path} is still taking over from the cell it replaced")
+            }
+            SpawnError::Supervised { path } => {
+                write!(f, "the cell at {path} is supervised from a child spec and cannot be replaced")
+            }
+            SpawnError::NotRestartable { path } => {
+                write!(f, "a child of {path} spawned from a value cannot be started again")
+            }
+            SpawnError::Unnamed => f.write_str("a durable cell needs a name"),
+            #[cfg(feature = "storage")]
+            SpawnError::Storage(err) => write!(f, "storage: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::InvalidName(err) => Some(err),
+            #[cfg(feature = "storage")]
+            SpawnError::Storage(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<NameError> for SpawnError {
+    fn from(err: NameError) -> Self {
+        SpawnError::InvalidName(err)
     }
 }

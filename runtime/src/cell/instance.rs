@@ -31,7 +31,9 @@
 //!   exists so that no `unsafe` is needed to hand the value from worker to
 //!   worker.
 //! - `node`: this cell's children and how it supervises them; see
-//!   `supervise::node`.
+//!   `supervise/node.rs`. The instance reports to its own node and its
+//!   supervisor's through the node's entry points, and implements the
+//!   commands supervision issues (`supervise/child.rs`).
 
 use std::any::Any;
 use std::fmt;
@@ -49,34 +51,10 @@ use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, Stop
 use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
-use crate::supervise::node::{ChildExit, Node, Outcome};
-use crate::supervise::spec::{Factory, Restart, RetryPolicy};
-use crate::supervise::watch::Terminated;
+use crate::supervise::{
+    ChildExit, ChildStop, Factory, Node, Origin, Outcome, Restart, Supervised, SupervisedCell, Terminated,
+};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
-
-/// How an instance was given its cell value.
-pub(crate) enum Origin<C> {
-    /// One value: the cell cannot be restarted in place.
-    Value(C),
-    /// A factory from a child spec, called at each start.
-    Factory(Factory<C>),
-    /// A first value, then the factory at each restart: a child that
-    /// recomposition starts under a supervisor, whose factory it has called
-    /// once already to see that it makes a cell.
-    Seeded(C, Factory<C>),
-    /// A durable cell: restored from its saved state at each start, from
-    /// the factory when nothing was saved.
-    #[cfg(feature = "storage")]
-    Durable(Factory<C>, Arc<dyn crate::store::durable::Persist<C>>),
-}
-
-/// What a supervised instance knows of its spec.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Supervised {
-    pub(crate) restart: Restart,
-    pub(crate) retry: Option<RetryPolicy>,
-    pub(crate) deadline: Option<Duration>,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
@@ -1319,12 +1297,11 @@ impl<C: Cell> CellControl for CellInstance<C> {
     }
 
     fn node(&self) -> Arc<Node> {
-        let mut node = self.node.lock();
-        node.get_or_insert_with(|| {
-            let owner: Weak<dyn CellControl> = self.me.clone();
-            Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
-        })
-        .clone()
+        SupervisedCell::node(self)
+    }
+
+    fn as_supervised(self: Arc<Self>) -> Arc<dyn SupervisedCell> {
+        self
     }
 
     fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity> {
@@ -1369,6 +1346,76 @@ impl<C: Cell> CellControl for CellInstance<C> {
 
     fn take_active(&self) -> bool {
         self.mailbox.state().take_active()
+    }
+}
+
+/// The mailbox's stop request for a supervisor's stop.
+fn stop_cause(cause: ChildStop) -> StopCause {
+    match cause {
+        ChildStop::Requested => StopCause::Requested,
+        ChildStop::ParentStopped => StopCause::ParentStopped,
+        ChildStop::Supervisor => StopCause::Supervisor,
+        ChildStop::GroupRestart => StopCause::GroupRestart,
+        ChildStop::Kill => StopCause::Kill,
+    }
+}
+
+impl<C: Cell> SupervisedCell for CellInstance<C> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn path(&self) -> &CellPath {
+        &self.path
+    }
+
+    fn cell_kind(&self) -> &'static str {
+        std::any::type_name::<C>()
+    }
+
+    fn begin(&self) {
+        CellInstance::begin(self);
+    }
+
+    fn stop(&self, cause: ChildStop) {
+        CellControl::send_system(self, SystemMsg::Stop(stop_cause(cause)));
+    }
+
+    fn kill(&self) {
+        CellControl::send_system(self, SystemMsg::Kill);
+    }
+
+    fn restart(&self) {
+        CellControl::send_system(self, SystemMsg::Restart);
+    }
+
+    fn retire(&self) {
+        CellControl::send_system(self, SystemMsg::Retire);
+    }
+
+    fn refuse_sends(&self) {
+        CellControl::refuse_sends(self);
+    }
+
+    fn abandon(&self) -> usize {
+        CellControl::abandon(self)
+    }
+
+    fn supervise(&self) {
+        CellControl::send_system(self, SystemMsg::Supervise);
+    }
+
+    fn node(&self) -> Arc<Node> {
+        let mut node = self.node.lock();
+        node.get_or_insert_with(|| {
+            let owner: Weak<dyn SupervisedCell> = self.me.clone();
+            Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
+        })
+        .clone()
+    }
+
+    fn supervisor(&self) -> Option<Arc<Node>> {
+        CellControl::supervisor(self)
     }
 }
 

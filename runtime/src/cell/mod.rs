@@ -1,6 +1,7 @@
 //! Cells: the [`Cell`] trait, its [`Context`], and the running instance.
 //!
-//! - `error.rs`: [`CellError`], what a failing hook returns.
+//! - `error.rs`: [`CellError`], what a failing hook returns, and
+//!   [`SpawnError`], why a spawn failed.
 //! - `context.rs`: [`Context`], the cell's view of the runtime, and
 //!   [`CellConfig`], the options of a spawn.
 //! - `instance.rs`: a spawned cell: its mailbox, its state, its turns.
@@ -43,7 +44,7 @@ mod error;
 pub(crate) mod instance;
 
 pub use self::context::{CellConfig, Context};
-pub use self::error::CellError;
+pub use self::error::{CellError, SpawnError};
 
 /// The most priority lanes a cell's mailbox can have ([`Cell::LANES`]).
 pub const MAX_LANES: usize = 16;

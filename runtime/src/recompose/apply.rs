@@ -53,16 +53,15 @@ use super::error::RecomposeError;
 use super::partition::{self, KeyHash, KeyedHandover};
 use super::plan::{Action, IsolatedKind, Layout, SplitBy};
 use crate::address::{Addr, Deliver, Slot};
-use crate::cell::instance::Origin;
 use crate::cell::{Cell, CellConfig};
 use crate::failure::payload_text;
 use crate::flow::{Router, Routing, Shedding};
 use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
-use crate::supervise::node::{HandedOff, Node, Refusal};
-use crate::supervise::spec::{ChildSpec, Make, Restart};
-use crate::supervise::start::{CellStarter, ChildName, StartedChild};
+use crate::supervise::{
+    CellStarter, ChildName, ChildSpec, HandedOff, Make, Node, Origin, Refusal, Restart, StartedChild,
+};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::{Arc, Mutex, Weak};
 
@@ -139,8 +138,8 @@ where
     F: Fn() -> C + Send + Sync + 'static,
 {
     let origin = Origin::Seeded(cell, Arc::new(Mutex::new(restarts(factory))));
-    let instance =
-        node.runtime().replace_instance(addr, config, origin, Some(node), Some(spec.supervised()))?;
+    let runtime = RuntimeShared::of(node).ok_or(SpawnError::ShutDown)?;
+    let instance = runtime.replace_instance(addr, config, origin, Some(node), Some(spec.supervised()))?;
     Ok(StartedChild { handle: instance, addr: Arc::new(addr.clone()) })
 }
 
@@ -214,7 +213,10 @@ impl<M: Send + 'static> Maker<M> {
                 )
                 .restart(Restart::Transient);
                 spec.config = config.clone();
-                let shared = node.runtime().clone();
+                let shared = RuntimeShared::of(node).ok_or_else(|| RecomposeError::Spawn {
+                    cell: path.clone(),
+                    error: SpawnError::ShutDown,
+                })?;
                 let adopted = node.adopt(spec, |node, spec| {
                     let request = SpawnRequest {
                         parent: Some(node),

@@ -4,12 +4,15 @@
 //! - `builder.rs`: [`Builder`], the settings.
 //! - `registry.rs`: live cells in spawn order, and the handle the runtime
 //!   holds on each.
+//! - `services.rs`: what the runtime provides to supervision, through the
+//!   interfaces `supervise/child.rs` defines.
 //! - `shutdown.rs`: graceful shutdown and its [`ShutdownReport`].
-//! - `error.rs`: [`BuildError`] and [`SpawnError`].
+//! - `error.rs`: [`BuildError`] and [`RunError`].
 
 mod builder;
 mod error;
 mod registry;
+mod services;
 mod shutdown;
 
 use std::collections::hash_map::Entry;
@@ -21,14 +24,15 @@ use std::time::SystemTime;
 
 use self::builder::EscalationHook;
 pub use self::builder::{Builder, DEFAULT_DISPATCHER};
-pub use self::error::{BuildError, RunError, SpawnError};
+pub use self::error::{BuildError, RunError};
 pub(crate) use self::registry::CellControl;
 pub use self::shutdown::ShutdownReport;
+pub(crate) use crate::cell::SpawnError;
 
 use self::registry::Registry;
 use crate::address::{Addr, Slot};
 use crate::ask::{self, AskError, Pending, Reply};
-use crate::cell::instance::{CellInstance, Origin, Supervised};
+use crate::cell::instance::CellInstance;
 use crate::cell::{Cell, CellConfig, StopReason};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dispatch::group::{Group, GroupStats};
@@ -50,10 +54,10 @@ use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, Signat
 #[cfg(feature = "observe")]
 use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
-use crate::supervise::node::{ChildExit, Node, NodeSeed};
-use crate::supervise::spec::Factory;
-use crate::supervise::start::{ChildName, SupervisorCell};
-use crate::supervise::{Escalation, StartError, Supervisor, SupervisorSpec, Terminated};
+use crate::supervise::{
+    ChildExit, ChildName, Escalation, Factory, Node, NodeSeed, Origin, StartError, Supervised,
+    SupervisedCell, Supervisor, SupervisorCell, SupervisorSpec, Terminated,
+};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::sync::{Arc, Condvar, Mutex, Weak};
 use crate::timer::TimerService;
@@ -633,7 +637,7 @@ impl RuntimeShared {
         };
         instance.install(&slot, req.origin);
         if let Some(seed) = req.seed {
-            let owner: Weak<dyn CellControl> = Arc::downgrade(&instance) as Weak<dyn CellControl>;
+            let owner: Weak<dyn SupervisedCell> = Arc::downgrade(&instance) as Weak<dyn SupervisedCell>;
             instance.set_node(Node::with_seed(
                 owner,
                 path.clone(),
@@ -791,8 +795,8 @@ impl RuntimeShared {
             seed: Some(seed),
             existing: None,
         })?;
-        self.root.lock().waiters.insert(instance.id(), reply);
-        let node = instance.node();
+        self.root.lock().waiters.insert(CellControl::id(&*instance), reply);
+        let node = SupervisedCell::node(&*instance);
         CellControl::begin(&*instance);
         match self.wait_driven(pending, timeout) {
             Ok(Ok(())) => Ok(Supervisor::new(addr, node)),

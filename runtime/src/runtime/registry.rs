@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::failure::Failure;
 use crate::mailbox::SystemMsg;
 use crate::path::CellPath;
-use crate::supervise::node::Node;
+use crate::supervise::{Node, SupervisedCell};
 use crate::sync::Arc;
 
 /// The runtime's type-erased handle on one cell's lifecycle.
@@ -46,6 +46,8 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     fn abandon(&self) -> usize;
     /// The cell's supervision node, created on first use.
     fn node(&self) -> Arc<Node>;
+    /// The same cell, as supervision commands it.
+    fn as_supervised(self: Arc<Self>) -> Arc<dyn SupervisedCell>;
     /// The restart intensity of the children it supervises, if it is a
     /// declared supervisor.
     fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity>;

@@ -3,10 +3,9 @@
 use std::fmt;
 
 use crate::ask::AskError;
-use crate::cell::StopReason;
+use crate::cell::{SpawnError, StopReason};
 use crate::failure::FailureCause;
 use crate::path::CellPath;
-use crate::runtime::SpawnError;
 
 use super::spec::SpecError;
 

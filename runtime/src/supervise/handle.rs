@@ -7,10 +7,10 @@ use std::time::Duration;
 use crate::address::Addr;
 use crate::ask::{self, Pending};
 use crate::cell::StopReason;
-use crate::mailbox::StopCause;
 use crate::path::CellPath;
 use crate::sync::Arc;
 
+use super::child::ChildStop;
 use super::error::{ChildError, StartError, StopError};
 use super::info::{ChildCounts, ChildInfo, RestartIntensity, SupervisionEvent};
 use super::node::{Command, Node};
@@ -244,8 +244,8 @@ impl Supervisor {
     /// ```
     pub fn stop(&self, reason: StopReason, timeout: Duration) -> Result<Terminated, StopError> {
         let cause = match reason {
-            StopReason::Requested => StopCause::Requested,
-            StopReason::Shutdown => StopCause::Supervisor,
+            StopReason::Requested => ChildStop::Requested,
+            StopReason::Shutdown => ChildStop::Supervisor,
             reason => return Err(StopError::InvalidReason { reason }),
         };
         let watch = self.watch();

@@ -6,8 +6,8 @@
 //! A node belongs to one cell instance, its *owner*. Children report to it
 //! from any thread ([`Node::child_started`], [`Node::child_exited`]), as do
 //! timers and requests from [`Supervisor`](crate::Supervisor) handles: each
-//! pushes an event and schedules the owner with a `Supervise` control
-//! request. The events are processed in the owner's turn
+//! pushes an event and schedules the owner
+//! ([`SupervisedCell::supervise`](super::child::SupervisedCell::supervise)). The events are processed in the owner's turn
 //! ([`Node::process`]), one at a time, so the supervisor logic never runs
 //! concurrently with itself or with the owner's hooks, and never blocks a
 //! worker: stopping children one by one is a sequence of events (each
@@ -26,15 +26,15 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::ask::Reply;
-use crate::cell::instance::{Origin, Supervised};
+use crate::cell::SpawnError;
 use crate::cell::{Cell, CellConfig, StopReason};
 use crate::failure::{Failure, FailureCause, Hook};
-use crate::mailbox::{StopCause, SystemMsg};
 use crate::path::CellPath;
-use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
+
 use crate::sync::{Arc, Mutex, Weak};
 use crate::timer::TimerHandle;
 
+use super::child::{ChildRequest, ChildStop, Origin, Services, SpawnChild, Supervised, SupervisedCell};
 use super::error::{ChildError, StartError};
 use super::info::{
     ChildCounts, ChildInfo, ChildState, CountedRestart, Escalation, RestartIntensity, SupervisionEvent,
@@ -134,7 +134,7 @@ struct Child {
     id: String,
     path: CellPath,
     spec: ChildSpec,
-    handle: Option<Arc<dyn CellControl>>,
+    handle: Option<Arc<dyn SupervisedCell>>,
     addr: Arc<dyn Any + Send + Sync>,
     status: Status,
     restarts: u32,
@@ -200,7 +200,7 @@ enum Op {
         /// `simple_one_for_one` supervisor's children); else one at a
         /// time, each after the previous one's exit.
         parallel: bool,
-        cause: StopCause,
+        cause: ChildStop,
         purpose: StopPurpose,
     },
     Backoff {
@@ -211,7 +211,7 @@ enum Op {
 }
 
 impl Op {
-    fn stop(queue: VecDeque<u64>, cause: StopCause, purpose: StopPurpose, parallel: bool) -> Op {
+    fn stop(queue: VecDeque<u64>, cause: ChildStop, purpose: StopPurpose, parallel: bool) -> Op {
         Op::Stop { queue, waiting: HashMap::new(), timeouts: HashMap::new(), parallel, cause, purpose }
     }
 }
@@ -260,10 +260,10 @@ struct NodeState {
 
 /// The supervision state of one cell. See the module docs.
 pub(crate) struct Node {
-    owner: Weak<dyn CellControl>,
+    owner: Weak<dyn SupervisedCell>,
     path: CellPath,
     dispatcher: Arc<str>,
-    runtime: Arc<RuntimeShared>,
+    services: Arc<dyn Services>,
     me: Weak<Node>,
     /// A declared supervisor: starts its static children with each incarnation.
     supervisor: bool,
@@ -282,19 +282,19 @@ impl Node {
     /// A node with default flags and no static children: a cell's own
     /// children.
     pub(crate) fn new(
-        owner: Weak<dyn CellControl>,
+        owner: Weak<dyn SupervisedCell>,
         path: CellPath,
         dispatcher: Arc<str>,
-        runtime: Arc<RuntimeShared>,
+        services: Arc<dyn Services>,
     ) -> Arc<Node> {
-        Node::with_seed(owner, path, dispatcher, runtime, None)
+        Node::with_seed(owner, path, dispatcher, services, None)
     }
 
     pub(crate) fn with_seed(
-        owner: Weak<dyn CellControl>,
+        owner: Weak<dyn SupervisedCell>,
         path: CellPath,
         dispatcher: Arc<str>,
-        runtime: Arc<RuntimeShared>,
+        services: Arc<dyn Services>,
         seed: Option<NodeSeed>,
     ) -> Arc<Node> {
         let supervisor = seed.is_some();
@@ -309,7 +309,7 @@ impl Node {
             owner,
             path,
             dispatcher,
-            runtime,
+            services,
             me: me.clone(),
             supervisor,
             state: Mutex::new(NodeState {
@@ -344,8 +344,9 @@ impl Node {
         &self.dispatcher
     }
 
-    pub(crate) fn runtime(&self) -> &Arc<RuntimeShared> {
-        &self.runtime
+    /// What the node uses of the runtime.
+    pub(crate) fn services(&self) -> &Arc<dyn Services> {
+        &self.services
     }
 
     /// New flags for a cell supervising its own children.
@@ -359,9 +360,9 @@ impl Node {
     }
 
     /// Asks the owner to stop (its children first, in its turn).
-    pub(crate) fn stop_owner(&self, cause: StopCause) {
+    pub(crate) fn stop_owner(&self, cause: ChildStop) {
         if let Some(owner) = self.owner.upgrade() {
-            owner.send_system(SystemMsg::Stop(cause));
+            owner.stop(cause);
         }
     }
 
@@ -373,7 +374,7 @@ impl Node {
     fn push(&self, event: Event) {
         self.state.lock().events.push_back(event);
         if let Some(owner) = self.owner.upgrade() {
-            owner.send_system(SystemMsg::Supervise);
+            owner.supervise();
         }
     }
 
@@ -389,7 +390,7 @@ impl Node {
         if state.retired {
             drop(state);
             if exit.kept {
-                if let Some(child) = self.runtime.control_of(key) {
+                if let Some(child) = self.services.cell(key) {
                     retire(&*child);
                 }
             }
@@ -398,7 +399,7 @@ impl Node {
         state.events.push_back(Event::Exited(key, exit));
         drop(state);
         if let Some(owner) = self.owner.upgrade() {
-            owner.send_system(SystemMsg::Supervise);
+            owner.supervise();
         }
     }
 
@@ -453,7 +454,7 @@ impl Node {
         let queue: VecDeque<u64> =
             state.children.iter().rev().filter(|c| c.status.is_alive()).map(|c| c.key).collect();
         let parallel = state.flags.strategy == Strategy::Pool;
-        state.op = Some(Op::stop(queue, StopCause::ParentStopped, StopPurpose::OwnerEnding, parallel));
+        state.op = Some(Op::stop(queue, ChildStop::ParentStopped, StopPurpose::OwnerEnding, parallel));
         self.advance_stop(&mut state);
     }
 
@@ -470,7 +471,7 @@ impl Node {
                 if child.kept() {
                     retire(&**handle);
                 } else if child.status.is_alive() {
-                    handle.send_system(SystemMsg::Stop(StopCause::ParentStopped));
+                    handle.stop(ChildStop::ParentStopped);
                 }
             }
         }
@@ -480,7 +481,7 @@ impl Node {
     pub(crate) fn kill_all(&self) {
         for child in self.take_children() {
             if let Some(handle) = child.handle {
-                handle.send_system(SystemMsg::Kill);
+                handle.kill();
             }
         }
     }
@@ -550,7 +551,7 @@ impl Node {
         let Some(index) = state.index_of_key(key) else {
             // Not (or no longer) ours: nobody will restart it.
             if exit.kept {
-                if let Some(child) = self.runtime.control_of(key) {
+                if let Some(child) = self.services.cell(key) {
                     retire(&*child);
                 }
             }
@@ -697,7 +698,7 @@ impl Node {
             return;
         }
         let restart = exit.kept
-            && !self.runtime.is_shutting_down()
+            && !self.services.is_shutting_down()
             && match child.spec.restart {
                 Restart::Permanent => true,
                 Restart::Transient => exit.reason.is_abnormal(),
@@ -823,12 +824,14 @@ impl Node {
         state.ticks += 1;
         let tick = state.ticks;
         let node = self.me.clone();
-        let timer = self.runtime.timers().call_after(delay, move || {
-            if let Some(node) = node.upgrade() {
-                node.push(Event::Tick(tick));
-            }
-            None
-        });
+        let timer = self.services.call_after(
+            delay,
+            Box::new(move || {
+                if let Some(node) = node.upgrade() {
+                    node.push(Event::Tick(tick));
+                }
+            }),
+        );
         state.armed.insert(tick, timer);
         tick
     }
@@ -841,7 +844,7 @@ impl Node {
         if child.kept() {
             if let Some(handle) = &child.handle {
                 child.status = Status::Starting;
-                handle.send_system(SystemMsg::Restart);
+                handle.restart();
                 return;
             }
         }
@@ -901,7 +904,7 @@ impl Node {
             .collect();
         let ids = members.iter().map(|&i| state.children[i].id.clone()).collect();
         let purpose = StopPurpose::Group { ids, delay, trigger: trigger.to_owned() };
-        state.op = Some(Op::stop(queue, StopCause::GroupRestart, purpose, false));
+        state.op = Some(Op::stop(queue, ChildStop::GroupRestart, purpose, false));
         self.advance_stop(state);
     }
 
@@ -932,15 +935,15 @@ impl Node {
                 Shutdown::Kill => {
                     // The kill takes effect at the child's next system
                     // check: a handler that does not return is abandoned.
-                    handle.send_system(SystemMsg::Stop(StopCause::Kill));
+                    handle.stop(ChildStop::Kill);
                     Some(self.timer(state, KILL_GRACE))
                 }
                 Shutdown::Timeout(timeout) => {
-                    handle.send_system(SystemMsg::Stop(cause));
+                    handle.stop(cause);
                     Some(self.timer(state, timeout))
                 }
                 Shutdown::Infinity => {
-                    handle.send_system(SystemMsg::Stop(cause));
+                    handle.stop(cause);
                     None
                 }
             };
@@ -972,7 +975,7 @@ impl Node {
             } else if let Some(handle) = child.handle.clone() {
                 child.status = Status::Stopped;
                 let discarded = handle.abandon();
-                self.runtime.count_undelivered(&child.path, discarded);
+                self.services.count_undelivered(&child.path, discarded);
                 tracing::warn!(
                     supervisor = %self.path,
                     child = %id,
@@ -1091,7 +1094,7 @@ impl Node {
 
     /// Starts the next child of a start operation, or completes it.
     fn advance_start(&self, state: &mut NodeState) {
-        if self.runtime.is_shutting_down() {
+        if self.services.is_shutting_down() {
             // Nothing restarts once shutdown began.
             state.op = None;
             return;
@@ -1184,7 +1187,7 @@ impl Node {
                     None => self.path.child(id).unwrap_or_else(|_| self.path.clone()),
                 };
                 let cause = FailureCause::ChildStart { id: id.to_owned(), path, reason: Box::new(reason) };
-                (StopCause::ParentStopped, StopPurpose::StartAborted(self.start_failure_of(cause)))
+                (ChildStop::ParentStopped, StopPurpose::StartAborted(self.start_failure_of(cause)))
             }
             StartPurpose::Group { .. } => {
                 // The whole group is tried again, in start order: what
@@ -1194,7 +1197,7 @@ impl Node {
                 let is_member = |c: &Child| members.contains(c.id.as_str());
                 let ids: Vec<String> =
                     state.children.iter().filter(|c| is_member(c)).map(|c| c.id.clone()).collect();
-                (StopCause::GroupRestart, StopPurpose::GroupRetry { ids, trigger: id.to_owned(), reason })
+                (ChildStop::GroupRestart, StopPurpose::GroupRetry { ids, trigger: id.to_owned(), reason })
             }
         };
         state.op = Some(Op::stop(stop, cause, purpose, false));
@@ -1313,7 +1316,7 @@ impl Node {
         child.pending_tick = None;
         let queue: VecDeque<u64> = if child.status.is_alive() { [child.key].into() } else { VecDeque::new() };
         let purpose = StopPurpose::Terminate { id: id.to_owned(), reply };
-        state.op = Some(Op::stop(queue, StopCause::Supervisor, purpose, false));
+        state.op = Some(Op::stop(queue, ChildStop::Supervisor, purpose, false));
         self.advance_stop(state);
     }
 
@@ -1523,16 +1526,15 @@ impl Node {
         }
         let me = self.me.upgrade().ok_or(SpawnError::ShutDown)?;
         let name = config.name.clone();
-        let (addr, instance) = self.runtime.spawn_instance(SpawnRequest {
-            parent: Some(&me),
+        let (addr, handle) = C::spawn_child(ChildRequest {
+            parent: &me,
             name: name.map_or(ChildName::Numbered, ChildName::Named),
             config,
             origin: Origin::Value(cell),
-            supervised: Some(Supervised { restart: Restart::Temporary, retry: None, deadline: None }),
+            supervised: Supervised { restart: Restart::Temporary, retry: None, deadline: None },
             seed: None,
             existing: None,
         })?;
-        let handle: Arc<dyn CellControl> = instance;
         let started = StartedChild { handle: handle.clone(), addr: Arc::new(addr.clone()) };
         let spec = ChildSpec::temporary_marker(handle.path().name(), std::any::type_name::<C>());
         state.add_child(Child::new(&spec, started, false));
@@ -1548,7 +1550,7 @@ impl Node {
     }
 
     /// The node of child `id`, if it is a supervisor.
-    pub(crate) fn child_handle(&self, id: &str) -> Option<Arc<dyn CellControl>> {
+    pub(crate) fn child_handle(&self, id: &str) -> Option<Arc<dyn SupervisedCell>> {
         let state = self.state.lock();
         state.index_of_id(id).and_then(|i| state.children[i].handle.clone())
     }
@@ -1593,7 +1595,7 @@ impl Node {
     /// The owner is retired for good: the children it keeps suspended
     /// refuse sends from now on (see [`retire`]).
     pub(crate) fn refuse_kept_sends(&self) {
-        let kept: Vec<Arc<dyn CellControl>> = {
+        let kept: Vec<Arc<dyn SupervisedCell>> = {
             let state = self.state.lock();
             state.children.iter().filter(|c| c.kept()).filter_map(|c| c.handle.clone()).collect()
         };
@@ -1731,9 +1733,9 @@ pub(crate) enum Refusal {
 /// (`Closed`) from this call on, so that whoever learns of its end, or of
 /// its supervisor's, finds them closed; the child itself ends in its own
 /// turn, dropping what is queued. Model: `loom-tests/tests/supervise_retire.rs`.
-fn retire(handle: &dyn CellControl) {
+fn retire(handle: &dyn SupervisedCell) {
     handle.refuse_sends();
-    handle.send_system(SystemMsg::Retire);
+    handle.retire();
 }
 
 fn refuse_command(command: Command, err: ChildError) {

@@ -260,12 +260,8 @@ impl ChildSpec {
     }
 
     /// What an instance started from this spec knows of it.
-    pub(crate) fn supervised(&self) -> crate::cell::instance::Supervised {
-        crate::cell::instance::Supervised {
-            restart: self.restart,
-            retry: self.retry,
-            deadline: self.deadline,
-        }
+    pub(crate) fn supervised(&self) -> super::child::Supervised {
+        super::child::Supervised { restart: self.restart, retry: self.retry, deadline: self.deadline }
     }
 
     pub(crate) fn from_starter(id: String, start: Arc<dyn StartChild>) -> Self {

@@ -4,11 +4,11 @@
 use std::any::{Any, TypeId};
 
 use crate::address::Addr;
-use crate::cell::instance::Origin;
+use crate::cell::SpawnError;
 use crate::cell::{Cell, CellError, Context};
-use crate::runtime::{CellControl, SpawnError, SpawnRequest};
 use crate::sync::{Arc, Mutex};
 
+use super::child::{ChildRequest, Origin, SpawnChild, SupervisedCell};
 use super::node::{Node, NodeSeed};
 use super::spec::{ChildSpec, Factory, Make, SpecError, SupervisorSpec};
 
@@ -35,7 +35,7 @@ pub(crate) struct ChildPlacement<'a> {
 /// `handle.begin()`, so that its first report finds the record.
 #[derive(Clone)]
 pub(crate) struct StartedChild {
-    pub(crate) handle: Arc<dyn CellControl>,
+    pub(crate) handle: Arc<dyn SupervisedCell>,
     /// The child's `Addr<M>`.
     pub(crate) addr: Arc<dyn Any + Send + Sync>,
 }
@@ -101,17 +101,16 @@ fn spawn_child<C: Cell>(
     seed: Option<NodeSeed>,
 ) -> Result<StartedChild, SpawnError> {
     let existing = placement.existing.and_then(|a| a.downcast_ref::<Addr<C::Message>>()).cloned();
-    let runtime = placement.parent.runtime().clone();
-    let (addr, instance) = runtime.spawn_instance(SpawnRequest {
-        parent: Some(placement.parent),
+    let (addr, handle) = C::spawn_child(ChildRequest {
+        parent: placement.parent,
         name: placement.name,
         config: spec.config.clone(),
         origin,
-        supervised: Some(spec.supervised()),
+        supervised: spec.supervised(),
         seed,
         existing,
     })?;
-    Ok(StartedChild { handle: instance, addr: Arc::new(addr) })
+    Ok(StartedChild { handle, addr: Arc::new(addr) })
 }
 
 impl<C: Cell> StartChild for CellStarter<C> {
