@@ -141,6 +141,8 @@
 //! [`Experiment::ramp`] finds the intensity at which the hypothesis breaks.
 //!
 //! ```
+//! # #[cfg(feature = "chaos")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use cellrt::{Cell, CellConfig, CellError, Context, FailureCause, FaultSet, Runtime};
 //!
@@ -165,7 +167,10 @@
 //! assert!(matches!(letter.failure().cause, FailureCause::Injected { .. }));
 //! assert_eq!(injection.remove()[0].injected, 1);
 //! # runtime.shutdown(Duration::from_secs(1));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "chaos"))]
+//! # fn main() {}
 //! ```
 //!
 //! `docs/chaos.md` in the repository gives the fault catalog, the spec

@@ -106,8 +106,8 @@ impl Step {
                 "workspace tests (unit, integration, doc)"
             }
             Step::EmbeddedCore => {
-                cmd.args(["test", "-p", "cellrt", "--no-default-features", "--lib", "--tests"]);
-                "embedded core (--no-default-features)"
+                cmd.args(["test", "-p", "cellrt", "--no-default-features"]);
+                "embedded core (--no-default-features: unit, integration, doc tests, examples)"
             }
             Step::Docs { default_features } => {
                 let mut rustdocflags = env::var("RUSTDOCFLAGS").unwrap_or_default();
