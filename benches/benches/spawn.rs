@@ -31,14 +31,14 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cellrt::{Addr, Cell, CellConfig, CellError, Context, Runtime};
+use cellrt_benches::{allocated, live_by_size};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -48,72 +48,8 @@ const CELLS: usize = 50_000;
 const CAPACITY: usize = 16;
 const WORKERS: usize = 2;
 
-/// The system allocator, counting the bytes currently allocated.
-struct Counting;
-
-static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
-
-/// Largest allocation size tracked individually by [`LIVE_BY_SIZE`].
-const TRACKED_SIZES: usize = 4096;
-
-/// Live allocations by exact size (the last bucket holds every larger one),
-/// to show what an idle cell is made of.
-static LIVE_BY_SIZE: [AtomicIsize; TRACKED_SIZES + 1] = [const { AtomicIsize::new(0) }; TRACKED_SIZES + 1];
-
-fn count(size: usize, delta: isize) {
-    ALLOCATED.fetch_add(delta * size as isize, Relaxed);
-    LIVE_BY_SIZE[size.min(TRACKED_SIZES)].fetch_add(delta, Relaxed);
-}
-
-fn live_by_size() -> Vec<isize> {
-    LIVE_BY_SIZE.iter().map(|n| n.load(Relaxed)).collect()
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees hold; the counter has no effect on the
-// memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            count(layout.size(), 1);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is; the caller upholds `alloc_zeroed`'s contract.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count(layout.size(), 1);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded as is; `ptr` came from this allocator, i.e. from `System`.
-        unsafe { System.dealloc(ptr, layout) };
-        count(layout.size(), -1);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded as is; `ptr` came from `System` with `layout`.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            count(layout.size(), -1);
-            count(new_size, 1);
-        }
-        new
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocated() -> isize {
-    ALLOCATED.load(Relaxed)
-}
+static GLOBAL: cellrt_benches::CountingAlloc = cellrt_benches::CountingAlloc;
 
 /// A cell that does nothing but note that it started.
 struct Idle {

@@ -30,72 +30,17 @@
 //! Cells handle `u64` messages and have no state beyond a shared counter
 //! (an `Arc`, 8 bytes), so what is printed is what the runtime costs.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::exit;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cellrt::{Addr, Cell, CellConfig, CellError, Context, Runtime};
-
-/// The system allocator, counting the bytes currently allocated.
-struct Counting;
-
-static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
-
-/// Largest allocation size tracked individually by [`LIVE_BY_SIZE`].
-const TRACKED_SIZES: usize = 4096;
-
-/// Live allocations by exact size (the last bucket holds every larger one).
-static LIVE_BY_SIZE: [AtomicIsize; TRACKED_SIZES + 1] = [const { AtomicIsize::new(0) }; TRACKED_SIZES + 1];
-
-fn count(size: usize, delta: isize) {
-    ALLOCATED.fetch_add(delta * size as isize, Relaxed);
-    LIVE_BY_SIZE[size.min(TRACKED_SIZES)].fetch_add(delta, Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees hold; the counters have no effect on
-// the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            count(layout.size(), 1);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is; the caller upholds `alloc_zeroed`'s contract.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count(layout.size(), 1);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded as is; `ptr` came from this allocator, i.e. from `System`.
-        unsafe { System.dealloc(ptr, layout) };
-        count(layout.size(), -1);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded as is; `ptr` came from `System` with `layout`.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            count(layout.size(), -1);
-            count(new_size, 1);
-        }
-        new
-    }
-}
+use cellrt_benches::{allocated, live_by_size};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: cellrt_benches::CountingAlloc = cellrt_benches::CountingAlloc;
 
 /// A cell that notes that it started and counts what it handles.
 struct Idle {
@@ -172,8 +117,8 @@ fn main() {
     }
     let mut addrs: Vec<Addr<u64>> = Vec::with_capacity(cells);
     settle();
-    let sizes_before: Vec<isize> = LIVE_BY_SIZE.iter().map(|n| n.load(Relaxed)).collect();
-    let (allocated_before, rss_before) = (ALLOCATED.load(Relaxed), rss());
+    let sizes_before: Vec<isize> = live_by_size();
+    let (allocated_before, rss_before) = (allocated(), rss());
 
     let t0 = Instant::now();
     for _ in 0..cells {
@@ -188,8 +133,8 @@ fn main() {
         wait_for(&seen, 2 * cells + 2);
     }
     settle();
-    let (allocated_after, rss_after) = (ALLOCATED.load(Relaxed), rss());
-    let sizes_after: Vec<isize> = LIVE_BY_SIZE.iter().map(|n| n.load(Relaxed)).collect();
+    let (allocated_after, rss_after) = (allocated(), rss());
+    let sizes_after: Vec<isize> = live_by_size();
 
     let per_cell = (allocated_after - allocated_before) as f64 / cells as f64;
     let rss_per_cell = (rss_after as f64 - rss_before as f64) / cells as f64;
