@@ -381,10 +381,7 @@ impl<C: Cell> CellInstance<C> {
     ) -> Result<(), crate::store::StoreError> {
         use crate::store::Durability;
         let (Some(persist), Some(store), Some(inc)) = (&body.persist, &body.store, &body.incarnation) else {
-            // Only a durable cell holds answers: most calls have none.
-            if !held.is_empty() {
-                held.release();
-            }
+            held.release();
             return Ok(());
         };
         persist.save(&inc.cell, store)?;
