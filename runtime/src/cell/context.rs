@@ -96,9 +96,9 @@ pub struct Context<C: Cell> {
     pub(crate) timers: Vec<TimerHandle>,
     /// The instance this context belongs to.
     host: Weak<dyn CellControl>,
-    /// The cell's tree, once asked for.
+    /// The cell's tree, once asked for (boxed: most cells never ask).
     #[cfg(feature = "storage")]
-    store: Option<crate::store::Store>,
+    store: Option<Box<crate::store::Store>>,
     /// The deadline of the message being handled, if its sender gave one.
     pub(crate) deadline: Option<Instant>,
 }
@@ -158,10 +158,10 @@ impl<C: Cell> Context<C> {
     #[cfg(feature = "storage")]
     pub fn store(&mut self) -> Result<crate::store::Store, crate::store::StoreError> {
         if let Some(store) = &self.store {
-            return Ok(store.clone());
+            return Ok((**store).clone());
         }
         let store = self.runtime.store(self.addr.path())?;
-        self.store = Some(store.clone());
+        self.store = Some(Box::new(store.clone()));
         Ok(store)
     }
 

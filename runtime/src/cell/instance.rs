@@ -96,18 +96,9 @@ struct Body<C: Cell> {
     draining: bool,
     /// Whether this incarnation told its parent it started.
     reported_started: bool,
-    /// How a durable cell's state is saved and restored.
+    /// What a durable cell keeps; `None` for a cell that is not durable.
     #[cfg(feature = "storage")]
-    persist: Option<Arc<dyn crate::store::durable::Persist<C>>>,
-    /// A durable cell's tree, once opened.
-    #[cfg(feature = "storage")]
-    store: Option<crate::store::Store>,
-    /// Answers held until the state is flushed (`Durability::PerTurn`).
-    #[cfg(feature = "storage")]
-    held: crate::ask::held::HeldReplies,
-    /// A state written this turn and not flushed yet (`Durability::PerTurn`).
-    #[cfg(feature = "storage")]
-    unflushed: bool,
+    durable: Option<Box<Durable<C>>>,
     /// The supervisor stopped the cell for good (`terminate_child`): it is
     /// not kept for a restart, whatever its restart kind.
     terminating: bool,
@@ -119,6 +110,20 @@ struct Body<C: Cell> {
     /// not duplicated again.
     #[cfg(feature = "chaos")]
     chaos_copy: bool,
+}
+
+/// What a durable cell keeps beyond any cell (boxed in its body, so a cell
+/// that is not durable pays one pointer for it).
+#[cfg(feature = "storage")]
+struct Durable<C: Cell> {
+    /// How the state is saved and restored.
+    persist: Arc<dyn crate::store::durable::Persist<C>>,
+    /// The cell's tree, once opened.
+    store: Option<crate::store::Store>,
+    /// Answers held until the state is flushed (`Durability::PerTurn`).
+    held: crate::ask::held::HeldReplies,
+    /// A state written this turn and not flushed yet (`Durability::PerTurn`).
+    unflushed: bool,
 }
 
 /// One spawned cell.
@@ -140,7 +145,9 @@ pub(crate) struct CellInstance<C: Cell> {
     /// `Deliver::regroup`): `None` when none is pending. Taken by the run
     /// token holder at its next system check, or at termination.
     regroup: PendingRegroup<C::Message>,
-    supervised: Option<Supervised>,
+    /// How a supervised cell is restarted (boxed: a top-level cell pays one
+    /// pointer).
+    supervised: Option<Box<Supervised>>,
     /// Set while a handler runs, for cells with a deadline only.
     handling: Option<Box<Mutex<Option<Handling>>>>,
     /// `None` when the runtime does not observe its cells.
@@ -201,20 +208,14 @@ impl<C: Cell> CellInstance<C> {
                 #[cfg(feature = "chaos")]
                 chaos_copy: false,
                 #[cfg(feature = "storage")]
-                persist: None,
-                #[cfg(feature = "storage")]
-                store: None,
-                #[cfg(feature = "storage")]
-                held: Default::default(),
-                #[cfg(feature = "storage")]
-                unflushed: false,
+                durable: None,
             }),
             dispatcher,
             me: me.clone(),
             parent,
             node: Mutex::new(None),
             regroup: PendingRegroup::new(),
-            supervised,
+            supervised: supervised.map(Box::new),
             handling: supervised.and_then(|s| s.deadline).map(|_| Box::new(Mutex::new(None))),
             metrics: runtime.cell_metrics(),
             runtime,
@@ -241,7 +242,12 @@ impl<C: Cell> CellInstance<C> {
             #[cfg(feature = "storage")]
             Origin::Durable(factory, persist) => {
                 body.factory = Some(factory);
-                body.persist = Some(persist);
+                body.durable = Some(Box::new(Durable {
+                    persist,
+                    store: None,
+                    held: Default::default(),
+                    unflushed: false,
+                }));
             }
         }
     }
@@ -350,13 +356,14 @@ impl<C: Cell> CellInstance<C> {
     #[cfg(feature = "storage")]
     fn restore(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<Option<C>, Box<Failure>> {
         use crate::store::durable::LoadError;
-        let Some(persist) = body.persist.clone() else { return Ok(None) };
+        let Some(durable) = body.durable.as_deref_mut() else { return Ok(None) };
+        let persist = durable.persist.clone();
         let storage_failure = |err| self.failure(Hook::Started, None, FailureCause::Storage(err));
-        let store = match &body.store {
+        let store = match &durable.store {
             Some(store) => store.clone(),
             None => {
                 let store = self.runtime.store(&self.path).map_err(storage_failure)?;
-                body.store = Some(store.clone());
+                durable.store = Some(store.clone());
                 store
             }
         };
@@ -380,7 +387,11 @@ impl<C: Cell> CellInstance<C> {
         held: crate::ask::held::HeldReplies,
     ) -> Result<(), crate::store::StoreError> {
         use crate::store::Durability;
-        let (Some(persist), Some(store), Some(inc)) = (&body.persist, &body.store, &body.incarnation) else {
+        let (Some(durable), Some(inc)) = (body.durable.as_deref_mut(), &body.incarnation) else {
+            held.release();
+            return Ok(());
+        };
+        let (persist, Some(store)) = (&durable.persist, &durable.store) else {
             held.release();
             return Ok(());
         };
@@ -391,8 +402,8 @@ impl<C: Cell> CellInstance<C> {
                 held.release();
             }
             Durability::PerTurn => {
-                body.held.append(held);
-                body.unflushed = true;
+                durable.held.append(held);
+                durable.unflushed = true;
             }
             Durability::Periodic(every) => {
                 held.release();
@@ -422,12 +433,13 @@ impl<C: Cell> CellInstance<C> {
     /// On failure the answers are dropped: their asks resolve `Unanswered`.
     #[cfg(feature = "storage")]
     fn release_held(&self, body: &mut Body<C>) -> Result<(), crate::store::StoreError> {
-        if !body.unflushed && body.held.is_empty() {
+        let Some(durable) = body.durable.as_deref_mut() else { return Ok(()) };
+        if !durable.unflushed && durable.held.is_empty() {
             return Ok(());
         }
-        body.unflushed = false;
-        let held = std::mem::take(&mut body.held);
-        if let Some(store) = &body.store {
+        durable.unflushed = false;
+        let held = std::mem::take(&mut durable.held);
+        if let Some(store) = &durable.store {
             store.flush()?;
         }
         held.release();
@@ -447,7 +459,7 @@ impl<C: Cell> CellInstance<C> {
     ) -> Result<(), StopReason> {
         let retained = C::retain(&msg);
         let attempts = body.front_attempts.take();
-        let deadline = self.supervised.and_then(|s| s.deadline);
+        let deadline = self.supervised.as_deref().and_then(|s| s.deadline);
         let since = self.handling.as_ref().map(|handling| {
             let since = Instant::now();
             *handling.lock() = Some(Handling { since, kind, reported: false });
@@ -459,7 +471,7 @@ impl<C: Cell> CellInstance<C> {
             unreachable!("a running cell has an incarnation")
         };
         #[cfg(feature = "storage")]
-        let holding = body.persist.as_ref().is_some_and(|p| p.durability().holds_replies());
+        let holding = body.durable.as_ref().is_some_and(|d| d.persist.durability().holds_replies());
         #[cfg(feature = "storage")]
         if holding {
             crate::ask::held::begin();
@@ -533,7 +545,7 @@ impl<C: Cell> CellInstance<C> {
         attempts: Option<Box<(u32, FailureCause)>>,
         failure: &Failure,
     ) {
-        let policy = self.supervised.and_then(|s| s.retry);
+        let policy = self.supervised.as_deref().and_then(|s| s.retry);
         let (done, poison) = match attempts.as_deref() {
             Some((n, cause)) => (*n, cause.same_as(&failure.cause)),
             None => (0, false),
@@ -684,7 +696,7 @@ impl<C: Cell> CellInstance<C> {
     /// Whether the supervisor may restart this cell in place after an
     /// incarnation that ended with `reason`.
     fn kept(&self, reason: &StopReason) -> bool {
-        let Some(supervised) = self.supervised else { return false };
+        let Some(supervised) = self.supervised.as_deref() else { return false };
         let parent_alive = self.parent.as_ref().is_some_and(|p| p.strong_count() > 0);
         if !parent_alive || self.runtime.is_shutting_down() {
             return false;
@@ -1306,12 +1318,13 @@ impl<C: Cell> CellControl for CellInstance<C> {
     }
 
     fn supervisor(&self) -> Option<Arc<Node>> {
-        self.supervised?;
+        self.supervised.as_ref()?;
         self.parent.as_ref()?.upgrade()
     }
 
     fn report_overrun(&self, now: Instant) -> (bool, Option<Box<Failure>>) {
-        let (Some(deadline), Some(handling)) = (self.supervised.and_then(|s| s.deadline), &self.handling)
+        let (Some(deadline), Some(handling)) =
+            (self.supervised.as_deref().and_then(|s| s.deadline), &self.handling)
         else {
             return (false, None);
         };
