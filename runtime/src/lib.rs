@@ -322,7 +322,7 @@ pub use crate::recompose::{
     RestoreWarning, Restored, ServingCell, SplitBy,
 };
 pub use crate::runtime::{
-    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, DEFAULT_DISPATCHER,
+    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, DEFAULT_DISPATCHER, MAX_WORKER_THREADS,
 };
 #[cfg(feature = "storage")]
 pub use crate::store::{
