@@ -719,7 +719,12 @@ impl RuntimeShared {
     /// runs one turn of each cell that was ready, dispatchers in start
     /// order; cells made ready meanwhile wait for the next step.
     pub(crate) fn run_once(&self) -> RunReport {
-        let timers = self.timers.fire_due(std::time::Instant::now());
+        self.run_once_until(std::time::Instant::now())
+    }
+
+    /// [`run_once`](Self::run_once), firing only the timers due by `until`.
+    fn run_once_until(&self, until: std::time::Instant) -> RunReport {
+        let timers = self.timers.fire_due(until.min(std::time::Instant::now()));
         let ready: Vec<usize> = self.dispatcher_order.iter().map(|d| d.queue.len()).collect();
         let mut report = RunReport { turns: 0, timers };
         if timers == 0 && ready.iter().all(|&n| n == 0) {
@@ -739,11 +744,14 @@ impl RuntimeShared {
         report
     }
 
-    /// Runs steps until one does nothing.
+    /// Runs steps until one does nothing. Timers that come due after the
+    /// call began wait for the next call, so a timer shorter than a step
+    /// (an analysis window, a cell's interval) cannot keep it going.
     pub(crate) fn run_until_idle(&self) -> RunReport {
+        let began = std::time::Instant::now();
         let mut total = RunReport::default();
         loop {
-            let step = self.run_once();
+            let step = self.run_once_until(began);
             if step.is_idle() {
                 return total;
             }
@@ -1697,8 +1705,9 @@ impl Runtime {
 
     /// Thread-less mode: [`run_once`](Runtime::run_once) until a call finds
     /// no cell ready and no timer due; returns the work of all the calls.
-    /// Timers not yet due are not waited for. Cells that keep each other
-    /// busy keep it running.
+    /// Timers not yet due are not waited for, and a timer that comes due
+    /// while it runs waits for the next call (so a short interval cannot
+    /// keep it going). Cells that keep each other busy keep it running.
     ///
     /// # Errors
     ///
