@@ -471,9 +471,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let report = runtime.shutdown(TIMEOUT);
     println!(
-        "\nshutdown: {} cells stopped, {} messages undelivered, {}",
+        "\nshutdown: {} cells stopped, {} messages undelivered, {} failures (the decay), {}",
         report.cells_stopped,
         report.messages_undelivered,
+        report.failures,
         if report.is_clean() { "clean" } else { "NOT clean" }
     );
     Ok(())
