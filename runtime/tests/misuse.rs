@@ -369,3 +369,35 @@ fn a_refused_name_says_which_rule_and_where() {
     assert!(rt.spawn_with(CellConfig::named("ordres-élevés#1"), Echo).is_ok());
     rt.shutdown(PATIENCE);
 }
+
+/// Fails every message.
+struct Brittle;
+
+impl Cell for Brittle {
+    type Message = u32;
+
+    fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), CellError> {
+        Err(CellError::msg("brittle"))
+    }
+}
+
+#[test]
+fn a_cell_waiting_for_its_restart_stopped_through_the_runtime_is_retired() {
+    use cellrt::{ChildSpec, RestartBackoff, SupervisorSpec};
+    let rt = one_worker();
+    let backoff = RestartBackoff::exponential(Duration::from_millis(300), Duration::from_millis(300));
+    let spec = SupervisorSpec::new("sup").backoff(backoff).child(ChildSpec::new("brittle", || Brittle));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let brittle: Addr<u32> = sup.child("brittle").unwrap();
+    brittle.send(1).unwrap();
+    wait_for("the failure", || rt.failure_count() == 1);
+    // Suspended for the backoff: sends still queue.
+    assert_eq!(brittle.try_send(2), Ok(()));
+    rt.stop(&brittle);
+    assert_eq!(brittle.try_send(3), Err(SendError::Closed(3)));
+    wait_for("the child to terminate", || brittle.is_closed());
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(brittle.is_closed(), "the backoff's restart did not bring it back");
+    assert_eq!(rt.failure_count(), 1, "message 2 was never handled");
+    rt.shutdown(PATIENCE);
+}
