@@ -328,6 +328,7 @@ pub use crate::runtime::{
 #[cfg(feature = "storage")]
 pub use crate::store::{
     Durability, Durable, Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction,
+    MIN_CACHE_BYTES,
 };
 pub use crate::supervise::{
     AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, CountedRestart, Escalation,

@@ -110,7 +110,7 @@ fn positive() -> impl Strategy<Value = Duration> {
 enum Storage {
     None,
     InMemory,
-    Missing { create: bool },
+    Missing { create: bool, flush: Option<Duration>, cache: u64 },
     AFile,
 }
 
@@ -118,7 +118,8 @@ fn storage() -> impl Strategy<Value = Storage> {
     prop_oneof![
         6 => Just(Storage::None),
         3 => Just(Storage::InMemory),
-        1 => any::<bool>().prop_map(|create| Storage::Missing { create }),
+        2 => (any::<bool>(), proptest::option::of(duration()), prop_oneof![Just(0_u64), Just(1 << 20), Just(u64::MAX)])
+            .prop_map(|(create, flush, cache)| Storage::Missing { create, flush, cache }),
         1 => Just(Storage::AFile),
     ]
 }
@@ -250,8 +251,12 @@ fn drive(settings: Settings, scratch: &std::path::Path) -> Outcome {
         Storage::InMemory => {
             builder.storage(StorageConfig::in_memory());
         }
-        Storage::Missing { create } => {
-            builder.storage(StorageConfig::dir(scratch.join("missing")).create_missing(*create));
+        Storage::Missing { create, flush, cache } => {
+            let config = StorageConfig::dir(scratch.join("missing"))
+                .create_missing(*create)
+                .background_flush(*flush)
+                .cache_bytes(*cache);
+            builder.storage(config);
         }
         Storage::AFile => {
             let file = scratch.join("a-file");

@@ -401,3 +401,19 @@ fn a_cell_waiting_for_its_restart_stopped_through_the_runtime_is_retired() {
     assert_eq!(rt.failure_count(), 1, "message 2 was never handled");
     rt.shutdown(PATIENCE);
 }
+
+#[cfg(feature = "storage")]
+#[test]
+fn a_storage_cache_below_the_engine_minimum_is_refused_at_build() {
+    use cellrt::{BuildError, StorageConfig, StoreError, MIN_CACHE_BYTES};
+    let err = Runtime::builder().storage(StorageConfig::in_memory().cache_bytes(0)).build().unwrap_err();
+    assert_eq!(err, BuildError::Storage(StoreError::CacheTooSmall { bytes: 0 }));
+    assert_eq!(
+        err.to_string(),
+        "cannot open the storage: a storage cache of 0 bytes is below the minimum, 256 bytes"
+    );
+    let smallest =
+        StorageConfig::in_memory().cache_bytes(MIN_CACHE_BYTES).background_flush(Some(Duration::MAX));
+    let rt = Runtime::builder().worker_threads(1).storage(smallest).build().unwrap();
+    rt.shutdown(PATIENCE);
+}
