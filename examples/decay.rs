@@ -28,7 +28,8 @@
 //! 5. the learning measures, once an investigation and an approved change
 //!    are recorded;
 //! 6. inventory's decay and burn rates as Prometheus samples, and the
-//!    topology as a Graphviz file.
+//!    topology as a Graphviz file: `cellrt-decay.dot` in the working
+//!    directory, or the path given as the first argument.
 //!
 //! Observation runs at demo speed: 50 ms analysis windows, every message
 //! timed, burn-rate windows of hundreds of milliseconds rather than hours,
@@ -36,7 +37,7 @@
 //! busy machine, which deschedules workers for milliseconds, does not pass
 //! for decay: only inventory decays, run after run.
 //!
-//! Run: `cargo run -p cellrt-examples --example decay`
+//! Run: `cargo run -p cellrt-examples --example decay [out.dot]`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -449,7 +450,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  {line}");
         }
     }
-    let dot = std::env::temp_dir().join("cellrt-decay.dot");
+    // Under the working directory, or where the first argument says.
+    let dot =
+        std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "cellrt-decay.dot".to_owned()));
     std::fs::write(&dot, snapshot.to_dot())?;
     println!("  topology with decay: {} (render with `dot -Tsvg`)", dot.display());
 
@@ -468,9 +471,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let report = runtime.shutdown(TIMEOUT);
     println!(
-        "\nshutdown: {} cells stopped, {} messages undelivered, {}",
+        "\nshutdown: {} cells stopped, {} messages undelivered, {} failures (the decay), {}",
         report.cells_stopped,
         report.messages_undelivered,
+        report.failures,
         if report.is_clean() { "clean" } else { "NOT clean" }
     );
     Ok(())

@@ -1,75 +1,52 @@
-//! A durable ledger, run as a child process by the crash test
-//! (`examples/tests/crash.rs`), and readable as a small example of a
-//! durable cell.
+//! A durable cell: a ledger whose entries survive a restart of the process.
 //!
-//! `durable-ledger <data-dir>` opens the data directory, starts the ledger
-//! cell (restored from its saved state, if any), prints
-//! `state <len> <consistent|inconsistent>`, then appends `len`, `len + 1`, …
-//! one ask at a time, forever, printing `ack <n>` for each answered append.
-//! The ledger is `Durability::PerMessage`: an append is answered only once it
-//! is flushed, so every printed `ack` must survive a kill.
+//! ```sh
+//! cargo run --example durable_ledger               # data in ./durable-ledger-data
+//! cargo run --example durable_ledger -- some/dir   # data in some/dir
+//! ```
+//!
+//! Each run opens the data directory (under the working directory unless a
+//! path is given), restores the ledger cell from its saved state, appends
+//! five entries, and shuts down. Run it twice: the second run starts where
+//! the first stopped. The ledger is `Durability::PerMessage`: an append is
+//! answered only once it is flushed to disk, so an acknowledged entry
+//! survives even a crash (`tests/crash.rs` kills the same ledger at random
+//! moments and checks it).
 
-use std::io::Write;
 use std::time::Duration;
 
-use cellrt::{Cell, CellConfig, CellError, Context, Durability, Durable, Reply, Runtime, StorageConfig};
-use serde::{Deserialize, Serialize};
+use cellrt::{CellConfig, Durability, Runtime, StorageConfig};
 
-#[derive(Default, Serialize, Deserialize)]
-struct Entries(Vec<u64>);
+#[path = "ledger/cell.rs"]
+mod cell;
 
-struct Ledger(Entries);
+use cell::{is_consistent, Entries, Ledger, Msg};
 
-enum Msg {
-    Append(u64, Reply<u64>),
-    Read(Reply<Vec<u64>>),
-}
-
-impl Cell for Ledger {
-    type Message = Msg;
-
-    fn handle(&mut self, _: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
-        match msg {
-            Msg::Append(n, reply) => {
-                self.0 .0.push(n);
-                let _ = reply.send(n);
-            }
-            Msg::Read(reply) => drop(reply.send(self.0 .0.clone())),
-        }
-        Ok(())
-    }
-}
-
-impl Durable for Ledger {
-    type State = Entries;
-
-    fn state(&self) -> &Entries {
-        &self.0
-    }
-
-    fn restore(entries: Entries) -> Self {
-        Ledger(entries)
-    }
-}
+/// Entries each run appends.
+const APPENDS: u64 = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: durable-ledger <data-dir>")?;
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "durable-ledger-data".to_owned());
     let runtime = Runtime::builder()
         .worker_threads(1)
-        .storage(StorageConfig::dir(&dir).create_missing(true).background_flush(None))
+        .storage(StorageConfig::dir(&dir).create_missing(true))
         .build()?;
     let ledger = runtime
         .spawn_durable(CellConfig::named("ledger"), Durability::PerMessage, || Ledger(Entries::default()))?;
     let timeout = Duration::from_secs(10);
-    let entries = ledger.ask(Msg::Read)?.wait(timeout)?;
-    let consistent = entries.iter().enumerate().all(|(i, n)| *n == i as u64);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "state {} {}", entries.len(), if consistent { "consistent" } else { "inconsistent" })?;
-    out.flush()?;
-    for n in entries.len() as u64.. {
+    let restored = ledger.ask(Msg::Read)?.wait(timeout)?;
+    println!("data directory: {dir}");
+    println!("restored {} entries: {restored:?}", restored.len());
+    let first = restored.len() as u64;
+    for n in first..first + APPENDS {
         let acked = ledger.ask(|reply| Msg::Append(n, reply))?.wait(timeout)?;
-        writeln!(out, "ack {acked}")?;
-        out.flush()?;
+        println!("appended {acked} (flushed before the answer)");
     }
+    let entries = ledger.ask(Msg::Read)?.wait(timeout)?;
+    let consistent = if is_consistent(&entries) { "0, 1, 2, … with no gap" } else { "NOT consistent" };
+    println!("ledger holds {} entries, {consistent}", entries.len());
+    let report = runtime.shutdown(timeout);
+    println!("shutdown: {}", if report.is_clean() { "clean" } else { "NOT clean" });
+    println!("run it again: the next run restores these {} entries", entries.len());
     Ok(())
 }

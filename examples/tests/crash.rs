@@ -1,4 +1,4 @@
-//! The crash test: a durable ledger (`durable-ledger`, `Durability::PerMessage`)
+//! The crash test: a durable ledger (`ledger-crash-child`, `Durability::PerMessage`)
 //! is killed with SIGKILL at random moments, again and again on the same data
 //! directory. Every acknowledged append must be there after each restart, and
 //! the ledger must be exactly 0, 1, 2, … (no gap, nothing applied twice).
@@ -24,7 +24,7 @@ impl Rng {
 }
 
 fn start(dir: &std::path::Path) -> (Child, impl Iterator<Item = String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_durable-ledger"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ledger-crash-child"))
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -408,7 +408,8 @@ impl<M: Send + 'static> Addr<M> {
     }
 
     /// Sends, waiting for room at most `timeout`. On a worker thread, never
-    /// blocks (see the module docs).
+    /// blocks (see the module docs). A zero `timeout` does not wait: it
+    /// sends as [`try_send`](Addr::try_send) does, `Full(msg)` included.
     ///
     /// # Errors
     ///
@@ -416,7 +417,7 @@ impl<M: Send + 'static> Addr<M> {
     pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
         // The common case needs no clock: only a full mailbox starts the wait.
         let mut msg = match self.slot.try_send(msg) {
-            Err(SendError::Full(msg)) => msg,
+            Err(SendError::Full(msg)) if !timeout.is_zero() => msg,
             other => return other,
         };
         match Instant::now().checked_add(timeout) {
@@ -438,10 +439,26 @@ impl<M: Send + 'static> Addr<M> {
     /// # Errors
     ///
     /// As [`send`](Addr::send); the rejected request comes back inside.
+    /// `SelfAsk(request)` at once, with nothing sent, when called from a
+    /// handler (or hook) of the very cell this address serves: that cell
+    /// could only answer after the handler returns, so a wait for the
+    /// answer would always last its whole timeout. Send the cell a message
+    /// instead, or do the work in place.
     pub fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> M) -> Result<Pending<T>, SendError<M>> {
         let (reply, pending) = ask::channel();
-        self.send(make(reply))?;
+        let request = make(reply);
+        if self.is_own_address() {
+            return Err(SendError::SelfAsk(request));
+        }
+        self.send(request)?;
         Ok(pending)
+    }
+
+    /// Whether the calling thread runs a turn of the cell this address
+    /// serves (see `Addr::ask`).
+    #[inline]
+    fn is_own_address(&self) -> bool {
+        crate::failure::running_slot() == Arc::as_ptr(&self.slot) as *const () as usize
     }
 
     /// Sends a request built around a fresh [`Reply`] that must be answered
@@ -455,9 +472,14 @@ impl<M: Send + 'static> Addr<M> {
     /// who stopped waiting, is not answered). A full mailbox is waited for
     /// as by [`send`](Addr::send), but not past the deadline.
     ///
+    /// A zero `timeout` is a deadline that has passed before the request
+    /// could be handled: nothing is sent, and the request comes back at once
+    /// as `Timeout(request)`.
+    ///
     /// # Errors
     ///
-    /// As [`send`](Addr::send); the rejected request comes back inside.
+    /// As [`ask`](Addr::ask); `Timeout(request)` at once for a zero
+    /// `timeout`.
     ///
     /// # Examples
     ///
@@ -492,6 +514,12 @@ impl<M: Send + 'static> Addr<M> {
         let expires = now.checked_add(timeout);
         let (reply, pending) = ask::channel_until(expires);
         let msg = make(reply);
+        if self.is_own_address() {
+            return Err(SendError::SelfAsk(msg));
+        }
+        if timeout.is_zero() {
+            return Err(SendError::Timeout(msg));
+        }
         let wait = now.checked_add(timeout.min(self.slot.send_timeout));
         match (expires, wait) {
             (Some(expires), Some(wait)) => self.slot.send_until(msg, wait, Some(expires))?,

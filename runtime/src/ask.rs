@@ -224,12 +224,30 @@ impl<T> Pending<T> {
     /// an answer that comes within that time is seen at once instead of
     /// after a wake-up, at the price of that much CPU time for a slow answer.
     ///
-    /// Called on a worker thread this blocks that worker: prefer passing the
-    /// answer back as a message when asking from inside a cell. Before it
+    /// A zero `timeout` does not wait at all: the answer if it is already
+    /// there, `Unanswered` if the reply was already dropped, otherwise
+    /// `Timeout`, decided by one look at the state (no spinning), as
+    /// [`try_take`](Pending::try_take) does.
+    ///
+    /// # Blocking a worker
+    ///
+    /// Called on a worker thread this blocks that worker: the runtime warns
+    /// once per dispatcher through `tracing` (level `WARN`). Inside a cell, prefer the message-back pattern: put
+    /// the asking cell's own address (or a message built from the answer)
+    /// into the request, and let the answer arrive as a message of its own,
+    /// so the worker goes on serving other cells meanwhile. On a runtime
+    /// with one worker, a handler that waits for another cell's answer waits
+    /// for the whole timeout: no other worker can run that cell. Before it
     /// blocks, the worker hands the cell it was about to run next to its
     /// dispatcher's shared queue, so asking a cell this handler just woke
-    /// cannot wait on itself.
+    /// cannot wait on itself. A cell asking its own address is refused at
+    /// once by [`Addr::ask`](crate::Addr::ask) with
+    /// [`SendError::SelfAsk`](crate::SendError::SelfAsk).
     pub fn wait(self, timeout: Duration) -> Result<T, AskError> {
+        if timeout.is_zero() {
+            return self.take_now();
+        }
+        worker::warn_blocking_wait();
         worker::offload_next();
         let deadline = Instant::now().checked_add(timeout);
         // A reply usually comes within microseconds: spin a little before
@@ -262,6 +280,16 @@ impl<T> Pending<T> {
                     state = self.shared.ready.wait_timeout(state, left).0;
                 }
             }
+        }
+    }
+
+    /// `wait(Duration::ZERO)`: one look at the state.
+    fn take_now(self) -> Result<T, AskError> {
+        let mut state = self.shared.state.lock();
+        match std::mem::replace(&mut *state, State::Closed) {
+            State::Ready(value) => Ok(value),
+            State::Unanswered | State::Closed => Err(AskError::Unanswered),
+            State::Waiting(_) => Err(AskError::Timeout),
         }
     }
 
@@ -359,6 +387,32 @@ mod tests {
         let value = reply.send(Counted(drops.clone())).unwrap_err();
         drop(value);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_zero_wait_takes_an_answer_already_there() {
+        for _ in 0..1_000 {
+            let (reply, pending) = channel();
+            reply.send(3).unwrap();
+            assert_eq!(pending.wait(Duration::ZERO), Ok(3));
+        }
+    }
+
+    #[test]
+    fn a_zero_wait_times_out_at_once_while_the_answer_is_to_come() {
+        for _ in 0..1_000 {
+            let (reply, pending) = channel::<u8>();
+            assert_eq!(pending.wait(Duration::ZERO), Err(AskError::Timeout));
+            assert!(reply.is_abandoned(), "the caller gave up: a late answer comes back");
+            assert_eq!(reply.send(4), Err(4));
+        }
+    }
+
+    #[test]
+    fn a_zero_wait_on_a_dropped_reply_is_unanswered() {
+        let (reply, pending) = channel::<u8>();
+        drop(reply);
+        assert_eq!(pending.wait(Duration::ZERO), Err(AskError::Unanswered));
     }
 
     #[test]

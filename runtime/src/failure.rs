@@ -210,6 +210,16 @@ thread_local! {
     static QUIET: StdCell<bool> = const { StdCell::new(false) };
     /// Location of the last panic raised in cell code on this thread.
     static LAST_LOCATION: RefCell<Option<PanicLocation>> = const { RefCell::new(None) };
+    /// The address slot of the cell whose turn runs on this thread, as a
+    /// number (0: none), for `Addr::ask` to refuse a cell asking itself.
+    static RUNNING_SLOT: StdCell<usize> = const { StdCell::new(0) };
+}
+
+/// The address slot (as a number, see `InCellGuard::enter`) of the cell
+/// whose turn runs on this thread; 0 when no cell's does.
+#[inline]
+pub(crate) fn running_slot() -> usize {
+    RUNNING_SLOT.with(StdCell::get)
 }
 
 static HOOK: Once = Once::new();
@@ -239,8 +249,11 @@ pub(crate) fn install_panic_hook() {
 pub(crate) struct InCellGuard;
 
 impl InCellGuard {
-    pub(crate) fn enter(quiet: bool) -> Self {
+    /// Marks the turn of the cell served through the address slot at
+    /// `slot` (its pointer as a number), until dropped.
+    pub(crate) fn enter(quiet: bool, slot: usize) -> Self {
         IN_CELL.with(|c| c.set(true));
+        RUNNING_SLOT.with(|c| c.set(slot));
         QUIET.with(|c| c.set(quiet));
         LAST_LOCATION.with(|last| last.borrow_mut().take());
         InCellGuard
@@ -256,6 +269,7 @@ impl Drop for InCellGuard {
     fn drop(&mut self) {
         IN_CELL.with(|c| c.set(false));
         QUIET.with(|c| c.set(false));
+        RUNNING_SLOT.with(|c| c.set(0));
     }
 }
 

@@ -313,6 +313,7 @@ pub use crate::observe::{
     LearningMeasures, LoadShift, Metrics, NoiseFloor, Objective, ObjectiveError, ObjectiveSnapshot,
     ObservationConfig, ObservationConfigError, PlanStep, RollUp, Signal, SignalKind, SignalType,
     SignatureStats, SignatureSummary, Snapshot, TopologyChange, TriageConfig, TriageConfigError,
+    MIN_ANALYSIS_WINDOW,
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 #[cfg(feature = "observe")]
@@ -322,11 +323,12 @@ pub use crate::recompose::{
     RestoreWarning, Restored, ServingCell, SplitBy,
 };
 pub use crate::runtime::{
-    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, DEFAULT_DISPATCHER,
+    BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, DEFAULT_DISPATCHER, MAX_WORKER_THREADS,
 };
 #[cfg(feature = "storage")]
 pub use crate::store::{
     Durability, Durable, Scan, StorageConfig, Store, StoreError, StoreKey, StoredDeadLetter, Transaction,
+    MIN_CACHE_BYTES,
 };
 pub use crate::supervise::{
     AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildSpec, ChildState, CountedRestart, Escalation,

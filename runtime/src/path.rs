@@ -30,7 +30,33 @@ pub const MAX_NAME_LEN: usize = 255;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CellPath(Arc<str>);
 
-/// Why a cell name was refused.
+/// Why a name was refused.
+///
+/// One grammar holds for every name the runtime takes: cell names, and
+/// the names of dispatchers, groups and circuit breakers. A name is 1 to
+/// [`MAX_NAME_LEN`] bytes of UTF-8 without `/` (it separates path
+/// segments), whitespace or control characters, and does not start with
+/// `#` (kept for unnamed cells, `#<id>`). Letters of any script, digits and
+/// punctuation are fine: `parser`, `ordres-élevés`, `io.v2`, `shard_7`.
+/// Whitespace is refused because a name is a path segment, and paths are
+/// written in chaos target patterns, journal queries and log lines, where
+/// whitespace separates words.
+///
+/// `Display` names the rule that was broken and, for a refused character,
+/// the character and its byte offset in the name.
+///
+/// # Examples
+///
+/// ```
+/// use cellrt::{CellPath, NameError};
+///
+/// let err = CellPath::root().child("with space").unwrap_err();
+/// assert_eq!(err, NameError::InvalidChar { found: ' ', position: 4 });
+/// assert_eq!(
+///     err.to_string(),
+///     "name has ' ' at byte 4: a name has no '/', whitespace or control characters"
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NameError {
@@ -41,34 +67,43 @@ pub enum NameError {
         /// Its length in bytes.
         len: usize,
     },
-    /// The name contains `/` or a control character.
+    /// The name contains `/`, whitespace or a control character.
     InvalidChar {
         /// The first offending character.
         found: char,
+        /// Its byte offset in the name.
+        position: usize,
     },
     /// The name starts with `#`, which is kept for unnamed cells (`#<id>`).
     Reserved,
+    /// A path was parsed that does not start with `/`.
+    NotAbsolute,
 }
 
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NameError::Empty => f.write_str("cell name is empty"),
+            NameError::Empty => f.write_str("name is empty: a name has 1 to 255 bytes"),
             NameError::TooLong { len } => {
-                write!(f, "cell name is {len} bytes long, the limit is {MAX_NAME_LEN}")
+                write!(f, "name is {len} bytes long: a name has at most {MAX_NAME_LEN} bytes")
             }
-            NameError::InvalidChar { found } => {
-                write!(f, "cell name contains {found:?}, which is not allowed")
+            NameError::InvalidChar { found, position } => {
+                write!(
+                    f,
+                    "name has {found:?} at byte {position}: a name has no '/', whitespace or control characters"
+                )
             }
-            NameError::Reserved => f.write_str("cell names starting with '#' are kept for unnamed cells"),
+            NameError::Reserved => {
+                f.write_str("name starts with '#': names starting with '#' are kept for unnamed cells")
+            }
+            NameError::NotAbsolute => f.write_str("path does not start with '/'"),
         }
     }
 }
 
 impl std::error::Error for NameError {}
 
-/// Checks a cell name: 1 to 255 bytes, no `/`, no control characters, not
-/// starting with `#`.
+/// Checks a name against the grammar of [`NameError`].
 pub(crate) fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -79,8 +114,10 @@ pub(crate) fn validate_name(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong { len: name.len() });
     }
-    if let Some(found) = name.chars().find(|c| *c == '/' || c.is_control()) {
-        return Err(NameError::InvalidChar { found });
+    if let Some((position, found)) =
+        name.char_indices().find(|(_, c)| *c == '/' || c.is_whitespace() || c.is_control())
+    {
+        return Err(NameError::InvalidChar { found, position });
     }
     Ok(())
 }
@@ -184,7 +221,7 @@ impl std::str::FromStr for CellPath {
     fn from_str(s: &str) -> Result<Self, NameError> {
         let mut path = CellPath::root();
         let Some(rest) = s.strip_prefix('/') else {
-            return Err(NameError::InvalidChar { found: s.chars().next().unwrap_or('/') });
+            return Err(NameError::NotAbsolute);
         };
         if rest.is_empty() {
             return Ok(path);
@@ -249,28 +286,48 @@ mod tests {
     }
 
     #[test]
-    fn names_with_slash_control_or_nothing_are_refused() {
+    fn names_with_slash_whitespace_control_or_nothing_are_refused() {
         let root = CellPath::root();
         assert_eq!(root.child(""), Err(NameError::Empty));
-        assert_eq!(root.child("a/b"), Err(NameError::InvalidChar { found: '/' }));
-        assert_eq!(root.child("a\nb"), Err(NameError::InvalidChar { found: '\n' }));
+        assert_eq!(root.child("a/b"), Err(NameError::InvalidChar { found: '/', position: 1 }));
+        assert_eq!(root.child("x\n"), Err(NameError::InvalidChar { found: '\n', position: 1 }));
+        assert_eq!(root.child("with space"), Err(NameError::InvalidChar { found: ' ', position: 4 }));
+        assert_eq!(root.child("é\u{a0}"), Err(NameError::InvalidChar { found: '\u{a0}', position: 2 }));
         assert_eq!(root.child("#7"), Err(NameError::Reserved));
         let long = "x".repeat(MAX_NAME_LEN + 1);
         assert_eq!(root.child(&long), Err(NameError::TooLong { len: 256 }));
+        assert!(root.child(&"x".repeat(MAX_NAME_LEN)).is_ok());
+    }
+
+    #[test]
+    fn each_refusal_says_its_rule_and_where() {
+        let root = CellPath::root();
+        let text = |name: &str| root.child(name).unwrap_err().to_string();
+        assert_eq!(text(""), "name is empty: a name has 1 to 255 bytes");
+        assert_eq!(
+            text("a/b"),
+            "name has '/' at byte 1: a name has no '/', whitespace or control characters"
+        );
+        assert_eq!(
+            text("x\n"),
+            "name has '\\n' at byte 1: a name has no '/', whitespace or control characters"
+        );
+        assert_eq!(text("#1"), "name starts with '#': names starting with '#' are kept for unnamed cells");
+        assert_eq!(text(&"y".repeat(300)), "name is 300 bytes long: a name has at most 255 bytes");
     }
 
     #[test]
     fn awkward_but_printable_names_are_kept_verbatim() {
-        let path = CellPath::root().child("ordres élevés #1 (v2)").unwrap();
-        assert_eq!(path.name(), "ordres élevés #1 (v2)");
+        let path = CellPath::root().child("ordres-élevés#1(v2)").unwrap();
+        assert_eq!(path.name(), "ordres-élevés#1(v2)");
     }
 
     #[test]
     fn a_path_parses_back_from_its_text() {
-        let path = CellPath::root().child("a").unwrap().numbered_child(7).child("b c").unwrap();
+        let path = CellPath::root().child("a").unwrap().numbered_child(7).child("b.c").unwrap();
         assert_eq!(path.as_str().parse::<CellPath>(), Ok(path));
         assert_eq!("/".parse::<CellPath>(), Ok(CellPath::root()));
-        assert_eq!("a/b".parse::<CellPath>(), Err(NameError::InvalidChar { found: 'a' }));
+        assert_eq!("a/b".parse::<CellPath>(), Err(NameError::NotAbsolute));
         assert_eq!("/a//b".parse::<CellPath>(), Err(NameError::Empty));
         assert_eq!("/#x".parse::<CellPath>(), Err(NameError::Reserved));
     }

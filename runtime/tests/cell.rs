@@ -270,7 +270,7 @@ fn spawn_refuses_bad_names_duplicates_zero_capacity_and_unknown_dispatchers() {
     );
     assert_eq!(
         rt.spawn_with(CellConfig::named("a/b"), Recorder::new(&log)).unwrap_err(),
-        SpawnError::InvalidName(NameError::InvalidChar { found: '/' })
+        SpawnError::InvalidName(NameError::InvalidChar { found: '/', position: 1 })
     );
     assert_eq!(
         rt.spawn_with(CellConfig::named(""), Recorder::new(&log)).unwrap_err(),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use cellrt::{BuildError, Cell, CellConfig, CellError, Context, Runtime};
+use cellrt::{BuildError, Cell, CellConfig, CellError, Context, NameError, Runtime};
 use common::{eventually, gate, open, runtime, Gated, Log, Rec, Recorder, PATIENCE};
 
 /// Logs `(name, n)` for each message.
@@ -181,11 +181,26 @@ fn builder_refuses_zero_and_duplicate_settings() {
     );
     assert_eq!(
         Runtime::builder().dispatcher("default", 1).build().unwrap_err(),
-        BuildError::DuplicateDispatcher { name: "default".into() }
+        BuildError::ReservedDispatcherName { name: "default".into() }
+    );
+    assert_eq!(
+        BuildError::ReservedDispatcherName { name: "default".into() }.to_string(),
+        "dispatcher name \"default\" is reserved for the default dispatcher (size it with worker_threads)"
     );
     assert_eq!(
         Runtime::builder().dispatcher("my pool", 1).build().unwrap_err(),
-        BuildError::InvalidDispatcherName { name: "my pool".into() }
+        BuildError::InvalidDispatcherName {
+            name: "my pool".into(),
+            reason: NameError::InvalidChar { found: ' ', position: 2 }
+        }
+    );
+    assert_eq!(
+        Runtime::builder().dispatcher("io", cellrt::MAX_WORKER_THREADS + 1).build().unwrap_err(),
+        BuildError::TooManyWorkers { dispatcher: "io".into(), threads: 1025 }
+    );
+    assert_eq!(
+        Runtime::builder().worker_threads(usize::MAX).build().unwrap_err().to_string(),
+        format!("dispatcher \"default\" asks for {} worker threads, the limit is 1024", usize::MAX)
     );
     assert_eq!(
         BuildError::ZeroWorkers { dispatcher: "io".into() }.to_string(),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use cellrt::{BuildError, Cell, CellConfig, CellError, Context, GroupStats, Runtime, SpawnError};
+use cellrt::{BuildError, Cell, CellConfig, CellError, Context, GroupStats, NameError, Runtime, SpawnError};
 use common::{eventually, PATIENCE};
 
 /// What the cells report to the test, in the order it happened.
@@ -300,12 +300,18 @@ fn a_group_defined_twice_is_refused() {
 
 #[test]
 fn empty_or_blank_group_names_are_refused() {
-    for name in ["", "two words", "tab\there", "line\n"] {
+    let refused = [
+        ("", NameError::Empty),
+        ("two words", NameError::InvalidChar { found: ' ', position: 3 }),
+        ("tab\there", NameError::InvalidChar { found: '\t', position: 3 }),
+        ("line\n", NameError::InvalidChar { found: '\n', position: 4 }),
+    ];
+    for (name, reason) in refused {
         let err = Runtime::builder().group(name, 1).build().unwrap_err();
-        assert_eq!(err, BuildError::InvalidGroupName { name: name.into() });
+        assert_eq!(err, BuildError::InvalidGroupName { name: name.into(), reason });
     }
     let err = Runtime::builder().group("", 1).build().unwrap_err();
-    assert_eq!(err.to_string(), "invalid group name \"\"");
+    assert_eq!(err.to_string(), "invalid group name \"\": name is empty: a name has 1 to 255 bytes");
 }
 
 #[test]

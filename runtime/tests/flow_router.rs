@@ -282,7 +282,7 @@ fn router_misuse_is_refused_with_a_typed_error() {
     let twice = runtime.router("twice", Routing::round_robin(), vec![pool[0].clone(), pool[0].clone()]);
     assert_eq!(twice.unwrap_err(), RouterError::DuplicateMember { path: pool[0].path().clone() });
     let bad = runtime.router("a/b", Routing::round_robin(), pool.clone());
-    assert!(matches!(bad.unwrap_err(), RouterError::InvalidName(NameError::InvalidChar { found: '/' })));
+    assert!(matches!(bad.unwrap_err(), RouterError::InvalidName(NameError::InvalidChar { found: '/', .. })));
 
     let router = runtime.router("pair", Routing::round_robin(), pool.clone()).unwrap();
     assert_eq!(

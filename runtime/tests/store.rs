@@ -150,7 +150,7 @@ impl Cell for Keeper {
 #[test]
 fn each_cell_has_its_own_tree_whatever_characters_its_name_holds() {
     let rt = memory_runtime();
-    let names = ["plain", "with space", "ünïcödé", "%2F", "..", "a:b*c?d", "sys", "__sled__default"];
+    let names = ["plain", "with.dot", "ünïcödé", "%2F", "..", "a:b*c?d", "sys", "__sled__default"];
     for (n, name) in names.iter().enumerate() {
         let cell = rt.spawn_with(CellConfig::named(*name), Keeper).unwrap();
         cell.send(KeeperMsg::Put("k".into(), n as u64)).unwrap();

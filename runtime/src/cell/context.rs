@@ -44,8 +44,10 @@ impl CellConfig {
     }
 
     /// The cell's name, unique among its siblings: 1 to 255 bytes, no `/`,
-    /// no control characters, not starting with `#` (unnamed cells are
-    /// called `#<id>`). Checked at spawn.
+    /// whitespace or control characters, not starting with `#` (unnamed
+    /// cells are called `#<id>`); see [`NameError`](crate::NameError) for
+    /// the grammar. Checked at spawn, refused with
+    /// [`SpawnError::InvalidName`](crate::SpawnError::InvalidName).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self

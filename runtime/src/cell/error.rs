@@ -185,7 +185,7 @@ impl fmt::Display for SpawnError {
             SpawnError::ZeroCapacity => f.write_str("mailbox capacity must be at least 1"),
             SpawnError::UnknownDispatcher { name } => write!(f, "no dispatcher named {name:?}"),
             SpawnError::UnknownGroup { name } => write!(f, "no group named {name:?}"),
-            SpawnError::InvalidName(_) => f.write_str("invalid cell name"),
+            SpawnError::InvalidName(err) => write!(f, "invalid cell name: {err}"),
             SpawnError::NameTaken { path } => write!(f, "a cell at {path} is already running"),
             SpawnError::ReplaceInProgress { path } => {
                 write!(f, "the cell at {path} is still taking over from the cell it replaced")
@@ -206,7 +206,7 @@ impl fmt::Display for SpawnError {
 impl std::error::Error for SpawnError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SpawnError::InvalidName(err) => Some(err),
+            // The name's error is in the text already.
             #[cfg(feature = "storage")]
             SpawnError::Storage(err) => Some(err),
             _ => None,

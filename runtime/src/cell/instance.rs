@@ -608,10 +608,21 @@ impl<C: Cell> CellInstance<C> {
                         StopCause::GroupRestart => StopReason::Restart,
                         StopCause::Kill => StopReason::Killed,
                     };
+                    // The runtime's `stop` closed the mailbox: the cell
+                    // ends for good, it is never restarted behind it.
+                    let for_good = matches!(cause, StopCause::Supervisor | StopCause::Requested);
                     match body.phase {
                         Phase::Starting | Phase::Running => {
-                            body.terminating = cause == StopCause::Supervisor;
+                            body.terminating = for_good;
                             self.begin_end(body, reason);
+                        }
+                        Phase::Ending(_) if cause == StopCause::Requested => body.terminating = true,
+                        // Between incarnations: the restart, if one is
+                        // pending, is withdrawn, and the exit reported again
+                        // as final.
+                        Phase::Suspended(_) if cause == StopCause::Requested => {
+                            self.mailbox.take_system(SystemMsg::Restart);
+                            return Some(Exit::Stop(reason));
                         }
                         // Told to restart, then to stop, before it ran: the
                         // stop is the supervisor's latest word. The restart
@@ -903,7 +914,7 @@ impl<C: Cell> CellInstance<C> {
         }
         #[cfg(feature = "chaos")]
         let _sender = self.chaos_turn();
-        let guard = InCellGuard::enter(self.runtime.quiet_panics());
+        let guard = InCellGuard::enter(self.runtime.quiet_panics(), body.slot.as_ptr() as *const () as usize);
         let mut meter = self.metrics.as_deref().map(|m| TurnMeter::begin(m, self.id));
         let mut handled = 0_usize;
         loop {

@@ -41,6 +41,7 @@ pub(crate) mod worker;
 use std::fmt;
 
 use crate::dormancy::ActivityGate;
+use crate::sync::atomic::AtomicBool;
 use crate::sync::{thread, Arc, Mutex};
 
 use self::run_queue::RunQueue;
@@ -79,6 +80,9 @@ pub(crate) struct Dispatcher {
     /// Marked by each worker that wakes up: the runtime's analysis window
     /// sleeps while every worker does (see `dormancy.rs`).
     pub(crate) activity: Arc<ActivityGate>,
+    /// Set (never cleared) by the first blocking wait on one of its
+    /// workers, which is warned about once (`worker::warn_blocking_wait`).
+    pub(crate) warned_blocking: AtomicBool,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -107,6 +111,7 @@ impl Dispatcher {
             threads: Mutex::new(Vec::with_capacity(workers)),
             workers,
             activity,
+            warned_blocking: AtomicBool::new(false),
         });
         for index in 0..workers {
             let worker = dispatcher.clone();

@@ -17,6 +17,7 @@
 
 use std::cell::{Cell, RefCell};
 
+use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{thread, Arc};
 
 use super::{Dispatcher, Task, TurnEnd};
@@ -43,6 +44,23 @@ thread_local! {
 /// Whether the calling thread is a worker of any dispatcher.
 pub(crate) fn on_worker_thread() -> bool {
     LOCAL.with(|local| local.borrow().is_some())
+}
+
+/// Warns, once per dispatcher, that a call blocks one of its worker
+/// threads (`Pending::wait` inside a handler). Does nothing off workers.
+pub(crate) fn warn_blocking_wait() {
+    LOCAL.with(|local| {
+        let local = local.borrow();
+        let Some(worker) = local.as_ref() else { return };
+        // Relaxed: a flag that only decides whether to log.
+        if !worker.dispatcher.warned_blocking.swap(true, Relaxed) {
+            tracing::warn!(
+                dispatcher = %worker.dispatcher.name,
+                "a handler blocks its worker thread waiting for an answer; send the answer back as a \
+                 message instead (warned once per dispatcher)"
+            );
+        }
+    });
 }
 
 /// Puts `task` in this thread's `next` slot when the thread is a worker of

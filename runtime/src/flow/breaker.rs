@@ -302,19 +302,13 @@ impl fmt::Display for BreakerConfigError {
             BreakerConfigError::ZeroPermittedInHalfOpen => {
                 f.write_str("calls permitted in half-open must be at least 1")
             }
-            BreakerConfigError::InvalidName(_) => f.write_str("breaker name cannot name a journal path"),
+            BreakerConfigError::InvalidName(err) => write!(f, "invalid breaker name: {err}"),
         }
     }
 }
 
-impl std::error::Error for BreakerConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            BreakerConfigError::InvalidName(err) => Some(err),
-            _ => None,
-        }
-    }
-}
+// The name's error is in the text already: no `source`.
+impl std::error::Error for BreakerConfigError {}
 
 /// Where a [`CircuitBreaker`] stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

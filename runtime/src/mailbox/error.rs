@@ -30,26 +30,40 @@ pub enum SendError<M> {
     Full(M),
     /// The cell behind the address has stopped, or the runtime shut down.
     Closed(M),
-    /// The mailbox stayed full until the send deadline passed.
+    /// The mailbox stayed full until the send deadline passed, or the
+    /// deadline had passed before the send
+    /// ([`Addr::ask_within`](crate::Addr::ask_within) with a zero timeout).
     Timeout(M),
     /// The address's load-shedding policy refused the message: the target
     /// is past the watermark of the message's priority class (see
     /// [`Shedding`](crate::Shedding)). Never waits for room.
     Shed(M),
+    /// A cell asked its own address ([`Addr::ask`](crate::Addr::ask) from
+    /// its own handler or hook): it could only answer after the handler
+    /// returns, so the request is refused at once and nothing is sent.
+    SelfAsk(M),
 }
 
 impl<M> SendError<M> {
     /// Takes back the message that was not delivered.
     pub fn into_inner(self) -> M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::Timeout(m) | SendError::Shed(m) => m,
+            SendError::Full(m)
+            | SendError::Closed(m)
+            | SendError::Timeout(m)
+            | SendError::Shed(m)
+            | SendError::SelfAsk(m) => m,
         }
     }
 
     /// A reference to the message that was not delivered.
     pub fn message(&self) -> &M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::Timeout(m) | SendError::Shed(m) => m,
+            SendError::Full(m)
+            | SendError::Closed(m)
+            | SendError::Timeout(m)
+            | SendError::Shed(m)
+            | SendError::SelfAsk(m) => m,
         }
     }
 
@@ -73,6 +87,11 @@ impl<M> SendError<M> {
         matches!(self, SendError::Shed(_))
     }
 
+    /// A cell asked its own address.
+    pub fn is_self_ask(&self) -> bool {
+        matches!(self, SendError::SelfAsk(_))
+    }
+
     /// The same error carrying `f(message)`, for forwarding code.
     pub fn map<N>(self, f: impl FnOnce(M) -> N) -> SendError<N> {
         match self {
@@ -80,6 +99,7 @@ impl<M> SendError<M> {
             SendError::Closed(m) => SendError::Closed(f(m)),
             SendError::Timeout(m) => SendError::Timeout(f(m)),
             SendError::Shed(m) => SendError::Shed(f(m)),
+            SendError::SelfAsk(m) => SendError::SelfAsk(f(m)),
         }
     }
 }
@@ -91,6 +111,7 @@ impl<M> fmt::Debug for SendError<M> {
             SendError::Closed(_) => f.write_str("Closed(..)"),
             SendError::Timeout(_) => f.write_str("Timeout(..)"),
             SendError::Shed(_) => f.write_str("Shed(..)"),
+            SendError::SelfAsk(_) => f.write_str("SelfAsk(..)"),
         }
     }
 }
@@ -100,8 +121,9 @@ impl<M> fmt::Display for SendError<M> {
         f.write_str(match self {
             SendError::Full(_) => "mailbox full",
             SendError::Closed(_) => "cell stopped",
-            SendError::Timeout(_) => "timed out waiting for mailbox space",
+            SendError::Timeout(_) => "send deadline passed before the mailbox had room",
             SendError::Shed(_) => "shed: the target is past the watermark of the message's class",
+            SendError::SelfAsk(_) => "a cell cannot ask itself: it answers only after its handler returns",
         })
     }
 }
@@ -119,13 +141,19 @@ mod tests {
         assert_eq!(SendError::Timeout(3).into_inner(), 3);
         assert_eq!(SendError::Shed(4).into_inner(), 4);
         assert!(SendError::Shed(4).is_shed() && !SendError::Full(4).is_shed());
+        assert_eq!(SendError::SelfAsk(5).into_inner(), 5);
+        assert!(SendError::SelfAsk(5).is_self_ask() && !SendError::Shed(5).is_self_ask());
     }
 
     #[test]
     fn debug_and_display_do_not_print_the_message() {
         struct Secret;
         assert_eq!(format!("{:?}", SendError::Closed(Secret)), "Closed(..)");
-        assert_eq!(SendError::Timeout(Secret).to_string(), "timed out waiting for mailbox space");
+        assert_eq!(
+            SendError::Timeout(Secret).to_string(),
+            "send deadline passed before the mailbox had room"
+        );
+        assert_eq!(format!("{:?}", SendError::SelfAsk(Secret)), "SelfAsk(..)");
     }
 
     #[test]

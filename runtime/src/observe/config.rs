@@ -96,7 +96,8 @@ impl ObservationConfig {
     ///
     /// # Default
     ///
-    /// 1 second. Zero is refused by [`build`](crate::Builder::build).
+    /// 1 second. Valid: [`MIN_ANALYSIS_WINDOW`] (1 ms) and longer; shorter windows
+    /// are refused by [`build`](crate::Builder::build).
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
@@ -140,6 +141,9 @@ impl ObservationConfig {
         if self.window.is_zero() {
             return Err(ObservationConfigError::ZeroWindow);
         }
+        if self.window < MIN_ANALYSIS_WINDOW {
+            return Err(ObservationConfigError::WindowTooShort { window: self.window });
+        }
         self.decay.validate().map_err(ObservationConfigError::Decay)?;
         self.burn.validate().map_err(ObservationConfigError::BurnWindows)?;
         self.journal.validate().map_err(ObservationConfigError::Journal)?;
@@ -147,6 +151,9 @@ impl ObservationConfig {
         Ok(())
     }
 }
+
+/// The shortest analysis window accepted: 1 ms.
+pub const MIN_ANALYSIS_WINDOW: Duration = Duration::from_millis(1);
 
 /// Why an [`ObservationConfig`] was refused.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,6 +163,12 @@ pub enum ObservationConfigError {
     ZeroSampling,
     /// The analysis window was zero.
     ZeroWindow,
+    /// The analysis window was shorter than [`MIN_ANALYSIS_WINDOW`]: the timer
+    /// thread would run analysis without a pause.
+    WindowTooShort {
+        /// The refused window.
+        window: Duration,
+    },
     /// The decay settings were refused.
     Decay(DecayConfigError),
     /// The burn-rate windows were refused.
@@ -171,6 +184,12 @@ impl fmt::Display for ObservationConfigError {
         match self {
             ObservationConfigError::ZeroSampling => f.write_str("sample_every must be at least 1"),
             ObservationConfigError::ZeroWindow => f.write_str("the analysis window must be longer than zero"),
+            ObservationConfigError::WindowTooShort { window } => {
+                write!(
+                    f,
+                    "the analysis window of {window:?} is shorter than the minimum, {MIN_ANALYSIS_WINDOW:?}"
+                )
+            }
             ObservationConfigError::Decay(err) => write!(f, "decay: {err}"),
             ObservationConfigError::BurnWindows(err) => write!(f, "burn-rate windows: {err}"),
             ObservationConfigError::Journal(err) => write!(f, "journal: {err}"),

@@ -42,7 +42,7 @@ pub(crate) mod snapshot;
 pub(crate) mod triage;
 
 #[cfg(feature = "observe")]
-pub use self::config::{ObservationConfig, ObservationConfigError};
+pub use self::config::{ObservationConfig, ObservationConfigError, MIN_ANALYSIS_WINDOW};
 #[cfg(feature = "observe")]
 pub use self::decay::{
     Baseline, Baselines, Crossing, Decay, DecayConfig, DecayConfigError, LoadShift, NoiseFloor,

@@ -12,7 +12,12 @@ use crate::sync::{thread, Arc};
 use super::{BuildError, Runtime, RuntimeShared, Settings};
 
 /// The name of the dispatcher every cell runs on unless told otherwise.
+/// Reserved: [`Builder::dispatcher`] cannot define another one by this name.
 pub const DEFAULT_DISPATCHER: &str = "default";
+
+/// The most worker threads one dispatcher may have; more are refused by
+/// [`Builder::build`] with [`BuildError::TooManyWorkers`].
+pub const MAX_WORKER_THREADS: usize = 1024;
 
 /// Settings of a [`Runtime`]. Create one with [`Runtime::builder`].
 ///
@@ -86,13 +91,17 @@ impl Builder {
     ///
     /// # Default
     ///
-    /// One per core. `1` gives a single worker thread, plus a timer thread
-    /// started when first needed: by the analysis window (at `build`, unless
-    /// observation is disabled), a cell's timer or a handler with a
-    /// deadline.
-    /// Idle, every one of them sleeps: no thread wakes up until a message
-    /// arrives or a timer is due. `0` is refused by
-    /// [`build`](Builder::build).
+    /// One per core. Valid: 1 to [`MAX_WORKER_THREADS`]; `0` and larger
+    /// counts are refused by [`build`](Builder::build).
+    ///
+    /// Besides the workers, the runtime runs one timer thread, started when
+    /// first needed: with observation on (the default), `build` starts it
+    /// for the analysis window; otherwise a cell's timer, a handler with a
+    /// deadline or a periodic flush starts it. So `worker_threads(1)` gives
+    /// two threads by default, and one until a timer is needed with
+    /// observation off. Idle, every one of them sleeps: the analysis window
+    /// stops waking once every worker has slept through a whole window, and
+    /// no thread wakes up again until a message arrives or a timer is due.
     pub fn worker_threads(&mut self, threads: usize) -> &mut Self {
         self.worker_threads = Some(threads);
         self
@@ -156,8 +165,12 @@ impl Builder {
     /// with [`CellConfig::dispatcher`](crate::CellConfig::dispatcher) naming
     /// it run only there (a bulkhead).
     ///
-    /// Names must be unique, non-empty, without whitespace or control
-    /// characters, and not `"default"`; `build` checks.
+    /// Names follow the grammar of cell names (see
+    /// [`NameError`](crate::NameError)), are unique, and are not
+    /// [`DEFAULT_DISPATCHER`] (`"default"`, reserved: size the default
+    /// dispatcher with [`worker_threads`](Builder::worker_threads));
+    /// `threads` is 1 to [`MAX_WORKER_THREADS`]. `build` checks, and
+    /// ignores `threads` for a [thread-less](Builder::threadless) runtime.
     pub fn dispatcher(&mut self, name: impl Into<String>, threads: usize) -> &mut Self {
         self.dispatchers.push((name.into(), threads));
         self
@@ -175,8 +188,9 @@ impl Builder {
     /// Membership is explicit: children do not inherit their parent's group.
     /// [`Runtime::group_stats`] shows the group's activity.
     ///
-    /// Names must be unique, non-empty, without whitespace or control
-    /// characters; `max_concurrent` must be at least 1. `build` checks.
+    /// Names follow the grammar of cell names (see
+    /// [`NameError`](crate::NameError)) and are unique; `max_concurrent`
+    /// must be at least 1 (any larger value is valid). `build` checks.
     ///
     /// # Examples
     ///
@@ -219,7 +233,7 @@ impl Builder {
     ///
     /// # Default
     ///
-    /// 32. `0` is refused by `build`.
+    /// 32. Valid: 1 to `usize::MAX`; `0` is refused by `build`.
     pub fn throughput(&mut self, messages: usize) -> &mut Self {
         self.throughput = messages;
         self
@@ -231,7 +245,7 @@ impl Builder {
     ///
     /// # Default
     ///
-    /// 32. `0` is refused by `build`.
+    /// 32. Valid: 1 to `usize::MAX`; `0` is refused by `build`.
     pub fn default_capacity(&mut self, messages: usize) -> &mut Self {
         self.default_capacity = messages;
         self
@@ -239,6 +253,11 @@ impl Builder {
 
     /// How long [`Addr::send`](crate::Addr::send) and
     /// [`Addr::ask`](crate::Addr::ask) wait for room in a full mailbox.
+    ///
+    /// Every value is valid. `Duration::ZERO` means "never wait": `send`
+    /// and `ask` then behave as [`try_send`](crate::Addr::try_send), and a
+    /// full mailbox returns `Full(msg)` at once. A timeout too long to add
+    /// to the clock (`Duration::MAX`) waits without a bound.
     ///
     /// # Default
     ///
@@ -315,8 +334,8 @@ impl Builder {
     fn groups(&self) -> Result<Vec<Arc<Group>>, BuildError> {
         let mut groups: Vec<Arc<Group>> = Vec::with_capacity(self.groups.len());
         for (name, max_concurrent) in &self.groups {
-            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(BuildError::InvalidGroupName { name: name.clone() });
+            if let Err(reason) = crate::path::validate_name(name) {
+                return Err(BuildError::InvalidGroupName { name: name.clone(), reason });
             }
             if groups.iter().any(|group| &**group.name() == name) {
                 return Err(BuildError::DuplicateGroup { name: name.clone() });
@@ -372,20 +391,28 @@ impl Builder {
         let default_threads = self.worker_threads.unwrap_or_else(thread::available_parallelism);
         let mut pools = vec![(DEFAULT_DISPATCHER.to_owned(), default_threads)];
         for (name, threads) in &self.dispatchers {
-            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(BuildError::InvalidDispatcherName { name: name.clone() });
+            if let Err(reason) = crate::path::validate_name(name) {
+                return Err(BuildError::InvalidDispatcherName { name: name.clone(), reason });
+            }
+            if name == DEFAULT_DISPATCHER {
+                return Err(BuildError::ReservedDispatcherName { name: name.clone() });
             }
             if pools.iter().any(|(existing, _)| existing == name) {
                 return Err(BuildError::DuplicateDispatcher { name: name.clone() });
             }
             pools.push((name.clone(), *threads));
         }
-        if let Some((name, _)) = pools.iter().find(|(_, threads)| *threads == 0) {
-            return Err(BuildError::ZeroWorkers { dispatcher: name.clone() });
-        }
         if self.threadless {
             for (_, threads) in &mut pools {
                 *threads = 0;
+            }
+        }
+        if !self.threadless {
+            if let Some((name, _)) = pools.iter().find(|(_, threads)| *threads == 0) {
+                return Err(BuildError::ZeroWorkers { dispatcher: name.clone() });
+            }
+            if let Some((name, threads)) = pools.iter().find(|(_, threads)| *threads > MAX_WORKER_THREADS) {
+                return Err(BuildError::TooManyWorkers { dispatcher: name.clone(), threads: *threads });
             }
         }
         let groups = self.groups()?;

@@ -20,10 +20,29 @@ pub enum BuildError {
         /// The repeated name.
         name: String,
     },
-    /// A dispatcher name is empty or contains whitespace or control characters.
+    /// A dispatcher name breaks the name grammar (see
+    /// [`NameError`](crate::NameError)).
     InvalidDispatcherName {
         /// The refused name.
         name: String,
+        /// The rule it breaks.
+        reason: crate::NameError,
+    },
+    /// A dispatcher was given the name of the default one,
+    /// [`DEFAULT_DISPATCHER`](crate::DEFAULT_DISPATCHER), which the runtime
+    /// always defines; size it with
+    /// [`worker_threads`](crate::Builder::worker_threads).
+    ReservedDispatcherName {
+        /// The refused name.
+        name: String,
+    },
+    /// A dispatcher was configured with more worker threads than
+    /// [`MAX_WORKER_THREADS`](crate::MAX_WORKER_THREADS).
+    TooManyWorkers {
+        /// The dispatcher's name.
+        dispatcher: String,
+        /// The requested number of threads.
+        threads: usize,
     },
     /// A group was configured with a limit of zero: no member could run.
     ZeroGroupLimit {
@@ -35,10 +54,13 @@ pub enum BuildError {
         /// The repeated name.
         name: String,
     },
-    /// A group name is empty or contains whitespace or control characters.
+    /// A group name breaks the name grammar (see
+    /// [`NameError`](crate::NameError)).
     InvalidGroupName {
         /// The refused name.
         name: String,
+        /// The rule it breaks.
+        reason: crate::NameError,
     },
     /// The operating system refused to start a thread.
     ThreadSpawn {
@@ -64,12 +86,23 @@ impl fmt::Display for BuildError {
             BuildError::ZeroThroughput => f.write_str("throughput must be at least 1 message per turn"),
             BuildError::ZeroCapacity => f.write_str("default mailbox capacity must be at least 1"),
             BuildError::DuplicateDispatcher { name } => write!(f, "dispatcher {name:?} is defined twice"),
-            BuildError::InvalidDispatcherName { name } => write!(f, "invalid dispatcher name {name:?}"),
+            BuildError::InvalidDispatcherName { name, reason } => {
+                write!(f, "invalid dispatcher name {name:?}: {reason}")
+            }
+            BuildError::ReservedDispatcherName { name } => write!(
+                f,
+                "dispatcher name {name:?} is reserved for the default dispatcher (size it with worker_threads)"
+            ),
+            BuildError::TooManyWorkers { dispatcher, threads } => write!(
+                f,
+                "dispatcher {dispatcher:?} asks for {threads} worker threads, the limit is {}",
+                super::builder::MAX_WORKER_THREADS
+            ),
             BuildError::ZeroGroupLimit { group } => {
                 write!(f, "group {group:?} must let at least one cell run at a time")
             }
             BuildError::DuplicateGroup { name } => write!(f, "group {name:?} is defined twice"),
-            BuildError::InvalidGroupName { name } => write!(f, "invalid group name {name:?}"),
+            BuildError::InvalidGroupName { name, reason } => write!(f, "invalid group name {name:?}: {reason}"),
             BuildError::ThreadSpawn { thread, reason } => {
                 write!(f, "cannot start thread {thread}: {reason}")
             }

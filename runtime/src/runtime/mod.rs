@@ -23,7 +23,7 @@ use std::time::Duration;
 use std::time::SystemTime;
 
 use self::builder::EscalationHook;
-pub use self::builder::{Builder, DEFAULT_DISPATCHER};
+pub use self::builder::{Builder, DEFAULT_DISPATCHER, MAX_WORKER_THREADS};
 pub use self::error::{BuildError, RunError};
 pub(crate) use self::registry::CellControl;
 pub use self::shutdown::ShutdownReport;
@@ -159,7 +159,7 @@ pub(crate) struct RuntimeShared {
     terminated: Condvar,
     next_id: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
-    failures_total: AtomicU64,
+    pub(super) failures_total: AtomicU64,
     #[cfg(feature = "observe")]
     observer: Observer,
     timers: TimerService,
@@ -719,7 +719,12 @@ impl RuntimeShared {
     /// runs one turn of each cell that was ready, dispatchers in start
     /// order; cells made ready meanwhile wait for the next step.
     pub(crate) fn run_once(&self) -> RunReport {
-        let timers = self.timers.fire_due(std::time::Instant::now());
+        self.run_once_until(std::time::Instant::now())
+    }
+
+    /// [`run_once`](Self::run_once), firing only the timers due by `until`.
+    fn run_once_until(&self, until: std::time::Instant) -> RunReport {
+        let timers = self.timers.fire_due(until.min(std::time::Instant::now()));
         let ready: Vec<usize> = self.dispatcher_order.iter().map(|d| d.queue.len()).collect();
         let mut report = RunReport { turns: 0, timers };
         if timers == 0 && ready.iter().all(|&n| n == 0) {
@@ -739,11 +744,14 @@ impl RuntimeShared {
         report
     }
 
-    /// Runs steps until one does nothing.
+    /// Runs steps until one does nothing. Timers that come due after the
+    /// call began wait for the next call, so a timer shorter than a step
+    /// (an analysis window, a cell's interval) cannot keep it going.
     pub(crate) fn run_until_idle(&self) -> RunReport {
+        let began = std::time::Instant::now();
         let mut total = RunReport::default();
         loop {
-            let step = self.run_once();
+            let step = self.run_once_until(began);
             if step.is_idle() {
                 return total;
             }
@@ -1356,11 +1364,48 @@ impl Runtime {
         self.shared.replace_cell(addr, config, cell)
     }
 
-    /// Asks the cell behind `addr` to stop after its current message. Queued
-    /// messages are not handled (they count as undelivered). Does nothing if
-    /// it has already stopped.
+    /// Stops the cell behind `addr` for good, after its current message.
+    ///
+    /// When `stop` returns, the cell's admission is closed: every send to
+    /// `addr` (`try_send`, `send`, `ask`) returns
+    /// [`SendError::Closed`](crate::SendError::Closed) with the message
+    /// handed back, and a sender blocked on a full mailbox is woken with the
+    /// same error. Messages already queued are not handled: they are dropped
+    /// and counted as undelivered (an ask among them resolves to
+    /// [`AskError::Unanswered`](crate::AskError::Unanswered)). The cell runs
+    /// its `stopped` hook once the message it is handling, if any, returns.
+    ///
+    /// A supervised cell stopped this way is not restarted, whatever its
+    /// restart kind: its supervisor records the exit and keeps it stopped.
+    /// Does nothing if the cell has already stopped, or if `addr` is served
+    /// by a router (stop its members).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, Context, Runtime, SendError};
+    ///
+    /// struct Sink;
+    /// impl Cell for Sink {
+    ///     type Message = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), CellError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().worker_threads(1).build()?;
+    /// let sink = runtime.spawn(Sink)?;
+    /// runtime.stop(&sink);
+    /// assert_eq!(sink.try_send(7), Err(SendError::Closed(7)));
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stop<M: Send + 'static>(&self, addr: &Addr<M>) {
         if let Some(control) = addr.slot().current().control() {
+            // Admission closes before the request is queued: no send that
+            // starts after `stop` returns gets in.
+            control.refuse_sends();
             control.send_system(SystemMsg::Stop(StopCause::Requested));
         }
     }
@@ -1660,8 +1705,9 @@ impl Runtime {
 
     /// Thread-less mode: [`run_once`](Runtime::run_once) until a call finds
     /// no cell ready and no timer due; returns the work of all the calls.
-    /// Timers not yet due are not waited for. Cells that keep each other
-    /// busy keep it running.
+    /// Timers not yet due are not waited for, and a timer that comes due
+    /// while it runs waits for the next call (so a short interval cannot
+    /// keep it going). Cells that keep each other busy keep it running.
     ///
     /// # Errors
     ///

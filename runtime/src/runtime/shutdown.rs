@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::mailbox::SystemMsg;
 use crate::path::CellPath;
-use crate::sync::atomic::Ordering::Release;
+use crate::sync::atomic::Ordering::{Acquire, Release};
 use crate::sync::{thread, Arc, Backoff};
 
 use super::{CellControl, RuntimeShared};
@@ -31,6 +31,11 @@ pub struct ShutdownReport {
     pub cells_abandoned: Vec<CellPath>,
     /// User messages that were queued but never handled.
     pub messages_undelivered: u64,
+    /// Failures the runtime recorded in its whole life, shutdown included
+    /// (as [`Runtime::failure_count`](crate::Runtime::failure_count)): a
+    /// hook that returned an error or panicked, a handler past its
+    /// deadline, a failed start.
+    pub failures: u64,
     /// Whether the timeout passed before every cell drained.
     pub timed_out: bool,
     /// How long the shutdown took.
@@ -38,9 +43,43 @@ pub struct ShutdownReport {
 }
 
 impl ShutdownReport {
-    /// Whether every cell stopped gracefully and every message was handled.
+    /// Whether nothing went wrong: no cell ever failed
+    /// ([`failures`](ShutdownReport::failures) is 0), every cell stopped
+    /// gracefully in time, and every message was handled.
+    ///
+    /// A runtime whose supervisors restarted failed cells is not clean,
+    /// even if the shutdown itself went well: look at the other fields for
+    /// that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Cell, CellError, Context, Runtime};
+    ///
+    /// struct Fragile;
+    /// impl Cell for Fragile {
+    ///     type Message = ();
+    ///     fn handle(&mut self, _: &mut Context<Self>, (): ()) -> Result<(), CellError> {
+    ///         Err(CellError::msg("broken"))
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().worker_threads(1).build()?;
+    /// let fragile = runtime.spawn(Fragile)?;
+    /// fragile.send(())?;
+    /// # let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    /// # while runtime.failure_count() == 0 && std::time::Instant::now() < deadline {
+    /// #     std::thread::sleep(Duration::from_millis(1));
+    /// # }
+    /// let report = runtime.shutdown(Duration::from_secs(5));
+    /// assert_eq!(report.failures, 1);
+    /// assert!(!report.is_clean());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_clean(&self) -> bool {
-        !self.timed_out
+        self.failures == 0
+            && !self.timed_out
             && self.cells_killed == 0
             && self.cells_abandoned.is_empty()
             && self.messages_undelivered == 0
@@ -118,6 +157,7 @@ pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownRep
             cells_killed: registry.killed - killed_before,
             cells_abandoned: abandoned,
             messages_undelivered: registry.undelivered - undelivered_before + discarded,
+            failures: shared.failures_total.load(Acquire),
             timed_out,
             elapsed: started.elapsed(),
         }

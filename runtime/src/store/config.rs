@@ -3,6 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The smallest storage cache accepted, in bytes: the least the storage
+/// engine works with.
+pub const MIN_CACHE_BYTES: u64 = 256;
+
 /// Where and how the runtime stores cell data. Give it to
 /// [`Builder::storage`](crate::Builder::storage).
 ///
@@ -90,6 +94,10 @@ impl StorageConfig {
     /// resident). Its log buffer (one segment, 512 KiB) is filled as it is
     /// written; sled keeps the segment size a hidden, testing-only setting,
     /// so it is not offered here.
+    ///
+    /// Valid: [`MIN_CACHE_BYTES`] (256) and more; a smaller cache is
+    /// refused by [`Builder::build`](crate::Builder::build) with
+    /// [`StoreError::CacheTooSmall`](crate::StoreError::CacheTooSmall).
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
         self
@@ -108,6 +116,9 @@ impl StorageConfig {
     ///
     /// Every 500 ms for [`dir`](StorageConfig::dir); `None` for
     /// [`in_memory`](StorageConfig::in_memory).
+    ///
+    /// Every interval is valid: one below a millisecond flushes every
+    /// millisecond.
     pub fn background_flush(mut self, every: Option<Duration>) -> Self {
         self.background_flush = every;
         self

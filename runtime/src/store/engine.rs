@@ -77,9 +77,14 @@ pub(crate) trait TxEngine {
 /// Opens the engine `config` describes; checks the directory first, so
 /// that each problem has its own error.
 pub(crate) fn open(config: &StorageConfig) -> Result<Arc<dyn Engine>, StoreError> {
-    let mut sled_config = sled::Config::new()
-        .cache_capacity(config.cache_bytes)
-        .flush_every_ms(config.background_flush.map(|d| d.as_millis().max(1) as u64));
+    // The engine panics below this size: refused before it sees it.
+    if config.cache_bytes < crate::store::MIN_CACHE_BYTES {
+        return Err(StoreError::CacheTooSmall { bytes: config.cache_bytes });
+    }
+    // At least a millisecond; an interval too long for the engine's
+    // millisecond count is the longest it takes.
+    let flush_ms = config.background_flush.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+    let mut sled_config = sled::Config::new().cache_capacity(config.cache_bytes).flush_every_ms(flush_ms);
     #[cfg(test)]
     let mut faults = None;
     let dir = match &config.location {

@@ -16,6 +16,13 @@ pub enum StoreError {
     /// The runtime shut down and closed its database; a [`Store`](crate::Store)
     /// kept past the shutdown reads and writes nothing more.
     Closed,
+    /// [`StorageConfig::cache_bytes`](crate::StorageConfig::cache_bytes)
+    /// is below [`MIN_CACHE_BYTES`](crate::MIN_CACHE_BYTES), the least the
+    /// storage engine works with.
+    CacheTooSmall {
+        /// The refused size, in bytes.
+        bytes: u64,
+    },
     /// The data directory does not exist (and creating it was not asked for).
     MissingDirectory {
         /// The directory.
@@ -91,6 +98,11 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Disabled => f.write_str("the runtime was built without storage"),
             StoreError::Closed => f.write_str("the runtime's storage was closed at shutdown"),
+            StoreError::CacheTooSmall { bytes } => write!(
+                f,
+                "a storage cache of {bytes} bytes is below the minimum, {} bytes",
+                crate::store::MIN_CACHE_BYTES
+            ),
             StoreError::MissingDirectory { path } => {
                 write!(f, "data directory {} does not exist", path.display())
             }

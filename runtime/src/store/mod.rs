@@ -42,7 +42,7 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use self::config::StorageConfig;
+pub use self::config::{StorageConfig, MIN_CACHE_BYTES};
 pub use self::durable::{Durability, Durable};
 pub use self::error::StoreError;
 

@@ -1677,6 +1677,9 @@ impl Child {
             }
         }
         self.status = Status::Stopped;
+        // A restart waiting out its backoff is called off: its tick finds
+        // no pending restart and does nothing.
+        self.pending_tick = None;
     }
 
     fn new(spec: &ChildSpec, started: StartedChild, is_static: bool) -> Self {
