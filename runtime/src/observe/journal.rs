@@ -15,7 +15,8 @@
 //! threshold, burn-rate alerts, backpressure, load shifts, new message
 //! kinds, restarts, escalations, circuit breaker transitions) carry the [`Category`] triage gave them.
 //! Records of deliberate acts (topology and configuration changes,
-//! investigations, approved changes) carry none. Entries are numbered 1, 2,
+//! investigations, approved changes, recomposition plans, chaos, the
+//! application's phases) carry none. Entries are numbered 1, 2,
 //! 3… in the order they are recorded; a persisted journal continues the
 //! numbering of earlier runs.
 //!
@@ -263,6 +264,15 @@ pub enum SignalKind {
         /// When the earliest signal behind it was recorded.
         onset: Option<SystemTime>,
     },
+    /// The application entered a phase of its own (a load test's
+    /// `baseline`, `chaos`, `recovery`…), recorded by
+    /// [`Runtime::mark_phase`](crate::Runtime::mark_phase). A record of a
+    /// deliberate act; the phase lasts until the next one begins. Reports
+    /// mark phase boundaries on their charts.
+    Phase {
+        /// The phase's name.
+        name: String,
+    },
 }
 
 /// A step in a recomposition plan's life, as [`SignalKind::Plan`] records it.
@@ -389,6 +399,8 @@ pub enum SignalType {
     Chaos,
     /// [`SignalKind::ChaosFinding`].
     ChaosFinding,
+    /// [`SignalKind::Phase`].
+    Phase,
 }
 
 impl SignalType {
@@ -404,6 +416,7 @@ impl SignalType {
                 | SignalType::Change
                 | SignalType::Plan
                 | SignalType::Chaos
+                | SignalType::Phase
         )
     }
 
@@ -429,6 +442,7 @@ impl SignalType {
             SignalType::Plan => "plan",
             SignalType::Chaos => "chaos",
             SignalType::ChaosFinding => "chaos_finding",
+            SignalType::Phase => "phase",
         }
     }
 }
@@ -461,6 +475,7 @@ impl SignalKind {
             SignalKind::Plan { .. } => SignalType::Plan,
             SignalKind::Chaos { .. } => SignalType::Chaos,
             SignalKind::ChaosFinding { .. } => SignalType::ChaosFinding,
+            SignalKind::Phase { .. } => SignalType::Phase,
         }
     }
 
@@ -1642,6 +1657,11 @@ fn emit(signal: &Signal) {
             target: "cellrt::journal",
             seq, cell, category, kind, experiment = %experiment, verdict = %verdict,
             "chaos finding"
+        ),
+        SignalKind::Phase { name } => tracing::info!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, name = %name,
+            "phase"
         ),
     }
 }
