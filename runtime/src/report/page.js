@@ -97,7 +97,12 @@
   // drawn twice: before (grey) and after (blue), widths by rate.
   function drawFlow(chart) {
     var container = document.getElementById(chart.id);
-    if (!container || chart.edges.length === 0) { return; }
+    if (!container) { return; }
+    if (chart.edges.length === 0) {
+      text(svg(container, 800, 30), 8, 20, 'no message edges in either snapshot');
+      drawn++;
+      return;
+    }
     var names = [], depth = {};
     chart.edges.forEach(function (e) {
       [e[0], e[1]].forEach(function (n) { if (names.indexOf(n) < 0) { names.push(n); depth[n] = 0; } });
