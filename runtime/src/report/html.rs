@@ -104,52 +104,6 @@ fn rate(r: Option<f64>) -> String {
     r.map_or_else(|| "—".to_owned(), |r| format!("{r:.1}/s"))
 }
 
-/// An entry in one line: its type and what it says.
-pub(super) fn describe(signal: &Signal) -> String {
-    match &signal.kind {
-        SignalKind::NewSignature { signature, summary } => format!("new signature {signature}: {summary}"),
-        SignalKind::Recurrence { signature, count, .. } => {
-            format!("signature {signature} seen again ({count})")
-        }
-        SignalKind::DecayCrossed { rising, score, .. } => {
-            format!("decay {} threshold, score {score:.2}", if *rising { "crossed" } else { "back under" })
-        }
-        SignalKind::BurnRate { objective, alert, raised, long_rate, .. } => format!(
-            "burn rate {alert:?} {} for {objective} ({long_rate:.1}×)",
-            if *raised { "raised" } else { "cleared" }
-        ),
-        SignalKind::Backpressure { begun, rejected, saturation } => format!(
-            "backpressure {} ({rejected} rejected, {:.0} % full)",
-            if *begun { "began" } else { "ended" },
-            saturation * 100.0
-        ),
-        SignalKind::LoadShift { rate, baseline } => format!("load {rate:.1}/s against {baseline:.1}/s"),
-        SignalKind::NewMessageKind { message_kind } => format!("new message kind {message_kind}"),
-        SignalKind::Restart { reason } => format!("restart: {reason}"),
-        SignalKind::Escalation { reason } => format!("escalation: {reason}"),
-        SignalKind::Topology { change } => format!("topology: {change}"),
-        SignalKind::Configuration { what } => format!("configuration: {what}"),
-        SignalKind::Investigated { signal, insight } => match insight {
-            Some(insight) => format!("investigated #{signal}: {insight}"),
-            None => format!("investigated #{signal}"),
-        },
-        SignalKind::Change { signals, description } => format!("change for {signals:?}: {description}"),
-        SignalKind::BreakerTransition { breaker, from, to, .. } => {
-            format!("breaker {breaker}: {from} → {to}")
-        }
-        SignalKind::Finding { finding, rule, summary, .. } => {
-            format!("finding {finding} ({rule}): {summary}")
-        }
-        SignalKind::Plan { plan, step, description, .. } => format!("plan {plan} {step}: {description}"),
-        SignalKind::Chaos { experiment, what } if experiment.is_empty() => format!("chaos: {what}"),
-        SignalKind::Chaos { experiment, what } => format!("chaos {experiment}: {what}"),
-        SignalKind::ChaosFinding { experiment, verdict, .. } => {
-            format!("chaos {experiment} finding: {verdict}")
-        }
-        SignalKind::Phase { name } => format!("phase {name} began"),
-    }
-}
-
 /// The data the script draws charts from.
 #[derive(Serialize)]
 struct ChartData {
@@ -506,7 +460,7 @@ fn section_triage(out: &mut String, board: &[model::TriageColumn<'_>], t0: Syste
                 signal.seq,
                 offset(signal.at, t0),
                 escape(signal.cell.as_ref().map_or("", |c| c.as_str())),
-                escape(&describe(signal)),
+                escape(&signal.kind.to_string()),
             );
         }
         if skip > 0 {
@@ -540,7 +494,7 @@ fn section_plans(out: &mut String, plans: &[model::PlanView<'_>], t0: SystemTime
                 "<li data-seq=\"{}\">#{} {}</li>",
                 finding.seq,
                 finding.seq,
-                escape(&describe(finding))
+                escape(&finding.kind.to_string())
             );
             if let SignalKind::Finding { evidence, .. } = &finding.kind {
                 if !evidence.is_empty() {
@@ -586,7 +540,7 @@ fn section_journal(out: &mut String, signals: &[Signal], t0: SystemTime) {
             offset(signal.at, t0),
             escape(signal.cell.as_ref().map_or("", |c| c.as_str())),
             escape(&signal.category.map_or_else(String::new, |c| c.to_string())),
-            escape(&describe(signal)),
+            escape(&signal.kind.to_string()),
         );
     }
     out.push_str("</tbody>\n</table>\n</details>\n</section>\n");

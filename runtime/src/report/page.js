@@ -47,7 +47,7 @@
   function drawDecay(chart) {
     var container = document.getElementById(chart.id);
     if (!container) { return; }
-    var W = 800, H = 200, left = 40, right = 790, top = 8, bottom = 176;
+    var W = 800, H = 214, left = 40, right = 790, top = 8, bottom = 176;
     var root = svg(container, W, H);
     var x = timeFrame(root, left, right, top, bottom);
     var y = function (v) { return bottom - (bottom - top) * Math.min(Math.max(v, 0), 1); };
