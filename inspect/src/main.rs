@@ -16,8 +16,10 @@
 //! (`Runtime::record_snapshot`); without one, from the journal alone.
 //!
 //! The storage engine admits one process per directory: a directory held
-//! by a running application is refused at once (exit code 4); inspect a
-//! copy of it, or the directory once the application has stopped.
+//! by a running application is refused at once (exit code 4). `--copy`
+//! reads it anyway: it copies the directory to a temporary one and reads
+//! the copy, which holds what the application had flushed (its journal and
+//! recorded snapshots are flushed as they are written).
 //!
 //! Exit codes: 0 done; 1 `verify` found a problem; 2 bad arguments; 3 the
 //! path is missing, not a directory, or not a data directory; 4 the
@@ -44,6 +46,10 @@ struct Cli {
     /// Print the answer as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Read a copy of the directory, taken now: for an application that is
+    /// running.
+    #[arg(long, global = true)]
+    copy: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -131,7 +137,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {
-    let dir = DataDir::open(&cli.dir).map_err(Failure::DataDir)?;
+    // The copy lives as long as the command runs.
+    let scratch;
+    let dir = if cli.copy {
+        scratch = tempfile::tempdir()
+            .map_err(|err| Failure::Output(format!("cannot make a temporary directory: {err}")))?;
+        DataDir::open_copy(&cli.dir, scratch.path().join("copy"))
+    } else {
+        DataDir::open(&cli.dir)
+    };
+    let dir = dir.map_err(Failure::DataDir)?;
     let out = commands::Out { json: cli.json };
     match &cli.command {
         Command::Tree => commands::tree(&dir, out),

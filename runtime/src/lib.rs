@@ -250,6 +250,11 @@
            [`Signal`]: #features"
 )]
 #![cfg_attr(
+    not(feature = "report"),
+    doc = "[`report`]: #features\n\
+           [`report::DataDir`]: #features"
+)]
+#![cfg_attr(
     not(feature = "storage"),
     doc = "[`Store`]: #features\n\
            [`StorageConfig`]: #features"

@@ -3,12 +3,18 @@
 //! its trees, and an integrity check of every cell's tree.
 //!
 //! The storage engine (sled) lets one process at a time open a directory:
-//! a directory held by a running application is refused at once with
-//! [`DataDirError::Locked`], never waited for, and never copied behind its
-//! back. A directory that does not hold a database is refused before
-//! anything is written to it ([`DataDirError::NotADataDir`]). Opening an
-//! application's directory writes nothing but what the engine itself writes
-//! when it opens and closes a database.
+//! [`DataDir::open`] refuses a directory held by a running application at
+//! once with [`DataDirError::Locked`], never waiting for it. To read a
+//! running application's directory, [`DataDir::open_copy`] copies it first
+//! (the snapshot files, then the log, then the blobs, so that the copy never
+//! refers to data it lacks) and opens the copy, which the engine recovers
+//! as it would after a crash: what the application had flushed before the
+//! copy is there (the journal and recorded snapshots are flushed as they
+//! are written; cells' data as their durability says). A directory that
+//! does not hold a database is refused before anything is written to it
+//! ([`DataDirError::NotADataDir`]). Opening an application's directory
+//! writes nothing but what the engine itself writes when it opens and
+//! closes a database.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -159,6 +165,78 @@ impl DataDir {
         }
     }
 
+    /// Copies the data directory at `source`, which an application may be
+    /// running on, into `scratch` (a directory that does not exist yet or is
+    /// empty), and opens the copy: see the module docs for what the copy
+    /// holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](DataDir::open) for `source` (but never `Locked`), and
+    /// [`DataDirError::Store`] when the copy cannot be made, or `scratch` is
+    /// not empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::report::DataDir;
+    /// use cellrt::{Runtime, StorageConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let runtime = Runtime::builder().storage(StorageConfig::dir(dir.path())).build()?;
+    /// runtime.mark_phase("load")?;
+    /// runtime.record_snapshot()?; // flushed when it returns
+    ///
+    /// let scratch = tempfile::tempdir()?;
+    /// let copy = DataDir::open_copy(dir.path(), scratch.path().join("copy"))?;
+    /// assert_eq!(copy.snapshots()?.0.len(), 1);
+    /// assert_eq!(copy.journal()?.signals.len(), 1);
+    /// # runtime.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_copy(source: impl AsRef<Path>, scratch: impl AsRef<Path>) -> Result<DataDir, DataDirError> {
+        let source = source.as_ref();
+        let scratch = scratch.as_ref();
+        check_data_dir(source)?;
+        let io = |action: &'static str| {
+            move |err: std::io::Error| DataDirError::Store(StoreError::Io { action, reason: err.to_string() })
+        };
+        std::fs::create_dir_all(scratch).map_err(io("creating the copy's directory"))?;
+        if std::fs::read_dir(scratch).map_err(io("reading the copy's directory"))?.next().is_some() {
+            return Err(DataDirError::Store(StoreError::Io {
+                action: "copying the data directory",
+                reason: format!("{} is not empty", scratch.display()),
+            }));
+        }
+        let mut snapshots = Vec::new();
+        for entry in std::fs::read_dir(source).map_err(io("listing the data directory"))? {
+            let name = entry.map_err(io("listing the data directory"))?.file_name();
+            if name.to_string_lossy().starts_with("snap.") {
+                snapshots.push(name);
+            }
+        }
+        let copy = |name: &std::ffi::OsStr| match std::fs::copy(source.join(name), scratch.join(name)) {
+            // A snapshot file the engine replaced meanwhile: the log has it all.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other.map(drop),
+        };
+        copy("conf".as_ref()).map_err(io("copying the data directory"))?;
+        for name in &snapshots {
+            copy(name).map_err(io("copying the data directory"))?;
+        }
+        copy("db".as_ref()).map_err(io("copying the data directory"))?;
+        let blobs = source.join("blobs");
+        if blobs.is_dir() {
+            std::fs::create_dir_all(scratch.join("blobs")).map_err(io("copying the data directory"))?;
+            for entry in std::fs::read_dir(&blobs).map_err(io("copying the data directory"))? {
+                let name = entry.map_err(io("copying the data directory"))?.file_name();
+                copy(Path::new("blobs").join(name).as_os_str()).map_err(io("copying the data directory"))?;
+            }
+        }
+        DataDir::open(scratch)
+    }
+
     /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -304,6 +382,29 @@ impl DataDir {
     }
 }
 
+/// Whether `path` is a directory holding a database.
+fn check_data_dir(path: &Path) -> Result<(), DataDirError> {
+    match std::fs::metadata(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DataDirError::Missing { path: path.to_owned() })
+        }
+        Err(err) => {
+            return Err(DataDirError::Store(StoreError::Io {
+                action: "reading the data directory",
+                reason: err.to_string(),
+            }))
+        }
+        Ok(meta) if !meta.is_dir() => return Err(DataDirError::NotADirectory { path: path.to_owned() }),
+        Ok(_) => {}
+    }
+    match ENGINE_FILES.iter().find(|file| !path.join(file).is_file()) {
+        Some(missing) => {
+            Err(DataDirError::NotADataDir { path: path.to_owned(), missing: missing.to_string() })
+        }
+        None => Ok(()),
+    }
+}
+
 /// Why a data directory could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -349,7 +450,8 @@ impl fmt::Display for DataDirError {
             DataDirError::Locked { path } => write!(
                 f,
                 "{} is in use by a running application (its database admits one process at a time); \
-                 stop the application, or read a copy of the directory",
+                 stop the application, or read a copy of the directory (DataDir::open_copy; \
+                 cellrt-inspect --copy)",
                 path.display()
             ),
             DataDirError::Store(err) => write!(f, "cannot read the data directory: {err}"),

@@ -1394,8 +1394,8 @@ impl Runtime {
     /// entries, which the journal keeps) and returns it. Recorded now and
     /// then during a run (say every second), the snapshots let a report
     /// drawn from the data directory after the run
-    /// ([`report::Report::from_data_dir`](crate::report::Report::from_data_dir),
-    /// feature `report`) show decay and flow rates over time.
+    /// (`report::Report::from_data_dir`, feature `report`) show decay and
+    /// flow rates over time.
     ///
     /// # Errors
     ///
