@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use cellrt::report::DataDir;
 use cellrt::{PlanStep, Signal, SignalKind, SignalType, Snapshot};
@@ -256,12 +256,11 @@ pub(crate) fn signatures(dir: &DataDir, out: Out) -> Result<(), Failure> {
 pub(crate) fn journal(
     dir: &DataDir,
     out: Out,
-    since: Option<Duration>,
+    from: Option<SystemTime>,
     after_seq: Option<u64>,
     limit: Option<usize>,
 ) -> Result<(), Failure> {
     let journal = dir.journal().map_err(Failure::DataDir)?;
-    let from = since.and_then(|ago| SystemTime::now().checked_sub(ago));
     let mut signals: Vec<Signal> = journal
         .signals
         .into_iter()

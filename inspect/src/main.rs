@@ -5,7 +5,7 @@
 //! cellrt-inspect <DIR> tree                 the supervision tree, with restarts
 //! cellrt-inspect <DIR> cells                path, kind, mailbox, decay, restarts
 //! cellrt-inspect <DIR> signatures           failure signatures
-//! cellrt-inspect <DIR> journal [--since 5m] [--after-seq N] [--limit N]
+//! cellrt-inspect <DIR> journal [--since 5m|TIME] [--after-seq N] [--limit N]
 //! cellrt-inspect <DIR> plans                recomposition plans, and those kept for the next run
 //! cellrt-inspect <DIR> report -o run.html   the self-contained HTML report
 //! cellrt-inspect <DIR> verify               every tree read through, quarantined states listed
@@ -32,7 +32,7 @@ mod commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::SystemTime;
 
 use cellrt::report::{DataDir, DataDirError, ReportError};
 use clap::{Parser, Subcommand};
@@ -64,9 +64,10 @@ enum Command {
     Signatures,
     /// Journal entries, oldest first.
     Journal {
-        /// Only entries recorded at most this long ago (`90s`, `5m`, `2h`, `1day`).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        since: Option<Duration>,
+        /// Only entries recorded at most this long ago (`90s`, `5m`, `2h`,
+        /// `1day`), or at or after a time (`2026-12-05T09:30:00Z`).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<SystemTime>,
         /// Only entries after this one.
         #[arg(long)]
         after_seq: Option<u64>,
@@ -84,6 +85,16 @@ enum Command {
     },
     /// Reads every tree through and lists quarantined states.
     Verify,
+}
+
+/// `--since`: a time in RFC 3339, or a duration before now.
+fn parse_since(text: &str) -> Result<SystemTime, String> {
+    if let Ok(time) = humantime::parse_rfc3339_weak(text) {
+        return Ok(time);
+    }
+    let ago = humantime::parse_duration(text)
+        .map_err(|err| format!("neither a time (2026-12-05T09:30:00Z) nor a duration (5m): {err}"))?;
+    Ok(SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 /// Why a command failed, with its exit code.

@@ -188,6 +188,16 @@ fn every_command_reads_a_stopped_runs_directory_as_text_and_as_json() {
         [last - 1, last]
     );
     assert_eq!(json(&[dir, "journal", "--since", "1h"]).as_array().unwrap().len(), entries.len());
+    assert_eq!(
+        json(&[dir, "journal", "--since", "2000-01-01T00:00:00Z"]).as_array().unwrap().len(),
+        entries.len()
+    );
+    assert_eq!(json(&[dir, "journal", "--since", "2999-01-01T00:00:00Z"]).as_array().unwrap().len(), 0);
+    let third = entries[2]["at"].clone();
+    let third: std::time::SystemTime = serde_json::from_value(third).unwrap();
+    let since = humantime::format_rfc3339_nanos(third).to_string();
+    let from_third = json(&[dir, "journal", "--since", &since]);
+    assert_eq!(from_third[0]["seq"], entries.iter().find(|e| e["at"] == entries[2]["at"]).unwrap()["seq"]);
     assert_eq!(json(&[dir, "journal", "--after-seq", &last.to_string()]).as_array().unwrap().len(), 0);
 
     let plans = json(&[dir, "plans"]);
