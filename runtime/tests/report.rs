@@ -245,6 +245,9 @@ fn the_report_opens_in_a_headless_browser_without_script_errors_and_draws_its_ch
     assert!(dom.contains(&format!("data-charts-drawn=\"{charts}\"")), "not every chart was drawn");
     assert!(dom.contains(&format!("{charts} charts drawn.")));
     assert_eq!(dom.matches("class=\"series series-score\"").count(), decay_charts);
+    // Each charted cell has baselines: its cost is drawn against them.
+    assert_eq!(dom.matches("class=\"baseline-band\"").count(), decay_charts);
+    assert!(dom.matches("class=\"series series-cost-measured\"").count() >= 1);
     assert!(dom.matches("class=\"sighting\"").count() >= 1);
     assert!(dom.matches("class=\"edge edge-after\"").count() >= 1);
     assert!(dom.matches("class=\"phase-boundary\"").count() >= 2 * (decay_charts + 1));

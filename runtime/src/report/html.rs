@@ -125,6 +125,9 @@ struct DecayChart {
     /// Time, fragility, cost, drag, score.
     points: Vec<[f64; 5]>,
     crossings: Vec<(f64, bool)>,
+    /// Time, cost per message measured since the previous snapshot (µs,
+    /// -1 when none), the cost baseline's mean and deviation (µs).
+    cost: Vec<[f64; 4]>,
 }
 
 #[derive(Serialize)]
@@ -166,6 +169,11 @@ pub(super) fn render(input: &Input<'_>) -> String {
                 cell: series.cell.as_str().to_owned(),
                 points: series.points.iter().map(|p| [ms(p.0), p.1, p.2, p.3, p.4]).collect(),
                 crossings: series.crossings.iter().map(|c| (ms(c.0), c.1)).collect(),
+                cost: series
+                    .cost
+                    .iter()
+                    .map(|c| [ms(c.0), c.1.map_or(-1.0, |x| x * 1e6), c.2 * 1e6, c.3 * 1e6])
+                    .collect(),
             })
             .collect(),
         signatures: signatures
@@ -377,7 +385,11 @@ fn section_decay(out: &mut String, decay: &[model::DecaySeries], left_out: usize
         let _ = writeln!(out, "<p class=\"none\">{why}</p>\n</section>");
         return;
     }
-    out.push_str("<p class=\"note\">Components and score from 0 to 1; dashed lines: phase boundaries; dotted: recompositions; dots: threshold crossings.</p>\n");
+    out.push_str(
+        "<p class=\"note\">Components and score from 0 to 1; dashed lines: phase boundaries; dotted: \
+         recompositions; dots: threshold crossings. Below each: the handling time per message between \
+         snapshots against the cost baseline (its mean, and a band of one deviation).</p>\n",
+    );
     for (i, series) in decay.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -653,11 +665,22 @@ mod tests {
         ]
     }
 
-    fn cell(name: &str, restarts: u64, score: f64) -> CellSnapshot {
+    /// A cell whose messages took 20 µs each.
+    fn cell(name: &str, restarts: u64, score: f64, handled: u64) -> CellSnapshot {
+        let mut baselines = Baselines::default();
+        baselines.cost.mean = 15e-6;
+        baselines.cost.deviation = 2e-6;
         CellSnapshot {
             path: path(name),
             kind: "app::Fraud".into(),
-            metrics: Some(Metrics { restarts, mailbox_len: 3, mailbox_capacity: 64, ..Metrics::default() }),
+            metrics: Some(Metrics {
+                restarts,
+                mailbox_len: 3,
+                mailbox_capacity: 64,
+                handled,
+                busy: Duration::from_micros(20 * handled),
+                ..Metrics::default()
+            }),
             decay: Some(Decay {
                 fragility: score / 2.0,
                 cost: score,
@@ -667,7 +690,7 @@ mod tests {
                 decaying: false,
                 rising_for: 0,
             }),
-            baselines: Some(Baselines::default()),
+            baselines: Some(baselines),
             objective: None,
             intensity: None,
         }
@@ -681,9 +704,9 @@ mod tests {
         Snapshot {
             taken_at: t(ms),
             cells: vec![
-                cell("/app", 0, 0.0),
-                cell("/app/fraud", 2, score),
-                cell(&format!("/app/{HOSTILE}"), 1, 0.0),
+                cell("/app", 0, 0.0, 0),
+                cell("/app/fraud", 2, score, ms / 10),
+                cell(&format!("/app/{HOSTILE}"), 1, 0.0, 0),
             ],
             edges,
             signatures: Vec::new(),
@@ -793,7 +816,27 @@ mod tests {
         assert!(html.contains(
             "\"cell\":\"/app/fraud\",\"points\":[[2900.0,0.25,0.5,0.0,0.5],[5000.0,0.125,0.25,0.0,0.25],[6900.0,0.125,0.25,0.0,0.25],[8000.0,0.375,0.75,0.0,0.75]]"
         ));
-        assert!(html.contains("<p class=\"baselines\">Baselines: fragility 0.0000 ± 0.0000 per message"));
+        assert!(html.contains(
+            "<p class=\"baselines\">Baselines: fragility 0.0000 ± 0.0000 per message; cost 15.0 ± 2.0 µs;"
+        ));
+    }
+
+    #[test]
+    fn the_cost_between_snapshots_is_set_against_the_cost_baseline() {
+        let report = report();
+        let (series, left_out) = model::decay(&report.signals, &report.snapshots);
+        assert_eq!(left_out, 0);
+        let fraud = series.iter().find(|s| s.cell.as_str() == "/app/fraud").unwrap();
+        assert_eq!(fraud.cost.len(), 4);
+        assert_eq!(fraud.cost[0], (t(2900), None, 15e-6, 2e-6), "no snapshot before the first");
+        for (at, measured, mean, deviation) in &fraud.cost[1..] {
+            let measured = measured.unwrap_or_else(|| panic!("measured at {at:?}"));
+            assert!((measured - 20e-6).abs() < 1e-12, "{measured}");
+            assert_eq!((*mean, *deviation), (15e-6, 2e-6));
+        }
+        // Nothing handled between snapshots: nothing measured.
+        let idle = series.iter().find(|s| s.cell.as_str() == "/app").unwrap();
+        assert!(idle.cost.iter().all(|c| c.1.is_none()));
     }
 
     #[test]

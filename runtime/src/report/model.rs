@@ -344,6 +344,11 @@ pub(super) struct DecaySeries {
     pub(super) baselines: Option<Baselines>,
     /// Its threshold crossings in the journal: time, upwards.
     pub(super) crossings: Vec<(SystemTime, bool)>,
+    /// Its cost against the cost baseline, per snapshot with a baseline:
+    /// time, the handling time per message since the previous snapshot
+    /// (seconds; `None` for the first, or when nothing was handled in
+    /// between), the baseline's mean and deviation (seconds).
+    pub(super) cost: Vec<(SystemTime, Option<f64>, f64, f64)>,
 }
 
 impl DecaySeries {
@@ -357,18 +362,33 @@ impl DecaySeries {
 /// left out.
 pub(super) fn decay(signals: &[Signal], snapshots: &[Snapshot]) -> (Vec<DecaySeries>, usize) {
     let mut series: BTreeMap<CellPath, DecaySeries> = BTreeMap::new();
+    // Each cell's busy time and messages in the previous snapshot.
+    let mut previous: BTreeMap<&CellPath, (f64, u64)> = BTreeMap::new();
     for snapshot in snapshots {
         for cell in &snapshot.cells {
+            let work = cell.metrics.as_ref().map(|m| (m.busy.as_secs_f64(), m.handled + m.failed));
+            let before = match work {
+                Some(work) => previous.insert(&cell.path, work),
+                None => previous.remove(&cell.path),
+            };
             let Some(decay) = cell.decay else { continue };
             let entry = series.entry(cell.path.clone()).or_insert_with(|| DecaySeries {
                 cell: cell.path.clone(),
                 points: Vec::new(),
                 baselines: None,
                 crossings: Vec::new(),
+                cost: Vec::new(),
             });
             entry.points.push((snapshot.taken_at, decay.fragility, decay.cost, decay.drag, decay.score));
-            if cell.baselines.is_some() {
-                entry.baselines = cell.baselines;
+            if let Some(baselines) = cell.baselines {
+                entry.baselines = Some(baselines);
+                let measured = match (before, work) {
+                    (Some((busy0, n0)), Some((busy1, n1))) if n1 > n0 && busy1 >= busy0 => {
+                        Some((busy1 - busy0) / (n1 - n0) as f64)
+                    }
+                    _ => None,
+                };
+                entry.cost.push((snapshot.taken_at, measured, baselines.cost.mean, baselines.cost.deviation));
             }
         }
     }

@@ -47,7 +47,7 @@
   function drawDecay(chart) {
     var container = document.getElementById(chart.id);
     if (!container) { return; }
-    var W = 800, H = 214, left = 40, right = 790, top = 8, bottom = 176;
+    var W = 800, H = 214, left = 40, right = 770, top = 8, bottom = 176;
     var root = svg(container, W, H);
     var x = timeFrame(root, left, right, top, bottom);
     var y = function (v) { return bottom - (bottom - top) * Math.min(Math.max(v, 0), 1); };
@@ -68,13 +68,38 @@
     chart.crossings.forEach(function (c) {
       el('circle', { cx: x(c[0]), cy: y(0.5), r: 4, fill: c[1] ? '#d2453b' : '#2e9d5b', 'class': 'crossing' }, root);
     });
+    if (chart.cost.length > 0) { drawCost(container, chart.cost); }
     drawn++;
+  }
+
+  // The handling time per message against the cost baseline: the band is
+  // the baseline's mean plus or minus one deviation, as it was learned.
+  function drawCost(container, cost) {
+    var W = 800, H = 130, left = 40, right = 770, top = 8, bottom = 96;
+    var root = svg(container, W, H);
+    var x = timeFrame(root, left, right, top, bottom);
+    var max = cost.reduce(function (m, c) { return Math.max(m, c[1], c[2] + c[3]); }, 1e-9) * 1.1;
+    var y = function (v) { return bottom - (bottom - top) * Math.min(Math.max(v / max, 0), 1); };
+    text(root, left - 4, y(max) + 10, max.toFixed(0) + ' µs', 'end');
+    text(root, left - 4, bottom, '0', 'end');
+    var upper = cost.map(function (c, i) { return (i ? 'L' : 'M') + x(c[0]).toFixed(1) + ' ' + y(c[2] + c[3]).toFixed(1); });
+    var lower = cost.slice().reverse().map(function (c) { return 'L' + x(c[0]).toFixed(1) + ' ' + y(Math.max(c[2] - c[3], 0)).toFixed(1); });
+    el('path', { d: upper.join(' ') + ' ' + lower.join(' ') + ' Z', fill: '#c88a12', 'fill-opacity': 0.18,
+      stroke: 'none', 'class': 'baseline-band' }, root);
+    el('path', { d: cost.map(function (c, i) { return (i ? 'L' : 'M') + x(c[0]).toFixed(1) + ' ' + y(c[2]).toFixed(1); }).join(' '),
+      fill: 'none', stroke: '#c88a12', 'stroke-dasharray': '5 3', 'class': 'baseline-mean' }, root);
+    var measured = cost.filter(function (c) { return c[1] >= 0; });
+    if (measured.length > 0) {
+      el('path', { d: measured.map(function (c, i) { return (i ? 'L' : 'M') + x(c[0]).toFixed(1) + ' ' + y(c[1]).toFixed(1); }).join(' '),
+        fill: 'none', stroke: '#1d2430', 'stroke-width': 1.5, 'class': 'series series-cost-measured' }, root);
+    }
+    text(root, right - 330, H - 2, 'cost per message (line) against its baseline (band)');
   }
 
   function drawSignatures() {
     var container = document.getElementById('signature-timeline');
     if (!container || data.signatures.length === 0) { return; }
-    var row = 22, left = 40, right = 790, top = 16;
+    var row = 22, left = 40, right = 770, top = 16;
     var H = top + row * data.signatures.length + 24;
     var root = svg(container, 800, H);
     var x = timeFrame(root, left, right, 0, H - 20);
