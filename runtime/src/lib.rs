@@ -202,6 +202,9 @@
 //!   and recomposition ([`Recomposer`]). Without it, cells keep no metrics,
 //!   the runtime runs no analysis window, and failures are still recorded
 //!   ([`Runtime::failures`]), supervised and dead-lettered.
+//! - `report` (implies `observe` and `storage`): [`report`], the
+//!   self-contained HTML report of a run, and the reading of a stopped
+//!   application's data directory ([`report::DataDir`]).
 //! - `chaos` (default, implies `observe`): fault injection and experiments
 //!   ([`Runtime::inject`], [`Experiment`]). Without it, the send and handle
 //!   paths compile as if it did not exist.
@@ -247,6 +250,11 @@
            [`Signal`]: #features"
 )]
 #![cfg_attr(
+    not(feature = "report"),
+    doc = "[`report`]: #features\n\
+           [`report::DataDir`]: #features"
+)]
+#![cfg_attr(
     not(feature = "storage"),
     doc = "[`Store`]: #features\n\
            [`StorageConfig`]: #features"
@@ -273,6 +281,8 @@ mod observe;
 mod path;
 #[cfg(feature = "observe")]
 mod recompose;
+#[cfg(feature = "report")]
+pub mod report;
 mod runtime;
 #[cfg(feature = "storage")]
 mod store;

@@ -15,7 +15,8 @@
 //! threshold, burn-rate alerts, backpressure, load shifts, new message
 //! kinds, restarts, escalations, circuit breaker transitions) carry the [`Category`] triage gave them.
 //! Records of deliberate acts (topology and configuration changes,
-//! investigations, approved changes) carry none. Entries are numbered 1, 2,
+//! investigations, approved changes, recomposition plans, chaos, the
+//! application's phases) carry none. Entries are numbered 1, 2,
 //! 3… in the order they are recorded; a persisted journal continues the
 //! numbering of earlier runs.
 //!
@@ -263,6 +264,74 @@ pub enum SignalKind {
         /// When the earliest signal behind it was recorded.
         onset: Option<SystemTime>,
     },
+    /// The application entered a phase of its own (a load test's
+    /// `baseline`, `chaos`, `recovery`…), recorded by
+    /// [`Runtime::mark_phase`](crate::Runtime::mark_phase). A record of a
+    /// deliberate act; the phase lasts until the next one begins. Reports
+    /// mark phase boundaries on their charts.
+    Phase {
+        /// The phase's name.
+        name: String,
+    },
+}
+
+/// The entry in one line: what happened, with its figures (`restart:
+/// panicked`, `plan 3 kept: …`, `phase chaos began`).
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignalKind::NewSignature { signature, summary } => {
+                write!(f, "new signature {signature}: {summary}")
+            }
+            SignalKind::Recurrence { signature, count, .. } => {
+                write!(f, "signature {signature} seen again ({count})")
+            }
+            SignalKind::DecayCrossed { rising, score, .. } => {
+                write!(
+                    f,
+                    "decay {} threshold, score {score:.2}",
+                    if *rising { "crossed" } else { "back under" }
+                )
+            }
+            SignalKind::BurnRate { objective, alert, raised, long_rate, .. } => write!(
+                f,
+                "burn rate {alert:?} {} for {objective} ({long_rate:.1}×)",
+                if *raised { "raised" } else { "cleared" }
+            ),
+            SignalKind::Backpressure { begun, rejected, saturation } => write!(
+                f,
+                "backpressure {} ({rejected} rejected, {:.0} % full)",
+                if *begun { "began" } else { "ended" },
+                saturation * 100.0
+            ),
+            SignalKind::LoadShift { rate, baseline } => write!(f, "load {rate:.1}/s against {baseline:.1}/s"),
+            SignalKind::NewMessageKind { message_kind } => write!(f, "new message kind {message_kind}"),
+            SignalKind::Restart { reason } => write!(f, "restart: {reason}"),
+            SignalKind::Escalation { reason } => write!(f, "escalation: {reason}"),
+            SignalKind::Topology { change } => write!(f, "topology: {change}"),
+            SignalKind::Configuration { what } => write!(f, "configuration: {what}"),
+            SignalKind::Investigated { signal, insight } => match insight {
+                Some(insight) => write!(f, "investigated #{signal}: {insight}"),
+                None => write!(f, "investigated #{signal}"),
+            },
+            SignalKind::Change { signals, description } => write!(f, "change for {signals:?}: {description}"),
+            SignalKind::BreakerTransition { breaker, from, to, .. } => {
+                write!(f, "breaker {breaker}: {from} → {to}")
+            }
+            SignalKind::Finding { finding, rule, summary, .. } => {
+                write!(f, "finding {finding} ({rule}): {summary}")
+            }
+            SignalKind::Plan { plan, step, description, .. } => {
+                write!(f, "plan {plan} {step}: {description}")
+            }
+            SignalKind::Chaos { experiment, what } if experiment.is_empty() => write!(f, "chaos: {what}"),
+            SignalKind::Chaos { experiment, what } => write!(f, "chaos {experiment}: {what}"),
+            SignalKind::ChaosFinding { experiment, verdict, .. } => {
+                write!(f, "chaos {experiment} finding: {verdict}")
+            }
+            SignalKind::Phase { name } => write!(f, "phase {name} began"),
+        }
+    }
 }
 
 /// A step in a recomposition plan's life, as [`SignalKind::Plan`] records it.
@@ -389,6 +458,8 @@ pub enum SignalType {
     Chaos,
     /// [`SignalKind::ChaosFinding`].
     ChaosFinding,
+    /// [`SignalKind::Phase`].
+    Phase,
 }
 
 impl SignalType {
@@ -404,6 +475,7 @@ impl SignalType {
                 | SignalType::Change
                 | SignalType::Plan
                 | SignalType::Chaos
+                | SignalType::Phase
         )
     }
 
@@ -429,6 +501,7 @@ impl SignalType {
             SignalType::Plan => "plan",
             SignalType::Chaos => "chaos",
             SignalType::ChaosFinding => "chaos_finding",
+            SignalType::Phase => "phase",
         }
     }
 }
@@ -461,6 +534,7 @@ impl SignalKind {
             SignalKind::Plan { .. } => SignalType::Plan,
             SignalKind::Chaos { .. } => SignalType::Chaos,
             SignalKind::ChaosFinding { .. } => SignalType::ChaosFinding,
+            SignalKind::Phase { .. } => SignalType::Phase,
         }
     }
 
@@ -1643,6 +1717,11 @@ fn emit(signal: &Signal) {
             seq, cell, category, kind, experiment = %experiment, verdict = %verdict,
             "chaos finding"
         ),
+        SignalKind::Phase { name } => tracing::info!(
+            target: "cellrt::journal",
+            seq, cell, category, kind, name = %name,
+            "phase"
+        ),
     }
 }
 
@@ -2123,6 +2202,39 @@ mod tests {
         assert_eq!(all(&journal), (1..=1000).collect::<Vec<u64>>());
         for n in 0..4 {
             assert_eq!(journal.query(&JournalQuery::new().cell(cell(&format!("c{n}")))).len(), 250);
+        }
+    }
+
+    #[test]
+    fn an_entry_reads_as_one_line_with_its_figures() {
+        let lines = [
+            (SignalKind::Phase { name: "chaos".into() }, "phase chaos began"),
+            (restart(), "restart: handler failed"),
+            (
+                SignalKind::Recurrence { signature: "s1".into(), count: 4, first_seen: t(1) },
+                "signature s1 seen again (4)",
+            ),
+            (
+                SignalKind::Backpressure { begun: true, rejected: 12, saturation: 1.0 },
+                "backpressure began (12 rejected, 100 % full)",
+            ),
+            (
+                SignalKind::Plan {
+                    plan: 3,
+                    step: PlanStep::Kept { measured: "p99 9 ms".into() },
+                    description: "isolate Legacy".into(),
+                    evidence: vec![1],
+                    onset: None,
+                },
+                "plan 3 kept: p99 9 ms: isolate Legacy",
+            ),
+            (
+                SignalKind::Chaos { experiment: String::new(), what: "faults installed".into() },
+                "chaos: faults installed",
+            ),
+        ];
+        for (kind, line) in lines {
+            assert_eq!(kind.to_string(), line);
         }
     }
 

@@ -16,7 +16,8 @@
 //! - `observer.rs`: what one runtime keeps of all this, and the one path by
 //!   which an observation becomes a journal entry.
 //! - `snapshot.rs`: [`Snapshot`], all of it as one serializable value;
-//!   `export.rs`: its Prometheus and Graphviz forms.
+//!   `export.rs`: its Prometheus and Graphviz forms; `history.rs`: the
+//!   snapshots kept in the storage over a run.
 
 #[cfg(feature = "observe")]
 pub(crate) mod analysis;
@@ -27,6 +28,8 @@ pub(crate) mod decay;
 #[cfg(feature = "observe")]
 mod export;
 pub(crate) mod histogram;
+#[cfg(all(feature = "observe", feature = "storage"))]
+pub(crate) mod history;
 #[cfg(feature = "observe")]
 pub(crate) mod journal;
 pub(crate) mod metrics;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 use super::analysis::{Analysis, CellView};
-use super::journal::{Journal, JournalQuery, Signal, SignalKind, SignalType, TopologyChange};
+use super::journal::{Journal, JournalError, JournalQuery, Signal, SignalKind, SignalType, TopologyChange};
 use super::objective::Objective;
 use super::signature::Signatures;
 use super::triage::Triage;
@@ -105,6 +105,13 @@ impl Observer {
     ) -> Option<Signal> {
         self.flush_spawns();
         self.record(at, cell, cell_kind, kind)
+    }
+
+    /// Records a record of an act (no category) and returns it, or why the
+    /// journal refused it.
+    pub(crate) fn mark(&self, at: SystemTime, kind: SignalKind) -> Result<Signal, JournalError> {
+        self.flush_spawns();
+        self.journal.record(at, None, None, kind, None)
     }
 
     /// Triages and records one entry, spawns already flushed.

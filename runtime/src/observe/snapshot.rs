@@ -15,7 +15,7 @@ use crate::path::CellPath;
 /// Everything the runtime observes, at one moment. From
 /// [`Runtime::snapshot`](crate::Runtime::snapshot).
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Snapshot {
     /// When it was taken.
@@ -42,7 +42,7 @@ pub struct Snapshot {
 
 /// One live cell, as a [`Snapshot`] shows it.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct CellSnapshot {
     /// Its path; its parent in the supervision tree is the path's parent.
@@ -64,7 +64,7 @@ pub struct CellSnapshot {
 
 /// A cell's objective and how fast it burns its error budget.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ObjectiveSnapshot {
     /// The objective, as text.
@@ -75,7 +75,7 @@ pub struct ObjectiveSnapshot {
 
 /// A message edge of the flow map: one cell sends to another.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct FlowEdge {
     /// The sending cell (a sender depends on its receivers).
@@ -94,7 +94,7 @@ pub struct FlowEdge {
 
 /// A failure signature, as a [`Snapshot`] shows it.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct SignatureSummary {
     /// The fingerprint, 16 hex digits.

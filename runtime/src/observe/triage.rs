@@ -332,7 +332,9 @@ impl Triage {
                 self.last_change = Some(self.last_change.map_or(at, |last| last.max(at)));
                 return None;
             }
-            SignalType::Investigated | SignalType::Change | SignalType::Chaos => return None,
+            SignalType::Investigated | SignalType::Change | SignalType::Chaos | SignalType::Phase => {
+                return None
+            }
             SignalType::ChaosFinding => {
                 if let SignalKind::ChaosFinding { category, .. } = kind {
                     return Some(*category);

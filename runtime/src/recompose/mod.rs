@@ -35,7 +35,7 @@ mod error;
 mod evaluate;
 #[cfg(feature = "storage")]
 mod partition;
-mod persist;
+pub(crate) mod persist;
 mod plan;
 mod policy;
 

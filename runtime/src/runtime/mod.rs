@@ -1434,6 +1434,87 @@ impl Runtime {
         self.shared.snapshot()
     }
 
+    /// Takes a [`snapshot`](Runtime::snapshot), keeps it in the storage
+    /// (the `sys/snapshots` tree, the latest 4,096, without the journal
+    /// entries, which the journal keeps) and returns it. Recorded now and
+    /// then during a run (say every second), the snapshots let a report
+    /// drawn from the data directory after the run
+    /// (`report::Report::from_data_dir`, feature `report`) show decay and
+    /// flow rates over time.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Disabled`](crate::StoreError::Disabled) without
+    /// storage; I/O and engine errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Runtime, StorageConfig};
+    ///
+    /// let runtime = Runtime::builder().storage(StorageConfig::in_memory()).build()?;
+    /// let snapshot = runtime.record_snapshot()?;
+    /// assert!(snapshot.cells.is_empty());
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(all(feature = "observe", feature = "storage"))]
+    pub fn record_snapshot(&self) -> Result<Snapshot, crate::store::StoreError> {
+        let snapshot = self.shared.snapshot();
+        let store = self.shared.storage()?.snapshots()?;
+        crate::observe::history::keep(&store, &snapshot, crate::observe::history::CAPACITY)?;
+        Ok(snapshot)
+    }
+
+    /// The snapshots kept in the storage by
+    /// [`record_snapshot`](Runtime::record_snapshot), oldest first; none
+    /// without storage or when they cannot be read (logged).
+    #[cfg(feature = "report")]
+    pub(crate) fn recorded_snapshots(&self) -> Vec<Snapshot> {
+        let read =
+            self.shared.storage().and_then(|s| s.snapshots()).and_then(|s| crate::observe::history::read(&s));
+        match read {
+            Ok((snapshots, _)) => snapshots,
+            Err(crate::store::StoreError::Disabled) => Vec::new(),
+            Err(err) => {
+                tracing::error!(%err, "the recorded snapshots cannot be read");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Records in the journal that the application entered the phase
+    /// `name` (a [`SignalKind::Phase`] act), which lasts until the next
+    /// one: a load test's `baseline`, `chaos`, `recovery`. Reports mark
+    /// phase boundaries on their charts.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::EmptyText`] when `name` is blank.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::{Runtime, SignalKind};
+    ///
+    /// let runtime = Runtime::builder().build()?;
+    /// let entry = runtime.mark_phase("baseline")?;
+    /// assert_eq!(entry.kind, SignalKind::Phase { name: "baseline".into() });
+    /// assert!(runtime.mark_phase(" ").is_err());
+    /// # runtime.shutdown(Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "observe")]
+    pub fn mark_phase(&self, name: impl Into<String>) -> Result<Signal, JournalError> {
+        let name = name.into();
+        if name.trim().is_empty() {
+            return Err(JournalError::EmptyText { field: "phase" });
+        }
+        self.shared.observer.mark(SystemTime::now(), SignalKind::Phase { name })
+    }
+
     /// Runs one analysis window now, on this thread. A hook for benchmarks
     /// (the per-window cost of the analysis), hidden from the docs: no
     /// stability is promised.

@@ -44,6 +44,10 @@ impl Engine for ChaosEngine {
         self.inner.generate_id()
     }
 
+    fn tree_names(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.tree_names()
+    }
+
     fn close(&self, deadline: std::time::Instant) -> bool {
         self.inner.close(deadline)
     }

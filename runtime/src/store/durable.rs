@@ -129,6 +129,13 @@ struct Saved {
     state: Vec<u8>,
 }
 
+/// The version in the envelope of saved state `bytes` (stored at `key`),
+/// without decoding the state: whether a saved state is readable as one.
+#[cfg(feature = "report")]
+pub(crate) fn saved_version(key: &[u8], bytes: &[u8]) -> Result<u32, StoreError> {
+    super::decode::<Saved>(key, bytes).map(|saved| saved.version)
+}
+
 /// Why a saved state could not be loaded.
 pub(crate) enum LoadError {
     /// Storage failed.

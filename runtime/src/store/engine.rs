@@ -46,6 +46,10 @@ pub(crate) trait Engine: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// A number never handed out before, in this database's life.
     fn generate_id(&self) -> Result<u64, StoreError>;
+    /// The names of the trees in the database, in byte order (read by
+    /// reports, feature `report`).
+    #[cfg_attr(not(feature = "report"), allow(dead_code))]
+    fn tree_names(&self) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Drops every handle of the database, the trees' included, and waits
     /// until its directory is released; `false` if it was still held at
     /// `deadline` (a scan still iterating holds the database).
@@ -193,6 +197,12 @@ impl Engine for SledEngine {
     fn generate_id(&self) -> Result<u64, StoreError> {
         let db = self.db()?;
         db.generate_id().map_err(|e| StoreError::from_engine("numbering", e))
+    }
+
+    fn tree_names(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut names: Vec<Vec<u8>> = self.db()?.tree_names().iter().map(|name| name.to_vec()).collect();
+        names.sort();
+        Ok(names)
     }
 
     fn close(&self, deadline: Instant) -> bool {
@@ -416,6 +426,10 @@ pub(crate) mod faults {
 
         fn generate_id(&self) -> Result<u64, StoreError> {
             self.inner.generate_id()
+        }
+
+        fn tree_names(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+            self.inner.tree_names()
         }
 
         fn close(&self, deadline: std::time::Instant) -> bool {

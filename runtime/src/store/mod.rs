@@ -497,6 +497,26 @@ impl Storage {
         self.tree("sys/recompose".to_owned())
     }
 
+    /// The names of the database's trees (cells' `cell/…` and the
+    /// runtime's `sys/…`), in byte order; names that are not UTF-8 are
+    /// given lossily.
+    #[cfg(feature = "report")]
+    pub(crate) fn tree_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.engine.tree_names()?.iter().map(|name| String::from_utf8_lossy(name).into_owned()).collect())
+    }
+
+    /// A tree by its full name, for reading another run's data.
+    #[cfg(feature = "report")]
+    pub(crate) fn tree_named(&self, name: &str) -> Result<Store, StoreError> {
+        self.tree(name.to_owned())
+    }
+
+    /// The tree where snapshots are kept over a run (see
+    /// `observe::history`).
+    pub(crate) fn snapshots(&self) -> Result<Store, StoreError> {
+        self.tree("sys/snapshots".to_owned())
+    }
+
     /// The tree of the cell at `path`.
     pub(crate) fn cell_tree(&self, path: &CellPath) -> Result<Store, StoreError> {
         self.tree(format!("cell{}", path.as_str()))

@@ -87,7 +87,7 @@ pub struct CountedRestart {
 /// A supervisor's restart intensity as of now: the restarts its sliding
 /// window counts, and how many more it allows before it gives up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct RestartIntensity {
     /// Restarts within the last `period`.
