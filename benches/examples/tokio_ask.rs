@@ -47,6 +47,9 @@ impl Cell for Echo {
     }
 }
 
+/// Asks made, the wall time they took, and their latencies.
+type Outcome = (usize, Duration, Histogram<u64>);
+
 struct Shape {
     tasks: usize,
     asks: usize,
@@ -73,7 +76,7 @@ fn main() {
     report("tokio mpsc + task", tokio_baseline(&shape));
 }
 
-fn report(name: &str, (asks, elapsed, hist): (usize, Duration, Histogram<u64>)) {
+fn report(name: &str, (asks, elapsed, hist): Outcome) {
     println!(
         "{name:<28} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
         asks as f64 / elapsed.as_secs_f64(),
@@ -95,12 +98,15 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn pool(runtime: &Runtime, shape: &Shape) -> Arc<Vec<Addr<(u64, Reply<u64>)>>> {
+/// The addresses of the pool's cells.
+type Pool = Arc<Vec<Addr<(u64, Reply<u64>)>>>;
+
+fn pool(runtime: &Runtime, shape: &Shape) -> Pool {
     let config = CellConfig::new().capacity(shape.capacity);
     Arc::new((0..shape.cells).map(|_| runtime.spawn_with(config.clone(), Echo).expect("spawn")).collect())
 }
 
-fn cellrt_tasks(shape: &Shape) -> (usize, Duration, Histogram<u64>) {
+fn cellrt_tasks(shape: &Shape) -> Outcome {
     let runtime = Runtime::builder().build().expect("runtime");
     let cells = pool(&runtime, shape);
     let tokio = tokio_runtime();
@@ -135,7 +141,7 @@ fn cellrt_tasks(shape: &Shape) -> (usize, Duration, Histogram<u64>) {
     (shape.tasks * asks, elapsed, hist)
 }
 
-fn cellrt_threads(shape: &Shape) -> (usize, Duration, Histogram<u64>) {
+fn cellrt_threads(shape: &Shape) -> Outcome {
     const THREADS: usize = 64;
     let runtime = Runtime::builder().build().expect("runtime");
     let cells = pool(&runtime, shape);
@@ -169,7 +175,7 @@ fn cellrt_threads(shape: &Shape) -> (usize, Duration, Histogram<u64>) {
 
 type Request = (u64, tokio::sync::oneshot::Sender<u64>);
 
-fn tokio_baseline(shape: &Shape) -> (usize, Duration, Histogram<u64>) {
+fn tokio_baseline(shape: &Shape) -> Outcome {
     let tokio = tokio_runtime();
     let asks = shape.asks;
     let started = Instant::now();
