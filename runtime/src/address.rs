@@ -36,11 +36,15 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::ask::{self, Pending, Reply};
 use crate::dispatch::worker::on_worker_thread;
 use crate::flow::{Shedding, SheddingStats};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use crate::mailbox::SpaceWaiter;
 use crate::mailbox::{Envelope, Mailbox, Regroup, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
@@ -61,6 +65,12 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
     /// Blocks until there may be room for `msg`, the target closes, or
     /// `deadline` passes (then `false`).
     fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool;
+    /// The async counterpart of [`wait_for_space`](Deliver::wait_for_space):
+    /// leaves `waker` with `waiter`, to be woken when there may be room for
+    /// `msg` or the target closes. Returns `true` when that is so already
+    /// (the caller offers the message again at once).
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool;
     /// Replaced by `successor`: closes to new messages, finishes the message
     /// in hand, then hands what is queued to `successor` and stops.
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>);
@@ -198,6 +208,56 @@ impl<M: Send + 'static> Slot<M> {
                     SendError::Full(m) => SendError::Timeout(m),
                     other => other,
                 });
+            }
+        }
+    }
+
+    /// One step of an async send: offers the message in `msg` and, while the
+    /// target is full, leaves the task's waker with `waiter` on the target
+    /// that refused it (see `mailbox/space.rs`). Ready with the outcome, the
+    /// message taken out of `msg`; pending with the message put back and the
+    /// waker registered. With `give_up` (the caller's deadline passed), a
+    /// full target is the end: `Timeout` with the message.
+    ///
+    /// A target that closes wakes its waiters; the next step offers through
+    /// the slot again, so a sender waiting on a replaced cell moves to its
+    /// successor. `msg` must hold the message: an empty one is a step polled
+    /// after its future completed.
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    pub(crate) fn poll_send(
+        &self,
+        msg: &mut Option<M>,
+        expires: Option<Instant>,
+        waiter: &mut SpaceWaiter,
+        waker: &Waker,
+        give_up: bool,
+    ) -> std::task::Poll<Result<(), SendError<M>>> {
+        use std::task::Poll;
+        let Some(mut pending) = msg.take() else {
+            panic!("an async send was polled after it completed");
+        };
+        loop {
+            let target = {
+                let route = self.route.read();
+                match route.deliver(pending, expires) {
+                    Err(SendError::Full(back)) => {
+                        pending = back;
+                        route.target.clone()
+                    }
+                    other => {
+                        waiter.cancel();
+                        return Poll::Ready(other);
+                    }
+                }
+            };
+            if give_up {
+                waiter.cancel();
+                return Poll::Ready(Err(SendError::Timeout(pending)));
+            }
+            // `true`: room appeared or the target closed since the offer.
+            if !target.register_for_space(&pending, waiter, waker) {
+                *msg = Some(pending);
+                return Poll::Pending;
             }
         }
     }

@@ -268,6 +268,8 @@
 
 mod address;
 mod ask;
+#[cfg(feature = "tokio")]
+mod async_send;
 mod cell;
 #[cfg(feature = "chaos")]
 mod chaos;
@@ -296,6 +298,8 @@ pub mod loom_api;
 
 pub use crate::address::{Addr, WeakAddr};
 pub use crate::ask::{AskError, Pending, Reply};
+#[cfg(feature = "tokio")]
+pub use crate::async_send::{AskAsyncError, SendAsync};
 pub use crate::cell::{Cell, CellConfig, CellError, Context, SpawnError, StopReason, MAX_LANES};
 #[cfg(feature = "chaos")]
 pub use crate::chaos::{

@@ -33,6 +33,7 @@
 //! | [`ModelGroup`], [`ModelGroupCell`] | `dispatch::group::{Group, Membership}` over a `RunQueue` and a `Mailbox` |
 
 use std::fmt;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::address::{Addr, Deliver, Handover, Slot};
@@ -47,7 +48,7 @@ use crate::flow::{
     Router, Routing,
 };
 use crate::mailbox::{
-    BoundedQueue, Envelope, Mailbox, PendingRegroup, Regroup, SendError, StopCause, SystemMsg,
+    BoundedQueue, Envelope, Mailbox, PendingRegroup, Regroup, SendError, SpaceWaiter, StopCause, SystemMsg,
 };
 use crate::path::CellPath;
 use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
@@ -466,6 +467,10 @@ impl<M: Send + 'static> Deliver<M> for TargetInner<M> {
         self.mailbox.inner.wait_for_space(0, deadline)
     }
 
+    fn register_for_space(&self, _msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        self.mailbox.inner.register_for_space(0, waiter, waker)
+    }
+
     /// As `CellInstance::hand_over`.
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
         self.replaced.fetch_add(1, AcqRel);
@@ -584,6 +589,19 @@ impl<M: Send + 'static> ModelSlot<M> {
     /// `Full(msg)` or `Closed(msg)`, the message handed back.
     pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
         self.inner.try_send(msg)
+    }
+
+    /// An async send through the slot, stepped by the real `Slot::poll_send`
+    /// (what `Addr::send_async` polls): waits while the target is full, its
+    /// waker left on the mailbox (`Mailbox::register_for_space`).
+    ///
+    /// # Errors
+    ///
+    /// `Closed(msg)` when the target closed.
+    pub fn send_async(&self, msg: M) -> impl std::future::Future<Output = Result<(), SendError<M>>> + '_ {
+        let mut msg = Some(msg);
+        let mut waiter = SpaceWaiter::default();
+        std::future::poll_fn(move |cx| self.inner.poll_send(&mut msg, None, &mut waiter, cx.waker(), false))
     }
 
     /// `Slot::replace`: swaps the target to `new` (which should be held),

@@ -38,6 +38,8 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::address::{Addr, Deliver, Handover, Slot};
@@ -47,6 +49,8 @@ use crate::dispatch::group::{Group, Membership, Reschedule};
 use crate::dispatch::state::Schedule;
 use crate::dispatch::{worker, Dispatcher, Runnable, TurnEnd};
 use crate::failure::{payload_text, Failure, FailureCause, Hook, InCellGuard};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use crate::mailbox::SpaceWaiter;
 use crate::mailbox::{Envelope, Mailbox, PendingRegroup, Regroup, SendError, StopCause, SystemMsg};
 use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
@@ -1204,6 +1208,11 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
 
     fn wait_for_space(&self, msg: &C::Message, deadline: Instant) -> bool {
         self.mailbox.wait_for_space(C::lane(msg), deadline)
+    }
+
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &C::Message, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        self.mailbox.register_for_space(C::lane(msg), waiter, waker)
     }
 
     fn hand_over(&self, successor: Arc<dyn Deliver<C::Message>>) {

@@ -38,9 +38,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::address::{Addr, Deliver};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use crate::mailbox::SpaceWaiter;
 use crate::mailbox::{Envelope, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
@@ -399,6 +403,18 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
             Some(target) => target.wait_for_space(msg, deadline),
             None => false,
         }
+    }
+
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        // Wait on the least loaded member, then offer the message to all of
+        // them again. A router always has a member; were it to have none,
+        // the caller would offer again and get the router's refusal.
+        let target = {
+            let members = self.members.read();
+            members.list.iter().min_by_key(|m| m.queued()).map(|m| m.slot().current())
+        };
+        target.map_or(true, |target| target.register_for_space(msg, waiter, waker))
     }
 
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {

@@ -5,7 +5,7 @@
 //!   allocated as it fills.
 //! - `error.rs`: [`SendError`], the rejected message handed back.
 //! - `system.rs`: the control requests (stop, drain, kill), as pending flags.
-//! - `space.rs`: how blocking senders wait for room.
+//! - `space.rs`: how blocking senders and async senders wait for room.
 //! - `regroup.rs`: work recomposition asks of a cell on its queued messages.
 //!
 //! # Memory
@@ -78,6 +78,8 @@ pub(crate) use self::system::{StopCause, SystemMsg};
 
 pub(crate) use self::bounded::BoundedQueue;
 use self::space::SpaceSignal;
+#[cfg(any(feature = "tokio", cellrt_loom))]
+pub(crate) use self::space::SpaceWaiter;
 use self::system::SystemQueue;
 use crate::dispatch::state::{CellState, Schedule, Snapshot};
 use crate::dispatch::TurnEnd;
@@ -409,6 +411,24 @@ impl<M> Mailbox<M> {
             return true;
         }
         self.space.sleep(guard, deadline)
+    }
+
+    /// Leaves `waker` with `waiter` to be woken when priority lane `lane`
+    /// may have room or the mailbox closes. Returns `true` when that is so
+    /// already: the caller then tries its push again instead of waiting.
+    /// See `space.rs` for the protocol.
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    pub(crate) fn register_for_space(
+        &self,
+        lane: usize,
+        waiter: &mut SpaceWaiter,
+        waker: &std::task::Waker,
+    ) -> bool {
+        // The waker is in the list before the RMW that sets the flag: a
+        // worker that sees the flag finds it there.
+        waiter.register(&self.space, waker);
+        let before = self.state.wait_for_space();
+        before.is_closed() || self.lane(lane).has_room()
     }
 }
 

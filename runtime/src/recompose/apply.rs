@@ -46,6 +46,8 @@
 //! the address again (`Node::take_back`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::error::RecomposeError;
@@ -56,6 +58,8 @@ use crate::address::{Addr, Deliver, Slot};
 use crate::cell::{Cell, CellConfig};
 use crate::failure::payload_text;
 use crate::flow::{Router, Routing, Shedding};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use crate::mailbox::SpaceWaiter;
 use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
@@ -1655,6 +1659,14 @@ impl<M: Send + 'static> Deliver<M> for KindRoute<M> {
         }
     }
 
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        match self.owner(msg) {
+            Some(addr) => addr.slot().current().register_for_space(msg, waiter, waker),
+            None => self.rest.register_for_space(msg, waiter, waker),
+        }
+    }
+
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
         // Replaced from outside (`Runtime::replace`): the managed cell hands
         // over what it holds; the isolated cells keep what was routed to them.
@@ -1756,6 +1768,11 @@ impl<M: Send + 'static> Deliver<M> for ShareRoute<M> {
         self.rest.wait_for_space(msg, deadline)
     }
 
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        self.rest.register_for_space(msg, waiter, waker)
+    }
+
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
         self.rest.hand_over(successor);
     }
@@ -1845,6 +1862,11 @@ impl<M: Send + 'static> Deliver<M> for Forward<M> {
 
     fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool {
         self.to.slot().current().wait_for_space(msg, deadline)
+    }
+
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        self.to.slot().current().register_for_space(msg, waiter, waker)
     }
 
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {

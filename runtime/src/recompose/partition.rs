@@ -64,10 +64,14 @@
 //!   a split kept across a restart finds each key's state where it left it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::address::{Addr, Deliver, Slot};
 use crate::flow::{Router, RouterError, Routing};
+#[cfg(any(feature = "tokio", cellrt_loom))]
+use crate::mailbox::SpaceWaiter;
 use crate::mailbox::{Envelope, SendError};
 use crate::path::CellPath;
 use crate::runtime::CellControl;
@@ -221,6 +225,11 @@ impl<M: Send + 'static> Deliver<M> for KeyedHandover<M> {
 
     fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool {
         self.members[self.owner(msg)].slot().current().wait_for_space(msg, deadline)
+    }
+
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        self.members[self.owner(msg)].slot().current().register_for_space(msg, waiter, waker)
     }
 
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
@@ -385,6 +394,11 @@ impl<M: Send + 'static> Deliver<M> for Leftovers<M> {
 
     fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool {
         self.gather.successor.wait_for_space(msg, deadline)
+    }
+
+    #[cfg(any(feature = "tokio", cellrt_loom))]
+    fn register_for_space(&self, msg: &M, waiter: &mut SpaceWaiter, waker: &Waker) -> bool {
+        self.gather.successor.register_for_space(msg, waiter, waker)
     }
 
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {
