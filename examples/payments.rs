@@ -12,8 +12,9 @@
 //! 1. **baseline**: 150 payments a second, four in five of them a legacy
 //!    transaction type;
 //! 2. **chaos: legacy slows**: an experiment injects latency into the
-//!    legacy check. Its hypothesis, "card checks stay within 4 ms", fails:
-//!    card payments wait behind legacy ones in the fraud cell. The runtime's
+//!    legacy check. Its hypothesis, "the fraud cell's checks stay within
+//!    4 ms (p99)", fails while the legacy checks run there, and card
+//!    payments wait behind them. The runtime's
 //!    analysis finds the legacy kind dominating a strained cell and isolates
 //!    it into a cell of its own, on a dispatcher of its own;
 //! 3. **chaos: notify fails**: a second experiment slows legacy further
