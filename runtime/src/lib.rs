@@ -350,3 +350,9 @@ pub use crate::supervise::{
     Strategy, SupervisionEvent, SupervisionEventKind, Supervisor, SupervisorMsg, SupervisorSpec, Terminated,
 };
 pub use crate::timer::TimerHandle;
+
+/// The tutorial in `docs/guide.md`, whose code blocks run as doc tests
+/// (`cargo test -p cellrt --doc Guide`), so that it cannot drift from the API.
+#[cfg(all(doctest, feature = "storage", feature = "chaos"))]
+#[doc = include_str!("../../docs/guide.md")]
+pub struct Guide;
