@@ -28,12 +28,17 @@
 //!
 //! The summary gives the hypotheses' verdicts, the plans kept and
 //! reverted, the learning measures, and what became of every payment:
-//! recorded + dead-lettered (+ refused, none expected) = sent.
+//! recorded + dead-lettered (+ refused, none expected) = sent. The run
+//! leaves `report.html`: one self-contained page (no network) with the
+//! supervision tree, the flow map before and after each recomposition, the
+//! cells' decay over time with the phases marked, the failure signatures,
+//! the triage board and every plan with its evidence and verdict.
 //!
 //! Run: `cargo run --release --example payments` (about 25 s);
 //! `-- --quick` (about 10 s), `-- --duration 40s`, `-- --data-dir DIR`
 //! (keep the data: sled trees, journal; a fresh temporary directory
-//! otherwise).
+//! otherwise; `cargo run -p cellrt-inspect -- DIR report` renders the
+//! page again from it), `-- --report FILE` (where the page goes).
 
 #[path = "payments/scenario.rs"]
 mod scenario;
@@ -44,14 +49,23 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-const USAGE: &str = "usage: payments [--quick] [--duration SECONDS[s]] [--data-dir DIR]";
+const USAGE: &str = "usage: payments [--quick] [--duration SECONDS[s]] [--data-dir DIR] [--report FILE]";
 
 fn parse_args() -> Result<scenario::Config, Box<dyn Error>> {
-    let mut config = scenario::Config::standard(Duration::from_secs(24));
+    let mut config = scenario::Config {
+        report: Some(PathBuf::from("report.html")),
+        ..scenario::Config::standard(Duration::from_secs(24))
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--quick" => config = scenario::Config { data_dir: config.data_dir, ..scenario::Config::quick() },
+            "--quick" => {
+                config = scenario::Config {
+                    data_dir: config.data_dir,
+                    report: config.report,
+                    ..scenario::Config::quick()
+                }
+            }
             "--duration" => {
                 let value = args.next().ok_or(USAGE)?;
                 let seconds: f64 = value
@@ -64,6 +78,7 @@ fn parse_args() -> Result<scenario::Config, Box<dyn Error>> {
                 config.duration = Duration::from_secs_f64(seconds);
             }
             "--data-dir" => config.data_dir = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
+            "--report" => config.report = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

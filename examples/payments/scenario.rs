@@ -66,6 +66,8 @@ pub(crate) struct Config {
     pub(crate) deadline: Duration,
     /// Where the data lives (sled); a fresh temporary directory if `None`.
     pub(crate) data_dir: Option<PathBuf>,
+    /// Where the HTML report of the run is written; none if `None`.
+    pub(crate) report: Option<PathBuf>,
 }
 
 impl Config {
@@ -80,6 +82,7 @@ impl Config {
             legacy_slower: Duration::from_millis(20),
             deadline: Duration::from_secs(2),
             data_dir: None,
+            report: None,
         }
     }
 
@@ -614,11 +617,78 @@ pub(crate) fn run(config: Config, on_progress: Option<OnProgress>) -> Result<Run
         }
     };
     let lengths = config.phase_lengths();
-    let total: Duration = lengths.iter().sum();
     let topology = start(&config, &dir)?;
     let tally = topology.tally.clone();
     let [slows, slower] = experiments(&config, &lengths)?;
 
+    // The journal marks each phase as it begins and the storage keeps a
+    // snapshot every half second: what the HTML report is drawn from.
+    let recording = AtomicBool::new(true);
+    let report = thread::scope(|scope| {
+        let recorder = scope.spawn(|| record(&topology.runtime, &tally, &recording));
+        let ended = Recording(&recording);
+        let report = drive(&config, &topology, &lengths, [slows, slower], on_progress);
+        drop(ended);
+        let recorded = recorder.join().map_err(|_| "the recorder panicked")?;
+        let mut report = report?;
+        recorded?;
+        if let Some(page) = &config.report {
+            cellrt::report::Report::from_runtime(&topology.runtime).title("payments").write_to(page)?;
+            report.page = Some(page.clone());
+        }
+        Ok(report)
+    });
+    topology.runtime.shutdown(PATIENCE);
+    report
+}
+
+/// Stops the recorder when dropped, on every way out of the run.
+struct Recording<'a>(&'a AtomicBool);
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+    }
+}
+
+/// How often the recorder keeps a snapshot of the runtime.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(500);
+
+/// Marks each phase in the journal as the load enters it and records a
+/// snapshot of the runtime every [`SNAPSHOT_EVERY`], until `recording`
+/// turns false; then records a last one.
+fn record(runtime: &Runtime, tally: &Tally, recording: &AtomicBool) -> Result<(), String> {
+    let mut marked = None;
+    let mut next = Instant::now();
+    while recording.load(Relaxed) {
+        let phase = tally.phase.load(Relaxed).min(3);
+        if marked != Some(phase) {
+            let name = PHASES[phase];
+            runtime.mark_phase(name).map_err(|err| format!("marking the phase {name}: {err}"))?;
+            marked = Some(phase);
+        }
+        if Instant::now() >= next {
+            runtime.record_snapshot().map_err(|err| format!("recording a snapshot: {err}"))?;
+            next += SNAPSHOT_EVERY;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    runtime.record_snapshot().map_err(|err| format!("recording the last snapshot: {err}"))?;
+    Ok(())
+}
+
+/// Loads the topology through the four phases and the two experiments and
+/// waits until every payment and notice is accounted for and every plan
+/// has its verdict.
+fn drive(
+    config: &Config,
+    topology: &Topology,
+    lengths: &[Duration; 4],
+    [slows, slower]: [Experiment; 2],
+    on_progress: Option<OnProgress>,
+) -> Result<RunReport, Box<dyn Error>> {
+    let total: Duration = lengths.iter().sum();
+    let tally = &topology.tally;
     let stop = Arc::new(AtomicBool::new(false));
     let began = Instant::now();
     let generator = {
@@ -637,7 +707,7 @@ pub(crate) fn run(config: Config, on_progress: Option<OnProgress>) -> Result<Run
     // Baseline, then the first experiment's faults: its control phase is
     // the baseline.
     let phase_timer = {
-        let (tally, stop) = (tally.clone(), monitor_stop.clone());
+        let (tally, stop, lengths) = (tally.clone(), monitor_stop.clone(), *lengths);
         thread::spawn(move || {
             let at = began + lengths[0];
             while Instant::now() < at && !stop.load(Relaxed) {
@@ -664,13 +734,13 @@ pub(crate) fn run(config: Config, on_progress: Option<OnProgress>) -> Result<Run
 
     // Everything sent ends somewhere: wait for the last of it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut counts = count(&topology);
+    let mut counts = count(topology);
     while !(counts.0.settled() && counts.1.settled()) {
         if Instant::now() > deadline {
             return Err(format!("not everything was accounted for: {:?} {:?}", counts.0, counts.1).into());
         }
         thread::sleep(Duration::from_millis(10));
-        counts = count(&topology);
+        counts = count(topology);
     }
     monitor_stop.store(true, Relaxed);
     if let Some(monitor) = monitor {
@@ -687,8 +757,9 @@ pub(crate) fn run(config: Config, on_progress: Option<OnProgress>) -> Result<Run
     // The recovered card latency: over the second half of the recovery.
     let settled = began + phase_3 + (ended.saturating_sub(phase_3)) / 2;
     let card_p99_recovered = tally.p99(Kind::Card, |r| r.at >= settled);
-    let report = RunReport {
-        data_dir: if config.data_dir.is_some() { Some(dir.clone()) } else { None },
+    Ok(RunReport {
+        data_dir: config.data_dir.clone(),
+        page: None,
         load: ended,
         phases,
         experiments: vec![first, second],
@@ -703,9 +774,7 @@ pub(crate) fn run(config: Config, on_progress: Option<OnProgress>) -> Result<Run
         breaker_opened: breaker_opened(&topology.runtime),
         breaker_end: topology.breaker.state(),
         chains: chains(&topology.runtime),
-    };
-    topology.runtime.shutdown(PATIENCE);
-    Ok(report)
+    })
 }
 
 fn monitor(
@@ -885,6 +954,8 @@ impl NoticeCounts {
 pub(crate) struct RunReport {
     /// The data directory, when it was given (a temporary one is removed).
     pub(crate) data_dir: Option<PathBuf>,
+    /// The HTML report's file, when one was asked for.
+    pub(crate) page: Option<PathBuf>,
     /// How long the load ran.
     pub(crate) load: Duration,
     /// When each phase began, from the start of the load.
@@ -1015,6 +1086,9 @@ impl fmt::Display for RunReport {
         )?;
         if let Some(dir) = &self.data_dir {
             writeln!(f, "data: {}", dir.display())?;
+        }
+        if let Some(page) = &self.page {
+            writeln!(f, "report: {}", page.display())?;
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 #[path = "../payments/scenario.rs"]
 mod scenario;
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,8 +26,12 @@ fn the_payments_run_isolates_legacy_keeps_a_plan_and_accounts_for_every_payment_
     let on_progress: scenario::OnProgress = Box::new(move |p: &scenario::Progress| {
         record.lock().unwrap().push((p.phase, p.sent));
     });
-    let report = scenario::run(Config::quick(), Some(on_progress)).expect("the scenario runs");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let config = Config { report: Some(page.clone()), ..Config::quick() };
+    let report = scenario::run(config, Some(on_progress)).expect("the scenario runs");
     println!("{report}");
+    assert_eq!(report.page.as_deref(), Some(page.as_path()));
 
     // The progress went through the four phases in order, sending all along.
     let seen = seen.lock().unwrap();
@@ -97,4 +103,52 @@ fn the_payments_run_isolates_legacy_keeps_a_plan_and_accounts_for_every_payment_
         recovered <= (baseline * 2).max(LATENCY_FLOOR),
         "card p99 {recovered:?} after, {baseline:?} in the baseline"
     );
+
+    // The page shows the run: its phases in order, the kept isolation, the
+    // decay charts; and it draws in a browser.
+    let html = std::fs::read_to_string(&page).expect("the report was written");
+    assert!(html.contains("<title>payments</title>"));
+    let at =
+        |phase: &str| html.find(&format!("<li data-phase=\"{phase}\">")).unwrap_or_else(|| panic!("{phase}"));
+    let listed: Vec<usize> = scenario::PHASES.iter().map(|phase| at(phase)).collect();
+    assert!(listed.windows(2).all(|w| w[0] < w[1]), "phases in order: {listed:?}");
+    let kept = isolate.expect("checked above").id;
+    assert!(
+        html.contains(&format!("<article class=\"plan kept\" data-plan=\"{kept}\" data-outcome=\"kept\">"))
+    );
+    assert!(html.contains("data-chart=\"decay\""));
+    open_in_browser(&page, html.matches("data-chart=\"").count());
+}
+
+/// Opens `page` in a headless chromium (or `CELLRT_BROWSER`) and asserts
+/// that its script ran without error and drew all `charts`. Without a
+/// browser the check fails, unless `CELLRT_SKIP_BROWSER=1` says to skip it.
+fn open_in_browser(page: &Path, charts: usize) {
+    let browser = std::env::var("CELLRT_BROWSER").ok().or_else(|| {
+        ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
+            let found = Command::new(name).arg("--version").output().ok()?;
+            found.status.success().then(|| (*name).to_owned())
+        })
+    });
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var("CELLRT_SKIP_BROWSER").is_ok_and(|v| v == "1"),
+            "no headless browser found (chromium): install it, set CELLRT_BROWSER to one, \
+             or set CELLRT_SKIP_BROWSER=1 to skip opening the report"
+        );
+        eprintln!("SKIPPED: no headless browser found and CELLRT_SKIP_BROWSER=1: the report was not opened");
+        return;
+    };
+    let profile = page.with_file_name("browser-profile");
+    let output = Command::new(&browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dump-dom"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("the browser runs");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{browser} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(!dom.contains("data-script-error="), "the page's script failed: {dom:.2000}");
+    assert!(dom.contains(&format!("data-charts-drawn=\"{charts}\"")), "not every chart was drawn");
 }

@@ -412,13 +412,62 @@ fn a_canary_that_fails_ends_and_the_traffic_stays_with_the_cell() {
         thread::sleep(Duration::from_millis(1));
     }
     let status = engine.plan(plan).unwrap().status;
-    assert_eq!(status, PlanStatus::Reverted { reason: "the canary stopped or took no messages".into() });
+    assert_eq!(status, PlanStatus::Reverted { reason: "the canary stopped".into() });
     let layout = engine.layout(checks.path()).unwrap();
     assert_eq!((layout.canary, layout.variant.as_str()), (None, "base"));
     // The canary failed its third message and stopped; everything else was
     // handled, by it or by the cell.
     assert_eq!(runtime.dead_letter_count(), 1);
     assert_eq!(handled.load(SeqCst) + 1, sent);
+    wait_for("the canary cell gone", || runtime.cell_count() == 1);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_canary_is_judged_once_it_and_the_cell_beside_it_have_taken_messages() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
+    let (checks, handled) = managed_checks(&runtime, &engine, 0);
+    let canary =
+        Action::Canary { cell: checks.path().clone(), kind: None, variant: "strict".into(), share: 0.5 };
+    let plan = engine.propose(vec![canary], Expected::Canary { metric: Metric::FailureRatio }).unwrap();
+    engine.approve(plan).unwrap();
+    // Past its evaluation windows (3) without a message: no verdict yet.
+    thread::sleep(WINDOW * 6);
+    assert!(matches!(engine.plan(plan).unwrap().status, PlanStatus::Applied { .. }));
+    let mut sent = 0_u64;
+    let deadline = Instant::now() + common::PATIENCE;
+    while !engine.plan(plan).unwrap().status.is_final() {
+        assert!(Instant::now() < deadline, "the canary was never evaluated");
+        checks.try_send(sent).expect("the cell or its canary takes it");
+        sent += 1;
+        thread::sleep(Duration::from_millis(5));
+    }
+    let status = engine.plan(plan).unwrap().status;
+    assert_eq!(status, PlanStatus::Kept { before: 0.0, after: 0.0, met: true });
+    assert_eq!(engine.layout(checks.path()).unwrap().variant, "strict", "the canary was promoted");
+    wait_for("every message handled", || handled.load(SeqCst) == sent);
+    assert_eq!(runtime.dead_letter_count(), 0);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_canary_that_never_takes_a_message_ends_after_four_times_its_evaluation() {
+    let runtime = checker_runtime();
+    let engine = Recomposer::new(&runtime, RecomposeConfig::default().mode(Mode::Off)).unwrap();
+    let (checks, _) = managed_checks(&runtime, &engine, 0);
+    let canary =
+        Action::Canary { cell: checks.path().clone(), kind: None, variant: "strict".into(), share: 0.5 };
+    let plan = engine.propose(vec![canary], Expected::Canary { metric: Metric::FailureRatio }).unwrap();
+    engine.approve(plan).unwrap();
+    let applied = Instant::now();
+    wait_for("the canary ended", || engine.plan(plan).unwrap().status.is_final());
+    // 3 evaluation windows × 4, and the window it was applied in.
+    assert!(applied.elapsed() >= WINDOW * 11, "ended after {:?}", applied.elapsed());
+    let status = engine.plan(plan).unwrap().status;
+    assert_eq!(status, PlanStatus::Reverted { reason: "the canary took no messages".into() });
+    let layout = engine.layout(checks.path()).unwrap();
+    assert_eq!((layout.canary, layout.variant.as_str()), (None, "base"));
     wait_for("the canary cell gone", || runtime.cell_count() == 1);
     runtime.shutdown(Duration::from_secs(5));
 }

@@ -33,6 +33,9 @@ const HISTORY: usize = 64;
 const FINDINGS_KEPT: usize = 1024;
 /// Journal entries one finding cites at most (the latest).
 const EVIDENCE_MAX: usize = 32;
+/// How many times its evaluation windows a canary's plan waits, at most,
+/// for the canary and the cell beside it both to have taken messages.
+const CANARY_PATIENCE: u32 = 4;
 
 /// The recomposition engine of one runtime: see `docs/recomposition.md`.
 ///
@@ -44,7 +47,9 @@ const EVIDENCE_MAX: usize = 32;
 /// in [`Mode::Auto`], waiting for [`approve`](Recomposer::approve) in
 /// [`Mode::Propose`]. An applied plan is evaluated after
 /// [`evaluation_windows`](RecomposeConfig::evaluation_windows) windows and
-/// kept, or reverted when it made its metric worse.
+/// kept, or reverted when it made its metric worse. A canary is compared
+/// with the cell beside it once both have taken messages (up to four times
+/// the evaluation windows; then it is ended) over the whole time it ran.
 ///
 /// Dropping every `Recomposer` handle stops the engine; what it applied
 /// stays applied.
@@ -759,6 +764,8 @@ impl Engine {
             let expected = record.plan.expected;
             let metric = expected.metric();
             let windows = self.config.evaluation_windows;
+            // Why a canary cannot be judged, if it cannot.
+            let mut unjudged = None;
             let (before, after, stopped) = match (expected, record.plan.actions.first()) {
                 (Expected::Canary { .. }, Some(Action::Canary { kind, .. })) => {
                     let target = match kind {
@@ -768,19 +775,32 @@ impl Engine {
                         }
                     };
                     let canary = target.as_ref().and_then(|t| t.child("canary").ok());
-                    match (target, canary) {
-                        (Some(target), Some(canary)) => {
-                            let before = entry.cell_mean(&target, metric, state.window, windows);
-                            let after = entry.cell_mean(&canary, metric, state.window, windows);
-                            let stopped =
-                                missing_or_stopped(entry.history.back().and_then(|(_, w)| w.cell(&canary)));
-                            match (before, after) {
-                                (Some(before), Some(after)) => (before, after, stopped),
-                                _ => (0.0, 0.0, true),
-                            }
-                        }
-                        _ => (0.0, 0.0, true),
+                    // The two are compared over the canary's whole run: a
+                    // cell whose messages are slow reports them when its
+                    // turn ends, so a few windows may show it none.
+                    let ran = u32::try_from(state.window - record.applied_window).unwrap_or(u32::MAX);
+                    let (before, after, stopped) = match (&target, &canary) {
+                        (Some(target), Some(canary)) => (
+                            entry.cell_mean(target, metric, state.window, ran),
+                            entry.cell_mean(canary, metric, state.window, ran),
+                            missing_or_stopped(entry.history.back().and_then(|(_, w)| w.cell(canary))),
+                        ),
+                        _ => (None, None, true),
+                    };
+                    if !stopped
+                        && (before.is_none() || after.is_none())
+                        && ran <= windows.saturating_mul(CANARY_PATIENCE)
+                    {
+                        // Not both have taken messages yet: judge later.
+                        continue;
                     }
+                    unjudged = match (stopped, before, after) {
+                        (true, ..) => Some("the canary stopped"),
+                        (false, _, None) => Some("the canary took no messages"),
+                        (false, None, Some(_)) => Some("the cell beside the canary took no messages"),
+                        (false, Some(_), Some(_)) => None,
+                    };
+                    (before.unwrap_or(0.0), after.unwrap_or(0.0), unjudged.is_some())
                 }
                 _ => {
                     let after = entry.mean(expected, state.window, windows).unwrap_or(0.0);
@@ -820,9 +840,8 @@ impl Engine {
                 Verdict::Met => self.conclude(state, index, PlanStatus::Kept { before, after, met: true }),
                 Verdict::Short => self.conclude(state, index, PlanStatus::Kept { before, after, met: false }),
                 Verdict::Worse => {
-                    let canary = matches!(expected, Expected::Canary { .. });
-                    let measured = if stopped && canary {
-                        "the canary stopped or took no messages".to_owned()
+                    let measured = if let Some(unjudged) = unjudged {
+                        unjudged.to_owned()
                     } else if stopped {
                         "the cell serving the address stopped".to_owned()
                     } else {
