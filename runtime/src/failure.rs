@@ -181,7 +181,7 @@ impl fmt::Display for Failure {
             }
             FailureCause::ChildStart { id, reason, .. } => match &**reason {
                 crate::cell::StopReason::Failed(inner) => write!(f, ": child {id} failed to start: {inner}"),
-                other => write!(f, ": child {id} stopped while starting: {other:?}"),
+                other => write!(f, ": child {id} stopped while starting: {other}"),
             },
             FailureCause::Expired { late_by } => write!(f, ": deadline passed {late_by:?} before handling"),
             #[cfg(feature = "chaos")]

@@ -187,6 +187,9 @@ fn a_cell_that_starts_failing_decays_by_fragility_and_burns_its_error_budget() {
     assert!(recurrences.iter().all(|s| s.category == Some(Category::NewBehavior)));
     let restarts = entries(&rt, "/shop/orders", SignalType::Restart);
     assert_eq!(restarts.len() as u64, rt.failure_count(), "every failure restarted the cell");
+    let SignalKind::Restart { ref reason } = restarts[0].kind else { unreachable!() };
+    assert!(reason.starts_with("failed: cell /shop/orders failed in handle"), "{reason}");
+    assert!(reason.contains(": error: item ") && reason.ends_with(" rejected"), "{reason}");
     let snapshot = rt.snapshot();
     let objective =
         snapshot.cells.iter().find(|c| c.path == *orders.path()).unwrap().objective.clone().unwrap();

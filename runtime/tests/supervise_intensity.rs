@@ -73,6 +73,10 @@ fn intensity_two_third_crash_in_the_period_terminates_the_supervisor() {
     assert_eq!(reason_name(&escalation.reason), "failed");
     assert_eq!((escalation.max_restarts, escalation.period), (2, Duration::from_secs(60)));
     assert_eq!(
+        terminated.reason.to_string(),
+        "escalated: supervisor /sup gave up: child /sup/a exceeded 2 restarts in 60s"
+    );
+    assert_eq!(
         log.items(),
         [
             "start a",

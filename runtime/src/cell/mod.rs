@@ -223,3 +223,21 @@ impl StopReason {
         matches!(self, StopReason::Failed(_) | StopReason::Killed)
     }
 }
+
+/// A sentence for logs and the journal, e.g. `failed: cell /a failed in
+/// handle: error: boom`.
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Requested => f.write_str("stopped on request"),
+            StopReason::Shutdown => f.write_str("shut down"),
+            StopReason::Replaced => f.write_str("replaced"),
+            StopReason::ParentStopped => f.write_str("its parent stopped"),
+            StopReason::Restart => f.write_str("restarted with its group"),
+            StopReason::Escalated(escalation) => write!(f, "escalated: {escalation}"),
+            StopReason::Killed => f.write_str("killed"),
+            StopReason::Failed(failure) => write!(f, "failed: {failure}"),
+            StopReason::Ignored => f.write_str("ignored: nothing to run"),
+        }
+    }
+}

@@ -267,10 +267,10 @@ impl RuntimeShared {
     /// ended with `reason`.
     #[cfg_attr(not(feature = "observe"), allow(unused_variables))]
     pub(crate) fn cell_restarting(&self, path: &CellPath, kind: &'static str, reason: &StopReason) {
-        tracing::debug!(cell = %path, kind, ?reason, "restarting");
+        tracing::debug!(cell = %path, kind, %reason, "restarting");
         #[cfg(feature = "observe")]
         {
-            let reason = format!("{reason:?}");
+            let reason = reason.to_string();
             self.observer.signal(SystemTime::now(), Some(path), Some(kind), SignalKind::Restart { reason });
         }
     }

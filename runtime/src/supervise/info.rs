@@ -73,6 +73,17 @@ pub struct Escalation {
     pub restarts: Vec<CountedRestart>,
 }
 
+/// `supervisor /app gave up: child /app/db exceeded 3 restarts in 5s`.
+impl std::fmt::Display for Escalation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "supervisor {} gave up: child {} exceeded {} restarts in {:?}",
+            self.supervisor, self.child, self.max_restarts, self.period
+        )
+    }
+}
+
 /// One restart counted in a supervisor's intensity window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
