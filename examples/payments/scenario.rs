@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use cellrt::{
     Addr, BreakerConfig, BreakerState, BurnAlert, BurnWindows, CallOutcome, Cell, CellConfig, CellError,
     CellPath, ChildSpec, CircuitBreaker, Context, Delay, Experiment, Fault, FaultKind, FaultSet,
-    JournalQuery, Layout, LearningMeasures, Mode, Objective, ObservationConfig, Permit, Plan, PlanStatus,
-    PlanStep, Predicate, Recomposable, RecomposeConfig, Recomposer, Report, Runtime, SignalKind,
+    JournalQuery, Layout, LearningMeasures, Metric, Mode, Objective, ObservationConfig, Permit, Plan,
+    PlanStatus, PlanStep, Predicate, Recomposable, RecomposeConfig, Recomposer, Report, Runtime, SignalKind,
     SlidingWindow, Span, StorageConfig, SupervisorSpec, Target,
 };
 use serde::{Deserialize, Serialize};
@@ -1029,8 +1029,16 @@ impl fmt::Display for RunReport {
         for plan in &self.plans {
             let outcome = match &plan.status {
                 PlanStatus::Kept { before, after, met } => {
+                    let metric = plan.expected.metric();
+                    let value = |v: f64| match metric {
+                        Metric::QueueDelay => format!("{:.3} ms", v * 1e3),
+                        _ => format!("{v:.3}"),
+                    };
                     format!(
-                        "kept ({before:.4} → {after:.4}, expected effect {})",
+                        "kept ({metric} {} → {}; expected: {}, {})",
+                        value(*before),
+                        value(*after),
+                        plan.expected,
                         if *met { "met" } else { "not met" }
                     )
                 }

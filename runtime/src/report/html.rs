@@ -810,6 +810,29 @@ mod tests {
     }
 
     #[test]
+    fn the_flow_after_a_plan_is_the_first_snapshot_once_it_was_judged_not_an_idle_one_later() {
+        // Plan 1 applied at 3 s, kept at 6 s; the load stops before the
+        // snapshot at 20 s, which must not stand for the plan's effect.
+        let signals = vec![
+            plan(1, 3000, 1, PlanStep::Applied),
+            plan(2, 6000, 1, PlanStep::Kept { measured: "met".into() }),
+        ];
+        let snapshots = vec![
+            snapshot(2900, 0.5, vec![edge("/app/gateway", "/app/fraud", 100.0)]),
+            snapshot(4000, 0.5, vec![edge("/app/gateway", "/app/fraud", 90.0)]),
+            snapshot(6500, 0.25, vec![edge("/app/gateway", "/app/fraud", 80.0)]),
+            snapshot(20_000, 0.0, vec![edge("/app/gateway", "/app/fraud", 0.0)]),
+        ];
+        let changes = model::flow_changes(&signals, &snapshots);
+        assert_eq!(changes.len(), 1);
+        assert_eq!((changes[0].before_at, changes[0].after_at), (t(2900), t(6500)));
+        assert_eq!((changes[0].edges[0].before, changes[0].edges[0].after), (Some(100.0), Some(80.0)));
+        // Not judged yet: the latest snapshot after it.
+        let changes = model::flow_changes(&signals[..1], &snapshots);
+        assert_eq!(changes[0].after_at, t(20_000));
+    }
+
+    #[test]
     fn decay_is_charted_per_cell_from_every_snapshot() {
         let html = report().render();
         assert_eq!(html.matches("data-chart=\"decay\"").count(), 3);

@@ -435,9 +435,22 @@ pub(super) struct FlowChange {
     pub(super) edges: Vec<EdgeRates>,
 }
 
+/// When plan `plan`, applied at `applied`, was kept or reverted.
+fn verdict(signals: &[Signal], plan: u64, applied: SystemTime) -> Option<SystemTime> {
+    signals.iter().find_map(|s| match &s.kind {
+        SignalKind::Plan { plan: id, step: PlanStep::Kept { .. } | PlanStep::Reverted { .. }, .. }
+            if *id == plan && s.at >= applied =>
+        {
+            Some(s.at)
+        }
+        _ => None,
+    })
+}
+
 /// For each plan applied or reverted, the flow map in the latest snapshot
-/// before it against the latest snapshot before the next recomposition (or
-/// the last one). Recompositions without a snapshot on either side are left
+/// before it against a snapshot after it and before the next recomposition:
+/// the first one taken once the plan was judged (kept or reverted), else the
+/// latest one. Recompositions without a snapshot on either side are left
 /// out.
 pub(super) fn flow_changes(signals: &[Signal], snapshots: &[Snapshot]) -> Vec<FlowChange> {
     let events: Vec<(u64, &'static str, SystemTime, &str)> = signals
@@ -456,9 +469,13 @@ pub(super) fn flow_changes(signals: &[Signal], snapshots: &[Snapshot]) -> Vec<Fl
     for (i, &(plan, step, at, description)) in events.iter().enumerate() {
         let until = events.get(i + 1).map(|e| e.2);
         let Some(before) = snapshots.iter().rev().find(|s| s.taken_at <= at) else { continue };
-        let Some(after) =
-            snapshots.iter().rev().find(|s| s.taken_at > at && until.map_or(true, |u| s.taken_at <= u))
-        else {
+        let between = |s: &&Snapshot| s.taken_at > at && until.map_or(true, |u| s.taken_at <= u);
+        // A run's last snapshots may come after its load: the flow right
+        // after the verdict is the one the plan made.
+        let judged = (step == "applied").then(|| verdict(signals, plan, at)).flatten();
+        let first_after_verdict =
+            judged.and_then(|v| snapshots.iter().filter(between).find(|s| s.taken_at >= v));
+        let Some(after) = first_after_verdict.or_else(|| snapshots.iter().rev().find(between)) else {
             continue;
         };
         let mut edges: BTreeMap<(CellPath, CellPath), (Option<f64>, Option<f64>)> = BTreeMap::new();
