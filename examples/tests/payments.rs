@@ -6,8 +6,10 @@
 #[path = "../payments/scenario.rs"]
 mod scenario;
 
-use std::path::Path;
-use std::process::Command;
+#[allow(unreachable_pub)]
+#[path = "../../runtime/tests/common/browser.rs"]
+mod browser;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,38 +119,9 @@ fn the_payments_run_isolates_legacy_keeps_a_plan_and_accounts_for_every_payment_
         html.contains(&format!("<article class=\"plan kept\" data-plan=\"{kept}\" data-outcome=\"kept\">"))
     );
     assert!(html.contains("data-chart=\"decay\""));
-    open_in_browser(&page, html.matches("data-chart=\"").count());
-}
-
-/// Opens `page` in a headless chromium (or `CELLRT_BROWSER`) and asserts
-/// that its script ran without error and drew all `charts`. Without a
-/// browser the check fails, unless `CELLRT_SKIP_BROWSER=1` says to skip it.
-fn open_in_browser(page: &Path, charts: usize) {
-    let browser = std::env::var("CELLRT_BROWSER").ok().or_else(|| {
-        ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-            let found = Command::new(name).arg("--version").output().ok()?;
-            found.status.success().then(|| (*name).to_owned())
-        })
-    });
-    let Some(browser) = browser else {
-        assert!(
-            std::env::var("CELLRT_SKIP_BROWSER").is_ok_and(|v| v == "1"),
-            "no headless browser found (chromium): install it, set CELLRT_BROWSER to one, \
-             or set CELLRT_SKIP_BROWSER=1 to skip opening the report"
-        );
-        eprintln!("SKIPPED: no headless browser found and CELLRT_SKIP_BROWSER=1: the report was not opened");
-        return;
-    };
-    let profile = page.with_file_name("browser-profile");
-    let output = Command::new(&browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dump-dom"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("the browser runs");
-    let dom = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{browser} failed: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(!dom.contains("data-script-error="), "the page's script failed: {dom:.2000}");
-    assert!(dom.contains(&format!("data-charts-drawn=\"{charts}\"")), "not every chart was drawn");
+    let charts = html.matches("data-chart=\"").count();
+    if let Some(dom) = browser::dump_dom(&page) {
+        assert!(!dom.contains("data-script-error="), "the page's script failed: {dom:.2000}");
+        assert!(dom.contains(&format!("data-charts-drawn=\"{charts}\"")), "not every chart was drawn");
+    }
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cellrt::report::{DataDir, DataDirError, Report, ReportError};
@@ -188,30 +187,8 @@ fn a_missing_path_a_file_and_a_foreign_directory_are_refused_and_left_as_they_ar
     assert!(matches!(unwritable, ReportError::Write { .. }), "{unwritable}");
 }
 
-/// The browser the page is opened in: `CELLRT_BROWSER`, or Debian's
-/// `chromium`.
-fn browser() -> Option<String> {
-    if let Ok(browser) = std::env::var("CELLRT_BROWSER") {
-        return Some(browser);
-    }
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-        let found = Command::new(name).arg("--version").output().ok()?;
-        found.status.success().then(|| (*name).to_owned())
-    })
-}
-
 #[test]
 fn the_report_opens_in_a_headless_browser_without_script_errors_and_draws_its_charts() {
-    let Some(browser) = browser() else {
-        let skip = std::env::var("CELLRT_SKIP_BROWSER").is_ok_and(|v| v == "1");
-        assert!(
-            skip,
-            "no headless browser found (chromium): install it (apt-get install chromium), \
-             set CELLRT_BROWSER to one, or set CELLRT_SKIP_BROWSER=1 to skip this test"
-        );
-        eprintln!("SKIPPED: no headless browser found and CELLRT_SKIP_BROWSER=1: the report was not opened");
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -223,24 +200,7 @@ fn the_report_opens_in_a_headless_browser_without_script_errors_and_draws_its_ch
     let page = dir.path().join("report.html");
     std::fs::write(&page, &html).unwrap();
 
-    let profile = dir.path().join("profile");
-    let output = Command::new(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("the browser runs");
-    let dom = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{browser} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let Some(dom) = common::browser::dump_dom(&page) else { return };
     assert!(!dom.contains("data-script-error="), "the page's script failed: {dom:.2000}");
     assert!(dom.contains(&format!("data-charts-drawn=\"{charts}\"")), "not every chart was drawn");
     assert!(dom.contains(&format!("{charts} charts drawn.")));

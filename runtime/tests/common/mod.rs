@@ -152,6 +152,7 @@ impl Cell for Gated {
     }
 }
 
+pub mod browser;
 pub mod fraud;
 pub mod probe;
 
