@@ -106,27 +106,19 @@ pub(super) fn respond(
             &json!({ "status": "stopped", "reason": "the runtime has stopped" }),
         );
     };
-    match endpoint {
-        Endpoint::Journal => query::journal(query).map_or_else(Response::from, |params| {
-            let mut body = Vec::new();
-            for signal in runtime.observer().journal().after(params.since, params.limit) {
-                if let Err(err) = serde_json::to_writer(&mut body, &signal) {
-                    return unserializable("journal entry", &err);
-                }
-                body.push(b'\n');
-            }
-            Response::new(StatusCode::OK, JSON_LINES, body)
-        }),
-        other => match query::none(other.path(), query) {
-            Err(err) => err.into(),
-            Ok(()) => answer(&runtime, other),
-        },
-    }
+    answer(&runtime, endpoint, query).unwrap_or_else(Response::from)
 }
 
-/// The answer of an endpoint that takes no parameters.
-fn answer(runtime: &Arc<RuntimeShared>, endpoint: Endpoint) -> Response {
-    match endpoint {
+/// What `endpoint` answers, or why its query string was refused.
+fn answer(
+    runtime: &Arc<RuntimeShared>,
+    endpoint: Endpoint,
+    query: Option<&str>,
+) -> Result<Response, QueryError> {
+    if endpoint != Endpoint::Journal {
+        query::none(endpoint.path(), query)?;
+    }
+    Ok(match endpoint {
         Endpoint::Metrics => {
             Response::new(StatusCode::OK, PROMETHEUS, runtime.snapshot().prometheus().into_bytes())
         }
@@ -134,6 +126,17 @@ fn answer(runtime: &Arc<RuntimeShared>, endpoint: Endpoint) -> Response {
             Ok(body) => Response::new(StatusCode::OK, JSON, body),
             Err(err) => unserializable("snapshot", &err),
         },
+        Endpoint::Journal => {
+            let params = query::journal(query)?;
+            let mut body = Vec::new();
+            for signal in runtime.observer().journal().after(params.since, params.limit) {
+                if let Err(err) = serde_json::to_writer(&mut body, &signal) {
+                    return Ok(unserializable("journal entry", &err));
+                }
+                body.push(b'\n');
+            }
+            Response::new(StatusCode::OK, JSON_LINES, body)
+        }
         Endpoint::Health => Response::json(StatusCode::OK, &json!({ "status": "alive" })),
         Endpoint::Ready => match not_ready(runtime) {
             None => Response::json(StatusCode::OK, &json!({ "status": "ready" })),
@@ -142,11 +145,7 @@ fn answer(runtime: &Arc<RuntimeShared>, endpoint: Endpoint) -> Response {
                 &json!({ "status": "not ready", "reason": reason }),
             ),
         },
-        // Answered with its parameters in `respond`.
-        Endpoint::Journal => {
-            Response::error(StatusCode::INTERNAL_SERVER_ERROR, "the journal takes parameters")
-        }
-    }
+    })
 }
 
 /// Why the runtime is not ready for traffic, if it is not: shutting down,
