@@ -66,16 +66,23 @@ impl<M: Send + 'static> SendAsync<M> {
     /// ```
     /// # use std::time::Duration;
     /// # use cellrt::{Cell, CellConfig, CellError, Context, Runtime};
-    /// # struct Slow;
+    /// # // Busy until `release` is dropped: no timing decides the example.
+    /// # struct Slow(std::sync::mpsc::Receiver<()>);
     /// # impl Cell for Slow {
     /// #     type Message = u32;
     /// #     fn handle(&mut self, _: &mut Context<Self>, _: u32) -> Result<(), CellError> {
-    /// #         std::thread::sleep(Duration::from_millis(200));
+    /// #         let _ = self.0.recv_timeout(Duration::from_secs(10));
     /// #         Ok(())
     /// #     }
     /// # }
     /// # let runtime = Runtime::builder().worker_threads(1).build()?;
-    /// let slow = runtime.spawn_with(CellConfig::new().capacity(1), Slow)?;
+    /// # let (release, busy) = std::sync::mpsc::channel();
+    /// let slow = runtime.spawn_with(CellConfig::new().capacity(1), Slow(busy))?;
+    /// // The cell takes this one and stays busy with it.
+    /// slow.try_send(0)?;
+    /// # while slow.queued() > 0 {
+    /// #     std::thread::sleep(Duration::from_millis(1));
+    /// # }
     /// # let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     /// tokio.block_on(async {
     ///     // Fill the mailbox.
@@ -88,6 +95,7 @@ impl<M: Send + 'static> SendAsync<M> {
     ///     // The send stopped waiting: the message is still ours.
     ///     assert_eq!(send.into_inner(), Some(7));
     /// });
+    /// # drop(release);
     /// # runtime.shutdown(Duration::from_secs(5));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

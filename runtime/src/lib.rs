@@ -91,7 +91,8 @@
 //! [`Decay`] against baselines it learns, tracks [`Objective`]s' burn rates,
 //! maps the message flow between cells, and records every anomaly in a
 //! triaged signal journal ([`Runtime::journal`]). [`Runtime::snapshot`]
-//! returns all of it; it exports as JSON, Prometheus text and Graphviz DOT.
+//! returns all of it; it exports as JSON, Prometheus text and Graphviz DOT,
+//! and with the `http` feature [`Runtime::serve_http`] serves it live.
 //! `docs/observation.md` in the repository states the formulas and rules.
 //!
 //! # Flow control
@@ -208,6 +209,12 @@
 //! - `chaos` (default, implies `observe`): fault injection and experiments
 //!   ([`Runtime::inject`], [`Experiment`]). Without it, the send and handle
 //!   paths compile as if it did not exist.
+//! - `tokio`: async sends and asks from tokio tasks
+//!   ([`Addr::send_async`], [`Addr::ask_async`]).
+//! - `http` (implies `tokio`, `observe` and `serde`): the live export
+//!   ([`Runtime::serve_http`]): `/metrics` in Prometheus text,
+//!   `/snapshot.json`, `/journal` as JSON lines, `/healthz` and `/readyz`,
+//!   on localhost by default.
 //!
 //! With `--no-default-features` the crate depends only on crossbeam,
 //! fastrand (retry jitter) and tracing.
@@ -255,6 +262,12 @@
            [`report::DataDir`]: #features"
 )]
 #![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`Addr::send_async`]: #features\n\
+           [`Addr::ask_async`]: #features"
+)]
+#![cfg_attr(not(feature = "http"), doc = "[`Runtime::serve_http`]: #features")]
+#![cfg_attr(
     not(feature = "storage"),
     doc = "[`Store`]: #features\n\
            [`StorageConfig`]: #features"
@@ -278,6 +291,8 @@ mod dispatch;
 mod dormancy;
 mod failure;
 mod flow;
+#[cfg(feature = "http")]
+mod http;
 mod mailbox;
 mod observe;
 mod path;
@@ -318,6 +333,8 @@ pub use crate::flow::{
     RetryBudget, RetryBudgetError, RetryBudgetStats, RetryConfigError, RetryError, Router, RouterError,
     RouterStats, Routing, Shedding, SheddingError, SheddingStats, SlidingWindow, MAX_CLASS,
 };
+#[cfg(feature = "http")]
+pub use crate::http::{HttpConfig, HttpServer, ServeError};
 pub use crate::mailbox::SendError;
 #[cfg(feature = "observe")]
 pub use crate::observe::{

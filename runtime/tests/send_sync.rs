@@ -69,3 +69,11 @@ fn chaos_types_are_send_and_sync() {
     send_sync::<Report>();
     send_sync::<RampReport>();
 }
+
+#[cfg(feature = "http")]
+#[test]
+fn http_types_are_send_and_sync() {
+    send_sync::<HttpConfig>();
+    send_sync::<HttpServer>();
+    send_sync::<ServeError>();
+}

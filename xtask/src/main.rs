@@ -2,8 +2,8 @@
 //!
 //! `cargo xtask test` runs every check of the workspace: the size of the
 //! embedded core's dependency tree, unit, integration and doc tests, the
-//! embedded core without default features, the runtime's API docs with and
-//! without default features (warnings denied, so a broken link fails), and
+//! embedded core without default features, the runtime's API docs with every
+//! feature and with none (warnings denied, so a broken link fails), and
 //! the loom models (which need the crate rebuilt with `--cfg cellrt_loom`,
 //! in a target directory of their own so the normal build stays cached).
 //!
@@ -31,12 +31,12 @@ fn main() {
             Step::EmbeddedDependencies,
             Step::Workspace,
             Step::EmbeddedCore,
-            Step::Docs { default_features: true },
-            Step::Docs { default_features: false },
+            Step::Docs { all_features: true },
+            Step::Docs { all_features: false },
             Step::Loom,
         ],
         "loom" => &[Step::Loom],
-        "docs" => &[Step::Docs { default_features: true }, Step::Docs { default_features: false }],
+        "docs" => &[Step::Docs { all_features: true }, Step::Docs { all_features: false }],
         "deps" => &[Step::EmbeddedDependencies],
         other => {
             eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom, docs, deps");
@@ -86,8 +86,8 @@ enum Step {
     /// The runtime's API docs, warnings (unresolved links) denied; doc tests
     /// run with the workspace's tests.
     Docs {
-        /// With the default features, or with none.
-        default_features: bool,
+        /// With every feature (`report`, `tokio`, `http` included), or with none.
+        all_features: bool,
     },
     /// The loom models against the real protocol code.
     Loom,
@@ -109,7 +109,7 @@ impl Step {
                 cmd.args(["test", "-p", "cellrt", "--no-default-features"]);
                 "embedded core (--no-default-features: unit, integration, doc tests, examples)"
             }
-            Step::Docs { default_features } => {
+            Step::Docs { all_features } => {
                 let mut rustdocflags = env::var("RUSTDOCFLAGS").unwrap_or_default();
                 if !rustdocflags.is_empty() {
                     rustdocflags.push(' ');
@@ -117,8 +117,9 @@ impl Step {
                 rustdocflags.push_str("-D warnings");
                 cmd.env("RUSTDOCFLAGS", rustdocflags);
                 cmd.args(["doc", "--no-deps", "-p", "cellrt"]);
-                if *default_features {
-                    "API docs (default features, warnings denied)"
+                if *all_features {
+                    cmd.arg("--all-features");
+                    "API docs (every feature, warnings denied)"
                 } else {
                     cmd.arg("--no-default-features");
                     "API docs (--no-default-features, warnings denied)"

@@ -213,7 +213,7 @@ impl Snapshot {
         for signature in &self.signatures {
             out.sample(
                 "cellrt_failure_signature_total",
-                &format!("signature=\"{}\"", signature.id),
+                &format!("signature=\"{}\"", escape(&signature.id)),
                 signature.count,
             );
         }
@@ -330,9 +330,14 @@ fn escape(value: &str) -> String {
     out
 }
 
+/// The exposition being written: families in order, each sample once.
 #[derive(Default)]
 struct Exposition {
     text: String,
+    /// `name{labels}` of every sample written: a series shows once, even
+    /// when two cells share a path (a replacement caught midway); the first
+    /// one, in path order, is the one shown.
+    series: std::collections::HashSet<String>,
 }
 
 impl Exposition {
@@ -340,18 +345,305 @@ impl Exposition {
         let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
-        if labels.is_empty() {
-            let _ = writeln!(self.text, "{name} {value}");
+    fn sample(&mut self, name: &str, labels: &str, value: impl SampleValue) {
+        let series = if labels.is_empty() { name.to_owned() } else { format!("{name}{{{labels}}}") };
+        if !self.series.insert(series.clone()) {
+            return;
+        }
+        self.text.push_str(&series);
+        self.text.push(' ');
+        value.write_to(&mut self.text);
+        self.text.push('\n');
+    }
+}
+
+/// A sample's value as the exposition format writes it.
+trait SampleValue {
+    fn write_to(&self, out: &mut String);
+}
+
+macro_rules! integer_samples {
+    ($($t:ty),*) => {$(
+        impl SampleValue for $t {
+            fn write_to(&self, out: &mut String) {
+                let _ = write!(out, "{self}");
+            }
+        }
+    )*};
+}
+
+integer_samples!(u32, u64, usize);
+
+impl SampleValue for f64 {
+    /// `NaN`, `+Inf` and `-Inf` as the format spells them (Rust prints
+    /// `inf`); finite values in Rust's shortest round-trip form.
+    fn write_to(&self, out: &mut String) {
+        if self.is_nan() {
+            out.push_str("NaN");
+        } else if self.is_infinite() {
+            out.push_str(if *self > 0.0 { "+Inf" } else { "-Inf" });
         } else {
-            let _ = writeln!(self.text, "{name}{{{labels}}} {value}");
+            let _ = write!(out, "{self}");
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::time::Duration;
+
     use super::*;
+    use crate::{Cell, CellConfig, CellError, ChildSpec, Context, Objective, Runtime, SupervisorSpec};
+
+    /// Checks `text` against the Prometheus text exposition format 0.0.4,
+    /// as Prometheus's own parser reads it: `# HELP` then `# TYPE` once per
+    /// family, before its samples; metric and label names in their
+    /// charsets; label values quoted with only `\\`, `\"` and `\n`
+    /// escaped; values that parse as floats (`NaN`, `+Inf`, `-Inf`
+    /// included); a summary's samples its quantiles, `_sum` and `_count`;
+    /// no series twice; a newline at the end.
+    fn check_exposition(text: &str) -> Result<(), String> {
+        let metric_name = |name: &str| {
+            let mut chars = name.chars();
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        };
+        let label_name = |name: &str| {
+            let mut chars = name.chars();
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with("__")
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            return Err("the text does not end with a newline".into());
+        }
+        let mut families: HashMap<String, (bool, Option<String>)> = HashMap::new();
+        let mut current: Option<String> = None;
+        let mut series = HashSet::new();
+        for (n, line) in text.lines().enumerate() {
+            let n = n + 1;
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, _) = rest.split_once(' ').ok_or(format!("line {n}: HELP without text"))?;
+                if !metric_name(name) {
+                    return Err(format!("line {n}: bad metric name {name:?}"));
+                }
+                if families.insert(name.to_owned(), (true, None)).is_some() {
+                    return Err(format!("line {n}: family {name} described twice"));
+                }
+                current = Some(name.to_owned());
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').ok_or(format!("line {n}: TYPE without type"))?;
+                if !["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind) {
+                    return Err(format!("line {n}: unknown type {kind:?}"));
+                }
+                match families.get_mut(name) {
+                    Some((true, kind_seen @ None)) if current.as_deref() == Some(name) => {
+                        *kind_seen = Some(kind.to_owned())
+                    }
+                    _ => return Err(format!("line {n}: TYPE of {name} not right after its HELP")),
+                }
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                return Err(format!("line {n}: unexpected line {line:?}"));
+            }
+            let (name, rest) = match line.find(['{', ' ']) {
+                Some(i) => line.split_at(i),
+                None => return Err(format!("line {n}: no value")),
+            };
+            if !metric_name(name) {
+                return Err(format!("line {n}: bad metric name {name:?}"));
+            }
+            let family = current.clone().ok_or(format!("line {n}: sample before any family"))?;
+            let kind =
+                families[&family].1.clone().ok_or(format!("line {n}: sample of {family} before its TYPE"))?;
+            let allowed = if kind == "summary" {
+                vec![family.clone(), format!("{family}_sum"), format!("{family}_count")]
+            } else {
+                vec![family.clone()]
+            };
+            if !allowed.contains(&name.to_owned()) {
+                return Err(format!("line {n}: sample {name} in family {family}"));
+            }
+            let (labels, value) = if let Some(rest) = rest.strip_prefix('{') {
+                let mut labels = Vec::new();
+                let mut chars = rest.char_indices().peekable();
+                let end = loop {
+                    let start = chars.peek().map(|&(i, _)| i).ok_or(format!("line {n}: open label set"))?;
+                    if rest[start..].starts_with('}') {
+                        break start + 1;
+                    }
+                    let eq = rest[start..].find('=').ok_or(format!("line {n}: label without value"))? + start;
+                    let label = &rest[start..eq];
+                    if !label_name(label) {
+                        return Err(format!("line {n}: bad label name {label:?}"));
+                    }
+                    while chars.peek().is_some_and(|&(i, _)| i <= eq) {
+                        chars.next();
+                    }
+                    if chars.next().map(|(_, c)| c) != Some('"') {
+                        return Err(format!("line {n}: label {label} not quoted"));
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next().map(|(_, c)| c) {
+                            Some('"') => break,
+                            Some('\\') => match chars.next().map(|(_, c)| c) {
+                                Some('\\') => value.push('\\'),
+                                Some('"') => value.push('"'),
+                                Some('n') => value.push('\n'),
+                                other => return Err(format!("line {n}: bad escape {other:?} in {label}")),
+                            },
+                            Some(c) => value.push(c),
+                            None => return Err(format!("line {n}: unterminated value of {label}")),
+                        }
+                    }
+                    labels.push((label.to_owned(), value));
+                    match chars.next().map(|(_, c)| c) {
+                        Some(',') => {}
+                        Some('}') => break chars.peek().map_or(rest.len(), |&(i, _)| i),
+                        other => return Err(format!("line {n}: {other:?} after label {label}")),
+                    }
+                };
+                (labels, &rest[end..])
+            } else {
+                (Vec::new(), rest)
+            };
+            let value = value.strip_prefix(' ').ok_or(format!("line {n}: no space before the value"))?;
+            let parses =
+                matches!(value, "NaN" | "+Inf" | "-Inf") || value.parse::<f64>().is_ok_and(f64::is_finite);
+            if !parses {
+                return Err(format!("line {n}: bad value {value:?}"));
+            }
+            let mut names: Vec<&str> = labels.iter().map(|(l, _)| l.as_str()).collect();
+            names.sort_unstable();
+            if names.windows(2).any(|w| w[0] == w[1]) {
+                return Err(format!("line {n}: a label twice"));
+            }
+            if kind == "summary" && name == family && !names.contains(&"quantile") {
+                return Err(format!("line {n}: summary sample without quantile"));
+            }
+            let mut key = labels.clone();
+            key.sort();
+            if !series.insert((name.to_owned(), key)) {
+                return Err(format!("line {n}: series {name}{labels:?} twice"));
+            }
+        }
+        Ok(())
+    }
+
+    struct Worker;
+
+    impl Cell for Worker {
+        type Message = u32;
+
+        fn handle(&mut self, _: &mut Context<Self>, n: u32) -> Result<(), CellError> {
+            if n % 3 == 0 {
+                return Err(CellError::msg("every third fails"));
+            }
+            Ok(())
+        }
+    }
+
+    /// A snapshot with every family filled: cells, a supervisor, failures,
+    /// an objective, decay; then values no real cell has: a kind with
+    /// every character that needs escaping, a cell twice (a replacement
+    /// caught midway), an infinite rate, a NaN decay.
+    fn awkward_snapshot() -> Snapshot {
+        let runtime = Runtime::builder().worker_threads(1).quiet_panics(true).build().unwrap();
+        let spec = SupervisorSpec::new("sup")
+            .child(ChildSpec::new("worker", || Worker))
+            .intensity(100, Duration::from_secs(60));
+        let sup = runtime.start_supervisor(spec, Duration::from_secs(5)).unwrap();
+        let worker = sup.child::<u32>("worker").unwrap();
+        let plain = runtime.spawn_with(CellConfig::named("plain"), Worker).unwrap();
+        runtime.set_objective(plain.path(), Some(Objective::success_ratio(0.99).unwrap()));
+        // The top-level cell handles six messages; the supervised one fails
+        // three times and is restarted.
+        for n in (1..=9).filter(|n| n % 3 != 0) {
+            plain.send(n).unwrap();
+        }
+        for n in [3, 6, 9] {
+            worker.send(n).unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let handled = |runtime: &Runtime| {
+            let snapshot = runtime.snapshot();
+            let plain = snapshot.cells.iter().find(|c| c.path.as_str() == "/plain");
+            plain.and_then(|c| c.metrics.as_ref()).map_or(0, |m| m.handled)
+        };
+        while (runtime.failure_count() < 3 || handled(&runtime) < 6) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        runtime.analyse_window_now();
+        let mut snapshot = runtime.snapshot();
+        runtime.shutdown(Duration::from_secs(5));
+        let plain = snapshot.cells.iter().position(|c| c.path.as_str() == "/plain").unwrap();
+        snapshot.cells[plain].kind = "app::Odd<\"quoted\", back\\slash,\nnewline>".into();
+        if let Some(decay) = snapshot.cells[plain].decay.as_mut() {
+            decay.score = f64::NAN;
+        }
+        let twin = snapshot.cells[plain].clone();
+        snapshot.cells.insert(plain, twin);
+        snapshot.edges.push(crate::FlowEdge {
+            from: CellPath::root().child("plain").unwrap(),
+            to: CellPath::root().child("sup").unwrap(),
+            messages: 1,
+            rate: f64::INFINITY,
+            latency_mean: None,
+            latency_max: None,
+        });
+        snapshot
+    }
+
+    #[test]
+    fn the_prometheus_text_follows_the_exposition_format() {
+        let text = awkward_snapshot().prometheus();
+        assert_eq!(check_exposition(&text), Ok(()), "{text}");
+        let kind = "kind=\"app::Odd<\\\"quoted\\\", back\\\\slash,\\nnewline>\"";
+        let handled = format!("cellrt_messages_handled_total{{cell=\"/plain\",{kind}}} 6\n");
+        assert_eq!(text.matches(&handled).count(), 1, "{text}");
+        assert!(text.contains("cellrt_flow_rate{from=\"/plain\",to=\"/sup\"} +Inf\n"), "{text}");
+        assert!(
+            text.contains(&format!("cellrt_decay{{cell=\"/plain\",{kind},component=\"score\"}} NaN\n")),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE cellrt_supervisor_max_restarts gauge\n"));
+        assert!(text.contains("cellrt_supervisor_max_restarts{cell=\"/sup\","), "{text}");
+    }
+
+    #[test]
+    fn the_format_check_catches_what_prometheus_refuses() {
+        let family = "# HELP m A metric.\n# TYPE m gauge\n";
+        assert_eq!(check_exposition(&format!("{family}m 1\nm{{a=\"x\"}} 2\n")), Ok(()));
+        assert!(check_exposition(&format!("{family}m 1\nm 2\n")).unwrap_err().contains("twice"));
+        assert!(check_exposition("m 1\n").unwrap_err().contains("before any family"));
+        assert!(check_exposition(&format!("{family}m{{a=\"x\\y\"}} 1\n"))
+            .unwrap_err()
+            .contains("bad escape"));
+        assert!(check_exposition(&format!("{family}m{{a=x}} 1\n")).unwrap_err().contains("not quoted"));
+        assert!(check_exposition(&format!("{family}m inf\n")).unwrap_err().contains("bad value"));
+        assert!(check_exposition(&format!("{family}m-x 1\n")).unwrap_err().contains("bad metric name"));
+        assert!(check_exposition(&format!("{family}n 1\n")).unwrap_err().contains("in family m"));
+        assert!(check_exposition(&format!("{family}m 1")).unwrap_err().contains("newline"));
+    }
+
+    #[test]
+    fn sample_values_spell_nan_and_infinities_as_prometheus_does() {
+        let written = |v: f64| {
+            let mut out = String::new();
+            v.write_to(&mut out);
+            out
+        };
+        assert_eq!(written(f64::NAN), "NaN");
+        assert_eq!(written(f64::INFINITY), "+Inf");
+        assert_eq!(written(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(written(0.25), "0.25");
+        assert_eq!(written(3.0), "3");
+    }
 
     #[test]
     fn label_values_escape_backslash_quote_and_newline() {

@@ -1350,6 +1350,53 @@ impl Journal {
         found.into()
     }
 
+    /// The first `limit` entries numbered after `seq`, oldest first: a
+    /// reader that last saw `seq` pages forward with it. A persisted
+    /// journal's entries of earlier runs that it still stores come first.
+    #[cfg(feature = "http")]
+    pub(crate) fn after(&self, seq: u64, limit: usize) -> Vec<Signal> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        let (recent, first_in_memory) = {
+            let state = self.state.lock();
+            let recent: Vec<Signal> = state
+                .entries
+                .iter()
+                .filter(|kept| kept.signal.seq > seq)
+                .take(limit)
+                .map(|kept| kept.signal.clone())
+                .collect();
+            (recent, state.entries.front().map(|kept| kept.signal.seq))
+        };
+        let mut found = Vec::new();
+        #[cfg(feature = "storage")]
+        if let Some(store) = &self.store {
+            if first_in_memory.map_or(true, |first| seq.saturating_add(1) < first) {
+                for item in store.scan_prefix::<Signal>(ENTRY_PREFIX) {
+                    match item {
+                        Ok((_, signal)) => {
+                            if first_in_memory.is_some_and(|first| signal.seq >= first)
+                                || found.len() == limit
+                            {
+                                break;
+                            }
+                            if signal.seq > seq {
+                                found.push(signal);
+                            }
+                        }
+                        Err(err) => unreadable(&mut self.state.lock(), &err),
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "storage"))]
+        let _ = first_in_memory;
+        let room = limit - found.len();
+        found.extend(recent.into_iter().take(room));
+        found
+    }
+
     #[cfg(test)]
     /// The entry numbered `seq`, if it is kept (in memory or, for a
     /// persisted journal, in the store).
@@ -1894,6 +1941,18 @@ mod tests {
         assert_eq!(query(JournalQuery::new().since(t(50)).until(t(10))), [0_u64; 0]);
     }
 
+    #[cfg(feature = "http")]
+    #[test]
+    fn entries_after_a_seq_come_oldest_first_up_to_the_limit() {
+        let journal = six_entries();
+        assert_eq!(seqs(&journal.after(0, 100)), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(seqs(&journal.after(2, 3)), [3, 4, 5]);
+        assert_eq!(seqs(&journal.after(5, 3)), [6]);
+        assert_eq!(seqs(&journal.after(6, 3)), [0_u64; 0]);
+        assert_eq!(seqs(&journal.after(u64::MAX, 3)), [0_u64; 0]);
+        assert_eq!(seqs(&journal.after(0, 0)), [0_u64; 0]);
+    }
+
     #[test]
     fn query_filters_all_hold_and_the_limit_keeps_the_latest_matches_oldest_first() {
         let journal = six_entries();
@@ -2341,6 +2400,13 @@ mod tests {
             assert_eq!(seqs(&journal.query(&JournalQuery::new().cell(cell("a")))), [1, 3, 4, 5]);
             assert_eq!(seqs(&journal.query(&JournalQuery::new().signature("s1"))), [1, 3]);
             assert_eq!(seqs(&journal.query(&JournalQuery::new().limit(3))), [3, 4, 5]);
+            #[cfg(feature = "http")]
+            {
+                // Entries 1 and 2 are in the store only, 3 to 5 in memory too.
+                assert_eq!(seqs(&journal.after(0, 2)), [1, 2]);
+                assert_eq!(seqs(&journal.after(1, 3)), [2, 3, 4]);
+                assert_eq!(seqs(&journal.after(3, 9)), [4, 5]);
+            }
             assert_eq!(journal.investigate(t(5), 2, None).map(|signal| signal.seq), Ok(6));
             let measures = journal.measures();
             assert_eq!((measures.signals, measures.investigated, measures.insights), (4, 2, 1));

@@ -144,8 +144,20 @@ pub(crate) trait AnalysisHook: Send + Sync + 'static {
     fn after_window(&self, runtime: &Arc<RuntimeShared>, now: std::time::Instant);
 }
 
+/// Something that must end with the runtime: the live export's server.
+/// The runtime holds it weakly and calls it once, when shutdown has drained
+/// the cells and before it closes the storage.
+#[cfg(feature = "http")]
+pub(crate) trait ShutdownHook: Send + Sync + 'static {
+    /// The runtime is shutting down: stop, and return once stopped.
+    fn runtime_stopping(&self);
+}
+
 /// State shared by the runtime handle, every cell and every context.
 pub(crate) struct RuntimeShared {
+    /// Called once at shutdown; see [`ShutdownHook`].
+    #[cfg(feature = "http")]
+    shutdown_hooks: Mutex<Vec<Weak<dyn ShutdownHook>>>,
     /// Called after each analysis window; see [`AnalysisHook`].
     #[cfg(feature = "observe")]
     analysis_hooks: Mutex<Vec<Weak<dyn AnalysisHook>>>,
@@ -193,6 +205,8 @@ impl RuntimeShared {
         #[cfg(all(feature = "chaos", not(feature = "storage")))]
         let storage_seam = None;
         Arc::new(RuntimeShared {
+            #[cfg(feature = "http")]
+            shutdown_hooks: Mutex::new(Vec::new()),
             #[cfg(feature = "observe")]
             analysis_hooks: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
@@ -365,6 +379,29 @@ impl RuntimeShared {
         !hooks.is_empty()
     }
 
+    /// Hooks `hook` to the shutdown.
+    #[cfg(feature = "http")]
+    pub(crate) fn add_shutdown_hook(&self, hook: Weak<dyn ShutdownHook>) {
+        let mut hooks = self.shutdown_hooks.lock();
+        hooks.retain(|h| h.strong_count() > 0);
+        hooks.push(hook);
+    }
+
+    /// Runs, once, the shutdown hooks still alive, outside the hooks' lock.
+    #[cfg(feature = "http")]
+    pub(super) fn run_shutdown_hooks(&self) {
+        let hooks: Vec<Arc<dyn ShutdownHook>> =
+            std::mem::take(&mut *self.shutdown_hooks.lock()).iter().filter_map(Weak::upgrade).collect();
+        for hook in &hooks {
+            hook.runtime_stopping();
+        }
+    }
+
+    /// The escalations that reached the runtime root, oldest first.
+    pub(crate) fn escalations(&self) -> Vec<Escalation> {
+        self.root.lock().escalations.iter().cloned().collect()
+    }
+
     /// The observer: metrics analysis, signatures and the journal.
     #[cfg(feature = "observe")]
     pub(crate) fn observer(&self) -> &Observer {
@@ -428,7 +465,7 @@ impl RuntimeShared {
 
     /// Everything observed, now.
     #[cfg(feature = "observe")]
-    fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let now = SystemTime::now();
         let mut cells = self.live_cells();
         cells.sort_by(|a, b| a.1.path().cmp(b.1.path()));
@@ -1322,7 +1359,7 @@ impl Runtime {
 
     /// Escalations that reached the runtime root (the latest 1,024), oldest first.
     pub fn escalations(&self) -> Vec<Escalation> {
-        self.shared.root.lock().escalations.iter().cloned().collect()
+        self.shared.escalations()
     }
 
     /// Puts `cell` behind `addr` in place of the cell serving it now; see

@@ -135,6 +135,10 @@ pub(super) fn run(shared: &Arc<RuntimeShared>, timeout: Duration) -> ShutdownRep
 
     shared.timers.shut_down();
     let detached = stop_workers(shared, kill_deadline);
+    // The live export ends with the cells, before the storage it reads
+    // closes; until now its readiness said the runtime was shutting down.
+    #[cfg(feature = "http")]
+    shared.run_shutdown_hooks();
     #[cfg(feature = "storage")]
     if let Some(storage) = &shared.settings.storage {
         if let Err(err) = storage.flush() {
