@@ -9,6 +9,12 @@
 //!
 //! `cargo xtask loom` runs only the loom models, `cargo xtask docs` only the
 //! docs, `cargo xtask deps` only the count of the embedded core's crates.
+//!
+//! Two tests call programs from outside the toolchain: the report's opens a
+//! page in Chromium, the live export's checks `/metrics` with Prometheus's
+//! `promtool`. Where one is missing its test skips that check, and `xtask
+//! test` says so before and after the run; `CELLRT_REQUIRE_BROWSER=1` and
+//! `CELLRT_REQUIRE_PROMTOOL=1` (set by `.ci/run`) make a missing one fail.
 
 use std::collections::BTreeSet;
 use std::env;
@@ -43,12 +49,45 @@ fn main() {
             exit(2);
         }
     };
+    let missing = if task == "test" { missing_programs() } else { Vec::new() };
+    for (program, check) in &missing {
+        println!("xtask: {program} not found: {check} will be skipped");
+    }
     let mut totals = Totals::default();
     for step in steps {
         step.run(&mut totals);
     }
     println!("xtask: all steps passed");
     println!("xtask: {} passed, {} failed", totals.passed, totals.failed);
+    for (program, check) in &missing {
+        println!("xtask: SKIPPED {check}: {program} not found");
+    }
+}
+
+/// The outside programs the tests call that cannot be found, with the check
+/// each one's absence skips; the tests look them up the same way.
+fn missing_programs() -> Vec<(&'static str, &'static str)> {
+    let runs = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let browser = env::var("CELLRT_BROWSER").map_or_else(
+        |_| ["chromium", "chromium-browser", "google-chrome"].iter().any(|name| runs(name)),
+        |browser| runs(&browser),
+    );
+    let promtool = runs(&env::var("CELLRT_PROMTOOL").unwrap_or_else(|_| "promtool".to_owned()));
+    let mut missing = Vec::new();
+    if !browser {
+        missing.push(("chromium (apt-get install chromium)", "opening the rendered reports in a browser"));
+    }
+    if !promtool {
+        missing.push(("promtool (apt-get install prometheus)", "checking /metrics with promtool"));
+    }
+    missing
 }
 
 /// Test counts summed over every `test result:` line cargo printed.
