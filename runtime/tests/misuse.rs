@@ -402,6 +402,31 @@ fn a_cell_waiting_for_its_restart_stopped_through_the_runtime_is_retired() {
     rt.shutdown(PATIENCE);
 }
 
+#[test]
+fn a_restart_backoff_of_the_longest_duration_with_jitter_waits_instead_of_overflowing() {
+    use cellrt::{ChildSpec, RestartBackoff, SupervisionEventKind, SupervisorSpec};
+    let rt = one_worker();
+    // The base delay is `Duration::MAX`; its jitter used to be added to it
+    // with `+`, which overflowed and panicked the supervisor's restart
+    // decision: the restart was never scheduled nor recorded.
+    let backoff = RestartBackoff::exponential(Duration::MAX, Duration::MAX).jitter(1.0);
+    let spec = SupervisorSpec::new("sup").backoff(backoff).child(ChildSpec::new("brittle", || Brittle));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let brittle: Addr<u32> = sup.child("brittle").unwrap();
+    brittle.send(1).unwrap();
+    let restarting = || {
+        sup.history().into_iter().find_map(|event| match event.kind {
+            SupervisionEventKind::Restarting { restarts, delay } => Some((event.child, restarts, delay)),
+            _ => None,
+        })
+    };
+    wait_for("the restart to be scheduled", || restarting().is_some());
+    assert_eq!(restarting(), Some(("brittle".to_owned(), 1, Duration::MAX)));
+    let failed: Vec<String> = rt.failures().iter().map(|failure| failure.path.to_string()).collect();
+    assert_eq!(failed, ["/sup/brittle"]);
+    rt.shutdown(PATIENCE);
+}
+
 #[cfg(feature = "storage")]
 #[test]
 fn a_storage_cache_below_the_engine_minimum_is_refused_at_build() {
@@ -416,4 +441,52 @@ fn a_storage_cache_below_the_engine_minimum_is_refused_at_build() {
         StorageConfig::in_memory().cache_bytes(MIN_CACHE_BYTES).background_flush(Some(Duration::MAX));
     let rt = Runtime::builder().worker_threads(1).storage(smallest).build().unwrap();
     rt.shutdown(PATIENCE);
+}
+
+#[cfg(feature = "chaos")]
+#[test]
+fn a_fault_delay_the_spec_grammar_cannot_write_is_refused() {
+    use cellrt::{Delay, Fault, FaultError, FaultKind, FaultSet, Target};
+    // An exponential latency with the longest mean used to be built, then
+    // panicked the worker that drew a delay above `Duration::MAX`; and its
+    // spec text did not read back.
+    let longest = Delay::Exponential { mean: Duration::MAX };
+    let err = Fault::builder(Target::every(), FaultKind::Latency(longest)).build().unwrap_err();
+    assert_eq!(err, FaultError::DelayTooLong { delay: Duration::MAX });
+    let below = Duration::from_nanos(u64::MAX);
+    let fault = Fault::builder(Target::every(), FaultKind::Latency(Delay::Exponential { mean: below }))
+        .build()
+        .unwrap();
+    let set = FaultSet::from(fault);
+    assert_eq!(set.to_string(), "/**: latency(exp 18446744073709551615ns)");
+    assert_eq!(FaultSet::parse(&set.to_string()), Ok(set));
+}
+
+#[cfg(feature = "chaos")]
+#[test]
+fn an_experiment_without_a_name_or_with_a_bound_out_of_range_is_refused_at_build() {
+    use cellrt::{CellPath, Experiment, ExperimentBuildError, FaultSet, Predicate};
+    let echo: CellPath = "/echo".parse().unwrap();
+    let build = |name: &str, predicate: Predicate| {
+        Experiment::builder(name)
+            .faults(FaultSet::parse("/echo: error").unwrap())
+            .hypothesis(predicate)
+            .blast_radius("/echo")
+            .build()
+    };
+    assert_eq!(
+        build(" \t", Predicate::error_share_at_most(&echo, 0.1)).unwrap_err(),
+        ExperimentBuildError::BlankName
+    );
+    assert_eq!(
+        build("errors", Predicate::error_share_at_most(&echo, 1.5)).unwrap_err(),
+        ExperimentBuildError::PredicateBound {
+            predicate: "error share of /echo <= 1.5".into(),
+            bound: "share",
+            value: 1.5
+        }
+    );
+    let err = build("rate", Predicate::throughput_at_least(&echo, -1.0)).unwrap_err();
+    assert_eq!(err.to_string(), "predicate \"throughput of /echo >= -1/s\": per_second -1 is out of range");
+    assert!(build("errors", Predicate::error_share_at_most(&echo, 1.0)).is_ok());
 }
