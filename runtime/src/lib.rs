@@ -327,7 +327,7 @@ pub use crate::observe::{
     LearningMeasures, LoadShift, Metrics, NoiseFloor, Objective, ObjectiveError, ObjectiveSnapshot,
     ObservationConfig, ObservationConfigError, PlanStep, RollUp, Signal, SignalKind, SignalType,
     SignatureStats, SignatureSummary, Snapshot, TopologyChange, TriageConfig, TriageConfigError,
-    MIN_ANALYSIS_WINDOW,
+    MAX_SHORT_WINDOWS, MIN_ANALYSIS_WINDOW,
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 #[cfg(feature = "observe")]

@@ -443,6 +443,55 @@ fn a_storage_cache_below_the_engine_minimum_is_refused_at_build() {
     rt.shutdown(PATIENCE);
 }
 
+#[cfg(feature = "observe")]
+#[test]
+fn a_short_window_of_billions_of_windows_is_refused_instead_of_allocated() {
+    use cellrt::{BuildError, DecayConfig, DecayConfigError, ObservationConfig, MAX_SHORT_WINDOWS};
+    // `u32::MAX` windows used to be allocated at build, as one queue of
+    // 68 GB: the process aborted.
+    let build = |windows: u32| {
+        Runtime::builder()
+            .threadless(true)
+            .observation(ObservationConfig::default().decay(DecayConfig::default().short_windows(windows)))
+            .build()
+    };
+    let err = build(u32::MAX).unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::Observation(cellrt::ObservationConfigError::Decay(DecayConfigError::ShortWindows {
+            value: u32::MAX
+        }))
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid observation settings: decay: short_windows must be 1 to 1024 windows, got 4294967295"
+    );
+    let longest = build(MAX_SHORT_WINDOWS).unwrap();
+    longest.shutdown(PATIENCE);
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn burn_alerts_whose_long_windows_do_not_grow_from_fast_to_ticket_are_refused() {
+    use cellrt::{BurnAlert, BurnWindows, ObjectiveError};
+    let hour = Duration::from_secs(3_600);
+    // A fast alert over a day, beside the default slow one over 6 hours.
+    let swapped = BurnWindows::new().window(BurnAlert::Fast, 24 * hour, hour);
+    assert_eq!(
+        swapped.validate(),
+        Err(ObjectiveError::OutOfOrder {
+            alert: BurnAlert::Slow,
+            long: 6 * hour,
+            faster: BurnAlert::Fast,
+            faster_long: 24 * hour
+        })
+    );
+    assert_eq!(
+        swapped.validate().unwrap_err().to_string(),
+        "the Slow burn alert's long window (21600s) must be longer than the Fast alert's (86400s)"
+    );
+}
+
 #[cfg(feature = "chaos")]
 #[test]
 fn a_fault_delay_the_spec_grammar_cannot_write_is_refused() {
