@@ -445,6 +445,27 @@ fn a_storage_cache_below_the_engine_minimum_is_refused_at_build() {
 
 #[cfg(feature = "observe")]
 #[test]
+fn a_plan_under_the_longest_analysis_window_is_evaluated_after_the_longest_duration() {
+    use cellrt::{Action, Expected, Metric, ObservationConfig, Recomposable, RecomposeConfig, Recomposer};
+    // The plan's evaluation period is the window times `evaluation_windows`;
+    // it used to be multiplied with `*`, which overflowed and panicked the
+    // caller of `propose`.
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .observation(ObservationConfig::default().window(Duration::MAX))
+        .build()
+        .unwrap();
+    let engine = Recomposer::new(&rt, RecomposeConfig::default().evaluation_windows(3)).unwrap();
+    let echo = rt.spawn_with(CellConfig::named("echo"), Echo).unwrap();
+    engine.manage(&echo, Recomposable::new(|| Echo).variant("v2", || Echo)).unwrap();
+    let replace = vec![Action::Replace { cell: echo.path().clone(), variant: "v2".into() }];
+    let plan = engine.propose(replace, Expected::Hold { metric: Metric::QueueDelay }).unwrap();
+    assert_eq!(engine.plan(plan).map(|plan| plan.evaluation), Some(Duration::MAX));
+    rt.shutdown(PATIENCE);
+}
+
+#[cfg(feature = "observe")]
+#[test]
 fn a_short_window_of_billions_of_windows_is_refused_instead_of_allocated() {
     use cellrt::{BuildError, DecayConfig, DecayConfigError, ObservationConfig, MAX_SHORT_WINDOWS};
     // `u32::MAX` windows used to be allocated at build, as one queue of
@@ -489,6 +510,40 @@ fn burn_alerts_whose_long_windows_do_not_grow_from_fast_to_ticket_are_refused() 
     assert_eq!(
         swapped.validate().unwrap_err().to_string(),
         "the Slow burn alert's long window (21600s) must be longer than the Fast alert's (86400s)"
+    );
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn a_recompose_setting_out_of_range_is_named_and_a_merge_at_or_above_the_split_is_refused() {
+    use cellrt::{RecomposeConfig, RecomposeConfigError};
+    let config = RecomposeConfig::default().split_saturation(0.5).merge_saturation(0.5);
+    let err = config.validate().unwrap_err();
+    assert_eq!(
+        err,
+        RecomposeConfigError::MergeNotBelowSplit { merge_saturation: 0.5, split_saturation: 0.5 }
+    );
+    assert_eq!(err.field(), "merge_saturation");
+    assert_eq!(err.to_string(), "merge_saturation (0.5) must be below split_saturation (0.5)");
+    let err = RecomposeConfig::default().shed_watermark(f64::NAN).validate().unwrap_err();
+    assert_eq!(
+        (err.field(), err.to_string()),
+        ("shed_watermark", "shed_watermark must be in (0, 1], got NaN".into())
+    );
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn a_pool_larger_than_a_split_can_spawn_is_refused_at_registration() {
+    use cellrt::{Recomposable, RecomposableError, MAX_POOL};
+    assert_eq!(Recomposable::new(|| Echo).max_pool(MAX_POOL).validate(), Ok(()));
+    assert_eq!(
+        Recomposable::new(|| Echo).stateless().max_pool(usize::MAX).validate(),
+        Err(RecomposableError::MaxPool { value: usize::MAX })
+    );
+    assert_eq!(
+        Recomposable::new(|| Echo).variant("", || Echo).validate(),
+        Err(RecomposableError::VariantName { name: String::new() })
     );
 }
 
