@@ -2035,3 +2035,74 @@ mod flow {
         }
     }
 }
+
+/// Paths read from text (`CellPath`'s `FromStr`: journal queries,
+/// predicates, stored data).
+mod paths {
+    use cellrt::{CellPath, NameError};
+    use proptest::prelude::*;
+
+    use super::values::{name_rule, text};
+
+    /// `/`, then names separated by `/`, each by the name rule (a refused
+    /// character's position counted from the start of the text), or an
+    /// unnamed cell's `#<id>`, or first `#breaker`.
+    fn path_rule(text: &str) -> Result<(), NameError> {
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(NameError::NotAbsolute);
+        };
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let mut start = 1;
+        for (i, name) in rest.split('/').enumerate() {
+            let reserved = name.strip_prefix('#');
+            let unnamed = reserved.is_some_and(|id| id.parse::<u64>().is_ok());
+            let breakers = i == 0 && reserved == Some("breaker");
+            if !(unnamed || breakers) {
+                name_rule(name).map_err(|err| match err {
+                    NameError::InvalidChar { found, position } => {
+                        NameError::InvalidChar { found, position: start + position }
+                    }
+                    other => other,
+                })?;
+            }
+            start += name.len() + 1;
+        }
+        Ok(())
+    }
+
+    fn path_text() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![
+            4 => prop_oneof![Just("orders"), Just("é"), Just("#3"), Just("#breaker"), Just("#x")].prop_map(str::to_owned),
+            1 => text(),
+        ];
+        prop_oneof![
+            1 => text(),
+            3 => proptest::collection::vec(segment, 0..4).prop_map(|names| format!("/{}", names.join("/"))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_parses_as_a_path_or_names_the_rule_and_the_byte_it_broke(text in path_text()) {
+            let got = text.parse::<CellPath>();
+            match (got, path_rule(&text)) {
+                (Ok(path), Ok(())) => {
+                    if !text.contains('#') {
+                        prop_assert_eq!(path.as_str(), text.as_str());
+                    }
+                }
+                (Err(got), Err(want)) => {
+                    prop_assert_eq!(&got, &want, "{:?}", text);
+                    if let NameError::InvalidChar { found, position } = got {
+                        prop_assert!(text.is_char_boundary(position) && text[position..].starts_with(found));
+                    }
+                }
+                (got, want) => prop_assert!(false, "{:?}: got {:?}, want {:?}", text, got, want),
+            }
+        }
+    }
+}
