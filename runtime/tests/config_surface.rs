@@ -992,7 +992,7 @@ mod chaos {
 
     use cellrt::{
         CellPath, Delay, Experiment, ExperimentBuildError, ExperimentError, Fault, FaultError, FaultKind,
-        FaultSet, Predicate, Runtime, Span, Target, TargetError,
+        FaultSet, InjectError, Predicate, Runtime, Span, Target, TargetError,
     };
     use proptest::prelude::*;
 
@@ -1232,7 +1232,15 @@ mod chaos {
             match FaultSet::parse(&spec) {
                 Ok(set) => {
                     let printed = set.to_string();
-                    prop_assert_eq!(FaultSet::parse(&printed), Ok(set), "{:?} printed as {:?}", spec, printed);
+                    prop_assert_eq!(FaultSet::parse(&printed), Ok(set.clone()), "{:?} printed as {:?}", spec, printed);
+                    // What reads is installed, but an empty set.
+                    match runtime().inject(set.clone()) {
+                        Ok(injection) => {
+                            prop_assert!(!set.is_empty());
+                            prop_assert_eq!(injection.remove().len(), set.len());
+                        }
+                        Err(err) => prop_assert!(set.is_empty() && err == InjectError::Empty, "{}", err),
+                    }
                 }
                 Err(err) => {
                     prop_assert!(err.position <= spec.len(), "{:?}: {:?}", spec, err);
