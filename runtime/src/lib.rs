@@ -344,14 +344,14 @@ pub use crate::observe::{
     LearningMeasures, LoadShift, Metrics, NoiseFloor, Objective, ObjectiveError, ObjectiveSnapshot,
     ObservationConfig, ObservationConfigError, PlanStep, RollUp, Signal, SignalKind, SignalType,
     SignatureStats, SignatureSummary, Snapshot, TopologyChange, TriageConfig, TriageConfigError,
-    MIN_ANALYSIS_WINDOW,
+    MAX_SHORT_WINDOWS, MIN_ANALYSIS_WINDOW,
 };
 pub use crate::path::{CellPath, NameError, MAX_NAME_LEN};
 #[cfg(feature = "observe")]
 pub use crate::recompose::{
     Action, CellWindow, Expected, Finding, IsolatedKind, KindShare, Layout, Metric, Mode, Plan, PlanStatus,
-    Policy, Proposal, Recomposable, RecomposeConfig, RecomposeError, Recomposer, RestoreError,
-    RestoreWarning, Restored, ServingCell, SplitBy,
+    Policy, Proposal, Recomposable, RecomposableError, RecomposeConfig, RecomposeConfigError, RecomposeError,
+    Recomposer, RestoreError, RestoreWarning, Restored, ServingCell, SplitBy, MAX_POOL,
 };
 pub use crate::runtime::{
     BuildError, Builder, RunError, RunReport, Runtime, ShutdownReport, DEFAULT_DISPATCHER, MAX_WORKER_THREADS,

@@ -71,7 +71,8 @@ pub enum NameError {
     InvalidChar {
         /// The first offending character.
         found: char,
-        /// Its byte offset in the name.
+        /// Its byte offset in the name; in the text, when a path was
+        /// parsed (`"/a/b c".parse::<CellPath>()` puts the space at byte 4).
         position: usize,
     },
     /// The name starts with `#`, which is kept for unnamed cells (`#<id>`).
@@ -215,7 +216,8 @@ impl CellPath {
 impl std::str::FromStr for CellPath {
     type Err = NameError;
 
-    /// Parses `/a/b` (each name validated as [`CellPath::child`] does); `/`
+    /// Parses `/a/b` (each name validated as [`CellPath::child`] does, a
+    /// refused character's position counted from the start of `s`); `/`
     /// is the root. Also parses the paths of unnamed cells (`/#3`) and of
     /// breakers ([`CellPath::breaker`]).
     fn from_str(s: &str) -> Result<Self, NameError> {
@@ -226,6 +228,8 @@ impl std::str::FromStr for CellPath {
         if rest.is_empty() {
             return Ok(path);
         }
+        // The byte of `s` where the current name starts.
+        let mut start = 1;
         for name in rest.split('/') {
             let reserved = name.strip_prefix('#');
             path = if let Some(id) = reserved.and_then(|id| id.parse::<u64>().ok()) {
@@ -234,8 +238,15 @@ impl std::str::FromStr for CellPath {
                 // `/#breaker/<name>`, see `CellPath::breaker`.
                 path.joined(format_args!("{name}"))
             } else {
-                path.child(name)?
+                path.child(name).map_err(|err| match err {
+                    // Where in the text, not in the name.
+                    NameError::InvalidChar { found, position } => {
+                        NameError::InvalidChar { found, position: start + position }
+                    }
+                    other => other,
+                })?
             };
+            start += name.len() + 1;
         }
         Ok(path)
     }
@@ -293,6 +304,11 @@ mod tests {
         assert_eq!(root.child("x\n"), Err(NameError::InvalidChar { found: '\n', position: 1 }));
         assert_eq!(root.child("with space"), Err(NameError::InvalidChar { found: ' ', position: 4 }));
         assert_eq!(root.child("é\u{a0}"), Err(NameError::InvalidChar { found: '\u{a0}', position: 2 }));
+        assert_eq!(
+            "/orders/with space".parse::<CellPath>(),
+            Err(NameError::InvalidChar { found: ' ', position: 12 })
+        );
+        assert_eq!("/é/x\ty".parse::<CellPath>(), Err(NameError::InvalidChar { found: '\t', position: 5 }));
         assert_eq!(root.child("#7"), Err(NameError::Reserved));
         let long = "x".repeat(MAX_NAME_LEN + 1);
         assert_eq!(root.child(&long), Err(NameError::TooLong { len: 256 }));

@@ -402,6 +402,31 @@ fn a_cell_waiting_for_its_restart_stopped_through_the_runtime_is_retired() {
     rt.shutdown(PATIENCE);
 }
 
+#[test]
+fn a_restart_backoff_of_the_longest_duration_with_jitter_waits_instead_of_overflowing() {
+    use cellrt::{ChildSpec, RestartBackoff, SupervisionEventKind, SupervisorSpec};
+    let rt = one_worker();
+    // The base delay is `Duration::MAX`; its jitter used to be added to it
+    // with `+`, which overflowed and panicked the supervisor's restart
+    // decision: the restart was never scheduled nor recorded.
+    let backoff = RestartBackoff::exponential(Duration::MAX, Duration::MAX).jitter(1.0);
+    let spec = SupervisorSpec::new("sup").backoff(backoff).child(ChildSpec::new("brittle", || Brittle));
+    let sup = rt.start_supervisor(spec, PATIENCE).unwrap();
+    let brittle: Addr<u32> = sup.child("brittle").unwrap();
+    brittle.send(1).unwrap();
+    let restarting = || {
+        sup.history().into_iter().find_map(|event| match event.kind {
+            SupervisionEventKind::Restarting { restarts, delay } => Some((event.child, restarts, delay)),
+            _ => None,
+        })
+    };
+    wait_for("the restart to be scheduled", || restarting().is_some());
+    assert_eq!(restarting(), Some(("brittle".to_owned(), 1, Duration::MAX)));
+    let failed: Vec<String> = rt.failures().iter().map(|failure| failure.path.to_string()).collect();
+    assert_eq!(failed, ["/sup/brittle"]);
+    rt.shutdown(PATIENCE);
+}
+
 #[cfg(feature = "storage")]
 #[test]
 fn a_storage_cache_below_the_engine_minimum_is_refused_at_build() {
@@ -416,4 +441,156 @@ fn a_storage_cache_below_the_engine_minimum_is_refused_at_build() {
         StorageConfig::in_memory().cache_bytes(MIN_CACHE_BYTES).background_flush(Some(Duration::MAX));
     let rt = Runtime::builder().worker_threads(1).storage(smallest).build().unwrap();
     rt.shutdown(PATIENCE);
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn a_plan_under_the_longest_analysis_window_is_evaluated_after_the_longest_duration() {
+    use cellrt::{Action, Expected, Metric, ObservationConfig, Recomposable, RecomposeConfig, Recomposer};
+    // The plan's evaluation period is the window times `evaluation_windows`;
+    // it used to be multiplied with `*`, which overflowed and panicked the
+    // caller of `propose`.
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .observation(ObservationConfig::default().window(Duration::MAX))
+        .build()
+        .unwrap();
+    let engine = Recomposer::new(&rt, RecomposeConfig::default().evaluation_windows(3)).unwrap();
+    let echo = rt.spawn_with(CellConfig::named("echo"), Echo).unwrap();
+    engine.manage(&echo, Recomposable::new(|| Echo).variant("v2", || Echo)).unwrap();
+    let replace = vec![Action::Replace { cell: echo.path().clone(), variant: "v2".into() }];
+    let plan = engine.propose(replace, Expected::Hold { metric: Metric::QueueDelay }).unwrap();
+    assert_eq!(engine.plan(plan).map(|plan| plan.evaluation), Some(Duration::MAX));
+    rt.shutdown(PATIENCE);
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn a_short_window_of_billions_of_windows_is_refused_instead_of_allocated() {
+    use cellrt::{BuildError, DecayConfig, DecayConfigError, ObservationConfig, MAX_SHORT_WINDOWS};
+    // `u32::MAX` windows used to be allocated at build, as one queue of
+    // 68 GB: the process aborted.
+    let build = |windows: u32| {
+        Runtime::builder()
+            .threadless(true)
+            .observation(ObservationConfig::default().decay(DecayConfig::default().short_windows(windows)))
+            .build()
+    };
+    let err = build(u32::MAX).unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::Observation(cellrt::ObservationConfigError::Decay(DecayConfigError::ShortWindows {
+            value: u32::MAX
+        }))
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid observation settings: decay: short_windows must be 1 to 1024 windows, got 4294967295"
+    );
+    let longest = build(MAX_SHORT_WINDOWS).unwrap();
+    longest.shutdown(PATIENCE);
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn burn_alerts_whose_long_windows_do_not_grow_from_fast_to_ticket_are_refused() {
+    use cellrt::{BurnAlert, BurnWindows, ObjectiveError};
+    let hour = Duration::from_secs(3_600);
+    // A fast alert over a day, beside the default slow one over 6 hours.
+    let swapped = BurnWindows::new().window(BurnAlert::Fast, 24 * hour, hour);
+    assert_eq!(
+        swapped.validate(),
+        Err(ObjectiveError::OutOfOrder {
+            alert: BurnAlert::Slow,
+            long: 6 * hour,
+            faster: BurnAlert::Fast,
+            faster_long: 24 * hour
+        })
+    );
+    assert_eq!(
+        swapped.validate().unwrap_err().to_string(),
+        "the Slow burn alert's long window (21600s) must be longer than the Fast alert's (86400s)"
+    );
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn a_recompose_setting_out_of_range_is_named_and_a_merge_at_or_above_the_split_is_refused() {
+    use cellrt::{RecomposeConfig, RecomposeConfigError};
+    let config = RecomposeConfig::default().split_saturation(0.5).merge_saturation(0.5);
+    let err = config.validate().unwrap_err();
+    assert_eq!(
+        err,
+        RecomposeConfigError::MergeNotBelowSplit { merge_saturation: 0.5, split_saturation: 0.5 }
+    );
+    assert_eq!(err.field(), "merge_saturation");
+    assert_eq!(err.to_string(), "merge_saturation (0.5) must be below split_saturation (0.5)");
+    let err = RecomposeConfig::default().shed_watermark(f64::NAN).validate().unwrap_err();
+    assert_eq!(
+        (err.field(), err.to_string()),
+        ("shed_watermark", "shed_watermark must be in (0, 1], got NaN".into())
+    );
+}
+
+#[cfg(feature = "observe")]
+#[test]
+fn a_pool_larger_than_a_split_can_spawn_is_refused_at_registration() {
+    use cellrt::{Recomposable, RecomposableError, MAX_POOL};
+    assert_eq!(Recomposable::new(|| Echo).max_pool(MAX_POOL).validate(), Ok(()));
+    assert_eq!(
+        Recomposable::new(|| Echo).stateless().max_pool(usize::MAX).validate(),
+        Err(RecomposableError::MaxPool { value: usize::MAX })
+    );
+    assert_eq!(
+        Recomposable::new(|| Echo).variant("", || Echo).validate(),
+        Err(RecomposableError::VariantName { name: String::new() })
+    );
+}
+
+#[cfg(feature = "chaos")]
+#[test]
+fn a_fault_delay_the_spec_grammar_cannot_write_is_refused() {
+    use cellrt::{Delay, Fault, FaultError, FaultKind, FaultSet, Target};
+    // An exponential latency with the longest mean used to be built, then
+    // panicked the worker that drew a delay above `Duration::MAX`; and its
+    // spec text did not read back.
+    let longest = Delay::Exponential { mean: Duration::MAX };
+    let err = Fault::builder(Target::every(), FaultKind::Latency(longest)).build().unwrap_err();
+    assert_eq!(err, FaultError::DelayTooLong { delay: Duration::MAX });
+    let below = Duration::from_nanos(u64::MAX);
+    let fault = Fault::builder(Target::every(), FaultKind::Latency(Delay::Exponential { mean: below }))
+        .build()
+        .unwrap();
+    let set = FaultSet::from(fault);
+    assert_eq!(set.to_string(), "/**: latency(exp 18446744073709551615ns)");
+    assert_eq!(FaultSet::parse(&set.to_string()), Ok(set));
+}
+
+#[cfg(feature = "chaos")]
+#[test]
+fn an_experiment_without_a_name_or_with_a_bound_out_of_range_is_refused_at_build() {
+    use cellrt::{CellPath, Experiment, ExperimentBuildError, FaultSet, Predicate};
+    let echo: CellPath = "/echo".parse().unwrap();
+    let build = |name: &str, predicate: Predicate| {
+        Experiment::builder(name)
+            .faults(FaultSet::parse("/echo: error").unwrap())
+            .hypothesis(predicate)
+            .blast_radius("/echo")
+            .build()
+    };
+    assert_eq!(
+        build(" \t", Predicate::error_share_at_most(&echo, 0.1)).unwrap_err(),
+        ExperimentBuildError::BlankName
+    );
+    assert_eq!(
+        build("errors", Predicate::error_share_at_most(&echo, 1.5)).unwrap_err(),
+        ExperimentBuildError::PredicateBound {
+            predicate: "error share of /echo <= 1.5".into(),
+            bound: "share",
+            value: 1.5
+        }
+    );
+    let err = build("rate", Predicate::throughput_at_least(&echo, -1.0)).unwrap_err();
+    assert_eq!(err.to_string(), "predicate \"throughput of /echo >= -1/s\": per_second -1 is out of range");
+    assert!(build("errors", Predicate::error_share_at_most(&echo, 1.0)).is_ok());
 }

@@ -765,7 +765,7 @@ fn routed_and_doubly_managed_cells_are_refused() {
             &other,
             Recomposable::new(move || Slow(made.clone())).variant("base", || Slow(Arc::default()))
         ),
-        Err(RecomposeError::Invalid { .. })
+        Err(RecomposeError::Registration(cellrt::RecomposableError::VariantName { name })) if name == "base"
     ));
     runtime.shutdown(Duration::from_secs(5));
 }
@@ -780,14 +780,18 @@ fn an_engine_needs_observation_and_valid_settings() {
     );
     runtime.shutdown(Duration::from_secs(5));
     let runtime = checker_runtime();
-    for config in [
-        RecomposeConfig::default().sustain(0),
-        RecomposeConfig::default().isolate_share(1.5),
-        RecomposeConfig::default().split_into(1),
-        RecomposeConfig::default().tolerance(f64::NAN),
-        RecomposeConfig::default().merge_saturation(1.0),
+    for (config, field) in [
+        (RecomposeConfig::default().sustain(0), "sustain"),
+        (RecomposeConfig::default().isolate_share(1.5), "isolate_share"),
+        (RecomposeConfig::default().split_into(1), "split_into"),
+        (RecomposeConfig::default().tolerance(f64::NAN), "tolerance"),
+        (RecomposeConfig::default().merge_saturation(1.0), "merge_saturation"),
+        (RecomposeConfig::default().merge_saturation(0.8), "merge_saturation"),
     ] {
-        assert!(matches!(Recomposer::new(&runtime, config), Err(RecomposeError::Invalid { .. })));
+        match Recomposer::new(&runtime, config) {
+            Err(RecomposeError::Config(err)) => assert_eq!(err.field(), field, "{err}"),
+            other => panic!("{field}: {:?}", other.map(|_| ())),
+        }
     }
     runtime.shutdown(Duration::from_secs(5));
 }

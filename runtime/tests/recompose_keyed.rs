@@ -503,7 +503,10 @@ fn a_split_by_key_outside_two_to_max_pool_cells_is_refused() {
     let spec = Recomposable::new(|| Books { handlers: Handlers::default(), slow: Duration::ZERO })
         .keyed(Ledger::account)
         .max_pool(1);
-    assert!(matches!(engine.manage(&other, spec), Err(RecomposeError::Invalid { .. })));
+    assert_eq!(
+        engine.manage(&other, spec).err(),
+        Some(RecomposeError::Registration(cellrt::RecomposableError::MaxPool { value: 1 }))
+    );
     runtime.shutdown(Duration::from_secs(5));
 }
 

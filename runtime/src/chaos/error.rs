@@ -60,6 +60,14 @@ pub enum FaultError {
     },
     /// A limit of 0: the fault would never act.
     ZeroLimit,
+    /// A delay (fixed, either end of a uniform range, or an exponential
+    /// mean) of 2^64 nanoseconds (about 584 years) or more: the spec
+    /// grammar could not write it, so the fault would not read back from
+    /// its own text.
+    DelayTooLong {
+        /// The refused duration.
+        delay: Duration,
+    },
     /// A uniform delay whose low end is above its high end.
     EmptyRange {
         /// The low end.
@@ -90,6 +98,9 @@ impl fmt::Display for FaultError {
         match self {
             FaultError::Probability { value } => write!(f, "probability {value} is outside 0..=1"),
             FaultError::ZeroLimit => f.write_str("a limit of 0 would never inject"),
+            FaultError::DelayTooLong { delay } => {
+                write!(f, "delay {delay:?} is not below 2^64 nanoseconds (about 584 years)")
+            }
             FaultError::EmptyRange { low, high } => {
                 write!(f, "uniform delay from {low:?} to {high:?} is empty")
             }
@@ -195,9 +206,12 @@ impl fmt::Display for InjectedError {
 impl Error for InjectedError {}
 
 /// An [`Experiment`](crate::Experiment) could not be built.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum ExperimentBuildError {
+    /// The experiment's name was empty or only whitespace: reports, the
+    /// journal and [`ExperimentError::Busy`] know an experiment by it.
+    BlankName,
     /// No fault to inject.
     NoFault,
     /// No predicate in the hypothesis.
@@ -211,16 +225,36 @@ pub enum ExperimentBuildError {
         /// Which phase.
         phase: &'static str,
     },
+    /// A built-in predicate's bound was out of range: `share` of
+    /// [`Predicate::error_share_at_most`](crate::Predicate::error_share_at_most)
+    /// outside `0..=1` or NaN, `per_second` of
+    /// [`Predicate::throughput_at_least`](crate::Predicate::throughput_at_least)
+    /// negative, NaN or infinite.
+    PredicateBound {
+        /// The predicate, as the report writes it.
+        predicate: String,
+        /// The bound: `share` or `per_second`.
+        bound: &'static str,
+        /// The refused value.
+        value: f64,
+    },
 }
+
+// Like `FaultError`: compared in tests as values; a NaN refused stays NaN.
+impl Eq for ExperimentBuildError {}
 
 impl fmt::Display for ExperimentBuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ExperimentBuildError::BlankName => f.write_str("an experiment needs a name that is not blank"),
             ExperimentBuildError::NoFault => f.write_str("an experiment needs a fault"),
             ExperimentBuildError::NoHypothesis => f.write_str("an experiment needs a hypothesis"),
             ExperimentBuildError::NoBlastRadius => f.write_str("an experiment needs a blast radius"),
             ExperimentBuildError::Radius(_) => f.write_str("invalid blast radius"),
             ExperimentBuildError::EmptyPhase { phase } => write!(f, "the {phase} phase is empty"),
+            ExperimentBuildError::PredicateBound { predicate, bound, value } => {
+                write!(f, "predicate {predicate:?}: {bound} {value} is out of range")
+            }
         }
     }
 }

@@ -94,7 +94,8 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    /// A builder for an experiment named `name`.
+    /// A builder for an experiment named `name` (not blank: reports and the
+    /// journal know it by its name).
     pub fn builder(name: &str) -> ExperimentBuilder {
         ExperimentBuilder {
             name: name.to_owned(),
@@ -113,6 +114,12 @@ impl Experiment {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How often a run without a load function looks at its cells: the
+    /// builder's [`tick`](ExperimentBuilder::tick), at least 1 ms.
+    pub fn tick(&self) -> Duration {
+        self.tick
     }
 
     /// Runs the experiment against the traffic the application sends on
@@ -269,7 +276,8 @@ impl ExperimentBuilder {
         self
     }
 
-    /// How often a run without a load function looks at its cells.
+    /// How often a run without a load function looks at its cells. Valid
+    /// by construction: a tick under 1 ms is taken as 1 ms.
     ///
     /// # Default
     ///
@@ -283,14 +291,28 @@ impl ExperimentBuilder {
     ///
     /// # Errors
     ///
-    /// [`ExperimentBuildError`]: no fault, no predicate, no blast radius,
-    /// an invalid radius glob, an empty phase.
+    /// [`ExperimentBuildError`], the first of: a blank name, no fault, no
+    /// predicate, a built-in predicate's bound out of range, no blast
+    /// radius, an invalid radius glob, an empty phase (control, fault,
+    /// recovery).
     pub fn build(&self) -> Result<Experiment, ExperimentBuildError> {
+        if self.name.trim().is_empty() {
+            return Err(ExperimentBuildError::BlankName);
+        }
         if self.faults.is_empty() {
             return Err(ExperimentBuildError::NoFault);
         }
         if self.hypothesis.is_empty() {
             return Err(ExperimentBuildError::NoHypothesis);
+        }
+        if let Some((predicate, (bound, value))) =
+            self.hypothesis.iter().find_map(|p| p.out_of_range().map(|refused| (p, refused)))
+        {
+            return Err(ExperimentBuildError::PredicateBound {
+                predicate: predicate.to_string(),
+                bound,
+                value,
+            });
         }
         if self.radius.is_empty() {
             return Err(ExperimentBuildError::NoBlastRadius);

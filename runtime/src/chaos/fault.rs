@@ -51,12 +51,23 @@ impl Delay {
             Delay::Exponential { mean } => {
                 // Inverse transform: −mean·ln(1 − u), u in [0, 1).
                 let factor = (-(1.0 - rng.f64()).ln()).min(1_000.0);
-                mean.mul_f64(factor)
+                // Saturating: `Duration::mul_f64` panics past `Duration::MAX`,
+                // which a long mean reaches (any mean above `Duration::MAX`
+                // / 1,000 can).
+                Duration::try_from_secs_f64(mean.as_secs_f64() * factor.max(0.0)).unwrap_or(Duration::MAX)
             }
         }
     }
 
     fn check(&self) -> Result<(), FaultError> {
+        let durations = match *self {
+            Delay::Fixed(delay) => [delay, delay],
+            Delay::Uniform { low, high } => [low, high],
+            Delay::Exponential { mean } => [mean, mean],
+        };
+        if let Some(&delay) = durations.iter().find(|d| d.as_nanos() > u128::from(u64::MAX)) {
+            return Err(FaultError::DelayTooLong { delay });
+        }
         match *self {
             Delay::Uniform { low, high } if low > high => Err(FaultError::EmptyRange { low, high }),
             _ => Ok(()),
@@ -379,7 +390,8 @@ impl FaultBuilder {
     /// # Errors
     ///
     /// [`FaultError::Probability`] outside `0..=1` (or NaN),
-    /// [`FaultError::ZeroLimit`], [`FaultError::EmptyRange`] for a uniform
+    /// [`FaultError::ZeroLimit`], [`FaultError::DelayTooLong`] for a delay
+    /// of 2^64 nanoseconds or more, [`FaultError::EmptyRange`] for a uniform
     /// delay whose low end is above its high end,
     /// [`FaultError::EdgeOutsideSend`] for an edge target on a fault that
     /// does not act where messages are sent (only `drop`, `full` and
@@ -511,5 +523,17 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(3);
         assert_eq!(Delay::Fixed(ms(5)).sample(&mut rng), ms(5));
         assert!(Delay::Exponential { mean: ms(1) }.sample(&mut rng) <= ms(1000));
+    }
+
+    #[test]
+    fn an_exponential_delay_with_the_longest_mean_saturates_instead_of_overflowing() {
+        let longest = Delay::Exponential { mean: Duration::MAX };
+        let mut rng = fastrand::Rng::with_seed(5);
+        let draws: Vec<Duration> = (0..100).map(|_| longest.sample(&mut rng)).collect();
+        let saturated = draws.iter().filter(|d| **d == Duration::MAX).count();
+        // A draw above the mean (factor > 1) is capped at `Duration::MAX`:
+        // about 1 in e of them.
+        assert!((20..=50).contains(&saturated), "{saturated} of 100 saturated");
+        assert!(draws.iter().all(|d| *d > Duration::ZERO));
     }
 }

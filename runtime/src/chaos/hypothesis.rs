@@ -160,8 +160,8 @@ impl Predicate {
         Predicate { check: Check::BurnBelowPage(cell.clone()) }
     }
 
-    /// `cell` handles at least `per_second` messages per second. Value:
-    /// its throughput.
+    /// `cell` handles at least `per_second` (finite, 0 or more) messages per
+    /// second. Value: its throughput.
     pub fn throughput_at_least(cell: &CellPath, per_second: f64) -> Self {
         Predicate { check: Check::ThroughputAtLeast(cell.clone(), per_second) }
     }
@@ -172,6 +172,20 @@ impl Predicate {
     /// every fault removed.
     pub fn custom(name: &str, check: impl Fn(&Observation) -> bool + Send + Sync + 'static) -> Self {
         Predicate { check: Check::Custom(name.to_owned(), Arc::new(check)) }
+    }
+
+    /// The bound of a built-in predicate outside its range, with the
+    /// bound's name: an error share outside `0..=1` (or NaN), a throughput
+    /// negative, NaN or infinite. Such a predicate would never hold, or
+    /// always would.
+    pub(crate) fn out_of_range(&self) -> Option<(&'static str, f64)> {
+        match self.check {
+            Check::ErrorShareAtMost(_, share) if !(0.0..=1.0).contains(&share) => Some(("share", share)),
+            Check::ThroughputAtLeast(_, per_second) if !(per_second.is_finite() && per_second >= 0.0) => {
+                Some(("per_second", per_second))
+            }
+            _ => None,
+        }
     }
 
     /// The cell the predicate is about, if any.

@@ -125,6 +125,10 @@ pub(crate) struct WindowSample {
     pub(crate) rejected: u64,
 }
 
+/// The most windows a short window may span: each cell keeps one sample per
+/// window of it.
+pub const MAX_SHORT_WINDOWS: u32 = 1_024;
+
 /// The smallest scale a deviation is measured in, for one measure:
 /// `max(relative · |mean|, absolute)`, used when it is larger than the
 /// learned standard deviation.
@@ -247,7 +251,8 @@ impl DecayConfig {
     }
 
     /// How many latest windows form the short window the measures are taken
-    /// over (default 3). At least 1.
+    /// over (default 3). From 1 to [`MAX_SHORT_WINDOWS`]: every cell keeps
+    /// that many samples and sums them each window.
     pub fn short_windows(mut self, windows: u32) -> Self {
         self.short_windows = windows;
         self
@@ -347,7 +352,7 @@ impl DecayConfig {
         if self.warmup == 0 {
             return Err(DecayConfigError::Warmup { value: self.warmup });
         }
-        if self.short_windows == 0 {
+        if !(1..=MAX_SHORT_WINDOWS).contains(&self.short_windows) {
             return Err(DecayConfigError::ShortWindows { value: self.short_windows });
         }
         let alpha = self.baseline_alpha;
@@ -396,7 +401,10 @@ pub enum DecayConfigError {
         /// The refused value.
         value: u32,
     },
-    /// `short_windows` was 0: the short window would hold no sample.
+    /// `short_windows` was 0 (the short window would hold no sample) or
+    /// above [`MAX_SHORT_WINDOWS`] (every cell would keep, and sum each
+    /// window, that many samples: a value near `u32::MAX` asked for tens of
+    /// gigabytes at once).
     ShortWindows {
         /// The refused value.
         value: u32,
@@ -452,7 +460,7 @@ impl fmt::Display for DecayConfigError {
         match self {
             DecayConfigError::Warmup { value } => write!(f, "warmup must be at least 1 window, got {value}"),
             DecayConfigError::ShortWindows { value } => {
-                write!(f, "short_windows must be at least 1 window, got {value}")
+                write!(f, "short_windows must be 1 to {MAX_SHORT_WINDOWS} windows, got {value}")
             }
             DecayConfigError::BaselineAlpha { value } => {
                 write!(f, "baseline_alpha must be in (0, 1], got {value}")
@@ -1529,6 +1537,8 @@ mod tests {
         let cases: Vec<(DecayConfig, DecayConfigError)> = vec![
             (base().warmup(0), DecayConfigError::Warmup { value: 0 }),
             (base().short_windows(0), DecayConfigError::ShortWindows { value: 0 }),
+            (base().short_windows(MAX_SHORT_WINDOWS + 1), DecayConfigError::ShortWindows { value: 1_025 }),
+            (base().short_windows(u32::MAX), DecayConfigError::ShortWindows { value: u32::MAX }),
             (base().baseline_alpha(0.0), DecayConfigError::BaselineAlpha { value: 0.0 }),
             (base().baseline_alpha(1.5), DecayConfigError::BaselineAlpha { value: 1.5 }),
             (base().baseline_alpha(-0.1), DecayConfigError::BaselineAlpha { value: -0.1 }),

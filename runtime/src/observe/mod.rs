@@ -49,6 +49,7 @@ pub use self::config::{ObservationConfig, ObservationConfigError, MIN_ANALYSIS_W
 #[cfg(feature = "observe")]
 pub use self::decay::{
     Baseline, Baselines, Crossing, Decay, DecayConfig, DecayConfigError, LoadShift, NoiseFloor,
+    MAX_SHORT_WINDOWS,
 };
 #[cfg(feature = "observe")]
 pub use self::histogram::LatencySummary;

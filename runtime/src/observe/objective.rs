@@ -229,7 +229,10 @@ impl BurnWindows {
     }
 
     /// Sets `alert`'s long and short window. Both must be longer than 0,
-    /// and `short` shorter than `long`.
+    /// `short` shorter than `long`, and `long` longer than the long window
+    /// of every faster alert (`Fast` < `Slow` < `Ticket`): an alert named
+    /// for paging on a fast burn must look at a shorter span than the one
+    /// that opens a ticket.
     pub fn window(mut self, alert: BurnAlert, long: Duration, short: Duration) -> Self {
         let windows = self.of_mut(alert);
         windows.long = long;
@@ -244,7 +247,9 @@ impl BurnWindows {
         self
     }
 
-    /// Checks every alert's windows and factor, fastest alert first.
+    /// Checks every alert's windows and factor, fastest alert first, then
+    /// that the alerts' long windows grow from [`Fast`](BurnAlert::Fast) to
+    /// [`Slow`](BurnAlert::Slow) to [`Ticket`](BurnAlert::Ticket).
     pub fn validate(&self) -> Result<(), ObjectiveError> {
         for alert in BurnAlert::ALL {
             let AlertWindows { long, short, factor } = self.of(alert);
@@ -256,6 +261,13 @@ impl BurnWindows {
             }
             if !(factor.is_finite() && factor > 0.0) {
                 return Err(ObjectiveError::Factor { alert, value: factor });
+            }
+        }
+        for pair in BurnAlert::ALL.windows(2) {
+            let (faster, alert) = (pair[0], pair[1]);
+            let (faster_long, long) = (self.of(faster).long, self.of(alert).long);
+            if long <= faster_long {
+                return Err(ObjectiveError::OutOfOrder { alert, long, faster, faster_long });
             }
         }
         Ok(())
@@ -315,6 +327,18 @@ pub enum ObjectiveError {
         /// The refused factor.
         value: f64,
     },
+    /// An alert's long window was not longer than a faster alert's: the
+    /// long windows must grow from `Fast` to `Slow` to `Ticket`.
+    OutOfOrder {
+        /// The alert.
+        alert: BurnAlert,
+        /// Its long window.
+        long: Duration,
+        /// The faster alert just before it.
+        faster: BurnAlert,
+        /// That alert's long window.
+        faster_long: Duration,
+    },
 }
 
 impl fmt::Display for ObjectiveError {
@@ -338,6 +362,11 @@ impl fmt::Display for ObjectiveError {
             ObjectiveError::Factor { alert, value } => {
                 write!(f, "the {alert:?} burn alert's factor must be finite and greater than 0, got {value}")
             }
+            ObjectiveError::OutOfOrder { alert, long, faster, faster_long } => write!(
+                f,
+                "the {alert:?} burn alert's long window ({long:?}) must be longer than the {faster:?} alert's \
+                 ({faster_long:?})"
+            ),
         }
     }
 }
@@ -948,6 +977,24 @@ mod tests {
             (
                 BurnWindows::new().factor(BurnAlert::Fast, f64::INFINITY),
                 ObjectiveError::Factor { alert: BurnAlert::Fast, value: f64::INFINITY },
+            ),
+            (
+                BurnWindows::new().window(BurnAlert::Fast, ms(7 * 3_600_000), ms(60)),
+                ObjectiveError::OutOfOrder {
+                    alert: BurnAlert::Slow,
+                    long: ms(6 * 3_600_000),
+                    faster: BurnAlert::Fast,
+                    faster_long: ms(7 * 3_600_000),
+                },
+            ),
+            (
+                BurnWindows::new().window(BurnAlert::Ticket, ms(6 * 3_600_000), ms(60)),
+                ObjectiveError::OutOfOrder {
+                    alert: BurnAlert::Ticket,
+                    long: ms(6 * 3_600_000),
+                    faster: BurnAlert::Slow,
+                    faster_long: ms(6 * 3_600_000),
+                },
             ),
         ];
         let objective = Objective::success_ratio(0.999).unwrap();

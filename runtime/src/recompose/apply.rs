@@ -50,7 +50,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::error::RecomposeError;
+use super::error::{RecomposableError, RecomposeError};
 #[cfg(feature = "storage")]
 use super::partition::{self, KeyHash, KeyedHandover};
 use super::plan::{Action, IsolatedKind, Layout, SplitBy};
@@ -265,6 +265,9 @@ impl<M: Send + 'static> Maker<M> {
     }
 }
 
+/// The largest pool a split may make: a split spawns its members at once.
+pub const MAX_POOL: usize = 1_024;
+
 /// What an application offers the engine for one cell: how to make more of
 /// it (for splits and isolated kinds), the variants that may replace it,
 /// and what it allows.
@@ -416,7 +419,8 @@ impl<M: Send + 'static> Recomposable<M> {
         self
     }
 
-    /// The largest pool a split may make. Default 4.
+    /// The largest pool a split may make. Default 4; at most [`MAX_POOL`],
+    /// and at least 2 for a stateless or keyed cell.
     pub fn max_pool(mut self, cells: usize) -> Self {
         self.max_pool = cells;
         self
@@ -440,24 +444,25 @@ impl<M: Send + 'static> Recomposable<M> {
         self
     }
 
-    /// Checks the registration.
-    fn validate(&self) -> Result<(), RecomposeError> {
+    /// Checks the registration: variant names neither empty nor `"base"`,
+    /// each registered once; `max_pool` at most [`MAX_POOL`], and at least 2
+    /// for a stateless or keyed cell. [`Recomposer::manage`](crate::Recomposer::manage) calls it.
+    ///
+    /// # Errors
+    ///
+    /// The first [`RecomposableError`] found, variants first.
+    pub fn validate(&self) -> Result<(), RecomposableError> {
         for (i, (name, _)) in self.variants.iter().enumerate() {
             if name == BASE || name.is_empty() {
-                return Err(RecomposeError::Invalid {
-                    reason: format!("variant name {name:?} is reserved or empty"),
-                });
+                return Err(RecomposableError::VariantName { name: name.clone() });
             }
             if self.variants[..i].iter().any(|(other, _)| other == name) {
-                return Err(RecomposeError::Invalid {
-                    reason: format!("variant {name:?} is registered twice"),
-                });
+                return Err(RecomposableError::DuplicateVariant { name: name.clone() });
             }
         }
-        if self.max_pool < 2 && (self.stateless || self.is_keyed()) {
-            return Err(RecomposeError::Invalid {
-                reason: "a stateless or keyed cell's max_pool must be at least 2".into(),
-            });
+        let least = if self.stateless || self.is_keyed() { 2 } else { 0 };
+        if !(least..=MAX_POOL).contains(&self.max_pool) {
+            return Err(RecomposableError::MaxPool { value: self.max_pool });
         }
         Ok(())
     }
@@ -642,7 +647,7 @@ impl<M: Send + 'static> Managed<M> {
         spec: Recomposable<M>,
         send_timeout: Duration,
     ) -> Result<Self, RecomposeError> {
-        spec.validate()?;
+        spec.validate().map_err(RecomposeError::Registration)?;
         let cell = addr.path().clone();
         let target = addr.slot().current();
         if target.members().is_some() || target.control().is_none() || target.is_held() {

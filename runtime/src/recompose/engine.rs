@@ -176,9 +176,10 @@ impl Recomposer {
     /// # Errors
     ///
     /// `ObservationDisabled` when the runtime does not observe its cells,
-    /// `Invalid` when a setting is out of its documented range, `ShutDown`.
+    /// `Config` when a setting is out of its documented range
+    /// ([`RecomposeConfig::validate`]), `ShutDown`.
     pub fn new(runtime: &Runtime, config: RecomposeConfig) -> Result<Recomposer, RecomposeError> {
-        config.validate()?;
+        config.validate().map_err(RecomposeError::Config)?;
         let shared = runtime.shared().clone();
         if !shared.observer().config().is_enabled() {
             return Err(RecomposeError::ObservationDisabled);
@@ -222,8 +223,9 @@ impl Recomposer {
     /// # Errors
     ///
     /// `AlreadyManaged`, `NotACell` (a router, or a stopped cell),
-    /// `Supervised` (its supervisor has stopped), `Invalid` (a variant named
-    /// `"base"` or registered twice).
+    /// `Supervised` (its supervisor has stopped), `Registration` (a variant
+    /// named `""` or `"base"` or registered twice, a stateless or keyed
+    /// cell's `max_pool` below 2: [`Recomposable::validate`]).
     pub fn manage<M: Send + 'static>(
         &self,
         addr: &Addr<M>,
@@ -646,7 +648,9 @@ impl Engine {
             expected: proposal.expected,
             status: PlanStatus::Pending,
             created: SystemTime::now(),
-            evaluation: self.shared.observer().config().window * self.config.evaluation_windows,
+            // Saturating: a long analysis window times the windows counted
+            // would overflow `Duration`.
+            evaluation: self.shared.observer().config().window.saturating_mul(self.config.evaluation_windows),
         };
         self.journal_step(&plan, PlanStep::Proposed);
         state.plans.push(Record { plan, version: layout.version, before: 0.0, applied_window: 0 });

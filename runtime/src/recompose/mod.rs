@@ -19,7 +19,8 @@
 //! - `persist.rs`: kept plans across process restarts ([`Restored`]).
 //! - `engine.rs`: [`Recomposer`], which ties them together once per
 //!   analysis window and journals every step.
-//! - `error.rs`: [`RecomposeError`].
+//! - `error.rs`: [`RecomposeError`], [`RecomposeConfigError`],
+//!   [`RecomposableError`].
 //!
 //! This module sits above `observe`, `flow`, `address` and `runtime`: it
 //! reads the first and drives the others. None of them names it; the
@@ -40,9 +41,9 @@ mod plan;
 mod policy;
 
 pub use self::analyze::{CellWindow, Finding, KindShare, ServingCell};
-pub use self::apply::Recomposable;
+pub use self::apply::{Recomposable, MAX_POOL};
 pub use self::engine::Recomposer;
-pub use self::error::RecomposeError;
+pub use self::error::{RecomposableError, RecomposeConfigError, RecomposeError};
 pub use self::persist::{RestoreError, RestoreWarning, Restored};
 pub use self::plan::{Action, Expected, IsolatedKind, Layout, Metric, Plan, PlanStatus, SplitBy};
 pub use self::policy::{Mode, Policy, Proposal, RecomposeConfig};

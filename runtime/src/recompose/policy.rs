@@ -34,7 +34,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::analyze::CellWindow;
-use super::error::RecomposeError;
+use super::error::RecomposeConfigError;
 use super::plan::{Action, Expected, Layout, Metric, SplitBy};
 
 /// Whether the engine acts on its findings.
@@ -209,7 +209,9 @@ impl RecomposeConfig {
         split_into: usize
     );
     setter!(
-        /// How full a pool's fullest mailbox may be for `merge`. Default 0.1; in [0, 1).
+        /// How full a pool's fullest mailbox may be for `merge`. Default 0.1; in [0, 1)
+        /// and below `split_saturation`, so that a merged pool is not split
+        /// again at once.
         merge_saturation: f64
     );
     setter!(
@@ -227,30 +229,53 @@ impl RecomposeConfig {
         canary_share: f64
     );
 
-    /// Checks every value against its documented range.
-    pub(crate) fn validate(&self) -> Result<(), RecomposeError> {
-        let fraction = |v: f64| v > 0.0 && v <= 1.0;
-        let checks: [(bool, &str); 12] = [
-            (self.canary_share > 0.0 && self.canary_share < 1.0, "canary_share must be in (0, 1)"),
-            (self.sustain >= 1, "sustain must be at least 1"),
-            (self.baseline_windows >= 1, "baseline_windows must be at least 1"),
-            (self.evaluation_windows >= 1, "evaluation_windows must be at least 1"),
-            (fraction(self.max_changes_share), "max_changes_share must be in (0, 1]"),
-            (self.tolerance >= 0.0 && self.tolerance.is_finite(), "tolerance must be 0 or more"),
-            (fraction(self.isolate_share), "isolate_share must be in (0, 1]"),
-            (fraction(self.strain_saturation), "strain_saturation must be in (0, 1]"),
-            (fraction(self.split_saturation), "split_saturation must be in (0, 1]"),
-            (self.split_into >= 2, "split_into must be at least 2"),
-            (
-                (0.0..1.0).contains(&self.merge_saturation) && self.merge_windows >= 1,
-                "merge_saturation must be in [0, 1) and merge_windows at least 1",
-            ),
-            (fraction(self.shed_watermark), "shed_watermark must be in (0, 1]"),
-        ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, reason)) => Err(RecomposeError::Invalid { reason: (*reason).to_owned() }),
-            None => Ok(()),
+    /// Checks every value against its documented range, in the order the
+    /// fields are declared; the first one out of range is the error.
+    /// [`Recomposer::new`](crate::Recomposer::new) calls it.
+    ///
+    /// # Errors
+    ///
+    /// [`RecomposeConfigError`], naming the setting.
+    pub fn validate(&self) -> Result<(), RecomposeConfigError> {
+        let windows = |field: &'static str, value: u32| {
+            if value == 0 {
+                Err(RecomposeConfigError::ZeroWindows { field })
+            } else {
+                Ok(())
+            }
+        };
+        let within = |field: &'static str, value: f64, valid: fn(f64) -> bool| {
+            if valid(value) {
+                Ok(())
+            } else {
+                Err(RecomposeConfigError::Fraction { field, value })
+            }
+        };
+        let above_zero_to_one = |v: f64| v > 0.0 && v <= 1.0;
+        windows("sustain", self.sustain)?;
+        windows("baseline_windows", self.baseline_windows)?;
+        windows("evaluation_windows", self.evaluation_windows)?;
+        within("max_changes_share", self.max_changes_share, above_zero_to_one)?;
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return Err(RecomposeConfigError::Tolerance { value: self.tolerance });
         }
+        within("isolate_share", self.isolate_share, above_zero_to_one)?;
+        within("strain_saturation", self.strain_saturation, above_zero_to_one)?;
+        within("split_saturation", self.split_saturation, above_zero_to_one)?;
+        if self.split_into < 2 {
+            return Err(RecomposeConfigError::SplitInto { value: self.split_into });
+        }
+        within("merge_saturation", self.merge_saturation, |v| (0.0..1.0).contains(&v))?;
+        if self.merge_saturation >= self.split_saturation {
+            return Err(RecomposeConfigError::MergeNotBelowSplit {
+                merge_saturation: self.merge_saturation,
+                split_saturation: self.split_saturation,
+            });
+        }
+        windows("merge_windows", self.merge_windows)?;
+        within("shed_watermark", self.shed_watermark, above_zero_to_one)?;
+        within("canary_share", self.canary_share, |v| v > 0.0 && v < 1.0)?;
+        Ok(())
     }
 }
 

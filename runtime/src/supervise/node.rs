@@ -805,7 +805,9 @@ impl Node {
         state.rng ^= state.rng >> 7;
         state.rng ^= state.rng << 17;
         let unit = (state.rng >> 11) as f64 / (1_u64 << 53) as f64;
-        base + base.mul_f64(backoff.jitter * unit)
+        // Saturating: a base near `Duration::MAX` plus its jitter waits
+        // without a bound rather than overflowing.
+        base.saturating_add(base.mul_f64(backoff.jitter * unit))
     }
 
     fn schedule_restart(&self, state: &mut NodeState, index: usize, delay: Duration) {

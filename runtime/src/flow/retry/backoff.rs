@@ -136,6 +136,12 @@ impl ExponentialBackoff {
         if attempt == 0 {
             return Duration::ZERO;
         }
+        // The first retry, and every retry of a constant backoff, waits
+        // the initial delay exactly: through `f64`, a delay of more than
+        // 2^53 ns (about 104 days) would come back rounded.
+        if attempt == 1 || self.multiplier == 1.0 {
+            return self.initial;
+        }
         // `powi` takes an i32; past 2^31 retries the power is infinite for
         // any multiplier above 1 and exactly 1 for a multiplier of 1.
         let exponent = i32::try_from(attempt - 1).unwrap_or(i32::MAX);
@@ -188,6 +194,17 @@ mod tests {
                 1000 * MS
             ]
         );
+    }
+
+    #[test]
+    fn a_delay_too_long_for_an_f64_of_nanoseconds_is_kept_exact_where_it_does_not_grow() {
+        // 21,285,167.448366093 s: above 2^53 ns, rounded when it goes
+        // through an f64.
+        let long = Duration::new(21_285_167, 448_366_093);
+        let backoff = exact(long, Duration::MAX);
+        assert_eq!((backoff.delay(1), backoff.ceiling(1)), (long, long));
+        let constant = backoff.clone().multiplier(1.0).expect("valid multiplier");
+        assert_eq!(constant.delay(u32::MAX), long);
     }
 
     #[test]
