@@ -232,6 +232,11 @@ impl Observer {
         Touched { ids, paths }
     }
 
+    /// Whether an objective is set for the cell at `path`.
+    pub(crate) fn has_objective(&self, path: &CellPath) -> bool {
+        self.objectives.lock().contains_key(path)
+    }
+
     /// One analysis window over `cells` (the touched ones that live), after
     /// the cells in `departed` terminated.
     pub(crate) fn analyse(&self, now: Instant, cells: &[CellView<'_>], departed: &[u64]) {
