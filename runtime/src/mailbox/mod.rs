@@ -19,8 +19,9 @@
 //! segment (plus the queue's head and tail, on their own cache lines) until
 //! it has passed 31 more. The lanes above 0 cost a few words each until
 //! their first push. The moved lane is a `VecDeque`, allocated by the first
-//! hand-over (a replace or a restart that re-delivers a message).
-//! or a restart hands messages over.
+//! hand-over (a replace or a restart that re-delivers a message). What
+//! senders that wait for room sleep on is allocated by the first of them
+//! (see `space.rs`).
 //!
 //! # Order of delivery
 //!

@@ -425,6 +425,9 @@ impl RuntimeShared {
         // has counted nothing. Such a cell is read from this block only
         // while the window would write nothing to it (see below).
         let unused = crate::observe::metrics::CellMetrics::new(1, false);
+        // One reading of the objectives for the whole window: a cell read
+        // from `unused` has none in it, so the window sets no threshold there.
+        let objectives = self.observer.objectives();
         let observed = self.observes_cells();
         let views: Vec<CellView<'_>> = cells
             .iter()
@@ -439,7 +442,7 @@ impl RuntimeShared {
                 // a cell with messages waiting or an objective gets its own.
                 let metrics = match cell.metrics() {
                     Some(metrics) => metrics,
-                    None if queued > 0 || self.observer.has_objective(cell.path()) => cell.metrics_or_init(),
+                    None if queued > 0 || objectives.contains_key(cell.path()) => cell.metrics_or_init(),
                     None => &unused,
                 };
                 CellView {
@@ -453,7 +456,7 @@ impl RuntimeShared {
                 }
             })
             .collect();
-        self.observer.analyse(std::time::Instant::now(), &views, &departed);
+        self.observer.analyse(std::time::Instant::now(), &views, &departed, &objectives);
     }
 
     /// Everything observed, now.
