@@ -6,6 +6,13 @@
 //! once the worker's turn freed a slot (or the mailbox closed); no wake-up is
 //! lost. Under loom a sleep has no timeout, so a lost wake-up is reported as a
 //! deadlock.
+//!
+//! The sleepers' lock and condition variable are allocated by the first
+//! sender that waits; a worker looks for them after its turn-ending RMW and
+//! an Acquire fence. Planted bug this model catches: without the fence, a
+//! worker that ends its turn with a yield (a Release RMW, work left) may
+//! not see what the sleeping sender allocated and wakes no one
+//! (`sender_sleeping_on_a_full_mailbox_is_woken_by_a_turn_that_yields`).
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelMailbox;
@@ -76,5 +83,26 @@ fn sender_sleeping_on_a_full_mailbox_is_woken_by_close() {
         mailbox.close();
         assert_eq!(sender.join().unwrap(), None, "the blocked send sees the mailbox closed");
         assert_eq!(mailbox.take_user(), [1]);
+    });
+}
+
+#[test]
+fn sender_sleeping_on_a_full_mailbox_is_woken_by_a_turn_that_yields() {
+    cellrt_loom_tests::check(3, || {
+        let mailbox = Arc::new(ModelMailbox::new(2));
+        assert!(mailbox.push(1).unwrap(), "the first message takes the run token");
+        assert!(!mailbox.push(2).unwrap());
+        let sender = {
+            let mailbox = mailbox.clone();
+            thread::spawn(move || send_blocking(&mailbox, 3))
+        };
+        // The first turn pops one message and yields: one is left.
+        let mut handled = work(&mailbox);
+        let took_token = sender.join().unwrap().expect("the blocked send got through");
+        if took_token {
+            handled.extend(work(&mailbox));
+        }
+        assert_eq!(handled, [1, 2, 3]);
+        assert!(mailbox.snapshot().is_idle());
     });
 }

@@ -31,6 +31,7 @@
 //! | [`ModelWatchers`] | `supervise::watch::Watchers` |
 //! | [`ModelBreaker`] | `flow::breaker::CircuitBreaker` at injected instants |
 //! | [`ModelGroup`], [`ModelGroupCell`] | `dispatch::group::{Group, Membership}` over a `RunQueue` and a `Mailbox` |
+//! | [`ModelOnceBox`] | `sync::OnceBox`, publishing a value written through a loom `UnsafeCell` |
 
 use std::fmt;
 use std::task::Waker;
@@ -55,7 +56,64 @@ use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
 use crate::runtime::CellControl;
 use crate::supervise::{RestartWindow, Terminated, Watchers};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use crate::sync::{Arc, Weak};
+use crate::sync::{Arc, OnceBox, Weak};
+
+/// `sync::OnceBox` over a value the model can check for data races: a
+/// loom `UnsafeCell` that the initializer writes after building it, so a
+/// reader that is handed the box without synchronizing with that write is
+/// reported by loom.
+pub struct ModelOnceBox {
+    inner: OnceBox<loom::cell::UnsafeCell<u32>>,
+    /// Initializers run, published or not.
+    built: AtomicUsize,
+}
+
+impl ModelOnceBox {
+    /// Nothing published.
+    pub fn new() -> Self {
+        ModelOnceBox { inner: OnceBox::new(), built: AtomicUsize::new(0) }
+    }
+
+    /// `OnceBox::get_or_init` with an initializer that writes `value`
+    /// into the new box; returns the value read from the published box and
+    /// its address (the same for every caller when the protocol holds).
+    pub fn get_or_init(&self, value: u32) -> (u32, usize) {
+        let cell = self.inner.get_or_init(|| {
+            self.built.fetch_add(1, Relaxed);
+            let cell = loom::cell::UnsafeCell::new(0);
+            // SAFETY: the box is not published yet: this thread is its
+            // only user.
+            cell.with_mut(|p| unsafe { *p = value });
+            Box::new(cell)
+        });
+        // SAFETY: published boxes are only read; loom reports this read if
+        // it is not ordered after the initializer's write.
+        (cell.with(|p| unsafe { *p }), cell as *const _ as usize)
+    }
+
+    /// `OnceBox::get`: the published value and its address, if any.
+    pub fn get(&self) -> Option<(u32, usize)> {
+        // SAFETY: as in `get_or_init`.
+        self.inner.get().map(|cell| (cell.with(|p| unsafe { *p }), cell as *const _ as usize))
+    }
+
+    /// Initializers run so far.
+    pub fn built(&self) -> usize {
+        self.built.load(Relaxed)
+    }
+}
+
+impl Default for ModelOnceBox {
+    fn default() -> Self {
+        ModelOnceBox::new()
+    }
+}
+
+impl fmt::Debug for ModelOnceBox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelOnceBox").field("published", &self.get().is_some()).finish()
+    }
+}
 
 /// A connected [`Reply`] and [`Pending`], from the real `ask::channel`.
 pub fn reply_channel<T>() -> (Reply<T>, Pending<T>) {

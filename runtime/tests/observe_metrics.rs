@@ -240,6 +240,24 @@ fn exports_show_the_same_numbers_as_the_snapshot() {
 }
 
 #[test]
+fn an_idle_cell_reports_zero_counters_and_its_mailbox_until_its_first_message() {
+    let rt = observed(Duration::from_secs(60));
+    let w = rt.spawn_with(CellConfig::new().name("w").capacity(8), Worker { next: None }).unwrap();
+    // Windows read the idle cell too (its start reported it active).
+    rt.analyse_window_now();
+    rt.analyse_window_now();
+    let idle = cell(&rt.snapshot(), "/w").metrics.clone().expect("an observed cell has metrics");
+    assert_eq!((idle.handled, idle.failed, idle.rejected_full), (0, 0, 0));
+    assert_eq!((idle.mailbox_len, idle.mailbox_capacity, idle.mailbox_high_water), (0, 8, 0));
+    assert!(idle.message_kinds.is_empty());
+    w.send(Job::Ok).unwrap();
+    assert!(eventually(|| cell(&rt.snapshot(), "/w").metrics.as_ref().is_some_and(|m| m.handled == 1)));
+    let touched = cell(&rt.snapshot(), "/w").metrics.clone().unwrap();
+    assert_eq!(touched.message_kinds, ["Ok"]);
+    rt.shutdown(PATIENCE);
+}
+
+#[test]
 fn with_observation_off_cells_have_no_metrics_but_failures_are_still_signed() {
     let rt = Runtime::builder()
         .worker_threads(1)

@@ -11,6 +11,7 @@ use crate::supervise::{ChildInfo, ChildSpec, SpecError, StartError, Strategy, Su
 use crate::sync::{Arc, Weak};
 use crate::timer::TimerHandle;
 
+use super::instance::CellInstance;
 use super::{Cell, StopReason};
 
 /// Options for spawning a cell. Every field has a default.
@@ -95,9 +96,12 @@ pub struct Context<C: Cell> {
     pub(crate) runtime: Arc<RuntimeShared>,
     /// How the cell asked its incarnation to end, if it did.
     pub(crate) stop_requested: Option<StopReason>,
-    pub(crate) timers: Vec<TimerHandle>,
+    /// The timers the cell set and may still cancel (boxed, allocated by
+    /// the first timer: most cells set none).
+    #[allow(clippy::box_collection, reason = "a cell without timers pays one word, not a `Vec`'s three")]
+    pub(crate) timers: Option<Box<Vec<TimerHandle>>>,
     /// The instance this context belongs to.
-    host: Weak<dyn CellControl>,
+    host: Weak<CellInstance<C>>,
     /// The cell's tree, once asked for (boxed: most cells never ask).
     #[cfg(feature = "storage")]
     store: Option<Box<crate::store::Store>>,
@@ -109,13 +113,13 @@ impl<C: Cell> Context<C> {
     pub(crate) fn new(
         addr: Addr<C::Message>,
         runtime: Arc<RuntimeShared>,
-        host: Weak<dyn CellControl>,
+        host: Weak<CellInstance<C>>,
     ) -> Self {
         Context {
             addr,
             runtime,
             stop_requested: None,
-            timers: Vec::new(),
+            timers: None,
             host,
             #[cfg(feature = "storage")]
             store: None,
@@ -124,7 +128,7 @@ impl<C: Cell> Context<C> {
     }
 
     fn host(&self) -> Result<Arc<dyn CellControl>, SpawnError> {
-        self.host.upgrade().ok_or(SpawnError::ShutDown)
+        self.host.upgrade().map(|host| host as Arc<dyn CellControl>).ok_or(SpawnError::ShutDown)
     }
 
     /// The cell's own address.
@@ -326,13 +330,13 @@ impl<C: Cell> Context<C> {
 
     /// The address of this cell's child `id`, if it handles `M`.
     pub fn child<M: Send + 'static>(&self, id: &str) -> Option<Addr<M>> {
-        let node = self.host.upgrade()?.node();
+        let node = self.host().ok()?.node();
         node.child_addr(id)?.downcast_ref::<Addr<M>>().cloned()
     }
 
     /// This cell's children, with their state and restart count.
     pub fn which_children(&self) -> Vec<ChildInfo> {
-        self.host.upgrade().map(|h| h.node().which_children()).unwrap_or_default()
+        self.host().map(|h| h.node().which_children()).unwrap_or_default()
     }
 
     /// Delivers `map(terminated)` to this cell once the cell behind `addr`
@@ -396,8 +400,9 @@ impl<C: Cell> Context<C> {
     }
 
     fn keep_timer(&mut self, handle: TimerHandle) {
-        self.timers.retain(|t| !t.is_finished());
-        self.timers.push(handle);
+        let timers = self.timers.get_or_insert_with(Box::default);
+        timers.retain(|t| !t.is_finished());
+        timers.push(handle);
     }
 }
 

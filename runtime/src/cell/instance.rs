@@ -30,10 +30,15 @@
 //!   the runtime killing an idle cell it claimed), so never contended; it
 //!   exists so that no `unsafe` is needed to hand the value from worker to
 //!   worker.
-//! - `node`: this cell's children and how it supervises them; see
+//! - `rare.node`: this cell's children and how it supervises them; see
 //!   `supervise/node.rs`. The instance reports to its own node and its
 //!   supervisor's through the node's entry points, and implements the
 //!   commands supervision issues (`supervise/child.rs`).
+//! - `rare`, `metrics`: allocated by their first user, whichever thread it
+//!   is (`sync::OnceBox`), so that an idle cell pays a pointer for each.
+//!   The metrics block is allocated by the first message, failure, restart
+//!   or refused send; until then the cell reports what a block that has
+//!   counted nothing reports.
 
 use std::any::Any;
 use std::fmt;
@@ -58,7 +63,7 @@ use crate::runtime::{CellControl, RuntimeShared};
 use crate::supervise::{
     ChildExit, ChildStop, Factory, Node, Origin, Outcome, Restart, Supervised, SupervisedCell, Terminated,
 };
-use crate::sync::{Arc, Mutex, MutexGuard, Weak};
+use crate::sync::{Arc, Mutex, MutexGuard, OnceBox, Weak};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
@@ -87,37 +92,71 @@ struct Retry<M> {
 
 struct Body<C: Cell> {
     incarnation: Option<Incarnation<C>>,
-    factory: Option<Factory<C>>,
     phase: Phase,
     slot: Weak<Slot<C::Message>>,
-    /// A failed message waiting for the next incarnation (boxed: rare, and
-    /// every idle cell pays for what is inline).
-    retry: Option<Box<Retry<C::Message>>>,
-    /// The re-deliveries and last cause of the message at the front, if it
-    /// is a re-delivered one.
-    front_attempts: Option<Box<(u32, FailureCause)>>,
+    /// What few cells use, allocated by first use (every idle cell pays for
+    /// what is inline); see [`BodyRare`].
+    rare: Option<Box<BodyRare<C>>>,
     /// Set by `Drain`: handle what is queued, then stop.
     draining: bool,
     /// Whether this incarnation told its parent it started.
     reported_started: bool,
-    /// What a durable cell keeps; `None` for a cell that is not durable.
-    #[cfg(feature = "storage")]
-    durable: Option<Box<Durable<C>>>,
     /// The supervisor stopped the cell for good (`terminate_child`): it is
     /// not kept for a restart, whatever its restart kind.
     terminating: bool,
-    /// What the chaos handle seam decided for the message about to be
-    /// handled (see `chaos::registry`).
-    #[cfg(feature = "chaos")]
-    chaos: Option<Box<crate::chaos::registry::HandleFault>>,
     /// The message at the front is a copy a duplicate fault made: it is
     /// not duplicated again.
     #[cfg(feature = "chaos")]
     chaos_copy: bool,
 }
 
-/// What a durable cell keeps beyond any cell (boxed in its body, so a cell
-/// that is not durable pays one pointer for it).
+/// The parts of a body few cells use: a factory (supervised cells), a
+/// message kept for re-delivery, a durable cell's store, a chaos fault.
+struct BodyRare<C: Cell> {
+    factory: Option<Factory<C>>,
+    /// A failed message waiting for the next incarnation.
+    retry: Option<Retry<C::Message>>,
+    /// The re-deliveries and last cause of the message at the front, if it
+    /// is a re-delivered one.
+    front_attempts: Option<(u32, FailureCause)>,
+    /// What a durable cell keeps; `None` for a cell that is not durable.
+    #[cfg(feature = "storage")]
+    durable: Option<Durable<C>>,
+    /// What the chaos handle seam decided for the message about to be
+    /// handled (see `chaos::registry`).
+    #[cfg(feature = "chaos")]
+    chaos: Option<Box<crate::chaos::registry::HandleFault>>,
+}
+
+impl<C: Cell> Body<C> {
+    /// The rarely used parts, allocated now if this is their first use.
+    fn rare(&mut self) -> &mut BodyRare<C> {
+        self.rare.get_or_insert_with(|| {
+            Box::new(BodyRare {
+                factory: None,
+                retry: None,
+                front_attempts: None,
+                #[cfg(feature = "storage")]
+                durable: None,
+                #[cfg(feature = "chaos")]
+                chaos: None,
+            })
+        })
+    }
+
+    /// The factory, for a cell that has one.
+    fn factory(&self) -> Option<&Factory<C>> {
+        self.rare.as_deref()?.factory.as_ref()
+    }
+
+    /// What a durable cell keeps; `None` for a cell that is not durable.
+    #[cfg(feature = "storage")]
+    fn durable(&mut self) -> Option<&mut Durable<C>> {
+        self.rare.as_deref_mut()?.durable.as_mut()
+    }
+}
+
+/// What a durable cell keeps beyond any cell.
 #[cfg(feature = "storage")]
 struct Durable<C: Cell> {
     /// How the state is saved and restored.
@@ -135,29 +174,55 @@ pub(crate) struct CellInstance<C: Cell> {
     id: u64,
     path: CellPath,
     mailbox: Mailbox<C::Message>,
-    /// Where this cell's leftovers go if it is replaced.
-    handover: Handover<C::Message>,
+    /// What a replace, a regroup or a child needs; see [`Rare`].
+    rare: OnceBox<Rare<C::Message>>,
     body: Mutex<Body<C>>,
     dispatcher: Arc<Dispatcher>,
     runtime: Arc<RuntimeShared>,
     me: Weak<CellInstance<C>>,
-    /// The supervisor node this cell reports to; `None` for top-level cells.
-    parent: Option<Weak<Node>>,
-    /// This cell's own children, created on demand.
-    node: Mutex<Option<Arc<Node>>>,
+    /// Its supervisor and how it restarts it; `None` for a top-level cell
+    /// (boxed: a top-level cell pays one pointer).
+    supervision: Option<Box<Supervision>>,
+    /// The metrics block of a cell of an observing runtime, allocated by
+    /// its first use (a message, a failure, a restart, a refused send): an
+    /// idle cell pays a null pointer. Never allocated when the runtime does
+    /// not observe its cells.
+    metrics: OnceBox<CellMetrics>,
+    /// The cell's place in its group, if it is in one (boxed: few cells
+    /// are in a group).
+    group: Option<Box<Membership>>,
+}
+
+/// What few cells of a runtime use, allocated by first use: a cell that is
+/// never replaced, asked to regroup or given children pays a null pointer
+/// until it terminates (which marks the hand-over and the regroup slot
+/// closed, and so allocates it). Any thread may allocate it; see
+/// `sync/once_box.rs`.
+struct Rare<M> {
+    /// Where this cell's leftovers go if it is replaced.
+    handover: Handover<M>,
     /// Work on the queued messages asked for by recomposition (see
     /// `Deliver::regroup`): `None` when none is pending. Taken by the run
     /// token holder at its next system check, or at termination.
-    regroup: PendingRegroup<C::Message>,
-    /// How a supervised cell is restarted (boxed: a top-level cell pays one
-    /// pointer).
-    supervised: Option<Box<Supervised>>,
+    regroup: PendingRegroup<M>,
+    /// This cell's own children, created on demand.
+    node: Mutex<Option<Arc<Node>>>,
+}
+
+impl<M: Send + 'static> Rare<M> {
+    fn new() -> Self {
+        Rare { handover: Handover::new(), regroup: PendingRegroup::new(), node: Mutex::new(None) }
+    }
+}
+
+/// A supervised cell's ties to its supervisor.
+struct Supervision {
+    /// The supervisor node this cell reports to.
+    parent: Option<Weak<Node>>,
+    /// How it is restarted.
+    supervised: Option<Supervised>,
     /// Set while a handler runs, for cells with a deadline only.
-    handling: Option<Box<Mutex<Option<Handling>>>>,
-    /// `None` when the runtime does not observe its cells.
-    metrics: Option<Box<CellMetrics>>,
-    /// The cell's place in its group, if it is in one.
-    group: Option<Membership>,
+    handling: Option<Mutex<Option<Handling>>>,
 }
 
 /// A handler with a deadline, as the watchdog sees it.
@@ -196,34 +261,30 @@ impl<C: Cell> CellInstance<C> {
             id,
             path,
             mailbox: Mailbox::with_lanes(capacity, C::LANES.clamp(1, MAX_LANES), held),
-            handover: Handover::new(),
+            rare: OnceBox::new(),
             body: Mutex::new(Body {
                 incarnation: None,
-                factory: None,
                 phase: Phase::Starting,
                 slot: Weak::new(),
-                retry: None,
-                front_attempts: None,
+                rare: None,
                 draining: false,
                 reported_started: false,
                 terminating: false,
                 #[cfg(feature = "chaos")]
-                chaos: None,
-                #[cfg(feature = "chaos")]
                 chaos_copy: false,
-                #[cfg(feature = "storage")]
-                durable: None,
             }),
             dispatcher,
             me: me.clone(),
-            parent,
-            node: Mutex::new(None),
-            regroup: PendingRegroup::new(),
-            supervised: supervised.map(Box::new),
-            handling: supervised.and_then(|s| s.deadline).map(|_| Box::new(Mutex::new(None))),
-            metrics: runtime.cell_metrics(),
+            supervision: (parent.is_some() || supervised.is_some()).then(|| {
+                Box::new(Supervision {
+                    parent,
+                    supervised,
+                    handling: supervised.and_then(|s| s.deadline).map(|_| Mutex::new(None)),
+                })
+            }),
+            metrics: OnceBox::new(),
             runtime,
-            group: group.map(Membership::new),
+            group: group.map(|group| Box::new(Membership::new(group))),
         })
     }
 
@@ -237,33 +298,29 @@ impl<C: Cell> CellInstance<C> {
                 let ctx = self.new_context(slot);
                 body.incarnation = Some(Incarnation { cell, ctx });
             }
-            Origin::Factory(factory) => body.factory = Some(factory),
+            Origin::Factory(factory) => body.rare().factory = Some(factory),
             Origin::Seeded(cell, factory) => {
                 let ctx = self.new_context(slot);
                 body.incarnation = Some(Incarnation { cell, ctx });
-                body.factory = Some(factory);
+                body.rare().factory = Some(factory);
             }
             #[cfg(feature = "storage")]
             Origin::Durable(factory, persist) => {
-                body.factory = Some(factory);
-                body.durable = Some(Box::new(Durable {
-                    persist,
-                    store: None,
-                    held: Default::default(),
-                    unflushed: false,
-                }));
+                let rare = body.rare();
+                rare.factory = Some(factory);
+                rare.durable =
+                    Some(Durable { persist, store: None, held: Default::default(), unflushed: false });
             }
         }
     }
 
     /// Gives the instance a supervisor node before it starts.
     pub(crate) fn set_node(&self, node: Arc<Node>) {
-        *self.node.lock() = Some(node);
+        *self.rare().node.lock() = Some(node);
     }
 
     fn new_context(&self, slot: &Arc<Slot<C::Message>>) -> Context<C> {
-        let host: Weak<dyn CellControl> = self.me.clone();
-        Context::new(Addr::from_slot(slot.clone()), self.runtime.clone(), host)
+        Context::new(Addr::from_slot(slot.clone()), self.runtime.clone(), self.me.clone())
     }
 
     /// Schedules the first turn, which runs `started` before any message.
@@ -278,8 +335,25 @@ impl<C: Cell> CellInstance<C> {
     #[cold]
     fn note_active(&self) {
         #[cfg(feature = "observe")]
-        if self.metrics.is_some() && self.mailbox.state().mark_active() {
+        if self.runtime.observes_cells() && self.mailbox.state().mark_active() {
             self.runtime.observer().active(self.id);
+        }
+    }
+
+    /// The metrics block, allocated now if this is its first use. For a
+    /// cell of an observing runtime only.
+    fn metrics_block(&self) -> &CellMetrics {
+        self.metrics.get_or_init(|| self.runtime.new_cell_metrics())
+    }
+
+    /// The metrics block if the runtime observes its cells (allocated now
+    /// if this is its first use), else `None`.
+    #[inline]
+    fn observed_metrics(&self) -> Option<&CellMetrics> {
+        match self.metrics.get() {
+            Some(metrics) => Some(metrics),
+            None if self.runtime.observes_cells() => Some(self.metrics_block()),
+            None => None,
         }
     }
 
@@ -290,8 +364,10 @@ impl<C: Cell> CellInstance<C> {
     }
 
     fn failure(&self, hook: Hook, message_kind: Option<&'static str>, cause: FailureCause) -> Box<Failure> {
-        if let (FailureCause::Panic { .. }, Some(metrics)) = (&cause, &self.metrics) {
-            metrics.panicked();
+        if let FailureCause::Panic { .. } = &cause {
+            if let Some(metrics) = self.observed_metrics() {
+                metrics.panicked();
+            }
         }
         Box::new(Failure {
             path: self.path.clone(),
@@ -347,7 +423,7 @@ impl<C: Cell> CellInstance<C> {
         if let Some(cell) = self.restore(body, guard)? {
             return Ok(cell);
         }
-        let Some(factory) = body.factory.clone() else {
+        let Some(factory) = body.factory().cloned() else {
             let cause = FailureCause::Error { text: "the cell has no factory".into(), type_name: None };
             return Err(self.failure(Hook::Started, None, cause));
         };
@@ -360,7 +436,7 @@ impl<C: Cell> CellInstance<C> {
     #[cfg(feature = "storage")]
     fn restore(&self, body: &mut Body<C>, guard: &InCellGuard) -> Result<Option<C>, Box<Failure>> {
         use crate::store::durable::LoadError;
-        let Some(durable) = body.durable.as_deref_mut() else { return Ok(None) };
+        let Some(durable) = body.durable() else { return Ok(None) };
         let persist = durable.persist.clone();
         let storage_failure = |err| self.failure(Hook::Started, None, FailureCause::Storage(err));
         let store = match &durable.store {
@@ -391,7 +467,8 @@ impl<C: Cell> CellInstance<C> {
         held: crate::ask::held::HeldReplies,
     ) -> Result<(), crate::store::StoreError> {
         use crate::store::Durability;
-        let (Some(durable), Some(inc)) = (body.durable.as_deref_mut(), &body.incarnation) else {
+        let durable = body.rare.as_deref_mut().and_then(|rare| rare.durable.as_mut());
+        let (Some(durable), Some(inc)) = (durable, &body.incarnation) else {
             held.release();
             return Ok(());
         };
@@ -437,7 +514,7 @@ impl<C: Cell> CellInstance<C> {
     /// On failure the answers are dropped: their asks resolve `Unanswered`.
     #[cfg(feature = "storage")]
     fn release_held(&self, body: &mut Body<C>) -> Result<(), crate::store::StoreError> {
-        let Some(durable) = body.durable.as_deref_mut() else { return Ok(()) };
+        let Some(durable) = body.durable() else { return Ok(()) };
         if !durable.unflushed && durable.held.is_empty() {
             return Ok(());
         }
@@ -462,9 +539,9 @@ impl<C: Cell> CellInstance<C> {
         guard: &InCellGuard,
     ) -> Result<(), StopReason> {
         let retained = C::retain(&msg);
-        let attempts = body.front_attempts.take();
-        let deadline = self.supervised.as_deref().and_then(|s| s.deadline);
-        let since = self.handling.as_ref().map(|handling| {
+        let attempts = body.rare.as_deref_mut().and_then(|rare| rare.front_attempts.take());
+        let deadline = self.supervised().and_then(|s| s.deadline);
+        let since = self.handling().map(|handling| {
             let since = Instant::now();
             *handling.lock() = Some(Handling { since, kind, reported: false });
             // After the record's lock is released: see `dormancy.rs`.
@@ -475,7 +552,11 @@ impl<C: Cell> CellInstance<C> {
             unreachable!("a running cell has an incarnation")
         };
         #[cfg(feature = "storage")]
-        let holding = body.durable.as_ref().is_some_and(|d| d.persist.durability().holds_replies());
+        let holding = body
+            .rare
+            .as_deref()
+            .and_then(|rare| rare.durable.as_ref())
+            .is_some_and(|d| d.persist.durability().holds_replies());
         #[cfg(feature = "storage")]
         if holding {
             crate::ask::held::begin();
@@ -484,7 +565,7 @@ impl<C: Cell> CellInstance<C> {
         #[cfg(not(feature = "chaos"))]
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
         #[cfg(feature = "chaos")]
-        let chaos = body.chaos.take();
+        let chaos = body.rare.as_deref_mut().and_then(|rare| rare.chaos.take());
         #[cfg(feature = "chaos")]
         let result = match &chaos {
             None => catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg))),
@@ -502,7 +583,7 @@ impl<C: Cell> CellInstance<C> {
         #[cfg(feature = "storage")]
         let held = if holding { crate::ask::held::end() } else { Default::default() };
         let mut overrun = None;
-        if let (Some(deadline), Some(since), Some(handling)) = (deadline, since, &self.handling) {
+        if let (Some(deadline), Some(since), Some(handling)) = (deadline, since, self.handling()) {
             let reported = handling.lock().take().is_some_and(|h| h.reported);
             let elapsed = since.elapsed();
             if elapsed > deadline {
@@ -546,17 +627,17 @@ impl<C: Cell> CellInstance<C> {
         &self,
         body: &mut Body<C>,
         retained: Option<C::Message>,
-        attempts: Option<Box<(u32, FailureCause)>>,
+        attempts: Option<(u32, FailureCause)>,
         failure: &Failure,
     ) {
-        let policy = self.supervised.as_deref().and_then(|s| s.retry);
-        let (done, poison) = match attempts.as_deref() {
+        let policy = self.supervised().and_then(|s| s.retry);
+        let (done, poison) = match &attempts {
             Some((n, cause)) => (*n, cause.same_as(&failure.cause)),
             None => (0, false),
         };
         match (policy, retained) {
             (Some(policy), Some(msg)) if !poison && done < policy.attempts => {
-                body.retry = Some(Box::new(Retry { msg, attempts: done + 1, cause: failure.cause.clone() }));
+                body.rare().retry = Some(Retry { msg, attempts: done + 1, cause: failure.cause.clone() });
             }
             (_, retained) => {
                 let letter =
@@ -573,7 +654,31 @@ impl<C: Cell> CellInstance<C> {
     }
 
     fn node(&self) -> Option<Arc<Node>> {
-        self.node.lock().clone()
+        self.rare.get()?.node.lock().clone()
+    }
+
+    /// The rarely used parts, allocated now if this is their first use.
+    fn rare(&self) -> &Rare<C::Message> {
+        self.rare.get_or_init(|| Box::new(Rare::new()))
+    }
+
+    /// The supervisor node this cell reports to; `None` for top-level cells.
+    #[inline]
+    fn parent(&self) -> Option<&Weak<Node>> {
+        self.supervision.as_deref()?.parent.as_ref()
+    }
+
+    /// How a supervised cell is restarted.
+    #[inline]
+    fn supervised(&self) -> Option<&Supervised> {
+        self.supervision.as_deref()?.supervised.as_ref()
+    }
+
+    /// The handler record the deadline watchdog reads, for cells with a
+    /// deadline only.
+    #[inline]
+    fn handling(&self) -> Option<&Mutex<Option<Handling>>> {
+        self.supervision.as_deref()?.handling.as_ref()
     }
 
     /// Handles pending control requests; `Some` when one ends the turn.
@@ -588,7 +693,7 @@ impl<C: Cell> CellInstance<C> {
                 }
                 SystemMsg::Restart => {
                     if let Phase::Suspended(reason) = &body.phase {
-                        if let Some(metrics) = &self.metrics {
+                        if let Some(metrics) = self.observed_metrics() {
                             metrics.restarted();
                         }
                         self.runtime.cell_restarting(&self.path, std::any::type_name::<C>(), reason);
@@ -656,7 +761,12 @@ impl<C: Cell> CellInstance<C> {
     /// Runs the pending regroup, if any (see `mailbox::PendingRegroup`).
     /// With `close`, no regroup is accepted afterwards (the cell terminates).
     fn run_regroup(&self, close: bool) {
-        self.regroup.run(&self.mailbox, close);
+        // Closing needs the slot (a later offer must be refused); running
+        // a pending regroup finds it allocated by the offer.
+        let rare = if close { Some(self.rare()) } else { self.rare.get() };
+        if let Some(rare) = rare {
+            rare.regroup.run(&self.mailbox, close);
+        }
     }
 
     /// Acts on what the node decided.
@@ -698,7 +808,7 @@ impl<C: Cell> CellInstance<C> {
             tracing::error!(cell = %self.path, %err, "could not flush the state; held answers dropped");
         }
         if let Some(inc) = body.incarnation.as_mut() {
-            for timer in inc.ctx.timers.drain(..) {
+            for timer in inc.ctx.timers.take().into_iter().flat_map(|timers| *timers) {
                 timer.cancel();
             }
         }
@@ -711,8 +821,8 @@ impl<C: Cell> CellInstance<C> {
     /// Whether the supervisor may restart this cell in place after an
     /// incarnation that ended with `reason`.
     fn kept(&self, reason: &StopReason) -> bool {
-        let Some(supervised) = self.supervised.as_deref() else { return false };
-        let parent_alive = self.parent.as_ref().is_some_and(|p| p.strong_count() > 0);
+        let Some(supervised) = self.supervised() else { return false };
+        let parent_alive = self.parent().is_some_and(|p| p.strong_count() > 0);
         if !parent_alive || self.runtime.is_shutting_down() {
             return false;
         }
@@ -777,8 +887,9 @@ impl<C: Cell> CellInstance<C> {
         self.run_regroup(true);
         // Closes the mailbox; what is left goes to a successor if this cell
         // was replaced. Dropping the rest resolves asks among it to `Unanswered`.
-        let undelivered = self.handover.retire(&self.mailbox).len();
-        if let Some(node) = self.node.lock().take() {
+        let rare = self.rare();
+        let undelivered = rare.handover.retire(&self.mailbox).len();
+        if let Some(node) = rare.node.lock().take() {
             if matches!(reason, StopReason::Killed) {
                 node.kill_all();
             } else {
@@ -786,13 +897,12 @@ impl<C: Cell> CellInstance<C> {
             }
         }
         if let Some(inc) = body.incarnation.take() {
-            for timer in &inc.ctx.timers {
+            for timer in inc.ctx.timers.iter().flat_map(|timers| timers.iter()) {
                 timer.cancel();
             }
             let _ = catch_unwind(AssertUnwindSafe(move || drop(inc)));
         }
-        if let Some(retry) = body.retry.take() {
-            let retry = *retry;
+        if let Some(retry) = body.rare.as_deref_mut().and_then(|rare| rare.retry.take()) {
             let failure = match &reason {
                 StopReason::Failed(failure) => (**failure).clone(),
                 _ => *self.failure(Hook::Handle, None, retry.cause),
@@ -801,7 +911,9 @@ impl<C: Cell> CellInstance<C> {
             self.runtime.dead_letter(letter);
         }
         body.phase = Phase::Done;
-        body.factory = None;
+        if let Some(rare) = body.rare.as_deref_mut() {
+            rare.factory = None;
+        }
         // DONE in the state word is what `is_terminated` reads. Blocked
         // senders were woken when `retire` closed the mailbox.
         self.mailbox.state().finish();
@@ -823,7 +935,7 @@ impl<C: Cell> CellInstance<C> {
     }
 
     fn report_started(&self) {
-        match &self.parent {
+        match self.parent() {
             Some(parent) => {
                 if let Some(node) = parent.upgrade() {
                     node.child_started(self.id);
@@ -834,7 +946,7 @@ impl<C: Cell> CellInstance<C> {
     }
 
     fn report_exit(&self, exit: ChildExit) {
-        match &self.parent {
+        match self.parent() {
             Some(parent) => match parent.upgrade() {
                 Some(node) => node.child_exited(self.id, exit),
                 // The parent is gone: nobody will restart this cell.
@@ -859,10 +971,10 @@ impl<C: Cell> CellInstance<C> {
         if body.incarnation.as_ref().is_some_and(|i| i.ctx.stop_requested == Some(StopReason::Ignored)) {
             return Ok(());
         }
-        if let Some(retry) = body.retry.take() {
-            let Retry { msg, attempts, cause } = *retry;
+        if let Some(retry) = body.rare.as_deref_mut().and_then(|rare| rare.retry.take()) {
+            let Retry { msg, attempts, cause } = retry;
             self.mailbox.push_front(std::iter::once(msg));
-            body.front_attempts = Some(Box::new((attempts, cause)));
+            body.rare().front_attempts = Some((attempts, cause));
         }
         self.mailbox.resume();
         // A supervisor reports once its children have started.
@@ -919,7 +1031,8 @@ impl<C: Cell> CellInstance<C> {
         #[cfg(feature = "chaos")]
         let _sender = self.chaos_turn();
         let guard = InCellGuard::enter(self.runtime.quiet_panics(), body.slot.as_ptr() as *const () as usize);
-        let mut meter = self.metrics.as_deref().map(|m| TurnMeter::begin(m, self.id));
+        let block = || self.metrics_block();
+        let mut meter = self.runtime.observes_cells().then(|| TurnMeter::begin_lazy(&block, self.id));
         let mut handled = 0_usize;
         loop {
             if let Some(exit) = self.run_system(&mut body) {
@@ -1043,15 +1156,19 @@ impl<C: Cell> CellInstance<C> {
     /// token.
     #[inline]
     fn pushed(&self, pushed: Result<Schedule, SendError<C::Message>>) -> Result<(), SendError<C::Message>> {
-        if let Some(metrics) = &self.metrics {
-            match &pushed {
-                Ok(_) => CellMetrics::accepted(self.id, &self.path),
-                Err(err) if err.is_full() => {
+        match &pushed {
+            Ok(_) => {
+                if self.metrics.get().is_some() || self.runtime.observes_cells() {
+                    CellMetrics::accepted(self.id, &self.path);
+                }
+            }
+            Err(err) if err.is_full() => {
+                if let Some(metrics) = self.observed_metrics() {
                     metrics.rejected(self.mailbox.capacity());
                     self.note_active();
                 }
-                Err(_) => {}
             }
+            Err(_) => {}
         }
         if pushed? == Schedule::Enqueue {
             self.schedule();
@@ -1172,7 +1289,11 @@ impl<C: Cell> CellInstance<C> {
                     self.mailbox.push_front(std::iter::once(copy));
                     body.chaos_copy = true;
                 }
-                body.chaos = fault;
+                match (fault, body.rare.as_deref_mut()) {
+                    (Some(fault), _) => body.rare().chaos = Some(fault),
+                    (None, Some(rare)) => rare.chaos = None,
+                    (None, None) => {}
+                }
                 Some(msg)
             }
             HandleVerdict::Drop(fault) => {
@@ -1186,7 +1307,7 @@ impl<C: Cell> CellInstance<C> {
     /// turn. Not a failure of the cell: supervision and signatures never
     /// see it.
     fn expire(&self, msg: C::Message, late_by: Duration) {
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = self.observed_metrics() {
             metrics.expired();
         }
         let kind = C::message_kind(&msg);
@@ -1198,7 +1319,7 @@ impl<C: Cell> CellInstance<C> {
 impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     #[inline]
     fn try_deliver(&self, msg: C::Message) -> Result<(), SendError<C::Message>> {
-        let stamp = self.metrics.as_deref().and_then(CellMetrics::stamp);
+        let stamp = self.observed_metrics().and_then(CellMetrics::stamp);
         self.push(msg, stamp)
     }
 
@@ -1218,7 +1339,7 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     fn hand_over(&self, successor: Arc<dyn Deliver<C::Message>>) {
         // Blocked senders wake, see `Closed` here and retry through the slot.
         self.mailbox.close();
-        match self.handover.request(successor) {
+        match self.rare().handover.request(successor) {
             // `terminate` hands the leftovers over once the message in hand
             // (if any) is done.
             Ok(()) => self.send_system(SystemMsg::Stop(StopCause::Replaced)),
@@ -1228,13 +1349,13 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     }
 
     fn regroup(&self, regroup: Regroup<C::Message>) -> Result<(), Regroup<C::Message>> {
-        self.regroup.offer(regroup)?;
+        self.rare().regroup.offer(regroup)?;
         self.send_system(SystemMsg::Regroup);
         Ok(())
     }
 
     fn release(&self, moved: Vec<Envelope<C::Message>>) {
-        match self.handover.accept(moved, |moved| self.mailbox.release(moved)) {
+        match self.rare().handover.accept(moved, |moved| self.mailbox.release(moved)) {
             Ok(Schedule::Enqueue) => self.schedule(),
             Ok(Schedule::Nothing) => {}
             // Stopped (killed at shutdown, or stopped by request) while it
@@ -1260,11 +1381,11 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
     }
 
     fn is_supervised(&self) -> bool {
-        self.supervised.is_some()
+        self.supervised().is_some()
     }
 
     fn note_shed(&self) {
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = self.observed_metrics() {
             metrics.shed();
             self.note_active();
         }
@@ -1334,17 +1455,16 @@ impl<C: Cell> CellControl for CellInstance<C> {
     }
 
     fn restart_intensity(&self) -> Option<crate::supervise::RestartIntensity> {
-        self.node.lock().as_ref().filter(|node| node.is_supervisor()).map(|node| node.intensity())
+        self.node().filter(|node| node.is_supervisor()).map(|node| node.intensity())
     }
 
     fn supervisor(&self) -> Option<Arc<Node>> {
-        self.supervised.as_ref()?;
-        self.parent.as_ref()?.upgrade()
+        self.supervised()?;
+        self.parent()?.upgrade()
     }
 
     fn report_overrun(&self, now: Instant) -> (bool, Option<Box<Failure>>) {
-        let (Some(deadline), Some(handling)) =
-            (self.supervised.as_deref().and_then(|s| s.deadline), &self.handling)
+        let (Some(deadline), Some(handling)) = (self.supervised().and_then(|s| s.deadline), self.handling())
         else {
             return (false, None);
         };
@@ -1367,7 +1487,17 @@ impl<C: Cell> CellControl for CellInstance<C> {
     }
 
     fn metrics(&self) -> Option<&CellMetrics> {
-        self.metrics.as_deref()
+        self.metrics.get()
+    }
+
+    #[cfg(feature = "observe")]
+    fn metrics_or_init(&self) -> &CellMetrics {
+        self.metrics_block()
+    }
+
+    #[cfg(feature = "observe")]
+    fn is_observed(&self) -> bool {
+        self.runtime.observes_cells()
     }
 
     fn mailbox_len(&self) -> (usize, usize) {
@@ -1436,7 +1566,7 @@ impl<C: Cell> SupervisedCell for CellInstance<C> {
     }
 
     fn node(&self) -> Arc<Node> {
-        let mut node = self.node.lock();
+        let mut node = self.rare().node.lock();
         node.get_or_insert_with(|| {
             let owner: Weak<dyn SupervisedCell> = self.me.clone();
             Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())

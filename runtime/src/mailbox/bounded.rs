@@ -33,7 +33,7 @@
 //! `loom-tests/tests/mailbox_bounded.rs` checks the protocol.
 
 use crate::sync::atomic::{AtomicUsize, Ordering::*};
-use crate::sync::{OnceLock, SegQueue};
+use crate::sync::{OnceBox, SegQueue};
 
 /// A bounded queue of `T`, allocated as it fills. See the module docs.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub(crate) struct BoundedQueue<T> {
     admitted: AtomicUsize,
     capacity: usize,
     /// The items; allocated by the first push.
-    items: OnceLock<Box<SegQueue<T>>>,
+    items: OnceBox<SegQueue<T>>,
 }
 
 impl<T> BoundedQueue<T> {
@@ -51,7 +51,7 @@ impl<T> BoundedQueue<T> {
     /// most `usize::MAX`). Allocates nothing.
     pub(crate) fn new(capacity: usize) -> Self {
         debug_assert!(capacity > 0, "a mailbox lane needs room for one item");
-        BoundedQueue { admitted: AtomicUsize::new(0), capacity, items: OnceLock::new() }
+        BoundedQueue { admitted: AtomicUsize::new(0), capacity, items: OnceBox::new() }
     }
 
     /// Appends `item`, or hands it back when `capacity` slots are taken.

@@ -19,8 +19,9 @@
 //! segment (plus the queue's head and tail, on their own cache lines) until
 //! it has passed 31 more. The lanes above 0 cost a few words each until
 //! their first push. The moved lane is a `VecDeque`, allocated by the first
-//! hand-over (a replace or a restart that re-delivers a message).
-//! or a restart hands messages over.
+//! hand-over (a replace or a restart that re-delivers a message). What
+//! senders that wait for room sleep on is allocated by the first of them
+//! (see `space.rs`).
 //!
 //! # Order of delivery
 //!
@@ -85,7 +86,7 @@ use crate::dispatch::state::{CellState, Schedule, Snapshot};
 use crate::dispatch::TurnEnd;
 use crate::observe::metrics::Stamp;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use crate::sync::{Mutex, OnceLock};
+use crate::sync::{Mutex, OnceBox};
 
 /// A queued user message and, if it was sampled or has a deadline, its
 /// stamp. Moved messages keep theirs, so a deadline survives a replace.
@@ -102,16 +103,37 @@ impl<M> Envelope<M> {
     }
 }
 
+/// The moved lane: messages handed over by a replaced predecessor or put
+/// back for re-delivery, and their count, which the worker reads without
+/// the lock.
+#[derive(Debug)]
+struct MovedLane<M> {
+    queue: Mutex<VecDeque<Envelope<M>>>,
+    /// `queue`'s length, stored (Release) under its lock after each change.
+    len: AtomicUsize,
+}
+
+impl<M> Default for MovedLane<M> {
+    fn default() -> Self {
+        MovedLane { queue: Mutex::new(VecDeque::new()), len: AtomicUsize::new(0) }
+    }
+}
+
+/// Priority lanes 1 and up.
+type UpperLanes<M> = Box<[BoundedQueue<Envelope<M>>]>;
+
 /// The inbox of one cell, with the cell's scheduling state word.
 #[derive(Debug)]
 pub(crate) struct Mailbox<M> {
     state: CellState,
     queue: BoundedQueue<Envelope<M>>,
     /// Lanes 1 and up, for cell types with priority lanes; see the module docs.
-    lanes: Option<Box<[BoundedQueue<Envelope<M>>]>>,
+    /// (Boxed twice: a cell type without lanes pays one pointer, not a
+    /// slice's two words.)
+    #[allow(clippy::redundant_allocation, reason = "a thin pointer to the rarely used lanes")]
+    lanes: Option<Box<UpperLanes<M>>>,
     /// The moved lane; allocated by the first hand-over, see the module docs.
-    moved: OnceLock<Box<Mutex<VecDeque<Envelope<M>>>>>,
-    moved_len: AtomicUsize,
+    moved: OnceBox<MovedLane<M>>,
     /// Set until the predecessor's messages arrive; see the module docs.
     held: AtomicBool,
     /// Set between two incarnations; see the module docs.
@@ -139,9 +161,8 @@ impl<M> Mailbox<M> {
         Mailbox {
             state: CellState::new(),
             queue: BoundedQueue::new(capacity),
-            lanes: (lanes > 1).then(|| (1..lanes).map(|_| BoundedQueue::new(capacity)).collect()),
-            moved: OnceLock::new(),
-            moved_len: AtomicUsize::new(0),
+            lanes: (lanes > 1).then(|| Box::new((1..lanes).map(|_| BoundedQueue::new(capacity)).collect())),
+            moved: OnceBox::new(),
             held: AtomicBool::new(held),
             suspended: AtomicBool::new(false),
             system: SystemQueue::default(),
@@ -210,25 +231,33 @@ impl<M> Mailbox<M> {
     /// before anything else (a failed message re-delivered after a restart).
     /// Called by the run-token holder only.
     pub(crate) fn push_front(&self, msgs: impl DoubleEndedIterator<Item = M>) {
-        let mut moved = self.moved_lane().lock();
+        let lane = self.moved_lane();
+        let mut moved = lane.queue.lock();
         for msg in msgs.rev() {
             moved.push_front(Envelope::plain(msg));
         }
-        self.moved_len.store(moved.len(), Release);
+        lane.len.store(moved.len(), Release);
     }
 
     /// The moved lane, allocated on first use.
-    fn moved_lane(&self) -> &Mutex<VecDeque<Envelope<M>>> {
+    fn moved_lane(&self) -> &MovedLane<M> {
         self.moved.get_or_init(Box::default)
+    }
+
+    /// Messages in the moved lane.
+    #[inline]
+    fn moved_len(&self) -> usize {
+        self.moved.get().map_or(0, |lane| lane.len.load(Acquire))
     }
 
     /// Takes the messages a replaced predecessor left, ahead of the user
     /// queue, and lifts the hold. Bypasses the gate and the capacity: the
     /// moved lane only ever holds what one replaced queue held.
     pub(crate) fn release(&self, msgs: impl IntoIterator<Item = Envelope<M>>) -> Schedule {
-        let mut moved = self.moved_lane().lock();
+        let lane = self.moved_lane();
+        let mut moved = lane.queue.lock();
         moved.extend(msgs);
-        self.moved_len.store(moved.len(), Release);
+        lane.len.store(moved.len(), Release);
         drop(moved);
         // Release pairs with the Acquire in `pop_user`/`has_user_work`: a
         // worker that sees the hold lifted sees the moved messages. The
@@ -281,11 +310,11 @@ impl<M> Mailbox<M> {
         if self.withheld() {
             return None;
         }
-        if self.moved_len.load(Acquire) > 0 {
-            if let Some(moved) = self.moved.get() {
-                let mut moved = moved.lock();
+        if let Some(lane) = self.moved.get() {
+            if lane.len.load(Acquire) > 0 {
+                let mut moved = lane.queue.lock();
                 if let Some(envelope) = moved.pop_front() {
-                    self.moved_len.store(moved.len(), Release);
+                    lane.len.store(moved.len(), Release);
                     return Some((envelope.msg, envelope.stamp));
                 }
             }
@@ -326,14 +355,13 @@ impl<M> Mailbox<M> {
     /// Whether a user message (moved or queued) is waiting for the worker;
     /// never while held.
     pub(crate) fn has_user_work(&self) -> bool {
-        !self.withheld()
-            && (self.moved_len.load(Acquire) > 0 || !self.queue.is_empty() || self.lanes_have_work())
+        !self.withheld() && (self.moved_len() > 0 || !self.queue.is_empty() || self.lanes_have_work())
     }
 
     /// User messages waiting, moved ones included.
     pub(crate) fn len(&self) -> usize {
         let lanes = self.lanes.as_ref().map_or(0, |lanes| lanes.iter().map(BoundedQueue::len).sum());
-        self.moved_len.load(Acquire) + self.queue.len() + lanes
+        self.moved_len() + self.queue.len() + lanes
     }
 
     /// The most messages lane 0 ever held at once (the loom stand-in's
@@ -363,9 +391,9 @@ impl<M> Mailbox<M> {
     /// [`close`]: Mailbox::close
     pub(crate) fn take_user(&self) -> Vec<Envelope<M>> {
         let mut out: Vec<Envelope<M>> = match self.moved.get() {
-            Some(moved) => {
-                let mut moved = moved.lock();
-                self.moved_len.store(0, Release);
+            Some(lane) => {
+                let mut moved = lane.queue.lock();
+                lane.len.store(0, Release);
                 moved.drain(..).collect()
             }
             None => Vec::new(),

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 #[cfg(any(feature = "tokio", cellrt_loom))]
 pub(crate) use self::wakers::SpaceWaiter;
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::sync::atomic::{fence, Ordering::Acquire};
+use crate::sync::{Condvar, Mutex, MutexGuard, OnceBox};
 
 /// What the sleepers' lock guards: the async senders' wakers, allocated by
 /// the first async sender that waits on this mailbox (one pointer until
@@ -37,31 +38,59 @@ type AsyncWaiters = ();
 /// the sender's RMW (Acquire), and so are its pops. Every waker is woken, so
 /// a future dropped after its wake-up takes no other sender's turn. The loom
 /// model `loom-tests/tests/mailbox_space_async.rs` checks this.
+///
+/// The lock, the condition variable and the waker list are allocated by the
+/// first sender that waits (`sync::OnceBox`): a mailbox no sender ever
+/// waited on pays a null pointer. A sender publishes them before its RMW;
+/// every waker makes its RMW on the word first (the turn-ending one that
+/// found the flag, or the close), then an Acquire fence, then looks for
+/// them. A waker whose RMW comes later in the word's order than a sender's
+/// therefore synchronizes with that sender's RMW and finds what it
+/// published; one whose RMW comes earlier is seen by the sender (room made,
+/// or the gate closed), which then does not wait. The same two models
+/// check this.
 #[derive(Debug, Default)]
 pub(crate) struct SpaceSignal {
+    /// Allocated by the first sender that waits.
+    inner: OnceBox<Signal>,
+}
+
+#[derive(Debug, Default)]
+struct Signal {
     lock: Mutex<AsyncWaiters>,
     cond: Condvar,
 }
 
 impl SpaceSignal {
+    /// The lock and condition variable, allocated now if this is their
+    /// first use.
+    fn signal(&self) -> &Signal {
+        self.inner.get_or_init(Box::default)
+    }
+
     /// Takes the lock a sender holds from registering to sleeping.
     pub(crate) fn lock(&self) -> MutexGuard<'_, AsyncWaiters> {
-        self.lock.lock()
+        self.signal().lock.lock()
     }
 
     /// Sleeps (releasing `guard`) until woken or `deadline` passes; `false`
     /// when the deadline passed.
     pub(crate) fn sleep(&self, guard: MutexGuard<'_, AsyncWaiters>, deadline: Instant) -> bool {
         match deadline.checked_duration_since(Instant::now()) {
-            Some(left) if !left.is_zero() => !self.cond.wait_timeout(guard, left).1,
+            Some(left) if !left.is_zero() => !self.signal().cond.wait_timeout(guard, left).1,
             _ => false,
         }
     }
 
-    /// Wakes every sleeper and every waiting task.
+    /// Wakes every sleeper and every waiting task. The caller has just made
+    /// its RMW on the cell's state word (see above).
     pub(crate) fn wake(&self) {
-        let guard = self.lock.lock();
-        self.cond.notify_all();
+        // With the caller's RMW, synchronizes with the RMW of every sender
+        // earlier in the word's order, so what it published is seen here.
+        fence(Acquire);
+        let Some(signal) = self.inner.get() else { return };
+        let guard = signal.lock.lock();
+        signal.cond.notify_all();
         #[cfg(any(feature = "tokio", cellrt_loom))]
         {
             let wakers = guard.clone();

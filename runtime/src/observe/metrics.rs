@@ -13,6 +13,15 @@
 //! once per turn, not per message, so a sender misses that cache line at
 //! most once a turn, and an idle cell does not pay 128 bytes of padding.
 //!
+//! # What an idle cell costs
+//!
+//! A cell's [`CellMetrics`] block is allocated by its first use: the first
+//! send to it (a stamp or an edge may be taken), a refused send, a failure,
+//! a restart, or a turn that handled a message or sent one (see
+//! [`TurnMeter::begin_lazy`]). Until then the cell holds a null pointer and
+//! reads as a block that has counted nothing ([`Metrics::unused`]); the
+//! counters are the same either way, since a block starts at zero.
+//!
 //! # What a turn costs
 //!
 //! The worker counts handled and failed messages in locals and reads the
@@ -386,6 +395,20 @@ impl CellMetrics {
     }
 }
 
+impl Metrics {
+    /// What [`CellMetrics::snapshot`] reports of a block that has counted
+    /// nothing: the snapshot of an observed cell whose block is not
+    /// allocated yet (it has handled no message).
+    pub(crate) fn unused(queued: usize, capacity: usize) -> Metrics {
+        Metrics {
+            mailbox_len: queued,
+            mailbox_capacity: capacity,
+            mailbox_high_water: queued,
+            ..Metrics::default()
+        }
+    }
+}
+
 impl Detail {
     /// The evidence of message kind `kind`, added on first sight.
     fn kind(&mut self, kind: &'static str) -> &mut KindDetail {
@@ -406,6 +429,15 @@ impl std::fmt::Debug for CellMetrics {
     }
 }
 
+/// Where a turn's meter finds the cell's metrics block: at hand, or
+/// allocated when the turn first has something to add (see
+/// [`TurnMeter::begin_lazy`]).
+#[derive(Clone, Copy)]
+enum Block<'a> {
+    Ready(&'a CellMetrics),
+    Lazy(&'a dyn Fn() -> &'a CellMetrics),
+}
+
 /// A stamped message taken from the mailbox, timed while it is handled.
 pub(crate) struct Timed {
     stamp: Box<Stamp>,
@@ -415,7 +447,7 @@ pub(crate) struct Timed {
 /// What one turn of one cell measured, added to its metrics when the turn
 /// ends (dropped).
 pub(crate) struct TurnMeter<'a> {
-    metrics: &'a CellMetrics,
+    metrics: Block<'a>,
     handled: u64,
     failed: u64,
     slow: u64,
@@ -435,9 +467,36 @@ struct Sample {
 impl<'a> TurnMeter<'a> {
     /// Begins measuring a turn of cell `id`: sends from this thread count
     /// as edges out of it.
+    #[cfg(test)]
     pub(crate) fn begin(metrics: &'a CellMetrics, id: u64) -> Self {
+        TurnMeter::with_block(Block::Ready(metrics), id)
+    }
+
+    /// [`begin`](TurnMeter::begin) for a cell whose metrics block may not
+    /// be allocated yet: `block` returns it, allocating it on first call,
+    /// which the meter makes only when the turn has something to add (a
+    /// message handled or failed, a stamped message, an edge). So a turn
+    /// that only runs `started` leaves an idle cell without a block.
+    pub(crate) fn begin_lazy(block: &'a dyn Fn() -> &'a CellMetrics, id: u64) -> Self {
+        TurnMeter::with_block(Block::Lazy(block), id)
+    }
+
+    fn with_block(metrics: Block<'a>, id: u64) -> Self {
         SENDER.with(|sender| sender.cell.set(id));
         TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: Vec::new(), failed_kinds: Vec::new() }
+    }
+
+    /// The cell's metrics block, allocated now if this is its first use.
+    #[inline]
+    fn metrics(&mut self) -> &'a CellMetrics {
+        match self.metrics {
+            Block::Ready(metrics) => metrics,
+            Block::Lazy(block) => {
+                let metrics = block();
+                self.metrics = Block::Ready(metrics);
+                metrics
+            }
+        }
     }
 
     /// A message was taken; `stamp` is its stamp, if it carries one.
@@ -451,7 +510,7 @@ impl<'a> TurnMeter<'a> {
         let stamp = stamp?;
         // Plus the one just taken.
         let queued = queued() + 1;
-        let metrics = self.metrics;
+        let metrics = self.metrics();
         if queued > metrics.window_high.load(Relaxed) {
             metrics.window_high.fetch_max(queued, Relaxed);
             metrics.high_water.fetch_max(queued, Relaxed);
@@ -466,7 +525,7 @@ impl<'a> TurnMeter<'a> {
             self.handled += 1;
         } else {
             self.failed += 1;
-            if self.metrics.send.kind_evidence {
+            if self.metrics().send.kind_evidence {
                 self.failed_kinds.push(kind);
             }
         }
@@ -474,7 +533,7 @@ impl<'a> TurnMeter<'a> {
             let now = Instant::now();
             let queue = taken.saturating_duration_since(stamp.sent);
             let handling = now.saturating_duration_since(taken);
-            let threshold = self.metrics.send.latency_threshold.load(Relaxed);
+            let threshold = self.metrics().send.latency_threshold.load(Relaxed);
             if threshold != 0 && (queue + handling).as_nanos() > u128::from(threshold) {
                 self.slow += 1;
             }
@@ -489,7 +548,12 @@ impl Drop for TurnMeter<'_> {
             sender.cell.set(0);
             sender.sent.replace(false)
         });
-        let metrics = self.metrics;
+        let detailed = !self.samples.is_empty() || sent || !self.failed_kinds.is_empty();
+        if !detailed && self.handled == 0 && self.failed == 0 && self.slow == 0 {
+            // Nothing to add: a cell without a block keeps none.
+            return;
+        }
+        let metrics = self.metrics();
         let add = |counter: &AtomicU64, n: u64| {
             if n > 0 {
                 counter.fetch_add(n, Relaxed);
@@ -498,7 +562,7 @@ impl Drop for TurnMeter<'_> {
         add(&metrics.handled, self.handled);
         add(&metrics.failed, self.failed);
         add(&metrics.slow, self.slow);
-        if self.samples.is_empty() && !sent && self.failed_kinds.is_empty() {
+        if !detailed {
             return;
         }
         let edges =
@@ -649,5 +713,40 @@ pub(crate) fn share(part: f64, whole: f64) -> f64 {
         part / whole
     } else {
         0.0
+    }
+}
+
+#[cfg(all(test, not(cellrt_loom)))]
+mod tests {
+    use std::cell::Cell as StdCell;
+
+    use super::*;
+
+    #[test]
+    fn an_unused_block_reports_what_a_fresh_block_reports() {
+        for kind_evidence in [false, true] {
+            for (queued, capacity) in [(0, 32), (3, 1024)] {
+                let fresh = CellMetrics::new(32, kind_evidence).snapshot(queued, capacity);
+                assert_eq!(fresh, Metrics::unused(queued, capacity));
+            }
+        }
+    }
+
+    #[test]
+    fn a_turn_with_nothing_to_add_asks_for_no_block() {
+        let metrics = CellMetrics::new(1, true);
+        let asked = StdCell::new(0);
+        let block = || {
+            asked.set(asked.get() + 1);
+            &metrics
+        };
+        drop(TurnMeter::begin_lazy(&block, 7));
+        assert_eq!(asked.get(), 0, "a turn that only ran a hook keeps an idle cell without a block");
+        let mut meter = TurnMeter::begin_lazy(&block, 7);
+        meter.done(None, "u64", true);
+        meter.done(None, "u64", true);
+        drop(meter);
+        assert_eq!(asked.get(), 1, "the block is asked for once, when the turn ends");
+        assert_eq!(metrics.counters().handled, 2);
     }
 }

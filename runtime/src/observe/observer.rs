@@ -232,11 +232,22 @@ impl Observer {
         Touched { ids, paths }
     }
 
+    /// The objectives set now, by cell path: what one analysis window reads.
+    pub(crate) fn objectives(&self) -> HashMap<CellPath, Objective> {
+        self.objectives.lock().clone()
+    }
+
     /// One analysis window over `cells` (the touched ones that live), after
-    /// the cells in `departed` terminated.
-    pub(crate) fn analyse(&self, now: Instant, cells: &[CellView<'_>], departed: &[u64]) {
+    /// the cells in `departed` terminated, with `objectives` as they were
+    /// when the window began (see [`objectives`](Observer::objectives)).
+    pub(crate) fn analyse(
+        &self,
+        now: Instant,
+        cells: &[CellView<'_>],
+        departed: &[u64],
+        objectives: &HashMap<CellPath, Objective>,
+    ) {
         self.flush_spawns();
-        let objectives = self.objectives.lock().clone();
         let (findings, dependencies) = {
             let mut analysis = self.analysis.lock();
             let findings = analysis.tick(now, cells, departed, &|path| objectives.get(path).cloned());

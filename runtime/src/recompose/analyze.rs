@@ -158,9 +158,12 @@ struct Delta {
 impl Readings {
     /// Reads `cell` and returns what changed since the last reading.
     fn delta(&mut self, cell: &Arc<dyn CellControl>) -> Option<Delta> {
-        let metrics = cell.metrics()?;
-        let counters = metrics.counters();
-        let kinds = metrics.kind_totals();
+        let (counters, kinds) = match cell.metrics() {
+            Some(metrics) => (metrics.counters(), metrics.kind_totals()),
+            // Observed, but nothing counted yet: no block was allocated.
+            None if cell.is_observed() => (Counters::default(), Vec::new()),
+            None => return None,
+        };
         let (last, last_kinds) = self.last.insert(cell.id(), (counters, kinds.clone())).unwrap_or_default();
         let kinds = kinds
             .into_iter()

@@ -48,6 +48,8 @@ use crate::observe::analysis::CellView;
 #[cfg(feature = "observe")]
 use crate::observe::journal::{JournalError, JournalQuery, Signal, SignalKind, TopologyChange};
 #[cfg(feature = "observe")]
+use crate::observe::metrics::Metrics;
+#[cfg(feature = "observe")]
 use crate::observe::observer::Observer;
 #[cfg(feature = "observe")]
 use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, SignatureSummary, Snapshot};
@@ -259,22 +261,37 @@ impl RuntimeShared {
         self.settings.quiet_panics
     }
 
-    /// Metrics for a new cell, when the runtime observes its cells.
+    /// Whether the runtime observes its cells: each keeps a metrics block,
+    /// allocated by its first use (see `CellInstance::metrics`).
     #[cfg(feature = "observe")]
-    pub(crate) fn cell_metrics(&self) -> Option<Box<crate::observe::metrics::CellMetrics>> {
-        let observation = &self.settings.observation;
-        observation.enabled.then(|| {
-            Box::new(crate::observe::metrics::CellMetrics::new(
-                observation.sample_every,
-                observation.kind_evidence,
-            ))
-        })
+    #[inline]
+    pub(crate) fn observes_cells(&self) -> bool {
+        self.settings.observation.enabled
     }
 
-    /// Metrics for a new cell: none, without the `observe` feature.
+    /// Whether the runtime observes its cells: never, without the `observe`
+    /// feature.
     #[cfg(not(feature = "observe"))]
-    pub(crate) fn cell_metrics(&self) -> Option<Box<crate::observe::metrics::CellMetrics>> {
-        None
+    #[inline]
+    pub(crate) fn observes_cells(&self) -> bool {
+        false
+    }
+
+    /// A metrics block for a cell of a runtime that observes its cells.
+    #[cfg(feature = "observe")]
+    pub(crate) fn new_cell_metrics(&self) -> Box<crate::observe::metrics::CellMetrics> {
+        let observation = &self.settings.observation;
+        Box::new(crate::observe::metrics::CellMetrics::new(
+            observation.sample_every,
+            observation.kind_evidence,
+        ))
+    }
+
+    /// A metrics block: without the `observe` feature no cell asks for one
+    /// (`observes_cells` is `false`); this is the block of the defaults.
+    #[cfg(not(feature = "observe"))]
+    pub(crate) fn new_cell_metrics(&self) -> Box<crate::observe::metrics::CellMetrics> {
+        Box::new(crate::observe::metrics::CellMetrics::new(1, false))
     }
 
     /// A supervised cell is about to begin a new incarnation after one that
@@ -441,15 +458,31 @@ impl RuntimeShared {
         };
         cells.sort_unstable_by_key(|cell| cell.id());
         cells.dedup_by_key(|cell| cell.id());
+        // What a cell whose metrics block is not allocated yet reads as: it
+        // has counted nothing. Such a cell is read from this block only
+        // while the window would write nothing to it (see below).
+        let unused = crate::observe::metrics::CellMetrics::new(1, false);
+        // One reading of the objectives for the whole window: a cell read
+        // from `unused` has none in it, so the window sets no threshold there.
+        let objectives = self.observer.objectives();
+        let observed = self.observes_cells();
         let views: Vec<CellView<'_>> = cells
             .iter()
-            .filter_map(|cell| {
-                let metrics = cell.metrics()?;
+            .filter(|_| observed)
+            .map(|cell| {
                 // Before the metrics are read: a turn from now on reports
                 // the cell again.
                 let idle = cell.take_active();
                 let (queued, capacity) = cell.mailbox_len();
-                Some(CellView {
+                // The window writes the mailbox length to the block (its
+                // high-water mark) and an objective's latency threshold:
+                // a cell with messages waiting or an objective gets its own.
+                let metrics = match cell.metrics() {
+                    Some(metrics) => metrics,
+                    None if queued > 0 || objectives.contains_key(cell.path()) => cell.metrics_or_init(),
+                    None => &unused,
+                };
+                CellView {
                     id: cell.id(),
                     path: cell.path(),
                     kind: cell.cell_kind(),
@@ -457,10 +490,10 @@ impl RuntimeShared {
                     queued,
                     capacity,
                     idle,
-                })
+                }
             })
             .collect();
-        self.observer.analyse(std::time::Instant::now(), &views, &departed);
+        self.observer.analyse(std::time::Instant::now(), &views, &departed, &objectives);
     }
 
     /// Everything observed, now.
@@ -484,7 +517,10 @@ impl RuntimeShared {
                 cell_snapshots.push(CellSnapshot {
                     path: cell.path().clone(),
                     kind: cell.cell_kind().to_owned(),
-                    metrics: cell.metrics().map(|m| m.snapshot(queued, capacity)),
+                    metrics: self.observes_cells().then(|| match cell.metrics() {
+                        Some(metrics) => metrics.snapshot(queued, capacity),
+                        None => Metrics::unused(queued, capacity),
+                    }),
                     decay,
                     baselines,
                     objective: analysis.objective(*id, instant).map(|(objective, status)| {

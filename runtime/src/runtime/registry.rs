@@ -18,7 +18,17 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     /// The Rust type of the cell.
     fn cell_kind(&self) -> &'static str;
     /// The cell's metrics, when the runtime observes its cells.
+    /// The cell's metrics block, if it has one: an observed cell's is
+    /// allocated by its first message (or failure, restart, refused send).
     fn metrics(&self) -> Option<&crate::observe::metrics::CellMetrics>;
+    /// The metrics block of a cell of an observing runtime, allocated now
+    /// if it has none yet.
+    #[cfg(feature = "observe")]
+    fn metrics_or_init(&self) -> &crate::observe::metrics::CellMetrics;
+    /// Whether the runtime observes the cell: then a cell without a
+    /// metrics block has counted nothing yet.
+    #[cfg(feature = "observe")]
+    fn is_observed(&self) -> bool;
     /// Messages waiting in the mailbox, and its capacity.
     fn mailbox_len(&self) -> (usize, usize);
     /// For the analysis window, before it reads the metrics: clears the

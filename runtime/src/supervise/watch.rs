@@ -3,7 +3,7 @@
 use crate::ask::Reply;
 use crate::cell::StopReason;
 use crate::path::CellPath;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, OnceBox};
 
 /// Delivered to watchers when a cell stops for good: not when it is
 /// restarted, nor when it is replaced behind its address.
@@ -23,21 +23,23 @@ enum WatchState {
     Ended(Terminated),
 }
 
-/// The watchers of one address.
+/// The watchers of one address. The state is allocated by the first
+/// watcher or by the end, whichever comes first: an address nobody watches
+/// pays a null pointer while its cell lives.
+#[derive(Default)]
 pub(crate) struct Watchers {
-    state: Mutex<WatchState>,
-}
-
-impl Default for Watchers {
-    fn default() -> Self {
-        Watchers { state: Mutex::new(WatchState::Live(Vec::new())) }
-    }
+    state: OnceBox<Mutex<WatchState>>,
 }
 
 impl Watchers {
+    /// The state, allocated now if this is its first use.
+    fn state(&self) -> &Mutex<WatchState> {
+        self.state.get_or_init(|| Box::new(Mutex::new(WatchState::Live(Vec::new()))))
+    }
+
     /// Adds a watcher; called at once if the cell already stopped for good.
     pub(crate) fn add(&self, watcher: Watcher) {
-        let mut state = self.state.lock();
+        let mut state = self.state().lock();
         match &mut *state {
             WatchState::Live(watchers) => watchers.push(watcher),
             WatchState::Ended(terminated) => {
@@ -56,7 +58,7 @@ impl Watchers {
     /// The cell stopped for good: every watcher is told, once.
     pub(crate) fn end(&self, terminated: Terminated) {
         let watchers = {
-            let mut state = self.state.lock();
+            let mut state = self.state().lock();
             match std::mem::replace(&mut *state, WatchState::Ended(terminated.clone())) {
                 WatchState::Live(watchers) => watchers,
                 WatchState::Ended(_) => Vec::new(),
@@ -69,7 +71,9 @@ impl Watchers {
 
     /// A new instance serves the address again (a fresh start behind it).
     pub(crate) fn revive(&self) {
-        let mut state = self.state.lock();
+        // No state yet: nothing ended, nobody watches.
+        let Some(state) = self.state.get() else { return };
+        let mut state = state.lock();
         if let WatchState::Ended(_) = &*state {
             *state = WatchState::Live(Vec::new());
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub(crate) use std::sync::{Arc, Weak};
 
 pub(crate) mod atomic {
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 }
 
 pub(crate) mod thread {
@@ -126,11 +126,6 @@ impl Condvar {
         self.0.notify_all();
     }
 }
-
-/// A cell written once. std's, as in normal builds: loom has none, and the
-/// cell's own synchronization is not part of any protocol the models check
-/// (its initializer runs no loom operation, so under the model it is one step).
-pub(crate) use std::sync::OnceLock;
 
 /// The unbounded queue of a mailbox lane under loom: a `VecDeque` behind a
 /// loom mutex, with the same interface as crossbeam-queue's `SegQueue` of

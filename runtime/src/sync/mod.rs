@@ -14,8 +14,13 @@
 //!
 //! Both backends export the same names with the same signatures: `Arc`,
 //! `Mutex`/`MutexGuard` (no poisoning: `lock()` always returns the guard),
-//! `RwLock`, `Condvar`, `OnceLock`, `atomic::*`, `thread`, `spin_loop`,
+//! `RwLock`, `Condvar`, `atomic::*`, `thread`, `spin_loop`,
 //! `spin_until`, `yield_until`, `Backoff` and `SegQueue`.
+//!
+//! Beside them, `once_box.rs` builds [`OnceBox`] on the backend's atomics:
+//! a box published once with a compare-exchange, the same code in both
+//! builds, so the models check it too.
+//!
 //! The loom switch is a test harness hook, not part of the public API.
 
 #[cfg(not(cellrt_loom))]
@@ -27,3 +32,6 @@ pub(crate) use self::std::*;
 mod loom;
 #[cfg(cellrt_loom)]
 pub(crate) use self::loom::*;
+
+mod once_box;
+pub(crate) use self::once_box::OnceBox;

@@ -3,7 +3,7 @@
 pub(crate) use std::sync::{Arc, Weak};
 
 pub(crate) mod atomic {
-    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 }
 
 pub(crate) mod thread {
@@ -236,7 +236,3 @@ pub(crate) use lock::{Condvar, Mutex, MutexGuard, RwLock};
 /// drains, so it costs memory in proportion to what it holds. The bound is
 /// enforced above it, by `mailbox::bounded`.
 pub(crate) use crossbeam_queue::SegQueue;
-
-/// A cell written once: the lazily allocated parts of a mailbox. Its own
-/// synchronization is std's, in every build (see `loom.rs`).
-pub(crate) use std::sync::OnceLock;

@@ -1,0 +1,62 @@
+//! Model of a box published once (`OnceBox::get_or_init` and
+//! `OnceBox::get` in `runtime/src/sync/once_box.rs`), as the lazily
+//! allocated parts of a cell use it: racing first users, and readers that
+//! only look.
+//!
+//! Properties:
+//!
+//! - racing initializers publish exactly one box: every caller is handed
+//!   the same box, holding the value its one publisher wrote;
+//! - a reader handed the box sees what the initializer wrote into it
+//!   before publishing (loom reports the read as a data race otherwise);
+//! - a reader that looks before any publication sees nothing, never a box
+//!   in the making.
+//!
+//! Planted bugs this model catches (each made a test fail, then was removed):
+//!
+//! - publishing with a load-then-store instead of a compare-exchange: both
+//!   initializers publish, and the two callers are handed different boxes
+//!   (`racing_first_users_share_one_box`);
+//! - a Relaxed publishing compare-exchange (or a Relaxed load in `get`):
+//!   the reader is handed the box without synchronizing with the
+//!   initializer's write, which loom reports as a causality violation
+//!   (`a_reader_sees_what_the_initializer_wrote`).
+#![cfg(cellrt_loom)]
+
+use cellrt::loom_api::ModelOnceBox;
+use loom::sync::Arc;
+use loom::thread;
+
+#[test]
+fn racing_first_users_share_one_box() {
+    cellrt_loom_tests::check(3, || {
+        let once = Arc::new(ModelOnceBox::new());
+        let other = {
+            let once = once.clone();
+            thread::spawn(move || once.get_or_init(2))
+        };
+        let mine = once.get_or_init(1);
+        let theirs = other.join().unwrap();
+        assert_eq!(mine, theirs, "both callers are handed the same box");
+        assert!(mine.0 == 1 || mine.0 == 2, "holding what its one publisher wrote");
+        assert!((1..=2).contains(&once.built()));
+        assert_eq!(once.get(), Some(mine));
+    });
+}
+
+#[test]
+fn a_reader_sees_what_the_initializer_wrote() {
+    cellrt_loom_tests::check(3, || {
+        let once = Arc::new(ModelOnceBox::new());
+        let reader = {
+            let once = once.clone();
+            thread::spawn(move || once.get())
+        };
+        let published = once.get_or_init(7);
+        match reader.join().unwrap() {
+            None => {}
+            Some(seen) => assert_eq!(seen, published, "a reader sees the published box whole"),
+        }
+        assert_eq!(once.built(), 1, "no one else initialized");
+    });
+}
