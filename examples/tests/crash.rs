@@ -85,7 +85,7 @@ fn every_acknowledged_append_survives_repeated_sigkill() {
     println!("{CYCLES} kills, {total_acks} acknowledged appends, final {state}");
     assert!(total_acks > 0, "the ledger made progress");
     let len: u64 = state.split(' ').nth(1).unwrap().parse().unwrap();
-    assert!(acked.map_or(true, |last| len > last), "{state}, last acknowledged {acked:?}");
+    assert!(acked.is_none_or(|last| len > last), "{state}, last acknowledged {acked:?}");
     assert!(state.ends_with("consistent") && !state.ends_with("inconsistent"), "{state}");
 }
 

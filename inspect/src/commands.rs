@@ -264,7 +264,7 @@ pub(crate) fn journal(
     let mut signals: Vec<Signal> = journal
         .signals
         .into_iter()
-        .filter(|s| from.map_or(true, |from| s.at >= from) && after_seq.map_or(true, |seq| s.seq > seq))
+        .filter(|s| from.is_none_or(|from| s.at >= from) && after_seq.is_none_or(|seq| s.seq > seq))
         .collect();
     if let Some(limit) = limit {
         signals.drain(..signals.len().saturating_sub(limit));

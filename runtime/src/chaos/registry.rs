@@ -171,7 +171,7 @@ impl Armed {
     }
 
     fn in_radius(&self, path: &CellPath) -> bool {
-        self.radius.as_ref().map_or(true, |radius| radius.iter().any(|glob| glob.matches(path)))
+        self.radius.as_ref().is_none_or(|radius| radius.iter().any(|glob| glob.matches(path)))
     }
 
     fn record(&self, fault: usize, cell: &CellPath, message_kind: Option<&str>, effect: Effect) {

@@ -247,7 +247,7 @@ impl Target {
     /// Whether the target covers the cell at `path` of type `cell_type`,
     /// whatever the message.
     pub(crate) fn covers_cell(&self, path: &CellPath, cell_type: &str) -> bool {
-        self.cells.matches(path) && self.cell_type.as_deref().map_or(true, |t| t == cell_type)
+        self.cells.matches(path) && self.cell_type.as_deref().is_none_or(|t| t == cell_type)
     }
 
     /// Whether the target covers a message of `kind` at that cell, sent by
@@ -260,8 +260,8 @@ impl Target {
         sender: Option<&CellPath>,
     ) -> bool {
         self.covers_cell(path, cell_type)
-            && self.message_kind.as_deref().map_or(true, |k| k == kind)
-            && self.from.as_ref().map_or(true, |from| sender.is_some_and(|s| from.matches(s)))
+            && self.message_kind.as_deref().is_none_or(|k| k == kind)
+            && self.from.as_ref().is_none_or(|from| sender.is_some_and(|s| from.matches(s)))
     }
 }
 

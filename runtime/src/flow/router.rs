@@ -414,7 +414,7 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
             let members = self.members.read();
             members.list.iter().min_by_key(|m| m.queued()).map(|m| m.slot().current())
         };
-        target.map_or(true, |target| target.register_for_space(msg, waiter, waker))
+        target.is_none_or(|target| target.register_for_space(msg, waiter, waker))
     }
 
     fn hand_over(&self, successor: Arc<dyn Deliver<M>>) {

@@ -93,7 +93,7 @@ impl<T> BoundedQueue<T> {
     /// Whether no item is queued (a push in flight is not counted).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.get().map_or(true, |items| items.is_empty())
+        self.items.get().is_none_or(|items| items.is_empty())
     }
 
     /// Whether a push would find a free slot now.

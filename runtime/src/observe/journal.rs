@@ -644,13 +644,13 @@ impl JournalQuery {
     /// Whether `signal` passes every filter (the limit aside).
     pub fn matches(&self, signal: &Signal) -> bool {
         // `map_or(true, …)`: `Option::is_none_or` is newer than the MSRV.
-        self.cell.as_ref().map_or(true, |cell| signal.cell.as_ref() == Some(cell))
-            && self.cell_kind.as_deref().map_or(true, |kind| signal.cell_kind.as_deref() == Some(kind))
-            && self.signature.as_deref().map_or(true, |id| signal.kind.signature() == Some(id))
-            && self.category.map_or(true, |category| signal.category == Some(category))
-            && self.kind.map_or(true, |kind| signal.kind.signal_type() == kind)
-            && self.since.map_or(true, |since| signal.at >= since)
-            && self.until.map_or(true, |until| signal.at < until)
+        self.cell.as_ref().is_none_or(|cell| signal.cell.as_ref() == Some(cell))
+            && self.cell_kind.as_deref().is_none_or(|kind| signal.cell_kind.as_deref() == Some(kind))
+            && self.signature.as_deref().is_none_or(|id| signal.kind.signature() == Some(id))
+            && self.category.is_none_or(|category| signal.category == Some(category))
+            && self.kind.is_none_or(|kind| signal.kind.signal_type() == kind)
+            && self.since.is_none_or(|since| signal.at >= since)
+            && self.until.is_none_or(|until| signal.at < until)
     }
 }
 
@@ -1372,7 +1372,7 @@ impl Journal {
         let mut found = Vec::new();
         #[cfg(feature = "storage")]
         if let Some(store) = &self.store {
-            if first_in_memory.map_or(true, |first| seq.saturating_add(1) < first) {
+            if first_in_memory.is_none_or(|first| seq.saturating_add(1) < first) {
                 for item in store.scan_prefix::<Signal>(ENTRY_PREFIX) {
                     match item {
                         Ok((_, signal)) => {

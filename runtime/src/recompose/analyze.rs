@@ -219,7 +219,7 @@ impl Readings {
             kinds: Vec::new(),
             decay: None,
             burn_page,
-            stopped: !sources.forwarding && sources.base.as_ref().map_or(true, |b| b.is_terminated()),
+            stopped: !sources.forwarding && sources.base.as_ref().is_none_or(|b| b.is_terminated()),
             cells: Vec::new(),
         };
         let base_id = sources.base.as_ref().map(|b| b.id());

@@ -838,7 +838,7 @@ impl<M: Send + 'static> Managed<M> {
                 }
             }
             Action::Promote { kind, .. } | Action::EndCanary { kind, .. } => {
-                if !shape.canary.as_ref().is_some_and(|c| c.kind == *kind) {
+                if shape.canary.as_ref().is_none_or(|c| c.kind != *kind) {
                     return Err(self.layout_error("no canary runs there"));
                 }
             }
@@ -1321,7 +1321,7 @@ impl<M: Send + 'static> Managed<M> {
 /// Whether the cell behind `target` is gone: no lifecycle handle (a
 /// forwarding target), or terminated.
 fn gone<M: Send + 'static>(target: &Arc<dyn Deliver<M>>) -> bool {
-    target.control().map_or(true, |c| c.is_terminated())
+    target.control().is_none_or(|c| c.is_terminated())
 }
 
 /// How many names [`Managed::spawn_beside`] tries.

@@ -115,7 +115,7 @@ struct Entry {
 
 /// Whether a serving cell is missing from a window or has stopped.
 fn missing_or_stopped(cell: Option<&ServingCell>) -> bool {
-    cell.map_or(true, |c| c.stopped)
+    cell.is_none_or(|c| c.stopped)
 }
 
 impl Entry {

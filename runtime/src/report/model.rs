@@ -469,7 +469,7 @@ pub(super) fn flow_changes(signals: &[Signal], snapshots: &[Snapshot]) -> Vec<Fl
     for (i, &(plan, step, at, description)) in events.iter().enumerate() {
         let until = events.get(i + 1).map(|e| e.2);
         let Some(before) = snapshots.iter().rev().find(|s| s.taken_at <= at) else { continue };
-        let between = |s: &&Snapshot| s.taken_at > at && until.map_or(true, |u| s.taken_at <= u);
+        let between = |s: &&Snapshot| s.taken_at > at && until.is_none_or(|u| s.taken_at <= u);
         // A run's last snapshots may come after its load: the flow right
         // after the verdict is the one the plan made.
         let judged = (step == "applied").then(|| verdict(signals, plan, at)).flatten();

@@ -895,7 +895,7 @@ impl RuntimeShared {
         let mut deadlines = self.deadlines.lock();
         deadlines.cells.retain(|c| c.upgrade().is_some_and(|c| !c.is_terminated()));
         deadlines.cells.push(cell);
-        if deadlines.period.map_or(true, |p| period < p) {
+        if deadlines.period.is_none_or(|p| period < p) {
             // A scheduled watchdog takes the shorter period at its next look.
             deadlines.period = Some(period);
         }
