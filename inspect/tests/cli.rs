@@ -6,34 +6,16 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cellrt::{
-    Action, Addr, Cell, CellConfig, CellError, ChildSpec, Context, Durability, Durable, Expected,
-    JournalQuery, Metric, Mode, ObservationConfig, Recomposable, RecomposeConfig, Recomposer, Runtime,
-    SplitBy, StorageConfig, SupervisorSpec,
+    Action, Cell, CellConfig, CellError, ChildSpec, Context, Durability, Durable, Expected, JournalQuery,
+    Metric, Mode, Recomposable, RecomposeConfig, Recomposer, SplitBy, SupervisorSpec,
 };
 use serde_json::Value;
 
-/// Fails every tenth message.
-struct Worker;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../runtime/tests/common/gateway.rs"]
+mod gateway;
 
-impl Cell for Worker {
-    type Message = u32;
-    fn handle(&mut self, _: &mut Context<Self>, n: u32) -> Result<(), CellError> {
-        if n % 10 == 3 {
-            return Err(CellError::msg(format!("card {n} declined")));
-        }
-        Ok(())
-    }
-}
-
-/// Forwards to the worker.
-struct Gateway(Addr<u32>);
-
-impl Cell for Gateway {
-    type Message = u32;
-    fn handle(&mut self, _: &mut Context<Self>, n: u32) -> Result<(), CellError> {
-        self.0.try_send(n).map_err(|err| CellError::msg(err.to_string()))
-    }
-}
+use gateway::{runtime, Gateway, Worker};
 
 /// A durable sum.
 struct Ledger(u64);
@@ -54,16 +36,6 @@ impl Durable for Ledger {
     fn restore(sum: u64) -> Self {
         Ledger(sum)
     }
-}
-
-fn runtime(dir: &Path) -> Runtime {
-    Runtime::builder()
-        .worker_threads(2)
-        .quiet_panics(true)
-        .storage(StorageConfig::dir(dir))
-        .observation(ObservationConfig::default().window(Duration::from_millis(50)).sample_every(1))
-        .build()
-        .expect("runtime builds")
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

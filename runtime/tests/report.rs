@@ -10,34 +10,11 @@ use std::time::Duration;
 
 use cellrt::report::{DataDir, DataDirError, Report, ReportError};
 use cellrt::{
-    Action, Addr, Cell, CellConfig, CellError, ChildSpec, Context, Expected, JournalQuery, Metric, Mode,
-    ObservationConfig, Recomposable, RecomposeConfig, Recomposer, Runtime, Signal, SignalKind, SplitBy,
-    StorageConfig, SupervisorSpec,
+    Action, CellConfig, ChildSpec, Expected, JournalQuery, Metric, Mode, Recomposable, RecomposeConfig,
+    Recomposer, Signal, SignalKind, SplitBy, SupervisorSpec,
 };
+use common::gateway::{self, Gateway, Worker};
 use common::wait_for;
-
-/// Fails every tenth message.
-struct Worker;
-
-impl Cell for Worker {
-    type Message = u32;
-    fn handle(&mut self, _: &mut Context<Self>, n: u32) -> Result<(), CellError> {
-        if n % 10 == 3 {
-            return Err(CellError::msg(format!("card {n} declined by <issuer>")));
-        }
-        Ok(())
-    }
-}
-
-/// Forwards to the worker.
-struct Gateway(Addr<u32>);
-
-impl Cell for Gateway {
-    type Message = u32;
-    fn handle(&mut self, _: &mut Context<Self>, n: u32) -> Result<(), CellError> {
-        self.0.try_send(n).map_err(|err| CellError::msg(err.to_string()))
-    }
-}
 
 /// The gateway's name: a report must escape it.
 const GATEWAY: &str = "gate<way>";
@@ -52,13 +29,7 @@ struct Run {
 /// marked phases, a baseline and a split of the worker into a pool
 /// (proposed by hand and approved), recording snapshots as it goes.
 fn run(dir: &Path) -> Run {
-    let runtime = Runtime::builder()
-        .worker_threads(2)
-        .quiet_panics(true)
-        .storage(StorageConfig::dir(dir))
-        .observation(ObservationConfig::default().window(Duration::from_millis(50)).sample_every(1))
-        .build()
-        .expect("runtime builds");
+    let runtime = gateway::runtime(dir);
     let app = SupervisorSpec::new("app")
         .intensity(1000, Duration::from_secs(60))
         .child(ChildSpec::new("worker", || Worker));

@@ -154,6 +154,8 @@ impl Cell for Gated {
 
 pub mod browser;
 pub mod fraud;
+#[cfg(feature = "report")]
+pub mod gateway;
 pub mod probe;
 
 /// Occupies its dispatcher's worker until its gate opens (or its sender is
