@@ -1309,45 +1309,7 @@ impl Journal {
     /// query covers the entries of earlier runs it still stores.
     pub(crate) fn query(&self, query: &JournalQuery) -> Vec<Signal> {
         let limit = query.limit.unwrap_or(usize::MAX);
-        if limit == 0 {
-            return Vec::new();
-        }
-        let (recent, first_in_memory) = {
-            let state = self.state.lock();
-            let recent: Vec<Signal> = state
-                .entries
-                .iter()
-                .filter(|kept| query.matches(&kept.signal))
-                .map(|kept| kept.signal.clone())
-                .collect();
-            (recent, state.entries.front().map(|kept| kept.signal.seq))
-        };
-        let mut found: VecDeque<Signal> = VecDeque::new();
-        #[cfg(feature = "storage")]
-        if let Some(store) = &self.store {
-            for item in store.scan_prefix::<Signal>(ENTRY_PREFIX) {
-                match item {
-                    Ok((_, signal)) => {
-                        if first_in_memory.is_some_and(|first| signal.seq >= first) {
-                            break;
-                        }
-                        if query.matches(&signal) {
-                            found.push_back(signal);
-                            if found.len() > limit {
-                                found.pop_front();
-                            }
-                        }
-                    }
-                    Err(err) => unreadable(&mut self.state.lock(), &err),
-                }
-            }
-        }
-        #[cfg(not(feature = "storage"))]
-        let _ = first_in_memory;
-        found.extend(recent);
-        let excess = found.len().saturating_sub(limit);
-        found.drain(..excess);
-        found.into()
+        self.scan(None, |signal| query.matches(signal), Page::last(limit))
     }
 
     /// The first `limit` entries numbered after `seq`, oldest first: a
@@ -1355,34 +1317,41 @@ impl Journal {
     /// journal's entries of earlier runs that it still stores come first.
     #[cfg(feature = "http")]
     pub(crate) fn after(&self, seq: u64, limit: usize) -> Vec<Signal> {
-        if limit == 0 {
+        self.scan(Some(seq), |_| true, Page::first(limit))
+    }
+
+    /// The entries numbered after `after` (all, for `None`) that `matches`
+    /// selects, stored ones of earlier runs then those in memory, kept by
+    /// `page`. The store is read only when it may hold such an entry: when
+    /// `after` is not already the one before the first kept in memory.
+    fn scan(&self, after: Option<u64>, matches: impl Fn(&Signal) -> bool, mut page: Page) -> Vec<Signal> {
+        if page.limit == 0 {
             return Vec::new();
         }
+        let selected = |signal: &Signal| after.is_none_or(|after| signal.seq > after) && matches(signal);
         let (recent, first_in_memory) = {
             let state = self.state.lock();
-            let recent: Vec<Signal> = state
-                .entries
-                .iter()
-                .filter(|kept| kept.signal.seq > seq)
-                .take(limit)
-                .map(|kept| kept.signal.clone())
-                .collect();
+            let mut recent = page.empty();
+            for kept in state.entries.iter().filter(|kept| selected(&kept.signal)) {
+                if !recent.offer(kept.signal.clone()) {
+                    break;
+                }
+            }
             (recent, state.entries.front().map(|kept| kept.signal.seq))
         };
-        let mut found = Vec::new();
         #[cfg(feature = "storage")]
         if let Some(store) = &self.store {
-            if first_in_memory.is_none_or(|first| seq.saturating_add(1) < first) {
+            let in_memory_only = after
+                .is_some_and(|after| first_in_memory.is_some_and(|first| after.saturating_add(1) >= first));
+            if !in_memory_only {
                 for item in store.scan_prefix::<Signal>(ENTRY_PREFIX) {
                     match item {
                         Ok((_, signal)) => {
-                            if first_in_memory.is_some_and(|first| signal.seq >= first)
-                                || found.len() == limit
-                            {
+                            if first_in_memory.is_some_and(|first| signal.seq >= first) {
                                 break;
                             }
-                            if signal.seq > seq {
-                                found.push(signal);
+                            if selected(&signal) && !page.offer(signal) {
+                                break;
                             }
                         }
                         Err(err) => unreadable(&mut self.state.lock(), &err),
@@ -1392,9 +1361,12 @@ impl Journal {
         }
         #[cfg(not(feature = "storage"))]
         let _ = first_in_memory;
-        let room = limit - found.len();
-        found.extend(recent.into_iter().take(room));
-        found
+        for signal in recent.entries {
+            if !page.offer(signal) {
+                break;
+            }
+        }
+        page.entries.into()
     }
 
     #[cfg(test)]
@@ -1657,6 +1629,46 @@ fn trim_plan(store: &Store, state: &mut State, over: u64) -> (Vec<Vec<u8>>, BTre
         }
     }
     (removed, merged)
+}
+
+/// Which of the entries a scan is offered, in order, it keeps: the first
+/// `limit` (a reader paging forward) or the last `limit` (a query).
+#[derive(Debug)]
+struct Page {
+    entries: VecDeque<Signal>,
+    limit: usize,
+    /// Keeps the last `limit` entries rather than the first.
+    last: bool,
+}
+
+impl Page {
+    /// Paging forward is the live export's.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    fn first(limit: usize) -> Page {
+        Page { entries: VecDeque::new(), limit, last: false }
+    }
+
+    fn last(limit: usize) -> Page {
+        Page { entries: VecDeque::new(), limit, last: true }
+    }
+
+    /// An empty page that keeps the same entries as this one.
+    fn empty(&self) -> Page {
+        Page { entries: VecDeque::new(), limit: self.limit, last: self.last }
+    }
+
+    /// Offers the next entry; `false` when the page keeps the first
+    /// entries and is full, so no later entry can enter.
+    fn offer(&mut self, signal: Signal) -> bool {
+        if self.entries.len() == self.limit {
+            if !self.last {
+                return false;
+            }
+            self.entries.pop_front();
+        }
+        self.entries.push_back(signal);
+        self.last || self.entries.len() < self.limit
+    }
 }
 
 /// Counts and logs stored data that could not be read.
