@@ -26,6 +26,7 @@
 //!   capacity and answering over a `oneshot`; the askers are 10,000 tokio
 //!   tasks on the same runtime shape.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,35 +111,45 @@ fn cellrt_tasks(shape: &Shape) -> Outcome {
     let runtime = Runtime::builder().build().expect("runtime");
     let cells = pool(&runtime, shape);
     let tokio = tokio_runtime();
-    let asks = shape.asks;
     let started = Instant::now();
-    let hist = tokio.block_on(async {
-        let tasks: Vec<_> = (0..shape.tasks)
-            .map(|task| {
-                let cells = cells.clone();
-                tokio::spawn(async move {
-                    let mut hist = histogram();
-                    for i in 0..asks {
-                        let cell = &cells[(task + i) % cells.len()];
-                        let asked = Instant::now();
-                        let answer =
-                            cell.ask_async(PATIENCE, |reply| (i as u64, reply)).await.expect("answer");
-                        hist.record(asked.elapsed().as_nanos() as u64).expect("in range");
-                        assert_eq!(answer, i as u64 + 1);
-                    }
-                    hist
-                })
-            })
-            .collect();
-        let mut all = histogram();
-        for task in tasks {
-            all.add(task.await.expect("task")).expect("same bounds");
-        }
-        all
-    });
+    let hist = tokio.block_on(ask_from_tasks(shape, move |to, n| {
+        let answer = cells[to % cells.len()].ask_async(PATIENCE, move |reply| (n, reply));
+        async move { answer.await.expect("answer") }
+    }));
     let elapsed = started.elapsed();
     runtime.shutdown(PATIENCE);
-    (shape.tasks * asks, elapsed, hist)
+    (shape.tasks * shape.asks, elapsed, hist)
+}
+
+/// Spawns `shape.tasks` tokio tasks, each making `shape.asks` asks in turn:
+/// ask `i` of task `task` is `ask(task + i, i)`, whose answer must be
+/// `i + 1`. Returns the latencies of all the asks.
+async fn ask_from_tasks<A, F>(shape: &Shape, ask: A) -> Histogram<u64>
+where
+    A: Fn(usize, u64) -> F + Clone + Send + 'static,
+    F: Future<Output = u64> + Send,
+{
+    let asks = shape.asks;
+    let tasks: Vec<_> = (0..shape.tasks)
+        .map(|task| {
+            let ask = ask.clone();
+            tokio::spawn(async move {
+                let mut hist = histogram();
+                for i in 0..asks {
+                    let asked = Instant::now();
+                    let answer = ask(task + i, i as u64).await;
+                    hist.record(asked.elapsed().as_nanos() as u64).expect("in range");
+                    assert_eq!(answer, i as u64 + 1);
+                }
+                hist
+            })
+        })
+        .collect();
+    let mut all = histogram();
+    for task in tasks {
+        all.add(task.await.expect("task")).expect("same bounds");
+    }
+    all
 }
 
 fn cellrt_threads(shape: &Shape) -> Outcome {
@@ -177,7 +188,6 @@ type Request = (u64, tokio::sync::oneshot::Sender<u64>);
 
 fn tokio_baseline(shape: &Shape) -> Outcome {
     let tokio = tokio_runtime();
-    let asks = shape.asks;
     let started = Instant::now();
     let hist = tokio.block_on(async {
         let servers: Vec<tokio::sync::mpsc::Sender<Request>> = (0..shape.cells)
@@ -192,29 +202,15 @@ fn tokio_baseline(shape: &Shape) -> Outcome {
             })
             .collect();
         let servers = Arc::new(servers);
-        let tasks: Vec<_> = (0..shape.tasks)
-            .map(|task| {
-                let servers = servers.clone();
-                tokio::spawn(async move {
-                    let mut hist = histogram();
-                    for i in 0..asks {
-                        let server = &servers[(task + i) % servers.len()];
-                        let asked = Instant::now();
-                        let (reply, answer) = tokio::sync::oneshot::channel();
-                        server.send((i as u64, reply)).await.expect("server runs");
-                        let answer = answer.await.expect("answer");
-                        hist.record(asked.elapsed().as_nanos() as u64).expect("in range");
-                        assert_eq!(answer, i as u64 + 1);
-                    }
-                    hist
-                })
-            })
-            .collect();
-        let mut all = histogram();
-        for task in tasks {
-            all.add(task.await.expect("task")).expect("same bounds");
-        }
-        all
+        ask_from_tasks(shape, move |to, n| {
+            let servers = servers.clone();
+            async move {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                servers[to % servers.len()].send((n, reply)).await.expect("server runs");
+                answer.await.expect("answer")
+            }
+        })
+        .await
     });
-    (shape.tasks * asks, started.elapsed(), hist)
+    (shape.tasks * shape.asks, started.elapsed(), hist)
 }
