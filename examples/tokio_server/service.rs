@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cellrt::{AskAsyncError, HttpConfig, HttpServer, Runtime, ServeError, StartError};
+use cellrt::{AskAsyncError, HttpConfig, HttpServer, Reply, Runtime, ServeError, StartError};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
@@ -46,12 +46,7 @@ struct Quantity {
 }
 
 async fn level(State(inventory): State<Inventory>, Path(item): Path<String>) -> Response {
-    let shelf = inventory.shelf(&item);
-    let asked = item.clone();
-    match shelf.ask_async(ASK_TIMEOUT, move |reply| ShelfMsg::Level { item: asked, reply }).await {
-        Ok(level) => Json(json!({ "item": item, "level": level })).into_response(),
-        Err(err) => unavailable(&err),
-    }
+    answer_level(&inventory, item, |item, reply| ShelfMsg::Level { item, reply }).await
 }
 
 async fn restock(
@@ -59,10 +54,19 @@ async fn restock(
     Path(item): Path<String>,
     Query(Quantity { quantity }): Query<Quantity>,
 ) -> Response {
+    answer_level(&inventory, item, move |item, reply| ShelfMsg::Restock { item, quantity, reply }).await
+}
+
+/// Asks `item`'s shelf the request `make` builds, one answered with the
+/// item's stock level: the level, or 503 when the shelf did not answer.
+async fn answer_level(
+    inventory: &Inventory,
+    item: String,
+    make: impl FnOnce(String, Reply<u32>) -> ShelfMsg,
+) -> Response {
     let shelf = inventory.shelf(&item);
     let asked = item.clone();
-    match shelf.ask_async(ASK_TIMEOUT, move |reply| ShelfMsg::Restock { item: asked, quantity, reply }).await
-    {
+    match shelf.ask_async(ASK_TIMEOUT, move |reply| make(asked, reply)).await {
         Ok(level) => Json(json!({ "item": item, "level": level })).into_response(),
         Err(err) => unavailable(&err),
     }
