@@ -9,8 +9,10 @@ mod common;
 use std::future::Future;
 use std::time::Duration;
 
-use cellrt::{AskAsyncError, Cell, CellConfig, CellError, Context, Reply, SendAsync, SendError};
-use common::{eventually, gate, open, runtime, Gated, Log, PATIENCE};
+use cellrt::{
+    Addr, AskAsyncError, Cell, CellConfig, CellError, Context, Reply, Runtime, SendAsync, SendError,
+};
+use common::{eventually, gate, open, runtime, Gate, Gated, Log, PATIENCE};
 
 /// Fails the test instead of hanging when `future` does not complete.
 async fn guarded<F: Future>(future: F) -> F::Output {
@@ -39,8 +41,19 @@ impl Cell for Doubler {
     }
 }
 
+/// A capacity-1 cell held full: its handler holds 1 until `gate` opens and
+/// 2 waits in its mailbox. It logs what it handled to `log`.
+fn full_mailbox(rt: &Runtime, gate: &Gate, log: &Log<u64>) -> Addr<u64> {
+    let addr =
+        rt.spawn_with(CellConfig::new().capacity(1), Gated { gate: gate.clone(), log: log.clone() }).unwrap();
+    addr.try_send(1).unwrap();
+    assert!(eventually(|| addr.queued() == 0), "the worker holds 1 in its handler");
+    addr.try_send(2).unwrap();
+    addr
+}
+
 /// Holds every request until its gate opens.
-struct GatedDoubler(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+struct GatedDoubler(Gate);
 
 impl Cell for GatedDoubler {
     type Message = (u64, Reply<u64>);
@@ -129,12 +142,7 @@ fn send_async_to_a_stopped_cell_hands_the_message_back_as_closed() {
 fn a_task_waiting_for_room_is_woken_by_the_stop_and_gets_its_message_back() {
     let rt = runtime(1);
     let gate = gate();
-    let addr = rt
-        .spawn_with(CellConfig::new().capacity(1), Gated { gate: gate.clone(), log: Log::default() })
-        .unwrap();
-    addr.try_send(1).unwrap();
-    assert!(eventually(|| addr.queued() == 0), "the worker holds 1 in its handler");
-    addr.try_send(2).unwrap();
+    let addr = full_mailbox(&rt, &gate, &Log::default());
     let tokio = multi_thread();
     let waiting = tokio.spawn({
         let addr = addr.clone();
@@ -195,11 +203,7 @@ fn a_dropped_send_leaves_no_waiter_and_delivers_nothing() {
     let rt = runtime(1);
     let log = Log::default();
     let gate = gate();
-    let addr =
-        rt.spawn_with(CellConfig::new().capacity(1), Gated { gate: gate.clone(), log: log.clone() }).unwrap();
-    addr.try_send(1).unwrap();
-    assert!(eventually(|| addr.queued() == 0));
-    addr.try_send(2).unwrap();
+    let addr = full_mailbox(&rt, &gate, &log);
     let tokio = current_thread();
     let kept = tokio.block_on(async {
         let mut send: SendAsync<u64> = addr.send_async(3);
@@ -226,12 +230,7 @@ fn a_dropped_send_leaves_no_waiter_and_delivers_nothing() {
 fn send_async_timeout_hands_the_message_back_when_the_mailbox_stays_full() {
     let rt = runtime(1);
     let gate = gate();
-    let addr = rt
-        .spawn_with(CellConfig::new().capacity(1), Gated { gate: gate.clone(), log: Log::default() })
-        .unwrap();
-    addr.try_send(1).unwrap();
-    assert!(eventually(|| addr.queued() == 0));
-    addr.try_send(2).unwrap();
+    let addr = full_mailbox(&rt, &gate, &Log::default());
     let tokio = current_thread();
     let late = tokio.block_on(guarded(addr.send_async_timeout(3, Duration::from_millis(20))));
     assert_eq!(late, Err(SendError::Timeout(3)));

@@ -118,23 +118,26 @@ impl Cell for Recorder {
     }
 }
 
+/// A gate cells wait at: closed until [`open`]ed, then open for good.
+pub type Gate = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
 /// A cell that blocks in `handle` until the gate opens, then records.
 pub struct Gated {
-    pub gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    pub gate: Gate,
     pub log: Log<u64>,
 }
 
-pub fn gate() -> Arc<(Mutex<bool>, std::sync::Condvar)> {
+pub fn gate() -> Gate {
     Arc::new((Mutex::new(false), std::sync::Condvar::new()))
 }
 
-pub fn open(gate: &Arc<(Mutex<bool>, std::sync::Condvar)>) {
+pub fn open(gate: &Gate) {
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
 }
 
 /// Blocks the calling thread until `gate` is opened.
-pub fn wait_open(gate: &Arc<(Mutex<bool>, std::sync::Condvar)>) {
+pub fn wait_open(gate: &Gate) {
     let (lock, cond) = &**gate;
     let mut open = lock.lock().unwrap();
     while !*open {
