@@ -16,6 +16,7 @@
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelMailbox;
+use cellrt_loom_tests::RunTokens;
 use loom::sync::Arc;
 use loom::thread;
 
@@ -103,6 +104,37 @@ fn sender_sleeping_on_a_full_mailbox_is_woken_by_a_turn_that_yields() {
             handled.extend(work(&mailbox));
         }
         assert_eq!(handled, [1, 2, 3]);
+        assert!(mailbox.snapshot().is_idle());
+    });
+}
+
+#[test]
+fn two_senders_sleeping_on_a_full_mailbox_get_through_one_freed_slot_at_a_time() {
+    cellrt_loom_tests::check(2, || {
+        let mailbox = Arc::new(ModelMailbox::new(1));
+        assert!(mailbox.push(1).unwrap(), "the first message takes the run token");
+        let tokens = Arc::new(RunTokens::new(2));
+        tokens.enqueue();
+        let senders: Vec<_> = [2, 3]
+            .into_iter()
+            .map(|msg| {
+                let (mailbox, tokens) = (mailbox.clone(), tokens.clone());
+                thread::spawn(move || {
+                    let took_token = send_blocking(&mailbox, msg).expect("the mailbox stays open");
+                    tokens.producer_done(took_token);
+                })
+            })
+            .collect();
+        let mut handled = Vec::new();
+        while tokens.take() {
+            handled.extend(work(&mailbox));
+        }
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        assert_eq!(handled[0], 1);
+        handled.sort_unstable();
+        assert_eq!(handled, [1, 2, 3], "each sleeper got a freed slot");
         assert!(mailbox.snapshot().is_idle());
     });
 }

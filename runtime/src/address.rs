@@ -236,6 +236,7 @@ impl<M: Send + 'static> Slot<M> {
         let Some(mut pending) = msg.take() else {
             panic!("an async send was polled after it completed");
         };
+        waiter.offering();
         loop {
             let target = {
                 let route = self.route.read();
@@ -244,9 +245,13 @@ impl<M: Send + 'static> Slot<M> {
                         pending = back;
                         route.target.clone()
                     }
-                    other => {
+                    Ok(()) => {
+                        waiter.delivered();
+                        return Poll::Ready(Ok(()));
+                    }
+                    refused => {
                         waiter.cancel();
-                        return Poll::Ready(other);
+                        return Poll::Ready(refused);
                     }
                 }
             };

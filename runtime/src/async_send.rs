@@ -3,7 +3,8 @@
 //! it, and [`AskAsyncError`].
 //!
 //! A task that finds the mailbox full leaves its waker on that mailbox and
-//! returns `Pending`; the worker whose turn frees room wakes it (the same
+//! returns `Pending`; the worker whose turn frees room wakes as many waiting
+//! tasks as there are free slots, longest waiting first (the same
 //! turn-ending read-modify-write that wakes blocked threads, see
 //! `mailbox/space.rs`). No thread blocks, nothing polls on a timer, and a
 //! mailbox's list of wakers is allocated by its first async sender: a cell
@@ -15,8 +16,8 @@
 //! timeout) removes its waker and drops the message it still holds: the
 //! message was either delivered before, or never reached the mailbox. Poll
 //! it by `&mut` and take the message back with [`SendAsync::into_inner`] to
-//! keep it. Every waiting task is woken when room appears, so one that is
-//! dropped after its wake-up takes no other sender's turn.
+//! keep it. A task dropped after its wake-up, before it sent, hands the
+//! wake-up on to the next waiting task, so it takes no other sender's turn.
 //!
 //! # Timers
 //!

@@ -126,6 +126,68 @@ fn many_tasks_on_a_multi_thread_runtime_deliver_every_message_through_a_small_ma
 }
 
 #[test]
+fn tasks_waiting_on_a_full_capacity_one_mailbox_each_deliver_once_when_some_are_cancelled_while_waiting() {
+    let rt = runtime(1);
+    let log = Log::default();
+    let gate = gate();
+    let addr = full_mailbox(&rt, &gate, &log);
+    let tokio = multi_thread();
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
+    // Tasks 100..400 wait for room; every third one gives up when told to,
+    // whether it still waits, was just woken, or already delivered.
+    let tasks: Vec<_> = (100..400_u64)
+        .map(|n| {
+            let addr = addr.clone();
+            let mut cancelled = cancelled.clone();
+            tokio.spawn(async move {
+                let mut send = addr.send_async(n);
+                if n % 3 != 0 {
+                    send.await.unwrap();
+                    return (n, true);
+                }
+                tokio::select! {
+                    sent = &mut send => {
+                        sent.unwrap();
+                        (n, true)
+                    }
+                    _ = cancelled.wait_for(|cancel| *cancel) => match send.into_inner() {
+                        Some(back) => {
+                            assert_eq!(back, n, "a cancelled send hands its own message back");
+                            (n, false)
+                        }
+                        None => (n, true),
+                    },
+                }
+            })
+        })
+        .collect();
+    tokio.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+    open(&gate);
+    cancel.send(true).unwrap();
+    let outcomes: Vec<(u64, bool)> = tokio.block_on(guarded(async {
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        outcomes
+    }));
+    let delivered: Vec<u64> = outcomes.iter().filter(|(_, sent)| *sent).map(|(n, _)| *n).collect();
+    assert!(
+        outcomes.iter().all(|(n, sent)| *sent || n % 3 == 0),
+        "only a cancelled send may end undelivered"
+    );
+    let expected = delivered.len() + 2;
+    assert!(eventually(|| log.len() == expected));
+    let mut items = log.items();
+    assert_eq!(items[..2], [1, 2]);
+    items.sort_unstable();
+    let mut wanted: Vec<u64> = [1, 2].into_iter().chain(delivered).collect();
+    wanted.sort_unstable();
+    assert_eq!(items, wanted, "every delivered message handled exactly once, no other");
+    rt.shutdown(PATIENCE);
+}
+
+#[test]
 fn send_async_to_a_stopped_cell_hands_the_message_back_as_closed() {
     let rt = runtime(1);
     let gate = gate();

@@ -8,7 +8,7 @@
 //! | 0..=1  | `IDLE` (0), `SCHEDULED` (1) or `RUNNING` (2)                | senders, the running worker |
 //! | 2      | `CLOSED`: the user mailbox admits nothing new; never cleared | whoever stops or replaces   |
 //! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
-//! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by blocked senders, cleared by the worker ending a turn |
+//! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by waiting senders (and again by the waker while tasks still wait), cleared by the worker ending a turn |
 //! | 5      | `ACTIVE`: the cell ran a turn (or had a send refused) since the analysis window last read it | set by the worker starting a turn and by refused sends, cleared by the analysis window |
 //! | 6..    | number of senders inside the admission gate                 | senders                     |
 //!
@@ -30,7 +30,9 @@
 //!   would not order against the worker's idle transition.
 //! - A blocked sender sets `SPACE_WAITERS` with a read-modify-write and then
 //!   looks at the queue; the worker ending a turn (after popping) clears it
-//!   in its own read-modify-write and, if it was set, wakes the sleepers. One
+//!   in its own read-modify-write and, if it was set, wakes the sleepers (and
+//!   sets it again, with a read-modify-write, while async senders it did not
+//!   wake still wait). One
 //!   of the two sees the other, with no fence on the worker's path (see
 //!   `mailbox/space.rs`).
 //! - `CLOSED` is set with senders possibly inside the gate; the closer then

@@ -414,6 +414,10 @@ impl<M: Send + 'static> Deliver<M> for RouterCore<M> {
             let members = self.members.read();
             members.list.iter().min_by_key(|m| m.queued()).map(|m| m.slot().current())
         };
+        // Woken by that member, the sender offers to all of them again and
+        // may fill another: its wake is then handed on (see
+        // `mailbox/space.rs`).
+        waiter.may_deliver_elsewhere();
         target.is_none_or(|target| target.register_for_space(msg, waiter, waker))
     }
 

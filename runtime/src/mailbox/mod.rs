@@ -381,7 +381,7 @@ impl<M> Mailbox<M> {
     /// see `Closed`. Returns `false` when it was already closed.
     pub(crate) fn close(&self) -> bool {
         let first = self.state.close();
-        self.space.wake();
+        self.space.wake_all();
         first
     }
 
@@ -415,18 +415,38 @@ impl<M> Mailbox<M> {
     pub(crate) fn end_turn(&self) -> TurnEnd {
         if self.has_work() {
             if self.state.yield_turn() {
-                self.space.wake();
+                self.wake_senders();
             }
             return TurnEnd::Yield;
         }
         if self.state.finish_turn_idle() {
-            self.space.wake();
+            self.wake_senders();
         }
         // A sender that saw RUNNING left its message for this re-check.
         if self.has_work() && self.state.notify() == Schedule::Enqueue {
             return TurnEnd::Yield;
         }
         TurnEnd::Idle
+    }
+
+    /// Wakes the senders waiting for room, after a turn-ending RMW that
+    /// found `SPACE_WAITERS` (see `space.rs`): every blocking one, and as
+    /// many async ones as the queue has free slots.
+    fn wake_senders(&self) {
+        let rearm = || {
+            let _ = self.state.wait_for_space();
+        };
+        self.space.wake(|| self.room(), rearm);
+    }
+
+    /// The free slots the async waiters may be woken for: lane 0's, or
+    /// without bound for a mailbox with priority lanes, whose waiters wait
+    /// on different lanes (all of them are woken).
+    fn room(&self) -> usize {
+        match self.lanes {
+            Some(_) => usize::MAX,
+            None => self.queue.capacity().saturating_sub(self.queue.len()),
+        }
     }
 
     /// Blocks until priority lane `lane` may have room, the mailbox closes,
