@@ -432,7 +432,7 @@ impl RuntimeShared {
 
     /// The live cells, with their ids, taken out of the registry lock.
     fn live_cells(&self) -> Vec<(u64, Arc<dyn CellControl>)> {
-        self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect()
+        self.registry.lock().spawn_order()
     }
 
     /// One analysis window over the cells that did something since the
@@ -678,12 +678,13 @@ impl RuntimeShared {
             self.placement(&req.config, default_capacity, req.parent.map(|p| p.dispatcher()))?;
         let group = self.group(&req.config)?;
         let id = self.next_id.fetch_add(1, Relaxed);
-        let root = CellPath::root();
-        let parent_path = req.parent.map_or(&root, |p| p.path());
+        let parent_path = req.parent.map(|p| p.path());
         let (path, claim) = match (&req.existing, &req.name) {
             (Some(addr), _) => (addr.path().clone(), PathClaim::TakeOver),
-            (None, ChildName::Named(name)) => (parent_path.child(name)?, PathClaim::Unique),
-            (None, ChildName::Numbered) => (parent_path.numbered_child(id), PathClaim::Numbered),
+            (None, ChildName::Named(name)) => (CellPath::child_of(parent_path, name)?, PathClaim::Unique),
+            (None, ChildName::Numbered) => {
+                (CellPath::numbered_child_of(parent_path, id), PathClaim::Numbered)
+            }
             (None, ChildName::At(path)) => (path.clone(), PathClaim::Unique),
         };
         let instance = CellInstance::<C>::new(

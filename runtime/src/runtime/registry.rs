@@ -1,6 +1,7 @@
 //! The registry of live cells: spawn order, paths, and termination counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::failure::Failure;
@@ -76,8 +77,8 @@ pub(crate) trait CellControl: Send + Sync + 'static {
 pub(crate) struct Registry {
     /// `false` once shutdown began: spawns are refused.
     pub(crate) accepting: bool,
-    /// Live cells by id; ids grow with spawn order.
-    pub(crate) cells: BTreeMap<u64, Arc<dyn CellControl>>,
+    /// Live cells by id, in no order; ids grow with spawn order.
+    pub(crate) cells: HashMap<u64, Arc<dyn CellControl>, BuildHasherDefault<IdHasher>>,
     /// Which live cell owns each named path (`#<id>` paths are not indexed).
     pub(crate) paths: HashMap<CellPath, u64>,
     /// Cells terminated with hooks run, since the runtime started.
@@ -96,8 +97,44 @@ impl Registry {
         Registry { accepting: true, ..Registry::default() }
     }
 
+    /// Live cells with their ids, in spawn order.
+    pub(crate) fn spawn_order(&self) -> Vec<(u64, Arc<dyn CellControl>)> {
+        let mut cells: Vec<_> = self.cells.iter().map(|(id, cell)| (*id, cell.clone())).collect();
+        cells.sort_unstable_by_key(|(id, _)| *id);
+        cells
+    }
+
     /// Live cells, latest spawned first.
     pub(crate) fn reverse_spawn_order(&self) -> Vec<Arc<dyn CellControl>> {
-        self.cells.values().rev().cloned().collect()
+        self.spawn_order().into_iter().rev().map(|(_, cell)| cell).collect()
+    }
+}
+
+/// Hashes cell ids with one multiplication (Fibonacci hashing): ids are
+/// distinct integers handed out in sequence by the runtime, never chosen
+/// by a caller, so they need no keyed hash; the multiplier is odd, so
+/// consecutive ids fall in distinct buckets, and it spreads them into the
+/// high bits the table's tags are read from.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    /// 2^64 divided by the golden ratio, odd.
+    const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(Self::MULTIPLIER);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(Self::MULTIPLIER);
     }
 }
