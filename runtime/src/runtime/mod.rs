@@ -29,7 +29,7 @@ pub(crate) use self::registry::CellControl;
 pub use self::shutdown::ShutdownReport;
 pub(crate) use crate::cell::SpawnError;
 
-use self::registry::Registry;
+use self::registry::{IdMap, Registry};
 use crate::address::{Addr, Slot};
 use crate::ask::{self, AskError, Pending, Reply};
 use crate::cell::instance::CellInstance;
@@ -124,7 +124,7 @@ pub(crate) struct SpawnRequest<'a, C: Cell> {
 /// escalations that reached it.
 #[derive(Default)]
 struct Root {
-    waiters: HashMap<u64, Reply<Result<(), StopReason>>>,
+    waiters: IdMap<Reply<Result<(), StopReason>>>,
     escalations: VecDeque<Escalation>,
 }
 
@@ -1075,7 +1075,7 @@ impl RuntimeShared {
     /// Undoes `register` for a cell that never ran.
     fn unregister(&self, id: u64, path: &CellPath, previous_owner: Option<u64>) {
         let mut registry = self.registry.lock();
-        registry.cells.remove(&id);
+        registry.remove_cell(id);
         #[cfg(feature = "observe")]
         if self.settings.observation.enabled {
             registry.departed.push(id);
@@ -1109,7 +1109,7 @@ impl RuntimeShared {
     ) {
         {
             let mut registry = self.registry.lock();
-            registry.cells.remove(&id);
+            registry.remove_cell(id);
             if registry.paths.get(path) == Some(&id) {
                 registry.paths.remove(path);
             }
