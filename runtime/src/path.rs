@@ -9,8 +9,8 @@ const BREAKERS: &str = "breaker";
 /// The root's path.
 const ROOT: &str = "/";
 
-/// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+/// `n` in decimal ASCII digits, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -20,7 +20,7 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
             break;
         }
     }
-    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+    &buf[at..]
 }
 
 /// The longest cell name accepted, in bytes.
@@ -155,7 +155,7 @@ impl CellPath {
     /// top-level cell (`None`), without building the root's path.
     pub(crate) fn child_of(parent: Option<&CellPath>, name: &str) -> Result<Self, NameError> {
         validate_name(name)?;
-        Ok(CellPath::joined(parent.map_or(ROOT, CellPath::as_str), "", name))
+        Ok(CellPath::joined(parent.map_or(ROOT, CellPath::as_str), "", name.as_bytes()))
     }
 
     /// The journal path of the circuit breaker called `name`, made by
@@ -180,7 +180,7 @@ impl CellPath {
     /// As [`child`](CellPath::child) when `name` is not a valid cell name.
     pub fn breaker(name: &str) -> Result<Self, NameError> {
         validate_name(name)?;
-        Ok(CellPath::joined(&CellPath::joined(ROOT, "#", BREAKERS).0, "", name))
+        Ok(CellPath::joined(&CellPath::joined(ROOT, "#", BREAKERS.as_bytes()).0, "", name.as_bytes()))
     }
 
     /// The path of an unnamed child, `#<id>`, of the cell at `parent`, or
@@ -190,26 +190,27 @@ impl CellPath {
         CellPath::joined(parent.map_or(ROOT, CellPath::as_str), "#", decimal(id, &mut digits))
     }
 
-    /// `parent`, a `/` unless it ends with one, then `prefix` and `name`:
-    /// one allocation, the path's own, when the path is short.
-    fn joined(parent: &str, prefix: &str, name: &str) -> Self {
+    /// `parent`, a `/` unless it ends with one, then `prefix` and `name`
+    /// (the bytes of a `str`, or ASCII digits): one allocation, the path's
+    /// own, when the path is short.
+    fn joined(parent: &str, prefix: &str, name: &[u8]) -> Self {
         const INLINE: usize = 64;
         let separator = if parent.ends_with('/') { "" } else { "/" };
-        let parts = [parent, separator, prefix, name];
+        let parts = [parent.as_bytes(), separator.as_bytes(), prefix.as_bytes(), name];
         let len: usize = parts.iter().map(|part| part.len()).sum();
         if len <= INLINE {
             let mut buf = [0u8; INLINE];
             let mut at = 0;
             for part in parts {
-                buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+                buf[at..at + part.len()].copy_from_slice(part);
                 at += part.len();
             }
-            // Whole `str`s put end to end are valid UTF-8.
+            // Whole `str`s and ASCII put end to end are valid UTF-8.
             if let Ok(path) = std::str::from_utf8(&buf[..len]) {
                 return CellPath(Arc::from(path));
             }
         }
-        CellPath(Arc::from(parts.concat()))
+        CellPath(Arc::from(String::from_utf8_lossy(&parts.concat())))
     }
 
     /// The path as text.
@@ -272,7 +273,7 @@ impl std::str::FromStr for CellPath {
                 CellPath::numbered_child_of(Some(&path), id)
             } else if path.is_root() && reserved == Some(BREAKERS) {
                 // `/#breaker/<name>`, see `CellPath::breaker`.
-                CellPath::joined(&path.0, "", name)
+                CellPath::joined(&path.0, "", name.as_bytes())
             } else {
                 path.child(name).map_err(|err| match err {
                     // Where in the text, not in the name.
