@@ -6,6 +6,23 @@ use std::sync::Arc;
 /// The top-level segment, after `#`, under which breakers are journaled.
 const BREAKERS: &str = "breaker";
 
+/// The root's path.
+const ROOT: &str = "/";
+
+/// `n` in decimal ASCII digits, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
 /// The longest cell name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -126,13 +143,19 @@ pub(crate) fn validate_name(name: &str) -> Result<(), NameError> {
 impl CellPath {
     /// The root of the tree, `/`. No cell has this path.
     pub fn root() -> Self {
-        CellPath(Arc::from("/"))
+        CellPath(Arc::from(ROOT))
     }
 
     /// The path of a child called `name`.
     pub fn child(&self, name: &str) -> Result<Self, NameError> {
+        CellPath::child_of(Some(self), name)
+    }
+
+    /// The path of a child called `name` of the cell at `parent`, or of a
+    /// top-level cell (`None`), without building the root's path.
+    pub(crate) fn child_of(parent: Option<&CellPath>, name: &str) -> Result<Self, NameError> {
         validate_name(name)?;
-        Ok(self.joined(format_args!("{name}")))
+        Ok(CellPath::joined(parent.map_or(ROOT, CellPath::as_str), "", name.as_bytes()))
     }
 
     /// The journal path of the circuit breaker called `name`, made by
@@ -157,23 +180,37 @@ impl CellPath {
     /// As [`child`](CellPath::child) when `name` is not a valid cell name.
     pub fn breaker(name: &str) -> Result<Self, NameError> {
         validate_name(name)?;
-        Ok(CellPath::root().joined(format_args!("#{BREAKERS}")).joined(format_args!("{name}")))
+        Ok(CellPath::joined(&CellPath::joined(ROOT, "#", BREAKERS.as_bytes()).0, "", name.as_bytes()))
     }
 
-    /// The path of an unnamed child: `#<id>`.
-    pub(crate) fn numbered_child(&self, id: u64) -> Self {
-        self.joined(format_args!("#{id}"))
+    /// The path of an unnamed child, `#<id>`, of the cell at `parent`, or
+    /// of a top-level cell (`None`).
+    pub(crate) fn numbered_child_of(parent: Option<&CellPath>, id: u64) -> Self {
+        let mut digits = [0u8; 20];
+        CellPath::joined(parent.map_or(ROOT, CellPath::as_str), "#", decimal(id, &mut digits))
     }
 
-    fn joined(&self, segment: std::fmt::Arguments<'_>) -> Self {
-        use std::fmt::Write;
-        let mut path = String::with_capacity(self.0.len() + 24);
-        path.push_str(&self.0);
-        if !path.ends_with('/') {
-            path.push('/');
+    /// `parent`, a `/` unless it ends with one, then `prefix` and `name`
+    /// (the bytes of a `str`, or ASCII digits): one allocation, the path's
+    /// own, when the path is short.
+    fn joined(parent: &str, prefix: &str, name: &[u8]) -> Self {
+        const INLINE: usize = 64;
+        let separator = if parent.ends_with('/') { "" } else { "/" };
+        let parts = [parent.as_bytes(), separator.as_bytes(), prefix.as_bytes(), name];
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        if len <= INLINE {
+            let mut buf = [0u8; INLINE];
+            let mut at = 0;
+            for part in parts {
+                buf[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            // Whole `str`s and ASCII put end to end are valid UTF-8.
+            if let Ok(path) = std::str::from_utf8(&buf[..len]) {
+                return CellPath(Arc::from(path));
+            }
         }
-        let _ = path.write_fmt(segment);
-        CellPath(path.into())
+        CellPath(Arc::from(String::from_utf8_lossy(&parts.concat())))
     }
 
     /// The path as text.
@@ -233,10 +270,10 @@ impl std::str::FromStr for CellPath {
         for name in rest.split('/') {
             let reserved = name.strip_prefix('#');
             path = if let Some(id) = reserved.and_then(|id| id.parse::<u64>().ok()) {
-                path.numbered_child(id)
+                CellPath::numbered_child_of(Some(&path), id)
             } else if path.is_root() && reserved == Some(BREAKERS) {
                 // `/#breaker/<name>`, see `CellPath::breaker`.
-                path.joined(format_args!("{name}"))
+                CellPath::joined(&path.0, "", name.as_bytes())
             } else {
                 path.child(name).map_err(|err| match err {
                     // Where in the text, not in the name.
@@ -333,6 +370,23 @@ mod tests {
     }
 
     #[test]
+    fn unnamed_cells_are_numbered_in_decimal() {
+        let a = CellPath::root().child("a").unwrap();
+        assert_eq!(CellPath::numbered_child_of(None, 0).as_str(), "/#0");
+        assert_eq!(CellPath::numbered_child_of(None, 1_234_567).as_str(), "/#1234567");
+        assert_eq!(CellPath::numbered_child_of(Some(&a), u64::MAX).as_str(), "/a/#18446744073709551615");
+        assert_eq!(CellPath::child_of(None, "b"), CellPath::root().child("b"));
+    }
+
+    #[test]
+    fn long_paths_are_joined_whole() {
+        let long = "n".repeat(MAX_NAME_LEN);
+        let path = CellPath::root().child(&long).unwrap().child(&long).unwrap();
+        assert_eq!(path.as_str(), format!("/{long}/{long}"));
+        assert_eq!(CellPath::breaker(&long).unwrap().as_str(), format!("/#breaker/{long}"));
+    }
+
+    #[test]
     fn awkward_but_printable_names_are_kept_verbatim() {
         let path = CellPath::root().child("ordres-élevés#1(v2)").unwrap();
         assert_eq!(path.name(), "ordres-élevés#1(v2)");
@@ -340,7 +394,8 @@ mod tests {
 
     #[test]
     fn a_path_parses_back_from_its_text() {
-        let path = CellPath::root().child("a").unwrap().numbered_child(7).child("b.c").unwrap();
+        let a = CellPath::root().child("a").unwrap();
+        let path = CellPath::numbered_child_of(Some(&a), 7).child("b.c").unwrap();
         assert_eq!(path.as_str().parse::<CellPath>(), Ok(path));
         assert_eq!("/".parse::<CellPath>(), Ok(CellPath::root()));
         assert_eq!("a/b".parse::<CellPath>(), Err(NameError::NotAbsolute));

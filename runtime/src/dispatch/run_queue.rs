@@ -24,6 +24,17 @@ use crate::sync::{Condvar, Mutex};
 
 use super::Task;
 
+/// The capacity above which an emptied FIFO gives its room back, in cells.
+/// A FIFO grows to the largest burst it held (a million spawns leave room
+/// for a million cells, 16 B each); once that burst has been taken, keeping
+/// the room would cost every idle cell its share.
+const SHRINK_ABOVE: usize = 4096;
+
+/// The room an emptied FIFO keeps after a burst, in cells: enough that
+/// ordinary traffic never grows it again, a quarter of [`SHRINK_ABOVE`] so
+/// that a queue cycling just above it does not shrink and grow every time.
+const KEPT_AFTER_BURST: usize = 1024;
+
 /// One worker's sleep flag.
 #[derive(Debug, Default)]
 struct Parker {
@@ -95,6 +106,10 @@ impl RunQueue {
         }
         let mut tasks = self.tasks.lock();
         let task = tasks.pop_front();
+        if tasks.is_empty() && tasks.capacity() > SHRINK_ABOVE {
+            // A burst (a mass spawn) is over: give its room back.
+            tasks.shrink_to(KEPT_AFTER_BURST);
+        }
         self.len.store(tasks.len(), Release);
         task
     }
@@ -198,5 +213,52 @@ impl RunQueue {
     pub(crate) fn is_asleep(&self) -> bool {
         let sleepers = self.sleepers.lock();
         sleepers.len() == self.parkers.len() && self.len.load(Acquire) == 0
+    }
+}
+
+#[cfg(all(test, not(cellrt_loom)))]
+mod tests {
+    use super::*;
+    use crate::dispatch::{Runnable, TurnEnd};
+    use crate::sync::Arc;
+
+    struct Nothing;
+
+    impl Runnable for Nothing {
+        fn run_turn(&self, _budget: usize) -> TurnEnd {
+            TurnEnd::Idle
+        }
+    }
+
+    fn capacity(queue: &RunQueue) -> usize {
+        queue.tasks.lock().capacity()
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_back_the_room_of_a_burst() {
+        let queue = RunQueue::new(1);
+        for _ in 0..10_000 {
+            queue.push(Arc::new(Nothing));
+        }
+        assert!(capacity(&queue) >= 10_000);
+        for left in (0..10_000).rev() {
+            assert!(queue.pop().is_some());
+            assert_eq!(queue.len(), left);
+        }
+        assert!(queue.pop().is_none());
+        let kept = capacity(&queue);
+        assert!((KEPT_AFTER_BURST..=SHRINK_ABOVE).contains(&kept), "kept room for {kept} cells");
+    }
+
+    #[test]
+    fn a_queue_within_its_kept_room_is_not_shrunk() {
+        let queue = RunQueue::new(1);
+        for _ in 0..3 {
+            for _ in 0..SHRINK_ABOVE {
+                queue.push(Arc::new(Nothing));
+            }
+            while queue.pop().is_some() {}
+        }
+        assert!(capacity(&queue) >= SHRINK_ABOVE);
     }
 }

@@ -29,7 +29,7 @@ pub(crate) use self::registry::CellControl;
 pub use self::shutdown::ShutdownReport;
 pub(crate) use crate::cell::SpawnError;
 
-use self::registry::Registry;
+use self::registry::{IdMap, Registry};
 use crate::address::{Addr, Slot};
 use crate::ask::{self, AskError, Pending, Reply};
 use crate::cell::instance::CellInstance;
@@ -124,7 +124,7 @@ pub(crate) struct SpawnRequest<'a, C: Cell> {
 /// escalations that reached it.
 #[derive(Default)]
 struct Root {
-    waiters: HashMap<u64, Reply<Result<(), StopReason>>>,
+    waiters: IdMap<Reply<Result<(), StopReason>>>,
     escalations: VecDeque<Escalation>,
 }
 
@@ -432,7 +432,7 @@ impl RuntimeShared {
 
     /// The live cells, with their ids, taken out of the registry lock.
     fn live_cells(&self) -> Vec<(u64, Arc<dyn CellControl>)> {
-        self.registry.lock().cells.iter().map(|(id, c)| (*id, c.clone())).collect()
+        self.registry.lock().spawn_order()
     }
 
     /// One analysis window over the cells that did something since the
@@ -678,12 +678,13 @@ impl RuntimeShared {
             self.placement(&req.config, default_capacity, req.parent.map(|p| p.dispatcher()))?;
         let group = self.group(&req.config)?;
         let id = self.next_id.fetch_add(1, Relaxed);
-        let root = CellPath::root();
-        let parent_path = req.parent.map_or(&root, |p| p.path());
+        let parent_path = req.parent.map(|p| p.path());
         let (path, claim) = match (&req.existing, &req.name) {
             (Some(addr), _) => (addr.path().clone(), PathClaim::TakeOver),
-            (None, ChildName::Named(name)) => (parent_path.child(name)?, PathClaim::Unique),
-            (None, ChildName::Numbered) => (parent_path.numbered_child(id), PathClaim::Numbered),
+            (None, ChildName::Named(name)) => (CellPath::child_of(parent_path, name)?, PathClaim::Unique),
+            (None, ChildName::Numbered) => {
+                (CellPath::numbered_child_of(parent_path, id), PathClaim::Numbered)
+            }
             (None, ChildName::At(path)) => (path.clone(), PathClaim::Unique),
         };
         let instance = CellInstance::<C>::new(
@@ -1074,7 +1075,7 @@ impl RuntimeShared {
     /// Undoes `register` for a cell that never ran.
     fn unregister(&self, id: u64, path: &CellPath, previous_owner: Option<u64>) {
         let mut registry = self.registry.lock();
-        registry.cells.remove(&id);
+        registry.remove_cell(id);
         #[cfg(feature = "observe")]
         if self.settings.observation.enabled {
             registry.departed.push(id);
@@ -1108,7 +1109,7 @@ impl RuntimeShared {
     ) {
         {
             let mut registry = self.registry.lock();
-            registry.cells.remove(&id);
+            registry.remove_cell(id);
             if registry.paths.get(path) == Some(&id) {
                 registry.paths.remove(path);
             }
