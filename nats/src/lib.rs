@@ -117,7 +117,10 @@ impl Bridge {
         path: &str,
     ) -> Result<Remote<M>, SetupError> {
         let subject = subject(self.config().app(), path)?;
-        let context = async_nats::jetstream::new(self.shared.client.clone());
+        let context = {
+            let _runtime = self.shared.handle.enter();
+            async_nats::jetstream::new(self.shared.client.clone())
+        };
         let config = export::stream_config(&subject);
         self.shared
             .handle

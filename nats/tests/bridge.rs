@@ -169,3 +169,209 @@ fn bincode_on_one_side_and_json_on_the_other_is_a_remote_decode_error() {
     assert_eq!(error.side(), Side::Remote);
     runtime.shutdown(Duration::from_secs(5));
 }
+
+#[test]
+fn a_malformed_payload_is_a_typed_dead_letter_and_the_export_keeps_delivering() {
+    let Some(server) = Server::start() else { return };
+    let (runtime, bridge) = importer(&server);
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let worker = runtime.spawn(Worker { ids: ids.clone() }).unwrap();
+    let export = bridge.export(&runtime, PATH, &worker).unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answer = tokio.block_on(async {
+        let raw = async_nats::connect(server.url()).await.unwrap();
+        raw.request("cellrt.test.work", bytes::Bytes::from_static(b"\xff\xfe not a WorkWire")).await.unwrap()
+    });
+    let header =
+        |name: &str| answer.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+    assert_eq!(header("Cellrt-Status").as_deref(), Some("decode"), "the sender is told");
+    assert!(header("Cellrt-Error").is_some_and(|text| text.starts_with("cannot decode a ")));
+    assert!(eventually(WAIT, || runtime.dead_letter_count() == 1));
+    let letter = &runtime.dead_letters()[0];
+    assert_eq!(letter.failure().path.as_str(), "/export:cellrt.test.work/rejects");
+    assert!(
+        matches!(&letter.failure().cause, cellrt::FailureCause::Error { type_name: Some(name), .. } if name.ends_with("CodecError")),
+        "{:?}",
+        letter.failure().cause
+    );
+    let rejected = letter.take_message::<cellrt_nats::Rejected>().expect("the payload is kept");
+    assert_eq!(rejected.payload, b"\xff\xfe not a WorkWire");
+    assert_eq!(rejected.subject, "cellrt.test.work");
+    assert_eq!(rejected.error.direction(), cellrt_nats::Direction::Decode);
+    let remote = bridge.import::<Work>(&runtime, PATH).unwrap();
+    remote.send(Work::Item(9)).unwrap();
+    assert!(eventually(WAIT, || ids.lock().unwrap().as_slice() == [9]), "the export still delivers");
+    let stats = export.stats();
+    assert_eq!((stats.received, stats.rejected, stats.delivered), (2, 1, 1));
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn exporters_of_one_path_share_the_work_and_one_leaving_is_seen_as_a_member_leaving() {
+    let Some(server) = Server::start() else { return };
+    let first = Peer::start("exporter", &server.url());
+    let second = Peer::start("exporter", &server.url());
+    let (runtime, bridge) = importer(&server);
+    let remote = bridge.import::<Work>(&runtime, PATH).unwrap();
+    assert_eq!(remote.members(Duration::from_millis(300)).unwrap().len(), 2);
+    for id in 0..200 {
+        remote.send(Work::Item(id)).unwrap();
+    }
+    let (left, _) = second.finish();
+    assert!(eventually(WAIT, || remote.members(Duration::from_millis(300)).unwrap().len() == 1));
+    for id in 200..300 {
+        remote.send(Work::Item(id)).expect("the remaining member takes the work");
+    }
+    let (stayed, ids) = first.finish();
+    assert!(left > 0 && left < 200, "the queue group spread the first 200: {left} on the member that left");
+    assert_eq!(left + stayed, 300, "every message once, on one member or the other");
+    assert!(ids.ends_with(&(200..300).collect::<Vec<_>>()));
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_lost_connection_trips_the_import_breaker_and_it_closes_after_the_server_returns() {
+    let Some(mut server) = Server::start() else { return };
+    let (runtime, bridge) = importer(&server);
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let worker = runtime.spawn(Worker { ids: ids.clone() }).unwrap();
+    let _export = bridge.export(&runtime, PATH, &worker).unwrap();
+    let remote = bridge.import::<Work>(&runtime, PATH).unwrap();
+    for id in 0..5 {
+        remote.addr().send(Work::Item(id)).unwrap();
+    }
+    assert!(eventually(WAIT, || remote.stats().delivered == 5));
+
+    server.kill();
+    assert!(eventually(WAIT, || !bridge.is_connected()));
+    for id in 5..25 {
+        remote.addr().send(Work::Item(id)).unwrap();
+    }
+    assert!(eventually(WAIT, || remote.stats().failed() == 20), "{:?}", remote.stats());
+    let stats = remote.stats();
+    assert_eq!(stats.connection_lost + stats.breaker_open, 20);
+    assert!(stats.breaker_open > 0, "the breaker opened and refused the rest: {stats:?}");
+    assert_eq!(remote.breaker().state(), cellrt::BreakerState::Open);
+    let opened = runtime.journal(&cellrt::JournalQuery::new().kind(cellrt::SignalType::BreakerTransition));
+    assert!(opened.iter().any(|signal| matches!(
+        &signal.kind,
+        cellrt::SignalKind::BreakerTransition { breaker, to: cellrt::BreakerState::Open, .. } if breaker == "nats:cellrt.test.work"
+    )));
+    let failures = runtime.failures();
+    let lost = failures.iter().filter(|f| f.path.as_str() == "/import:cellrt.test.work/bridge").count();
+    assert_eq!(lost, 20, "each refused message failed the bridge cell's turn");
+    assert_eq!(runtime.dead_letter_count(), 20);
+
+    server.restart();
+    assert!(eventually(WAIT, || bridge.is_connected()));
+    let mut next = 25;
+    let closed = eventually(WAIT, || {
+        let _ = remote.addr().send(Work::Item(next));
+        next += 1;
+        std::thread::sleep(Duration::from_millis(50));
+        remote.breaker().state() == cellrt::BreakerState::Closed
+    });
+    assert!(closed, "the breaker closed after trial calls succeeded: {:?}", remote.stats());
+    assert!(eventually(WAIT, || remote.stats().in_flight() == 0));
+    let stats = remote.stats();
+    assert_eq!(stats.sent, stats.delivered + stats.failed());
+    assert_eq!(ids.lock().unwrap().len() as u64, stats.delivered);
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn core_messages_lost_while_the_server_restarts_are_counted_not_hidden() {
+    let Some(mut server) = Server::start() else { return };
+    let peer = Peer::start("exporter", &server.url());
+    let runtime = Runtime::builder().build().unwrap();
+    let config = BridgeConfig::new(server.url(), APP).send_timeout(Duration::from_millis(500));
+    let bridge = Bridge::connect(config).unwrap();
+    let remote = bridge.import::<Work>(&runtime, PATH).unwrap();
+    // Every message tries the link: what is counted is the link's loss.
+    remote.breaker().disable();
+    for id in 0..2_000 {
+        if id == 500 {
+            server.kill();
+        }
+        if id == 1_000 {
+            server.restart();
+            assert!(eventually(WAIT, || bridge.is_connected()));
+            // The exporter resubscribes once it has reconnected too.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        remote.addr().send(Work::Item(id)).unwrap();
+        if id % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert!(eventually(WAIT, || remote.stats().in_flight() == 0), "{:?}", remote.stats());
+    let stats = remote.stats();
+    let (received, _) = peer.finish();
+    eprintln!("core restart: {stats:?}, received {received}");
+    assert_eq!(stats.sent, 2_000);
+    assert_eq!(stats.sent, stats.delivered + stats.failed(), "every message settled and was counted");
+    assert!(
+        stats.failed() >= 400,
+        "the messages sent while the server was down are counted as lost: {stats:?}"
+    );
+    assert!(stats.delivered >= 1_000, "before and after the outage the link delivers: {stats:?}");
+    assert!(
+        received >= stats.delivered && received <= stats.delivered + stats.timed_out + stats.connection_lost,
+        "the exporter got every delivered message, and at most those whose verdict was lost too"
+    );
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_durable_edge_loses_no_acknowledged_message_across_a_server_restart() {
+    let Some(mut server) = Server::start() else { return };
+    let peer = Peer::start("durable-exporter", &server.url());
+    let runtime = Runtime::builder().build().unwrap();
+    let bridge = Bridge::connect(BridgeConfig::new(server.url(), APP)).unwrap();
+    let remote = bridge.import_durable::<Work>(&runtime, PATH).unwrap();
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut restarted = false;
+    for id in 0..300 {
+        if id == 150 {
+            server.kill();
+        }
+        // A sender that keeps its message until the edge acknowledges it.
+        for _attempt in 0..500 {
+            match remote.send(Work::Item(id)) {
+                Ok(()) => {
+                    acknowledged.push(id);
+                    break;
+                }
+                Err(e) => {
+                    assert!(
+                        e.is_link_failure()
+                            || e == BridgeError::BreakerOpen { breaker: "nats:cellrt.test.work".into() }
+                    );
+                    refused += 1;
+                    if refused == 10 && !restarted {
+                        server.restart();
+                        restarted = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    let (count, mut ids) = peer.finish();
+    ids.sort_unstable();
+    let received = ids.len();
+    ids.dedup();
+    eprintln!(
+        "durable restart: {} acknowledged, {refused} refused, {count} handled, {} duplicates",
+        acknowledged.len(),
+        received - ids.len()
+    );
+    let missing: Vec<_> = acknowledged.iter().filter(|id| ids.binary_search(id).is_err()).collect();
+    assert!(missing.is_empty(), "acknowledged and never handled: {missing:?}");
+    assert_eq!(acknowledged, (0..300).collect::<Vec<_>>(), "the sender's retries got every message stored");
+    assert!(refused >= 10, "the outage was seen: {refused} refusals");
+    assert_eq!(remote.stats().delivered, 300);
+    assert_eq!(ids, (0..300).collect::<Vec<_>>(), "at least once: every message handled, some twice");
+    runtime.shutdown(Duration::from_secs(5));
+}
