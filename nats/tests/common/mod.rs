@@ -23,7 +23,7 @@ pub const URL: &str = "CELLRT_NATS_URL";
 /// installs it (`/usr/sbin`, often not on a user's path).
 pub fn server_program() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("CELLRT_NATS_SERVER") {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|path| path.is_file());
     }
     let on_path = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join("nats-server")).collect::<Vec<_>>())
