@@ -375,3 +375,41 @@ fn a_durable_edge_loses_no_acknowledged_message_across_a_server_restart() {
     assert_eq!(ids, (0..300).collect::<Vec<_>>(), "at least once: every message handled, some twice");
     runtime.shutdown(Duration::from_secs(5));
 }
+
+/// Forwards every item it gets to the import.
+struct Forwarder(cellrt::Addr<Work>);
+
+impl cellrt::Cell for Forwarder {
+    type Message = u64;
+
+    fn handle(&mut self, _ctx: &mut cellrt::Context<Self>, id: u64) -> Result<(), cellrt::CellError> {
+        self.0.try_send(Work::Item(id)).map_err(|_| cellrt::CellError::msg("the import is full"))
+    }
+}
+
+#[test]
+fn the_edge_from_a_sender_to_an_import_is_in_the_flow_map() {
+    let Some(server) = Server::start() else { return };
+    let (runtime, bridge) = importer(&server);
+    let worker = runtime.spawn(Worker::default()).unwrap();
+    let _export = bridge.export(&runtime, PATH, &worker).unwrap();
+    let remote = bridge.import::<Work>(&runtime, PATH).unwrap();
+    let forwarder =
+        runtime.spawn_with(CellConfig::named("forwarder"), Forwarder(remote.addr().clone())).unwrap();
+    for id in 0..50 {
+        forwarder.send(id).unwrap();
+    }
+    assert!(eventually(WAIT, || remote.stats().delivered == 50));
+    // The edges' counts are read by the analysis, once per window.
+    assert!(eventually(WAIT, || {
+        runtime.analyse_window_now();
+        !runtime.snapshot().edges.is_empty()
+    }));
+    let edges = runtime.snapshot().edges;
+    let edge = edges
+        .iter()
+        .find(|e| e.from.as_str() == "/forwarder" && e.to.as_str() == "/import:cellrt.test.work/bridge")
+        .unwrap_or_else(|| panic!("no edge to the import in {edges:?}"));
+    assert_eq!(edge.messages, 50);
+    runtime.shutdown(Duration::from_secs(5));
+}
