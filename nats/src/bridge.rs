@@ -1,6 +1,7 @@
 //! [`Bridge`]: one connection to a NATS server, the tokio runtime it runs
-//! on (a thread of its own, owned by the bridge), and the [`BridgeConfig`]
-//! every export and import made from it shares.
+//! on (a thread of its own, owned by the bridge), the [`BridgeConfig`]
+//! every export and import made from it shares, and the calls that make
+//! them.
 //!
 //! # Invariants
 //!
@@ -21,11 +22,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cellrt::{BreakerConfig, SlidingWindow};
+use cellrt::{Addr, BreakerConfig, Runtime, SlidingWindow};
 
 use crate::codec::Codec;
 use crate::error::SetupError;
+use crate::export::{stream_config, Export};
+use crate::import::Remote;
 use crate::subject::subject;
+use crate::wire::Bridged;
 
 /// What every export and import of a [`Bridge`] shares.
 ///
@@ -238,6 +242,78 @@ impl Bridge {
         Ok(Bridge {
             shared: Arc::new(Shared { config, client, handle, link, tokio: Mutex::new(Some(tokio)) }),
         })
+    }
+
+    /// Exports the cell behind `target` under `cellrt.<app>.<path>`: until
+    /// the returned [`Export`] is dropped, messages published there are
+    /// delivered into the cell, and every exporter of the path shares them
+    /// (a queue group). Its rejects cell is spawned under a supervisor of
+    /// its own, `/export:<subject>`.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::Subject`] for a path that cannot be a subject,
+    /// [`SetupError::Subscribe`] when the server refuses the subscription.
+    pub fn export<M: Bridged>(
+        &self,
+        runtime: &Runtime,
+        path: &str,
+        target: &Addr<M>,
+    ) -> Result<Export, SetupError> {
+        Export::start(self, runtime, path, target, false)
+    }
+
+    /// Imports the cell exported under `cellrt.<app>.<path>`. The import's
+    /// bridge cell is spawned under a supervisor of its own,
+    /// `/import:<subject>`, and lives until the runtime shuts down.
+    ///
+    /// # Errors
+    ///
+    /// As [`export`](Bridge::export); [`SetupError::Breaker`] for an invalid
+    /// breaker configuration.
+    pub fn import<M: Bridged>(&self, runtime: &Runtime, path: &str) -> Result<Remote<M>, SetupError> {
+        Remote::start(self, runtime, path, None)
+    }
+
+    /// Exports the cell behind `target` as the consumer of a durable edge:
+    /// the durable consumer of the JetStream stream that holds the path's
+    /// subject (both made if missing). A message is acknowledged once the
+    /// cell's mailbox took it, redelivered when the mailbox refused it.
+    ///
+    /// # Errors
+    ///
+    /// As [`export`](Bridge::export); [`SetupError::Subscribe`] when JetStream
+    /// is not enabled on the server.
+    pub fn export_durable<M: Bridged>(
+        &self,
+        runtime: &Runtime,
+        path: &str,
+        target: &Addr<M>,
+    ) -> Result<Export, SetupError> {
+        Export::start(self, runtime, path, target, true)
+    }
+
+    /// Imports the cell at `path` over a durable edge: messages are published
+    /// to the path's JetStream stream (made if missing), each with a
+    /// `Nats-Msg-Id`, and count as delivered once the server stored them.
+    /// Asks are refused ([`BridgeError::AskOnDurableEdge`](crate::BridgeError)).
+    ///
+    /// # Errors
+    ///
+    /// As [`import`](Bridge::import); [`SetupError::Subscribe`] when JetStream
+    /// is not enabled on the server.
+    pub fn import_durable<M: Bridged>(&self, runtime: &Runtime, path: &str) -> Result<Remote<M>, SetupError> {
+        let subject = subject(self.config().app(), path)?;
+        let context = {
+            let _runtime = self.shared.handle.enter();
+            async_nats::jetstream::new(self.shared.client.clone())
+        };
+        let config = stream_config(&subject);
+        self.shared
+            .handle
+            .block_on(async { context.get_or_create_stream(config).await.map(|_| ()) })
+            .map_err(|e| SetupError::Subscribe { subject: subject.clone(), text: e.to_string() })?;
+        Remote::start(self, runtime, path, Some(context))
     }
 
     /// Whether the connection is up now.

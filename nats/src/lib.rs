@@ -67,6 +67,76 @@
 //! # let _ = (balance, same);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Bridges, subjects, codecs
+//!
+//! A [`Bridge`] is one connection to a NATS server, on a tokio runtime the
+//! bridge runs on a thread of its own. Cells are bridged under
+//! `cellrt.<app>.<path>` ([`subject`]); names that cannot be subject tokens
+//! are a [`SubjectError`]. Payloads are encoded with the bridge's [`Codec`]:
+//! bincode (the default) or JSON.
+//!
+//! # Export
+//!
+//! [`Bridge::export`] reads the subject in a task and delivers each message
+//! into the cell with the cell's normal backpressure (waiting for room up
+//! to the bridge's send timeout), then answers the sender with a verdict:
+//! delivered, answered, full, closed, undecodable, unanswered. A payload
+//! that does not decode is a dead letter of the export's rejects cell
+//! ([`Rejected`]), and the export goes on.
+//!
+//! # Import
+//!
+//! [`Bridge::import`] returns a [`Remote`], whose [`addr`](Remote::addr) is
+//! the address of the import's bridge cell: an ordinary cell whose turn
+//! encodes and publishes, so local senders push against its bounded mailbox
+//! and a window of messages in flight, and the edge to it is in the flow
+//! map. [`Remote::send`] and [`Remote::ask`] wait for the verdict and return
+//! a [`BridgeError`] whose [`side`](BridgeError::side) says where the message
+//! was stopped. [`Remote::stats`] counts what became of every message.
+//!
+//! # Asks
+//!
+//! A message type implements [`Bridged`]: it splits into a wire form and
+//! its [`Reply`](cellrt::Reply) on the importing side ([`Asks::expect`]),
+//! and is rebuilt with a reply that answers across the bridge on the
+//! exporting side ([`Answers::reply`]). The ask's timeout travels as its
+//! deadline.
+//!
+//! # Pools
+//!
+//! Exporters of one path form a NATS queue group: each message goes to one
+//! of them. [`Remote::members`] lists the exporters present; one that leaves
+//! stops answering, and the work goes to the others.
+//!
+//! # Durable edges
+//!
+//! [`Bridge::import_durable`] and [`Bridge::export_durable`] carry a path over
+//! a JetStream stream: the importer's send returns once the server stored the
+//! message (retried under the same `Nats-Msg-Id`, the dedup key), the
+//! exporter acknowledges once the cell's mailbox took it. Delivery is at
+//! least once.
+//!
+//! # The breaker
+//!
+//! Each import has a [`CircuitBreaker`](cellrt::CircuitBreaker) named
+//! `nats:<subject>` ([`Remote::breaker`]), journaled by the runtime. Link
+//! failures count against it; a lost connection opens it, and trial calls
+//! close it once the server is back.
+//!
+//! `docs/scaling.md` in the repository states what is and is not
+//! guaranteed across the link.
+//!
+//! # Features and requirements
+//!
+//! The crate turns off async-nats's default features and enables only
+//! `jetstream`: no TLS crypto provider is compiled in, so a server that
+//! requires TLS cannot be reached. The tests need `nats-server`
+//! (`apt-get install nats-server`).
+//!
+//! # Minimum supported Rust version
+//!
+//! 1.89, what async-nats 0.52 needs (the rest of the workspace needs 1.85).
 
 mod bridge;
 mod codec;
@@ -83,49 +153,3 @@ pub use crate::export::{Export, ExportStats, Rejected};
 pub use crate::import::{ImportStats, Remote};
 pub use crate::subject::{subject, Part, SubjectError};
 pub use crate::wire::{Answers, Asks, Bridged};
-
-impl Bridge {
-    /// Exports the cell behind `target` under `cellrt.<app>.<path>`.
-    pub fn export<M: Bridged>(
-        &self,
-        runtime: &cellrt::Runtime,
-        path: &str,
-        target: &cellrt::Addr<M>,
-    ) -> Result<Export, SetupError> {
-        Export::start(self, runtime, path, target, false)
-    }
-
-    /// Imports the cell exported under `cellrt.<app>.<path>`.
-    pub fn import<M: Bridged>(&self, runtime: &cellrt::Runtime, path: &str) -> Result<Remote<M>, SetupError> {
-        Remote::start(self, runtime, path, None)
-    }
-
-    /// Exports the cell behind `target` as the consumer of a durable edge.
-    pub fn export_durable<M: Bridged>(
-        &self,
-        runtime: &cellrt::Runtime,
-        path: &str,
-        target: &cellrt::Addr<M>,
-    ) -> Result<Export, SetupError> {
-        Export::start(self, runtime, path, target, true)
-    }
-
-    /// Imports the cell at `path` over a durable edge.
-    pub fn import_durable<M: Bridged>(
-        &self,
-        runtime: &cellrt::Runtime,
-        path: &str,
-    ) -> Result<Remote<M>, SetupError> {
-        let subject = subject(self.config().app(), path)?;
-        let context = {
-            let _runtime = self.shared.handle.enter();
-            async_nats::jetstream::new(self.shared.client.clone())
-        };
-        let config = export::stream_config(&subject);
-        self.shared
-            .handle
-            .block_on(async { context.get_or_create_stream(config).await.map(|_| ()) })
-            .map_err(|e| SetupError::Subscribe { subject: subject.clone(), text: e.to_string() })?;
-        Remote::start(self, runtime, path, Some(context))
-    }
-}
