@@ -336,6 +336,8 @@ impl Bridge {
     /// stop: their tasks end, and their cells refuse messages as a lost
     /// connection does.
     pub fn close(self, timeout: Duration) {
+        // From now on imports refuse messages at once, as while disconnected.
+        self.shared.link.connected.store(false, Ordering::SeqCst);
         let _ = self
             .shared
             .handle

@@ -609,6 +609,7 @@ impl ImportStats {
 
     /// Messages published and not settled yet.
     pub fn in_flight(&self) -> u64 {
-        self.sent - self.delivered - self.failed()
+        // The counts are read one by one while messages settle.
+        self.sent.saturating_sub(self.delivered + self.failed())
     }
 }
