@@ -130,6 +130,59 @@ impl std::error::Error for BridgeError {
     }
 }
 
+/// A message [`Remote::send`](crate::Remote::send) did not deliver: the
+/// [`BridgeError`], and the message itself when it was refused before it
+/// left this process (the connection was down, the breaker open). Once
+/// encoded and published, the message is gone from this process, and only
+/// the error comes back.
+pub struct RemoteSendError<M> {
+    pub(crate) error: BridgeError,
+    pub(crate) message: Option<M>,
+}
+
+impl<M> RemoteSendError<M> {
+    /// Why the message was not delivered.
+    pub fn error(&self) -> &BridgeError {
+        &self.error
+    }
+
+    /// Which side failed.
+    pub fn side(&self) -> Side {
+        self.error.side()
+    }
+
+    /// The message, if it never left this process.
+    pub fn into_message(self) -> Option<M> {
+        self.message
+    }
+
+    /// The error, without the message.
+    pub fn into_error(self) -> BridgeError {
+        self.error
+    }
+}
+
+impl<M> fmt::Debug for RemoteSendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteSendError")
+            .field("error", &self.error)
+            .field("message", &self.message.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+impl<M> fmt::Display for RemoteSendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<M> std::error::Error for RemoteSendError<M> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
 /// Why a bridge could not connect, or an export or import could not start.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -35,7 +35,7 @@ use std::future::IntoFuture;
 
 use crate::bridge::Bridge;
 use crate::codec::Codec;
-use crate::error::{BridgeError, SetupError};
+use crate::error::{BridgeError, RemoteSendError, SetupError};
 use crate::subject::{members_subject, subject};
 use crate::wire::{self, Asks, Bridged, Status};
 
@@ -127,9 +127,11 @@ impl<M: Bridged> Remote<M> {
     ///
     /// # Errors
     ///
-    /// A [`BridgeError`] naming what failed and on which side.
-    pub fn send(&self, msg: M) -> Result<(), BridgeError> {
-        self.link.call_blocking(msg).map(|_| ())
+    /// A [`RemoteSendError`] with the [`BridgeError`] naming what failed and
+    /// on which side, and the message when it was refused before it left
+    /// this process (connection down, breaker open).
+    pub fn send(&self, msg: M) -> Result<(), RemoteSendError<M>> {
+        self.link.call_blocking(msg)
     }
 
     /// Asks across the bridge and waits at most `timeout` for the answer,
@@ -148,7 +150,7 @@ impl<M: Bridged> Remote<M> {
         make: impl FnOnce(Reply<T>) -> M,
     ) -> Result<T, BridgeError> {
         let (reply, mut pending) = Reply::pair(Instant::now().checked_add(timeout));
-        self.link.call_blocking(make(reply))?;
+        self.link.call_blocking(make(reply)).map_err(RemoteSendError::into_error)?;
         match pending.try_take() {
             Ok(Some(value)) => Ok(value),
             // The message carried no reply the answer could reach.
@@ -255,24 +257,25 @@ pub(crate) struct Link {
 
 impl Link {
     /// Checks the link and the breaker, then splits and encodes `msg`.
-    fn admit<M: Bridged>(&self, msg: M) -> Result<(Permit, Outgoing), BridgeError> {
+    fn admit<M: Bridged>(&self, msg: M) -> Result<(Permit, Outgoing), (BridgeError, Option<M>)> {
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         let permit = match self.breaker.try_acquire() {
             Ok(permit) => permit,
             Err(_) => {
-                return Err(self.count(BridgeError::BreakerOpen { breaker: self.breaker.name().to_owned() }))
+                let error = BridgeError::BreakerOpen { breaker: self.breaker.name().to_owned() };
+                return Err((self.count(error), Some(msg)));
             }
         };
         if !self.bridge.is_connected() {
             permit.failure();
-            return Err(self.count(BridgeError::ConnectionLost));
+            return Err((self.count(BridgeError::ConnectionLost), Some(msg)));
         }
         let mut asks = Asks::new(self.codec);
         let wire = msg.into_wire(&mut asks);
         match self.codec.encode(&wire) {
             Ok(payload) => Ok((permit, Outgoing { payload: Bytes::from(payload), asks })),
             // Released, not recorded: the link was not tried.
-            Err(e) => Err(self.count(BridgeError::Encode(e))),
+            Err(e) => Err((self.count(BridgeError::Encode(e)), None)),
         }
     }
 
@@ -280,7 +283,7 @@ impl Link {
     /// (here, so that one sender's messages leave in order), and settle the
     /// message in a task when its verdict comes.
     fn dispatch<M: Bridged>(self: &Arc<Self>, msg: M) -> Result<(), BridgeError> {
-        let (permit, outgoing) = self.admit(msg)?;
+        let (permit, outgoing) = self.admit(msg).map_err(|(error, _)| error)?;
         let window = self.window.clone();
         let room = self
             .bridge
@@ -306,16 +309,21 @@ impl Link {
     }
 
     /// A typed call: admit, publish, wait for the verdict on this thread.
-    fn call_blocking<M: Bridged>(self: &Arc<Self>, msg: M) -> Result<(), BridgeError> {
-        let (permit, outgoing) = self.admit(msg)?;
+    fn call_blocking<M: Bridged>(self: &Arc<Self>, msg: M) -> Result<(), RemoteSendError<M>> {
+        let (permit, outgoing) =
+            self.admit(msg).map_err(|(error, message)| RemoteSendError { error, message })?;
         let link = self.clone();
-        self.bridge.shared.handle.block_on(async move {
-            let outcome = match link.publish(outgoing).await {
-                Ok(published) => link.verdict(published).await,
-                Err(e) => Err(e),
-            };
-            link.settle(outcome, permit)
-        })
+        self.bridge
+            .shared
+            .handle
+            .block_on(async move {
+                let outcome = match link.publish(outgoing).await {
+                    Ok(published) => link.verdict(published).await,
+                    Err(e) => Err(e),
+                };
+                link.settle(outcome, permit)
+            })
+            .map_err(|error| RemoteSendError { error, message: None })
     }
 
     /// Records an outcome in the breaker (link failures only) and the counts.

@@ -148,7 +148,7 @@ mod wire;
 
 pub use crate::bridge::{Bridge, BridgeConfig};
 pub use crate::codec::{Codec, CodecError, Direction};
-pub use crate::error::{BridgeError, SetupError, Side};
+pub use crate::error::{BridgeError, RemoteSendError, SetupError, Side};
 pub use crate::export::{Export, ExportStats, Rejected};
 pub use crate::import::{ImportStats, Remote};
 pub use crate::subject::{subject, Part, SubjectError};

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cellrt::{CellConfig, Runtime};
-use cellrt_nats::{Bridge, BridgeConfig, BridgeError, Side};
+use cellrt_nats::{Bridge, BridgeConfig, BridgeError, RemoteSendError, Side};
 use common::{eventually, Peer, Server, Work, Worker, ROLE, URL};
 
 const APP: &str = "test";
@@ -98,7 +98,7 @@ fn an_import_nobody_exports_is_no_responders_on_the_link_side() {
     let Some(server) = Server::start() else { return };
     let (runtime, bridge) = importer(&server);
     let remote = bridge.import::<Work>(&runtime, "nobody").unwrap();
-    let error = remote.send(Work::Item(1)).unwrap_err();
+    let error = remote.send(Work::Item(1)).unwrap_err().into_error();
     assert_eq!(error, BridgeError::NoResponders { subject: "cellrt.test.nobody".into() });
     assert_eq!(error.side(), Side::Link);
     let asked = remote.addr().ask(Work::Count).unwrap().wait(Duration::from_secs(5));
@@ -116,7 +116,7 @@ fn a_stopped_remote_cell_is_remote_closed() {
     remote.send(Work::Item(1)).unwrap();
     runtime.stop(&worker);
     assert!(eventually(WAIT, || worker.is_closed()));
-    let error = remote.send(Work::Item(2)).unwrap_err();
+    let error = remote.send(Work::Item(2)).unwrap_err().into_error();
     assert_eq!((error.clone(), error.side()), (BridgeError::RemoteClosed, Side::Remote));
     runtime.shutdown(Duration::from_secs(5));
 }
@@ -132,7 +132,8 @@ fn a_remote_mailbox_that_stays_full_is_remote_full() {
     let remote = bridge.import::<Work>(&runtime, PATH).unwrap();
     remote.send(Work::Hold(2_000)).unwrap();
     // The hold is being handled or queued; one more fills the mailbox.
-    let outcomes: Vec<_> = (0..3).map(|id| remote.send(Work::Item(id))).collect();
+    let outcomes: Vec<_> =
+        (0..3).map(|id| remote.send(Work::Item(id)).map_err(RemoteSendError::into_error)).collect();
     assert!(outcomes.contains(&Err(BridgeError::RemoteFull)), "{outcomes:?}");
     assert_eq!(BridgeError::RemoteFull.side(), Side::Remote);
     runtime.shutdown(Duration::from_secs(5));
@@ -164,7 +165,7 @@ fn bincode_on_one_side_and_json_on_the_other_is_a_remote_decode_error() {
     let worker = runtime.spawn(Worker::default()).unwrap();
     let _export = json.export(&runtime, PATH, &worker).unwrap();
     let remote = bincode.import::<Work>(&runtime, PATH).unwrap();
-    let error = remote.send(Work::Item(7)).unwrap_err();
+    let error = remote.send(Work::Item(7)).unwrap_err().into_error();
     assert!(matches!(&error, BridgeError::RemoteDecode { text } if text.contains("json")), "{error:?}");
     assert_eq!(error.side(), Side::Remote);
     runtime.shutdown(Duration::from_secs(5));
@@ -261,6 +262,12 @@ fn a_lost_connection_trips_the_import_breaker_and_it_closes_after_the_server_ret
     let lost = failures.iter().filter(|f| f.path.as_str() == "/import:cellrt.test.work/bridge").count();
     assert_eq!(lost, 20, "each refused message failed the bridge cell's turn");
     assert_eq!(runtime.dead_letter_count(), 20);
+    let refused = remote.send(Work::Item(99)).unwrap_err();
+    assert_eq!(refused.side(), Side::Local, "the open breaker refused it here");
+    assert!(
+        matches!(refused.into_message(), Some(Work::Item(99))),
+        "refused before it left, the message comes back"
+    );
 
     server.restart();
     assert!(eventually(WAIT, || bridge.is_connected()));
@@ -344,10 +351,8 @@ fn a_durable_edge_loses_no_acknowledged_message_across_a_server_restart() {
                     break;
                 }
                 Err(e) => {
-                    assert!(
-                        e.is_link_failure()
-                            || e == BridgeError::BreakerOpen { breaker: "nats:cellrt.test.work".into() }
-                    );
+                    let breaker_open = BridgeError::BreakerOpen { breaker: "nats:cellrt.test.work".into() };
+                    assert!(e.error().is_link_failure() || *e.error() == breaker_open, "{e:?}");
                     refused += 1;
                     if refused == 10 && !restarted {
                         server.restart();

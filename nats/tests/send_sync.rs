@@ -3,7 +3,7 @@
 
 use cellrt_nats::{
     Answers, Asks, Bridge, BridgeConfig, BridgeError, Codec, CodecError, Export, ExportStats, ImportStats,
-    Rejected, Remote, SetupError, Side, SubjectError,
+    Rejected, Remote, RemoteSendError, SetupError, Side, SubjectError,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -31,6 +31,7 @@ fn public_types_are_send_and_sync() {
     send_sync::<ImportStats>();
     send_sync::<Rejected>();
     send_sync::<Remote<Message>>();
+    send_sync::<RemoteSendError<Message>>();
     send_sync::<SetupError>();
     send_sync::<Side>();
     send_sync::<SubjectError>();
