@@ -51,6 +51,7 @@ pub struct BridgeConfig {
     app: String,
     codec: Codec,
     in_flight: usize,
+    capacity: usize,
     send_timeout: Duration,
     connect_timeout: Duration,
     breaker: BreakerConfig,
@@ -66,6 +67,7 @@ impl BridgeConfig {
             app: app.into(),
             codec: Codec::Bincode,
             in_flight: 1024,
+            capacity: 1024,
             send_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             breaker: default_breaker(),
@@ -92,6 +94,18 @@ impl BridgeConfig {
     /// 1024.
     pub fn in_flight(mut self, messages: usize) -> Self {
         self.in_flight = messages.max(1);
+        self
+    }
+
+    /// The mailbox capacity of each import's bridge cell: how many messages
+    /// local senders can queue for the link before `try_send` sees `Full`
+    /// (a bound, not an allocation). Zero counts as one.
+    ///
+    /// # Default
+    ///
+    /// 1024.
+    pub fn capacity(mut self, messages: usize) -> Self {
+        self.capacity = messages.max(1);
         self
     }
 
@@ -148,6 +162,10 @@ impl BridgeConfig {
 
     pub(crate) fn codec_in_use(&self) -> Codec {
         self.codec
+    }
+
+    pub(crate) fn capacity_in_use(&self) -> usize {
+        self.capacity
     }
 
     pub(crate) fn in_flight_limit(&self) -> usize {

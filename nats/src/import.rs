@@ -91,10 +91,13 @@ impl<M: Bridged> Remote<M> {
         bridge.shared.handle.spawn(route_verdicts(verdicts, link.replies.clone()));
         let spec = SupervisorSpec::new(format!("import:{}", link.subject))
             .intensity(u32::MAX, Duration::from_secs(1))
-            .child(ChildSpec::new("bridge", move || BridgeOut::<M> {
-                link: cell_link.clone(),
-                message: PhantomData,
-            }));
+            .child(
+                ChildSpec::new("bridge", move || BridgeOut::<M> {
+                    link: cell_link.clone(),
+                    message: PhantomData,
+                })
+                .capacity(config.capacity_in_use()),
+            );
         let supervisor =
             runtime.start_supervisor(spec, SUPERVISOR_TIMEOUT).map_err(|e| SetupError::Subscribe {
                 subject: link.subject.clone(),
@@ -575,7 +578,8 @@ impl Counters {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ImportStats {
-    /// Messages given to the import (its cell or its typed calls).
+    /// Messages the import took: from its bridge cell's mailbox (messages
+    /// still queued there are not counted yet) or through its typed calls.
     pub sent: u64,
     /// Taken by the remote cell's mailbox (answered, for asks); on a
     /// durable edge, stored by JetStream.

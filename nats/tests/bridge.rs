@@ -261,6 +261,13 @@ fn a_lost_connection_trips_the_import_breaker_and_it_closes_after_the_server_ret
     let failures = runtime.failures();
     let lost = failures.iter().filter(|f| f.path.as_str() == "/import:cellrt.test.work/bridge").count();
     assert_eq!(lost, 20, "each refused message failed the bridge cell's turn");
+    let bridge_cell: cellrt::CellPath = "/import:cellrt.test.work/bridge".parse().unwrap();
+    let signatures: Vec<_> =
+        runtime.signatures().into_iter().filter(|s| s.cells.contains(&bridge_cell)).collect();
+    let mut texts: Vec<_> = signatures.iter().map(|s| s.signature.text.clone()).collect();
+    texts.sort();
+    assert_eq!(texts, ["breaker nats:cellrt.test.work is open", "connection to the NATS server lost"]);
+    assert_eq!(signatures.iter().map(|s| s.count).sum::<u64>(), 20, "folded into two signatures");
     assert_eq!(runtime.dead_letter_count(), 20);
     let refused = remote.send(Work::Item(99)).unwrap_err();
     assert_eq!(refused.side(), Side::Local, "the open breaker refused it here");
@@ -311,7 +318,7 @@ fn core_messages_lost_while_the_server_restarts_are_counted_not_hidden() {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    assert!(eventually(WAIT, || remote.stats().in_flight() == 0), "{:?}", remote.stats());
+    assert!(eventually(WAIT, || remote.stats().sent == 2_000 && remote.stats().in_flight() == 0));
     let stats = remote.stats();
     let (received, _) = peer.finish();
     eprintln!("core restart: {stats:?}, received {received}");
