@@ -140,19 +140,44 @@ fn a_remote_mailbox_that_stays_full_is_remote_full() {
 }
 
 #[test]
-fn an_exporter_that_never_answers_is_timed_out_and_an_unanswered_ask_is_remote() {
+fn an_ask_the_remote_cell_drops_is_remote_unanswered() {
     let Some(server) = Server::start() else { return };
     let (runtime, bridge) = importer(&server);
     let worker = runtime.spawn(Worker::default()).unwrap();
     let _export = bridge.export(&runtime, PATH, &worker).unwrap();
     let remote = bridge.import::<Work>(&runtime, PATH).unwrap();
-    assert_eq!(remote.ask(Duration::from_secs(5), Work::Ignore), Err(BridgeError::RemoteUnanswered));
-    remote.send(Work::Hold(1_000)).unwrap();
-    let error = remote.ask(Duration::from_millis(200), Work::Count).unwrap_err();
-    assert!(
-        matches!(error, BridgeError::TimedOut { .. } | BridgeError::RemoteUnanswered),
-        "an ask whose deadline passes in the remote queue: {error:?}"
+    let error = remote.ask(Duration::from_secs(5), Work::Ignore).unwrap_err();
+    assert_eq!((error.clone(), error.side()), (BridgeError::RemoteUnanswered, Side::Remote));
+    let asked =
+        remote.addr().ask_within(Duration::from_secs(5), Work::Ignore).unwrap().wait(Duration::from_secs(5));
+    assert_eq!(
+        asked,
+        Err(cellrt::AskError::Unanswered),
+        "resolved when the verdict came, not at the timeout"
     );
+    runtime.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_subscriber_that_never_answers_is_timed_out_on_the_link_side() {
+    let Some(server) = Server::start() else { return };
+    let runtime = Runtime::builder().build().unwrap();
+    let config = BridgeConfig::new(server.url(), APP).send_timeout(Duration::from_millis(100));
+    let bridge = Bridge::connect(config).unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _silent = tokio.block_on(async {
+        let raw = async_nats::connect(server.url()).await.unwrap();
+        let subscription = raw.subscribe("cellrt.test.silent").await.unwrap();
+        raw.flush().await.unwrap();
+        (raw, subscription)
+    });
+    let remote = bridge.import::<Work>(&runtime, "silent").unwrap();
+    let error = remote.send(Work::Item(1)).unwrap_err();
+    assert!(error.into_message().is_none(), "published: the message left the process");
+    let error = remote.send(Work::Item(2)).unwrap_err().into_error();
+    assert_eq!(error, BridgeError::TimedOut { after: Duration::from_millis(200) }, "twice the send timeout");
+    assert_eq!(error.side(), Side::Link);
+    assert_eq!(remote.stats().timed_out, 2);
     runtime.shutdown(Duration::from_secs(5));
 }
 
@@ -245,12 +270,18 @@ fn a_lost_connection_trips_the_import_breaker_and_it_closes_after_the_server_ret
 
     server.kill();
     assert!(eventually(WAIT, || !bridge.is_connected()));
+    let refused = remote.send(Work::Item(4)).unwrap_err();
+    assert_eq!((refused.error().clone(), refused.side()), (BridgeError::ConnectionLost, Side::Link));
+    assert!(
+        matches!(refused.into_message(), Some(Work::Item(4))),
+        "refused before it left, the message comes back"
+    );
     for id in 5..25 {
         remote.addr().send(Work::Item(id)).unwrap();
     }
-    assert!(eventually(WAIT, || remote.stats().failed() == 20), "{:?}", remote.stats());
+    assert!(eventually(WAIT, || remote.stats().failed() == 21), "{:?}", remote.stats());
     let stats = remote.stats();
-    assert_eq!(stats.connection_lost + stats.breaker_open, 20);
+    assert_eq!(stats.connection_lost + stats.breaker_open, 21);
     assert!(stats.breaker_open > 0, "the breaker opened and refused the rest: {stats:?}");
     assert_eq!(remote.breaker().state(), cellrt::BreakerState::Open);
     let opened = runtime.journal(&cellrt::JournalQuery::new().kind(cellrt::SignalType::BreakerTransition));
