@@ -19,7 +19,8 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// The second process: exports a [`Worker`] under `test.work` (a durable
 /// edge in role `durable-exporter`), prints `READY`, and when its standard
-/// input closes, waits until deliveries stop, prints `COUNT <n>` and `IDS
+/// input closes, waits for the distinct ids it was told to expect
+/// (`EXPECT <n>`) and until deliveries stop, prints `COUNT <n>` and `IDS
 /// <ids>` and exits. Ignored: the other tests run it in a process of its own.
 #[test]
 #[ignore = "the second process of the other tests"]
@@ -36,7 +37,20 @@ fn peer() {
         other => panic!("unknown role {other}"),
     };
     println!("READY");
-    for _ in std::io::stdin().lock().lines() {}
+    // `EXPECT <n>`: wait (20 s at most) until n distinct ids arrived.
+    let mut expected = 0;
+    for line in std::io::stdin().lock().lines() {
+        if let Some(n) = line.unwrap_or_default().strip_prefix("EXPECT ") {
+            expected = n.trim().parse().expect("a count");
+        }
+    }
+    let distinct = || {
+        let mut ids = ids.lock().unwrap().clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    eventually(WAIT, || distinct() >= expected);
     let mut last = usize::MAX;
     while ids.lock().unwrap().len() != last {
         last = ids.lock().unwrap().len();
@@ -401,7 +415,7 @@ fn a_durable_edge_loses_no_acknowledged_message_across_a_server_restart() {
             }
         }
     }
-    let (count, mut ids) = peer.finish();
+    let (count, mut ids) = peer.finish_expecting(acknowledged.len());
     ids.sort_unstable();
     let received = ids.len();
     ids.dedup();

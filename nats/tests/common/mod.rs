@@ -167,6 +167,13 @@ impl Peer {
         (count, ids)
     }
 
+    /// As [`finish`](Peer::finish), once the peer has received `distinct`
+    /// different ids (at most 20 s): redeliveries may come late.
+    pub fn finish_expecting(mut self, distinct: usize) -> (u64, Vec<u64>) {
+        self.write(&format!("EXPECT {distinct}"));
+        self.finish()
+    }
+
     /// Kills the peer (SIGKILL).
     pub fn kill(mut self) {
         let _ = self.child.kill();
