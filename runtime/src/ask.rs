@@ -126,6 +126,26 @@ impl<T: Send + 'static> Reply<T> {
 }
 
 impl<T> Reply<T> {
+    /// A connected reply and answer, outside any ask: code that carries a
+    /// request across a boundary the runtime does not see (a bridge to
+    /// another process, say) builds the request around the `Reply` and
+    /// waits for, or awaits, the [`Pending`] itself. `deadline` is what
+    /// [`deadline`](Reply::deadline) returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cellrt::Reply;
+    ///
+    /// let (reply, pending) = Reply::pair(None);
+    /// reply.send(7).unwrap();
+    /// assert_eq!(pending.wait(Duration::from_secs(1)), Ok(7));
+    /// ```
+    pub fn pair(deadline: Option<Instant>) -> (Reply<T>, Pending<T>) {
+        channel_until(deadline)
+    }
+
     fn deliver(mut self, value: T) -> Result<(), T> {
         let shared = self.shared.take().expect("a reply is answered at most once");
         let mut state = shared.state.lock();
@@ -413,6 +433,15 @@ mod tests {
         let (reply, pending) = channel::<u8>();
         drop(reply);
         assert_eq!(pending.wait(Duration::ZERO), Err(AskError::Unanswered));
+    }
+
+    #[test]
+    fn a_pair_made_outside_an_ask_carries_its_deadline_and_resolves_unanswered_on_drop() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (reply, pending) = Reply::<u8>::pair(Some(deadline));
+        assert_eq!(reply.deadline(), Some(deadline));
+        drop(reply);
+        assert_eq!(pending.wait(Duration::from_secs(1)), Err(AskError::Unanswered));
     }
 
     #[test]

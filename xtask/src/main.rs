@@ -10,11 +10,12 @@
 //! `cargo xtask loom` runs only the loom models, `cargo xtask docs` only the
 //! docs, `cargo xtask deps` only the count of the embedded core's crates.
 //!
-//! Two tests call programs from outside the toolchain: the report's opens a
+//! Some tests call programs from outside the toolchain: the report's opens a
 //! page in Chromium, the live export's checks `/metrics` with Prometheus's
-//! `promtool`. Where one is missing its test skips that check, and `xtask
-//! test` says so before and after the run; `CELLRT_REQUIRE_BROWSER=1` and
-//! `CELLRT_REQUIRE_PROMTOOL=1` (set by `.ci/run`) make a missing one fail.
+//! `promtool`, the NATS bridge's run a `nats-server`. Where one is missing
+//! its tests skip that check, and `xtask test` says so before and after the
+//! run; `CELLRT_REQUIRE_BROWSER=1`, `CELLRT_REQUIRE_PROMTOOL=1` and
+//! `CELLRT_REQUIRE_NATS=1` (set by `.ci/run`) make a missing one fail.
 
 use std::collections::BTreeSet;
 use std::env;
@@ -80,7 +81,16 @@ fn missing_programs() -> Vec<(&'static str, &'static str)> {
         |browser| runs(&browser),
     );
     let promtool = runs(&env::var("CELLRT_PROMTOOL").unwrap_or_else(|_| "promtool".to_owned()));
+    // Debian installs it in /usr/sbin, which a user's path may not hold.
+    let nats_server = env::var("CELLRT_NATS_SERVER")
+        .map_or_else(|_| runs("nats-server") || runs("/usr/sbin/nats-server"), |server| runs(&server));
     let mut missing = Vec::new();
+    if !nats_server {
+        missing.push((
+            "nats-server (apt-get install nats-server)",
+            "the NATS bridge's tests against a real server",
+        ));
+    }
     if !browser {
         missing.push(("chromium (apt-get install chromium)", "opening the rendered reports in a browser"));
     }
