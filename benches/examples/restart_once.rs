@@ -1,0 +1,109 @@
+//! Restarts after a panic, for instruction counts and latencies: a one-for-one
+//! supervisor (no backoff, unlimited intensity) with one child that panics on
+//! `Fail`; a plain thread sends `Fail`, then asks, and waits for the answer of
+//! the restarted incarnation (it must answer 1) — the restart workload of
+//! `benches/peers`, called the same way. Meant to run under
+//! `valgrind --tool=callgrind` to see where a restart's instructions go, and
+//! natively for its percentiles (see `docs/benchmarks.md`).
+//!
+//! ```text
+//! cargo build -p cellrt-benches --release --example restart_once
+//! target/release/examples/restart_once defaults 20000
+//! valgrind --tool=callgrind target/release/examples/restart_once defaults 2000
+//! ```
+//!
+//! Settings (first argument): `defaults`, `observation-off`. Second argument:
+//! how many restarts (10,000 by default). Two worker threads, capacity 1024,
+//! `quiet_panics(true)`, as in `benches/peers`.
+
+use std::process::exit;
+use std::time::{Duration, Instant};
+
+use cellrt::{
+    Cell, CellError, ChildSpec, Context, ObservationConfig, Reply, RestartBackoff, Runtime, Strategy,
+    SupervisorSpec,
+};
+use hdrhistogram::Histogram;
+
+/// How long any one step may take before the run is abandoned.
+const WAIT: Duration = Duration::from_secs(10);
+
+enum Msg {
+    Fail,
+    Get(Reply<u64>),
+}
+
+/// Panics on `Fail`; answers how many `Get`s this incarnation handled.
+#[derive(Default)]
+struct Fragile {
+    handled: u64,
+}
+
+impl Cell for Fragile {
+    type Message = Msg;
+
+    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
+        match msg {
+            Msg::Fail => panic!("injected failure"),
+            Msg::Get(reply) => {
+                self.handled += 1;
+                let _ = reply.send(self.handled);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let setting = args.next().unwrap_or_else(|| "defaults".to_owned());
+    let observation = match setting.as_str() {
+        "defaults" => ObservationConfig::default(),
+        "observation-off" => ObservationConfig::disabled(),
+        other => {
+            eprintln!("unknown setting {other:?}; settings: defaults, observation-off");
+            exit(2);
+        }
+    };
+    let restarts: u64 = match args.next().map(|n| n.parse()) {
+        None => 10_000,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("the count of restarts must be a positive integer");
+            exit(2);
+        }
+    };
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .default_capacity(1024)
+        .quiet_panics(true)
+        .observation(observation)
+        .build()
+        .expect("runtime");
+    let spec = SupervisorSpec::new("restart-once")
+        .strategy(Strategy::OneForOne)
+        .intensity(u32::MAX, Duration::from_secs(1))
+        .backoff(RestartBackoff::none())
+        .child(ChildSpec::new("fragile", Fragile::default));
+    let sup = rt.start_supervisor(spec, WAIT).expect("supervisor");
+    let addr = sup.child::<Msg>("fragile").expect("child address");
+    let mut latencies = Histogram::<u64>::new(3).expect("histogram");
+    for _ in 0..restarts {
+        let start = Instant::now();
+        addr.send(Msg::Fail).expect("send");
+        let handled = addr.ask(Msg::Get).expect("ask").wait(WAIT).expect("answer");
+        let elapsed = start.elapsed();
+        assert_eq!(handled, 1, "answered by an incarnation that was not restarted");
+        latencies.record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)).expect("record");
+    }
+    drop(sup);
+    let report = rt.shutdown(WAIT);
+    println!(
+        "{setting}: {restarts} restarts, p50 {:.2} µs, p90 {:.2} µs, p99 {:.2} µs, max {:.1} µs, clean shutdown {}",
+        latencies.value_at_quantile(0.5) as f64 / 1e3,
+        latencies.value_at_quantile(0.9) as f64 / 1e3,
+        latencies.value_at_quantile(0.99) as f64 / 1e3,
+        latencies.max() as f64 / 1e3,
+        report.is_clean(),
+    );
+}
