@@ -30,6 +30,8 @@
 //! Project target: restart latency p99 at most 10 µs on 2 cores.
 
 mod common;
+#[path = "common/fragile.rs"]
+mod fragile;
 
 use std::cell::Cell as StdCell;
 use std::hint::black_box;
@@ -37,15 +39,13 @@ use std::panic::{self, catch_unwind, AssertUnwindSafe};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cellrt::{
-    Addr, Cell, CellError, ChildSpec, Context, Reply, RestartBackoff, Runtime, Strategy, Supervisor,
-    SupervisorSpec,
-};
+use cellrt::{Addr, ChildSpec, Runtime, Supervisor, SupervisorSpec};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use hdrhistogram::Histogram;
 
 use common::WAIT;
+use fragile::{flags, supervised_cell, Fragile, Msg};
 
 /// Children failing together in one storm.
 const STORM_CHILDREN: usize = 1_000;
@@ -57,44 +57,6 @@ const LATENCY_WARM_UP: usize = 1_000;
 /// Timed and warm-up storms per case in the percentile pass.
 const STORMS: usize = 30;
 const STORM_WARM_UP: usize = 3;
-
-/// Messages of [`Fragile`].
-enum Msg {
-    /// The handler panics.
-    Fail,
-    /// Answers how many requests this incarnation has handled, this one
-    /// included.
-    Get(Reply<u64>),
-}
-
-/// A cell whose handler panics on [`Msg::Fail`]. Its state is the number
-/// of requests its current incarnation handled, so an answer of 1 right
-/// after a failure shows a restart happened.
-#[derive(Default)]
-struct Fragile {
-    handled: u64,
-}
-
-impl Fragile {
-    fn next(&mut self) -> u64 {
-        self.handled += 1;
-        self.handled
-    }
-}
-
-impl Cell for Fragile {
-    type Message = Msg;
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
-        match msg {
-            Msg::Fail => panic!("injected failure"),
-            Msg::Get(reply) => {
-                let _ = reply.send(self.next());
-            }
-        }
-        Ok(())
-    }
-}
 
 thread_local! {
     /// Set on the baseline's server thread: its panics are not printed.
@@ -121,21 +83,6 @@ fn quiet_runtime(workers: usize) -> Runtime {
         .quiet_panics(true)
         .build()
         .expect("runtime builds")
-}
-
-/// Flags shared by every supervisor here: one-for-one (or pool), restart
-/// at once, never give up.
-fn flags(spec: SupervisorSpec) -> SupervisorSpec {
-    spec.intensity(u32::MAX, Duration::from_secs(1)).backoff(RestartBackoff::none())
-}
-
-/// A one-for-one supervisor with one [`Fragile`] child; its address.
-fn supervised_cell(rt: &Runtime) -> (Supervisor, Addr<Msg>) {
-    let spec = flags(SupervisorSpec::new("restart-latency").strategy(Strategy::OneForOne))
-        .child(ChildSpec::new("fragile", Fragile::default));
-    let sup = rt.start_supervisor(spec, WAIT).expect("supervisor starts");
-    let addr = sup.child::<Msg>("fragile").expect("child address");
-    (sup, addr)
 }
 
 /// One restart: fail, then ask; returns once the restarted cell answered.
@@ -235,7 +182,7 @@ fn latency(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for workers in [1, 2] {
         let rt = quiet_runtime(workers);
-        let (_sup, addr) = supervised_cell(&rt);
+        let (_sup, addr) = supervised_cell(&rt, WAIT);
         group.bench_function(BenchmarkId::new("cellrt", format!("w{workers}")), |b| {
             b.iter(|| fail_then_ask(&addr));
         });
@@ -384,7 +331,7 @@ fn percentiles() {
     );
     for workers in [1, 2] {
         let rt = quiet_runtime(workers);
-        let (_sup, addr) = supervised_cell(&rt);
+        let (_sup, addr) = supervised_cell(&rt, WAIT);
         let restart = record(&pass, || fail_then_ask(&addr));
         let polled = record(&pass, || fail_then_poll(&addr));
         let ask = record(&pass, || ask_only(&addr));

@@ -19,40 +19,16 @@
 use std::process::exit;
 use std::time::{Duration, Instant};
 
-use cellrt::{
-    Cell, CellError, ChildSpec, Context, ObservationConfig, Reply, RestartBackoff, Runtime, Strategy,
-    SupervisorSpec,
-};
+use cellrt::{ObservationConfig, Runtime};
 use hdrhistogram::Histogram;
+
+#[path = "../benches/common/fragile.rs"]
+mod fragile;
+
+use fragile::{supervised_cell, Msg};
 
 /// How long any one step may take before the run is abandoned.
 const WAIT: Duration = Duration::from_secs(10);
-
-enum Msg {
-    Fail,
-    Get(Reply<u64>),
-}
-
-/// Panics on `Fail`; answers how many `Get`s this incarnation handled.
-#[derive(Default)]
-struct Fragile {
-    handled: u64,
-}
-
-impl Cell for Fragile {
-    type Message = Msg;
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> Result<(), CellError> {
-        match msg {
-            Msg::Fail => panic!("injected failure"),
-            Msg::Get(reply) => {
-                self.handled += 1;
-                let _ = reply.send(self.handled);
-            }
-        }
-        Ok(())
-    }
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -80,13 +56,7 @@ fn main() {
         .observation(observation)
         .build()
         .expect("runtime");
-    let spec = SupervisorSpec::new("restart-once")
-        .strategy(Strategy::OneForOne)
-        .intensity(u32::MAX, Duration::from_secs(1))
-        .backoff(RestartBackoff::none())
-        .child(ChildSpec::new("fragile", Fragile::default));
-    let sup = rt.start_supervisor(spec, WAIT).expect("supervisor");
-    let addr = sup.child::<Msg>("fragile").expect("child address");
+    let (sup, addr) = supervised_cell(&rt, WAIT);
     let mut latencies = Histogram::<u64>::new(3).expect("histogram");
     for _ in 0..restarts {
         let start = Instant::now();
