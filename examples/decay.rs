@@ -112,7 +112,7 @@ impl Cell for Inventory {
     fn handle(&mut self, _: &mut Context<Self>, request: Request) -> Result<(), CellError> {
         work(self.condition.work_us.load(Ordering::Relaxed));
         let fail_every = self.condition.fail_every.load(Ordering::Relaxed);
-        if fail_every != 0 && request.id % fail_every == 0 {
+        if fail_every != 0 && request.id.is_multiple_of(fail_every) {
             let sku = 10_000 + request.id * 7_919 % 90_000;
             return Err(CellError::msg(format!("sku {sku} out of stock")));
         }

@@ -306,7 +306,7 @@ impl Cell for Payment {
 
     fn handle(&mut self, _: &mut Context<Self>, charge: Charge) -> Result<(), CellError> {
         self.charges += 1;
-        let answer = if self.charges % self.decline_every == 0 {
+        let answer = if self.charges.is_multiple_of(self.decline_every) {
             Err(format!("order {}: card declined, try again", charge.order))
         } else {
             Ok(())

@@ -536,7 +536,7 @@ fn load(gateway: Addr<Payment>, tally: Arc<Tally>, rate: u32, deadline: Duration
     let start = Instant::now();
     let mut id: u64 = 0;
     while !stop.load(Relaxed) {
-        let kind = if id % 5 == 0 { Kind::Card } else { Kind::Legacy };
+        let kind = if id.is_multiple_of(5) { Kind::Card } else { Kind::Legacy };
         // A fixed scramble of the id: the same amounts every run; every
         // other payment is a large one (100 dollars or more).
         let cents = 100 + (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 9_900 + (id % 2) * 10_000;
