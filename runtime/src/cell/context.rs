@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::address::Addr;
 use crate::path::CellPath;
-use crate::runtime::{CellControl, RuntimeShared, SpawnError};
+use crate::runtime::{RuntimeShared, SpawnError};
 use crate::supervise::{ChildInfo, ChildSpec, SpecError, StartError, Strategy, SupervisorSpec, Terminated};
 use crate::sync::{Arc, Weak};
 use crate::timer::TimerHandle;
@@ -127,8 +127,8 @@ impl<C: Cell> Context<C> {
         }
     }
 
-    fn host(&self) -> Result<Arc<dyn CellControl>, SpawnError> {
-        self.host.upgrade().map(|host| host as Arc<dyn CellControl>).ok_or(SpawnError::ShutDown)
+    fn host(&self) -> Result<Arc<CellInstance<C>>, SpawnError> {
+        self.host.upgrade().ok_or(SpawnError::ShutDown)
     }
 
     /// The cell's own address.
@@ -289,7 +289,7 @@ impl<C: Cell> Context<C> {
         config: CellConfig,
         cell: D,
     ) -> Result<Addr<D::Message>, SpawnError> {
-        self.host()?.node().spawn_value(config, cell)
+        self.host()?.own_node().spawn_value(config, cell)
     }
 
     /// Makes this cell the supervisor of its children: `spec`'s strategy,
@@ -309,7 +309,7 @@ impl<C: Cell> Context<C> {
         if spec.flags.strategy == Strategy::Pool {
             return Err(StartError::Spec(SpecError::WrongStrategy { strategy: Strategy::Pool }));
         }
-        let node = self.host()?.node();
+        let node = self.host()?.own_node();
         node.set_flags(spec.flags);
         for child in spec.children {
             node.start_child_now(child)?;
@@ -325,18 +325,18 @@ impl<C: Cell> Context<C> {
     ///
     /// An invalid spec, a duplicate id, or a spawn the runtime refused.
     pub fn start_child(&mut self, spec: ChildSpec) -> Result<(), StartError> {
-        self.host()?.node().start_child_now(spec).map(drop)
+        self.host()?.own_node().start_child_now(spec).map(drop)
     }
 
     /// The address of this cell's child `id`, if it handles `M`.
     pub fn child<M: Send + 'static>(&self, id: &str) -> Option<Addr<M>> {
-        let node = self.host().ok()?.node();
+        let node = self.host().ok()?.own_node();
         node.child_addr(id)?.downcast_ref::<Addr<M>>().cloned()
     }
 
     /// This cell's children, with their state and restart count.
     pub fn which_children(&self) -> Vec<ChildInfo> {
-        self.host().map(|h| h.node().which_children()).unwrap_or_default()
+        self.host().map(|h| h.own_node().which_children()).unwrap_or_default()
     }
 
     /// Delivers `map(terminated)` to this cell once the cell behind `addr`

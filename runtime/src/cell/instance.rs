@@ -32,8 +32,9 @@
 //!   worker.
 //! - `rare.node`: this cell's children and how it supervises them; see
 //!   `supervise/node.rs`. The instance reports to its own node and its
-//!   supervisor's through the node's entry points, and implements the
-//!   commands supervision issues (`supervise/child.rs`).
+//!   supervisor's through `dyn NodeLink` (so that a program that makes no
+//!   node links none of supervision), and implements the commands
+//!   supervision issues (`supervise/child.rs`).
 //! - `rare`, `metrics`: allocated by their first user, whichever thread it
 //!   is (`sync::OnceBox`), so that an idle cell pays a pointer for each.
 //!   The metrics block is allocated by the first message, failure, restart
@@ -61,7 +62,8 @@ use crate::observe::metrics::{CellMetrics, Stamp, TurnMeter};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared};
 use crate::supervise::{
-    ChildExit, ChildStop, Factory, Node, Origin, Outcome, Restart, Supervised, SupervisedCell, Terminated,
+    ChildExit, ChildStop, Factory, Node, NodeLink, NodeSeed, Origin, Outcome, Restart, Supervised,
+    SupervisedCell, Terminated,
 };
 use crate::sync::{Arc, Mutex, MutexGuard, OnceBox, Weak};
 
@@ -205,8 +207,9 @@ struct Rare<M> {
     /// `Deliver::regroup`): `None` when none is pending. Taken by the run
     /// token holder at its next system check, or at termination.
     regroup: PendingRegroup<M>,
-    /// This cell's own children, created on demand.
-    node: Mutex<Option<Arc<Node>>>,
+    /// This cell's own children: made by its first child's spawn, or at
+    /// its own spawn for a declared supervisor.
+    node: Mutex<Option<Arc<dyn NodeLink>>>,
 }
 
 impl<M: Send + 'static> Rare<M> {
@@ -218,7 +221,7 @@ impl<M: Send + 'static> Rare<M> {
 /// A supervised cell's ties to its supervisor.
 struct Supervision {
     /// The supervisor node this cell reports to.
-    parent: Option<Weak<Node>>,
+    parent: Option<Weak<dyn NodeLink>>,
     /// How it is restarted.
     supervised: Option<Supervised>,
     /// Set while a handler runs, for cells with a deadline only.
@@ -253,7 +256,7 @@ impl<C: Cell> CellInstance<C> {
         held: bool,
         dispatcher: Arc<Dispatcher>,
         runtime: Arc<RuntimeShared>,
-        parent: Option<Weak<Node>>,
+        parent: Option<Weak<dyn NodeLink>>,
         supervised: Option<Supervised>,
         group: Option<Arc<Group>>,
     ) -> Arc<Self> {
@@ -314,9 +317,29 @@ impl<C: Cell> CellInstance<C> {
         }
     }
 
-    /// Gives the instance a supervisor node before it starts.
-    pub(crate) fn set_node(&self, node: Arc<Node>) {
-        *self.rare().node.lock() = Some(node);
+    /// Makes the instance a declared supervisor before it starts: its
+    /// node, with the spec's flags and static children.
+    pub(crate) fn seed_node(&self, seed: NodeSeed) -> Arc<Node> {
+        let node = self.make_node(Some(seed));
+        *self.rare().node.lock() = Some(node.clone());
+        node
+    }
+
+    /// The cell's own node, made now if this is its first child: for the
+    /// cell's supervising calls (`Context::spawn`, `Context::supervise`, …).
+    pub(crate) fn own_node(&self) -> Arc<Node> {
+        let mut own = self.rare().node.lock();
+        if let Some(node) = &*own {
+            return node.clone().node();
+        }
+        let node = self.make_node(None);
+        *own = Some(node.clone());
+        node
+    }
+
+    fn make_node(&self, seed: Option<NodeSeed>) -> Arc<Node> {
+        let owner: Weak<dyn SupervisedCell> = self.me.clone();
+        Node::with_seed(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone(), seed)
     }
 
     fn new_context(&self, slot: &Arc<Slot<C::Message>>) -> Context<C> {
@@ -653,7 +676,7 @@ impl<C: Cell> CellInstance<C> {
         StopReason::Failed(failure)
     }
 
-    fn node(&self) -> Option<Arc<Node>> {
+    fn node(&self) -> Option<Arc<dyn NodeLink>> {
         self.rare.get()?.node.lock().clone()
     }
 
@@ -664,7 +687,7 @@ impl<C: Cell> CellInstance<C> {
 
     /// The supervisor node this cell reports to; `None` for top-level cells.
     #[inline]
-    fn parent(&self) -> Option<&Weak<Node>> {
+    fn parent(&self) -> Option<&Weak<dyn NodeLink>> {
         self.supervision.as_deref()?.parent.as_ref()
     }
 
@@ -1446,10 +1469,6 @@ impl<C: Cell> CellControl for CellInstance<C> {
         self.discard_queued()
     }
 
-    fn node(&self) -> Arc<Node> {
-        SupervisedCell::node(self)
-    }
-
     fn as_supervised(self: Arc<Self>) -> Arc<dyn SupervisedCell> {
         self
     }
@@ -1460,7 +1479,7 @@ impl<C: Cell> CellControl for CellInstance<C> {
 
     fn supervisor(&self) -> Option<Arc<Node>> {
         self.supervised()?;
-        self.parent()?.upgrade()
+        Some(self.parent()?.upgrade()?.node())
     }
 
     fn report_overrun(&self, now: Instant) -> (bool, Option<Box<Failure>>) {
@@ -1565,13 +1584,8 @@ impl<C: Cell> SupervisedCell for CellInstance<C> {
         CellControl::send_system(self, SystemMsg::Supervise);
     }
 
-    fn node(&self) -> Arc<Node> {
-        let mut node = self.rare().node.lock();
-        node.get_or_insert_with(|| {
-            let owner: Weak<dyn SupervisedCell> = self.me.clone();
-            Node::new(owner, self.path.clone(), self.dispatcher.name.clone(), self.runtime.clone())
-        })
-        .clone()
+    fn node(&self) -> Option<Arc<Node>> {
+        CellInstance::node(self).map(NodeLink::node)
     }
 
     fn supervisor(&self) -> Option<Arc<Node>> {

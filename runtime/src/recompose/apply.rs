@@ -64,7 +64,8 @@ use crate::mailbox::{Envelope, Regroup, SendError, SystemMsg};
 use crate::path::CellPath;
 use crate::runtime::{CellControl, RuntimeShared, SpawnError, SpawnRequest};
 use crate::supervise::{
-    CellStarter, ChildName, ChildSpec, HandedOff, Make, Node, Origin, Refusal, Restart, StartedChild,
+    CellStarter, ChildName, ChildSpec, HandedOff, Make, Node, NodeLink, Origin, Refusal, Restart,
+    StartedChild,
 };
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::{Arc, Mutex, Weak};
@@ -143,7 +144,8 @@ where
 {
     let origin = Origin::Seeded(cell, Arc::new(Mutex::new(restarts(factory))));
     let runtime = RuntimeShared::of(node).ok_or(SpawnError::ShutDown)?;
-    let instance = runtime.replace_instance(addr, config, origin, Some(node), Some(spec.supervised()))?;
+    let parent: Arc<dyn NodeLink> = node.clone();
+    let instance = runtime.replace_instance(addr, config, origin, Some(&parent), Some(spec.supervised()))?;
     Ok(StartedChild { handle: instance, addr: Arc::new(addr.clone()) })
 }
 
@@ -222,13 +224,13 @@ impl<M: Send + 'static> Maker<M> {
                     error: SpawnError::ShutDown,
                 })?;
                 let adopted = node.adopt(spec, |node, spec| {
+                    let parent: Arc<dyn NodeLink> = node.clone();
                     let request = SpawnRequest {
-                        parent: Some(node),
+                        parent: Some(&parent),
                         name: ChildName::At(path.clone()),
                         config,
                         origin: Origin::Seeded(cell, Arc::new(Mutex::new(restarts(&child_factory)))),
                         supervised: Some(spec.supervised()),
-                        seed: None,
                         existing: None,
                     };
                     let (addr, instance) = shared.spawn_new(request, start == Start::Held)?;

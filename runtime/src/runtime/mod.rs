@@ -57,8 +57,8 @@ use crate::observe::snapshot::{CellSnapshot, FlowEdge, ObjectiveSnapshot, Signat
 use crate::observe::{Objective, SignatureStats};
 use crate::path::CellPath;
 use crate::supervise::{
-    ChildExit, ChildName, Escalation, Factory, Node, NodeSeed, Origin, StartError, Supervised,
-    SupervisedCell, Supervisor, SupervisorCell, SupervisorSpec, Terminated,
+    ChildExit, ChildName, Escalation, Factory, NodeLink, NodeSeed, Origin, StartError, Supervised,
+    Supervisor, SupervisorCell, SupervisorSpec, Terminated,
 };
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::sync::{Arc, Condvar, Mutex, Weak};
@@ -109,13 +109,11 @@ pub(crate) type Spawned<C> = (Addr<<C as Cell>::Message>, Arc<CellInstance<C>>);
 /// What a spawn asks for; see [`RuntimeShared::spawn_instance`].
 pub(crate) struct SpawnRequest<'a, C: Cell> {
     /// The supervisor node the cell reports to; `None` for a top-level cell.
-    pub(crate) parent: Option<&'a Arc<Node>>,
+    pub(crate) parent: Option<&'a Arc<dyn NodeLink>>,
     pub(crate) name: ChildName,
     pub(crate) config: CellConfig,
     pub(crate) origin: Origin<C>,
     pub(crate) supervised: Option<Supervised>,
-    /// Set for a declared supervisor.
-    pub(crate) seed: Option<NodeSeed>,
     /// An address whose terminated target the new instance replaces.
     pub(crate) existing: Option<Addr<C::Message>>,
 }
@@ -624,7 +622,6 @@ impl RuntimeShared {
             config,
             origin,
             supervised: None,
-            seed: None,
             existing: None,
         })?;
         instance.begin();
@@ -649,7 +646,6 @@ impl RuntimeShared {
             config,
             origin,
             supervised: None,
-            seed: None,
             existing: None,
         };
         let (addr, instance) = self.spawn_new(req, true)?;
@@ -710,16 +706,6 @@ impl RuntimeShared {
             None => Arc::new(Slot::new(instance.clone(), path.clone(), self.settings.send_timeout)),
         };
         instance.install(&slot, req.origin);
-        if let Some(seed) = req.seed {
-            let owner: Weak<dyn SupervisedCell> = Arc::downgrade(&instance) as Weak<dyn SupervisedCell>;
-            instance.set_node(Node::with_seed(
-                owner,
-                path.clone(),
-                dispatcher.name.clone(),
-                self.clone(),
-                Some(seed),
-            ));
-        }
         if let Some(deadline) = req.supervised.and_then(|s| s.deadline) {
             self.watch_deadline(Arc::downgrade(&instance) as Weak<dyn CellControl>, deadline);
         }
@@ -754,7 +740,7 @@ impl RuntimeShared {
         addr: &Addr<C::Message>,
         config: CellConfig,
         origin: Origin<C>,
-        parent: Option<&Arc<Node>>,
+        parent: Option<&Arc<dyn NodeLink>>,
         supervised: Option<Supervised>,
     ) -> Result<Arc<CellInstance<C>>, SpawnError> {
         let (capacity, dispatcher) = self.placement(&config, addr.capacity(), None)?;
@@ -874,11 +860,10 @@ impl RuntimeShared {
             config: CellConfig::new(),
             origin: Origin::Factory(factory),
             supervised: None,
-            seed: Some(seed),
             existing: None,
         })?;
+        let node = instance.seed_node(seed);
         self.root.lock().waiters.insert(CellControl::id(&*instance), reply);
-        let node = SupervisedCell::node(&*instance);
         CellControl::begin(&*instance);
         match self.wait_driven(pending, timeout) {
             Ok(Ok(())) => Ok(Supervisor::new(addr, node)),

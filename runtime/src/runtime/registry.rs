@@ -55,8 +55,6 @@ pub(crate) trait CellControl: Send + Sync + 'static {
     /// when the handler returns), closes its mailbox and drops what is
     /// queued; returns how many.
     fn abandon(&self) -> usize;
-    /// The cell's supervision node, created on first use.
-    fn node(&self) -> Arc<Node>;
     /// The same cell, as supervision commands it.
     fn as_supervised(self: Arc<Self>) -> Arc<dyn SupervisedCell>;
     /// The restart intensity of the children it supervises, if it is a

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cell::{Cell, SpawnError};
 use crate::path::CellPath;
-use crate::supervise::{ChildRequest, Node, Services, SpawnChild, SpawnedChild, SupervisedCell};
+use crate::supervise::{ChildRequest, Node, NodeLink, Services, SpawnChild, SpawnedChild, SupervisedCell};
 use crate::sync::Arc;
 use crate::timer::TimerHandle;
 
@@ -52,15 +52,18 @@ impl RuntimeShared {
 impl<C: Cell> SpawnChild for C {
     fn spawn_child(request: ChildRequest<'_, Self>) -> Result<SpawnedChild<Self>, SpawnError> {
         let runtime = RuntimeShared::of(request.parent).ok_or(SpawnError::ShutDown)?;
+        let parent: Arc<dyn NodeLink> = request.parent.clone();
         let (addr, instance) = runtime.spawn_instance(SpawnRequest {
-            parent: Some(request.parent),
+            parent: Some(&parent),
             name: request.name,
             config: request.config,
             origin: request.origin,
             supervised: Some(request.supervised),
-            seed: request.seed,
             existing: request.existing,
         })?;
+        if let Some(seed) = request.seed {
+            instance.seed_node(seed);
+        }
         Ok((addr, instance))
     }
 }

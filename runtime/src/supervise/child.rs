@@ -13,8 +13,9 @@
 //!   a [`ChildRequest`] (a trait of the cell type, since the spawn is
 //!   generic over it).
 //! - *Events in*: the runtime reports a child's start and exit, and drives
-//!   its owner's part, through [`Node`]'s entry points (`child_started`,
-//!   `child_exited`, `begin_owner_start`, `begin_owner_end`, `process`, …).
+//!   its owner's part, through [`NodeLink`], the node as instances hold it
+//!   (`child_started`, `child_exited`, `begin_owner_start`, `begin_owner_end`,
+//!   `process`, …).
 //!
 //! `cell/instance.rs` implements [`SupervisedCell`] and `runtime/services.rs`
 //! implements [`Services`] and [`SpawnChild`]; nothing in `supervise/` names
@@ -31,7 +32,8 @@ use crate::path::CellPath;
 use crate::sync::Arc;
 use crate::timer::TimerHandle;
 
-use super::node::{Node, NodeSeed};
+use super::info::RestartIntensity;
+use super::node::{ChildExit, Node, NodeSeed, Outcome};
 use super::spec::{Factory, Restart, RetryPolicy};
 use super::start::ChildName;
 
@@ -112,11 +114,59 @@ pub(crate) trait SupervisedCell: Send + Sync + 'static {
     fn abandon(&self) -> usize;
     /// Schedules the cell to process its node's pending events in its turn.
     fn supervise(&self);
-    /// The cell's own supervision node, created on first use.
-    fn node(&self) -> Arc<Node>;
+    /// The cell's own supervision node, if it has one (a declared
+    /// supervisor has one from its spawn on; another cell makes its node by
+    /// spawning its first child).
+    fn node(&self) -> Option<Arc<Node>>;
     /// The node that restarts this cell while it lives; `None` for a
     /// top-level cell.
     fn supervisor(&self) -> Option<Arc<Node>>;
+}
+
+/// A supervision node as the cell instances around it reach it: its owner
+/// drives its part (start, end, the events processed in its turn), its
+/// children report their starts and exits. [`Node`] is the one
+/// implementation.
+///
+/// Instances hold their own node and their supervisor's as `dyn NodeLink`,
+/// never as `Node`, although every cell's turn can reach a node: the
+/// coercion from `Node` happens only where a node is made (a cell spawning
+/// its first child, a supervisor starting) or a child is spawned, so a
+/// program that never supervises links none of supervision's logic.
+pub(crate) trait NodeLink: Send + Sync + 'static {
+    /// The node itself, for the supervising code that works on it.
+    fn node(self: Arc<Self>) -> Arc<Node>;
+    /// The owner's path: its children's paths are below it.
+    fn path(&self) -> &CellPath;
+    /// The owner's dispatcher: its children run there unless their config
+    /// says otherwise.
+    fn dispatcher(&self) -> &str;
+    /// Whether the node is a declared supervisor (it starts static children
+    /// with each incarnation of its owner).
+    fn is_supervisor(&self) -> bool;
+    /// A child's incarnation started.
+    fn child_started(&self, key: u64);
+    /// A child's incarnation ended. A child kept for a restart by a node
+    /// whose owner is gone retires itself.
+    fn child_exited(&self, key: u64, exit: ChildExit);
+    /// Processes every pending event; returns what the owner must do.
+    /// Called by the owner's turn only.
+    fn process(&self) -> Vec<Outcome>;
+    /// The owner's new incarnation starts: static children start in order.
+    fn begin_owner_start(&self);
+    /// The owner's incarnation ends: its children stop in reverse order.
+    fn begin_owner_end(&self);
+    /// Whether the owner's ending may go on (no operation pending).
+    fn children_stopped(&self) -> bool;
+    /// The owner terminated for good: every child goes with it.
+    fn retire_all(&self);
+    /// The owner was killed: so are its children.
+    fn kill_all(&self);
+    /// The owner is retired for good: the children it keeps suspended
+    /// refuse sends from now on.
+    fn refuse_kept_sends(&self);
+    /// The restart intensity as of now.
+    fn intensity(&self) -> RestartIntensity;
 }
 
 /// What supervision needs of the runtime, besides spawning ([`SpawnChild`]).

@@ -10,7 +10,7 @@ use crate::cell::StopReason;
 use crate::path::CellPath;
 use crate::sync::Arc;
 
-use super::child::ChildStop;
+use super::child::{ChildStop, NodeLink};
 use super::error::{ChildError, StartError, StopError};
 use super::info::{ChildCounts, ChildInfo, RestartIntensity, SupervisionEvent};
 use super::node::{Command, Node};
@@ -85,7 +85,7 @@ impl Supervisor {
     /// The child `id`, if it is a supervisor.
     pub fn supervisor(&self, id: &str) -> Option<Supervisor> {
         let addr = self.child::<SupervisorMsg>(id)?;
-        let node = self.node.child_handle(id)?.node();
+        let node = self.node.child_handle(id)?.node()?;
         Some(Supervisor { addr, node })
     }
 

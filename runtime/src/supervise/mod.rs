@@ -20,8 +20,10 @@
 //! Nothing here names the runtime, a cell instance or its mailbox. The
 //! runtime reaches supervision only through the crate-internal list at the
 //! end of this file: the `child.rs` interface it implements, and a node's
-//! event entry points (`child_started`, `child_exited`, `begin_owner_start`,
-//! `begin_owner_end`, `process`, …), which the instance calls.
+//! event entry points (`NodeLink`: `child_started`, `child_exited`,
+//! `begin_owner_start`, `begin_owner_end`, `process`, …), which the
+//! instance calls through `dyn`, so that a program that never supervises
+//! links none of `node.rs`.
 //!
 //! `docs/supervision.md` states the semantics: strategies, restart kinds,
 //! intensity, backoff, ordered start and stop, significant children,
@@ -54,7 +56,7 @@ pub use self::watch::Terminated;
 // interface the runtime implements (`child.rs`), a node and its event entry
 // points, and what a spawn and an instance need of specs.
 pub(crate) use self::child::{
-    ChildRequest, ChildStop, Origin, Services, SpawnChild, SpawnedChild, Supervised, SupervisedCell,
+    ChildRequest, ChildStop, NodeLink, Origin, Services, SpawnChild, SpawnedChild, Supervised, SupervisedCell,
 };
 pub(crate) use self::node::{ChildExit, Node, NodeSeed, Outcome};
 pub(crate) use self::spec::Factory;

@@ -4,14 +4,15 @@
 //! # Who runs it
 //!
 //! A node belongs to one cell instance, its *owner*. Children report to it
-//! from any thread ([`Node::child_started`], [`Node::child_exited`]), as do
-//! timers and requests from [`Supervisor`](crate::Supervisor) handles: each
-//! pushes an event and schedules the owner
-//! ([`SupervisedCell::supervise`](super::child::SupervisedCell::supervise)). The events are processed in the owner's turn
-//! ([`Node::process`]), one at a time, so the supervisor logic never runs
-//! concurrently with itself or with the owner's hooks, and never blocks a
-//! worker: stopping children one by one is a sequence of events (each
-//! child's exit, or its timeout), not a wait.
+//! from any thread ([`NodeLink::child_started`], [`NodeLink::child_exited`]),
+//! as do timers and requests from [`Supervisor`](crate::Supervisor) handles:
+//! each pushes an event and schedules the owner
+//! ([`SupervisedCell::supervise`](super::child::SupervisedCell::supervise)).
+//! The events are processed in the owner's turn ([`NodeLink::process`]), one
+//! at a time, so the supervisor logic never runs concurrently with itself or
+//! with the owner's hooks, and never blocks a worker: stopping children one
+//! by one is a sequence of events (each child's exit, or its timeout), not
+//! a wait.
 //!
 //! # Operations
 //!
@@ -34,7 +35,9 @@ use crate::path::CellPath;
 use crate::sync::{Arc, Mutex, Weak};
 use crate::timer::TimerHandle;
 
-use super::child::{ChildRequest, ChildStop, Origin, Services, SpawnChild, Supervised, SupervisedCell};
+use super::child::{
+    ChildRequest, ChildStop, NodeLink, Origin, Services, SpawnChild, Supervised, SupervisedCell,
+};
 use super::error::{ChildError, StartError};
 use super::info::{
     ChildCounts, ChildInfo, ChildState, CountedRestart, Escalation, RestartIntensity, SupervisionEvent,
@@ -279,17 +282,8 @@ pub(crate) struct NodeSeed {
 }
 
 impl Node {
-    /// A node with default flags and no static children: a cell's own
-    /// children.
-    pub(crate) fn new(
-        owner: Weak<dyn SupervisedCell>,
-        path: CellPath,
-        dispatcher: Arc<str>,
-        services: Arc<dyn Services>,
-    ) -> Arc<Node> {
-        Node::with_seed(owner, path, dispatcher, services, None)
-    }
-
+    /// A node for `owner`: a declared supervisor's with its `seed`, else a
+    /// cell's own children's, with default flags and no static children.
     pub(crate) fn with_seed(
         owner: Weak<dyn SupervisedCell>,
         path: CellPath,
@@ -340,10 +334,6 @@ impl Node {
         &self.path
     }
 
-    pub(crate) fn dispatcher(&self) -> &str {
-        &self.dispatcher
-    }
-
     /// What the node uses of the runtime.
     pub(crate) fn services(&self) -> &Arc<dyn Services> {
         &self.services
@@ -366,38 +356,8 @@ impl Node {
         }
     }
 
-    /// Whether this node is a declared supervisor (it starts static children).
-    pub(crate) fn is_supervisor(&self) -> bool {
-        self.supervisor
-    }
-
     fn push(&self, event: Event) {
         self.state.lock().events.push_back(event);
-        if let Some(owner) = self.owner.upgrade() {
-            owner.supervise();
-        }
-    }
-
-    /// A child's incarnation started.
-    pub(crate) fn child_started(&self, key: u64) {
-        self.push(Event::Started(key));
-    }
-
-    /// A child's incarnation ended. A child kept for a restart by a node
-    /// whose owner is gone retires itself.
-    pub(crate) fn child_exited(&self, key: u64, exit: ChildExit) {
-        let mut state = self.state.lock();
-        if state.retired {
-            drop(state);
-            if exit.kept {
-                if let Some(child) = self.services.cell(key) {
-                    retire(&*child);
-                }
-            }
-            return;
-        }
-        state.events.push_back(Event::Exited(key, exit));
-        drop(state);
         if let Some(owner) = self.owner.upgrade() {
             owner.supervise();
         }
@@ -406,84 +366,6 @@ impl Node {
     /// A request from a supervisor handle.
     pub(crate) fn command(&self, command: Command) {
         self.push(Event::Command(command));
-    }
-
-    /// Processes every pending event; returns what the owner must do. Called
-    /// by the owner's turn only.
-    pub(crate) fn process(&self) -> Vec<Outcome> {
-        let mut state = self.state.lock();
-        while let Some(event) = state.events.pop_front() {
-            self.on_event(&mut state, event);
-        }
-        while state.op.is_none() {
-            let Some(event) = state.deferred.pop_front() else { break };
-            if state.owner_ending {
-                self.refuse(event);
-                continue;
-            }
-            self.on_event(&mut state, event);
-        }
-        std::mem::take(&mut state.outcomes)
-    }
-
-    /// The owner's new incarnation starts: static children start in order.
-    pub(crate) fn begin_owner_start(&self) {
-        let mut state = self.state.lock();
-        state.owner_ending = false;
-        state.window.clear();
-        let placed = state.children.iter().filter(|c| c.placed).map(|c| c.id.clone());
-        let queue: VecDeque<String> = state.statics.iter().map(|s| s.id.clone()).chain(placed).collect();
-        state.op = Some(state.start_op(queue, StartPurpose::Init));
-        self.advance_start(&mut state);
-    }
-
-    /// The owner's incarnation ends: its children stop in reverse order.
-    pub(crate) fn begin_owner_end(&self) {
-        let mut state = self.state.lock();
-        state.owner_ending = true;
-        for child in &mut state.children {
-            child.pending_tick = None;
-        }
-        for (_, waiter) in state.waiters.drain(..) {
-            match waiter {
-                StartWaiter::Reply(reply) => drop(reply.send(Err(StartError::SupervisorStopping))),
-                StartWaiter::Restart(reply) => drop(reply.send(Err(ChildError::SupervisorStopping))),
-                StartWaiter::Nobody => {}
-            }
-        }
-        let queue: VecDeque<u64> =
-            state.children.iter().rev().filter(|c| c.status.is_alive()).map(|c| c.key).collect();
-        let parallel = state.flags.strategy == Strategy::Pool;
-        state.op = Some(Op::stop(queue, ChildStop::ParentStopped, StopPurpose::OwnerEnding, parallel));
-        self.advance_stop(&mut state);
-    }
-
-    /// Whether the owner's ending may go on (no operation pending).
-    pub(crate) fn children_stopped(&self) -> bool {
-        let state = self.state.lock();
-        !(state.owner_ending && state.op.is_some())
-    }
-
-    /// The owner terminated for good: every child goes with it.
-    pub(crate) fn retire_all(&self) {
-        for child in self.take_children() {
-            if let Some(handle) = &child.handle {
-                if child.kept() {
-                    retire(&**handle);
-                } else if child.status.is_alive() {
-                    handle.stop(ChildStop::ParentStopped);
-                }
-            }
-        }
-    }
-
-    /// The owner was killed: so are its children.
-    pub(crate) fn kill_all(&self) {
-        for child in self.take_children() {
-            if let Some(handle) = child.handle {
-                handle.kill();
-            }
-        }
     }
 
     /// The owner is gone: takes every child out, and sends the children
@@ -1594,9 +1476,123 @@ impl Node {
         counts
     }
 
-    /// The owner is retired for good: the children it keeps suspended
-    /// refuse sends from now on (see [`retire`]).
-    pub(crate) fn refuse_kept_sends(&self) {
+    pub(crate) fn history(&self) -> Vec<SupervisionEvent> {
+        self.state.lock().history.iter().cloned().collect()
+    }
+}
+
+/// The entry points an instance reaches its node by; see [`NodeLink`].
+impl NodeLink for Node {
+    fn node(self: Arc<Self>) -> Arc<Node> {
+        self
+    }
+
+    fn path(&self) -> &CellPath {
+        &self.path
+    }
+
+    fn dispatcher(&self) -> &str {
+        &self.dispatcher
+    }
+
+    fn is_supervisor(&self) -> bool {
+        self.supervisor
+    }
+
+    fn child_started(&self, key: u64) {
+        self.push(Event::Started(key));
+    }
+
+    fn child_exited(&self, key: u64, exit: ChildExit) {
+        let mut state = self.state.lock();
+        if state.retired {
+            drop(state);
+            if exit.kept {
+                if let Some(child) = self.services.cell(key) {
+                    retire(&*child);
+                }
+            }
+            return;
+        }
+        state.events.push_back(Event::Exited(key, exit));
+        drop(state);
+        if let Some(owner) = self.owner.upgrade() {
+            owner.supervise();
+        }
+    }
+
+    fn process(&self) -> Vec<Outcome> {
+        let mut state = self.state.lock();
+        while let Some(event) = state.events.pop_front() {
+            self.on_event(&mut state, event);
+        }
+        while state.op.is_none() {
+            let Some(event) = state.deferred.pop_front() else { break };
+            if state.owner_ending {
+                self.refuse(event);
+                continue;
+            }
+            self.on_event(&mut state, event);
+        }
+        std::mem::take(&mut state.outcomes)
+    }
+
+    fn begin_owner_start(&self) {
+        let mut state = self.state.lock();
+        state.owner_ending = false;
+        state.window.clear();
+        let placed = state.children.iter().filter(|c| c.placed).map(|c| c.id.clone());
+        let queue: VecDeque<String> = state.statics.iter().map(|s| s.id.clone()).chain(placed).collect();
+        state.op = Some(state.start_op(queue, StartPurpose::Init));
+        self.advance_start(&mut state);
+    }
+
+    fn begin_owner_end(&self) {
+        let mut state = self.state.lock();
+        state.owner_ending = true;
+        for child in &mut state.children {
+            child.pending_tick = None;
+        }
+        for (_, waiter) in state.waiters.drain(..) {
+            match waiter {
+                StartWaiter::Reply(reply) => drop(reply.send(Err(StartError::SupervisorStopping))),
+                StartWaiter::Restart(reply) => drop(reply.send(Err(ChildError::SupervisorStopping))),
+                StartWaiter::Nobody => {}
+            }
+        }
+        let queue: VecDeque<u64> =
+            state.children.iter().rev().filter(|c| c.status.is_alive()).map(|c| c.key).collect();
+        let parallel = state.flags.strategy == Strategy::Pool;
+        state.op = Some(Op::stop(queue, ChildStop::ParentStopped, StopPurpose::OwnerEnding, parallel));
+        self.advance_stop(&mut state);
+    }
+
+    fn children_stopped(&self) -> bool {
+        let state = self.state.lock();
+        !(state.owner_ending && state.op.is_some())
+    }
+
+    fn retire_all(&self) {
+        for child in self.take_children() {
+            if let Some(handle) = &child.handle {
+                if child.kept() {
+                    retire(&**handle);
+                } else if child.status.is_alive() {
+                    handle.stop(ChildStop::ParentStopped);
+                }
+            }
+        }
+    }
+
+    fn kill_all(&self) {
+        for child in self.take_children() {
+            if let Some(handle) = child.handle {
+                handle.kill();
+            }
+        }
+    }
+
+    fn refuse_kept_sends(&self) {
         let kept: Vec<Arc<dyn SupervisedCell>> = {
             let state = self.state.lock();
             state.children.iter().filter(|c| c.kept()).filter_map(|c| c.handle.clone()).collect()
@@ -1606,16 +1602,11 @@ impl Node {
         }
     }
 
-    /// The restart intensity as of now.
-    pub(crate) fn intensity(&self) -> RestartIntensity {
+    fn intensity(&self) -> RestartIntensity {
         let state = self.state.lock();
         let (max_restarts, period) = (state.flags.max_restarts, state.flags.period);
         let restarts = u32::try_from(state.window.in_window(Instant::now(), period)).unwrap_or(u32::MAX);
         RestartIntensity { restarts, max_restarts, period, remaining: max_restarts.saturating_sub(restarts) }
-    }
-
-    pub(crate) fn history(&self) -> Vec<SupervisionEvent> {
-        self.state.lock().history.iter().cloned().collect()
     }
 }
 
