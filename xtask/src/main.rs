@@ -8,7 +8,10 @@
 //! in a target directory of their own so the normal build stays cached).
 //!
 //! `cargo xtask loom` runs only the loom models, `cargo xtask docs` only the
-//! docs, `cargo xtask deps` only the count of the embedded core's crates.
+//! docs, `cargo xtask deps` only the count of the embedded core's crates,
+//! `cargo xtask size` only the size of the embedded hello (the runtime's
+//! `hello` example without default features, built with the `min-size`
+//! profile, stripped) against its budget.
 //!
 //! Some tests call programs from outside the toolchain: the report's opens a
 //! page in Chromium, the live export's checks `/metrics` with Prometheus's
@@ -20,6 +23,7 @@
 use std::collections::BTreeSet;
 use std::env;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{exit, Command, Stdio};
 
 /// Preemption bound of the loom models: 2 finds the classic lost-wake-up
@@ -31,11 +35,17 @@ const LOOM_MAX_PREEMPTIONS: &str = "2";
 /// cellrt itself included.
 const EMBEDDED_CRATES_MAX: usize = 10;
 
+/// The most bytes the embedded hello may take, stripped: the project's
+/// target for the smallest program a board runs (`docs/benchmarks.md`,
+/// "Embedded footprint").
+const EMBEDDED_HELLO_MAX: u64 = 450_000;
+
 fn main() {
     let task = env::args().nth(1).unwrap_or_else(|| "test".to_owned());
     let steps: &[Step] = match task.as_str() {
         "test" => &[
             Step::EmbeddedDependencies,
+            Step::EmbeddedSize,
             Step::Workspace,
             Step::EmbeddedCore,
             Step::Docs { all_features: true },
@@ -45,8 +55,11 @@ fn main() {
         "loom" => &[Step::Loom],
         "docs" => &[Step::Docs { all_features: true }, Step::Docs { all_features: false }],
         "deps" => &[Step::EmbeddedDependencies],
+        "size" => &[Step::EmbeddedSize],
         other => {
-            eprintln!("unknown task {other:?}; tasks: test (everything, loom included), loom, docs, deps");
+            eprintln!(
+                "unknown task {other:?}; tasks: test (everything, loom included), loom, docs, deps, size"
+            );
             exit(2);
         }
     };
@@ -128,6 +141,8 @@ enum Step {
     /// The crates the embedded core depends on, counted against
     /// [`EMBEDDED_CRATES_MAX`].
     EmbeddedDependencies,
+    /// The embedded hello's stripped size, against [`EMBEDDED_HELLO_MAX`].
+    EmbeddedSize,
     /// Unit, integration and doc tests of every crate, examples built.
     Workspace,
     /// The runtime alone with `--no-default-features`: the embedded core.
@@ -148,6 +163,10 @@ impl Step {
         let title = match self {
             Step::EmbeddedDependencies => {
                 check_embedded_dependencies();
+                return;
+            }
+            Step::EmbeddedSize => {
+                check_embedded_size();
                 return;
             }
             Step::Workspace => {
@@ -246,6 +265,51 @@ fn check_embedded_dependencies() {
         );
         exit(1);
     }
+}
+
+/// Builds the embedded hello and weighs it; exits if it takes more than
+/// [`EMBEDDED_HELLO_MAX`] bytes.
+fn check_embedded_size() {
+    let title = "embedded hello size";
+    let mut cmd = Command::new(cargo());
+    cmd.args([
+        "build",
+        "-p",
+        "cellrt",
+        "--no-default-features",
+        "--profile",
+        "min-size",
+        "--example",
+        "hello",
+    ]);
+    println!("xtask: {title}: {cmd:?}");
+    let status = cmd.status().unwrap_or_else(|err| {
+        eprintln!("xtask: cannot run cargo: {err}");
+        exit(1);
+    });
+    if !status.success() {
+        eprintln!("xtask: {title}: the build failed");
+        exit(status.code().unwrap_or(1));
+    }
+    let binary = target_dir().join("min-size").join("examples").join("hello");
+    let bytes = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or_else(|err| {
+        eprintln!("xtask: {title}: cannot read {}: {err}", binary.display());
+        exit(1);
+    });
+    println!("xtask: {title}: {bytes} bytes of at most {EMBEDDED_HELLO_MAX} ({})", binary.display());
+    if bytes > EMBEDDED_HELLO_MAX {
+        eprintln!("xtask: {title}: {bytes} bytes, more than {EMBEDDED_HELLO_MAX}; the embedded core must stay small");
+        exit(1);
+    }
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` if set, else the workspace's
+/// `target`.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+        xtask.parent().unwrap_or(xtask).join("target")
+    })
 }
 
 /// The distinct crates (name, version) in the output of
