@@ -223,10 +223,15 @@ impl Step {
             eprintln!("xtask: cargo did not finish: {err}");
             exit(1);
         });
-        if !status.success() {
-            eprintln!("xtask: {title} failed");
-            exit(status.code().unwrap_or(1));
-        }
+        exit_unless_success(status, title);
+    }
+}
+
+/// Exits with the step's own code when it did not succeed.
+fn exit_unless_success(status: std::process::ExitStatus, title: &str) {
+    if !status.success() {
+        eprintln!("xtask: {title} failed");
+        exit(status.code().unwrap_or(1));
     }
 }
 
@@ -287,10 +292,7 @@ fn check_embedded_size() {
         eprintln!("xtask: cannot run cargo: {err}");
         exit(1);
     });
-    if !status.success() {
-        eprintln!("xtask: {title}: the build failed");
-        exit(status.code().unwrap_or(1));
-    }
+    exit_unless_success(status, title);
     let binary = target_dir().join("min-size").join("examples").join("hello");
     let bytes = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or_else(|err| {
         eprintln!("xtask: {title}: cannot read {}: {err}", binary.display());
