@@ -23,6 +23,11 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[at..]
 }
 
+/// How many decimal digits `n` has (1 for 0).
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
 /// The longest cell name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -205,17 +210,23 @@ impl CellPath {
     /// The path of an unnamed child, `#<id>`, of the cell at `parent`, or
     /// of a top-level cell (`None`).
     pub(crate) fn numbered_child_of(parent: Option<&CellPath>, id: u64) -> Self {
-        let mut digits = [0u8; 20];
-        let digits = decimal(id, &mut digits);
         match parent {
             // `/#` and at most 20 digits: always inline.
             None => {
                 let mut bytes = [0u8; INLINE_LEN];
                 bytes[..2].copy_from_slice(b"/#");
-                bytes[2..2 + digits.len()].copy_from_slice(digits);
-                CellPath(Repr::Inline { len: (2 + digits.len()) as u8, bytes })
+                let len = 2 + decimal_len(id);
+                let mut n = id;
+                for digit in bytes[2..len].iter_mut().rev() {
+                    *digit = b'0' + (n % 10) as u8;
+                    n /= 10;
+                }
+                CellPath(Repr::Inline { len: len as u8, bytes })
             }
-            Some(parent) => CellPath::joined(parent.as_str(), "#", digits),
+            Some(parent) => {
+                let mut digits = [0u8; 20];
+                CellPath::joined(parent.as_str(), "#", decimal(id, &mut digits))
+            }
         }
     }
 
@@ -462,6 +473,9 @@ mod tests {
     fn unnamed_cells_are_numbered_in_decimal() {
         let a = CellPath::root().child("a").unwrap();
         assert_eq!(CellPath::numbered_child_of(None, 0).as_str(), "/#0");
+        assert_eq!(CellPath::numbered_child_of(None, 9).as_str(), "/#9");
+        assert_eq!(CellPath::numbered_child_of(None, 10).as_str(), "/#10");
+        assert_eq!(CellPath::numbered_child_of(None, 999_999).as_str(), "/#999999");
         assert_eq!(CellPath::numbered_child_of(None, 1_234_567).as_str(), "/#1234567");
         assert_eq!(CellPath::numbered_child_of(Some(&a), u64::MAX).as_str(), "/a/#18446744073709551615");
         assert_eq!(CellPath::child_of(None, "b"), CellPath::root().child("b"));
