@@ -136,30 +136,8 @@ impl<M: Send + 'static> Route<M> {
 pub(crate) struct Slot<M> {
     route: RwLock<Route<M>>,
     path: CellPath,
-    send_timeout: SendTimeout,
+    send_timeout: Duration,
     watchers: Watchers,
-}
-
-/// The runtime's send timeout as each slot keeps it: whole nanoseconds in
-/// 8 bytes, where a `Duration` takes 16 (every cell has a slot, and 8 bytes
-/// more put the slot in the allocator's next size class).
-#[derive(Clone, Copy)]
-struct SendTimeout(u64);
-
-impl SendTimeout {
-    /// `u64::MAX` nanoseconds is about 584 years: a timeout that long or
-    /// longer is kept as `Duration::MAX`, no bound, which is how a wait
-    /// treats a deadline beyond what the clock can represent.
-    fn new(timeout: Duration) -> Self {
-        SendTimeout(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    fn get(self) -> Duration {
-        match self.0 {
-            u64::MAX => Duration::MAX,
-            nanos => Duration::from_nanos(nanos),
-        }
-    }
 }
 
 impl<M: Send + 'static> Slot<M> {
@@ -167,7 +145,7 @@ impl<M: Send + 'static> Slot<M> {
         Slot {
             route: RwLock::new(Route { target, shedding: None }),
             path,
-            send_timeout: SendTimeout::new(send_timeout),
+            send_timeout,
             watchers: Watchers::default(),
         }
     }
@@ -491,7 +469,7 @@ impl<M: Send + 'static> Addr<M> {
     /// `Timeout(msg)` when no room appeared in time, `Full(msg)` on a worker
     /// thread, `Closed(msg)` when the cell has stopped.
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
-        self.send_timeout(msg, self.slot.send_timeout.get())
+        self.send_timeout(msg, self.slot.send_timeout)
     }
 
     /// Sends, waiting for room at most `timeout`. On a worker thread, never
@@ -607,7 +585,7 @@ impl<M: Send + 'static> Addr<M> {
         if timeout.is_zero() {
             return Err(SendError::Timeout(msg));
         }
-        let wait = now.checked_add(timeout.min(self.slot.send_timeout.get()));
+        let wait = now.checked_add(timeout.min(self.slot.send_timeout));
         match (expires, wait) {
             (Some(expires), Some(wait)) => self.slot.send_until(msg, wait, Some(expires))?,
             // A timeout too far away to represent is no deadline.
@@ -722,35 +700,5 @@ impl<M> Clone for WeakAddr<M> {
 impl<M> fmt::Debug for WeakAddr<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WeakAddr(..)")
-    }
-}
-
-#[cfg(all(test, not(cellrt_loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_slot_keeps_the_send_timeout_to_the_nanosecond() {
-        for timeout in [Duration::ZERO, Duration::from_nanos(1), Duration::from_secs(5), Duration::new(3, 7)]
-        {
-            assert_eq!(SendTimeout::new(timeout).get(), timeout);
-        }
-        let longest = Duration::from_nanos(u64::MAX - 1);
-        assert_eq!(SendTimeout::new(longest).get(), longest);
-    }
-
-    #[test]
-    fn a_send_timeout_of_584_years_or_more_is_no_bound() {
-        assert_eq!(SendTimeout::new(Duration::MAX).get(), Duration::MAX);
-        assert_eq!(SendTimeout::new(Duration::from_nanos(u64::MAX)).get(), Duration::MAX);
-        assert_eq!(SendTimeout::new(Duration::from_secs(u64::MAX / 1_000)).get(), Duration::MAX);
-    }
-
-    #[test]
-    fn a_slot_takes_72_bytes_with_parking_lot_and_80_with_std_locks() {
-        // With its reference counts, 88 or 96 B: the allocator's 96- and
-        // 112-byte classes (a std `RwLock` takes 8 bytes more).
-        let expected = if cfg!(feature = "parking_lot") { 72 } else { 80 };
-        assert_eq!(std::mem::size_of::<Slot<u64>>(), expected);
     }
 }
