@@ -11,8 +11,12 @@
 //!     target/release/examples/spawn_once 10000
 //! ```
 //!
-//! Argument: the number of cells (default 10,000). The system allocator is
-//! used, so the counts include what allocation costs.
+//! Arguments: the number of cells (default 10,000), and `--no-shutdown`
+//! to end the process as soon as every cell started, without the
+//! runtime's shutdown, so that `perf stat` or `strace -c` of the whole
+//! process counts what the spawns and the first turns cost and nothing
+//! of the teardown. The system allocator is used, so the counts include
+//! what allocation costs.
 
 use std::process::exit;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -55,11 +59,13 @@ fn spawn_all(
 }
 
 fn main() {
-    let cells = match std::env::args().nth(1).map(|a| a.parse::<usize>()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let no_shutdown = args.iter().any(|a| a == "--no-shutdown");
+    let cells = match args.iter().find(|a| *a != "--no-shutdown").map(|a| a.parse::<usize>()) {
         None => 10_000,
         Some(Ok(cells)) => cells,
         Some(Err(_)) => {
-            eprintln!("usage: spawn_once [cells]");
+            eprintln!("usage: spawn_once [cells] [--no-shutdown]");
             exit(2);
         }
     };
@@ -80,6 +86,9 @@ fn main() {
         spawn_time.as_secs_f64() * 1e3,
         cells as f64 / spawn_time.as_secs_f64() / 1e3
     );
+    if no_shutdown {
+        exit(0);
+    }
     drop(addrs);
     rt.shutdown(Duration::from_secs(10));
 }

@@ -23,6 +23,11 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[at..]
 }
 
+/// How many decimal digits `n` has (1 for 0).
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
 /// The longest cell name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -32,6 +37,10 @@ pub const MAX_NAME_LEN: usize = 255;
 /// parent's path plus `/name`. Paths are unique among live cells, cheap to
 /// clone, and stable across restarts: storage, failure signatures and the
 /// journal all key on them.
+///
+/// A path of up to 22 bytes (any top-level unnamed cell, `/#<id>`, and short
+/// names such as `/orders`) is held in the value itself: making or cloning
+/// it allocates nothing. A longer one is shared behind a reference count.
 ///
 /// # Examples
 ///
@@ -44,8 +53,22 @@ pub const MAX_NAME_LEN: usize = 255;
 /// assert_eq!(parser.parent().unwrap().as_str(), "/orders");
 /// # Ok::<(), cellrt::NameError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CellPath(Arc<str>);
+#[derive(Clone)]
+pub struct CellPath(Repr);
+
+/// The longest path held inline, in bytes: what fits beside a length and
+/// the variant's tag in the 24 bytes a shared path takes anyway. `/#` and
+/// the 20 digits of `u64::MAX` fit.
+const INLINE_LEN: usize = 22;
+
+/// How a path's text is held.
+#[derive(Clone)]
+enum Repr {
+    /// At most [`INLINE_LEN`] bytes of UTF-8, the first `len` of `bytes`.
+    Inline { len: u8, bytes: [u8; INLINE_LEN] },
+    /// A longer path, shared by its clones.
+    Shared(Arc<str>),
+}
 
 /// Why a name was refused.
 ///
@@ -143,7 +166,7 @@ pub(crate) fn validate_name(name: &str) -> Result<(), NameError> {
 impl CellPath {
     /// The root of the tree, `/`. No cell has this path.
     pub fn root() -> Self {
-        CellPath(Arc::from(ROOT))
+        CellPath::from_text(ROOT)
     }
 
     /// The path of a child called `name`.
@@ -180,19 +203,47 @@ impl CellPath {
     /// As [`child`](CellPath::child) when `name` is not a valid cell name.
     pub fn breaker(name: &str) -> Result<Self, NameError> {
         validate_name(name)?;
-        Ok(CellPath::joined(&CellPath::joined(ROOT, "#", BREAKERS.as_bytes()).0, "", name.as_bytes()))
+        let breakers = CellPath::joined(ROOT, "#", BREAKERS.as_bytes());
+        Ok(CellPath::joined(breakers.as_str(), "", name.as_bytes()))
     }
 
     /// The path of an unnamed child, `#<id>`, of the cell at `parent`, or
     /// of a top-level cell (`None`).
     pub(crate) fn numbered_child_of(parent: Option<&CellPath>, id: u64) -> Self {
-        let mut digits = [0u8; 20];
-        CellPath::joined(parent.map_or(ROOT, CellPath::as_str), "#", decimal(id, &mut digits))
+        match parent {
+            // `/#` and at most 20 digits: always inline.
+            None => {
+                let mut bytes = [0u8; INLINE_LEN];
+                bytes[..2].copy_from_slice(b"/#");
+                let len = 2 + decimal_len(id);
+                let mut n = id;
+                for digit in bytes[2..len].iter_mut().rev() {
+                    *digit = b'0' + (n % 10) as u8;
+                    n /= 10;
+                }
+                CellPath(Repr::Inline { len: len as u8, bytes })
+            }
+            Some(parent) => {
+                let mut digits = [0u8; 20];
+                CellPath::joined(parent.as_str(), "#", decimal(id, &mut digits))
+            }
+        }
+    }
+
+    /// A path whose text is `text`, taken as it is.
+    fn from_text(text: &str) -> Self {
+        if text.len() <= INLINE_LEN {
+            let mut bytes = [0u8; INLINE_LEN];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            CellPath(Repr::Inline { len: text.len() as u8, bytes })
+        } else {
+            CellPath(Repr::Shared(Arc::from(text)))
+        }
     }
 
     /// `parent`, a `/` unless it ends with one, then `prefix` and `name`
-    /// (the bytes of a `str`, or ASCII digits): one allocation, the path's
-    /// own, when the path is short.
+    /// (the bytes of a `str`, or ASCII digits): no allocation for a path
+    /// held inline, one (the path's own) for a longer one up to 64 bytes.
     fn joined(parent: &str, prefix: &str, name: &[u8]) -> Self {
         const INLINE: usize = 64;
         let separator = if parent.ends_with('/') { "" } else { "/" };
@@ -207,20 +258,37 @@ impl CellPath {
             }
             // Whole `str`s and ASCII put end to end are valid UTF-8.
             if let Ok(path) = std::str::from_utf8(&buf[..len]) {
-                return CellPath(Arc::from(path));
+                return CellPath::from_text(path);
             }
         }
-        CellPath(Arc::from(String::from_utf8_lossy(&parts.concat())))
+        CellPath::from_text(&String::from_utf8_lossy(&parts.concat()))
     }
 
     /// The path as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, bytes } => match std::str::from_utf8(&bytes[..usize::from(*len)]) {
+                Ok(text) => text,
+                // Inline bytes are only ever copied from a `str` or written
+                // as `/#` and ASCII digits, whole.
+                Err(_) => unreachable!("an inline path holds UTF-8"),
+            },
+            Repr::Shared(text) => text,
+        }
+    }
+
+    /// The path's text as bytes, read without checking them again: what
+    /// comparing and hashing need.
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared(text) => text.as_bytes(),
+        }
     }
 
     /// The last segment: the cell's own name (empty for the root).
     pub fn name(&self) -> &str {
-        self.0.rsplit('/').next().unwrap_or("")
+        self.as_str().rsplit('/').next().unwrap_or("")
     }
 
     /// The parent's path; `None` for the root.
@@ -228,16 +296,17 @@ impl CellPath {
         if self.is_root() {
             return None;
         }
-        match self.0.rfind('/') {
+        let text = self.as_str();
+        match text.rfind('/') {
             Some(0) => Some(CellPath::root()),
-            Some(i) => Some(CellPath(self.0[..i].into())),
+            Some(i) => Some(CellPath::from_text(&text[..i])),
             None => None,
         }
     }
 
     /// Whether this is the root `/`.
     pub fn is_root(&self) -> bool {
-        &*self.0 == "/"
+        self.as_bytes() == ROOT.as_bytes()
     }
 
     /// Number of segments: 0 for the root, 1 for a top-level cell.
@@ -245,7 +314,7 @@ impl CellPath {
         if self.is_root() {
             0
         } else {
-            self.0.matches('/').count()
+            self.as_bytes().iter().filter(|&&byte| byte == b'/').count()
         }
     }
 }
@@ -273,7 +342,7 @@ impl std::str::FromStr for CellPath {
                 CellPath::numbered_child_of(Some(&path), id)
             } else if path.is_root() && reserved == Some(BREAKERS) {
                 // `/#breaker/<name>`, see `CellPath::breaker`.
-                CellPath::joined(&path.0, "", name.as_bytes())
+                CellPath::joined(path.as_str(), "", name.as_bytes())
             } else {
                 path.child(name).map_err(|err| match err {
                     // Where in the text, not in the name.
@@ -304,15 +373,46 @@ impl<'de> serde::Deserialize<'de> for CellPath {
     }
 }
 
+// Equality, order and hash are those of the text, however it is held.
+
+impl PartialEq for CellPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for CellPath {}
+
+impl PartialOrd for CellPath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CellPath {
+    /// The order of the texts (UTF-8 orders as its bytes do).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for CellPath {
+    /// Hashes as the path's `str` does.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
 impl fmt::Display for CellPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for CellPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -373,9 +473,44 @@ mod tests {
     fn unnamed_cells_are_numbered_in_decimal() {
         let a = CellPath::root().child("a").unwrap();
         assert_eq!(CellPath::numbered_child_of(None, 0).as_str(), "/#0");
+        assert_eq!(CellPath::numbered_child_of(None, 9).as_str(), "/#9");
+        assert_eq!(CellPath::numbered_child_of(None, 10).as_str(), "/#10");
+        assert_eq!(CellPath::numbered_child_of(None, 999_999).as_str(), "/#999999");
         assert_eq!(CellPath::numbered_child_of(None, 1_234_567).as_str(), "/#1234567");
         assert_eq!(CellPath::numbered_child_of(Some(&a), u64::MAX).as_str(), "/a/#18446744073709551615");
         assert_eq!(CellPath::child_of(None, "b"), CellPath::root().child("b"));
+    }
+
+    #[test]
+    fn paths_up_to_22_bytes_are_held_inline() {
+        let inline = |path: &CellPath| matches!(path.0, Repr::Inline { .. });
+        let widest = CellPath::numbered_child_of(None, u64::MAX);
+        assert_eq!(widest.as_str(), "/#18446744073709551615");
+        assert!(inline(&widest));
+        assert!(inline(&CellPath::root()));
+        let twenty_two = CellPath::root().child(&"n".repeat(21)).unwrap();
+        assert!(inline(&twenty_two));
+        let twenty_three = CellPath::root().child(&"n".repeat(22)).unwrap();
+        assert_eq!(twenty_three.as_str().len(), 23);
+        assert!(!inline(&twenty_three));
+        assert_eq!(twenty_three.parent(), Some(CellPath::root()));
+        assert_eq!(twenty_three.child("x").unwrap().parent(), Some(twenty_three));
+        assert_eq!(std::mem::size_of::<CellPath>(), 24);
+    }
+
+    #[test]
+    fn paths_compare_and_hash_as_their_text() {
+        use std::hash::{BuildHasher, RandomState};
+        let texts = ["/", "/#10", "/#9", "/a", "/a/b", &format!("/{}", "é".repeat(20)), "/b"];
+        let paths: Vec<CellPath> = texts.iter().map(|t| t.parse().unwrap()).collect();
+        let hasher = RandomState::new();
+        for (a, path_a) in texts.iter().zip(&paths) {
+            assert_eq!(hasher.hash_one(path_a), hasher.hash_one(*a));
+            for (b, path_b) in texts.iter().zip(&paths) {
+                assert_eq!(path_a.cmp(path_b), a.cmp(b), "{a} against {b}");
+                assert_eq!(path_a == path_b, a == b);
+            }
+        }
     }
 
     #[test]

@@ -171,7 +171,9 @@ impl Observer {
     /// follows a spawn is classified as if the spawn had not happened.
     pub(crate) fn spawned(&self, path: &CellPath, kind: &'static str) {
         let mut spawns = self.spawns.lock();
-        match spawns.iter_mut().find(|s| s.kind == kind) {
+        // A kind is a type name, usually one `&'static str` per type: the
+        // pointers decide before the texts are compared.
+        match spawns.iter_mut().find(|s| std::ptr::eq(s.kind, kind) || s.kind == kind) {
             Some(burst) => burst.count += 1,
             None => spawns.push(Spawns { kind, count: 1, first: path.clone(), at: SystemTime::now() }),
         }
