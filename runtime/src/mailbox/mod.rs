@@ -320,11 +320,26 @@ impl<M> Mailbox<M> {
             }
         }
         if let Some(lanes) = &self.lanes {
-            if let Some(envelope) = lanes.iter().rev().find_map(BoundedQueue::pop) {
+            if let Some(envelope) =
+                lanes.iter().rev().find_map(|lane| lane.pop_noting_half(|| self.half_freed()))
+            {
                 return Some((envelope.msg, envelope.stamp));
             }
         }
-        self.queue.pop().map(|envelope| (envelope.msg, envelope.stamp))
+        self.queue.pop_noting_half(|| self.half_freed()).map(|envelope| (envelope.msg, envelope.stamp))
+    }
+
+    /// A pop brought a lane down to half its capacity: senders sleeping for
+    /// room are woken now, not at the end of the turn, so they refill the
+    /// lane while the worker handles the other half instead of the worker
+    /// draining it and going idle first (see `space.rs`). Costs one
+    /// read-modify-write per drain past the half mark.
+    #[cold]
+    #[inline(never)]
+    fn half_freed(&self) {
+        if self.state.take_space_waiters() {
+            self.wake_senders();
+        }
     }
 
     /// The queue of priority lane `lane` (the highest for a number above it).
