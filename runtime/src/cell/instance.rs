@@ -1327,6 +1327,10 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
         self.push(msg, Some(Stamp::with_deadline(deadline)))
     }
 
+    fn may_take(&self, msg: &C::Message) -> bool {
+        self.mailbox.may_take(Self::lane_of(msg))
+    }
+
     fn wait_for_space(&self, msg: &C::Message, deadline: Instant) -> bool {
         self.mailbox.wait_for_space(C::lane(msg), deadline)
     }
