@@ -1098,6 +1098,11 @@ impl<C: Cell> CellInstance<C> {
                 // The turn goes on: whatever it scheduled so far should not
                 // wait for the rest of it. Let another worker take it.
                 worker::offload_next();
+                if handled == budget / 2 {
+                    // Half a budget's worth of room made: senders sleeping
+                    // for it refill the mailbox while this turn goes on.
+                    self.mailbox.wake_senders_mid_turn();
+                }
             }
             handled += 1;
             let kind = C::message_kind(&msg);

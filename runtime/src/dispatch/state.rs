@@ -8,7 +8,7 @@
 //! | 0..=1  | `IDLE` (0), `SCHEDULED` (1) or `RUNNING` (2)                | senders, the running worker |
 //! | 2      | `CLOSED`: the user mailbox admits nothing new; never cleared | whoever stops or replaces   |
 //! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
-//! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by waiting senders (and again by the waker while tasks still wait), cleared by the worker ending a turn, or draining a lane to half its capacity |
+//! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by waiting senders (and again by the waker while tasks still wait), cleared by the worker ending a turn, and half-way through one |
 //! | 5      | `ACTIVE`: the cell ran a turn (or had a send refused) since the analysis window last read it | set by the worker starting a turn and by refused sends, cleared by the analysis window |
 //! | 6..    | number of senders inside the admission gate                 | senders                     |
 //!
@@ -30,8 +30,8 @@
 //!   would not order against the worker's idle transition.
 //! - A blocked sender sets `SPACE_WAITERS` with a read-modify-write and then
 //!   looks at the queue; the worker ending a turn (after popping) clears it
-//!   in its own read-modify-write (or, earlier, the pop that drains a lane to
-//!   half its capacity does, [`CellState::take_space_waiters`]) and, if it
+//!   in its own read-modify-write (and half-way through a turn's budget,
+//!   [`CellState::take_space_waiters`]) and, if it
 //!   was set, wakes the sleepers (and
 //!   sets it again, with a read-modify-write, while async senders it did not
 //!   wake still wait). One

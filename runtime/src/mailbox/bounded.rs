@@ -77,25 +77,9 @@ impl<T> BoundedQueue<T> {
     /// Takes the oldest item and releases its slot.
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
-        self.pop_noting_half(|| {})
-    }
-
-    /// [`pop`](BoundedQueue::pop) that calls `at_half` when this pop
-    /// brought the count down to half the capacity (rounded down) from
-    /// above: the point at which a worker wakes senders sleeping for room
-    /// without waiting for the end of its turn (see `mailbox/space.rs`).
-    /// Only the receiver moves the count down, one at a time, so each drain
-    /// past the half mark calls it exactly once. Never called for a
-    /// capacity of 1, whose every pop would be one.
-    #[inline]
-    pub(crate) fn pop_noting_half(&self, at_half: impl FnOnce()) -> Option<T> {
         let item = self.items.get()?.pop()?;
         // Release pairs with the Acquire of `try_push`'s reservation.
-        let before = self.admitted.fetch_sub(1, Release);
-        let half = self.capacity / 2;
-        if half > 0 && before == half + 1 {
-            at_half();
-        }
+        self.admitted.fetch_sub(1, Release);
         Some(item)
     }
 
@@ -147,39 +131,6 @@ mod tests {
         assert_eq!([queue.pop(), queue.pop(), queue.pop()], [Some(2), Some(4), None]);
         assert_eq!(queue.len(), 0);
         assert!(queue.is_empty());
-    }
-
-    /// Pops one item with `pop_noting_half`: the item, and whether the
-    /// pop passed the half mark.
-    fn pop_noted(queue: &BoundedQueue<u32>) -> Option<(u32, bool)> {
-        let mut at_half = false;
-        queue.pop_noting_half(|| at_half = true).map(|item| (item, at_half))
-    }
-
-    #[test]
-    fn a_pop_down_to_half_the_capacity_is_noted_once_per_drain() {
-        let queue = BoundedQueue::new(5);
-        for n in 0..5 {
-            queue.try_push(n).unwrap();
-        }
-        let drain: Vec<_> = std::iter::from_fn(|| pop_noted(&queue)).collect();
-        assert_eq!(drain, [(0, false), (1, false), (2, true), (3, false), (4, false)]);
-        // Filled only to half (2 of 5): draining it passes no half mark.
-        queue.try_push(5).unwrap();
-        queue.try_push(6).unwrap();
-        assert_eq!(pop_noted(&queue), Some((5, false)));
-        // Back up to 3, then down to 2: noted again.
-        queue.try_push(7).unwrap();
-        queue.try_push(8).unwrap();
-        assert_eq!(pop_noted(&queue), Some((6, true)));
-        assert_eq!([pop_noted(&queue), pop_noted(&queue)], [Some((7, false)), Some((8, false))]);
-    }
-
-    #[test]
-    fn a_capacity_of_one_notes_no_half_mark() {
-        let queue = BoundedQueue::new(1);
-        queue.try_push(1).unwrap();
-        assert_eq!(pop_noted(&queue), Some((1, false)));
     }
 
     #[test]

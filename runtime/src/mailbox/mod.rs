@@ -320,23 +320,20 @@ impl<M> Mailbox<M> {
             }
         }
         if let Some(lanes) = &self.lanes {
-            if let Some(envelope) =
-                lanes.iter().rev().find_map(|lane| lane.pop_noting_half(|| self.half_freed()))
-            {
+            if let Some(envelope) = lanes.iter().rev().find_map(BoundedQueue::pop) {
                 return Some((envelope.msg, envelope.stamp));
             }
         }
-        self.queue.pop_noting_half(|| self.half_freed()).map(|envelope| (envelope.msg, envelope.stamp))
+        self.queue.pop().map(|envelope| (envelope.msg, envelope.stamp))
     }
 
-    /// A pop brought a lane down to half its capacity: senders sleeping for
-    /// room are woken now, not at the end of the turn, so they refill the
-    /// lane while the worker handles the other half instead of the worker
-    /// draining it and going idle first (see `space.rs`). Costs one
-    /// read-modify-write per drain past the half mark.
-    #[cold]
-    #[inline(never)]
-    fn half_freed(&self) {
+    /// Wakes the senders sleeping for room, if any, in the middle of a turn
+    /// that has made room (the worker holding the run token calls it once
+    /// a turn, half-way through its budget): they refill the queue while
+    /// the worker goes on, instead of sleeping until the turn ends, by
+    /// which time the worker may have emptied the queue and gone idle (see
+    /// `space.rs`). One read-modify-write on the state word.
+    pub(crate) fn wake_senders_mid_turn(&self) {
         if self.state.take_space_waiters() {
             self.wake_senders();
         }

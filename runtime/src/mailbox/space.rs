@@ -30,13 +30,13 @@ type AsyncWaiters = ();
 /// The lock makes "look, then sleep" atomic against "wake". The worker's
 /// common path (no sleeper) costs nothing beyond the RMW it does anyway.
 ///
-/// A worker also makes that RMW in the middle of a turn, once, when a pop
-/// brings a lane down to half its capacity, and wakes the sleepers then if
-/// the flag was set: a sender that filled the mailbox refills it while the
-/// worker handles the other half, instead of sleeping until the worker has
-/// emptied it and gone idle (a wake-up of the worker for every refill). The
-/// turn-ending RMW stays: a sender that set the flag after the half mark is
-/// woken there. The loom model `loom-tests/tests/mailbox_space.rs` checks
+/// A worker also makes that RMW in the middle of a turn, once, half-way
+/// through its budget, and wakes the sleepers then if the flag was set: a
+/// sender that filled the mailbox refills it while the worker goes on,
+/// instead of sleeping until the worker has emptied it and gone idle (a
+/// wake-up of the worker for every refill). The turn-ending RMW stays: a
+/// sender that set the flag after the middle of the turn is woken there.
+/// The loom model `loom-tests/tests/mailbox_space.rs` checks
 /// both. Blocking
 /// senders are all woken (`notify_all`): a sleeper whose timeout passes as
 /// a `notify_one` reaches it would swallow the wake-up, and a condition
