@@ -564,10 +564,10 @@ impl<C: Cell> CellInstance<C> {
         ctx.deadline = expires;
         #[cfg(not(feature = "chaos"))]
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
+        // The fault is matched by value: it is dropped inside its arm, so a
+        // message with none pays no call to drop an empty box.
         #[cfg(feature = "chaos")]
-        let chaos = body.rare.as_deref_mut().and_then(|rare| rare.chaos.take());
-        #[cfg(feature = "chaos")]
-        let result = match &chaos {
+        let result = match body.rare.as_deref_mut().and_then(|rare| rare.chaos.take()) {
             None => catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg))),
             Some(fault) => {
                 let since = Instant::now();
@@ -1106,9 +1106,16 @@ impl<C: Cell> CellInstance<C> {
             }
             handled += 1;
             let kind = C::message_kind(&msg);
+            // The chaos handle seam: one relaxed load while no fault is
+            // installed, and the message stays where it is.
             #[cfg(feature = "chaos")]
-            let Some(msg) = self.chaos_before_handle(&mut body, msg, kind) else {
-                continue;
+            let msg = if self.runtime.chaos().is_active() {
+                let Some(msg) = self.chaos_decide(&mut body, msg, kind) else {
+                    continue;
+                };
+                msg
+            } else {
+                msg
             };
             let timed = meter.as_mut().and_then(|meter| meter.taken(stamp, || self.mailbox.len()));
             let result = self.call_handle(&mut body, msg, expires, kind, &guard);
@@ -1258,24 +1265,10 @@ impl<C: Cell> CellInstance<C> {
         Some(crate::chaos::SenderGuard::enter(&self.path))
     }
 
-    /// The chaos handle seam: `None` when a fault dropped `msg` (it is
-    /// dead-lettered); else the message, with what else was decided left in
-    /// `body.chaos` for `call_handle`. One relaxed load when nothing is
-    /// installed.
-    #[cfg(feature = "chaos")]
-    #[inline]
-    fn chaos_before_handle(
-        &self,
-        body: &mut Body<C>,
-        msg: C::Message,
-        kind: &'static str,
-    ) -> Option<C::Message> {
-        if !self.runtime.chaos().is_active() {
-            return Some(msg);
-        }
-        self.chaos_decide(body, msg, kind)
-    }
-
+    /// The chaos handle seam, once a fault is installed (the turn looks
+    /// first, with one relaxed load): `None` when a fault dropped `msg` (it
+    /// is dead-lettered); else the message, with what else was decided left
+    /// in `body.chaos` for `call_handle`.
     #[cfg(feature = "chaos")]
     #[cold]
     #[inline(never)]
