@@ -13,6 +13,14 @@
 //! worker that ends its turn with a yield (a Release RMW, work left) may
 //! not see what the sleeping sender allocated and wakes no one
 //! (`sender_sleeping_on_a_full_mailbox_is_woken_by_a_turn_that_yields`).
+//!
+//! A worker also wakes the sleepers in the middle of its turn, half-way
+//! through its budget
+//! (`sender_sleeping_on_a_full_mailbox_is_woken_in_the_middle_of_a_turn`,
+//! whose worker does not end its turn until the sender got through). Planted
+//! bugs this model catches: no wake in the middle of the turn; the flag
+//! looked at with a load (no read-modify-write) before it is cleared, which
+//! lets the worker miss a flag whose sender missed the pop.
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelMailbox;
@@ -103,6 +111,30 @@ fn sender_sleeping_on_a_full_mailbox_is_woken_by_a_turn_that_yields() {
         if took_token {
             handled.extend(work(&mailbox));
         }
+        assert_eq!(handled, [1, 2, 3]);
+        assert!(mailbox.snapshot().is_idle());
+    });
+}
+
+#[test]
+fn sender_sleeping_on_a_full_mailbox_is_woken_in_the_middle_of_a_turn() {
+    cellrt_loom_tests::check(3, || {
+        let mailbox = Arc::new(ModelMailbox::new(2));
+        assert!(mailbox.push(1).unwrap(), "the first message takes the run token");
+        assert!(!mailbox.push(2).unwrap());
+        let sender = {
+            let mailbox = mailbox.clone();
+            thread::spawn(move || send_blocking(&mailbox, 3))
+        };
+        mailbox.start_turn();
+        let mut handled = vec![mailbox.pop_user().unwrap()];
+        mailbox.wake_senders_mid_turn();
+        // The turn goes on until the sender got through: only the wake in
+        // the middle of the turn can let it.
+        let took_token = sender.join().unwrap().expect("the mailbox stays open");
+        assert!(!took_token, "the cell was running: the sender takes no run token");
+        handled.extend(std::iter::from_fn(|| mailbox.pop_user()));
+        assert!(!mailbox.end_turn(), "nothing is left: the worker goes idle");
         assert_eq!(handled, [1, 2, 3]);
         assert!(mailbox.snapshot().is_idle());
     });

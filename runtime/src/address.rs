@@ -62,6 +62,15 @@ pub(crate) trait Deliver<M>: Send + Sync + 'static {
         let _ = deadline;
         self.try_deliver(msg)
     }
+    /// Whether an offer of `msg` may succeed now, or would fail otherwise
+    /// than by a full queue (the target closed): a look that writes
+    /// nothing. A sender waiting for room spins on it rather than on
+    /// offers, each of which would write to what the target's worker
+    /// touches. Targets without a cheap answer say `true`.
+    fn may_take(&self, msg: &M) -> bool {
+        let _ = msg;
+        true
+    }
     /// Blocks until there may be room for `msg`, the target closes, or
     /// `deadline` passes (then `false`).
     fn wait_for_space(&self, msg: &M, deadline: Instant) -> bool;
@@ -199,7 +208,15 @@ impl<M: Send + 'static> Slot<M> {
                 return Err(SendError::Full(msg));
             }
             if !backoff.is_completed() {
-                backoff.snooze();
+                // Spins until the target may take the message, looking
+                // without writing: a refused offer writes the cell's state
+                // word twice and counts a rejection.
+                loop {
+                    backoff.snooze();
+                    if backoff.is_completed() || target.may_take(&msg) {
+                        break;
+                    }
+                }
                 continue;
             }
             if !target.wait_for_space(&msg, deadline) {

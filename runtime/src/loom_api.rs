@@ -349,6 +349,12 @@ impl<M> ModelMailbox<M> {
         self.inner.pop_user()
     }
 
+    /// `Mailbox::wake_senders_mid_turn`: the worker, half-way through a
+    /// turn, wakes the senders sleeping for room.
+    pub fn wake_senders_mid_turn(&self) {
+        self.inner.wake_senders_mid_turn();
+    }
+
     /// `Mailbox::has_work`.
     pub fn has_work(&self) -> bool {
         self.inner.has_work()

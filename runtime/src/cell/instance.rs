@@ -587,10 +587,10 @@ impl<C: Cell> CellInstance<C> {
         ctx.deadline = expires;
         #[cfg(not(feature = "chaos"))]
         let result = catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg)));
+        // The fault is matched by value: it is dropped inside its arm, so a
+        // message with none pays no call to drop an empty box.
         #[cfg(feature = "chaos")]
-        let chaos = body.rare.as_deref_mut().and_then(|rare| rare.chaos.take());
-        #[cfg(feature = "chaos")]
-        let result = match &chaos {
+        let result = match body.rare.as_deref_mut().and_then(|rare| rare.chaos.take()) {
             None => catch_unwind(AssertUnwindSafe(|| cell.handle(ctx, msg))),
             Some(fault) => {
                 let since = Instant::now();
@@ -1121,12 +1121,24 @@ impl<C: Cell> CellInstance<C> {
                 // The turn goes on: whatever it scheduled so far should not
                 // wait for the rest of it. Let another worker take it.
                 worker::offload_next();
+                if handled == budget / 2 {
+                    // Half a budget's worth of room made: senders sleeping
+                    // for it refill the mailbox while this turn goes on.
+                    self.mailbox.wake_senders_mid_turn();
+                }
             }
             handled += 1;
             let kind = C::message_kind(&msg);
+            // The chaos handle seam: one relaxed load while no fault is
+            // installed, and the message stays where it is.
             #[cfg(feature = "chaos")]
-            let Some(msg) = self.chaos_before_handle(&mut body, msg, kind) else {
-                continue;
+            let msg = if self.runtime.chaos().is_active() {
+                let Some(msg) = self.chaos_decide(&mut body, msg, kind) else {
+                    continue;
+                };
+                msg
+            } else {
+                msg
             };
             let timed = meter.as_mut().and_then(|meter| meter.taken(stamp, || self.mailbox.len()));
             let result = self.call_handle(&mut body, msg, expires, kind, &guard);
@@ -1276,24 +1288,10 @@ impl<C: Cell> CellInstance<C> {
         Some(crate::chaos::SenderGuard::enter(&self.path))
     }
 
-    /// The chaos handle seam: `None` when a fault dropped `msg` (it is
-    /// dead-lettered); else the message, with what else was decided left in
-    /// `body.chaos` for `call_handle`. One relaxed load when nothing is
-    /// installed.
-    #[cfg(feature = "chaos")]
-    #[inline]
-    fn chaos_before_handle(
-        &self,
-        body: &mut Body<C>,
-        msg: C::Message,
-        kind: &'static str,
-    ) -> Option<C::Message> {
-        if !self.runtime.chaos().is_active() {
-            return Some(msg);
-        }
-        self.chaos_decide(body, msg, kind)
-    }
-
+    /// The chaos handle seam, once a fault is installed (the turn looks
+    /// first, with one relaxed load): `None` when a fault dropped `msg` (it
+    /// is dead-lettered); else the message, with what else was decided left
+    /// in `body.chaos` for `call_handle`.
     #[cfg(feature = "chaos")]
     #[cold]
     #[inline(never)]
@@ -1348,6 +1346,10 @@ impl<C: Cell> Deliver<C::Message> for CellInstance<C> {
 
     fn try_deliver_until(&self, msg: C::Message, deadline: Instant) -> Result<(), SendError<C::Message>> {
         self.push(msg, Some(Stamp::with_deadline(deadline)))
+    }
+
+    fn may_take(&self, msg: &C::Message) -> bool {
+        self.mailbox.may_take(Self::lane_of(msg))
     }
 
     fn wait_for_space(&self, msg: &C::Message, deadline: Instant) -> bool {

@@ -8,7 +8,7 @@
 //! | 0..=1  | `IDLE` (0), `SCHEDULED` (1) or `RUNNING` (2)                | senders, the running worker |
 //! | 2      | `CLOSED`: the user mailbox admits nothing new; never cleared | whoever stops or replaces   |
 //! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
-//! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by waiting senders (and again by the waker while tasks still wait), cleared by the worker ending a turn |
+//! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by waiting senders (and again by the waker while tasks still wait), cleared by the worker ending a turn, and half-way through one |
 //! | 5      | `ACTIVE`: the cell ran a turn (or had a send refused) since the analysis window last read it | set by the worker starting a turn and by refused sends, cleared by the analysis window |
 //! | 6..    | number of senders inside the admission gate                 | senders                     |
 //!
@@ -30,7 +30,9 @@
 //!   would not order against the worker's idle transition.
 //! - A blocked sender sets `SPACE_WAITERS` with a read-modify-write and then
 //!   looks at the queue; the worker ending a turn (after popping) clears it
-//!   in its own read-modify-write and, if it was set, wakes the sleepers (and
+//!   in its own read-modify-write (and half-way through a turn's budget,
+//!   [`CellState::take_space_waiters`]) and, if it
+//!   was set, wakes the sleepers (and
 //!   sets it again, with a read-modify-write, while async senders it did not
 //!   wake still wait). One
 //!   of the two sees the other, with no fence on the worker's path (see
@@ -256,6 +258,19 @@ impl CellState {
                 Err(actual) => cur = actual,
             }
         }
+    }
+
+    /// Clears `SPACE_WAITERS` in the middle of a turn, after pops that made
+    /// room; returns whether it was set (then wake the sleepers). The same
+    /// read-modify-write as the turn-ending ones, and for the same reason:
+    /// a sender's `wait_for_space` RMW either comes earlier in this word's
+    /// order, and is seen here, or later, and sees the pops.
+    #[must_use = "sleeping senders must be woken when this returns true"]
+    pub(crate) fn take_space_waiters(&self) -> bool {
+        // AcqRel: Release publishes the pops before it to a sender whose
+        // RMW reads this one; Acquire pairs with that sender's RMW, so the
+        // waker finds what it published (with the fence in `space.rs`).
+        self.word.fetch_and(!SPACE_WAITERS, AcqRel) & SPACE_WAITERS != 0
     }
 
     /// A blocked sender announces it sleeps until there is room. The

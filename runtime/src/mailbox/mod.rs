@@ -327,6 +327,18 @@ impl<M> Mailbox<M> {
         self.queue.pop().map(|envelope| (envelope.msg, envelope.stamp))
     }
 
+    /// Wakes the senders sleeping for room, if any, in the middle of a turn
+    /// that has made room (the worker holding the run token calls it once
+    /// a turn, half-way through its budget): they refill the queue while
+    /// the worker goes on, instead of sleeping until the turn ends, by
+    /// which time the worker may have emptied the queue and gone idle (see
+    /// `space.rs`). One read-modify-write on the state word.
+    pub(crate) fn wake_senders_mid_turn(&self) {
+        if self.state.take_space_waiters() {
+            self.wake_senders();
+        }
+    }
+
     /// The queue of priority lane `lane` (the highest for a number above it).
     #[inline]
     fn lane(&self, lane: usize) -> &BoundedQueue<Envelope<M>> {
@@ -449,6 +461,13 @@ impl<M> Mailbox<M> {
         }
     }
 
+    /// Whether a push into priority lane `lane` may be taken now, or would
+    /// be refused as closed: reads, never writes.
+    #[inline]
+    pub(crate) fn may_take(&self, lane: usize) -> bool {
+        self.lane(lane).has_room() || self.state.snapshot().is_closed()
+    }
+
     /// Blocks until priority lane `lane` may have room, the mailbox closes,
     /// or `deadline` passes. Returns `false` when the deadline passed. See
     /// `space.rs` for the protocol.
@@ -497,6 +516,23 @@ mod tests {
         assert!(err.is_full());
         assert_eq!(err.into_inner(), 3);
         assert_eq!(mailbox.len(), 2);
+    }
+
+    #[test]
+    fn a_full_lane_may_take_again_once_popped_or_closed() {
+        let mailbox = Mailbox::new(2);
+        assert!(mailbox.may_take(0));
+        let _ = mailbox.push(1).unwrap();
+        assert!(mailbox.may_take(0));
+        let _ = mailbox.push(2).unwrap();
+        assert!(!mailbox.may_take(0), "full");
+        assert_eq!(mailbox.pop_user(), Some(1));
+        assert!(mailbox.may_take(0), "a slot was freed");
+        let _ = mailbox.push(3).unwrap();
+        assert!(!mailbox.may_take(0), "full again");
+        mailbox.close();
+        assert!(mailbox.may_take(0), "closed: an offer is refused otherwise than as full");
+        assert!(mailbox.push(4).unwrap_err().is_closed());
     }
 
     #[test]

@@ -28,8 +28,16 @@ type AsyncWaiters = ();
 /// lock and wakes every sleeper. The two RMWs are on one word, so one sees the
 /// other: either the sender sees the freed slots or the worker sees the flag.
 /// The lock makes "look, then sleep" atomic against "wake". The worker's
-/// common path (no sleeper) costs nothing beyond the RMW it does anyway. The
-/// loom model `loom-tests/tests/mailbox_space.rs` checks this. Blocking
+/// common path (no sleeper) costs nothing beyond the RMW it does anyway.
+///
+/// A worker also makes that RMW in the middle of a turn, once, half-way
+/// through its budget, and wakes the sleepers then if the flag was set: a
+/// sender that filled the mailbox refills it while the worker goes on,
+/// instead of sleeping until the worker has emptied it and gone idle (a
+/// wake-up of the worker for every refill). The turn-ending RMW stays: a
+/// sender that set the flag after the middle of the turn is woken there.
+/// The loom model `loom-tests/tests/mailbox_space.rs` checks
+/// both. Blocking
 /// senders are all woken (`notify_all`): a sleeper whose timeout passes as
 /// a `notify_one` reaches it would swallow the wake-up, and a condition
 /// variable cannot say who got it to hand it on.
