@@ -82,8 +82,8 @@ impl FailureSignature {
         };
         let mut hash = Fnv::new();
         hash.write(failure.cell_kind.as_bytes());
-        hash.write(format!("{kind:?}").as_bytes());
-        hash.write(format!("{:?}", failure.hook).as_bytes());
+        hash.write(kind_name(kind).as_bytes());
+        hash.write(hook_name(failure.hook).as_bytes());
         hash.write(failure.message_kind.unwrap_or("").as_bytes());
         hash.write(origin.as_deref().unwrap_or("").as_bytes());
         hash.write(text.as_bytes());
@@ -118,6 +118,28 @@ impl fmt::Display for FailureSignature {
     }
 }
 
+/// The kind's name as its `Debug` prints it: the spelling the fingerprint
+/// has always hashed, without formatting into a `String`.
+fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Error => "Error",
+        FailureKind::Panic => "Panic",
+        FailureKind::Deadline => "Deadline",
+        FailureKind::Storage => "Storage",
+        FailureKind::Expired => "Expired",
+        FailureKind::Injected => "Injected",
+    }
+}
+
+/// The hook's name as its `Debug` prints it (see [`kind_name`]).
+fn hook_name(hook: Hook) -> &'static str {
+    match hook {
+        Hook::Started => "Started",
+        Hook::Handle => "Handle",
+        Hook::Stopped => "Stopped",
+    }
+}
+
 /// 64-bit FNV-1a: small, and stable across runs (unlike std's hasher).
 struct Fnv(u64);
 
@@ -145,6 +167,8 @@ impl Fnv {
 pub(crate) fn normalize(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
+    // One buffer for every token classified, not one allocation each.
+    let mut token = String::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -160,7 +184,8 @@ pub(crate) fn normalize(text: &str) -> String {
             // A whole token of letters, digits, `-` and `_`.
             let end =
                 (i..chars.len()).find(|&j| !is_word(chars[j]) && chars[j] != '-').unwrap_or(chars.len());
-            let token: String = chars[i..end].iter().collect();
+            token.clear();
+            token.extend(&chars[i..end]);
             if let Some(placeholder) = classify(&token) {
                 out.push_str(placeholder);
                 i = end;
@@ -206,8 +231,10 @@ fn is_word(c: char) -> bool {
 /// The placeholder for a whole token that varies, if it is one.
 fn classify(token: &str) -> Option<&'static str> {
     let hex = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit());
-    let parts: Vec<&str> = token.split('-').collect();
-    if parts.len() == 5 && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| p.len() == *n && hex(p)) {
+    let mut parts = token.split('-');
+    if [8, 4, 4, 4, 12].iter().all(|n| parts.next().is_some_and(|p| p.len() == *n && hex(p)))
+        && parts.next().is_none()
+    {
         return Some("<uuid>");
     }
     if let Some(rest) = token.strip_prefix("0x").or_else(|| token.strip_prefix("0X")) {
@@ -427,6 +454,39 @@ mod tests {
     }
 
     const STABLE_ID: &str = "17efc48a90769589";
+
+    #[test]
+    fn fingerprints_of_known_failures_are_pinned() {
+        // Computed once and written down: signature ids already in journals
+        // must not change when the normalization or hashing is rewritten.
+        let panic_with = |payload: &str| FailureCause::Panic {
+            payload: payload.into(),
+            location: Some(PanicLocation { file: "src/orders.rs".into(), line: 42, column: 9 }),
+        };
+        let cases = [
+            (error("user 42 not found"), PINNED[0]),
+            (error("order 'A-17' rejected at 0x7ffd5e8a, retry in 1.5s"), PINNED[1]),
+            (error("request 550e8400-e29b-41d4-a716-446655440000 failed"), PINNED[2]),
+            (error("blob deadbeef01 corrupt; v2 of page10  broke "), PINNED[3]),
+            (panic_with("fail requested"), PINNED[4]),
+            (panic_with("say \"hi\" and `x`, an unmatched ' quote, deadbeef"), PINNED[5]),
+            (panic_with("caf\u{e9} \u{2014} 3\u{a0}items, -7 left"), PINNED[6]),
+        ];
+        let ids: Vec<String> =
+            cases.iter().map(|(cause, _)| FailureSignature::of(&failure(cause.clone(), "a")).id()).collect();
+        let pinned: Vec<&str> = cases.iter().map(|(_, id)| *id).collect();
+        assert_eq!(ids, pinned);
+    }
+
+    const PINNED: [&str; 7] = [
+        "17efc48a90769589",
+        "a74a1992bb2019c0",
+        "bddd5165950e6044",
+        "c00e5b22b6735b02",
+        "0dc74f2e58494383",
+        "a952c705aba66468",
+        "d496c97b921ac8a1",
+    ];
 
     #[test]
     fn statistics_count_cells_and_recent_rates() {
