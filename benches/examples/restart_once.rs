@@ -67,13 +67,17 @@ fn main() {
     }
     drop(sup);
     let report = rt.shutdown(WAIT);
+    // Every restart records its panic, so the report is never "clean": what
+    // matters is one failure per restart and a shutdown that drained.
+    let drained = !report.timed_out && report.cells_killed == 0 && report.cells_abandoned.is_empty();
     println!(
-        "{setting}: {restarts} restarts, p50 {:.2} µs, p90 {:.2} µs, p99 {:.2} µs, max {:.1} µs, clean shutdown {}",
+        "{setting}: {restarts} restarts, p50 {:.2} µs, p90 {:.2} µs, p99 {:.2} µs, max {:.1} µs, \
+         {} failures recorded, drained at shutdown {drained}",
         latencies.value_at_quantile(0.5) as f64 / 1e3,
         latencies.value_at_quantile(0.9) as f64 / 1e3,
         latencies.value_at_quantile(0.99) as f64 / 1e3,
         latencies.max() as f64 / 1e3,
-        report.is_clean(),
+        report.failures,
     );
 }
 
