@@ -99,7 +99,7 @@ struct OutEdge {
 thread_local! {
     static SENDER: Sender =
         const { Sender { sends: StdCell::new(0), cell: StdCell::new(0), sent: StdCell::new(false) } };
-    static EDGES: RefCell<TurnEdges> = RefCell::new(TurnEdges::default());
+    static EDGES: RefCell<TurnEdges> = const { RefCell::new(TurnEdges { edges: Vec::new() }) };
 }
 
 /// Counters of one cell since it was spawned (across its restarts).
@@ -565,8 +565,6 @@ impl Drop for TurnMeter<'_> {
         if !detailed {
             return;
         }
-        let edges =
-            if sent { EDGES.with(|edges| std::mem::take(&mut edges.borrow_mut().edges)) } else { Vec::new() };
         let queue_ns: u64 = self.samples.iter().map(|s| s.queue.as_nanos() as u64).sum();
         let busy_ns: u64 = self.samples.iter().map(|s| s.handling.as_nanos() as u64).sum();
         add(&metrics.queue_ns, queue_ns);
@@ -603,13 +601,21 @@ impl Drop for TurnMeter<'_> {
         for kind in self.failed_kinds.drain(..) {
             detail.kind(kind).failed += 1;
         }
-        for edge in edges {
-            match detail.outbound.iter_mut().find(|e| e.to == edge.to) {
-                Some(known) => known.messages += edge.messages,
-                None => {
-                    detail.outbound.push(EdgeCount { to: edge.to, path: edge.path, messages: edge.messages })
+        if sent {
+            // Drained in place: the tally keeps its allocation for the next
+            // turn on this thread, so a turn that sends allocates nothing.
+            EDGES.with(|edges| {
+                for edge in edges.borrow_mut().edges.drain(..) {
+                    match detail.outbound.iter_mut().find(|e| e.to == edge.to) {
+                        Some(known) => known.messages += edge.messages,
+                        None => detail.outbound.push(EdgeCount {
+                            to: edge.to,
+                            path: edge.path,
+                            messages: edge.messages,
+                        }),
+                    }
                 }
-            }
+            });
         }
     }
 }
