@@ -1055,7 +1055,8 @@ impl<C: Cell> CellInstance<C> {
         let _sender = self.chaos_turn();
         let guard = InCellGuard::enter(self.runtime.quiet_panics(), body.slot.as_ptr() as *const () as usize);
         let block = || self.metrics_block();
-        let mut meter = self.runtime.observes_cells().then(|| TurnMeter::begin_lazy(&block, self.id));
+        let mut meter =
+            self.runtime.observes_cells().then(|| TurnMeter::begin_lazy(&block, self.metrics.get(), self.id));
         let mut handled = 0_usize;
         loop {
             if let Some(exit) = self.run_system(&mut body) {
