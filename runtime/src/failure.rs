@@ -203,23 +203,40 @@ pub(crate) fn payload_text(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-thread_local! {
+/// What this thread knows of the cell code running on it. Plain cells in
+/// one thread-local without a destructor: a turn sets and clears them with
+/// no registration check and no borrow.
+struct InCell {
     /// Set while cell code runs on this thread.
-    static IN_CELL: StdCell<bool> = const { StdCell::new(false) };
+    running: StdCell<bool>,
     /// Suppress the previous hook's report for panics in cell code.
-    static QUIET: StdCell<bool> = const { StdCell::new(false) };
-    /// Location of the last panic raised in cell code on this thread.
-    static LAST_LOCATION: RefCell<Option<PanicLocation>> = const { RefCell::new(None) };
+    quiet: StdCell<bool>,
     /// The address slot of the cell whose turn runs on this thread, as a
     /// number (0: none), for `Addr::ask` to refuse a cell asking itself.
-    static RUNNING_SLOT: StdCell<usize> = const { StdCell::new(0) };
+    slot: StdCell<usize>,
+    /// Whether `LAST_LOCATION` may hold a location (the hook recorded one
+    /// and it was not taken since): only then does a turn clear it.
+    recorded: StdCell<bool>,
+}
+
+thread_local! {
+    static IN_CELL: InCell = const {
+        InCell {
+            running: StdCell::new(false),
+            quiet: StdCell::new(false),
+            slot: StdCell::new(0),
+            recorded: StdCell::new(false),
+        }
+    };
+    /// Location of the last panic raised in cell code on this thread.
+    static LAST_LOCATION: RefCell<Option<PanicLocation>> = const { RefCell::new(None) };
 }
 
 /// The address slot (as a number, see `InCellGuard::enter`) of the cell
 /// whose turn runs on this thread; 0 when no cell's does.
 #[inline]
 pub(crate) fn running_slot() -> usize {
-    RUNNING_SLOT.with(StdCell::get)
+    IN_CELL.with(|in_cell| in_cell.slot.get())
 }
 
 static HOOK: Once = Once::new();
@@ -229,14 +246,16 @@ pub(crate) fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if IN_CELL.with(StdCell::get) {
+            let (running, quiet) = IN_CELL.with(|in_cell| (in_cell.running.get(), in_cell.quiet.get()));
+            if running {
                 let location = info.location().map(|l| PanicLocation {
                     file: l.file().to_owned(),
                     line: l.line(),
                     column: l.column(),
                 });
                 LAST_LOCATION.with(|last| *last.borrow_mut() = location);
-                if QUIET.with(StdCell::get) {
+                IN_CELL.with(|in_cell| in_cell.recorded.set(true));
+                if quiet {
                     return;
                 }
             }
@@ -251,25 +270,36 @@ pub(crate) struct InCellGuard;
 impl InCellGuard {
     /// Marks the turn of the cell served through the address slot at
     /// `slot` (its pointer as a number), until dropped.
+    /// A location left from an earlier panic on this thread is cleared.
+    #[inline]
     pub(crate) fn enter(quiet: bool, slot: usize) -> Self {
-        IN_CELL.with(|c| c.set(true));
-        RUNNING_SLOT.with(|c| c.set(slot));
-        QUIET.with(|c| c.set(quiet));
-        LAST_LOCATION.with(|last| last.borrow_mut().take());
+        let stale = IN_CELL.with(|in_cell| {
+            in_cell.running.set(true);
+            in_cell.quiet.set(quiet);
+            in_cell.slot.set(slot);
+            in_cell.recorded.replace(false)
+        });
+        if stale {
+            LAST_LOCATION.with(|last| last.borrow_mut().take());
+        }
         InCellGuard
     }
 
     /// The location recorded for the panic just caught on this thread.
     pub(crate) fn take_location(&self) -> Option<PanicLocation> {
+        IN_CELL.with(|in_cell| in_cell.recorded.set(false));
         LAST_LOCATION.with(|last| last.borrow_mut().take())
     }
 }
 
 impl Drop for InCellGuard {
+    #[inline]
     fn drop(&mut self) {
-        IN_CELL.with(|c| c.set(false));
-        QUIET.with(|c| c.set(false));
-        RUNNING_SLOT.with(|c| c.set(0));
+        IN_CELL.with(|in_cell| {
+            in_cell.running.set(false);
+            in_cell.quiet.set(false);
+            in_cell.slot.set(0);
+        });
     }
 }
 

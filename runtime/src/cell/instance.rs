@@ -535,12 +535,22 @@ impl<C: Cell> CellInstance<C> {
 
     /// Flushes a durable cell's state and releases the answers held for it.
     /// On failure the answers are dropped: their asks resolve `Unanswered`.
+    /// Inlined as far as the look that finds nothing to do, which is all
+    /// a turn of a cell that is not durable pays.
     #[cfg(feature = "storage")]
+    #[inline]
     fn release_held(&self, body: &mut Body<C>) -> Result<(), crate::store::StoreError> {
-        let Some(durable) = body.durable() else { return Ok(()) };
-        if !durable.unflushed && durable.held.is_empty() {
-            return Ok(());
+        match body.durable() {
+            Some(durable) if durable.unflushed || !durable.held.is_empty() => Self::flush_held(durable),
+            _ => Ok(()),
         }
+    }
+
+    /// [`release_held`](Self::release_held) once there is something to do.
+    #[cfg(feature = "storage")]
+    #[cold]
+    #[inline(never)]
+    fn flush_held(durable: &mut Durable<C>) -> Result<(), crate::store::StoreError> {
         durable.unflushed = false;
         let held = std::mem::take(&mut durable.held);
         if let Some(store) = &durable.store {
@@ -1055,7 +1065,8 @@ impl<C: Cell> CellInstance<C> {
         let _sender = self.chaos_turn();
         let guard = InCellGuard::enter(self.runtime.quiet_panics(), body.slot.as_ptr() as *const () as usize);
         let block = || self.metrics_block();
-        let mut meter = self.runtime.observes_cells().then(|| TurnMeter::begin_lazy(&block, self.id));
+        let mut meter =
+            self.runtime.observes_cells().then(|| TurnMeter::begin_lazy(&block, self.metrics.get(), self.id));
         let mut handled = 0_usize;
         loop {
             if let Some(exit) = self.run_system(&mut body) {

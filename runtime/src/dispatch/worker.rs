@@ -30,20 +30,26 @@ const PARK_YIELDS: u32 = 4;
 struct WorkerLocal {
     /// The dispatcher this thread works for.
     dispatcher: Arc<Dispatcher>,
-    next: Option<Task>,
 }
 
 thread_local! {
     static LOCAL: RefCell<Option<WorkerLocal>> = const { RefCell::new(None) };
-    /// Whether `LOCAL`'s `next` slot holds a cell: read before every message
-    /// but a turn's first (see `offload_next`), so kept where reading it
-    /// costs one load (no destructor to register, no borrow to check).
+    /// `LOCAL`'s dispatcher as a bare pointer (null off workers): what a
+    /// handler's send compares its target's dispatcher with, at the cost
+    /// of one load (no destructor to register, no borrow to check). Only
+    /// compared, never dereferenced.
+    static WORKER_OF: Cell<*const Dispatcher> = const { Cell::new(std::ptr::null()) };
+    /// The `next` slot: a plain cell, taken and replaced whole, with no
+    /// borrow flag.
+    static NEXT: Cell<Option<Task>> = const { Cell::new(None) };
+    /// Whether `NEXT` holds a cell: read before every message but a turn's
+    /// first (see `offload_next`), so kept where reading it costs one load.
     static NEXT_FILLED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether the calling thread is a worker of any dispatcher.
 pub(crate) fn on_worker_thread() -> bool {
-    LOCAL.with(|local| local.borrow().is_some())
+    !WORKER_OF.get().is_null()
 }
 
 /// Warns, once per dispatcher, that a call blocks one of its worker
@@ -66,17 +72,13 @@ pub(crate) fn warn_blocking_wait() {
 /// Puts `task` in this thread's `next` slot when the thread is a worker of
 /// `dispatcher`. Hands the task back otherwise; when the slot was full, hands
 /// back its previous occupant instead, for the shared queue.
+#[inline]
 pub(crate) fn try_schedule_local(dispatcher: &Dispatcher, task: Task) -> Option<Task> {
-    LOCAL.with(|local| {
-        let mut local = local.borrow_mut();
-        match local.as_mut() {
-            Some(worker) if std::ptr::eq(Arc::as_ptr(&worker.dispatcher), dispatcher) => {
-                NEXT_FILLED.set(true);
-                worker.next.replace(task)
-            }
-            _ => Some(task),
-        }
-    })
+    if !std::ptr::eq(WORKER_OF.get(), dispatcher) {
+        return Some(task);
+    }
+    NEXT_FILLED.set(true);
+    NEXT.replace(Some(task))
 }
 
 /// Moves this worker's `next` cell to the shared queue, so other workers can
@@ -86,12 +88,10 @@ pub(crate) fn offload_next() {
     if !NEXT_FILLED.replace(false) {
         return;
     }
-    LOCAL.with(|local| {
-        if let Some(worker) = local.borrow_mut().as_mut() {
-            if let Some(task) = worker.next.take() {
-                worker.dispatcher.queue.push(task);
-            }
-        }
+    let Some(task) = NEXT.take() else { return };
+    LOCAL.with(|local| match local.borrow().as_ref() {
+        Some(worker) => worker.dispatcher.queue.push(task),
+        None => drop(task),
     });
 }
 
@@ -99,24 +99,28 @@ fn take_next() -> Option<Task> {
     if !NEXT_FILLED.replace(false) {
         return None;
     }
-    LOCAL.with(|local| local.borrow_mut().as_mut().and_then(|w| w.next.take()))
+    NEXT.take()
 }
 
-/// Clears the thread-local on every exit path, panics included.
+/// Clears the thread-locals on every exit path, panics included.
 struct LocalGuard;
 
 impl Drop for LocalGuard {
     fn drop(&mut self) {
+        // First: whatever dropping the leftovers runs sees no worker here.
+        WORKER_OF.set(std::ptr::null());
         NEXT_FILLED.set(false);
+        let next = NEXT.take();
         let leftover = LOCAL.with(|local| local.borrow_mut().take());
+        drop(next);
         drop(leftover);
     }
 }
 
 /// The body of worker thread `index` of `dispatcher`.
 pub(crate) fn run(dispatcher: Arc<Dispatcher>, index: usize) {
-    LOCAL
-        .with(|local| *local.borrow_mut() = Some(WorkerLocal { dispatcher: dispatcher.clone(), next: None }));
+    LOCAL.with(|local| *local.borrow_mut() = Some(WorkerLocal { dispatcher: dispatcher.clone() }));
+    WORKER_OF.set(Arc::as_ptr(&dispatcher));
     let _guard = LocalGuard;
     let queue = &dispatcher.queue;
     let mut streak = 0_u32;

@@ -6,7 +6,9 @@
 //! in `sample_every` (per sending thread) carries a [`Stamp`]: the time it
 //! was sent and the sending cell. A cell with a latency objective has every
 //! message stamped. A send from inside a cell's turn also adds one to a
-//! thread-local tally of that turn's edges (receiver → count). A send
+//! thread-local tally of that turn's edges (receiver → count); a send to
+//! the receiver of the edge the sending cell's turns added last, which its
+//! metrics already list, only adds one to a thread-local counter. A send
 //! rejected as full bumps the receiver's `rejected` counter. What senders
 //! read of the receiver's metrics comes first in the cell's metrics; the
 //! counters its worker writes follow it unpadded: the worker writes them
@@ -82,6 +84,14 @@ struct Sender {
     sends: StdCell<u32>,
     cell: StdCell<u64>,
     sent: StdCell<bool>,
+    /// The receiver of the edge the running cell's turns added last (its
+    /// `CellMetrics::last_edge`), 0 for none: that edge is listed in the
+    /// cell's detail already, so sends to it are only counted, in
+    /// `known_sends`, with no entry in the tally.
+    known_to: StdCell<u64>,
+    known_sends: StdCell<u64>,
+    /// Whether the running turn added to the tally (`EDGES`).
+    tallied: StdCell<bool>,
 }
 
 /// What the running turn sent, by receiver.
@@ -97,9 +107,17 @@ struct OutEdge {
 }
 
 thread_local! {
-    static SENDER: Sender =
-        const { Sender { sends: StdCell::new(0), cell: StdCell::new(0), sent: StdCell::new(false) } };
-    static EDGES: RefCell<TurnEdges> = RefCell::new(TurnEdges::default());
+    static SENDER: Sender = const {
+        Sender {
+            sends: StdCell::new(0),
+            cell: StdCell::new(0),
+            sent: StdCell::new(false),
+            known_to: StdCell::new(0),
+            known_sends: StdCell::new(0),
+            tallied: StdCell::new(false),
+        }
+    };
+    static EDGES: RefCell<TurnEdges> = const { RefCell::new(TurnEdges { edges: Vec::new() }) };
 }
 
 /// Counters of one cell since it was spawned (across its restarts).
@@ -203,6 +221,11 @@ pub(crate) struct CellMetrics {
     queue_samples: AtomicU64,
     high_water: AtomicUsize,
     window_high: AtomicUsize,
+    /// The receiver of the last edge a turn of this cell added to its
+    /// detail's `outbound` (0 for none), which lists it from then on.
+    /// Written and read only by the worker holding the cell's run token,
+    /// whose hand-over orders one turn after the other.
+    last_edge: AtomicU64,
     detail: Mutex<Option<Box<Detail>>>,
 }
 
@@ -229,6 +252,7 @@ impl CellMetrics {
             queue_samples: AtomicU64::new(0),
             high_water: AtomicUsize::new(0),
             window_high: AtomicUsize::new(0),
+            last_edge: AtomicU64::new(0),
             detail: Mutex::new(None),
         }
     }
@@ -255,12 +279,22 @@ impl CellMetrics {
     /// the edge from the cell whose turn runs on this thread, if any.
     #[inline]
     pub(crate) fn accepted(id: u64, path: &CellPath) {
-        let in_turn = SENDER.with(|sender| {
+        let tally = SENDER.with(|sender| {
             let in_turn = sender.cell.get() != 0;
             sender.sent.set(in_turn);
-            in_turn
+            if !in_turn {
+                return false;
+            }
+            if id == sender.known_to.get() {
+                // Listed in the sending cell's detail already: counted,
+                // with no path to keep.
+                sender.known_sends.set(sender.known_sends.get() + 1);
+                return false;
+            }
+            sender.tallied.set(true);
+            true
         });
-        if !in_turn {
+        if !tally {
             return;
         }
         EDGES.with(|edges| {
@@ -477,12 +511,24 @@ impl<'a> TurnMeter<'a> {
     /// which the meter makes only when the turn has something to add (a
     /// message handled or failed, a stamped message, an edge). So a turn
     /// that only runs `started` leaves an idle cell without a block.
-    pub(crate) fn begin_lazy(block: &'a dyn Fn() -> &'a CellMetrics, id: u64) -> Self {
-        TurnMeter::with_block(Block::Lazy(block), id)
+    /// `ready` is the block when it is allocated already.
+    pub(crate) fn begin_lazy(
+        block: &'a dyn Fn() -> &'a CellMetrics,
+        ready: Option<&'a CellMetrics>,
+        id: u64,
+    ) -> Self {
+        TurnMeter::with_block(ready.map_or(Block::Lazy(block), Block::Ready), id)
     }
 
     fn with_block(metrics: Block<'a>, id: u64) -> Self {
-        SENDER.with(|sender| sender.cell.set(id));
+        let known_to = match metrics {
+            Block::Ready(metrics) => metrics.last_edge.load(Relaxed),
+            Block::Lazy(_) => 0,
+        };
+        SENDER.with(|sender| {
+            sender.cell.set(id);
+            sender.known_to.set(known_to);
+        });
         TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: Vec::new(), failed_kinds: Vec::new() }
     }
 
@@ -544,9 +590,10 @@ impl<'a> TurnMeter<'a> {
 
 impl Drop for TurnMeter<'_> {
     fn drop(&mut self) {
-        let sent = SENDER.with(|sender| {
+        let (sent, known_sends, tallied) = SENDER.with(|sender| {
             sender.cell.set(0);
-            sender.sent.replace(false)
+            sender.known_to.set(0);
+            (sender.sent.replace(false), sender.known_sends.replace(0), sender.tallied.replace(false))
         });
         let detailed = !self.samples.is_empty() || sent || !self.failed_kinds.is_empty();
         if !detailed && self.handled == 0 && self.failed == 0 && self.slow == 0 {
@@ -565,13 +612,13 @@ impl Drop for TurnMeter<'_> {
         if !detailed {
             return;
         }
-        let edges =
-            if sent { EDGES.with(|edges| std::mem::take(&mut edges.borrow_mut().edges)) } else { Vec::new() };
-        let queue_ns: u64 = self.samples.iter().map(|s| s.queue.as_nanos() as u64).sum();
-        let busy_ns: u64 = self.samples.iter().map(|s| s.handling.as_nanos() as u64).sum();
-        add(&metrics.queue_ns, queue_ns);
-        add(&metrics.busy_ns, busy_ns);
-        add(&metrics.queue_samples, self.samples.len() as u64);
+        if !self.samples.is_empty() {
+            let queue_ns: u64 = self.samples.iter().map(|s| s.queue.as_nanos() as u64).sum();
+            let busy_ns: u64 = self.samples.iter().map(|s| s.handling.as_nanos() as u64).sum();
+            add(&metrics.queue_ns, queue_ns);
+            add(&metrics.busy_ns, busy_ns);
+            add(&metrics.queue_samples, self.samples.len() as u64);
+        }
         let kind_evidence = metrics.send.kind_evidence;
         let mut detail = metrics.detail.lock();
         let detail = detail.get_or_insert_with(Box::default);
@@ -603,12 +650,34 @@ impl Drop for TurnMeter<'_> {
         for kind in self.failed_kinds.drain(..) {
             detail.kind(kind).failed += 1;
         }
-        for edge in edges {
-            match detail.outbound.iter_mut().find(|e| e.to == edge.to) {
-                Some(known) => known.messages += edge.messages,
-                None => {
-                    detail.outbound.push(EdgeCount { to: edge.to, path: edge.path, messages: edge.messages })
+        if known_sends > 0 {
+            let known = metrics.last_edge.load(Relaxed);
+            if let Some(edge) = detail.outbound.iter_mut().find(|e| e.to == known) {
+                edge.messages += known_sends;
+            }
+        }
+        if sent && tallied {
+            // Drained in place: the tally keeps its allocation for the next
+            // turn on this thread, so a turn that sends allocates nothing.
+            let first = EDGES.with(|edges| {
+                let mut edges = edges.borrow_mut();
+                let first = edges.edges.first().map(|edge| edge.to);
+                for edge in edges.edges.drain(..) {
+                    match detail.outbound.iter_mut().find(|e| e.to == edge.to) {
+                        Some(known) => known.messages += edge.messages,
+                        None => detail.outbound.push(EdgeCount {
+                            to: edge.to,
+                            path: edge.path,
+                            messages: edge.messages,
+                        }),
+                    }
                 }
+                first
+            });
+            // The next turn counts sends to this receiver on their own,
+            // unless the edge counted so this turn is still in use.
+            if let (Some(first), 0) = (first, known_sends) {
+                metrics.last_edge.store(first, Relaxed);
             }
         }
     }
@@ -740,13 +809,46 @@ mod tests {
             asked.set(asked.get() + 1);
             &metrics
         };
-        drop(TurnMeter::begin_lazy(&block, 7));
+        drop(TurnMeter::begin_lazy(&block, None, 7));
         assert_eq!(asked.get(), 0, "a turn that only ran a hook keeps an idle cell without a block");
-        let mut meter = TurnMeter::begin_lazy(&block, 7);
+        let mut meter = TurnMeter::begin_lazy(&block, None, 7);
         meter.done(None, "u64", true);
         meter.done(None, "u64", true);
         drop(meter);
         assert_eq!(asked.get(), 1, "the block is asked for once, when the turn ends");
         assert_eq!(metrics.counters().handled, 2);
+    }
+
+    #[test]
+    fn every_send_of_every_turn_counts_on_its_edge() {
+        let metrics = CellMetrics::new(u32::MAX, true);
+        let (to_a, to_b) = (CellPath::root().child("a").unwrap(), CellPath::root().child("b").unwrap());
+        let block = || &metrics;
+        // Turns sending to one receiver, to two, then to the other alone.
+        let turns: [&[u64]; 5] = [&[8, 8], &[8], &[8, 9, 8], &[9, 9], &[8]];
+        for (turn, sends) in turns.iter().enumerate() {
+            let ready = (turn > 0).then_some(&metrics);
+            let meter = TurnMeter::begin_lazy(&block, ready, 7);
+            for &to in *sends {
+                CellMetrics::accepted(to, if to == 8 { &to_a } else { &to_b });
+            }
+            drop(meter);
+        }
+        let edges: Vec<(u64, CellPath, u64)> =
+            metrics.outbound().into_iter().map(|e| (e.to, e.path, e.messages)).collect();
+        assert_eq!(edges, [(8, to_a, 6), (9, to_b, 3)]);
+    }
+
+    #[test]
+    fn sends_outside_a_turn_count_on_no_edge() {
+        let metrics = CellMetrics::new(u32::MAX, true);
+        let to = CellPath::root().child("a").unwrap();
+        drop(TurnMeter::begin(&metrics, 7));
+        CellMetrics::accepted(8, &to);
+        let meter = TurnMeter::begin(&metrics, 7);
+        CellMetrics::accepted(8, &to);
+        drop(meter);
+        CellMetrics::accepted(8, &to);
+        assert_eq!(metrics.outbound().iter().map(|e| (e.to, e.messages)).collect::<Vec<_>>(), [(8, 1)]);
     }
 }
