@@ -102,6 +102,8 @@ fn a_transient_worker_that_shuts_itself_down_is_not_restarted_and_one_that_fails
     w.send(P::Shutdown).unwrap();
     assert_eq!(watch.wait(PATIENCE).unwrap().reason, StopReason::Shutdown);
     assert_eq!(log.items(), ["start w", "stop w shutdown"]);
+    // The supervisor hears of the exit after the watchers were told.
+    assert!(eventually(|| !sup.history().is_empty()));
     let exits: Vec<SupervisionEventKind> = sup.history().into_iter().map(|e| e.kind).collect();
     assert_eq!(exits, [SupervisionEventKind::Exited(StopReason::Shutdown)], "no restart decided");
 }

@@ -2,10 +2,10 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::address::Addr;
-use crate::ask::{self, Pending};
+use crate::ask::{self, AskError, Pending};
 use crate::cell::StopReason;
 use crate::path::CellPath;
 use crate::sync::Arc;
@@ -208,7 +208,8 @@ impl Supervisor {
     /// nested in another is stopped by its parent, as
     /// [`terminate_child`](Supervisor::terminate_child) does: it ends with
     /// `Shutdown`, is not restarted, and its spec stays in its parent
-    /// (`restart_child` starts it again).
+    /// (`restart_child` starts it again); this returns once the parent has
+    /// recorded it stopped.
     ///
     /// # Errors
     ///
@@ -248,16 +249,31 @@ impl Supervisor {
             StopReason::Shutdown => ChildStop::Supervisor,
             reason => return Err(StopError::InvalidReason { reason }),
         };
+        let started = Instant::now();
         let watch = self.watch();
-        match self.node.parent() {
+        let parent_answer = match self.node.parent() {
             Some(parent) => {
-                // Its parent answers too; the watch is what the caller waits for.
-                let (reply, _answer) = ask::channel();
+                let (reply, answer) = ask::channel();
                 parent.command(Command::TerminateChild { id: self.path().name().to_owned(), reply });
+                Some(answer)
             }
-            None => self.node.stop_owner(cause),
+            None => {
+                self.node.stop_owner(cause);
+                None
+            }
+        };
+        let terminated = watch.wait(timeout).map_err(|_| StopError::Timeout)?;
+        if let Some(answer) = parent_answer {
+            // The parent answers once it has recorded the stop, which may
+            // come just after the watchers were told: wait for that too, so
+            // that its `which_children` says `Stopped` when this returns.
+            // Its verdict does not matter here; the supervisor has ended.
+            let left = timeout.saturating_sub(started.elapsed());
+            if let Err(AskError::Timeout) = answer.wait(left) {
+                return Err(StopError::Timeout);
+            }
         }
-        watch.wait(timeout).map_err(|_| StopError::Timeout)
+        Ok(terminated)
     }
 
     /// Resolves when the supervisor stops for good; see [`Addr`]'s `watch`
