@@ -33,6 +33,13 @@
 //! deadlock the pool (two cells on one worker filling each other's
 //! mailboxes); a full mailbox is backpressure the cell must handle (retry
 //! later with `send_after`, shed, or report).
+//!
+//! # Rejections are counted once per send
+//!
+//! A send that finds the mailbox full counts one rejection in the cell's
+//! metrics (`rejected_full`), whatever happens next: a blocking or async
+//! send that then waits offers the message again, and those offers are not
+//! counted (the offer runs inside [`offer_again`], which the target reads).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -50,6 +57,33 @@ use crate::path::CellPath;
 use crate::runtime::CellControl;
 use crate::supervise::Watchers;
 use crate::sync::{Arc, Backoff, Mutex, RwLock, Weak};
+
+thread_local! {
+    /// Set while this thread offers a message again after a full mailbox
+    /// refused it, for the target not to count that refusal twice.
+    static OFFERING_AGAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the send running on this thread offers its message again (see
+/// the module docs): a refusal as full is then not counted.
+#[inline]
+pub(crate) fn offering_again() -> bool {
+    OFFERING_AGAIN.with(std::cell::Cell::get)
+}
+
+/// Runs `offer` as a repeated offer of a message already refused as full.
+fn offer_again<R>(offer: impl FnOnce() -> R) -> R {
+    /// Clears the flag on every way out, a panic included.
+    struct Again;
+    impl Drop for Again {
+        fn drop(&mut self) {
+            OFFERING_AGAIN.with(|again| again.set(false));
+        }
+    }
+    OFFERING_AGAIN.with(|again| again.set(true));
+    let _again = Again;
+    offer()
+}
 
 /// What can stand behind an address: something that takes messages of type `M`.
 pub(crate) trait Deliver<M>: Send + Sync + 'static {
@@ -185,18 +219,25 @@ impl<M: Send + 'static> Slot<M> {
     }
 
     /// Sends, blocking off worker threads until there is room or `deadline`;
-    /// the message is not to be handled after `expires`, if given.
+    /// the message is not to be handled after `expires`, if given. `offered`:
+    /// the caller already offered it once and found the mailbox full (that
+    /// rejection is counted; the offers made here are not).
     pub(crate) fn send_until(
         &self,
         mut msg: M,
         deadline: Instant,
         expires: Option<Instant>,
+        offered: bool,
     ) -> Result<(), SendError<M>> {
         let backoff = Backoff::new();
+        let mut again = offered;
         loop {
             let target = {
                 let route = self.route.read();
-                match route.deliver(msg, expires) {
+                let offer = |msg| route.deliver(msg, expires);
+                let offered = if again { offer_again(|| offer(msg)) } else { offer(msg) };
+                again = true;
+                match offered {
                     Err(SendError::Full(back)) => {
                         msg = back;
                         route.target.clone()
@@ -221,7 +262,7 @@ impl<M: Send + 'static> Slot<M> {
             }
             if !target.wait_for_space(&msg, deadline) {
                 // One last attempt: room may have appeared at the deadline.
-                return self.try_send_until(msg, expires).map_err(|err| match err {
+                return offer_again(|| self.try_send_until(msg, expires)).map_err(|err| match err {
                     SendError::Full(m) => SendError::Timeout(m),
                     other => other,
                 });
@@ -253,11 +294,16 @@ impl<M: Send + 'static> Slot<M> {
         let Some(mut pending) = msg.take() else {
             panic!("an async send was polled after it completed");
         };
+        // A waiter still registered has offered before and was refused.
+        let mut again = waiter.is_in_list();
         waiter.offering();
         loop {
             let target = {
                 let route = self.route.read();
-                match route.deliver(pending, expires) {
+                let offer = |msg| route.deliver(msg, expires);
+                let offered = if again { offer_again(|| offer(pending)) } else { offer(pending) };
+                again = true;
+                match offered {
                     Err(SendError::Full(back)) => {
                         pending = back;
                         route.target.clone()
@@ -503,11 +549,11 @@ impl<M: Send + 'static> Addr<M> {
             other => return other,
         };
         match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.slot.send_until(msg, deadline, None),
+            Some(deadline) => self.slot.send_until(msg, deadline, None, true),
             // A timeout too far away to represent: wait in long slices.
             None => loop {
                 let deadline = Instant::now() + Duration::from_secs(3600);
-                match self.slot.send_until(msg, deadline, None) {
+                match self.slot.send_until(msg, deadline, None, true) {
                     Err(SendError::Timeout(back)) => msg = back,
                     other => return other,
                 }
@@ -604,7 +650,7 @@ impl<M: Send + 'static> Addr<M> {
         }
         let wait = now.checked_add(timeout.min(self.slot.send_timeout));
         match (expires, wait) {
-            (Some(expires), Some(wait)) => self.slot.send_until(msg, wait, Some(expires))?,
+            (Some(expires), Some(wait)) => self.slot.send_until(msg, wait, Some(expires), false)?,
             // A timeout too far away to represent is no deadline.
             _ => self.send(msg)?,
         }

@@ -288,6 +288,32 @@ fn a_dropped_send_leaves_no_waiter_and_delivers_nothing() {
     rt.shutdown(PATIENCE);
 }
 
+#[cfg(feature = "observe")]
+#[test]
+fn each_task_that_found_the_mailbox_full_counts_one_rejection() {
+    let rt = runtime(2);
+    let log = Log::default();
+    let gate = gate();
+    let addr = full_mailbox(&rt, &gate, &log);
+    let tokio = multi_thread();
+    let rejected = || {
+        let snapshot = rt.snapshot();
+        let cell =
+            snapshot.cells.iter().find(|c| &c.path == addr.path()).expect("the cell is in the snapshot");
+        cell.metrics.as_ref().map_or(0, |m| m.rejected_full)
+    };
+    let sends: Vec<_> = (10..18).map(|n| tokio.spawn(guarded(addr.send_async(n)))).collect();
+    // Every task offered once and waits.
+    assert!(eventually(|| rejected() == 8));
+    open(&gate);
+    for send in sends {
+        assert_eq!(tokio.block_on(send).unwrap(), Ok(()));
+    }
+    assert!(eventually(|| log.items().len() == 10));
+    assert_eq!(rejected(), 8, "one per task, none for the offers after a wake");
+    rt.shutdown(PATIENCE);
+}
+
 #[test]
 fn send_async_timeout_hands_the_message_back_when_the_mailbox_stays_full() {
     let rt = runtime(1);

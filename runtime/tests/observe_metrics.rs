@@ -145,6 +145,33 @@ fn without_kind_evidence_the_kinds_are_listed_but_not_measured() {
 }
 
 #[test]
+fn a_send_that_waits_for_room_counts_one_rejection_however_often_it_offers() {
+    let rt = observed(Duration::from_secs(60));
+    let w = rt.spawn_with(CellConfig::new().name("w").capacity(1), Worker { next: None }).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    w.send(Job::Wait(barrier.clone())).unwrap();
+    assert!(eventually(|| w.queued() == 0));
+    w.try_send(Job::Ok).unwrap();
+    // Full: a send that waits 30 ms offers again and again, then times out.
+    assert!(matches!(w.send_timeout(Job::Ok, Duration::from_millis(30)), Err(cellrt::SendError::Timeout(_))));
+    let m = cell(&rt.snapshot(), "/w").metrics.clone().unwrap();
+    assert_eq!(m.rejected_full, 1);
+    // A send that waits until the cell makes room, then gets in.
+    let sender = {
+        let w = w.clone();
+        std::thread::spawn(move || w.send_timeout(Job::Ok, PATIENCE).is_ok())
+    };
+    assert!(eventually(|| cell(&rt.snapshot(), "/w").metrics.as_ref().unwrap().rejected_full == 2));
+    std::thread::sleep(Duration::from_millis(20));
+    barrier.wait();
+    assert!(sender.join().unwrap());
+    assert!(eventually(|| cell(&rt.snapshot(), "/w").metrics.as_ref().unwrap().handled == 3));
+    let m = cell(&rt.snapshot(), "/w").metrics.clone().unwrap();
+    assert_eq!((m.rejected_full, m.handled), (2, 3), "one rejection per send that found the mailbox full");
+    rt.shutdown(PATIENCE);
+}
+
+#[test]
 fn a_full_mailbox_counts_rejections_and_its_high_water_mark_is_the_capacity() {
     let rt = observed(Duration::from_secs(60));
     let w = rt.spawn_with(CellConfig::new().name("w").capacity(4), Worker { next: None }).unwrap();

@@ -1210,7 +1210,10 @@ impl<C: Cell> CellInstance<C> {
             }
             Err(err) if err.is_full() => {
                 if let Some(metrics) = self.observed_metrics() {
-                    metrics.rejected(self.mailbox.capacity());
+                    // A send is counted once, at its first refusal.
+                    if !crate::address::offering_again() {
+                        metrics.rejected(self.mailbox.capacity());
+                    }
                     self.note_active();
                 }
             }

@@ -374,6 +374,12 @@ mod wakers {
             }
         }
 
+        /// Whether this waiter is in a list: it offered a message, was
+        /// refused as full, and has not left since (waiting or woken).
+        pub(crate) fn is_in_list(&self) -> bool {
+            self.entry.is_some()
+        }
+
         /// Leaves the list without having delivered (dropped, timed out,
         /// refused): a wake this waiter got goes on to the next task.
         pub(crate) fn cancel(&mut self) {

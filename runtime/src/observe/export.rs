@@ -51,7 +51,7 @@ impl Snapshot {
             ("cellrt_messages_failed_total", "Messages whose handling failed.", |m| m.failed),
             ("cellrt_panics_total", "Panics in any hook of the cell.", |m| m.panics),
             ("cellrt_restarts_total", "New incarnations of the cell in place of ended ones.", |m| m.restarts),
-            ("cellrt_sends_rejected_total", "Sends rejected because the mailbox was full.", |m| {
+            ("cellrt_sends_rejected_total", "Sends that found the mailbox full (once per send).", |m| {
                 m.rejected_full
             }),
             ("cellrt_sends_shed_total", "Sends refused by the address's shedding policy.", |m| m.shed),

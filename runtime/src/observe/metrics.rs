@@ -698,7 +698,9 @@ pub struct Metrics {
     pub panics: u64,
     /// New incarnations in place of ended ones.
     pub restarts: u64,
-    /// Sends rejected because the mailbox was full.
+    /// Sends that found the mailbox full: counted once per send, when it
+    /// was first refused, whether it then gave up, waited and got in, or
+    /// timed out.
     pub rejected_full: u64,
     /// Sends refused by the address's shedding policy
     /// ([`Shedding`](crate::Shedding)) while this cell served the address.
