@@ -261,14 +261,15 @@ impl<T: Send + 'static> Reply<T> {
     /// cell's state is flushed, and dropped (the ask resolves to
     /// [`AskError::Unanswered`]) if that fails; `send` then returns `Ok`.
     pub fn send(self, value: T) -> Result<(), T> {
+        // Most answers are sent outside any durable cell: one flag says so.
         #[cfg(feature = "storage")]
-        let (me, value) = match held::hold(self, value) {
-            Ok(()) => return Ok(()),
-            Err(back) => back,
-        };
-        #[cfg(not(feature = "storage"))]
-        let me = self;
-        me.deliver(value)
+        if held::is_holding() {
+            return match held::hold(self, value) {
+                Ok(()) => Ok(()),
+                Err((me, value)) => me.deliver(value),
+            };
+        }
+        self.deliver(value)
     }
 }
 
@@ -711,7 +712,7 @@ mod tests {
 /// Answers held back until a durable cell's state is flushed.
 #[cfg(feature = "storage")]
 pub(crate) mod held {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     use super::Reply;
 
@@ -720,6 +721,16 @@ pub(crate) mod held {
     thread_local! {
         /// Set while a durable cell's handler runs with acknowledgements held.
         static HELD: RefCell<Option<Vec<Held>>> = const { RefCell::new(None) };
+        /// Whether `HELD` is set: read on every answer, so kept where
+        /// reading it costs one load (no destructor to register, no borrow
+        /// to check).
+        static HOLDING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether answers sent on this thread are held now.
+    #[inline]
+    pub(super) fn is_holding() -> bool {
+        HOLDING.get()
     }
 
     /// Answers sent while holding, to release after the flush (or drop).
@@ -755,10 +766,12 @@ pub(crate) mod held {
     /// From now on, answers sent on this thread are held.
     pub(crate) fn begin() {
         HELD.with(|held| *held.borrow_mut() = Some(Vec::new()));
+        HOLDING.set(true);
     }
 
     /// Stops holding; returns what was held.
     pub(crate) fn end() -> HeldReplies {
+        HOLDING.set(false);
         HeldReplies(HELD.with(|held| held.borrow_mut().take()).unwrap_or_default())
     }
 
