@@ -14,9 +14,10 @@
 //! This module owns the reply slot both handles share: one allocation
 //! holding a state word, the answer, and the waiter to wake. The state word
 //! is a small lock-free state machine: waiting, then answered, unanswered
-//! (the `Reply` was dropped) or closed (the caller gave up or took the
-//! result), each reached by one compare-exchange, plus a flag saying that a
-//! waiter (a sleeping thread or a task's waker) sits in the slot's lock.
+//! (the `Reply` was dropped) or closed (the caller gave up), each reached
+//! from waiting by one compare-exchange, and closed again once the caller
+//! took the answer; plus a flag saying that a waiter (a sleeping thread or
+//! a task's waker) sits in the slot's lock.
 //! The reply side writes the answer before its Release publishes it; a
 //! waiter that did not see the answer within its spin leaves its
 //! `Thread` or `Waker` behind the lock and raises the flag, and only then
