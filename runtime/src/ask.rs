@@ -9,40 +9,188 @@
 //!
 //! `Pending` works without any async runtime: `wait(timeout)` blocks the
 //! calling thread; awaiting it (it implements `Future`) parks the task and is
-//! woken by the reply. The protocol is a small state machine behind one lock;
-//! the loom model `loom-tests/tests/ask.rs` checks that it resolves exactly once.
+//! woken by the reply.
+//!
+//! This module owns the reply slot both handles share: one allocation
+//! holding a state word, the answer, and the waiter to wake. The state word
+//! is a small lock-free state machine: waiting, then answered, unanswered
+//! (the `Reply` was dropped) or closed (the caller gave up), each reached
+//! from waiting by one compare-exchange, and closed again once the caller
+//! took the answer; plus a flag saying that a waiter (a sleeping thread or
+//! a task's waker) sits in the slot's lock.
+//! The reply side writes the answer before its Release publishes it; a
+//! waiter that did not see the answer within its spin leaves its
+//! `Thread` or `Waker` behind the lock and raises the flag, and only then
+//! does the reply side take that lock, to wake it. An ask answered while
+//! the caller spins takes no lock at all. The loom model
+//! `loom-tests/tests/ask.rs` checks that an ask resolves exactly once and
+//! that no sleeping waiter is missed.
 
 use std::fmt;
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::dispatch::worker;
-use crate::sync::atomic::{AtomicBool, Ordering::*};
-use crate::sync::{Arc, Condvar, Mutex};
+use crate::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::sync::cell::UnsafeCell;
+use crate::sync::{thread, CountedArc as Arc, Mutex};
 
 /// How long [`Pending::wait`] keeps the thread awake for an answer before it
 /// sleeps.
 const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
-enum State<T> {
-    /// No answer yet; the waker of an awaiting task, if any.
-    Waiting(Option<Waker>),
-    /// The answer, not yet taken.
-    Ready(T),
-    /// The reply handle was dropped without an answer.
-    Unanswered,
-    /// The caller took the result or gave up.
-    Closed,
+/// The phase of a reply slot, in the low bits of its state word. Only the
+/// reply side leaves `WAITING` for `READY` or `UNANSWERED`; only the caller's
+/// side leaves it for `CLOSED`, and moves `READY` on to `CLOSED` when it
+/// takes the answer.
+const PHASE: usize = 0b11;
+/// No answer yet.
+const WAITING: usize = 0;
+/// The answer is in the slot, not yet taken.
+const READY: usize = 1;
+/// The reply handle was dropped without an answer.
+const UNANSWERED: usize = 2;
+/// The caller took the result or gave up.
+const CLOSED: usize = 3;
+/// Set by the caller's side once its waiter (a thread or a waker) is behind
+/// `Shared::waiter`: whoever resolves the slot then wakes it.
+const WAITER: usize = 0b100;
+
+/// What sleeps on an answer.
+enum Waiter {
+    /// A thread in `Pending::wait`, parked.
+    Thread(thread::Thread),
+    /// A task awaiting the `Pending`.
+    Task(Waker),
+}
+
+impl Waiter {
+    fn wake(self) {
+        match self {
+            Waiter::Thread(thread) => thread.unpark(),
+            Waiter::Task(waker) => waker.wake(),
+        }
+    }
 }
 
 struct Shared<T> {
-    state: Mutex<State<T>>,
-    ready: Condvar,
-    /// Set (Release, under the lock) once the state left `Waiting` on the
-    /// reply side; lets `wait` spin briefly without taking the lock.
-    resolved: AtomicBool,
+    /// Phase and `WAITER` flag.
+    state: AtomicUsize,
+    /// The answer: written by the reply side while the phase is `WAITING`,
+    /// published by its move to `READY`, read by the caller's side once.
+    value: UnsafeCell<MaybeUninit<T>>,
+    /// The waiter to wake, once the caller's side has raised `WAITER`.
+    /// Locked only by a caller that sleeps or polls, and by a reply that
+    /// finds the flag raised.
+    waiter: Mutex<Option<Waiter>>,
+}
+
+// SAFETY: the slot moves a `T` from one thread to another, so `T: Send` is
+// required and enough: the value is only ever accessed by one side at a
+// time (the reply side before it publishes `READY`, the caller's side
+// after it sees `READY` with Acquire), never shared by reference. Every
+// other field is `Send + Sync` itself.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as for `Send`: through `&Shared` a thread can only reach the
+// value when the state word gives it the value alone.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// Moves the phase from `WAITING` to `to`, keeping the `WAITER` flag;
+    /// wakes the waiter if the flag was raised. Returns the phase found
+    /// instead when the slot had already left `WAITING`. Called by the
+    /// reply side only.
+    fn resolve(&self, to: usize) -> Result<(), usize> {
+        let mut current = WAITING;
+        loop {
+            // AcqRel: Release publishes the answer written before; Acquire
+            // pairs with the caller's Release when it raised `WAITER`, so
+            // the waiter it left behind the lock is there to take.
+            match self.state.compare_exchange_weak(current, to | (current & WAITER), AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(found) if found & PHASE == WAITING => current = found,
+                Err(found) => return Err(found & PHASE),
+            }
+        }
+        if current & WAITER != 0 {
+            let waiter = self.waiter.lock().take();
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up on the answer: moves the phase from `WAITING` to `CLOSED`.
+    /// Returns the phase found instead when the reply side resolved the
+    /// slot first. Called by the caller's side only.
+    fn close(&self) -> Result<(), usize> {
+        let mut current = self.state.load(Acquire);
+        loop {
+            if current & PHASE != WAITING {
+                return Err(current & PHASE);
+            }
+            // Acquire on failure: a `READY` found here is then taken.
+            match self.state.compare_exchange_weak(current, CLOSED | (current & WAITER), Acquire, Acquire) {
+                Ok(_) => return Ok(()),
+                Err(found) => current = found,
+            }
+        }
+    }
+
+    /// The result of a resolved slot, whose phase (read with Acquire) is
+    /// `phase`; the answer is taken out and the slot closed. `None` while
+    /// the phase is still `WAITING`. Called by the caller's side only.
+    fn take(&self, phase: usize) -> Option<Result<T, AskError>> {
+        match phase {
+            READY => {
+                // The answer is moved out: mark the slot closed first, so
+                // that neither a second take nor the slot's drop reads it
+                // again. Relaxed: the reply side has left the slot for good.
+                self.state.store(CLOSED, Relaxed);
+                // SAFETY: the phase was `READY`, read with Acquire, so the
+                // reply side wrote the value before its Release and never
+                // touches it again; only the caller's side (this thread,
+                // through `&mut Pending` or `Pending` by value) reads it,
+                // once, since the phase is now `CLOSED`.
+                Some(Ok(self.value.with_mut(|value| unsafe { (*value).assume_init_read() })))
+            }
+            UNANSWERED | CLOSED => Some(Err(AskError::Unanswered)),
+            _ => None,
+        }
+    }
+
+    /// The phase now, with Acquire: a `READY` seen here may be taken.
+    #[inline]
+    fn phase(&self) -> usize {
+        self.state.load(Acquire) & PHASE
+    }
+
+    /// Puts `waiter` behind the lock and raises `WAITER`. Returns the phase
+    /// the slot had then: while it is `WAITING`, whoever resolves the slot
+    /// wakes the waiter.
+    fn register(&self, waiter: Waiter) -> usize {
+        *self.waiter.lock() = Some(waiter);
+        // Release: the reply side that sees the flag (with Acquire) finds
+        // the waiter; Acquire: a `READY` found here may be taken.
+        self.state.fetch_or(WAITER, AcqRel) & PHASE
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Acquire: the last owner may not be the thread that wrote the
+        // answer.
+        if self.state.load(Acquire) & PHASE == READY {
+            // SAFETY: `READY` means the value was written and not taken
+            // (taking it moves the phase to `CLOSED`); this is the slot's
+            // last owner, so no one else can read it.
+            self.value.with_mut(|value| unsafe { (*value).assume_init_drop() });
+        }
+    }
 }
 
 /// Creates a connected reply handle and pending result.
@@ -54,9 +202,9 @@ pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
 /// handler reads it with [`Reply::deadline`].
 pub(crate) fn channel_until<T>(deadline: Option<Instant>) -> (Reply<T>, Pending<T>) {
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::Waiting(None)),
-        ready: Condvar::new(),
-        resolved: AtomicBool::new(false),
+        state: AtomicUsize::new(WAITING),
+        value: UnsafeCell::new(MaybeUninit::uninit()),
+        waiter: Mutex::new(None),
     });
     (Reply { shared: Some(shared.clone()), deadline }, Pending { shared })
 }
@@ -114,14 +262,15 @@ impl<T: Send + 'static> Reply<T> {
     /// cell's state is flushed, and dropped (the ask resolves to
     /// [`AskError::Unanswered`]) if that fails; `send` then returns `Ok`.
     pub fn send(self, value: T) -> Result<(), T> {
+        // Most answers are sent outside any durable cell: one flag says so.
         #[cfg(feature = "storage")]
-        let (me, value) = match held::hold(self, value) {
-            Ok(()) => return Ok(()),
-            Err(back) => back,
-        };
-        #[cfg(not(feature = "storage"))]
-        let me = self;
-        me.deliver(value)
+        if held::is_holding() {
+            return match held::hold(self, value) {
+                Ok(()) => Ok(()),
+                Err((me, value)) => me.deliver(value),
+            };
+        }
+        self.deliver(value)
     }
 }
 
@@ -148,20 +297,17 @@ impl<T> Reply<T> {
 
     fn deliver(mut self, value: T) -> Result<(), T> {
         let shared = self.shared.take().expect("a reply is answered at most once");
-        let mut state = shared.state.lock();
-        match std::mem::replace(&mut *state, State::Closed) {
-            State::Waiting(waker) => {
-                *state = State::Ready(value);
-                shared.resolved.store(true, Release);
-                drop(state);
-                shared.ready.notify_all();
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            // The caller gave up; `Closed` stays.
-            _ => Err(value),
+        // SAFETY: the phase is not `READY` (only this handle sets it, and
+        // only here, once), so the caller's side never reads the value now;
+        // this handle is the only writer. If the slot turns out closed, the
+        // value is read back below before anyone else could look.
+        shared.value.with_mut(|slot| unsafe { (*slot).write(value) });
+        match shared.resolve(READY) {
+            Ok(()) => Ok(()),
+            // The caller gave up; `CLOSED` stays.
+            // SAFETY: written just above, and the phase never became
+            // `READY`, so the caller's side did not and will not take it.
+            Err(_) => Err(shared.value.with_mut(|slot| unsafe { (*slot).assume_init_read() })),
         }
     }
 
@@ -175,7 +321,7 @@ impl<T> Reply<T> {
     /// Whether the caller has given up (timed out or dropped its `Pending`).
     pub fn is_abandoned(&self) -> bool {
         match &self.shared {
-            Some(shared) => matches!(*shared.state.lock(), State::Closed),
+            Some(shared) => shared.phase() == CLOSED,
             None => true,
         }
     }
@@ -183,18 +329,10 @@ impl<T> Reply<T> {
 
 impl<T> Drop for Reply<T> {
     fn drop(&mut self) {
-        let Some(shared) = self.shared.take() else { return };
-        let mut state = shared.state.lock();
-        if let State::Waiting(waker) = std::mem::replace(&mut *state, State::Unanswered) {
-            shared.resolved.store(true, Release);
-            drop(state);
-            shared.ready.notify_all();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        } else {
-            // Already closed by the caller: keep it closed.
-            *state = State::Closed;
+        if let Some(shared) = self.shared.take() {
+            // Unanswered, unless the caller already gave up: then `CLOSED`
+            // stays.
+            let _ = shared.resolve(UNANSWERED);
         }
     }
 }
@@ -243,6 +381,9 @@ impl<T> Pending<T> {
     /// The thread spins, then yields, for up to 50 µs before it sleeps:
     /// an answer that comes within that time is seen at once instead of
     /// after a wake-up, at the price of that much CPU time for a slow answer.
+    /// The timeout is counted from the end of the first spin (a few
+    /// microseconds at most), so an answer that comes at once costs no look
+    /// at the clock.
     ///
     /// A zero `timeout` does not wait at all: the answer if it is already
     /// there, `Unanswered` if the reply was already dropped, otherwise
@@ -269,76 +410,73 @@ impl<T> Pending<T> {
         }
         worker::warn_blocking_wait();
         worker::offload_next();
-        let deadline = Instant::now().checked_add(timeout);
         // A reply usually comes within microseconds: spin a little before
-        // sleeping on the condition variable, looking after every hint so
-        // that the answer is seen as it lands. Acquire pairs with the
-        // Release on the reply side.
-        let resolved = || self.shared.resolved.load(Acquire);
+        // sleeping, looking after every hint so that the answer is seen as
+        // it lands.
+        let resolved = || self.shared.phase() != WAITING;
         if !crate::sync::spin_until(resolved) {
+            let deadline = Instant::now().checked_add(timeout);
             // Then keep yielding for a while: a thread that sleeps here is
             // woken tens of microseconds after the answer on a busy or
             // virtual machine, longer than most answers take (a restart and
             // the ask behind it take a few microseconds).
-            crate::sync::yield_until(SPIN_BUDGET.min(timeout), resolved);
+            if !crate::sync::yield_until(SPIN_BUDGET.min(timeout), resolved) {
+                self.sleep(deadline);
+            }
         }
-        let mut state = self.shared.state.lock();
-        loop {
-            match std::mem::replace(&mut *state, State::Closed) {
-                State::Ready(value) => return Ok(value),
-                State::Unanswered => return Err(AskError::Unanswered),
-                State::Closed => return Err(AskError::Unanswered),
-                waiting @ State::Waiting(_) => {
-                    *state = waiting;
-                    let left = match deadline {
-                        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                            Some(left) if !left.is_zero() => left,
-                            _ => return Err(AskError::Timeout),
-                        },
-                        None => Duration::from_secs(3600),
-                    };
-                    state = self.shared.ready.wait_timeout(state, left).0;
-                }
+        self.take_now()
+    }
+
+    /// Parks the thread until the slot is resolved or `deadline` passes
+    /// (`None`: a deadline too far away to represent, no deadline).
+    fn sleep(&self, deadline: Option<Instant>) {
+        if self.shared.register(Waiter::Thread(thread::current())) != WAITING {
+            return;
+        }
+        // The reply side now unparks this thread when it resolves the slot;
+        // a wake-up can also be spurious, or left over from an earlier
+        // unpark, so the state is looked at after each.
+        while self.shared.phase() == WAITING {
+            match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => thread::park_timeout(left),
+                    _ => return,
+                },
+                None => thread::park(),
             }
         }
     }
 
-    /// `wait(Duration::ZERO)`: one look at the state.
+    /// One look at the state: the result if the slot is resolved;
+    /// otherwise the caller gives up and gets `Timeout`, unless the answer
+    /// lands just then.
     fn take_now(self) -> Result<T, AskError> {
-        let mut state = self.shared.state.lock();
-        match std::mem::replace(&mut *state, State::Closed) {
-            State::Ready(value) => Ok(value),
-            State::Unanswered | State::Closed => Err(AskError::Unanswered),
-            State::Waiting(_) => Err(AskError::Timeout),
+        let phase = self.shared.phase();
+        if let Some(result) = self.shared.take(phase) {
+            return result;
+        }
+        match self.shared.close() {
+            Ok(()) => Err(AskError::Timeout),
+            Err(phase) => self.shared.take(phase).unwrap_or(Err(AskError::Unanswered)),
         }
     }
 
     /// The answer if it has arrived, without blocking. `Ok(None)` while it
     /// is still to come.
     pub fn try_take(&mut self) -> Result<Option<T>, AskError> {
-        let mut state = self.shared.state.lock();
-        match std::mem::replace(&mut *state, State::Closed) {
-            State::Ready(value) => Ok(Some(value)),
-            State::Unanswered | State::Closed => Err(AskError::Unanswered),
-            waiting @ State::Waiting(_) => {
-                *state = waiting;
-                Ok(None)
-            }
+        match self.shared.take(self.shared.phase()) {
+            Some(result) => result.map(Some),
+            None => Ok(None),
         }
     }
 }
 
 impl<T> Drop for Pending<T> {
     fn drop(&mut self) {
-        // Resolved: the reply side has left the state for good (it sets the
-        // flag, under the lock, as its last change), so there is no one to
-        // tell. Acquire pairs with that Release. This is the end of every
-        // ask that was waited for: no second lock.
-        if self.shared.resolved.load(Acquire) {
-            return;
-        }
-        // Give up: a reply still to come finds `Closed` and is handed back.
-        *self.shared.state.lock() = State::Closed;
+        // Give up: a reply still to come finds `CLOSED` and is handed back.
+        // A resolved slot (the end of every ask that was waited for) is
+        // left as it is: an answer not taken is dropped with the slot.
+        let _ = self.shared.close();
     }
 }
 
@@ -346,14 +484,17 @@ impl<T> Future for Pending<T> {
     type Output = Result<T, AskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let mut state = self.shared.state.lock();
-        match std::mem::replace(&mut *state, State::Closed) {
-            State::Ready(value) => Poll::Ready(Ok(value)),
-            State::Unanswered | State::Closed => Poll::Ready(Err(AskError::Unanswered)),
-            State::Waiting(_) => {
-                *state = State::Waiting(Some(cx.waker().clone()));
-                Poll::Pending
-            }
+        let shared = &self.shared;
+        if let Some(result) = shared.take(shared.phase()) {
+            return Poll::Ready(result);
+        }
+        // Leave the waker (this poll's: the task may have moved), then look
+        // again: an answer that landed before the flag was raised did not
+        // wake it.
+        let phase = shared.register(Waiter::Task(cx.waker().clone()));
+        match shared.take(phase) {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
         }
     }
 }
@@ -452,6 +593,111 @@ mod tests {
         assert_eq!(pending.try_take(), Ok(Some("hi")));
     }
 
+    /// A reply value that counts its drops.
+    struct Counted(std::sync::Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_leaked_pending_then_a_reply_is_accepted_and_the_answer_kept_until_the_slot_goes() {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
+        let (reply, pending) = channel();
+        let pending = std::mem::ManuallyDrop::new(pending);
+        assert!(!reply.is_abandoned(), "a leaked caller never gave up");
+        assert!(reply.send(Counted(drops.clone())).is_ok());
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "the answer waits for a caller that never comes");
+        // Only now does the caller's side let go: the answer goes with it.
+        drop(std::mem::ManuallyDrop::into_inner(pending));
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn an_answer_never_taken_is_dropped_once_with_the_pending() {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
+        let (reply, pending) = channel();
+        assert!(reply.send(Counted(drops.clone())).is_ok());
+        drop(pending);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_taken_answer_is_dropped_once_by_its_taker() {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
+        let (reply, mut pending) = channel();
+        assert!(reply.send(Counted(drops.clone())).is_ok());
+        let answer = pending.try_take().unwrap().expect("the answer is there");
+        assert_eq!(pending.try_take().map(|a| a.is_some()), Err(AskError::Unanswered), "taken once");
+        drop(pending);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(answer);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_reply_dropped_while_the_caller_sleeps_wakes_it_with_unanswered() {
+        let (reply, pending) = channel::<u8>();
+        let cell = std::thread::spawn(move || {
+            // Well past the spin budget: the caller is asleep by now.
+            std::thread::sleep(Duration::from_millis(20));
+            drop(reply);
+        });
+        let started = Instant::now();
+        assert_eq!(pending.wait(Duration::from_secs(60)), Err(AskError::Unanswered));
+        assert!(started.elapsed() < Duration::from_secs(30), "woken by the drop, not the timeout");
+        cell.join().unwrap();
+    }
+
+    #[test]
+    fn a_sleeping_caller_that_times_out_hands_a_late_answer_back() {
+        let (reply, pending) = channel();
+        // Past the spin budget, so the caller parks and then gives up.
+        assert_eq!(pending.wait(Duration::from_millis(5)), Err(AskError::Timeout));
+        assert!(reply.is_abandoned());
+        assert_eq!(reply.send(11), Err(11));
+    }
+
+    /// A waker that counts its wake-ups.
+    struct CountingWaker(AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_polled_pending_is_woken_once_by_the_answer_and_then_ready() {
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = TaskContext::from_waker(&waker);
+        let (reply, mut pending) = channel();
+        assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Pending);
+        assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Pending, "polled again, still to come");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        reply.send(8).unwrap();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Ready(Ok(8)));
+    }
+
+    #[test]
+    fn a_polled_then_waited_pending_gets_the_answer() {
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = TaskContext::from_waker(&waker);
+        let (reply, mut pending) = channel();
+        assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Pending);
+        let answer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            reply.send(12).unwrap();
+        });
+        assert_eq!(pending.wait(Duration::from_secs(60)), Ok(12));
+        answer.join().unwrap();
+    }
+
     #[test]
     fn answer_from_another_thread_wakes_the_waiter() {
         let (reply, pending) = channel();
@@ -467,7 +713,7 @@ mod tests {
 /// Answers held back until a durable cell's state is flushed.
 #[cfg(feature = "storage")]
 pub(crate) mod held {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     use super::Reply;
 
@@ -476,6 +722,16 @@ pub(crate) mod held {
     thread_local! {
         /// Set while a durable cell's handler runs with acknowledgements held.
         static HELD: RefCell<Option<Vec<Held>>> = const { RefCell::new(None) };
+        /// Whether `HELD` is set: read on every answer, so kept where
+        /// reading it costs one load (no destructor to register, no borrow
+        /// to check).
+        static HOLDING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether answers sent on this thread are held now.
+    #[inline]
+    pub(super) fn is_holding() -> bool {
+        HOLDING.get()
     }
 
     /// Answers sent while holding, to release after the flush (or drop).
@@ -511,10 +767,12 @@ pub(crate) mod held {
     /// From now on, answers sent on this thread are held.
     pub(crate) fn begin() {
         HELD.with(|held| *held.borrow_mut() = Some(Vec::new()));
+        HOLDING.set(true);
     }
 
     /// Stops holding; returns what was held.
     pub(crate) fn end() -> HeldReplies {
+        HOLDING.set(false);
         HeldReplies(HELD.with(|held| held.borrow_mut().take()).unwrap_or_default())
     }
 

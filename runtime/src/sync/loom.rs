@@ -10,6 +10,11 @@ use std::time::Duration;
 // counts are not part of any protocol the models check, so std's are used.
 pub(crate) use std::sync::{Arc, Weak};
 
+/// loom's `Arc`, for the few counts that are part of a protocol a model
+/// checks (an ask's reply slot): loom then sees the last owner synchronize
+/// with the others, and reports a slot never freed.
+pub(crate) use loom::sync::Arc as CountedArc;
+
 pub(crate) mod atomic {
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 }
@@ -19,10 +24,24 @@ pub(crate) mod thread {
     // protocols directly), so their spawning stays std's.
     pub(crate) use std::thread::{sleep, yield_now, Builder, JoinHandle};
 
+    // Parking is part of protocols the models check (a thread waiting for
+    // an answer), so it is loom's.
+    pub(crate) use loom::thread::{current, park, Thread};
+
+    /// loom does not model time: a timed park is a plain park, which is the
+    /// stricter schedule (a timeout can only add wake-ups).
+    pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+        loom::thread::park();
+    }
+
     /// A model runs with a fixed core count so schedules are reproducible.
     pub(crate) fn available_parallelism() -> usize {
         2
     }
+}
+
+pub(crate) mod cell {
+    pub(crate) use loom::cell::UnsafeCell;
 }
 
 /// Under loom a spin must yield, or the model never lets the other thread run.

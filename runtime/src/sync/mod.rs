@@ -13,8 +13,10 @@
 //!   (`mailbox/bounded.rs`) is the real code in both.
 //!
 //! Both backends export the same names with the same signatures: `Arc`,
+//! `CountedArc` (an `Arc` the models see; std's `Arc` otherwise),
 //! `Mutex`/`MutexGuard` (no poisoning: `lock()` always returns the guard),
-//! `RwLock`, `Condvar`, `atomic::*`, `thread`, `spin_loop`,
+//! `RwLock`, `Condvar`, `atomic::*`, `cell::UnsafeCell` (with loom's
+//! `with`/`with_mut` interface), `thread` (parking included), `spin_loop`,
 //! `spin_until`, `yield_until`, `Backoff` and `SegQueue`.
 //!
 //! Beside them, `once_box.rs` builds [`OnceBox`] on the backend's atomics:

@@ -2,16 +2,42 @@
 
 pub(crate) use std::sync::{Arc, Weak};
 
+/// An `Arc` whose counts are part of a protocol the models check (an ask's
+/// reply slot is freed by whichever side lets go last). std's `Arc` here;
+/// loom's under loom, where the crate's other `Arc`s stay std's.
+pub(crate) use std::sync::Arc as CountedArc;
+
 pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 }
 
 pub(crate) mod thread {
-    pub(crate) use std::thread::{sleep, yield_now, Builder, JoinHandle};
+    pub(crate) use std::thread::{
+        current, park, park_timeout, sleep, yield_now, Builder, JoinHandle, Thread,
+    };
 
     /// Number of worker threads a default dispatcher starts: one per core.
     pub(crate) fn available_parallelism() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+pub(crate) mod cell {
+    /// `std::cell::UnsafeCell` behind loom's interface: the pointer is only
+    /// lent to a closure, so the loom build can check every access.
+    #[derive(Debug, Default)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Lends a unique pointer to the contents.
+        #[inline]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
     }
 }
 
