@@ -1,6 +1,6 @@
 //! Ring: 1,000 cells in a ring pass one token 200,000 hops; the figure of
 //! interest is nanoseconds per hop (iteration time / 200,000). Project
-//! target: at most 100 ns per hop.
+//! target: at most 60 ns per hop.
 //!
 //! Each cell forwards the token to the next one with `try_send` from inside
 //! its handler (never full: one token is in flight). The cell that receives
@@ -22,47 +22,19 @@
 //!   blocking `recv` on the channel the token is known to arrive on.
 
 mod common;
+#[path = "common/ring_member.rs"]
+mod ring_member;
 
 use std::thread;
 
-use cellrt::{Addr, Cell, CellError, Context, Reply};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use common::{runtime, WAIT};
+use ring_member::{pass_token, spawn_ring};
 
 const CELLS: usize = 1_000;
 const HOPS: u64 = 200_000;
-
-enum RingMsg {
-    /// Tells a cell which cell follows it.
-    Next(Addr<RingMsg>),
-    /// The token: hops left, and where to report when none are.
-    Token(u64, Reply<u64>),
-}
-
-#[derive(Default)]
-struct Member {
-    next: Option<Addr<RingMsg>>,
-}
-
-impl Cell for Member {
-    type Message = RingMsg;
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, msg: RingMsg) -> Result<(), CellError> {
-        match msg {
-            RingMsg::Next(addr) => self.next = Some(addr),
-            RingMsg::Token(0, done) => {
-                let _ = done.send(HOPS);
-            }
-            RingMsg::Token(left, done) => {
-                let next = self.next.as_ref().ok_or_else(|| CellError::msg("ring not closed"))?;
-                next.try_send(RingMsg::Token(left - 1, done)).map_err(|_| CellError::msg("next full"))?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// A ring of channels: hop `i` goes into channel `i % CELLS`.
 fn channel_ring() -> Vec<(Sender<u64>, Receiver<u64>)> {
@@ -96,20 +68,9 @@ fn ring(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     for (capacity, workers) in [(32, 1), (32, 2), (1024, 1), (1024, 2)] {
         let rt = runtime(workers, capacity);
-        let members: Vec<Addr<RingMsg>> =
-            (0..CELLS).map(|_| rt.spawn(Member::default()).expect("spawn")).collect();
-        for (i, member) in members.iter().enumerate() {
-            member.send(RingMsg::Next(members[(i + 1) % CELLS].clone())).expect("send");
-        }
+        let members = spawn_ring(&rt, CELLS);
         group.bench_function(BenchmarkId::new(format!("cellrt/cap{capacity}"), format!("w{workers}")), |b| {
-            b.iter(|| {
-                let hops = members[0]
-                    .ask(|done| RingMsg::Token(HOPS, done))
-                    .expect("ask")
-                    .wait(WAIT)
-                    .expect("answer");
-                assert_eq!(hops, HOPS);
-            });
+            b.iter(|| pass_token(&members[0], HOPS, WAIT));
         });
         drop(members);
         rt.shutdown(WAIT);

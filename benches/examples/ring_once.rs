@@ -21,39 +21,14 @@
 use std::process::exit;
 use std::time::{Duration, Instant};
 
-use cellrt::{Addr, Cell, CellError, Context, Reply, Runtime};
+use cellrt::Runtime;
+
+#[path = "../benches/common/ring_member.rs"]
+mod ring_member;
+
+use ring_member::{pass_token, spawn_ring};
 
 const CELLS: usize = 1_000;
-
-enum RingMsg {
-    /// Tells a cell which cell follows it.
-    Next(Addr<RingMsg>),
-    /// The token: hops left, and where to report when none are.
-    Token(u64, Reply<u64>),
-}
-
-#[derive(Default)]
-struct Member {
-    next: Option<Addr<RingMsg>>,
-}
-
-impl Cell for Member {
-    type Message = RingMsg;
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, msg: RingMsg) -> Result<(), CellError> {
-        match msg {
-            RingMsg::Next(addr) => self.next = Some(addr),
-            RingMsg::Token(0, done) => {
-                let _ = done.send(0);
-            }
-            RingMsg::Token(left, done) => {
-                let next = self.next.as_ref().ok_or_else(|| CellError::msg("ring not closed"))?;
-                next.try_send(RingMsg::Token(left - 1, done)).map_err(|_| CellError::msg("next full"))?;
-            }
-        }
-        Ok(())
-    }
-}
 
 fn main() {
     let hops = match std::env::args().nth(1).as_deref().map(str::parse::<u64>) {
@@ -65,19 +40,10 @@ fn main() {
         }
     };
     let rt = Runtime::builder().worker_threads(1).default_capacity(1024).build().expect("runtime builds");
-    let members: Vec<Addr<RingMsg>> =
-        (0..CELLS).map(|_| rt.spawn(Member::default()).expect("spawn")).collect();
-    for (i, member) in members.iter().enumerate() {
-        member.send(RingMsg::Next(members[(i + 1) % CELLS].clone())).expect("send");
-    }
+    let members = spawn_ring(&rt, CELLS);
     let start = Instant::now();
     if hops > 0 {
-        let left = members[0]
-            .ask(|done| RingMsg::Token(hops, done))
-            .expect("ask")
-            .wait(Duration::from_secs(600))
-            .expect("answer");
-        assert_eq!(left, 0);
+        pass_token(&members[0], hops, Duration::from_secs(600));
     }
     let took = start.elapsed();
     let per_hop = if hops > 0 { took.as_nanos() as f64 / hops as f64 } else { 0.0 };
