@@ -26,20 +26,12 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use common::{runtime, WAIT};
 
+#[path = "common/echo.rs"]
+mod echo;
+use echo::Echo;
+
 /// Round trips per `cell_to_cell` iteration.
 const ROUND_TRIPS: u64 = 100_000;
-
-/// Answers every ask with the number it was given plus one.
-struct Echo;
-
-impl Cell for Echo {
-    type Message = (u64, Reply<u64>);
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, (n, reply): (u64, Reply<u64>)) -> Result<(), CellError> {
-        let _ = reply.send(n + 1);
-        Ok(())
-    }
-}
 
 fn ask_wait(c: &mut Criterion) {
     let mut group = c.benchmark_group("ping_pong/ask_wait");

@@ -27,22 +27,14 @@ use std::hint::black_box;
 use std::process::exit;
 use std::time::{Duration, Instant};
 
-use cellrt::{Addr, Cell, CellError, Context, Reply, Runtime};
+use cellrt::{Addr, Reply, Runtime};
+
+#[path = "../benches/common/echo.rs"]
+mod echo;
+use echo::Echo;
 
 /// How long any one answer may take before the run is abandoned.
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Answers every ask with the number it was given plus one.
-struct Echo;
-
-impl Cell for Echo {
-    type Message = (u64, Reply<u64>);
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, (n, reply): (u64, Reply<u64>)) -> Result<(), CellError> {
-        let _ = reply.send(n + 1);
-        Ok(())
-    }
-}
 
 /// One ask and its answer, not inlined so that callgrind can count it alone.
 #[inline(never)]

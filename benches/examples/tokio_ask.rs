@@ -30,23 +30,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cellrt::{Addr, Cell, CellConfig, CellError, Context, Reply, Runtime};
+use cellrt::{Addr, CellConfig, Reply, Runtime};
 use hdrhistogram::Histogram;
+
+#[path = "../benches/common/echo.rs"]
+mod echo;
+use echo::Echo;
 
 /// How long an ask may take before the run is considered broken.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Answers `(n, reply)` with `n + 1`.
-struct Echo;
-
-impl Cell for Echo {
-    type Message = (u64, Reply<u64>);
-
-    fn handle(&mut self, _ctx: &mut Context<Self>, (n, reply): (u64, Reply<u64>)) -> Result<(), CellError> {
-        let _ = reply.send(n + 1);
-        Ok(())
-    }
-}
 
 /// Asks made, the wall time they took, and their latencies.
 type Outcome = (usize, Duration, Histogram<u64>);
