@@ -10,7 +10,14 @@
 //! back to the replier, never lost, dropped twice or leaked (the slot is
 //! loom's `Arc`, so a slot never freed fails the model too). A task polling
 //! the `Pending` is woken by the answer or the dropped reply, also after it
-//! left a second waker or went on to `wait`. Under loom a timed wait is a
+//! left a second waker or went on to `wait`.
+//!
+//! The slot is one box that the second side to let go frees. Every model
+//! checks, through `loom_api::reply_slots_live`, that each slot it made is
+//! freed exactly once (never freed, or freed twice, fails the model), and
+//! under loom the free counts as a write to the slot's answer, so a free not
+//! ordered after the other side's last access to it is a race loom reports.
+//! A leaked `Pending` keeps the slot alive after the reply let go. Under loom a timed wait is a
 //! plain wait, so a non-zero `wait` returns only when resolved; the spin
 //! before it is one look.
 #![cfg(cellrt_loom)]
@@ -20,14 +27,27 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use cellrt::loom_api::reply_channel;
-use cellrt::AskError;
+use cellrt::loom_api::{reply_channel, reply_slots_live, reset_reply_slots};
+use cellrt::{AskError, Reply};
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
 
 /// Long enough that no real deadline passes while loom explores a schedule.
 const WAIT: Duration = Duration::from_secs(3600);
+
+/// Runs an ask model (3 preemptions) and checks, at the end of every
+/// schedule, that each reply slot the model made was freed exactly once.
+fn check<F>(model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    cellrt_loom_tests::check(3, move || {
+        reset_reply_slots();
+        model();
+        assert_eq!(reply_slots_live(), 0, "every reply slot is freed exactly once");
+    });
+}
 
 /// A reply value that counts its drops.
 struct Counted(Arc<AtomicUsize>);
@@ -40,7 +60,7 @@ impl Drop for Counted {
 
 #[test]
 fn answer_racing_wait_is_returned() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let (reply, pending) = reply_channel();
         let answer = thread::spawn(move || reply.send(7));
         assert_eq!(pending.wait(WAIT), Ok(7));
@@ -50,7 +70,7 @@ fn answer_racing_wait_is_returned() {
 
 #[test]
 fn dropped_reply_racing_wait_resolves_to_unanswered() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let (reply, pending) = reply_channel::<u32>();
         let cell = thread::spawn(move || drop(reply));
         assert_eq!(pending.wait(WAIT), Err(AskError::Unanswered));
@@ -60,7 +80,7 @@ fn dropped_reply_racing_wait_resolves_to_unanswered() {
 
 #[test]
 fn answer_racing_abandoned_ask_is_dropped_exactly_once() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let (reply, pending) = reply_channel();
         let caller = thread::spawn(move || drop(pending));
@@ -92,7 +112,7 @@ impl Wake for CountingWaker {
 
 #[test]
 fn awaited_ask_is_woken_by_the_answer() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let wakes = Arc::new(AtomicUsize::new(0));
         let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
         let mut cx = Context::from_waker(&waker);
@@ -113,7 +133,7 @@ fn awaited_ask_is_woken_by_the_answer() {
 
 #[test]
 fn awaited_ask_is_woken_when_the_reply_is_dropped() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let wakes = Arc::new(AtomicUsize::new(0));
         let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
         let mut cx = Context::from_waker(&waker);
@@ -133,7 +153,7 @@ fn awaited_ask_is_woken_when_the_reply_is_dropped() {
 
 #[test]
 fn answer_racing_a_zero_wait_is_taken_or_handed_back() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let (reply, pending) = reply_channel();
         let answer = thread::spawn(move || reply.send(7));
         let taken = pending.wait(Duration::ZERO);
@@ -153,7 +173,7 @@ fn answer_racing_a_zero_wait_is_taken_or_handed_back() {
 
 #[test]
 fn dropped_reply_racing_a_zero_wait_is_unanswered_or_a_timeout() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let (reply, pending) = reply_channel::<u32>();
         let cell = thread::spawn(move || drop(reply));
         let taken = pending.wait(Duration::ZERO);
@@ -167,7 +187,7 @@ fn dropped_reply_racing_a_zero_wait_is_unanswered_or_a_timeout() {
 
 #[test]
 fn answer_racing_a_second_poll_wakes_the_task() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let wakes = Arc::new(AtomicUsize::new(0));
         let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
         let mut cx = Context::from_waker(&waker);
@@ -195,7 +215,7 @@ fn answer_racing_a_second_poll_wakes_the_task() {
 
 #[test]
 fn a_polled_ask_then_waited_for_gets_the_answer() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let wakes = Arc::new(AtomicUsize::new(0));
         let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
         let mut cx = Context::from_waker(&waker);
@@ -214,7 +234,7 @@ fn a_polled_ask_then_waited_for_gets_the_answer() {
 
 #[test]
 fn answer_racing_an_abandoned_polled_ask_is_dropped_exactly_once() {
-    cellrt_loom_tests::check(3, || {
+    check(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let wakes = Arc::new(AtomicUsize::new(0));
         let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
@@ -235,6 +255,94 @@ fn answer_racing_an_abandoned_polled_ask_is_dropped_exactly_once() {
             Poll::Pending => drop(pending),
         }
         answer.join().unwrap();
+        assert_eq!(drops.load(SeqCst), 1, "the answer is dropped exactly once");
+    });
+}
+
+#[test]
+fn answer_racing_a_sleeping_wait_is_taken_and_dropped_once() {
+    check(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (reply, pending) = reply_channel();
+        let answer = {
+            let drops = drops.clone();
+            thread::spawn(move || reply.send(Counted(drops)).is_ok())
+        };
+        let taken = pending.wait(WAIT).expect("the answer comes");
+        assert!(answer.join().unwrap(), "an answer to a waiting ask is accepted");
+        assert_eq!(drops.load(SeqCst), 0);
+        drop(taken);
+        assert_eq!(drops.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn dropped_reply_racing_a_dropped_pending_frees_the_slot_once() {
+    check(|| {
+        let (reply, pending) = reply_channel::<u32>();
+        let cell = thread::spawn(move || drop(reply));
+        drop(pending);
+        cell.join().unwrap();
+    });
+}
+
+#[test]
+fn answer_racing_a_leaked_pending_is_kept_until_the_pending_goes() {
+    check(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (reply, pending) = reply_channel();
+        let pending = std::mem::ManuallyDrop::new(pending);
+        let answer = {
+            let drops = drops.clone();
+            thread::spawn(move || reply.send(Counted(drops)).is_ok())
+        };
+        assert!(answer.join().unwrap(), "a leaked caller never gave up");
+        assert_eq!(reply_slots_live(), 1, "the slot outlives the reply while the pending is leaked");
+        assert_eq!(drops.load(SeqCst), 0, "the answer waits in the slot");
+        drop(std::mem::ManuallyDrop::into_inner(pending));
+        assert_eq!(drops.load(SeqCst), 1, "the answer goes with the slot");
+    });
+}
+
+#[test]
+fn a_pair_whose_reply_is_boxed_and_dropped_unrun_resolves_unanswered() {
+    check(|| {
+        // As a held answer: the reply moved into a boxed closure, which is
+        // dropped unrun (the flush failed).
+        let (reply, mut pending) = Reply::<u32>::pair(None);
+        let held: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _ = reply.send(7);
+        });
+        let cell = thread::spawn(move || drop(held));
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+        let mut cx = Context::from_waker(&waker);
+        let first = Pin::new(&mut pending).poll(&mut cx);
+        cell.join().unwrap();
+        match first {
+            Poll::Ready(result) => assert_eq!(result, Err(AskError::Unanswered)),
+            Poll::Pending => {
+                assert_eq!(wakes.load(SeqCst), 1, "a parked ask was not woken by the dropped reply");
+                assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Ready(Err(AskError::Unanswered)));
+            }
+        }
+    });
+}
+
+#[test]
+fn a_pair_whose_held_reply_runs_racing_a_timeout_is_taken_or_handed_back() {
+    check(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (reply, pending) = Reply::pair(None);
+        let held: Box<dyn FnOnce() -> bool + Send> = {
+            let drops = drops.clone();
+            Box::new(move || reply.send(Counted(drops)).is_ok())
+        };
+        let cell = thread::spawn(held);
+        let taken = pending.wait(Duration::ZERO);
+        let sent = cell.join().unwrap();
+        assert_eq!(taken.is_ok(), sent, "taken if and only if accepted");
+        drop(taken);
         assert_eq!(drops.load(SeqCst), 1, "the answer is dropped exactly once");
     });
 }

@@ -22,21 +22,34 @@
 //! waiter that did not see the answer within its spin leaves its
 //! `Thread` or `Waker` behind the lock and raises the flag, and only then
 //! does the reply side take that lock, to wake it. An ask answered while
-//! the caller spins takes no lock at all. The loom model
-//! `loom-tests/tests/ask.rs` checks that an ask resolves exactly once and
-//! that no sleeping waiter is missed.
+//! the caller spins takes no lock at all.
+//!
+//! The allocation is a leaked `Box`, not an `Arc`: each handle holds a raw
+//! pointer, and a `RELEASED` flag in the state word says which side frees
+//! it. The first side to let go raises the flag with its last change of
+//! the word (the reply side with its move out of waiting, unless it has a
+//! waiter to wake; the caller's side when its `Pending` is dropped); the
+//! second, seeing the flag, frees the box with the answer still in it, if
+//! any, and the waiter left behind the lock. An ask answered while the
+//! caller spins thus costs one compare-exchange in all: the caller sees the
+//! flag and frees without another atomic write. A leaked handle leaks the
+//! slot. The loom model `loom-tests/tests/ask.rs` checks that an ask
+//! resolves exactly once, that no sleeping waiter is missed, and that every
+//! slot is freed exactly once, after the other side's last access.
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::dispatch::worker;
 use crate::sync::atomic::{AtomicUsize, Ordering::*};
 use crate::sync::cell::UnsafeCell;
-use crate::sync::{thread, CountedArc as Arc, Mutex};
+use crate::sync::{thread, Mutex};
 
 /// How long [`Pending::wait`] keeps the thread awake for an answer before it
 /// sleeps.
@@ -58,6 +71,12 @@ const CLOSED: usize = 3;
 /// Set by the caller's side once its waiter (a thread or a waker) is behind
 /// `Shared::waiter`: whoever resolves the slot then wakes it.
 const WAITER: usize = 0b100;
+/// Set by the first side to let go of the slot, with its last change of the
+/// state word (Release); the second side, seeing it (Acquire), frees the
+/// slot. Never set while the phase is `WAITING`: the reply side lets go
+/// only once it resolved the slot, the caller's side closes a waiting slot
+/// in the same move.
+const RELEASED: usize = 0b1000;
 
 /// What sleeps on an answer.
 enum Waiter {
@@ -77,7 +96,7 @@ impl Waiter {
 }
 
 struct Shared<T> {
-    /// Phase and `WAITER` flag.
+    /// Phase, `WAITER` and `RELEASED` flags.
     state: AtomicUsize,
     /// The answer: written by the reply side while the phase is `WAITING`,
     /// published by its move to `READY`, read by the caller's side once.
@@ -98,40 +117,51 @@ unsafe impl<T: Send> Send for Shared<T> {}
 // value when the state word gives it the value alone.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
+/// How the reply side's move out of `WAITING` went.
+enum Resolved {
+    /// Resolved, and the reply side let go of the slot in the same move:
+    /// it must not touch the slot again.
+    LetGo,
+    /// Resolved; the waiter was taken out to wake. The reply side still
+    /// holds the slot and must [`release`] it (before waking the waiter).
+    Wake(Option<Waiter>),
+    /// The caller closed the slot first; the state word as found (with
+    /// Acquire). The reply side still holds the slot and must [`release`]
+    /// it.
+    Closed(usize),
+}
+
 impl<T> Shared<T> {
-    /// Moves the phase from `WAITING` to `to`, keeping the `WAITER` flag;
-    /// wakes the waiter if the flag was raised. Returns the phase found
-    /// instead when the slot had already left `WAITING`. Called by the
-    /// reply side only.
-    fn resolve(&self, to: usize) -> Result<(), usize> {
+    /// Moves the phase from `WAITING` to `to`, keeping the `WAITER` flag,
+    /// and lets go of the slot in the same move unless a waiter is to be
+    /// woken. Called by the reply side only, once.
+    fn resolve(&self, to: usize) -> Resolved {
         let mut current = WAITING;
         loop {
-            // AcqRel: Release publishes the answer written before; Acquire
+            // A waiter behind the lock is taken out after the move: let go
+            // only then.
+            let next = if current & WAITER == 0 { to | RELEASED } else { to | WAITER };
+            // AcqRel: Release publishes the answer written before and, with
+            // `RELEASED`, every access of this side to the slot; Acquire
             // pairs with the caller's Release when it raised `WAITER`, so
             // the waiter it left behind the lock is there to take.
-            match self.state.compare_exchange_weak(current, to | (current & WAITER), AcqRel, Acquire) {
-                Ok(_) => break,
+            match self.state.compare_exchange_weak(current, next, AcqRel, Acquire) {
+                Ok(_) if next & RELEASED != 0 => return Resolved::LetGo,
+                Ok(_) => return Resolved::Wake(self.waiter.lock().take()),
                 Err(found) if found & PHASE == WAITING => current = found,
-                Err(found) => return Err(found & PHASE),
+                Err(found) => return Resolved::Closed(found),
             }
         }
-        if current & WAITER != 0 {
-            let waiter = self.waiter.lock().take();
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
-        }
-        Ok(())
     }
 
     /// Gives up on the answer: moves the phase from `WAITING` to `CLOSED`.
-    /// Returns the phase found instead when the reply side resolved the
+    /// Returns the state found instead when the reply side resolved the
     /// slot first. Called by the caller's side only.
     fn close(&self) -> Result<(), usize> {
         let mut current = self.state.load(Acquire);
         loop {
             if current & PHASE != WAITING {
-                return Err(current & PHASE);
+                return Err(current);
             }
             // Acquire on failure: a `READY` found here is then taken.
             match self.state.compare_exchange_weak(current, CLOSED | (current & WAITER), Acquire, Acquire) {
@@ -141,16 +171,25 @@ impl<T> Shared<T> {
         }
     }
 
-    /// The result of a resolved slot, whose phase (read with Acquire) is
-    /// `phase`; the answer is taken out and the slot closed. `None` while
-    /// the phase is still `WAITING`. Called by the caller's side only.
-    fn take(&self, phase: usize) -> Option<Result<T, AskError>> {
-        match phase {
+    /// The result of a resolved slot, whose state (read with Acquire by
+    /// the caller's side) is `state`; the answer is taken out and the slot
+    /// closed. `None` while the phase is still `WAITING`. Called by the
+    /// caller's side only.
+    fn take(&self, state: usize) -> Option<Result<T, AskError>> {
+        match state & PHASE {
             READY => {
                 // The answer is moved out: mark the slot closed first, so
                 // that neither a second take nor the slot's drop reads it
-                // again. Relaxed: the reply side has left the slot for good.
-                self.state.store(CLOSED, Relaxed);
+                // again. Relaxed: the reply side has left the value for
+                // good; this side's own release comes later.
+                if state & RELEASED != 0 {
+                    // The reply side let go: no one else writes the word.
+                    self.state.store(state | CLOSED, Relaxed);
+                } else {
+                    // The reply side may still raise `RELEASED`: keep it.
+                    // `READY | CLOSED` is `CLOSED`.
+                    self.state.fetch_or(CLOSED, Relaxed);
+                }
                 // SAFETY: the phase was `READY`, read with Acquire, so the
                 // reply side wrote the value before its Release and never
                 // touches it again; only the caller's side (this thread,
@@ -163,33 +202,128 @@ impl<T> Shared<T> {
         }
     }
 
+    /// The state word now, with Acquire: a `READY` seen here may be taken.
+    #[inline]
+    fn state(&self) -> usize {
+        self.state.load(Acquire)
+    }
+
     /// The phase now, with Acquire: a `READY` seen here may be taken.
     #[inline]
     fn phase(&self) -> usize {
-        self.state.load(Acquire) & PHASE
+        self.state() & PHASE
     }
 
-    /// Puts `waiter` behind the lock and raises `WAITER`. Returns the phase
-    /// the slot had then: while it is `WAITING`, whoever resolves the slot
-    /// wakes the waiter.
+    /// Puts `waiter` behind the lock and raises `WAITER`. Returns the state
+    /// the slot had then: while its phase is `WAITING`, whoever resolves the
+    /// slot wakes the waiter.
     fn register(&self, waiter: Waiter) -> usize {
         *self.waiter.lock() = Some(waiter);
         // Release: the reply side that sees the flag (with Acquire) finds
         // the waiter; Acquire: a `READY` found here may be taken.
-        self.state.fetch_or(WAITER, AcqRel) & PHASE
+        self.state.fetch_or(WAITER, AcqRel)
     }
 }
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
-        // Acquire: the last owner may not be the thread that wrote the
-        // answer.
+        // Acquire: the side that frees may not be the thread that wrote the
+        // answer (it saw `RELEASED` with Acquire already; this is cheap).
         if self.state.load(Acquire) & PHASE == READY {
             // SAFETY: `READY` means the value was written and not taken
             // (taking it moves the phase to `CLOSED`); this is the slot's
             // last owner, so no one else can read it.
             self.value.with_mut(|value| unsafe { (*value).assume_init_drop() });
         }
+    }
+}
+
+/// One side's hold on the slot: a `Box<Shared<T>>` leaked at creation and
+/// freed by whichever side lets go second.
+struct Slot<T> {
+    ptr: NonNull<Shared<T>>,
+    _owns: PhantomData<Box<Shared<T>>>,
+}
+
+impl<T> Slot<T> {
+    /// The slot, while this side holds it.
+    #[inline]
+    fn get(&self) -> &Shared<T> {
+        // SAFETY: the box is freed only by the second side to let go, and
+        // this side has not let go yet: a side lets go only by consuming
+        // its `Slot` (`release`, `free`, or the moves that set `RELEASED`
+        // followed by dropping the `Slot` unused).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// Lets go of a slot whose state this side last saw as `seen` (with
+    /// Acquire): frees it if the other side let go already, otherwise
+    /// raises `RELEASED` so that the other side frees it.
+    fn release(self, seen: usize) {
+        if seen & RELEASED == 0 {
+            // AcqRel: Release orders this side's accesses to the slot
+            // before the other side's free; Acquire orders the other side's
+            // accesses before this side's free, if it let go first.
+            let before = self.get().state.fetch_or(RELEASED, AcqRel);
+            if before & RELEASED == 0 {
+                return;
+            }
+        }
+        self.free();
+    }
+
+    /// Frees the slot: the other side let go (this side saw `RELEASED`
+    /// with Acquire), and this side lets go now.
+    fn free(self) {
+        #[cfg(cellrt_loom)]
+        model::freed(self.get());
+        // SAFETY: the box was leaked by `channel_until` and is freed only
+        // here; both sides have let go (the other side raised `RELEASED`
+        // after its last access, this side consumes its `Slot`), so
+        // nothing reaches the slot after this.
+        drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+    }
+}
+
+// SAFETY: a `Slot` is one side's share of a `Shared<T>` that is `Send + Sync`
+// for `T: Send` (see there), as `Arc<Shared<T>>` would be.
+unsafe impl<T: Send> Send for Slot<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Send> Sync for Slot<T> {}
+
+/// Under loom, a freed slot counts as a write to its answer (a free not
+/// ordered after the other side's last access is a race in the model), and
+/// the slots live on the model's thread are counted: a model checks that
+/// every slot it made was freed exactly once.
+#[cfg(cellrt_loom)]
+pub(crate) mod model {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+    }
+
+    pub(super) fn made() {
+        LIVE.with(|live| live.set(live.get() + 1));
+    }
+
+    pub(super) fn freed<T>(shared: &super::Shared<T>) {
+        shared.value.with_mut(|_| ());
+        LIVE.with(|live| {
+            assert!(live.get() > 0, "a reply slot freed twice");
+            live.set(live.get() - 1);
+        });
+    }
+
+    /// Reply slots made and not yet freed on this thread (loom runs a
+    /// model's threads on one).
+    pub(crate) fn live() -> isize {
+        LIVE.with(Cell::get)
+    }
+
+    /// Forgets the count, at the start of a model's run.
+    pub(crate) fn reset() {
+        LIVE.with(|live| live.set(0));
     }
 }
 
@@ -201,12 +335,18 @@ pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
 /// [`channel`] for an ask that must be answered before `deadline`: the
 /// handler reads it with [`Reply::deadline`].
 pub(crate) fn channel_until<T>(deadline: Option<Instant>) -> (Reply<T>, Pending<T>) {
-    let shared = Arc::new(Shared {
+    let shared = Box::new(Shared {
         state: AtomicUsize::new(WAITING),
         value: UnsafeCell::new(MaybeUninit::uninit()),
         waiter: Mutex::new(None),
     });
-    (Reply { shared: Some(shared.clone()), deadline }, Pending { shared })
+    #[cfg(cellrt_loom)]
+    model::made();
+    let ptr = NonNull::from(Box::leak(shared));
+    (
+        Reply { slot: Some(Slot { ptr, _owns: PhantomData }), deadline },
+        Pending { slot: Slot { ptr, _owns: PhantomData } },
+    )
 }
 
 /// The handle a cell answers an ask through. Put it in the message.
@@ -250,7 +390,8 @@ pub(crate) fn channel_until<T>(deadline: Option<Instant>) -> (Reply<T>, Pending<
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Reply<T> {
-    shared: Option<Arc<Shared<T>>>,
+    /// `None` once answered.
+    slot: Option<Slot<T>>,
     deadline: Option<Instant>,
 }
 
@@ -296,18 +437,31 @@ impl<T> Reply<T> {
     }
 
     fn deliver(mut self, value: T) -> Result<(), T> {
-        let shared = self.shared.take().expect("a reply is answered at most once");
+        let slot = self.slot.take().expect("a reply is answered at most once");
+        let shared = slot.get();
         // SAFETY: the phase is not `READY` (only this handle sets it, and
         // only here, once), so the caller's side never reads the value now;
         // this handle is the only writer. If the slot turns out closed, the
         // value is read back below before anyone else could look.
-        shared.value.with_mut(|slot| unsafe { (*slot).write(value) });
+        shared.value.with_mut(|cell| unsafe { (*cell).write(value) });
         match shared.resolve(READY) {
-            Ok(()) => Ok(()),
+            Resolved::LetGo => Ok(()),
+            Resolved::Wake(waiter) => {
+                slot.release(WAITING);
+                if let Some(waiter) = waiter {
+                    waiter.wake();
+                }
+                Ok(())
+            }
             // The caller gave up; `CLOSED` stays.
-            // SAFETY: written just above, and the phase never became
-            // `READY`, so the caller's side did not and will not take it.
-            Err(_) => Err(shared.value.with_mut(|slot| unsafe { (*slot).assume_init_read() })),
+            Resolved::Closed(seen) => {
+                // SAFETY: written just above, and the phase never became
+                // `READY`, so the caller's side did not and will not take
+                // it; this side still holds the slot.
+                let back = shared.value.with_mut(|cell| unsafe { (*cell).assume_init_read() });
+                slot.release(seen);
+                Err(back)
+            }
         }
     }
 
@@ -320,8 +474,8 @@ impl<T> Reply<T> {
 
     /// Whether the caller has given up (timed out or dropped its `Pending`).
     pub fn is_abandoned(&self) -> bool {
-        match &self.shared {
-            Some(shared) => shared.phase() == CLOSED,
+        match &self.slot {
+            Some(slot) => slot.get().phase() == CLOSED,
             None => true,
         }
     }
@@ -329,10 +483,19 @@ impl<T> Reply<T> {
 
 impl<T> Drop for Reply<T> {
     fn drop(&mut self) {
-        if let Some(shared) = self.shared.take() {
+        if let Some(slot) = self.slot.take() {
             // Unanswered, unless the caller already gave up: then `CLOSED`
             // stays.
-            let _ = shared.resolve(UNANSWERED);
+            match slot.get().resolve(UNANSWERED) {
+                Resolved::LetGo => {}
+                Resolved::Wake(waiter) => {
+                    slot.release(WAITING);
+                    if let Some(waiter) = waiter {
+                        waiter.wake();
+                    }
+                }
+                Resolved::Closed(seen) => slot.release(seen),
+            }
         }
     }
 }
@@ -349,7 +512,7 @@ impl<T> fmt::Debug for Reply<T> {
 /// abandons the ask: a late reply is handed back to the replying cell.
 #[must_use = "an ask's result is lost unless it is waited for or awaited"]
 pub struct Pending<T> {
-    shared: Arc<Shared<T>>,
+    slot: Slot<T>,
 }
 
 /// Why an ask produced no answer.
@@ -413,7 +576,7 @@ impl<T> Pending<T> {
         // A reply usually comes within microseconds: spin a little before
         // sleeping, looking after every hint so that the answer is seen as
         // it lands.
-        let resolved = || self.shared.phase() != WAITING;
+        let resolved = || self.slot.get().phase() != WAITING;
         if !crate::sync::spin_until(resolved) {
             let deadline = Instant::now().checked_add(timeout);
             // Then keep yielding for a while: a thread that sleeps here is
@@ -430,13 +593,13 @@ impl<T> Pending<T> {
     /// Parks the thread until the slot is resolved or `deadline` passes
     /// (`None`: a deadline too far away to represent, no deadline).
     fn sleep(&self, deadline: Option<Instant>) {
-        if self.shared.register(Waiter::Thread(thread::current())) != WAITING {
+        if self.slot.get().register(Waiter::Thread(thread::current())) & PHASE != WAITING {
             return;
         }
         // The reply side now unparks this thread when it resolves the slot;
         // a wake-up can also be spurious, or left over from an earlier
         // unpark, so the state is looked at after each.
-        while self.shared.phase() == WAITING {
+        while self.slot.get().phase() == WAITING {
             match deadline {
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => thread::park_timeout(left),
@@ -451,20 +614,21 @@ impl<T> Pending<T> {
     /// otherwise the caller gives up and gets `Timeout`, unless the answer
     /// lands just then.
     fn take_now(self) -> Result<T, AskError> {
-        let phase = self.shared.phase();
-        if let Some(result) = self.shared.take(phase) {
+        let shared = self.slot.get();
+        if let Some(result) = shared.take(shared.state()) {
             return result;
         }
-        match self.shared.close() {
+        match shared.close() {
             Ok(()) => Err(AskError::Timeout),
-            Err(phase) => self.shared.take(phase).unwrap_or(Err(AskError::Unanswered)),
+            Err(state) => shared.take(state).unwrap_or(Err(AskError::Unanswered)),
         }
     }
 
     /// The answer if it has arrived, without blocking. `Ok(None)` while it
     /// is still to come.
     pub fn try_take(&mut self) -> Result<Option<T>, AskError> {
-        match self.shared.take(self.shared.phase()) {
+        let shared = self.slot.get();
+        match shared.take(shared.state()) {
             Some(result) => result.map(Some),
             None => Ok(None),
         }
@@ -476,7 +640,29 @@ impl<T> Drop for Pending<T> {
         // Give up: a reply still to come finds `CLOSED` and is handed back.
         // A resolved slot (the end of every ask that was waited for) is
         // left as it is: an answer not taken is dropped with the slot.
-        let _ = self.shared.close();
+        // Either way this side lets go in the same move, or frees the slot
+        // if the reply side let go already.
+        let shared = self.slot.get();
+        let mut current = shared.state();
+        loop {
+            if current & RELEASED != 0 {
+                break;
+            }
+            let next = if current & PHASE == WAITING {
+                CLOSED | RELEASED | (current & WAITER)
+            } else {
+                current | RELEASED
+            };
+            // AcqRel: Release orders this side's accesses to the slot (the
+            // answer taken, the waiter left) before the reply side's free;
+            // Acquire: a reply side that let go meanwhile is seen above.
+            match shared.state.compare_exchange_weak(current, next, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(found) => current = found,
+            }
+        }
+        // The reply side let go: this side frees the slot.
+        Slot { ptr: self.slot.ptr, _owns: PhantomData }.free();
     }
 }
 
@@ -484,15 +670,15 @@ impl<T> Future for Pending<T> {
     type Output = Result<T, AskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let shared = &self.shared;
-        if let Some(result) = shared.take(shared.phase()) {
+        let shared = self.slot.get();
+        if let Some(result) = shared.take(shared.state()) {
             return Poll::Ready(result);
         }
         // Leave the waker (this poll's: the task may have moved), then look
         // again: an answer that landed before the flag was raised did not
         // wake it.
-        let phase = shared.register(Waiter::Task(cx.waker().clone()));
-        match shared.take(phase) {
+        let state = shared.register(Waiter::Task(cx.waker().clone()));
+        match shared.take(state) {
             Some(result) => Poll::Ready(result),
             None => Poll::Pending,
         }
@@ -696,6 +882,84 @@ mod tests {
         });
         assert_eq!(pending.wait(Duration::from_secs(60)), Ok(12));
         answer.join().unwrap();
+    }
+
+    #[test]
+    fn a_leaked_pending_is_not_freed_under_it_by_a_reply_or_a_dropped_reply() {
+        // The slot stays alive for a caller that never lets go: reading
+        // it after the reply side let go must find it intact.
+        for answer in [true, false] {
+            let drops = std::sync::Arc::new(AtomicUsize::new(0));
+            let (reply, pending) = channel();
+            let mut pending = std::mem::ManuallyDrop::new(pending);
+            if answer {
+                assert!(reply.send(Counted(drops.clone())).is_ok());
+            } else {
+                drop(reply);
+            }
+            let taken = pending.try_take();
+            assert_eq!(taken.is_ok(), answer, "the answer, or unanswered, is still there to take");
+            drop(taken);
+            assert_eq!(drops.load(Ordering::SeqCst), usize::from(answer));
+            // Truly leaked: the slot (and nothing else) is lost.
+        }
+    }
+
+    #[test]
+    fn each_drop_order_frees_the_slot_and_its_answer_once() {
+        // Reply first (answered or not) then the pending, and the other way
+        // round, with and without a sleeping waiter left behind the lock.
+        for reply_first in [true, false] {
+            for answered in [true, false] {
+                let drops = std::sync::Arc::new(AtomicUsize::new(0));
+                let (reply, pending) = channel();
+                let counted = Counted(drops.clone());
+                if reply_first {
+                    if answered {
+                        assert!(reply.send(counted).is_ok());
+                    } else {
+                        drop(reply);
+                        drop(counted);
+                    }
+                    drop(pending);
+                } else {
+                    drop(pending);
+                    if answered {
+                        drop(reply.send(counted).expect_err("the caller gave up: the value comes back"));
+                    } else {
+                        drop(reply);
+                        drop(counted);
+                    }
+                }
+                assert_eq!(drops.load(Ordering::SeqCst), 1, "reply first {reply_first}, answered {answered}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_waker_left_in_a_slot_is_dropped_with_it() {
+        // The task leaves its waker, then gives up; the reply goes after.
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = TaskContext::from_waker(&waker);
+        let (reply, mut pending) = channel::<u8>();
+        assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Pending);
+        drop(waker);
+        assert_eq!(std::sync::Arc::strong_count(&counter), 2, "one waker in the slot");
+        drop(pending);
+        assert_eq!(reply.send(1), Err(1));
+        assert_eq!(std::sync::Arc::strong_count(&counter), 1, "the waker went with the slot");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0, "a caller that gave up is not woken");
+    }
+
+    #[test]
+    fn a_held_reply_dropped_unrun_resolves_unanswered_and_frees_once() {
+        let (reply, pending) = Reply::<u8>::pair(None);
+        let held: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _ = reply.send(1);
+        });
+        drop(held);
+        assert_eq!(pending.wait(Duration::from_secs(1)), Err(AskError::Unanswered));
     }
 
     #[test]

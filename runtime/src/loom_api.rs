@@ -24,7 +24,7 @@
 //! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
 //! | [`ModelSlot::isolate`], [`ModelSlot::split`], [`ModelSlot::unwrap`], [`ModelWrapper`] | `recompose::apply::KindRoute`, `flow::Router` (round-robin) and `address::Slot::swap`, put together as `Managed::{isolate, retire, split, merge}` do |
 //! | [`ModelSlot::move_kind`], [`ModelTarget::run_regroup`] | `recompose::apply::{kind_regroup, offer_kind_move}` and `mailbox::PendingRegroup`, as `Managed::isolate` and `CellInstance` use them |
-//! | [`reply_channel`] | `ask::channel` |
+//! | [`reply_channel`], [`reply_slots_live`] | `ask::channel`, and the count of reply slots not yet freed |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 //! | [`ModelDormancy`] | `dormancy::Dormancy` |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
@@ -118,6 +118,19 @@ impl fmt::Debug for ModelOnceBox {
 /// A connected [`Reply`] and [`Pending`], from the real `ask::channel`.
 pub fn reply_channel<T>() -> (Reply<T>, Pending<T>) {
     ask::channel()
+}
+
+/// Reply slots made by [`reply_channel`] (or any ask) on the model's thread
+/// and not yet freed; a slot freed twice panics. Loom runs all of a model's
+/// threads on one, so this counts the model's slots.
+pub fn reply_slots_live() -> isize {
+    ask::model::live()
+}
+
+/// Starts [`reply_slots_live`] again from zero, at the start of a model's
+/// run (a run that failed may have left slots behind).
+pub fn reset_reply_slots() {
+    ask::model::reset()
 }
 
 /// A copy of a cell's state word at one instant (`dispatch::state::Snapshot`).

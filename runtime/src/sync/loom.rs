@@ -10,11 +10,6 @@ use std::time::Duration;
 // counts are not part of any protocol the models check, so std's are used.
 pub(crate) use std::sync::{Arc, Weak};
 
-/// loom's `Arc`, for the few counts that are part of a protocol a model
-/// checks (an ask's reply slot): loom then sees the last owner synchronize
-/// with the others, and reports a slot never freed.
-pub(crate) use loom::sync::Arc as CountedArc;
-
 pub(crate) mod atomic {
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 }

@@ -13,7 +13,6 @@
 //!   (`mailbox/bounded.rs`) is the real code in both.
 //!
 //! Both backends export the same names with the same signatures: `Arc`,
-//! `CountedArc` (an `Arc` the models see; std's `Arc` otherwise),
 //! `Mutex`/`MutexGuard` (no poisoning: `lock()` always returns the guard),
 //! `RwLock`, `Condvar`, `atomic::*`, `cell::UnsafeCell` (with loom's
 //! `with`/`with_mut` interface), `thread` (parking included), `spin_loop`,

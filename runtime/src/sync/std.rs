@@ -2,11 +2,6 @@
 
 pub(crate) use std::sync::{Arc, Weak};
 
-/// An `Arc` whose counts are part of a protocol the models check (an ask's
-/// reply slot is freed by whichever side lets go last). std's `Arc` here;
-/// loom's under loom, where the crate's other `Arc`s stay std's.
-pub(crate) use std::sync::Arc as CountedArc;
-
 pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 }
