@@ -251,7 +251,7 @@ impl<M: Send + 'static> Slot<M> {
             if !backoff.is_completed() {
                 // Spins until the target may take the message, looking
                 // without writing: a refused offer writes the cell's state
-                // word twice and counts a rejection.
+                // word twice.
                 loop {
                     backoff.snooze();
                     if backoff.is_completed() || target.may_take(&msg) {
