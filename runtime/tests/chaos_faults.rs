@@ -44,6 +44,10 @@ fn latency_is_seen_in_the_handlers_measured_time() {
         rec.send(Rec::Put(n)).unwrap();
     }
     assert_eq!(dump(&rec), vec![0, 1, 2, 3, 4]);
+    // A turn adds its counts when it ends, which may come after the dump's
+    // answer: wait for the six messages of that turn.
+    let handled = || runtime.snapshot().cells[0].metrics.as_ref().map_or(0, |m| m.handled);
+    assert!(eventually(|| handled() >= 6));
     let metrics = runtime.snapshot().cells[0].metrics.clone().unwrap();
     assert_eq!(metrics.handled, 6);
     assert!(metrics.handling.p90 >= Duration::from_millis(20), "{:?}", metrics.handling);

@@ -66,6 +66,12 @@ fn kept_plans_are_applied_again_when_a_runtime_restarts_on_the_same_data() {
     fraud.send(Txn::Legacy).unwrap();
     fraud.send(Txn::Card(std::time::Instant::now())).unwrap();
     wait_for("both handled", || tally.legacy.load(SeqCst) == 1 && tally.card.load(SeqCst) == 1);
+    // The handler ran; its turn adds its count when it ends.
+    let legacy_handled = || {
+        let legacy = runtime.snapshot().cells.into_iter().find(|c| c.path.as_str() == "/fraud/legacy");
+        legacy.and_then(|c| c.metrics).map_or(0, |m| m.handled)
+    };
+    wait_for("the legacy cell's turn counted", || legacy_handled() >= 1);
     let legacy = runtime.snapshot().cells.into_iter().find(|c| c.path.as_str() == "/fraud/legacy").unwrap();
     assert_eq!(legacy.metrics.unwrap().handled, 1, "the legacy transaction went to the isolated cell");
     runtime.shutdown(Duration::from_secs(5));
