@@ -28,7 +28,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use cellrt::loom_api::{reply_channel, reply_slots_live, reset_reply_slots};
-use cellrt::{AskError, Reply};
+use cellrt::{AskError, Pending, Reply};
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
@@ -110,44 +110,63 @@ impl Wake for CountingWaker {
     }
 }
 
+/// A waker and the count of its wake-ups.
+fn counting_waker() -> (Arc<AtomicUsize>, Waker) {
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+    (wakes, waker)
+}
+
+/// Checks an awaited ask once the other side is done: the polls before
+/// gave `polled` (`None`: still pending), so it is `expected` at once, or
+/// the parked task was woken exactly once and the next poll gives it.
+fn settles_to(
+    polled: Option<Result<u32, AskError>>,
+    pending: &mut Pending<u32>,
+    cx: &mut Context<'_>,
+    wakes: &AtomicUsize,
+    expected: Result<u32, AskError>,
+) {
+    match polled {
+        Some(result) => assert_eq!(result, expected),
+        None => {
+            assert_eq!(wakes.load(SeqCst), 1, "a parked ask was not woken when it resolved");
+            assert_eq!(Pin::new(pending).poll(cx), Poll::Ready(expected));
+        }
+    }
+}
+
+/// The result of one poll, `None` while pending.
+fn poll_once(pending: &mut Pending<u32>, cx: &mut Context<'_>) -> Option<Result<u32, AskError>> {
+    match Pin::new(pending).poll(cx) {
+        Poll::Ready(result) => Some(result),
+        Poll::Pending => None,
+    }
+}
+
 #[test]
 fn awaited_ask_is_woken_by_the_answer() {
     check(|| {
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (reply, mut pending) = reply_channel();
         let answer = thread::spawn(move || reply.send(7));
-        let first = Pin::new(&mut pending).poll(&mut cx);
+        let first = poll_once(&mut pending, &mut cx);
         answer.join().unwrap().unwrap();
-        match first {
-            Poll::Ready(result) => assert_eq!(result, Ok(7)),
-            Poll::Pending => {
-                // The task parked: the answer must have woken it.
-                assert_eq!(wakes.load(SeqCst), 1, "a parked ask was not woken by its answer");
-                assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Ready(Ok(7)));
-            }
-        }
+        settles_to(first, &mut pending, &mut cx, &wakes, Ok(7));
     });
 }
 
 #[test]
 fn awaited_ask_is_woken_when_the_reply_is_dropped() {
     check(|| {
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (reply, mut pending) = reply_channel::<u32>();
         let cell = thread::spawn(move || drop(reply));
-        let first = Pin::new(&mut pending).poll(&mut cx);
+        let first = poll_once(&mut pending, &mut cx);
         cell.join().unwrap();
-        match first {
-            Poll::Ready(result) => assert_eq!(result, Err(AskError::Unanswered)),
-            Poll::Pending => {
-                assert_eq!(wakes.load(SeqCst), 1, "a parked ask was not woken by the dropped reply");
-                assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Ready(Err(AskError::Unanswered)));
-            }
-        }
+        settles_to(first, &mut pending, &mut cx, &wakes, Err(AskError::Unanswered));
     });
 }
 
@@ -188,36 +207,22 @@ fn dropped_reply_racing_a_zero_wait_is_unanswered_or_a_timeout() {
 #[test]
 fn answer_racing_a_second_poll_wakes_the_task() {
     check(|| {
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (reply, mut pending) = reply_channel();
         let answer = thread::spawn(move || reply.send(7));
-        let mut result = None;
         // Two polls (the second leaves its waker again), then the answer
         // must either be there or have woken the task.
-        for _ in 0..2 {
-            if let Poll::Ready(ready) = Pin::new(&mut pending).poll(&mut cx) {
-                result = Some(ready);
-                break;
-            }
-        }
+        let polled = poll_once(&mut pending, &mut cx).or_else(|| poll_once(&mut pending, &mut cx));
         answer.join().unwrap().unwrap();
-        match result {
-            Some(ready) => assert_eq!(ready, Ok(7)),
-            None => {
-                assert_eq!(wakes.load(SeqCst), 1, "a parked ask was not woken by its answer");
-                assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Ready(Ok(7)));
-            }
-        }
+        settles_to(polled, &mut pending, &mut cx, &wakes, Ok(7));
     });
 }
 
 #[test]
 fn a_polled_ask_then_waited_for_gets_the_answer() {
     check(|| {
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (reply, mut pending) = reply_channel();
         let answer = thread::spawn(move || reply.send(7));
@@ -236,8 +241,7 @@ fn a_polled_ask_then_waited_for_gets_the_answer() {
 fn answer_racing_an_abandoned_polled_ask_is_dropped_exactly_once() {
     check(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+        let (wakes, waker) = counting_waker();
         let (reply, mut pending) = reply_channel();
         let answer = {
             let drops = drops.clone();
@@ -314,18 +318,11 @@ fn a_pair_whose_reply_is_boxed_and_dropped_unrun_resolves_unanswered() {
             let _ = reply.send(7);
         });
         let cell = thread::spawn(move || drop(held));
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let waker = Waker::from(std::sync::Arc::new(CountingWaker(wakes.clone())));
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
-        let first = Pin::new(&mut pending).poll(&mut cx);
+        let first = poll_once(&mut pending, &mut cx);
         cell.join().unwrap();
-        match first {
-            Poll::Ready(result) => assert_eq!(result, Err(AskError::Unanswered)),
-            Poll::Pending => {
-                assert_eq!(wakes.load(SeqCst), 1, "a parked ask was not woken by the dropped reply");
-                assert_eq!(Pin::new(&mut pending).poll(&mut cx), Poll::Ready(Err(AskError::Unanswered)));
-            }
-        }
+        settles_to(first, &mut pending, &mut cx, &wakes, Err(AskError::Unanswered));
     });
 }
 
