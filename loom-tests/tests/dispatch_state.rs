@@ -11,6 +11,12 @@
 //! would be stranded forever), and no two workers are ever inside the cell's
 //! turn at once. The same holds for a mailbox with priority lanes, whose
 //! idle re-check must look at every lane.
+//!
+//! A sender reads the state word after its push instead of writing it, so
+//! the argument rests on two `SeqCst` fences (after the sender's push, after
+//! the worker's idle transition). Planted bugs these models catch: either
+//! fence left out (every model here then strands a message or runs the
+//! cell twice).
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelMailbox;
@@ -89,7 +95,6 @@ fn assert_quiescent(cell: &Cell, tokens: &RunTokens) {
     assert_eq!(cell.mailbox.len(), 0, "a message was left in an idle cell: lost wake-up");
     assert!(!cell.mailbox.has_work());
     assert_eq!(tokens.queued(), 0);
-    assert_eq!(snapshot.senders_in_gate(), 0);
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! Model of closing a mailbox while senders push (`Mailbox::close`,
 //! `Mailbox::take_user` and `Mailbox::push` in `runtime/src/mailbox/mod.rs`,
-//! over the admission gate of `runtime/src/dispatch/state.rs`).
+//! over the lanes' admission words of `runtime/src/mailbox/bounded.rs`).
 //!
 //! Property: shutdown racing sends accounts for every message exactly once.
 //! Each message is handled (popped by the cell's worker), reported
 //! undelivered (taken by the closer's `take_user` after `close`), or handed
 //! back to its sender as `Closed`; never two of these, never none. Once
 //! `close` has returned nothing more can enter the user queue, so what the
-//! closer took is final.
+//! closer took is final. Planted bugs these models catch (as does
+//! `mailbox_bounded.rs`'s close model): a close that does not wait out the
+//! pushes admitted before it, or that waits for one push too few.
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelMailbox;
@@ -79,7 +81,7 @@ fn assert_accounted(cell: &Cell, sent: &[u32], outcomes: [&[u32]; 3]) {
     assert_eq!(cell.mailbox.push(99), Err(SendError::Closed(99)));
     let snapshot = cell.mailbox.snapshot();
     assert!(snapshot.is_closed());
-    assert_eq!(snapshot.senders_in_gate(), 0);
+    assert_eq!(cell.mailbox.len(), 0, "a slot is still taken after everything was accounted for");
 }
 
 #[test]

@@ -19,7 +19,7 @@
 //!
 //! | wrapper | real code |
 //! |---|---|
-//! | [`ModelBoundedQueue`] | `mailbox::BoundedQueue`, one lane's admission count over the stand-in queue of `sync/loom.rs` |
+//! | [`ModelBoundedQueue`] | `mailbox::BoundedQueue`, one lane's admission word over the stand-in queue of `sync/loom.rs` |
 //! | [`ModelMailbox`], [`ModelSystemMsg`] | `mailbox::Mailbox` and its `dispatch::state::CellState`, `mailbox::SystemMsg` |
 //! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
 //! | [`ModelSlot::isolate`], [`ModelSlot::split`], [`ModelSlot::unwrap`], [`ModelWrapper`] | `recompose::apply::KindRoute`, `flow::Router` (round-robin) and `address::Slot::swap`, put together as `Managed::{isolate, retire, split, merge}` do |
@@ -49,7 +49,8 @@ use crate::flow::{
     Router, Routing,
 };
 use crate::mailbox::{
-    BoundedQueue, Envelope, Mailbox, PendingRegroup, Regroup, SendError, SpaceWaiter, StopCause, SystemMsg,
+    BoundedQueue, Envelope, Mailbox, PendingRegroup, Refused, Regroup, SendError, SpaceWaiter, StopCause,
+    SystemMsg,
 };
 use crate::path::CellPath;
 use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
@@ -148,7 +149,7 @@ impl ModelSnapshot {
         self.0.is_running()
     }
 
-    /// The admission gate is closed.
+    /// The mailbox is closed.
     pub fn is_closed(self) -> bool {
         self.0.is_closed()
     }
@@ -156,11 +157,6 @@ impl ModelSnapshot {
     /// The cell is done and never scheduled again.
     pub fn is_done(self) -> bool {
         self.0.is_done()
-    }
-
-    /// Senders currently inside the admission gate.
-    pub fn senders_in_gate(self) -> usize {
-        self.0.senders_in_gate()
     }
 }
 
@@ -214,9 +210,16 @@ impl<T> ModelBoundedQueue<T> {
     ///
     /// # Errors
     ///
-    /// The item, handed back, when every slot is taken.
+    /// The item, handed back, when every slot is taken or the lane is
+    /// closed.
     pub fn try_push(&self, item: T) -> Result<(), T> {
-        self.inner.try_push(item)
+        self.inner.try_push(item).map_err(|(Refused::Full(item) | Refused::Closed(item))| item)
+    }
+
+    /// `BoundedQueue::close`: refuse every later push, and return once the
+    /// pushes admitted before have landed.
+    pub fn close(&self) {
+        self.inner.close();
     }
 
     /// `BoundedQueue::pop`: pop, then release the slot.

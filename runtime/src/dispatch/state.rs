@@ -1,33 +1,41 @@
-//! The state word of one cell: its scheduling state, its admission gate and
-//! whether it may still be scheduled.
+//! The state word of one cell: its scheduling state and whether it may
+//! still be scheduled.
 //!
 //! One `AtomicUsize` per cell, packed as:
 //!
 //! | bits   | meaning                                                     | moved by                    |
 //! |--------|-------------------------------------------------------------|-----------------------------|
 //! | 0..=1  | `IDLE` (0), `SCHEDULED` (1) or `RUNNING` (2)                | senders, the running worker |
-//! | 2      | `CLOSED`: the user mailbox admits nothing new; never cleared | whoever stops or replaces   |
+//! | 2      | `CLOSED`: the user mailbox admits nothing new (its lanes' admission words say so to senders); never cleared | whoever stops or replaces |
 //! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
 //! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by waiting senders (and again by the waker while tasks still wait), cleared by the worker ending a turn, and half-way through one |
 //! | 5      | `ACTIVE`: the cell ran a turn (or had a send refused) since the analysis window last read it | set by the worker starting a turn and by refused sends, cleared by the analysis window |
-//! | 6..    | number of senders inside the admission gate                 | senders                     |
 //!
 //! # Invariants
 //!
 //! - Exactly one party holds the *run token* while the state is `SCHEDULED` or
 //!   `RUNNING`: whoever moved it out of `IDLE`. That party either enqueues the
 //!   cell on its dispatcher or runs it, so a cell is never run by two workers.
-//! - A sender publishes its message with the read-modify-write that leaves the
-//!   gate (`Release`); a worker going idle does a read-modify-write on the
-//!   same word (`Acquire`) and then looks at the queues again. Both are RMWs of
-//!   one location, so one of them observes the other: either the sender sees
-//!   `IDLE` and schedules the cell, or the worker's re-check sees the message.
-//!   That is the whole no-lost-wake-up argument, and the loom model
-//!   `loom-tests/tests/dispatch_state.rs` checks it.
+//! - A sender does not write this word to deliver a message: it pushes,
+//!   issues a `SeqCst` fence and reads the word; only when that read shows
+//!   `IDLE` does it try to take the token ([`CellState::schedule_after_push`]).
+//!   A worker going idle does a read-modify-write on the word
+//!   ([`CellState::finish_turn_idle`]), issues a `SeqCst` fence, and then
+//!   looks at the queues again. The two fences are ordered one way or the
+//!   other: if the sender's comes first, the worker's re-check sees the
+//!   message; if the worker's comes first, the sender's read sees `IDLE`
+//!   (or a later value, from which whoever holds the token then reaches
+//!   its own idle transition and re-check after this push). Either the
+//!   sender schedules the cell or the worker finds the message: that is the
+//!   whole no-lost-wake-up argument, and the loom model
+//!   `loom-tests/tests/dispatch_state.rs` checks it. While the cell runs, a
+//!   send costs this word one read of a cache line the worker writes only
+//!   at the start and end of a turn.
 //! - System-queue pushes call [`CellState::notify`], which always *writes*
 //!   (a compare-exchange that stores the value it read when the cell is
-//!   already scheduled), for the same reason: a failed CAS is only a load and
-//!   would not order against the worker's idle transition.
+//!   already scheduled): a read-modify-write of this word is ordered
+//!   against the worker's idle transition without a fence (a failed CAS is
+//!   only a load and would not be).
 //! - A blocked sender sets `SPACE_WAITERS` with a read-modify-write and then
 //!   looks at the queue; the worker ending a turn (after popping) clears it
 //!   in its own read-modify-write (and half-way through a turn's budget,
@@ -37,9 +45,9 @@
 //!   wake still wait). One
 //!   of the two sees the other, with no fence on the worker's path (see
 //!   `mailbox/space.rs`).
-//! - `CLOSED` is set with senders possibly inside the gate; the closer then
-//!   waits for the sender count to reach zero, after which no message can be
-//!   added to the user queue.
+//! - `CLOSED` here is what readers of the state see; what refuses senders
+//!   is the same bit in each lane's admission word, which the closer sets
+//!   and whose pushes in flight it waits out (`mailbox/bounded.rs`).
 //! - `ACTIVE` is how the analysis window finds the cells that did something
 //!   without visiting every cell (see `observe/analysis.rs`). The worker reads
 //!   it in the value its `SCHEDULED → RUNNING` read-modify-write returns, so
@@ -53,8 +61,7 @@
 //!   which sees `ACTIVE` clear and reports the cell again. The loom model
 //!   `loom-tests/tests/dispatch_active.rs` checks that no turn goes unreported.
 
-use crate::sync::atomic::{AtomicUsize, Ordering, Ordering::*};
-use crate::sync::spin_loop;
+use crate::sync::atomic::{fence, AtomicUsize, Ordering, Ordering::*};
 
 const SCHED_MASK: usize = 0b11;
 const IDLE: usize = 0;
@@ -71,8 +78,6 @@ const SPACE_WAITERS: usize = 1 << 4;
 /// last cleared the bit. Set by workers and refused senders, cleared by the
 /// analysis window.
 const ACTIVE: usize = 1 << 5;
-/// One sender inside the admission gate.
-const SENDER_ONE: usize = 1 << 6;
 
 /// The packed state word of one cell. See the module docs.
 #[derive(Debug)]
@@ -102,11 +107,6 @@ impl Snapshot {
     pub(crate) fn is_done(self) -> bool {
         self.0 & DONE != 0
     }
-
-    #[cfg(any(test, cellrt_loom))]
-    pub(crate) fn senders_in_gate(self) -> usize {
-        self.0 / SENDER_ONE
-    }
 }
 
 /// What the caller of a transition must do next.
@@ -134,51 +134,32 @@ impl CellState {
         Snapshot(self.word.load(Acquire))
     }
 
-    /// Enters the admission gate before pushing a user message.
-    ///
-    /// Fails when the mailbox is closed; the caller then keeps its message.
+    /// After a user message was pushed: takes the run token when the cell
+    /// is idle (the caller must then enqueue it), without writing the word
+    /// otherwise. See the module docs for why the fence suffices.
     #[inline]
-    pub(crate) fn enter_gate(&self) -> Result<(), ()> {
-        // Acquire pairs with the Release of `close`, so a sender that sees
-        // CLOSED also sees everything the closer did before.
-        let prev = self.word.fetch_add(SENDER_ONE, Acquire);
-        if prev & CLOSED != 0 {
-            self.word.fetch_sub(SENDER_ONE, Release);
-            return Err(());
+    pub(crate) fn schedule_after_push(&self) -> Schedule {
+        // Pairs with the fence in `finish_turn_idle`: either this read sees
+        // the worker's idle transition, or its re-check sees the push.
+        fence(SeqCst);
+        let cur = self.word.load(Relaxed);
+        if cur & SCHED_MASK != IDLE || cur & DONE != 0 {
+            return Schedule::Nothing;
         }
-        Ok(())
+        self.notify()
     }
 
-    /// Leaves the gate after a push that did not enqueue anything.
+    /// Signals work (a control request, handed-over messages, a push that
+    /// found the cell idle): takes the run token when the cell is idle and
+    /// not done, with one read-modify-write that stores even when it changes
+    /// nothing, so it always takes part in this word's modification order
+    /// and orders against `finish_turn_idle` without a fence.
     #[inline]
-    pub(crate) fn leave_gate(&self) {
-        self.word.fetch_sub(SENDER_ONE, Release);
-    }
-
-    /// Leaves the gate after a successful push and takes the run token when
-    /// the cell is idle, in one read-modify-write.
-    #[inline]
-    pub(crate) fn leave_gate_after_push(&self) -> Schedule {
-        self.write_and_take_token(SENDER_ONE)
-    }
-
-    /// Signals work that did not pass the gate (a control request, handed-over
-    /// messages): takes the run token when the cell is idle. Always writes, so
-    /// it orders against `finish_turn_idle` like `leave_gate_after_push`.
     pub(crate) fn notify(&self) -> Schedule {
-        self.write_and_take_token(0)
-    }
-
-    /// One read-modify-write that subtracts `minus` and, when the cell is idle
-    /// and not done, sets `SCHEDULED`: the caller then holds the run token.
-    /// It stores even when it changes nothing, so it always takes part in
-    /// this word's modification order.
-    #[inline]
-    fn write_and_take_token(&self, minus: usize) -> Schedule {
         let mut cur = self.word.load(Relaxed);
         loop {
             let take = cur & SCHED_MASK == IDLE && cur & DONE == 0;
-            let next = (cur - minus) | if take { SCHEDULED } else { 0 };
+            let next = cur | if take { SCHEDULED } else { 0 };
             // Release publishes what the caller queued to the worker whose
             // idle transition reads this value (or a later one in the RMW
             // chain); Acquire pairs with the Release of `finish_turn_idle`, so
@@ -242,10 +223,13 @@ impl CellState {
     #[must_use = "sleeping senders must be woken when this returns true"]
     pub(crate) fn finish_turn_idle(&self) -> bool {
         // AcqRel: Release hands this turn's writes to the next token holder;
-        // Acquire pairs with the Release of senders' gate exits that came
-        // earlier in this word's modification order, so the re-check sees
-        // their messages.
-        self.end_turn(|cur| cur - RUNNING, AcqRel)
+        // Acquire pairs with the Release of `notify` calls earlier in this
+        // word's modification order, so the re-check sees what they signal.
+        let waiters = self.end_turn(|cur| cur - RUNNING, AcqRel);
+        // Pairs with the fence in `schedule_after_push`: a sender that read
+        // a state before this transition has its push seen by the re-check.
+        fence(SeqCst);
+        waiters
     }
 
     fn end_turn(&self, transition: impl Fn(usize) -> usize, success: Ordering) -> bool {
@@ -287,18 +271,13 @@ impl CellState {
         self.word.fetch_or(DONE, AcqRel);
     }
 
-    /// Closes the admission gate and waits until no sender is inside it.
-    /// Afterwards nothing can be added to the user queue. Returns `false`
-    /// when the gate was already closed.
+    /// Marks the user mailbox closed, for readers of the state (the lanes'
+    /// admission words are what refuse senders). Returns `false` when it
+    /// was already closed.
     pub(crate) fn close(&self) -> bool {
-        // Release pairs with the Acquire of `enter_gate`.
-        let prev = self.word.fetch_or(CLOSED, AcqRel);
-        // A sender inside the gate only runs a non-blocking push, so this
-        // wait is as short as one push.
-        while self.word.load(Acquire) / SENDER_ONE != 0 {
-            spin_loop();
-        }
-        prev & CLOSED == 0
+        // AcqRel: one RMW in this word's order, so a waiting sender's
+        // `wait_for_space` either sees it or is woken after it.
+        self.word.fetch_or(CLOSED, AcqRel) & CLOSED == 0
     }
 
     /// Takes the run token from an idle cell without enqueueing it, so the
@@ -324,12 +303,13 @@ mod tests {
     #[test]
     fn first_push_takes_the_token_and_later_pushes_do_not() {
         let state = CellState::new();
-        state.enter_gate().unwrap();
-        assert_eq!(state.leave_gate_after_push(), Schedule::Enqueue);
-        state.enter_gate().unwrap();
-        assert_eq!(state.leave_gate_after_push(), Schedule::Nothing);
+        assert_eq!(state.schedule_after_push(), Schedule::Enqueue);
+        assert_eq!(state.schedule_after_push(), Schedule::Nothing);
         state.start_turn();
         assert!(state.snapshot().is_running());
+        assert_eq!(state.schedule_after_push(), Schedule::Nothing, "a running cell is not scheduled again");
+        assert!(!state.finish_turn_idle());
+        assert_eq!(state.schedule_after_push(), Schedule::Enqueue, "an idle one is");
     }
 
     #[test]
@@ -344,12 +324,12 @@ mod tests {
     }
 
     #[test]
-    fn closed_gate_rejects_senders_and_counts_none_inside() {
+    fn closing_is_seen_once_and_does_not_schedule() {
         let state = CellState::new();
         assert!(state.close());
-        assert!(state.enter_gate().is_err());
-        assert_eq!(state.snapshot().senders_in_gate(), 0);
-        assert!(!state.close(), "closing twice reports the gate was already closed");
+        assert!(state.snapshot().is_closed());
+        assert!(state.snapshot().is_idle());
+        assert!(!state.close(), "closing twice reports it was already closed");
     }
 
     #[test]
@@ -361,8 +341,7 @@ mod tests {
         assert!(!state.finish_turn_idle());
         assert!(state.snapshot().is_done());
         assert_eq!(state.notify(), Schedule::Nothing);
-        state.enter_gate().unwrap();
-        assert_eq!(state.leave_gate_after_push(), Schedule::Nothing);
+        assert_eq!(state.schedule_after_push(), Schedule::Nothing);
         assert!(!state.try_claim_idle());
     }
 
@@ -393,7 +372,6 @@ mod tests {
         assert!(state.mark_active(), "a refused send after the window reports the cell");
         assert_eq!(state.notify(), Schedule::Enqueue);
         assert!(!state.start_turn(), "already reported in this window");
-        assert_eq!(state.snapshot().senders_in_gate(), 0);
     }
 
     impl CellState {

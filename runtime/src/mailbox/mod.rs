@@ -1,8 +1,8 @@
-//! A cell's inbox: a bounded user queue behind an admission gate, a lane for
+//! A cell's inbox: a bounded user queue behind an admission word, a lane for
 //! messages handed over by a replaced target, and a lane of control requests.
 //!
-//! - `bounded.rs`: one lane's queue, bounded by an admission count and
-//!   allocated as it fills.
+//! - `bounded.rs`: one lane's queue, bounded by an admission word (a count
+//!   and a closed bit) and allocated as it fills.
 //! - `error.rs`: [`SendError`], the rejected message handed back.
 //! - `system.rs`: the control requests (stop, drain, kill), as pending flags.
 //! - `space.rs`: how blocking senders and async senders wait for room.
@@ -58,11 +58,20 @@
 //!
 //! # Closing
 //!
-//! [`Mailbox::close`] shuts the gate and waits out the senders inside it; from
-//! then on a push hands its message back as `Closed`, and every message that
-//! did get in is still in the queues for the worker or [`Mailbox::take_user`].
-//! No message is both rejected and queued, and none is neither: the loom
-//! model `loom-tests/tests/mailbox_close.rs` checks this.
+//! [`Mailbox::close`] closes every lane's admission word and waits out the
+//! pushes admitted before (see `bounded.rs`); from then on a push hands its
+//! message back as `Closed`, and every message that did get in is in the
+//! queues for the worker or [`Mailbox::take_user`]. No message is both
+//! rejected and queued, and none is neither: the loom model
+//! `loom-tests/tests/mailbox_close.rs` checks this.
+//!
+//! # What a send writes
+//!
+//! A push writes the lane's admission word and the queue; the cell's state
+//! word it only reads, after a fence, and writes only when the cell was
+//! idle (see `dispatch/state.rs`). So while a cell runs, its senders and
+//! its worker share the queue's slots and the admission word, not the
+//! state word the worker reads and writes at every turn.
 
 mod bounded;
 mod error;
@@ -77,7 +86,7 @@ pub use self::error::SendError;
 pub(crate) use self::regroup::{PendingRegroup, Regroup};
 pub(crate) use self::system::{StopCause, SystemMsg};
 
-pub(crate) use self::bounded::BoundedQueue;
+pub(crate) use self::bounded::{BoundedQueue, Refused};
 use self::space::SpaceSignal;
 #[cfg(any(feature = "tokio", cellrt_loom))]
 pub(crate) use self::space::SpaceWaiter;
@@ -208,15 +217,10 @@ impl<M> Mailbox<M> {
         msg: M,
         stamp: Option<Box<Stamp>>,
     ) -> Result<Schedule, SendError<M>> {
-        if self.state.enter_gate().is_err() {
-            return Err(SendError::Closed(msg));
-        }
         match self.lane(lane).try_push(Envelope { msg, stamp }) {
-            Ok(()) => Ok(self.state.leave_gate_after_push()),
-            Err(envelope) => {
-                self.state.leave_gate();
-                Err(SendError::Full(envelope.msg))
-            }
+            Ok(()) => Ok(self.state.schedule_after_push()),
+            Err(Refused::Full(envelope)) => Err(SendError::Full(envelope.msg)),
+            Err(Refused::Closed(envelope)) => Err(SendError::Closed(envelope.msg)),
         }
     }
 
@@ -389,9 +393,16 @@ impl<M> Mailbox<M> {
         self.queue.capacity().saturating_mul(self.lanes())
     }
 
-    /// Closes the gate (see the module docs) and wakes blocked senders so they
-    /// see `Closed`. Returns `false` when it was already closed.
+    /// Closes every lane and waits out the pushes in flight (see the module
+    /// docs), then wakes blocked senders so they see `Closed`. Returns
+    /// `false` when it was already closed.
     pub(crate) fn close(&self) -> bool {
+        self.queue.close();
+        if let Some(lanes) = &self.lanes {
+            lanes.iter().for_each(BoundedQueue::close);
+        }
+        // The lanes first: a sender waiting for room that sees the state
+        // closed then finds its lane closed too, instead of full.
         let first = self.state.close();
         self.space.wake_all();
         first

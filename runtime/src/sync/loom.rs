@@ -143,13 +143,20 @@ impl Condvar {
 
 /// The unbounded queue of a mailbox lane under loom: a `VecDeque` behind a
 /// loom mutex, with the same interface as crossbeam-queue's `SegQueue` of
-/// normal builds (which loom cannot see inside). It bounds nothing itself,
+/// normal builds (which loom cannot see inside); its length is seen
+/// through an atomic, not the lock (see `len` below). It bounds nothing itself,
 /// so a model checks the admission count of `mailbox::bounded` that does;
 /// it records the most items it ever held, for the models to compare with
 /// that bound.
 #[derive(Debug)]
 pub(crate) struct SegQueue<T> {
     items: loom::sync::Mutex<Items<T>>,
+    /// The queue's length, stored (Release) under the lock after each
+    /// change and read (Acquire) without it: `is_empty` and `len`
+    /// synchronize with a push only through this word, as a lock-free
+    /// queue's do through its indices, so a protocol that needs more (a
+    /// fence, a read-modify-write elsewhere) must provide it itself.
+    len: loom::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -161,21 +168,32 @@ struct Items<T> {
 
 impl<T> SegQueue<T> {
     pub(crate) fn new() -> Self {
-        SegQueue { items: loom::sync::Mutex::new(Items { queue: VecDeque::new(), peak: 0 }) }
+        SegQueue {
+            items: loom::sync::Mutex::new(Items { queue: VecDeque::new(), peak: 0 }),
+            len: loom::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     pub(crate) fn push(&self, item: T) {
         let mut items = self.items.lock().unwrap();
         items.queue.push_back(item);
         items.peak = items.peak.max(items.queue.len());
+        self.len.store(items.queue.len(), std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn pop(&self) -> Option<T> {
-        self.items.lock().unwrap().queue.pop_front()
+        let mut items = self.items.lock().unwrap();
+        let item = items.queue.pop_front();
+        self.len.store(items.queue.len(), std::sync::atomic::Ordering::Release);
+        item
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.lock().unwrap().queue.is_empty()
+        self.len() == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The most items the queue held at once.
