@@ -1,6 +1,8 @@
-//! Model of a mailbox lane's admission count (`BoundedQueue::try_push` and
-//! `BoundedQueue::pop` in `runtime/src/mailbox/bounded.rs`), against racing
-//! senders, the receiver and a closer.
+//! Model of a mailbox lane's admission counters (`BoundedQueue::try_push`,
+//! `BoundedQueue::pop`, `BoundedQueue::len` and `BoundedQueue::close` in
+//! `runtime/src/mailbox/bounded.rs`): the senders' reservations with their
+//! cached limit, the receiver's releases, against racing senders, the
+//! receiver, a reader and a closer.
 //!
 //! Properties:
 //!
@@ -11,6 +13,9 @@
 //!   the order it pushed them;
 //! - once the queue is empty and no push is in flight, the count is back at
 //!   0 (so the lane has its whole capacity again);
+//! - a reader of the count racing a push and a pop sees a number between 0
+//!   and the capacity (the two counters are read in the order that keeps
+//!   their difference from going below 0);
 //! - closing the mailbox racing senders leaves the count at 0 after
 //!   `take_user`, and a push after `close` takes no slot.
 //!
@@ -23,7 +28,17 @@
 //!   capacity, then `fetch_add`): two senders both see room and both get in
 //!   at capacity 1 (`two_senders_for_one_free_slot_admit_exactly_one`);
 //! - releasing a slot on a pop that found nothing: the count wraps below 0
-//!   and every later push is refused (every test of this file).
+//!   and every later push is refused (every test of this file);
+//! - reading `reserved` before `released` for the count: a push and a pop
+//!   between the two reads make it wrap below 0
+//!   (`the_count_read_during_a_push_and_a_pop_stays_within_the_capacity`);
+//! - a close that does not wait out the pushes admitted before it, or waits
+//!   for one too few (`close_racing_senders_leaves_the_count_at_zero`).
+//!
+//! The orderings of the cached limit (Acquire/Release) are not what keeps
+//! the bound: the queue's push and pop are linearizable, and a sender only
+//! uses a release after the pop before it completed, so no model here
+//! fails with them relaxed; they make that order a happens-before as well.
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::{ModelBoundedQueue, ModelMailbox};
@@ -102,6 +117,28 @@ fn racing_pushes_and_pops_account_for_every_item() {
         assert_eq!(all, [1, 2, 3], "each item popped or handed back, exactly once");
         assert_eq!(queue.len(), 0, "the count is back at 0 once the queue is empty");
         assert!(queue.is_empty());
+    });
+}
+
+#[test]
+fn the_count_read_during_a_push_and_a_pop_stays_within_the_capacity() {
+    cellrt_loom_tests::check(3, || {
+        let queue = Arc::new(ModelBoundedQueue::new(1));
+        let reader = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.len())
+        };
+        let pushed = sender(&queue, 1);
+        let popped = loop {
+            if let Some(item) = queue.pop() {
+                break item;
+            }
+            thread::yield_now();
+        };
+        assert_eq!((popped, pushed.join().unwrap()), (1, None));
+        let seen = reader.join().unwrap();
+        assert!(seen <= 1, "the count read {seen} at capacity 1");
+        assert_eq!(queue.len(), 0);
     });
 }
 

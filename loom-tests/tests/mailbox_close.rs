@@ -1,6 +1,6 @@
 //! Model of closing a mailbox while senders push (`Mailbox::close`,
 //! `Mailbox::take_user` and `Mailbox::push` in `runtime/src/mailbox/mod.rs`,
-//! over the lanes' admission words of `runtime/src/mailbox/bounded.rs`).
+//! over the lanes' admission counters of `runtime/src/mailbox/bounded.rs`).
 //!
 //! Property: shutdown racing sends accounts for every message exactly once.
 //! Each message is handled (popped by the cell's worker), reported

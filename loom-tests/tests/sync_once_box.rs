@@ -10,7 +10,10 @@
 //! - a reader handed the box sees what the initializer wrote into it
 //!   before publishing (loom reports the read as a data race otherwise);
 //! - a reader that looks before any publication sees nothing, never a box
-//!   in the making.
+//!   in the making;
+//! - a seal racing a first user: either the seal came first (nothing is
+//!   published, then or later) or the publication did (the seal is handed
+//!   that box, whole); never both, never a box published after the seal.
 //!
 //! Planted bugs this model catches (each made a test fail, then was removed):
 //!
@@ -20,7 +23,10 @@
 //! - a Relaxed publishing compare-exchange (or a Relaxed load in `get`):
 //!   the reader is handed the box without synchronizing with the
 //!   initializer's write, which loom reports as a causality violation
-//!   (`a_reader_sees_what_the_initializer_wrote`).
+//!   (`a_reader_sees_what_the_initializer_wrote`);
+//! - a seal that swaps `SEALED` in instead of a compare-exchange from null:
+//!   it replaces a box published first, which then no longer reads back
+//!   (`a_seal_racing_a_first_user_comes_before_or_after_it`).
 #![cfg(cellrt_loom)]
 
 use cellrt::loom_api::ModelOnceBox;
@@ -58,5 +64,29 @@ fn a_reader_sees_what_the_initializer_wrote() {
             Some(seen) => assert_eq!(seen, published, "a reader sees the published box whole"),
         }
         assert_eq!(once.built(), 1, "no one else initialized");
+    });
+}
+
+#[test]
+fn a_seal_racing_a_first_user_comes_before_or_after_it() {
+    cellrt_loom_tests::check(3, || {
+        let once = Arc::new(ModelOnceBox::new());
+        let user = {
+            let once = once.clone();
+            thread::spawn(move || once.try_get_or_init(5))
+        };
+        let sealed = once.seal();
+        let used = user.join().unwrap();
+        match (sealed, used) {
+            (None, None) => assert_eq!(once.get(), None, "sealed first: nothing published"),
+            (Some(box_at_seal), Some(box_used)) => {
+                assert_eq!(box_at_seal, box_used, "published first: the seal is handed that box");
+                assert_eq!(box_at_seal.0, 5);
+                assert_eq!(once.get(), Some(box_at_seal), "the box published first stays");
+            }
+            (sealed, used) => panic!("seal saw {sealed:?}, the user {used:?}"),
+        }
+        assert_eq!(once.try_get_or_init(6), once.get(), "nothing is published after the seal");
+        assert_eq!(once.seal(), once.get(), "a second seal changes nothing");
     });
 }

@@ -19,7 +19,7 @@
 //!
 //! | wrapper | real code |
 //! |---|---|
-//! | [`ModelBoundedQueue`] | `mailbox::BoundedQueue`, one lane's admission word over the stand-in queue of `sync/loom.rs` |
+//! | [`ModelBoundedQueue`] | `mailbox::BoundedQueue`, one lane's admission counters over the stand-in queue of `sync/loom.rs` |
 //! | [`ModelMailbox`], [`ModelSystemMsg`] | `mailbox::Mailbox` and its `dispatch::state::CellState`, `mailbox::SystemMsg` |
 //! | [`ModelTarget`], [`ModelSlot`] | `address::Deliver` over a `Mailbox` and an `address::Handover`, `address::Slot` |
 //! | [`ModelSlot::isolate`], [`ModelSlot::split`], [`ModelSlot::unwrap`], [`ModelWrapper`] | `recompose::apply::KindRoute`, `flow::Router` (round-robin) and `address::Slot::swap`, put together as `Managed::{isolate, retire, split, merge}` do |
@@ -79,23 +79,40 @@ impl ModelOnceBox {
     /// into the new box; returns the value read from the published box and
     /// its address (the same for every caller when the protocol holds).
     pub fn get_or_init(&self, value: u32) -> (u32, usize) {
-        let cell = self.inner.get_or_init(|| {
-            self.built.fetch_add(1, Relaxed);
-            let cell = loom::cell::UnsafeCell::new(0);
-            // SAFETY: the box is not published yet: this thread is its
-            // only user.
-            cell.with_mut(|p| unsafe { *p = value });
-            Box::new(cell)
-        });
-        // SAFETY: published boxes are only read; loom reports this read if
-        // it is not ordered after the initializer's write.
-        (cell.with(|p| unsafe { *p }), cell as *const _ as usize)
+        Self::read(self.inner.get_or_init(|| self.build(value)))
+    }
+
+    /// `OnceBox::try_get_or_init`: as [`get_or_init`](Self::get_or_init),
+    /// or `None` when the box was sealed first.
+    pub fn try_get_or_init(&self, value: u32) -> Option<(u32, usize)> {
+        self.inner.try_get_or_init(|| self.build(value)).map(Self::read)
+    }
+
+    /// `OnceBox::seal`: the value published before, if any; nothing is
+    /// published afterwards.
+    pub fn seal(&self) -> Option<(u32, usize)> {
+        self.inner.seal().map(Self::read)
     }
 
     /// `OnceBox::get`: the published value and its address, if any.
     pub fn get(&self) -> Option<(u32, usize)> {
-        // SAFETY: as in `get_or_init`.
-        self.inner.get().map(|cell| (cell.with(|p| unsafe { *p }), cell as *const _ as usize))
+        self.inner.get().map(Self::read)
+    }
+
+    /// An initializer: a new box holding `value`, counted.
+    fn build(&self, value: u32) -> Box<loom::cell::UnsafeCell<u32>> {
+        self.built.fetch_add(1, Relaxed);
+        let cell = loom::cell::UnsafeCell::new(0);
+        // SAFETY: the box is not published yet: this thread is its only user.
+        cell.with_mut(|p| unsafe { *p = value });
+        Box::new(cell)
+    }
+
+    /// The value in a published box, and the box's address.
+    fn read(cell: &loom::cell::UnsafeCell<u32>) -> (u32, usize) {
+        // SAFETY: published boxes are only read; loom reports this read if
+        // it is not ordered after the initializer's write.
+        (cell.with(|p| unsafe { *p }), cell as *const _ as usize)
     }
 
     /// Initializers run so far.

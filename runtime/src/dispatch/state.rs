@@ -6,7 +6,7 @@
 //! | bits   | meaning                                                     | moved by                    |
 //! |--------|-------------------------------------------------------------|-----------------------------|
 //! | 0..=1  | `IDLE` (0), `SCHEDULED` (1) or `RUNNING` (2)                | senders, the running worker |
-//! | 2      | `CLOSED`: the user mailbox admits nothing new (its lanes' admission words say so to senders); never cleared | whoever stops or replaces |
+//! | 2      | `CLOSED`: the user mailbox admits nothing new (its lanes' senders' counters say so to senders); never cleared | whoever stops or replaces |
 //! | 3      | `DONE`: the cell is gone and is never scheduled again; never cleared | the last turn        |
 //! | 4      | `SPACE_WAITERS`: a sender sleeps until the queue has room   | set by waiting senders (and again by the waker while tasks still wait), cleared by the worker ending a turn, and half-way through one |
 //! | 5      | `ACTIVE`: the cell ran a turn (or had a send refused) since the analysis window last read it | set by the worker starting a turn and by refused sends, cleared by the analysis window |
@@ -46,7 +46,7 @@
 //!   of the two sees the other, with no fence on the worker's path (see
 //!   `mailbox/space.rs`).
 //! - `CLOSED` here is what readers of the state see; what refuses senders
-//!   is the same bit in each lane's admission word, which the closer sets
+//!   is the same bit in each lane's senders' counter, which the closer sets
 //!   and whose pushes in flight it waits out (`mailbox/bounded.rs`).
 //! - `ACTIVE` is how the analysis window finds the cells that did something
 //!   without visiting every cell (see `observe/analysis.rs`). The worker reads
@@ -272,7 +272,7 @@ impl CellState {
     }
 
     /// Marks the user mailbox closed, for readers of the state (the lanes'
-    /// admission words are what refuse senders). Returns `false` when it
+    /// senders' counters are what refuse senders). Returns `false` when it
     /// was already closed.
     pub(crate) fn close(&self) -> bool {
         // AcqRel: one RMW in this word's order, so a waiting sender's

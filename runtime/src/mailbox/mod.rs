@@ -1,8 +1,8 @@
-//! A cell's inbox: a bounded user queue behind an admission word, a lane for
+//! A cell's inbox: a bounded user queue behind admission counters, a lane for
 //! messages handed over by a replaced target, and a lane of control requests.
 //!
-//! - `bounded.rs`: one lane's queue, bounded by an admission word (a count
-//!   and a closed bit) and allocated as it fills.
+//! - `bounded.rs`: one lane's queue, bounded by admission counters (the
+//!   senders' with a closed bit, the receiver's) and allocated as it fills.
 //! - `error.rs`: [`SendError`], the rejected message handed back.
 //! - `system.rs`: the control requests (stop, drain, kill), as pending flags.
 //! - `space.rs`: how blocking senders and async senders wait for room.
@@ -11,14 +11,15 @@
 //! # Memory
 //!
 //! A mailbox costs memory in proportion to what it holds, not to its
-//! capacity. Each lane is a [`BoundedQueue`]: an admission count enforces
+//! capacity. Each lane is a [`BoundedQueue`]: admission counters enforce
 //! the capacity, and the messages live in a segment queue (31 messages a
-//! segment) that is allocated by the first push, grows as the lane fills
-//! and frees segments as it drains. An idle cell of capacity 32 and one of
-//! capacity `1 << 30` cost the same; a lane that has held messages keeps one
-//! segment (plus the queue's head and tail, on their own cache lines) until
-//! it has passed 31 more. The lanes above 0 cost a few words each until
-//! their first push. The moved lane is a `VecDeque`, allocated by the first
+//! segment); both are allocated by the first push, and the queue grows as
+//! the lane fills and frees segments as it drains. An idle cell of
+//! capacity 32 and one of capacity `1 << 30` cost the same; a lane that has
+//! held messages keeps its body (the queue's head and tail and the senders'
+//! and the receiver's counters, each on a cache line of its own: 512 bytes
+//! on x86-64) and one segment until it has passed 31 more. The lanes above
+//! 0 cost a few words each until their first push. The moved lane is a `VecDeque`, allocated by the first
 //! hand-over (a replace or a restart that re-delivers a message). What
 //! senders that wait for room sleep on is allocated by the first of them
 //! (see `space.rs`).
@@ -58,7 +59,7 @@
 //!
 //! # Closing
 //!
-//! [`Mailbox::close`] closes every lane's admission word and waits out the
+//! [`Mailbox::close`] closes every lane and waits out the
 //! pushes admitted before (see `bounded.rs`); from then on a push hands its
 //! message back as `Closed`, and every message that did get in is in the
 //! queues for the worker or [`Mailbox::take_user`]. No message is both
@@ -67,11 +68,12 @@
 //!
 //! # What a send writes
 //!
-//! A push writes the lane's admission word and the queue; the cell's state
-//! word it only reads, after a fence, and writes only when the cell was
-//! idle (see `dispatch/state.rs`). So while a cell runs, its senders and
-//! its worker share the queue's slots and the admission word, not the
-//! state word the worker reads and writes at every turn.
+//! A push writes the lane's senders' counter and the queue; the cell's
+//! state word it only reads, after a fence, and writes only when the cell
+//! was idle (see `dispatch/state.rs`); the receiver's counter it reads only
+//! when the room it last saw is used up (see `bounded.rs`). So while a cell
+//! runs, its senders and its worker share the queue's slots, not a counter
+//! or the state word the worker reads and writes at every turn.
 
 mod bounded;
 mod error;
