@@ -141,13 +141,17 @@ impl<T> Body<T> {
         reserved.wrapping_sub(released)
     }
 
-    /// Reads `released` afresh and raises `limit` to what it allows.
-    /// Returns the new limit.
+    /// Reads `released` afresh and raises `limit` (last seen as `seen`) to
+    /// what it allows, writing only when that is higher. Returns the limit.
     #[cold]
-    fn refresh_limit(&self, capacity: usize) -> usize {
+    fn refresh_limit(&self, capacity: usize, seen: usize) -> usize {
         // Acquire pairs with the Release of `pop`'s release: the pops that
         // freed these slots happen before the pushes that take them.
         let limit = self.released.load(Acquire).saturating_add(capacity).min(COUNT);
+        if limit <= seen {
+            // Still full: a sender retrying writes nothing.
+            return seen;
+        }
         // AcqRel: a sender that uses this limit without reading `released`
         // itself (Acquire in `try_push`) inherits the order above.
         self.senders.limit.fetch_max(limit, AcqRel).max(limit)
@@ -176,7 +180,8 @@ impl<T> BoundedQueue<T> {
                 return Err(Refused::Closed(item));
             }
             // Acquire pairs with `refresh_limit`'s release of the limit.
-            if reserved >= senders.limit.load(Acquire) && reserved >= body.refresh_limit(self.capacity) {
+            let limit = senders.limit.load(Acquire);
+            if reserved >= limit && reserved >= body.refresh_limit(self.capacity, limit) {
                 return Err(Refused::Full(item));
             }
             match senders.reserved.compare_exchange_weak(reserved, reserved + 1, Acquire, Relaxed) {
