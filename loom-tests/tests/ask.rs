@@ -7,19 +7,24 @@
 //! `thread::park`, and loom reports a park nobody unparks as a deadlock); an
 //! answer racing the caller giving up (dropping the `Pending`, or a zero
 //! wait that times out) is either kept and dropped with the ask or handed
-//! back to the replier, never lost, dropped twice or leaked (the slot is
-//! loom's `Arc`, so a slot never freed fails the model too). A task polling
+//! back to the replier, never lost, dropped twice or leaked (a slot never
+//! freed fails the model too, see below). A task polling
 //! the `Pending` is woken by the answer or the dropped reply, also after it
 //! left a second waker or went on to `wait`.
 //!
 //! The slot is one box that the second side to let go frees. Every model
 //! checks, through `loom_api::reply_slots_live`, that each slot it made is
 //! freed exactly once (never freed, or freed twice, fails the model), and
-//! under loom the free counts as a write to the slot's answer, so a free not
-//! ordered after the other side's last access to it is a race loom reports.
-//! A leaked `Pending` keeps the slot alive after the reply let go. Under loom a timed wait is a
-//! plain wait, so a non-zero `wait` returns only when resolved; the spin
-//! before it is one look.
+//! under loom the free counts as a write to the slot's answer and to a cell
+//! that every access of either side reads, so a free not ordered after the
+//! other side's last access to it (an atomic one included) is a race loom
+//! reports. A freed slot's box is kept for the freeing thread's next ask:
+//! asks in a row, by the caller and by the replier, check that a box is
+//! reused only once both sides let go of it (keeping it when the first side
+//! lets go fails `an_abandoned_slot_is_not_reused_while_its_reply_may_come`).
+//! A leaked `Pending` keeps the slot alive after the reply let go. Under
+//! loom a timed wait is a plain wait, so a non-zero `wait` returns only when
+//! resolved; the spin before it is one look.
 #![cfg(cellrt_loom)]
 
 use std::future::Future;
@@ -222,7 +227,7 @@ fn answer_racing_a_second_poll_wakes_the_task() {
 #[test]
 fn a_polled_ask_then_waited_for_gets_the_answer() {
     check(|| {
-        let (wakes, waker) = counting_waker();
+        let (_, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (reply, mut pending) = reply_channel();
         let answer = thread::spawn(move || reply.send(7));
@@ -241,7 +246,7 @@ fn a_polled_ask_then_waited_for_gets_the_answer() {
 fn answer_racing_an_abandoned_polled_ask_is_dropped_exactly_once() {
     check(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let (wakes, waker) = counting_waker();
+        let (_, waker) = counting_waker();
         let (reply, mut pending) = reply_channel();
         let answer = {
             let drops = drops.clone();
@@ -341,5 +346,64 @@ fn a_pair_whose_held_reply_runs_racing_a_timeout_is_taken_or_handed_back() {
         assert_eq!(taken.is_ok(), sent, "taken if and only if accepted");
         drop(taken);
         assert_eq!(drops.load(SeqCst), 1, "the answer is dropped exactly once");
+    });
+}
+
+#[test]
+fn asks_in_a_row_reuse_a_slot_only_once_both_sides_let_go() {
+    check(|| {
+        // Whichever side lets go of the first slot second frees it and
+        // keeps its box for that thread's next ask: here the caller's
+        // second ask, unless the replier let go last.
+        let (reply, pending) = reply_channel();
+        let first = thread::spawn(move || reply.send(1));
+        assert_eq!(pending.wait(WAIT), Ok(1));
+        let (reply, pending) = reply_channel();
+        let second = thread::spawn(move || reply.send(2));
+        assert_eq!(pending.wait(WAIT), Ok(2));
+        assert_eq!(first.join().unwrap(), Ok(()), "an answer to a waiting ask is accepted");
+        assert_eq!(second.join().unwrap(), Ok(()));
+    });
+}
+
+#[test]
+fn an_abandoned_slot_is_not_reused_while_its_reply_may_come() {
+    check(|| {
+        let (reply, pending) = reply_channel();
+        let late = thread::spawn(move || reply.send(1));
+        // The caller gives up; the replier may still be on its way to the
+        // slot, which the caller's next ask must not take before it let go.
+        drop(pending);
+        // The next ask, answered on this thread (no wake-up to race).
+        let (reply, pending) = reply_channel();
+        assert_eq!(reply.send(2), Ok(()));
+        assert_eq!(pending.wait(WAIT), Ok(2));
+        // Taken by the abandoned ask (and dropped with it), or handed back.
+        assert!(matches!(late.join().unwrap(), Ok(()) | Err(1)));
+    });
+}
+
+#[test]
+fn a_slot_the_replier_frees_serves_its_own_next_ask() {
+    check(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (reply, pending) = reply_channel();
+        let cell = {
+            let drops = drops.clone();
+            thread::spawn(move || {
+                let sent = reply.send(Counted(drops.clone())).is_ok();
+                // If the caller gave up first, this thread freed the slot
+                // and its own ask takes the box.
+                let (reply, pending) = reply_channel();
+                assert!(reply.send(Counted(drops)).is_ok());
+                drop(pending.wait(WAIT).expect("answered at once"));
+                sent
+            })
+        };
+        let taken = pending.wait(Duration::ZERO);
+        let sent = cell.join().unwrap();
+        assert_eq!(taken.is_ok(), sent, "taken if and only if accepted");
+        drop(taken);
+        assert_eq!(drops.load(SeqCst), 2, "each answer is dropped exactly once");
     });
 }

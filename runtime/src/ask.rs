@@ -33,16 +33,29 @@
 //! any, and the waiter left behind the lock. An ask answered while the
 //! caller spins thus costs one compare-exchange in all: the caller sees the
 //! flag and frees without another atomic write. A leaked handle leaks the
-//! slot. The loom model `loom-tests/tests/ask.rs` checks that an ask
-//! resolves exactly once, that no sleeping waiter is missed, and that every
-//! slot is freed exactly once, after the other side's last access.
+//! slot.
+//!
+//! Freeing a slot drops what it holds (an answer not taken, a waiter left
+//! behind) and keeps the box for the next ask made on the freeing thread
+//! (`spare` below: a few boxes per thread, known by their layout), which
+//! then writes its slot there instead of allocating; in an ask answered
+//! while the caller waits, that is the caller's thread, so an ask in a loop
+//! allocates once. Only the second side to let go keeps the box, so the
+//! `RELEASED` protocol alone still decides who may touch a slot when.
+//!
+//! The loom model `loom-tests/tests/ask.rs` checks that an ask resolves
+//! exactly once, that no sleeping waiter is missed, that every slot is
+//! freed exactly once, after the other side's last access (under loom,
+//! every access reads a cell that the free writes), and that asks in a row
+//! on one thread reuse a box only once both sides let go of it.
 
+use std::alloc::Layout;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -105,6 +118,12 @@ struct Shared<T> {
     /// Locked only by a caller that sleeps or polls, and by a reply that
     /// finds the flag raised.
     waiter: Mutex<Option<Waiter>>,
+    /// Under loom, read by every access of a side to the slot (`Slot::get`)
+    /// and written when the slot is freed: a free not ordered after the
+    /// other side's last access, even an atomic one, is a race the model
+    /// reports.
+    #[cfg(cellrt_loom)]
+    alive: UnsafeCell<()>,
 }
 
 // SAFETY: the slot moves a `T` from one thread to another, so `T: Send` is
@@ -249,11 +268,14 @@ impl<T> Slot<T> {
     /// The slot, while this side holds it.
     #[inline]
     fn get(&self) -> &Shared<T> {
-        // SAFETY: the box is freed only by the second side to let go, and
-        // this side has not let go yet: a side lets go only by consuming
-        // its `Slot` (`release`, `free`, or the moves that set `RELEASED`
-        // followed by dropping the `Slot` unused).
-        unsafe { self.ptr.as_ref() }
+        // SAFETY: the box is freed (or kept for another ask) only by the
+        // second side to let go, and this side has not let go yet: a side
+        // lets go only by consuming its `Slot` (`release`, `free`, or the
+        // moves that set `RELEASED` followed by dropping the `Slot` unused).
+        let shared = unsafe { self.ptr.as_ref() };
+        #[cfg(cellrt_loom)]
+        shared.alive.with(|_| ());
+        shared
     }
 
     /// Lets go of a slot whose state this side last saw as `seen` (with
@@ -273,15 +295,20 @@ impl<T> Slot<T> {
     }
 
     /// Frees the slot: the other side let go (this side saw `RELEASED`
-    /// with Acquire), and this side lets go now.
+    /// with Acquire), and this side lets go now. What the slot holds (an
+    /// answer not taken, a waiter left behind) is dropped; the box is kept
+    /// for this thread's next ask, or given back to the allocator.
     fn free(self) {
         #[cfg(cellrt_loom)]
         model::freed(self.get());
-        // SAFETY: the box was leaked by `channel_until` and is freed only
-        // here; both sides have let go (the other side raised `RELEASED`
+        // SAFETY: both sides have let go (the other side raised `RELEASED`
         // after its last access, this side consumes its `Slot`), so
-        // nothing reaches the slot after this.
-        drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+        // nothing reaches the slot after this: it is dropped once, here.
+        unsafe { ptr::drop_in_place(self.ptr.as_ptr()) };
+        // SAFETY: the box was allocated by `channel_until` with the layout
+        // of `Shared<T>` (a `Box`, or a kept box of that layout), it holds
+        // nothing now, and no handle points to it any more.
+        unsafe { spare::keep(self.ptr.cast(), Layout::new::<Shared<T>>()) };
     }
 }
 
@@ -291,8 +318,9 @@ unsafe impl<T: Send> Send for Slot<T> {}
 // SAFETY: as for `Send`.
 unsafe impl<T: Send> Sync for Slot<T> {}
 
-/// Under loom, a freed slot counts as a write to its answer (a free not
-/// ordered after the other side's last access is a race in the model), and
+/// Under loom, a freed slot counts as a write to its answer and to its
+/// `alive` cell, which every access reads (a free not ordered after the
+/// other side's last access is a race in the model), and
 /// the slots live on the model's thread are counted: a model checks that
 /// every slot it made was freed exactly once.
 #[cfg(cellrt_loom)]
@@ -309,6 +337,7 @@ pub(crate) mod model {
 
     pub(super) fn freed<T>(shared: &super::Shared<T>) {
         shared.value.with_mut(|_| ());
+        shared.alive.with_mut(|_| ());
         LIVE.with(|live| {
             assert!(live.get() > 0, "a reply slot freed twice");
             live.set(live.get() - 1);
@@ -327,6 +356,112 @@ pub(crate) mod model {
     }
 }
 
+/// Reply boxes kept for the next ask of the thread that freed them, so
+/// that an ask in a loop allocates its slot once.
+///
+/// A box is kept only by [`Slot::free`], which the second side to let go
+/// runs: from then on no handle points to it, and the thread that freed it
+/// owns it alone (the `RELEASED` protocol, unchanged, decides which side
+/// that is: the caller's in an ask answered while it waits). A kept box
+/// holds nothing (its slot was dropped in place) and is known by its
+/// layout: a box made for one answer type serves any other of the same size
+/// and alignment. A thread keeps at most [`KEPT`] boxes, none larger than
+/// [`KEPT_SIZE_MAX`] bytes; any other goes back to the allocator, as the
+/// kept ones do when the thread exits (or, during its exit, at once).
+mod spare {
+    use std::alloc::{dealloc, Layout};
+    use std::cell::Cell;
+    use std::ptr::NonNull;
+
+    /// Boxes one thread keeps: one for each answer layout of the few a
+    /// thread usually asks for. A take looks at each in turn.
+    pub(super) const KEPT: usize = 2;
+    /// The largest box kept, in bytes: a slot for a large answer is not
+    /// kept around for an ask that may never come.
+    pub(super) const KEPT_SIZE_MAX: usize = 256;
+
+    /// A box that no slot lives in.
+    #[derive(Clone, Copy)]
+    struct Spare {
+        ptr: NonNull<u8>,
+        layout: Layout,
+    }
+
+    /// One thread's kept boxes; an entry is taken and replaced whole.
+    struct Kept([Cell<Option<Spare>>; KEPT]);
+
+    impl Drop for Kept {
+        fn drop(&mut self) {
+            for entry in &self.0 {
+                if let Some(spare) = entry.take() {
+                    // SAFETY: `keep` took the box with the promise that the
+                    // global allocator made it with `layout` and that
+                    // nothing else points to it; it was not handed out
+                    // again (`take` empties its entry).
+                    unsafe { dealloc(spare.ptr.as_ptr(), spare.layout) };
+                }
+            }
+        }
+    }
+
+    crate::sync::thread_local! {
+        static KEPT_BOXES: Kept = const { Kept([const { Cell::new(None) }; KEPT]) };
+    }
+
+    /// A kept box of `layout`, if this thread has one; the caller owns it
+    /// from now on (to write a slot in).
+    #[inline]
+    pub(super) fn take(layout: Layout) -> Option<NonNull<u8>> {
+        if layout.size() > KEPT_SIZE_MAX {
+            return None;
+        }
+        KEPT_BOXES
+            .try_with(|kept| {
+                kept.0.iter().find_map(|entry| match entry.get() {
+                    Some(spare) if spare.layout == layout => {
+                        entry.set(None);
+                        Some(spare.ptr)
+                    }
+                    _ => None,
+                })
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps the box at `ptr` for a later [`take`] of its layout on this
+    /// thread, or gives it back to the allocator when it is too large, this
+    /// thread keeps enough already, or the thread is exiting.
+    ///
+    /// # Safety
+    ///
+    /// The global allocator made `ptr` with `layout`; it holds no value,
+    /// and nothing else points to it or will.
+    #[inline]
+    pub(super) unsafe fn keep(ptr: NonNull<u8>, layout: Layout) {
+        let kept = layout.size() <= KEPT_SIZE_MAX
+            && KEPT_BOXES
+                .try_with(|kept| match kept.0.iter().find(|entry| entry.get().is_none()) {
+                    Some(entry) => {
+                        entry.set(Some(Spare { ptr, layout }));
+                        true
+                    }
+                    None => false,
+                })
+                .unwrap_or(false);
+        if !kept {
+            // SAFETY: as the caller promised.
+            unsafe { dealloc(ptr.as_ptr(), layout) };
+        }
+    }
+
+    /// How many boxes this thread keeps now.
+    #[cfg(all(test, not(cellrt_loom)))]
+    pub(super) fn kept() -> usize {
+        KEPT_BOXES.with(|kept| kept.0.iter().filter(|entry| entry.get().is_some()).count())
+    }
+}
+
 /// Creates a connected reply handle and pending result.
 pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
     channel_until(None)
@@ -335,14 +470,27 @@ pub(crate) fn channel<T>() -> (Reply<T>, Pending<T>) {
 /// [`channel`] for an ask that must be answered before `deadline`: the
 /// handler reads it with [`Reply::deadline`].
 pub(crate) fn channel_until<T>(deadline: Option<Instant>) -> (Reply<T>, Pending<T>) {
-    let shared = Box::new(Shared {
+    let shared = Shared {
         state: AtomicUsize::new(WAITING),
         value: UnsafeCell::new(MaybeUninit::uninit()),
         waiter: Mutex::new(None),
-    });
+        #[cfg(cellrt_loom)]
+        alive: UnsafeCell::new(()),
+    };
     #[cfg(cellrt_loom)]
     model::made();
-    let ptr = NonNull::from(Box::leak(shared));
+    let ptr = match spare::take(Layout::new::<Shared<T>>()) {
+        Some(kept) => {
+            let ptr = kept.cast::<Shared<T>>();
+            // SAFETY: a kept box has the layout of `Shared<T>` (size and
+            // alignment), holds nothing, and belongs to this thread alone
+            // (`spare::take` handed it over), so it is written, not
+            // dropped into.
+            unsafe { ptr.as_ptr().write(shared) };
+            ptr
+        }
+        None => NonNull::from(Box::leak(Box::new(shared))),
+    };
     (
         Reply { slot: Some(Slot { ptr, _owns: PhantomData }), deadline },
         Pending { slot: Slot { ptr, _owns: PhantomData } },
@@ -571,8 +719,7 @@ impl<T> Pending<T> {
         if timeout.is_zero() {
             return self.take_now();
         }
-        worker::warn_blocking_wait();
-        worker::offload_next();
+        worker::before_blocking_wait();
         // A reply usually comes within microseconds: spin a little before
         // sleeping, looking after every hint so that the answer is seen as
         // it lands.
@@ -960,6 +1107,109 @@ mod tests {
         });
         drop(held);
         assert_eq!(pending.wait(Duration::from_secs(1)), Err(AskError::Unanswered));
+    }
+
+    /// Where a pending's slot lives.
+    fn address<T>(pending: &Pending<T>) -> usize {
+        pending.slot.ptr.as_ptr() as usize
+    }
+
+    /// Runs `body` on a thread of its own, which keeps no boxes yet.
+    fn on_fresh_thread(body: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(body).join().unwrap();
+    }
+
+    #[test]
+    fn the_next_ask_on_a_thread_reuses_the_box_its_last_ask_freed() {
+        on_fresh_thread(|| {
+            let (reply, pending) = channel();
+            let first = address(&pending);
+            reply.send(1_u64).unwrap();
+            assert_eq!(pending.wait(Duration::from_secs(1)), Ok(1));
+            assert_eq!(spare::kept(), 1, "the caller let go last and kept the box");
+            let (reply, pending) = channel();
+            assert_eq!(address(&pending), first, "the kept box is the next ask's");
+            assert_eq!(spare::kept(), 0);
+            reply.send(2_u64).unwrap();
+            assert_eq!(pending.wait(Duration::from_secs(1)), Ok(2));
+        });
+    }
+
+    #[test]
+    fn a_box_one_side_still_holds_is_neither_kept_nor_reused() {
+        on_fresh_thread(|| {
+            let (reply, first) = channel::<u64>();
+            drop(reply);
+            assert_eq!(spare::kept(), 0, "the pending still holds the slot");
+            let (second_reply, second) = channel::<u64>();
+            assert_ne!(address(&second), address(&first));
+            assert_eq!(first.wait(Duration::from_secs(1)), Err(AskError::Unanswered));
+            assert_eq!(spare::kept(), 1, "kept once both sides let go");
+            drop((second_reply, second));
+            assert_eq!(spare::kept(), 2);
+        });
+    }
+
+    #[test]
+    fn a_box_the_reply_side_frees_is_kept_by_the_replying_thread() {
+        on_fresh_thread(|| {
+            let (reply, pending) = channel::<u64>();
+            let slot = address(&pending);
+            drop(pending);
+            assert_eq!(spare::kept(), 0, "the reply still holds the slot");
+            on_fresh_thread(move || {
+                assert_eq!(reply.send(3), Err(3), "the caller gave up");
+                assert_eq!(spare::kept(), 1, "the reply side let go last and kept the box");
+                let (_reply, pending) = channel::<u64>();
+                assert_eq!(address(&pending), slot);
+            });
+            assert_eq!(spare::kept(), 0, "kept where it was freed");
+        });
+    }
+
+    #[test]
+    fn a_kept_box_serves_only_asks_of_its_layout() {
+        on_fresh_thread(|| {
+            let (reply, pending) = channel::<u8>();
+            let small = address(&pending);
+            drop((reply, pending));
+            let (_reply, pending) = channel::<[u64; 8]>();
+            assert_ne!(address(&pending), small, "a larger answer needs a box of its own");
+            assert_eq!(spare::kept(), 1, "the small box waits for an ask of its layout");
+            let (_reply, pending) = channel::<i8>();
+            assert_eq!(address(&pending), small, "another answer type of the same layout takes it");
+        });
+    }
+
+    #[test]
+    fn a_thread_keeps_at_most_a_few_boxes_and_none_too_large() {
+        on_fresh_thread(|| {
+            let asks: Vec<_> = (0..spare::KEPT + 2).map(|_| channel::<u64>()).collect();
+            drop(asks);
+            assert_eq!(spare::kept(), spare::KEPT, "the others went back to the allocator");
+            on_fresh_thread(|| {
+                drop(channel::<[u8; spare::KEPT_SIZE_MAX]>());
+                assert_eq!(spare::kept(), 0, "a box for a large answer is not kept");
+            });
+        });
+    }
+
+    #[test]
+    fn an_answer_left_in_a_kept_box_is_dropped_once_and_the_box_serves_again() {
+        on_fresh_thread(|| {
+            let drops = std::sync::Arc::new(AtomicUsize::new(0));
+            let (reply, pending) = channel();
+            assert!(reply.send(Counted(drops.clone())).is_ok());
+            drop(pending);
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped when the box was kept");
+            assert_eq!(spare::kept(), 1);
+            let (reply, pending) = channel();
+            assert!(reply.send(Counted(drops.clone())).is_ok());
+            let Ok(answer) = pending.wait(Duration::from_secs(1)) else { panic!("the answer comes") };
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "the new answer is intact");
+            drop(answer);
+            assert_eq!(drops.load(Ordering::SeqCst), 2);
+        });
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub(crate) struct Dispatcher {
     /// sleeps while every worker does (see `dormancy.rs`).
     pub(crate) activity: Arc<ActivityGate>,
     /// Set (never cleared) by the first blocking wait on one of its
-    /// workers, which is warned about once (`worker::warn_blocking_wait`).
+    /// workers, which is warned about once (`worker::before_blocking_wait`).
     pub(crate) warned_blocking: AtomicBool,
 }
 

@@ -48,13 +48,34 @@ thread_local! {
 }
 
 /// Whether the calling thread is a worker of any dispatcher.
+#[inline]
 pub(crate) fn on_worker_thread() -> bool {
     !WORKER_OF.get().is_null()
 }
 
+/// Readies the calling thread to block waiting for an answer
+/// (`Pending::wait`). On a worker: warns, once per dispatcher, that a
+/// handler blocks the worker, and moves the `next` cell to the shared queue
+/// (see [`offload_next`]), so the cell waited on can run elsewhere. Off
+/// workers, where asks usually wait, it costs one thread-local load: a
+/// thread that is no worker never fills a `next` slot.
+#[inline]
+pub(crate) fn before_blocking_wait() {
+    if on_worker_thread() {
+        worker_blocks();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn worker_blocks() {
+    warn_blocking_wait();
+    offload_next();
+}
+
 /// Warns, once per dispatcher, that a call blocks one of its worker
-/// threads (`Pending::wait` inside a handler). Does nothing off workers.
-pub(crate) fn warn_blocking_wait() {
+/// threads (`Pending::wait` inside a handler).
+fn warn_blocking_wait() {
     LOCAL.with(|local| {
         let local = local.borrow();
         let Some(worker) = local.as_ref() else { return };

@@ -35,6 +35,16 @@ pub(crate) mod thread {
     }
 }
 
+/// loom's per-thread locals (loom runs a model's threads on one OS thread,
+/// where std's would be shared), declared as in `std.rs`; dropped when the
+/// model's thread ends.
+macro_rules! thread_local_const {
+    ($($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr };)+) => {
+        ::loom::thread_local! { $($(#[$attr])* $vis static $name: $t = $init;)+ }
+    };
+}
+pub(crate) use thread_local_const as thread_local;
+
 pub(crate) mod cell {
     pub(crate) use loom::cell::UnsafeCell;
 }

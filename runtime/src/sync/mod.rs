@@ -15,7 +15,9 @@
 //! Both backends export the same names with the same signatures: `Arc`,
 //! `Mutex`/`MutexGuard` (no poisoning: `lock()` always returns the guard),
 //! `RwLock`, `Condvar`, `atomic::*`, `cell::UnsafeCell` (with loom's
-//! `with`/`with_mut` interface), `thread` (parking included), `spin_loop`,
+//! `with`/`with_mut` interface), `thread` (parking included), `thread_local!`
+//! (for per-thread state a protocol relies on; its initializer a
+//! `const { .. }` block), `spin_loop`,
 //! `spin_until`, `yield_until`, `Backoff` and `SegQueue`.
 //!
 //! Beside them, `once_box.rs` builds [`OnceBox`] on the backend's atomics:

@@ -17,6 +17,18 @@ pub(crate) mod thread {
     }
 }
 
+/// Declares thread-locals whose initial value is a constant, as
+/// `std::thread_local!` with a `const { .. }` initializer (one access costs
+/// a load and, for a value with a destructor, a check that the thread is
+/// not exiting). For state that must be per thread under loom too: there
+/// a model's threads share one OS thread.
+macro_rules! thread_local_const {
+    ($($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr };)+) => {
+        ::std::thread_local! { $($(#[$attr])* $vis static $name: $t = const { $init };)+ }
+    };
+}
+pub(crate) use thread_local_const as thread_local;
+
 pub(crate) mod cell {
     /// `std::cell::UnsafeCell` behind loom's interface: the pointer is only
     /// lent to a closure, so the loom build can check every access.
