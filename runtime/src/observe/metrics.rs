@@ -30,7 +30,9 @@
 //! The worker counts handled and failed messages in locals and reads the
 //! clock only for stamped messages: when it takes one (time in queue; the
 //! mailbox length is read then too, for the high-water mark) and when its
-//! handler returns (handling time). When the turn ends it adds its locals
+//! handler returns (handling time); the stamped messages' samples, and the
+//! kinds of failed messages, wait in a thread-local list that keeps its
+//! allocation from turn to turn. When the turn ends it adds its locals
 //! to the cell's atomics, one `fetch_add` each, and, only if the turn had
 //! stamped messages, failures of a kept kind or sends on an edge other than
 //! the last one, takes the cell's detail lock once to fold in its samples
@@ -143,6 +145,8 @@ thread_local! {
         }
     };
     static EDGES: RefCell<TurnEdges> = const { RefCell::new(TurnEdges { edges: Vec::new() }) };
+    static RECORD: RefCell<TurnRecord> =
+        const { RefCell::new(TurnRecord { samples: Vec::new(), failed_kinds: Vec::new() }) };
 }
 
 /// Counters of one cell since it was spawned (across its restarts).
@@ -519,14 +523,29 @@ pub(crate) struct Timed {
 
 /// What one turn of one cell measured, added to its metrics when the turn
 /// ends (dropped).
+///
+/// What goes behind the detail lock (stamped messages' samples, failed
+/// messages' kinds) waits in this thread's [`TurnRecord`]; the meter
+/// counts the entries it pushed there, which are the last ones.
 pub(crate) struct TurnMeter<'a> {
     metrics: Block<'a>,
     handled: u64,
     failed: u64,
     slow: u64,
+    /// Samples this turn pushed onto the thread's record.
+    samples: usize,
+    /// Failed messages' kinds this turn pushed onto the thread's record.
+    failed_kinds: usize,
+}
+
+/// What the turns running on this thread measured for the detail lock,
+/// kept between turns: a turn that has stamped messages or failures
+/// allocates nothing, and a turn that has neither carries no list to drop.
+/// Each meter takes back only the entries it pushed, the last ones, so a
+/// turn run inside another's handler leaves the outer turn's entries.
+struct TurnRecord {
     samples: Vec<Sample>,
-    /// The kinds of the messages that failed this turn (rare: allocated on
-    /// the first failure).
+    /// The kinds of the messages that failed (kept with kind evidence).
     failed_kinds: Vec<&'static str>,
 }
 
@@ -568,7 +587,7 @@ impl<'a> TurnMeter<'a> {
             sender.cell.set(id);
             sender.known_to.set(known_to);
         });
-        TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: Vec::new(), failed_kinds: Vec::new() }
+        TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: 0, failed_kinds: 0 }
     }
 
     /// The cell's metrics block, allocated now if this is its first use.
@@ -611,7 +630,8 @@ impl<'a> TurnMeter<'a> {
         } else {
             self.failed += 1;
             if self.metrics().send.kind_evidence {
-                self.failed_kinds.push(kind);
+                RECORD.with(|record| record.borrow_mut().failed_kinds.push(kind));
+                self.failed_kinds += 1;
             }
         }
         if let Some(Timed { stamp, taken }) = timed {
@@ -622,7 +642,9 @@ impl<'a> TurnMeter<'a> {
             if threshold != 0 && (queue + handling).as_nanos() > u128::from(threshold) {
                 self.slow += 1;
             }
-            self.samples.push(Sample { from: stamp.from, kind, queue, handling });
+            let sample = Sample { from: stamp.from, kind, queue, handling };
+            RECORD.with(|record| record.borrow_mut().samples.push(sample));
+            self.samples += 1;
         }
     }
 }
@@ -634,7 +656,7 @@ impl Drop for TurnMeter<'_> {
             sender.known_to.set(0);
             (sender.known_sends.replace(0), sender.tallied.replace(false))
         });
-        let detailed = !self.samples.is_empty() || tallied || !self.failed_kinds.is_empty();
+        let detailed = self.samples > 0 || tallied || self.failed_kinds > 0;
         if !detailed && self.handled == 0 && self.failed == 0 && self.slow == 0 && known_sends == 0 {
             // Nothing to add: a cell without a block keeps none.
             return;
@@ -651,20 +673,32 @@ impl Drop for TurnMeter<'_> {
         // Sends on the last edge: pending until the last edge changes, which
         // happens only under the detail lock (module docs, "The last edge").
         add(&metrics.last_edge_sends, known_sends);
-        if !detailed {
-            return;
+        if detailed {
+            RECORD.with(|record| self.fold(metrics, &mut record.borrow_mut(), tallied, known_sends));
         }
-        if !self.samples.is_empty() {
-            let queue_ns: u64 = self.samples.iter().map(|s| s.queue.as_nanos() as u64).sum();
-            let busy_ns: u64 = self.samples.iter().map(|s| s.handling.as_nanos() as u64).sum();
-            add(&metrics.queue_ns, queue_ns);
-            add(&metrics.busy_ns, busy_ns);
-            add(&metrics.queue_samples, self.samples.len() as u64);
+    }
+}
+
+impl TurnMeter<'_> {
+    /// The end of a turn with something for the detail lock: its samples
+    /// and failed kinds (the last entries of this thread's `record`), and
+    /// the edges it tallied if it did (`tallied`), taken under the lock.
+    /// `known_sends`: the turn's sends on the cell's last edge.
+    fn fold(&self, metrics: &CellMetrics, record: &mut TurnRecord, tallied: bool, known_sends: u64) {
+        let samples = record.samples.len() - self.samples;
+        let failed_kinds = record.failed_kinds.len() - self.failed_kinds;
+        if self.samples > 0 {
+            let taken = &record.samples[samples..];
+            let queue_ns: u64 = taken.iter().map(|s| s.queue.as_nanos() as u64).sum();
+            let busy_ns: u64 = taken.iter().map(|s| s.handling.as_nanos() as u64).sum();
+            metrics.queue_ns.fetch_add(queue_ns, Relaxed);
+            metrics.busy_ns.fetch_add(busy_ns, Relaxed);
+            metrics.queue_samples.fetch_add(self.samples as u64, Relaxed);
         }
         let kind_evidence = metrics.send.kind_evidence;
         let mut detail = metrics.detail.lock();
         let detail = detail.get_or_insert_with(Box::default);
-        for sample in self.samples.drain(..) {
+        for sample in record.samples.drain(samples..) {
             detail.handling.record(sample.handling);
             detail.queue.record(sample.queue);
             if kind_evidence {
@@ -689,7 +723,7 @@ impl Drop for TurnMeter<'_> {
                 latency.max = latency.max.max(sample.queue);
             }
         }
-        for kind in self.failed_kinds.drain(..) {
+        for kind in record.failed_kinds.drain(failed_kinds..) {
             detail.kind(kind).failed += 1;
         }
         if tallied {
@@ -947,6 +981,51 @@ mod tests {
         assert_eq!(counts(&metrics), [(8, 2), (9, 2)]);
         turn(&metrics, &[8]);
         assert_eq!(counts(&metrics), [(8, 3), (9, 2)]);
+    }
+
+    /// A stamped message from sender `from`, taken and handled (`ok`) or
+    /// failed in the turn `meter` measures.
+    fn stamped(meter: &mut TurnMeter<'_>, from: u64, kind: &'static str, ok: bool) {
+        let stamp = Box::new(Stamp { sent: Instant::now(), from, deadline: None });
+        let timed = meter.taken(Some(stamp), || 0);
+        meter.done(timed, kind, ok);
+    }
+
+    fn kinds_of(metrics: &CellMetrics) -> Vec<(&'static str, u64, u64)> {
+        metrics.kind_totals().into_iter().map(|k| (k.kind, k.sampled, k.failed)).collect()
+    }
+
+    #[test]
+    fn a_turn_run_inside_another_keeps_its_samples_apart() {
+        let (outer, inner) = (CellMetrics::new(1, true), CellMetrics::new(1, true));
+        let mut outer_turn = TurnMeter::begin(&outer, 7);
+        stamped(&mut outer_turn, 3, "Ping", true);
+        let mut inner_turn = TurnMeter::begin(&inner, 8);
+        stamped(&mut inner_turn, 4, "Pong", true);
+        stamped(&mut inner_turn, 4, "Bad", false);
+        drop(inner_turn);
+        stamped(&mut outer_turn, 3, "Ping", false);
+        drop(outer_turn);
+
+        assert_eq!(kinds_of(&outer), [("Ping", 2, 1)]);
+        assert_eq!(
+            (outer.counters().handled, outer.counters().failed, outer.counters().queue_samples),
+            (1, 1, 2)
+        );
+        assert_eq!(outer.inbound(3).map(|latency| latency.samples), Some(2));
+        assert_eq!(outer.inbound(4).map(|latency| latency.samples), None);
+
+        assert_eq!(kinds_of(&inner), [("Pong", 1, 0), ("Bad", 1, 1)]);
+        assert_eq!(
+            (inner.counters().handled, inner.counters().failed, inner.counters().queue_samples),
+            (1, 1, 2)
+        );
+        assert_eq!(inner.inbound(4).map(|latency| latency.samples), Some(2));
+        assert_eq!(inner.inbound(3).map(|latency| latency.samples), None);
+        assert!(RECORD.with(|record| {
+            let record = record.borrow();
+            record.samples.is_empty() && record.failed_kinds.is_empty()
+        }));
     }
 
     #[test]
