@@ -27,6 +27,7 @@
 //! | [`reply_channel`], [`reply_slots_live`] | `ask::channel`, and the count of reply slots not yet freed |
 //! | [`ModelRunQueue`], [`ModelTask`] | `dispatch::run_queue::RunQueue`, `dispatch::Runnable` |
 //! | [`ModelDormancy`] | `dormancy::Dormancy` |
+//! | [`ModelCellMetrics`] | `observe::metrics::{CellMetrics, TurnMeter}`: a cell's edge counts, kept by its turns and read by the analysis window |
 //! | [`ModelWindow`] | `supervise::window::RestartWindow` |
 //! | [`ModelWatchers`] | `supervise::watch::Watchers` |
 //! | [`ModelBreaker`] | `flow::breaker::CircuitBreaker` at injected instants |
@@ -52,6 +53,7 @@ use crate::mailbox::{
     BoundedQueue, Envelope, Mailbox, PendingRegroup, Refused, Regroup, SendError, SpaceWaiter, StopCause,
     SystemMsg,
 };
+use crate::observe::metrics::{CellMetrics, TurnMeter};
 use crate::path::CellPath;
 use crate::recompose::apply::{kind_regroup, offer_kind_move, KindRoute};
 use crate::runtime::CellControl;
@@ -911,6 +913,57 @@ impl Default for ModelDormancy {
 }
 
 impl fmt::Debug for ModelRunQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+/// The real `observe::metrics::CellMetrics` of one observed cell
+/// (instance 1), whose turns run the real `TurnMeter` and count each send
+/// with the real `CellMetrics::accepted`, as `CellInstance::run_own_turn`
+/// and a send from its handler do.
+///
+/// The meter keeps the running turn's sends in thread-locals, which loom
+/// does not model (its threads share them): turns must run on one model
+/// thread only.
+pub struct ModelCellMetrics {
+    inner: CellMetrics,
+}
+
+impl ModelCellMetrics {
+    /// A fresh block that stamps no send (`CellMetrics::new`).
+    pub fn new() -> Self {
+        ModelCellMetrics { inner: CellMetrics::new(u32::MAX, false) }
+    }
+
+    /// One turn of the cell that sends once to each receiver in `sends`
+    /// (instance ids, not 0), in order, and ends: `TurnMeter::begin_lazy`
+    /// with the block at hand, `CellMetrics::accepted` per send, the meter
+    /// dropped.
+    pub fn turn(&self, sends: &[u64]) {
+        let path = CellPath::root();
+        let block = || &self.inner;
+        let meter = TurnMeter::begin_lazy(&block, Some(&self.inner), 1);
+        for &to in sends {
+            CellMetrics::accepted(to, &path);
+        }
+        drop(meter);
+    }
+
+    /// `CellMetrics::outbound`: each edge's receiver and message count, in
+    /// the order the edges were first used.
+    pub fn outbound(&self) -> Vec<(u64, u64)> {
+        self.inner.outbound().into_iter().map(|edge| (edge.to, edge.messages)).collect()
+    }
+}
+
+impl Default for ModelCellMetrics {
+    fn default() -> Self {
+        ModelCellMetrics::new()
+    }
+}
+
+impl fmt::Debug for ModelCellMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.inner, f)
     }

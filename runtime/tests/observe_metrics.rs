@@ -225,6 +225,57 @@ fn the_flow_map_has_each_sender_to_receiver_edge_with_its_count_rate_and_latency
     rt.shutdown(PATIENCE);
 }
 
+/// Hands each message on to the receiver it names.
+struct Switch {
+    to: [Addr<Job>; 2],
+}
+
+impl Cell for Switch {
+    type Message = usize;
+
+    fn handle(&mut self, _: &mut Context<Self>, to: usize) -> Result<(), CellError> {
+        self.to[to].try_send(Job::Ok).map_err(|_| CellError::msg("receiver is full"))
+    }
+}
+
+#[test]
+fn edge_counts_stay_exact_while_a_cell_keeps_to_one_edge_and_when_it_changes() {
+    // No message stamped: turns that send on the edge used last add to its
+    // count without the detail lock; only a change of edge takes it.
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .observation(ObservationConfig::default().sample_every(u32::MAX).window(Duration::from_millis(20)))
+        .build()
+        .expect("runtime builds");
+    let b = rt.spawn_with(CellConfig::new().name("b").capacity(64), Worker { next: None }).unwrap();
+    let c = rt.spawn_with(CellConfig::new().name("c").capacity(64), Worker { next: None }).unwrap();
+    let switch = rt.spawn_with(CellConfig::new().name("s").capacity(64), Switch { to: [b, c] }).unwrap();
+    let edges = || -> Vec<(String, String, u64)> {
+        let snapshot = rt.snapshot();
+        snapshot.edges.iter().map(|e| (e.from.to_string(), e.to.to_string(), e.messages)).collect()
+    };
+    let expect = |b: u64, c: u64| -> Vec<(String, String, u64)> {
+        [("/s", "/b", b), ("/s", "/c", c)]
+            .into_iter()
+            .filter(|&(_, _, n)| n > 0)
+            .map(|(from, to, n)| (from.to_owned(), to.to_owned(), n))
+            .collect()
+    };
+    let mut handled = 0;
+    // One message a turn: each waits for the turn before it to end.
+    for (to, times, after) in [(0, 5, (5, 0)), (1, 3, (5, 3)), (0, 2, (7, 3))] {
+        for _ in 0..times {
+            switch.send(to).unwrap();
+            handled += 1;
+            assert!(eventually(|| cell(&rt.snapshot(), "/s").metrics.as_ref().unwrap().handled == handled));
+        }
+        // The edges' counts are read by the analysis, once per window.
+        let expected = expect(after.0, after.1);
+        assert!(eventually(|| edges() == expected), "{:?}, expected {expected:?}", edges());
+    }
+    rt.shutdown(PATIENCE);
+}
+
 #[test]
 fn exports_show_the_same_numbers_as_the_snapshot() {
     let rt = observed(Duration::from_millis(20));

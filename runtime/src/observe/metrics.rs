@@ -8,8 +8,9 @@
 //! message stamped. A send from inside a cell's turn also adds one to a
 //! thread-local tally of that turn's edges (receiver → count); a send to
 //! the receiver of the edge the sending cell's turns added last, which its
-//! metrics already list, only adds one to a thread-local counter. A send
-//! rejected as full bumps the receiver's `rejected` counter. What senders
+//! metrics already list, only adds one to a thread-local counter, which the
+//! turn's end adds to an atomic beside the detail (see "The last edge"). A
+//! send rejected as full bumps the receiver's `rejected` counter. What senders
 //! read of the receiver's metrics comes first in the cell's metrics; the
 //! counters its worker writes follow it unpadded: the worker writes them
 //! once per turn, not per message, so a sender misses that cache line at
@@ -29,16 +30,44 @@
 //! The worker counts handled and failed messages in locals and reads the
 //! clock only for stamped messages: when it takes one (time in queue; the
 //! mailbox length is read then too, for the high-water mark) and when its
-//! handler returns (handling time). When the turn ends it adds its locals
+//! handler returns (handling time); the stamped messages' samples, and the
+//! kinds of failed messages, wait in a thread-local list that keeps its
+//! allocation from turn to turn. When the turn ends it adds its locals
 //! to the cell's atomics, one `fetch_add` each, and, only if the turn had
-//! stamped messages or sent any, takes the cell's detail lock once to fold
-//! in its samples and edges.
+//! stamped messages, failures of a kept kind or sends on an edge other than
+//! the last one, takes the cell's detail lock once to fold in its samples
+//! and edges. A turn that sent only on the last edge adds its count with
+//! one `fetch_add` and no lock.
 //!
 //! So the message counters are exact; handling time (and busy time, which
 //! is the mean handling time of the stamped messages times the messages),
 //! time in queue, and per-edge latency come from the stamped sample. The
 //! mailbox high-water mark is read as stamped messages are taken, and is
 //! the capacity once a send was rejected as full.
+//!
+//! # The last edge
+//!
+//! A cell's sends on its last edge (`CellMetrics::last_edge`, the receiver
+//! of the edge its turns added last) are counted in `last_edge_sends`, not
+//! in the edge's entry in the detail's `outbound`; the edge's count is the
+//! sum of the two. The worker holding the cell's run token is the only
+//! writer of both fields:
+//!
+//! - it adds a turn's sends on the last edge to `last_edge_sends` with a
+//!   `fetch_add`, without the detail lock;
+//! - it changes the last edge only under the detail lock, and in the same
+//!   critical section first moves `last_edge_sends` (swapped to 0) into the
+//!   entry of the edge it leaves.
+//!
+//! A reader ([`CellMetrics::outbound`]) takes the detail lock and adds
+//! `last_edge_sends` to the entry of `last_edge`. The lock orders it with
+//! every change of the last edge, so the pending count it reads belongs to
+//! the edge it reads (counts added after the change are the new edge's and
+//! are added after the reader released the lock), and no count is ever in
+//! both places or in neither. All accesses are `Relaxed`: the lock gives
+//! the only order the sum needs, and the count a reader reads is one the
+//! worker reached, from a turn that ended or is ending. Modelled in
+//! `loom-tests/tests/observe_metrics.rs`.
 
 use std::cell::{Cell as StdCell, RefCell};
 use std::time::{Duration, Instant};
@@ -78,12 +107,11 @@ impl Stamp {
 }
 
 /// The sending side of this thread: sends since the last stamp, the
-/// observed cell whose turn runs here (0 for none), and whether that turn
-/// has sent anything.
+/// observed cell whose turn runs here (0 for none), and what that turn
+/// sent.
 struct Sender {
     sends: StdCell<u32>,
     cell: StdCell<u64>,
-    sent: StdCell<bool>,
     /// The receiver of the edge the running cell's turns added last (its
     /// `CellMetrics::last_edge`), 0 for none: that edge is listed in the
     /// cell's detail already, so sends to it are only counted, in
@@ -111,13 +139,14 @@ thread_local! {
         Sender {
             sends: StdCell::new(0),
             cell: StdCell::new(0),
-            sent: StdCell::new(false),
             known_to: StdCell::new(0),
             known_sends: StdCell::new(0),
             tallied: StdCell::new(false),
         }
     };
     static EDGES: RefCell<TurnEdges> = const { RefCell::new(TurnEdges { edges: Vec::new() }) };
+    static RECORD: RefCell<TurnRecord> =
+        const { RefCell::new(TurnRecord { samples: Vec::new(), failed_kinds: Vec::new() }) };
 }
 
 /// Counters of one cell since it was spawned (across its restarts).
@@ -223,9 +252,15 @@ pub(crate) struct CellMetrics {
     window_high: AtomicUsize,
     /// The receiver of the last edge a turn of this cell added to its
     /// detail's `outbound` (0 for none), which lists it from then on.
-    /// Written and read only by the worker holding the cell's run token,
-    /// whose hand-over orders one turn after the other.
+    /// Written only by the worker holding the cell's run token (whose
+    /// hand-over orders one turn after the other), under the detail lock;
+    /// read by that worker without it, by others under it.
     last_edge: AtomicU64,
+    /// Sends on `last_edge` not yet in its entry in the detail's
+    /// `outbound`: added to by the worker holding the run token without
+    /// the lock, moved into the entry under the lock when the last edge
+    /// changes (see "The last edge" in the module docs).
+    last_edge_sends: AtomicU64,
     detail: Mutex<Option<Box<Detail>>>,
 }
 
@@ -253,6 +288,7 @@ impl CellMetrics {
             high_water: AtomicUsize::new(0),
             window_high: AtomicUsize::new(0),
             last_edge: AtomicU64::new(0),
+            last_edge_sends: AtomicU64::new(0),
             detail: Mutex::new(None),
         }
     }
@@ -280,9 +316,7 @@ impl CellMetrics {
     #[inline]
     pub(crate) fn accepted(id: u64, path: &CellPath) {
         let tally = SENDER.with(|sender| {
-            let in_turn = sender.cell.get() != 0;
-            sender.sent.set(in_turn);
-            if !in_turn {
+            if sender.cell.get() == 0 {
                 return false;
             }
             if id == sender.known_to.get() {
@@ -380,7 +414,16 @@ impl CellMetrics {
 
     /// The edges out of this cell, with their message counts.
     pub(crate) fn outbound(&self) -> Vec<EdgeCount> {
-        self.detail.lock().as_ref().map(|d| d.outbound.clone()).unwrap_or_default()
+        let detail = self.detail.lock();
+        let Some(detail) = detail.as_ref() else { return Vec::new() };
+        let mut outbound = detail.outbound.clone();
+        // Under the lock, which orders this with every change of the last
+        // edge: the pending count is the listed last edge's.
+        let last = self.last_edge.load(Relaxed);
+        if let Some(edge) = outbound.iter_mut().find(|edge| edge.to == last) {
+            edge.messages += self.last_edge_sends.load(Relaxed);
+        }
+        outbound
     }
 
     /// Time in queue of the stamped messages from sender instance `from`.
@@ -480,14 +523,29 @@ pub(crate) struct Timed {
 
 /// What one turn of one cell measured, added to its metrics when the turn
 /// ends (dropped).
+///
+/// What goes behind the detail lock (stamped messages' samples, failed
+/// messages' kinds) waits in this thread's [`TurnRecord`]; the meter
+/// counts the entries it pushed there, which are the last ones.
 pub(crate) struct TurnMeter<'a> {
     metrics: Block<'a>,
     handled: u64,
     failed: u64,
     slow: u64,
+    /// Samples this turn pushed onto the thread's record.
+    samples: usize,
+    /// Failed messages' kinds this turn pushed onto the thread's record.
+    failed_kinds: usize,
+}
+
+/// What the turns running on this thread measured for the detail lock,
+/// kept between turns: a turn that has stamped messages or failures
+/// allocates nothing, and a turn that has neither carries no list to drop.
+/// Each meter takes back only the entries it pushed, the last ones, so a
+/// turn run inside another's handler leaves the outer turn's entries.
+struct TurnRecord {
     samples: Vec<Sample>,
-    /// The kinds of the messages that failed this turn (rare: allocated on
-    /// the first failure).
+    /// The kinds of the messages that failed (kept with kind evidence).
     failed_kinds: Vec<&'static str>,
 }
 
@@ -529,7 +587,7 @@ impl<'a> TurnMeter<'a> {
             sender.cell.set(id);
             sender.known_to.set(known_to);
         });
-        TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: Vec::new(), failed_kinds: Vec::new() }
+        TurnMeter { metrics, handled: 0, failed: 0, slow: 0, samples: 0, failed_kinds: 0 }
     }
 
     /// The cell's metrics block, allocated now if this is its first use.
@@ -572,7 +630,8 @@ impl<'a> TurnMeter<'a> {
         } else {
             self.failed += 1;
             if self.metrics().send.kind_evidence {
-                self.failed_kinds.push(kind);
+                RECORD.with(|record| record.borrow_mut().failed_kinds.push(kind));
+                self.failed_kinds += 1;
             }
         }
         if let Some(Timed { stamp, taken }) = timed {
@@ -583,20 +642,22 @@ impl<'a> TurnMeter<'a> {
             if threshold != 0 && (queue + handling).as_nanos() > u128::from(threshold) {
                 self.slow += 1;
             }
-            self.samples.push(Sample { from: stamp.from, kind, queue, handling });
+            let sample = Sample { from: stamp.from, kind, queue, handling };
+            RECORD.with(|record| record.borrow_mut().samples.push(sample));
+            self.samples += 1;
         }
     }
 }
 
 impl Drop for TurnMeter<'_> {
     fn drop(&mut self) {
-        let (sent, known_sends, tallied) = SENDER.with(|sender| {
+        let (known_sends, tallied) = SENDER.with(|sender| {
             sender.cell.set(0);
             sender.known_to.set(0);
-            (sender.sent.replace(false), sender.known_sends.replace(0), sender.tallied.replace(false))
+            (sender.known_sends.replace(0), sender.tallied.replace(false))
         });
-        let detailed = !self.samples.is_empty() || sent || !self.failed_kinds.is_empty();
-        if !detailed && self.handled == 0 && self.failed == 0 && self.slow == 0 {
+        let detailed = self.samples > 0 || tallied || self.failed_kinds > 0;
+        if !detailed && self.handled == 0 && self.failed == 0 && self.slow == 0 && known_sends == 0 {
             // Nothing to add: a cell without a block keeps none.
             return;
         }
@@ -609,20 +670,35 @@ impl Drop for TurnMeter<'_> {
         add(&metrics.handled, self.handled);
         add(&metrics.failed, self.failed);
         add(&metrics.slow, self.slow);
-        if !detailed {
-            return;
+        // Sends on the last edge: pending until the last edge changes, which
+        // happens only under the detail lock (module docs, "The last edge").
+        add(&metrics.last_edge_sends, known_sends);
+        if detailed {
+            RECORD.with(|record| self.fold(metrics, &mut record.borrow_mut(), tallied, known_sends));
         }
-        if !self.samples.is_empty() {
-            let queue_ns: u64 = self.samples.iter().map(|s| s.queue.as_nanos() as u64).sum();
-            let busy_ns: u64 = self.samples.iter().map(|s| s.handling.as_nanos() as u64).sum();
-            add(&metrics.queue_ns, queue_ns);
-            add(&metrics.busy_ns, busy_ns);
-            add(&metrics.queue_samples, self.samples.len() as u64);
+    }
+}
+
+impl TurnMeter<'_> {
+    /// The end of a turn with something for the detail lock: its samples
+    /// and failed kinds (the last entries of this thread's `record`), and
+    /// the edges it tallied if it did (`tallied`), taken under the lock.
+    /// `known_sends`: the turn's sends on the cell's last edge.
+    fn fold(&self, metrics: &CellMetrics, record: &mut TurnRecord, tallied: bool, known_sends: u64) {
+        let samples = record.samples.len() - self.samples;
+        let failed_kinds = record.failed_kinds.len() - self.failed_kinds;
+        if self.samples > 0 {
+            let taken = &record.samples[samples..];
+            let queue_ns: u64 = taken.iter().map(|s| s.queue.as_nanos() as u64).sum();
+            let busy_ns: u64 = taken.iter().map(|s| s.handling.as_nanos() as u64).sum();
+            metrics.queue_ns.fetch_add(queue_ns, Relaxed);
+            metrics.busy_ns.fetch_add(busy_ns, Relaxed);
+            metrics.queue_samples.fetch_add(self.samples as u64, Relaxed);
         }
         let kind_evidence = metrics.send.kind_evidence;
         let mut detail = metrics.detail.lock();
         let detail = detail.get_or_insert_with(Box::default);
-        for sample in self.samples.drain(..) {
+        for sample in record.samples.drain(samples..) {
             detail.handling.record(sample.handling);
             detail.queue.record(sample.queue);
             if kind_evidence {
@@ -647,16 +723,10 @@ impl Drop for TurnMeter<'_> {
                 latency.max = latency.max.max(sample.queue);
             }
         }
-        for kind in self.failed_kinds.drain(..) {
+        for kind in record.failed_kinds.drain(failed_kinds..) {
             detail.kind(kind).failed += 1;
         }
-        if known_sends > 0 {
-            let known = metrics.last_edge.load(Relaxed);
-            if let Some(edge) = detail.outbound.iter_mut().find(|e| e.to == known) {
-                edge.messages += known_sends;
-            }
-        }
-        if sent && tallied {
+        if tallied {
             // Drained in place: the tally keeps its allocation for the next
             // turn on this thread, so a turn that sends allocates nothing.
             let first = EDGES.with(|edges| {
@@ -675,8 +745,15 @@ impl Drop for TurnMeter<'_> {
                 first
             });
             // The next turn counts sends to this receiver on their own,
-            // unless the edge counted so this turn is still in use.
+            // unless the edge counted so this turn is still in use. The
+            // edge left behind takes its pending sends first, in this
+            // critical section, so a reader finds each send in one place.
             if let (Some(first), 0) = (first, known_sends) {
+                let left = metrics.last_edge.load(Relaxed);
+                let pending = metrics.last_edge_sends.swap(0, Relaxed);
+                if let Some(edge) = detail.outbound.iter_mut().find(|e| e.to == left) {
+                    edge.messages += pending;
+                }
                 metrics.last_edge.store(first, Relaxed);
             }
         }
@@ -839,6 +916,116 @@ mod tests {
         let edges: Vec<(u64, CellPath, u64)> =
             metrics.outbound().into_iter().map(|e| (e.to, e.path, e.messages)).collect();
         assert_eq!(edges, [(8, to_a, 6), (9, to_b, 3)]);
+    }
+
+    /// Runs one turn of cell 7 that sends to each receiver of `sends`
+    /// (8 at `/a`, anything else at `/b`).
+    fn turn(metrics: &CellMetrics, sends: &[u64]) {
+        let (to_a, to_b) = (CellPath::root().child("a").unwrap(), CellPath::root().child("b").unwrap());
+        let meter = TurnMeter::begin(metrics, 7);
+        for &to in sends {
+            CellMetrics::accepted(to, if to == 8 { &to_a } else { &to_b });
+        }
+        drop(meter);
+    }
+
+    fn counts(metrics: &CellMetrics) -> Vec<(u64, u64)> {
+        metrics.outbound().into_iter().map(|e| (e.to, e.messages)).collect()
+    }
+
+    /// What the detail lists of each edge, and the sends pending on the
+    /// last edge.
+    fn listed(metrics: &CellMetrics) -> (Vec<(u64, u64)>, u64, u64) {
+        let detail = metrics.detail.lock();
+        let listed = detail.as_ref().unwrap().outbound.iter().map(|e| (e.to, e.messages)).collect();
+        (listed, metrics.last_edge.load(Relaxed), metrics.last_edge_sends.load(Relaxed))
+    }
+
+    #[test]
+    fn sends_on_the_last_edge_are_counted_beside_the_detail() {
+        let metrics = CellMetrics::new(u32::MAX, true);
+        turn(&metrics, &[8, 8]);
+        assert_eq!(listed(&metrics), (vec![(8, 2)], 8, 0));
+        turn(&metrics, &[8]);
+        turn(&metrics, &[8, 8, 8]);
+        // The detail is as the first turn left it: the later turns only
+        // added to the pending count.
+        assert_eq!(listed(&metrics), (vec![(8, 2)], 8, 4));
+        assert_eq!(counts(&metrics), [(8, 6)]);
+    }
+
+    #[test]
+    fn a_change_of_edge_moves_the_pending_sends_into_the_edge_left() {
+        let metrics = CellMetrics::new(u32::MAX, true);
+        turn(&metrics, &[8]);
+        turn(&metrics, &[8, 8]);
+        assert_eq!(listed(&metrics), (vec![(8, 1)], 8, 2));
+        turn(&metrics, &[9]);
+        assert_eq!(listed(&metrics), (vec![(8, 3), (9, 1)], 9, 0));
+        assert_eq!(counts(&metrics), [(8, 3), (9, 1)]);
+        turn(&metrics, &[9, 9]);
+        assert_eq!(counts(&metrics), [(8, 3), (9, 3)]);
+        // Back to a receiver listed already: it becomes the last edge again.
+        turn(&metrics, &[8]);
+        assert_eq!(listed(&metrics), (vec![(8, 4), (9, 3)], 8, 0));
+        turn(&metrics, &[8]);
+        assert_eq!(counts(&metrics), [(8, 5), (9, 3)]);
+    }
+
+    #[test]
+    fn a_turn_on_the_last_edge_and_another_keeps_the_last_edge() {
+        let metrics = CellMetrics::new(u32::MAX, true);
+        turn(&metrics, &[8]);
+        turn(&metrics, &[9, 8, 9]);
+        assert_eq!(listed(&metrics), (vec![(8, 1), (9, 2)], 8, 1));
+        assert_eq!(counts(&metrics), [(8, 2), (9, 2)]);
+        turn(&metrics, &[8]);
+        assert_eq!(counts(&metrics), [(8, 3), (9, 2)]);
+    }
+
+    /// A stamped message from sender `from`, taken and handled (`ok`) or
+    /// failed in the turn `meter` measures.
+    fn stamped(meter: &mut TurnMeter<'_>, from: u64, kind: &'static str, ok: bool) {
+        let stamp = Box::new(Stamp { sent: Instant::now(), from, deadline: None });
+        let timed = meter.taken(Some(stamp), || 0);
+        meter.done(timed, kind, ok);
+    }
+
+    fn kinds_of(metrics: &CellMetrics) -> Vec<(&'static str, u64, u64)> {
+        metrics.kind_totals().into_iter().map(|k| (k.kind, k.sampled, k.failed)).collect()
+    }
+
+    #[test]
+    fn a_turn_run_inside_another_keeps_its_samples_apart() {
+        let (outer, inner) = (CellMetrics::new(1, true), CellMetrics::new(1, true));
+        let mut outer_turn = TurnMeter::begin(&outer, 7);
+        stamped(&mut outer_turn, 3, "Ping", true);
+        let mut inner_turn = TurnMeter::begin(&inner, 8);
+        stamped(&mut inner_turn, 4, "Pong", true);
+        stamped(&mut inner_turn, 4, "Bad", false);
+        drop(inner_turn);
+        stamped(&mut outer_turn, 3, "Ping", false);
+        drop(outer_turn);
+
+        assert_eq!(kinds_of(&outer), [("Ping", 2, 1)]);
+        assert_eq!(
+            (outer.counters().handled, outer.counters().failed, outer.counters().queue_samples),
+            (1, 1, 2)
+        );
+        assert_eq!(outer.inbound(3).map(|latency| latency.samples), Some(2));
+        assert_eq!(outer.inbound(4).map(|latency| latency.samples), None);
+
+        assert_eq!(kinds_of(&inner), [("Pong", 1, 0), ("Bad", 1, 1)]);
+        assert_eq!(
+            (inner.counters().handled, inner.counters().failed, inner.counters().queue_samples),
+            (1, 1, 2)
+        );
+        assert_eq!(inner.inbound(4).map(|latency| latency.samples), Some(2));
+        assert_eq!(inner.inbound(3).map(|latency| latency.samples), None);
+        assert!(RECORD.with(|record| {
+            let record = record.borrow();
+            record.samples.is_empty() && record.failed_kinds.is_empty()
+        }));
     }
 
     #[test]
